@@ -1,0 +1,186 @@
+//! The per-target state machine: pure, no I/O, no clock reads.
+//!
+//! `unknown` → `up` on the first success; → `down`/`degraded` after `failure_threshold`
+//! consecutive failing results. A state gets worse only after `failure_threshold`
+//! consecutive worse results and better only after `success_threshold` better ones, so a
+//! single blip neither pages nor clears. A probe that could not tell (health `unknown`)
+//! changes nothing and breaks a streak.
+
+use serde::{Deserialize, Serialize};
+
+use crate::probe::Health;
+
+/// The state of one check target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Unknown,
+    Up,
+    Degraded,
+    Down,
+}
+
+impl State {
+    /// Every state, for one metric series each.
+    pub const ALL: [State; 4] = [State::Up, State::Degraded, State::Down, State::Unknown];
+
+    /// Lowercase name, as in metrics and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Unknown => "unknown",
+            State::Up => "up",
+            State::Degraded => "degraded",
+            State::Down => "down",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn from_name(name: &str) -> Option<State> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            State::Up => 0,
+            State::Degraded => 1,
+            State::Down => 2,
+            State::Unknown => 0,
+        }
+    }
+}
+
+/// Thresholds of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub failure_threshold: u32,
+    pub success_threshold: u32,
+}
+
+/// Consecutive results pulling away from the current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Streak {
+    /// Whether the results are worse than the current state.
+    pub worse: bool,
+    pub count: u32,
+    /// The state the streak leads to (the latest result's).
+    pub target: State,
+}
+
+/// The remembered state of one target; `since` in Unix milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetState {
+    pub state: State,
+    pub since_ms: i64,
+    pub streak: Option<Streak>,
+}
+
+impl TargetState {
+    /// The state of a target never probed.
+    pub fn new(now_ms: i64) -> TargetState {
+        TargetState { state: State::Unknown, since_ms: now_ms, streak: None }
+    }
+}
+
+/// A change of state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    pub from: State,
+    pub to: State,
+    pub at_ms: i64,
+}
+
+fn state_of(health: Health) -> Option<State> {
+    match health {
+        Health::Up => Some(State::Up),
+        Health::Degraded => Some(State::Degraded),
+        Health::Down => Some(State::Down),
+        Health::Unknown => None,
+    }
+}
+
+/// Feeds one probe result into the state.
+pub fn step(prev: &TargetState, observed: Health, rule: Rule, now_ms: i64) -> (TargetState, Option<Transition>) {
+    let Some(observed) = state_of(observed) else {
+        return (TargetState { streak: None, ..*prev }, None);
+    };
+    if observed == prev.state {
+        return (TargetState { streak: None, ..*prev }, None);
+    }
+    let worse = if prev.state == State::Unknown { observed != State::Up } else { observed.rank() > prev.state.rank() };
+    let count = match prev.streak {
+        Some(s) if s.worse == worse => s.count + 1,
+        _ => 1,
+    };
+    let streak = Streak { worse, count, target: observed };
+    let threshold = match (prev.state, worse) {
+        (State::Unknown, false) => 1,
+        (_, true) => rule.failure_threshold,
+        (_, false) => rule.success_threshold,
+    };
+    if count >= threshold {
+        let next = TargetState { state: observed, since_ms: now_ms, streak: None };
+        (next, Some(Transition { from: prev.state, to: observed, at_ms: now_ms }))
+    } else {
+        (TargetState { streak: Some(streak), ..*prev }, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Health::{Degraded as D, Down as X, Unknown as Q, Up as U};
+
+    const RULE: Rule = Rule { failure_threshold: 3, success_threshold: 2 };
+
+    /// Feeds results at t = 1, 2, 3… and returns the states after each.
+    fn run(results: &[Health]) -> Vec<State> {
+        let mut st = TargetState::new(0);
+        results
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                st = step(&st, *h, RULE, i as i64 + 1).0;
+                st.state
+            })
+            .collect()
+    }
+
+    #[test]
+    fn scenarios() {
+        use State::{Degraded as Dg, Down as Dn, Unknown as Un, Up as Ok};
+        let cases: &[(&str, &[Health], &[State])] = &[
+            ("first success is up", &[U], &[Ok]),
+            ("down after three failures from unknown", &[X, X, X], &[Un, Un, Dn]),
+            ("down after three failures from up", &[U, X, X, X], &[Ok, Ok, Ok, Dn]),
+            ("blip does not page", &[U, X, X, U, X], &[Ok, Ok, Ok, Ok, Ok]),
+            ("recovery needs two successes", &[U, X, X, X, U, U], &[Ok, Ok, Ok, Dn, Dn, Ok]),
+            ("single success during outage does not clear", &[U, X, X, X, U, X, U], &[Ok, Ok, Ok, Dn, Dn, Dn, Dn]),
+            ("degraded after three warnings", &[U, D, D, D], &[Ok, Ok, Ok, Dg]),
+            ("mixed bad results lead to the latest", &[U, X, D, X], &[Ok, Ok, Ok, Dn]),
+            ("down to degraded is an improvement", &[U, X, X, X, D, D], &[Ok, Ok, Ok, Dn, Dn, Dg]),
+            ("unknown results change nothing", &[U, X, Q, X, X], &[Ok, Ok, Ok, Ok, Ok]),
+            ("unknown breaks a streak", &[U, X, X, Q, X, X, X], &[Ok, Ok, Ok, Ok, Ok, Ok, Dn]),
+        ];
+        for (name, input, expected) in cases {
+            assert_eq!(run(input), expected.to_vec(), "scenario: {name}");
+        }
+    }
+
+    #[test]
+    fn transition_carries_time_and_since() {
+        let st = TargetState::new(0);
+        let (st, t) = step(&st, U, RULE, 10);
+        assert_eq!(t, Some(Transition { from: State::Unknown, to: State::Up, at_ms: 10 }));
+        assert_eq!(st.since_ms, 10);
+        let (st, t) = step(&st, U, RULE, 20);
+        assert_eq!((t, st.since_ms), (None, 10));
+    }
+
+    #[test]
+    fn threshold_of_one_is_immediate() {
+        let rule = Rule { failure_threshold: 1, success_threshold: 1 };
+        let st = step(&TargetState::new(0), U, rule, 1).0;
+        let (st, t) = step(&st, X, rule, 2);
+        assert_eq!((st.state, t.map(|t| t.to)), (State::Down, Some(State::Down)));
+    }
+}

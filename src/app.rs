@@ -1,0 +1,233 @@
+//! Wires the subsystems together: config → scheduler → pipeline (metrics, state, store)
+//! and the web server, with reload and graceful shutdown.
+//!
+//! [`App::start`] returns once the server is listening, so tests run the whole daemon
+//! in-process; [`run`] is the daemon's main loop with shutdown as a parameter.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config, ConfigErrors};
+use crate::metrics::Metrics;
+use crate::pipeline::{Control, Event, Pipeline};
+use crate::probe::Prober;
+use crate::scheduler::{Scheduler, now_ms};
+use crate::status::Board;
+use crate::store;
+use crate::web::{self, ReloadRequest, WebState};
+
+/// Where the configuration comes from (and is re-read from on reload).
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    /// A root file on disk.
+    File(PathBuf),
+    /// Text in memory (the demo's), with the path used in messages.
+    Text { path: PathBuf, text: String },
+}
+
+impl ConfigSource {
+    /// Loads and validates the configuration.
+    pub fn load(&self) -> Result<Config, ConfigErrors> {
+        match self {
+            ConfigSource::File(path) => config::load(path),
+            ConfigSource::Text { path, text } => config::load_from_text(path, text),
+        }
+    }
+}
+
+/// Options that override the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Listen here instead of `server.listen`.
+    pub listen: Option<SocketAddr>,
+}
+
+/// A running daemon.
+pub struct App {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    reload: mpsc::Sender<ReloadRequest>,
+    events: broadcast::Sender<Event>,
+    done: JoinHandle<()>,
+}
+
+impl App {
+    /// Loads the configuration, opens the store, binds the server and starts probing.
+    pub async fn start(source: ConfigSource, overrides: Overrides) -> anyhow::Result<App> {
+        let config = Arc::new(source.load().map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?);
+        let (store, restored) = store::open(&config.storage.path)?;
+        let metrics = Arc::new(Metrics::new(config.instance.location.as_deref()));
+        metrics.reload_ok.set(1);
+        metrics.reload_time.set(now_ms() as f64 / 1000.0);
+        let listen = overrides.listen.unwrap_or(config.server.listen);
+        let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+
+        let board = Arc::new(RwLock::new(Board { config: config.clone(), targets: Default::default() }));
+        let (events, _) = broadcast::channel(4096);
+        let (results_tx, results_rx) = mpsc::channel(4096);
+        let (control_tx, control_rx) = mpsc::channel(16);
+        let (reload_tx, reload_rx) = mpsc::channel(8);
+
+        let pipeline = Pipeline::new(config.clone(), metrics.clone(), board.clone(), store, restored, events.clone());
+        let pipeline = tokio::spawn(pipeline.run(results_rx, control_rx));
+        let mut scheduler = Scheduler::new(Arc::new(Prober::new()), results_tx, config.scheduler.max_concurrent_probes);
+        scheduler.apply(&config);
+
+        let web_state = Arc::new(WebState {
+            metrics: metrics.clone(),
+            board,
+            reload: reload_tx.clone(),
+            admin_token: RwLock::new(config.server.admin_token.clone()),
+            ready: AtomicBool::new(true),
+        });
+        let shutdown = CancellationToken::new();
+        let web = tokio::spawn(web::serve(listener, web_state.clone(), shutdown.child_token()));
+        tracing::info!(%addr, systems = config.systems.len(), targets = config.targets().count(), "vigil is running");
+
+        let control = ControlLoop { source, scheduler, control: control_tx, metrics, web: web_state };
+        let stop = shutdown.clone();
+        let done = tokio::spawn(async move {
+            control.run(reload_rx, stop).await;
+            match pipeline.await {
+                Ok(store) => store.close().await,
+                Err(e) => tracing::error!(error = %e, "pipeline task failed"),
+            }
+            let _ = web.await;
+            tracing::info!("vigil stopped");
+        });
+        Ok(App { addr, shutdown, reload: reload_tx, events, done })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Events of every processed probe result.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Reloads the configuration (as SIGHUP does); returns the errors of a rejected one.
+    pub async fn reload(&self) -> Result<(), String> {
+        request_reload(&self.reload).await
+    }
+
+    /// A handle that can request reloads (for signal handlers).
+    pub fn reload_handle(&self) -> mpsc::Sender<ReloadRequest> {
+        self.reload.clone()
+    }
+
+    /// Stops probing, lets probes in flight finish, flushes the store and stops serving.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.done.await;
+    }
+}
+
+/// Asks the control loop for a reload and waits for its answer.
+pub async fn request_reload(sender: &mpsc::Sender<ReloadRequest>) -> Result<(), String> {
+    let (respond, answer) = oneshot::channel();
+    sender.send(ReloadRequest { respond }).await.map_err(|_| "shutting down".to_string())?;
+    answer.await.map_err(|_| "shutting down".to_string())?
+}
+
+/// Owns the scheduler; applies reloads, and stops everything at shutdown.
+struct ControlLoop {
+    source: ConfigSource,
+    scheduler: Scheduler,
+    control: mpsc::Sender<Control>,
+    metrics: Arc<Metrics>,
+    web: Arc<WebState>,
+}
+
+impl ControlLoop {
+    async fn run(mut self, mut requests: mpsc::Receiver<ReloadRequest>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                Some(req) = requests.recv() => {
+                    let result = self.reload().await;
+                    let _ = req.respond.send(result);
+                }
+            }
+        }
+        self.web.ready.store(false, Ordering::Relaxed);
+        self.scheduler.stop().await;
+        // Dropping the scheduler and the control sender lets the pipeline drain and end.
+    }
+
+    async fn reload(&mut self) -> Result<(), String> {
+        match self.source.load() {
+            Ok(config) => {
+                let config = Arc::new(config);
+                *self.web.admin_token.write().unwrap_or_else(|p| p.into_inner()) = config.server.admin_token.clone();
+                if self.control.send(Control::Reconfigure(config.clone())).await.is_err() {
+                    return Err("shutting down".into());
+                }
+                self.scheduler.apply(&config);
+                self.metrics.reload_ok.set(1);
+                self.metrics.reload_time.set(now_ms() as f64 / 1000.0);
+                tracing::info!(targets = config.targets().count(), "configuration reloaded");
+                Ok(())
+            }
+            Err(errors) => {
+                self.metrics.reload_ok.set(0);
+                tracing::error!(errors = %errors, "configuration reload failed; the previous configuration keeps running");
+                Err(errors.to_string())
+            }
+        }
+    }
+}
+
+/// Runs the daemon until `shutdown` completes; SIGHUP reloads.
+pub async fn run(source: ConfigSource, overrides: Overrides, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let app = App::start(source, overrides).await?;
+    let reload = app.reload_handle();
+    #[cfg(unix)]
+    let hup = tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading configuration");
+            let _ = request_reload(&reload).await;
+        }
+    });
+    shutdown.await;
+    tracing::info!("shutting down");
+    #[cfg(unix)]
+    hup.abort();
+    app.shutdown().await;
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,197 @@
+//! The `vigil` command line (clap): subcommands call into the library.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app::{self, ConfigSource, Overrides};
+use crate::condition::{Condition, format_duration};
+use crate::config::{self, Check, HttpSpec, ProbeSpec, Target, TargetKey, TcpSpec, TlsSpec};
+use crate::probe::{Health, ProbeOutcome, Prober};
+
+/// Vigil — health monitor for critical 24/7 systems.
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "info")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the monitor daemon.
+    Run {
+        /// Root configuration file.
+        #[arg(short, long, default_value = "vigil.yaml")]
+        config: PathBuf,
+    },
+    /// Start simulated systems on loopback and monitor them, with a fault schedule.
+    Demo {
+        /// Where the monitor listens.
+        #[arg(long, default_value = "127.0.0.1:9898")]
+        listen: SocketAddr,
+        /// Compress the fault schedule (2 = twice as fast).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
+    /// Validate the configuration and print a summary (exit 1 on any error).
+    CheckConfig {
+        /// Root configuration file.
+        #[arg(short, long, default_value = "vigil.yaml")]
+        config: PathBuf,
+    },
+    /// Probe one URL (http/https) or host:port (tcp) now and print the result.
+    Probe {
+        /// `https://host/path` or `host:port`.
+        target: String,
+        /// Probe kind (inferred from the target when omitted).
+        #[arg(long, value_enum)]
+        kind: Option<ProbeKind>,
+        /// A condition to check (repeatable), e.g. "[STATUS] == 200".
+        #[arg(long = "condition")]
+        conditions: Vec<String>,
+        /// Timeout of the probe.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// Do not verify TLS certificates (they are still shown).
+        #[arg(long)]
+        insecure: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Kinds `vigil probe` can run.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ProbeKind {
+    Http,
+    Tcp,
+}
+
+/// Runs a parsed command line.
+pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run { config } => {
+            app::run(ConfigSource::File(config), Overrides::default(), app::shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { listen, speed } => {
+            crate::demo::run(listen, speed, app::shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { config } => Ok(check_config(&config)),
+        Command::Probe { target, kind, conditions, timeout, insecure, json } => {
+            probe_once(&target, kind, &conditions, timeout, insecure, json).await
+        }
+    }
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    match config::load(path) {
+        Ok(cfg) => {
+            let checks: usize = cfg.systems.iter().map(|s| s.checks.len()).sum();
+            println!("{}: OK ({} files)", path.display(), cfg.files.len());
+            println!("systems: {}, checks: {}, targets: {}", cfg.systems.len(), checks, cfg.targets().count());
+            for s in &cfg.systems {
+                let targets: usize = s.checks.iter().map(|c| c.targets.len()).sum();
+                let sla = s.sla.map(|v| format!(", SLA {}%", v * 100.0)).unwrap_or_default();
+                println!("  {} — {}: {} checks, {} targets{sla}", s.id, s.name_vi, s.checks.len(), targets);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            eprintln!("{} error{}", errors.0.len(), if errors.0.len() == 1 { "" } else { "s" });
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn probe_once(target: &str, kind: Option<ProbeKind>, conditions: &[String], timeout: Duration, insecure: bool, json: bool) -> anyhow::Result<ExitCode> {
+    let kind = kind.unwrap_or(if target.contains("://") { ProbeKind::Http } else { ProbeKind::Tcp });
+    let tls = TlsSpec { insecure_skip_verify: insecure, ..TlsSpec::default() };
+    let (probe, default_condition) = match kind {
+        ProbeKind::Http => (
+            ProbeSpec::Http(HttpSpec { method: "GET".into(), headers: Vec::new(), body: None, follow_redirects: true, max_redirects: 10, max_body_bytes: 1 << 20, tls }),
+            "[STATUS] < 400",
+        ),
+        ProbeKind::Tcp => (ProbeSpec::Tcp(TcpSpec { send: None, expect: None, tls: None }), "[CONNECTED] == true"),
+    };
+    let mut parsed = Vec::new();
+    for c in conditions {
+        parsed.push(Condition::parse(c).map_err(|e| anyhow::anyhow!("condition \"{c}\": {e}"))?);
+    }
+    if parsed.is_empty() {
+        parsed.push(Condition::parse(default_condition).expect("default condition parses"));
+    }
+    let key = TargetKey { system: "cli".into(), check: "probe".into(), target: "probe".into() };
+    let check = Check {
+        id: "probe".into(),
+        name: "probe".into(),
+        probe,
+        targets: Vec::new(),
+        interval: timeout.max(Duration::from_secs(1)),
+        timeout,
+        failure_threshold: 1,
+        success_threshold: 1,
+        conditions: parsed,
+        warning_conditions: Vec::new(),
+        depends_on: Vec::new(),
+        critical: true,
+        runbook: None,
+    };
+    let outcome = Prober::new().probe(&check, &Target { key, address: target.to_string() }).await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        print_outcome(target, &outcome);
+    }
+    Ok(match outcome.health {
+        Health::Up => ExitCode::SUCCESS,
+        Health::Degraded => ExitCode::from(1),
+        Health::Down => ExitCode::from(2),
+        Health::Unknown => ExitCode::from(3),
+    })
+}
+
+fn print_outcome(target: &str, o: &ProbeOutcome) {
+    println!("{target}: {} in {}", o.health.as_str().to_uppercase(), format_duration(o.duration));
+    if let Some(reason) = o.reason {
+        println!("  reason: {} — {}", reason.code(), o.message);
+    }
+    let obs = &o.observations;
+    if let Some(status) = obs.status {
+        println!("  status: {status}");
+    }
+    if let Some(ip) = obs.ip {
+        println!("  address: {ip}");
+    }
+    if !obs.phases.is_empty() {
+        let phases: Vec<String> = obs.phases.iter().map(|(n, d)| format!("{n} {}", format_duration(*d))).collect();
+        println!("  phases: {}", phases.join(", "));
+    }
+    for c in &obs.certificates {
+        let expires = jiff::Timestamp::from_second(c.not_after).map(|t| t.to_string()).unwrap_or_default();
+        println!("  certificate: {} (issuer {}), expires {expires}", c.subject, c.issuer);
+    }
+}

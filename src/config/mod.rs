@@ -1,0 +1,277 @@
+//! Configuration: YAML files → validated, typed [`Config`].
+//!
+//! Loading is three steps: read each file (`source`), decode it into the raw structs
+//! (`raw`), and validate (`validate`), a pure step that collects *every* error with its
+//! `file:line:col: key.path: message`. The typed config is plain data: no runtime inside.
+
+mod raw;
+mod source;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use source::{Pos, SourceFile};
+
+use crate::condition::Condition;
+
+/// One configuration error, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    /// The key path, e.g. `systems[0].checks[2].interval`; empty when not tied to a key.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.col)?;
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Every error found in a configuration, in file order.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Loads and validates the root file at `path` with all its includes.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    validate::load(path)
+}
+
+/// Loads a configuration held in memory (the demo's); `path` is used in messages and as
+/// the folder that relative includes and files resolve against.
+pub fn load_from_text(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    validate::load_text(path, text)
+}
+
+/// A secret (token, password): never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for comparing or sending; never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub instance: Instance,
+    pub server: Server,
+    pub storage: Storage,
+    pub scheduler: SchedulerConfig,
+    /// Systems in configuration order.
+    pub systems: Vec<System>,
+    /// Every file read (root first).
+    pub files: Vec<PathBuf>,
+}
+
+impl Config {
+    /// Every check target (the identities that carry state), in configuration order.
+    pub fn targets(&self) -> impl Iterator<Item = (&System, &Check, &Target)> {
+        self.systems
+            .iter()
+            .flat_map(|s| s.checks.iter().flat_map(move |c| c.targets.iter().map(move |t| (s, c, t))))
+    }
+}
+
+/// Language of messages and pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    Vi,
+    En,
+}
+
+/// `instance:` — who this monitor is.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub name: String,
+    /// Constant `location` label on every metric, when set.
+    pub location: Option<String>,
+    pub timezone: jiff::tz::TimeZone,
+    pub timezone_name: String,
+    pub language: Language,
+}
+
+/// `server:` — the HTTP listener and its admin token.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub listen: SocketAddr,
+    pub public_url: Option<String>,
+    /// Bearer token for writes; writes are refused when none is configured.
+    pub admin_token: Option<Secret>,
+}
+
+/// `storage:` — the embedded SQLite store.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    pub path: PathBuf,
+    pub raw_retention: Duration,
+}
+
+/// `scheduler:` — global bounds.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// How many probes may run at once across all checks.
+    pub max_concurrent_probes: usize,
+}
+
+/// A monitored system (e.g. the administrative-procedure system).
+#[derive(Debug, Clone)]
+pub struct System {
+    pub id: String,
+    pub name_vi: String,
+    pub name_en: String,
+    pub description: Option<String>,
+    /// SLA objective as a ratio (0.999 for `99.9%`).
+    pub sla: Option<f64>,
+    pub checks: Vec<Check>,
+}
+
+/// A check of a system, already expanded into its targets.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub id: String,
+    pub name: String,
+    pub probe: ProbeSpec,
+    /// One entry per identity; a check without `targets:` has one, named after the check.
+    pub targets: Vec<Target>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub failure_threshold: u32,
+    pub success_threshold: u32,
+    pub conditions: Vec<Condition>,
+    pub warning_conditions: Vec<Condition>,
+    /// Resolved `depends_on`, as target ids (`system/check` or `system/check/target`).
+    pub depends_on: Vec<String>,
+    /// Whether this check counts for its system being up (default true).
+    pub critical: bool,
+    pub runbook: Option<String>,
+}
+
+/// The identity of one check target: what carries state, series and incidents.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TargetKey {
+    pub system: String,
+    pub check: String,
+    /// The target's name; equal to `check` when the check is not expanded.
+    pub target: String,
+}
+
+impl TargetKey {
+    /// `system/check`, or `system/check/target` for an expanded check.
+    pub fn id(&self) -> String {
+        if self.target == self.check {
+            format!("{}/{}", self.system, self.check)
+        } else {
+            format!("{}/{}/{}", self.system, self.check, self.target)
+        }
+    }
+}
+
+impl fmt::Display for TargetKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.id())
+    }
+}
+
+/// One target of a check: its identity and the address the probe uses.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub key: TargetKey,
+    /// URL for http, `host:port` for tcp.
+    pub address: String,
+}
+
+/// The probe kind and its settings (one `kind: {...}` section of a check).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProbeSpec {
+    Http(HttpSpec),
+    Tcp(TcpSpec),
+}
+
+impl ProbeSpec {
+    /// The kind's name, as used in the `kind` metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProbeSpec::Http(_) => "http",
+            ProbeSpec::Tcp(_) => "tcp",
+        }
+    }
+}
+
+/// TLS client settings shared by the kinds that speak TLS.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TlsSpec {
+    /// Skip certificate verification (the certificate is still captured and reported).
+    pub insecure_skip_verify: bool,
+    /// Extra CA bundle (PEM) trusted for this check, besides the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Name to verify and send as SNI, when it differs from the address's host.
+    pub server_name: Option<String>,
+}
+
+/// `http:` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSpec {
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub follow_redirects: bool,
+    pub max_redirects: u32,
+    pub max_body_bytes: u64,
+    pub tls: TlsSpec,
+}
+
+/// `tcp:` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpSpec {
+    pub send: Option<String>,
+    /// Regex the response must match (compiled at load).
+    pub expect: Option<RegexSpec>,
+    pub tls: Option<TlsSpec>,
+}
+
+/// A regex compiled at load, compared by its source.
+#[derive(Debug, Clone)]
+pub struct RegexSpec(pub regex::Regex);
+
+impl PartialEq for RegexSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}

@@ -1,0 +1,289 @@
+//! Reading configuration files: `${ENV}` substitution, decoding with every unknown key
+//! collected, and an index from key paths (`systems[0].checks[1].interval`) to the line
+//! and column where they were written, so that validation can point at the exact spot.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use saphyr_parser::{Event, Parser};
+use serde::de::DeserializeOwned;
+
+use super::ConfigError;
+
+/// A position in a file, both 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
+
+/// One configuration file, read and indexed.
+#[derive(Debug)]
+pub struct SourceFile {
+    /// The path as shown in messages (as given, or joined to the root file's folder).
+    pub path: PathBuf,
+    /// The text after `${ENV}` substitution.
+    pub text: String,
+    positions: HashMap<String, Pos>,
+}
+
+impl SourceFile {
+    /// Reads `path`, substitutes environment variables and indexes positions.
+    pub fn read(path: &Path) -> Result<SourceFile, ConfigError> {
+        let original = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: 1,
+            col: 1,
+            path: String::new(),
+            message: format!("cannot read file: {e}"),
+        })?;
+        Self::from_text(path, &original)
+    }
+
+    /// Builds a source file from text already in memory (used for embedded configs).
+    pub fn from_text(path: &Path, original: &str) -> Result<SourceFile, ConfigError> {
+        let text = substitute_env(path, original)?;
+        let positions = index_positions(&text);
+        Ok(SourceFile { path: path.to_path_buf(), text, positions })
+    }
+
+    /// The position of the value at `key_path`, or of its nearest written ancestor.
+    pub fn position(&self, key_path: &str) -> Pos {
+        let mut path = key_path;
+        loop {
+            if let Some(pos) = self.positions.get(path) {
+                return *pos;
+            }
+            match parent_path(path) {
+                Some(parent) => path = parent,
+                None => return Pos { line: 1, col: 1 },
+            }
+        }
+    }
+
+    /// An error located at `key_path` in this file.
+    pub fn error(&self, key_path: &str, message: impl Into<String>) -> ConfigError {
+        let pos = self.position(key_path);
+        ConfigError {
+            file: self.path.clone(),
+            line: pos.line,
+            col: pos.col,
+            path: key_path.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Decodes the file into `T`. Unknown keys become errors (all of them); a malformed
+    /// document is a single error at the position the YAML decoder reports.
+    pub fn decode<T: DeserializeOwned + Default>(&self) -> (T, Vec<ConfigError>) {
+        if is_blank(&self.text) {
+            return (T::default(), Vec::new());
+        }
+        let mut unknown = Vec::new();
+        let deserializer = yaml_serde::Deserializer::from_str(&self.text);
+        let result: Result<T, _> =
+            serde_ignored::deserialize(deserializer, |p| unknown.push(path_string(&p)));
+        match result {
+            Ok(value) => {
+                let errors = unknown
+                    .iter()
+                    .map(|p| {
+                        let key = p.rsplit(['.', '[']).next().unwrap_or(p);
+                        self.error(p, format!("unknown key \"{key}\""))
+                    })
+                    .collect();
+                (value, errors)
+            }
+            Err(e) => (T::default(), vec![self.decode_error(&e)]),
+        }
+    }
+
+    fn decode_error(&self, e: &yaml_serde::Error) -> ConfigError {
+        let text = e.to_string();
+        // The decoder appends " at line L column C"; the position goes in front instead.
+        let message = match text.rfind(" at line ") {
+            Some(i) => text[..i].to_string(),
+            None => text,
+        };
+        let (path, message) = match message.split_once(": ") {
+            Some((p, m)) if !p.contains(' ') => (p.to_string(), m.to_string()),
+            _ => (String::new(), message),
+        };
+        let (line, col) = match e.location() {
+            Some(loc) => (loc.line(), loc.column()),
+            None => {
+                let pos = self.position(&path);
+                (pos.line, pos.col)
+            }
+        };
+        ConfigError { file: self.path.clone(), line, col, path, message }
+    }
+}
+
+fn is_blank(text: &str) -> bool {
+    text.lines().all(|l| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#') || t == "---"
+    })
+}
+
+fn parent_path(path: &str) -> Option<&str> {
+    if path.is_empty() {
+        return None;
+    }
+    let cut = path.rfind(['.', '[']).unwrap_or(0);
+    Some(&path[..cut])
+}
+
+fn path_string(path: &serde_ignored::Path) -> String {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", path_string(parent)),
+        P::Map { parent, key } => {
+            let parent = path_string(parent);
+            if parent.is_empty() { key.clone() } else { format!("{parent}.{key}") }
+        }
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            path_string(parent)
+        }
+    }
+}
+
+/// Replaces `${NAME}` with the environment variable's value; an unset variable is an
+/// error at its position. Comment lines are left alone.
+fn substitute_env(path: &Path, text: &str) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        if line.trim_start().starts_with('#') || !line.contains("${") {
+            out.push_str(line);
+            continue;
+        }
+        let mut rest = line;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                out.push_str(&rest[start..]);
+                rest = "";
+                break;
+            };
+            let name = &after[..end];
+            let col = line.len() - rest.len() + start + 1;
+            let valid = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            let value = if valid { std::env::var(name).ok() } else { None };
+            match value {
+                Some(v) => out.push_str(&v),
+                None => {
+                    let why = if valid { "is not set" } else { "is not a valid variable name" };
+                    return Err(ConfigError {
+                        file: path.to_path_buf(),
+                        line: n + 1,
+                        col,
+                        path: String::new(),
+                        message: format!("environment variable \"{name}\" {why}"),
+                    });
+                }
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+    }
+    Ok(out)
+}
+
+enum Frame {
+    Map { path: String, key: Option<String> },
+    Seq { path: String, next: usize },
+}
+
+/// Walks the YAML events and records where each key path's value starts (for a key whose
+/// value is missing or null, the key's own position is kept).
+fn index_positions(text: &str) -> HashMap<String, Pos> {
+    let mut positions = HashMap::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut parser = Parser::new_from_str(text);
+    while let Some(Ok((event, span))) = parser.next_event() {
+        let pos = Pos { line: span.start.line(), col: span.start.col() + 1 };
+        match event {
+            Event::Scalar(value, ..) => {
+                if let Some(Frame::Map { path, key: key @ None }) = stack.last_mut() {
+                    let key_path = join(path, &value);
+                    positions.insert(key_path, pos);
+                    *key = Some(value.into_owned());
+                    continue;
+                }
+                let value_path = next_value_path(&mut stack);
+                positions.insert(value_path, pos);
+            }
+            Event::Alias(_) => {
+                let value_path = next_value_path(&mut stack);
+                positions.insert(value_path, pos);
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                let is_map = matches!(event, Event::MappingStart(..));
+                let value_path = next_value_path(&mut stack);
+                // A block collection starts on the line after its key: keep the key's spot.
+                positions.entry(value_path.clone()).or_insert(pos);
+                stack.push(if is_map {
+                    Frame::Map { path: value_path, key: None }
+                } else {
+                    Frame::Seq { path: value_path, next: 0 }
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                stack.pop();
+            }
+            _ => {}
+        }
+    }
+    positions
+}
+
+fn next_value_path(stack: &mut [Frame]) -> String {
+    match stack.last_mut() {
+        None => String::new(),
+        Some(Frame::Map { path, key }) => {
+            let key = key.take().unwrap_or_default();
+            join(path, &key)
+        }
+        Some(Frame::Seq { path, next }) => {
+            let p = format!("{path}[{next}]");
+            *next += 1;
+            p
+        }
+    }
+}
+
+fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_of_nested_keys() {
+        let text = "a: 1\nsystems:\n  - id: x\n    checks:\n      - id: y\n        interval: 5s\n";
+        let f = SourceFile::from_text(Path::new("t.yaml"), text).unwrap();
+        assert_eq!(f.position("a"), Pos { line: 1, col: 4 });
+        assert_eq!(f.position("systems[0].id"), Pos { line: 3, col: 9 });
+        assert_eq!(f.position("systems[0].checks[0].interval"), Pos { line: 6, col: 19 });
+        // A path that is not written falls back to its nearest ancestor.
+        assert_eq!(f.position("systems[0].checks[0].timeout"), Pos { line: 5, col: 9 });
+    }
+
+    #[test]
+    fn env_substitution_and_unset_variable() {
+        // SAFETY: tests in this module do not read this variable concurrently.
+        unsafe { std::env::set_var("VIGIL_TEST_SUBST", "s3cret") };
+        let f = SourceFile::from_text(Path::new("t.yaml"), "token: ${VIGIL_TEST_SUBST}\n").unwrap();
+        assert_eq!(f.text, "token: s3cret\n");
+        let err = SourceFile::from_text(Path::new("t.yaml"), "a: 1\nb: x${VIGIL_UNSET_XYZ}\n")
+            .unwrap_err();
+        assert_eq!(err.to_string(), "t.yaml:2:5: environment variable \"VIGIL_UNSET_XYZ\" is not set");
+    }
+}

@@ -1,0 +1,636 @@
+//! Validation: raw structs → typed [`Config`], collecting every error with its position.
+//! Pure apart from reading the files it is asked to read (includes, `*_file` secrets).
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::raw::{RawCheck, RawFragment, RawHttp, RawName, RawRoot, RawSystem, RawTarget, RawTcp};
+use super::source::SourceFile;
+use super::*;
+use crate::condition::{Condition, Placeholder};
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
+const DEFAULT_TIMEZONE: &str = "Asia/Ho_Chi_Minh";
+const DEFAULT_STORE: &str = "data/vigil.db";
+const DEFAULT_MAX_BODY: u64 = 1 << 20;
+const DEFAULT_MAX_REDIRECTS: u32 = 10;
+const DEFAULT_MAX_CONCURRENT: usize = 256;
+
+pub(super) fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let root = SourceFile::read(path).map_err(|e| ConfigErrors(vec![e]))?;
+    load_source(root)
+}
+
+pub(super) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let root = SourceFile::from_text(path, text).map_err(|e| ConfigErrors(vec![e]))?;
+    load_source(root)
+}
+
+/// Collects errors against the file they belong to.
+struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    fn at(&mut self, file: &SourceFile, path: &str, message: impl Into<String>) {
+        self.0.push(file.error(path, message));
+    }
+}
+
+fn load_source(root: SourceFile) -> Result<Config, ConfigErrors> {
+    let mut errors = Errors(Vec::new());
+    let (raw, decode_errors) = root.decode::<RawRoot>();
+    errors.0.extend(decode_errors);
+    let base = root.path.parent().map(Path::to_path_buf).unwrap_or_default();
+
+    let mut fragments: Vec<(SourceFile, Vec<RawSystem>)> = Vec::new();
+    for (i, pattern) in raw.include.iter().enumerate() {
+        for path in expand_include(&root, &base, pattern, i, &mut errors) {
+            match SourceFile::read(&path) {
+                Ok(file) => {
+                    let (fragment, errs) = file.decode::<RawFragment>();
+                    errors.0.extend(errs);
+                    fragments.push((file, fragment.systems));
+                }
+                Err(e) => errors.0.push(e),
+            }
+        }
+    }
+
+    let instance = instance(&root, &raw, &mut errors);
+    let server = server(&root, &raw, &base, &mut errors);
+    let storage = storage(&root, &raw, &mut errors);
+    let scheduler = SchedulerConfig {
+        max_concurrent_probes: match raw.scheduler.max_concurrent_probes {
+            Some(0) => {
+                errors.at(&root, "scheduler.max_concurrent_probes", "must be at least 1");
+                DEFAULT_MAX_CONCURRENT
+            }
+            Some(n) => n,
+            None => DEFAULT_MAX_CONCURRENT,
+        },
+    };
+    let defaults = defaults(&root, &raw, &mut errors);
+
+    let mut units: Vec<(&SourceFile, &[RawSystem])> = vec![(&root, &raw.systems)];
+    units.extend(fragments.iter().map(|(f, s)| (f, s.as_slice())));
+
+    let mut systems = Vec::new();
+    let mut system_ids: HashMap<String, String> = HashMap::new();
+    let mut pending_deps = Vec::new();
+    for (file, raw_systems) in &units {
+        for (i, raw_system) in raw_systems.iter().enumerate() {
+            let path = format!("systems[{i}]");
+            if let Some(system) = system(file, &path, raw_system, &defaults, &mut errors, &mut pending_deps) {
+                let pos = file.position(&format!("{path}.id"));
+                let here = format!("{}:{}:{}", file.path.display(), pos.line, pos.col);
+                if let Some(first) = system_ids.insert(system.id.clone(), here) {
+                    errors.at(file, &format!("{path}.id"), format!("duplicate system id \"{}\" (first defined at {first})", system.id));
+                } else {
+                    systems.push(system);
+                }
+            }
+        }
+    }
+    resolve_dependencies(&mut systems, pending_deps, &units, &mut errors);
+
+    let mut files: Vec<PathBuf> = vec![root.path.clone()];
+    files.extend(fragments.iter().map(|(f, _)| f.path.clone()));
+    if errors.0.is_empty() {
+        Ok(Config { instance, server, storage, scheduler, systems, files })
+    } else {
+        let order: HashMap<&Path, usize> = files.iter().enumerate().map(|(i, f)| (f.as_path(), i)).collect();
+        let mut list = errors.0;
+        list.sort_by_key(|e| (order.get(e.file.as_path()).copied().unwrap_or(usize::MAX), e.line, e.col));
+        Err(ConfigErrors(list))
+    }
+}
+
+fn expand_include(root: &SourceFile, base: &Path, pattern: &str, i: usize, errors: &mut Errors) -> Vec<PathBuf> {
+    let key = format!("include[{i}]");
+    let full = base.join(pattern);
+    let Some(full_str) = full.to_str() else {
+        errors.at(root, &key, format!("include \"{pattern}\" is not valid UTF-8"));
+        return Vec::new();
+    };
+    match glob::glob(full_str) {
+        Ok(paths) => {
+            let mut found: Vec<PathBuf> = paths.filter_map(Result::ok).filter(|p| p.is_file()).collect();
+            found.sort();
+            if found.is_empty() {
+                errors.at(root, &key, format!("no file matches \"{pattern}\""));
+            }
+            found
+        }
+        Err(e) => {
+            errors.at(root, &key, format!("invalid glob \"{pattern}\": {e}"));
+            Vec::new()
+        }
+    }
+}
+
+/// Parses a duration such as `30s`, `5m` or `21d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|_| format!("\"{text}\" is not a duration (expected e.g. 500ms, 30s, 5m, 21d)"))
+}
+
+/// Parses a percentage such as `99.9%` into a ratio (0.999).
+pub fn parse_percent(text: &str) -> Result<f64, String> {
+    let number = text
+        .trim()
+        .strip_suffix('%')
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .ok_or_else(|| format!("\"{text}\" is not a percentage (expected e.g. 99.9%)"))?;
+    if !(0.0..=100.0).contains(&number) {
+        return Err(format!("\"{text}\" must be between 0% and 100%"));
+    }
+    Ok(number / 100.0)
+}
+
+fn duration_field(file: &SourceFile, path: &str, value: Option<&String>, default: Duration, errors: &mut Errors) -> Duration {
+    match value.map(|v| parse_duration(v)) {
+        None => default,
+        Some(Ok(d)) => d,
+        Some(Err(msg)) => {
+            errors.at(file, path, msg);
+            default
+        }
+    }
+}
+
+fn is_slug(id: &str) -> bool {
+    let mut chars = id.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn slug_field(file: &SourceFile, path: &str, value: Option<&String>, what: &str, errors: &mut Errors) -> Option<String> {
+    match value {
+        None => {
+            errors.at(file, path, format!("{what} is required"));
+            None
+        }
+        Some(id) if !is_slug(id) => {
+            errors.at(file, path, format!("\"{id}\" is not a valid {what} (lowercase letters, digits, '-' and '_')"));
+            None
+        }
+        Some(id) => Some(id.clone()),
+    }
+}
+
+fn instance(file: &SourceFile, raw: &RawRoot, errors: &mut Errors) -> Instance {
+    let tz_name = raw.instance.timezone.clone().unwrap_or_else(|| DEFAULT_TIMEZONE.to_string());
+    let timezone = jiff::tz::TimeZone::get(&tz_name).unwrap_or_else(|_| {
+        errors.at(file, "instance.timezone", format!("unknown time zone \"{tz_name}\" (expected e.g. Asia/Ho_Chi_Minh)"));
+        jiff::tz::TimeZone::UTC
+    });
+    let language = match raw.instance.language.as_deref() {
+        None | Some("vi") => Language::Vi,
+        Some("en") => Language::En,
+        Some(other) => {
+            errors.at(file, "instance.language", format!("unknown language \"{other}\" (expected vi or en)"));
+            Language::Vi
+        }
+    };
+    Instance {
+        name: raw.instance.name.clone().unwrap_or_else(|| "vigil".to_string()),
+        location: raw.instance.location.clone(),
+        timezone,
+        timezone_name: tz_name,
+        language,
+    }
+}
+
+fn server(file: &SourceFile, raw: &RawRoot, base: &Path, errors: &mut Errors) -> Server {
+    let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+        errors.at(file, "server.listen", format!("\"{listen_text}\" is not an address:port (expected e.g. 127.0.0.1:9898)"));
+        DEFAULT_LISTEN.parse().expect("default listen address is valid")
+    });
+    if let Some(url) = &raw.server.public_url {
+        if url::Url::parse(url).is_err() {
+            errors.at(file, "server.public_url", format!("invalid URL \"{url}\""));
+        }
+    }
+    let admin_token = match (&raw.server.admin_token, &raw.server.admin_token_file) {
+        (Some(_), Some(_)) => {
+            errors.at(file, "server.admin_token_file", "set admin_token or admin_token_file, not both");
+            None
+        }
+        (Some(token), None) if token.trim().is_empty() => {
+            errors.at(file, "server.admin_token", "must not be empty");
+            None
+        }
+        (Some(token), None) => Some(Secret::new(token.clone())),
+        (None, Some(path)) => match std::fs::read_to_string(base.join(path)) {
+            Ok(text) if !text.trim().is_empty() => Some(Secret::new(text.trim())),
+            Ok(_) => {
+                errors.at(file, "server.admin_token_file", format!("file \"{path}\" is empty"));
+                None
+            }
+            Err(e) => {
+                errors.at(file, "server.admin_token_file", format!("cannot read \"{path}\": {e}"));
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    Server { listen, public_url: raw.server.public_url.clone(), admin_token }
+}
+
+fn storage(file: &SourceFile, raw: &RawRoot, errors: &mut Errors) -> Storage {
+    Storage {
+        path: PathBuf::from(raw.storage.path.as_deref().unwrap_or(DEFAULT_STORE)),
+        raw_retention: duration_field(file, "storage.raw_retention", raw.storage.raw_retention.as_ref(), Duration::from_secs(14 * 86_400), errors),
+    }
+}
+
+/// Per-check defaults after validation.
+struct Defaults {
+    interval: Duration,
+    timeout: Duration,
+    failure_threshold: u32,
+    success_threshold: u32,
+}
+
+fn defaults(file: &SourceFile, raw: &RawRoot, errors: &mut Errors) -> Defaults {
+    let d = &raw.defaults;
+    Defaults {
+        interval: duration_field(file, "defaults.interval", d.interval.as_ref(), Duration::from_secs(30), errors),
+        timeout: duration_field(file, "defaults.timeout", d.timeout.as_ref(), Duration::from_secs(10), errors),
+        failure_threshold: threshold(file, "defaults.failure_threshold", d.failure_threshold, 3, errors),
+        success_threshold: threshold(file, "defaults.success_threshold", d.success_threshold, 2, errors),
+    }
+}
+
+fn threshold(file: &SourceFile, path: &str, value: Option<u32>, default: u32, errors: &mut Errors) -> u32 {
+    match value {
+        Some(0) => {
+            errors.at(file, path, "must be at least 1");
+            default
+        }
+        Some(n) => n,
+        None => default,
+    }
+}
+
+/// A `depends_on` entry waiting for every check id to be known.
+struct PendingDep {
+    file_path: PathBuf,
+    key_path: String,
+    system: String,
+    check: String,
+    reference: String,
+}
+
+fn system(file: &SourceFile, path: &str, raw: &RawSystem, defaults: &Defaults, errors: &mut Errors, deps: &mut Vec<PendingDep>) -> Option<System> {
+    let id = slug_field(file, &format!("{path}.id"), raw.id.as_ref(), "system id", errors);
+    let (name_vi, name_en) = match &raw.name {
+        None => (None, None),
+        Some(RawName::Plain(name)) => (Some(name.clone()), Some(name.clone())),
+        Some(RawName::Localized(names)) => {
+            for lang in names.keys().filter(|k| !matches!(k.as_str(), "vi" | "en")) {
+                errors.at(file, &format!("{path}.name.{lang}"), format!("unknown language \"{lang}\" (expected vi or en)"));
+            }
+            let vi = names.get("vi").or_else(|| names.get("en")).cloned();
+            let en = names.get("en").or_else(|| names.get("vi")).cloned();
+            (vi, en)
+        }
+    };
+    let sla = raw.sla.as_ref().and_then(|s| match parse_percent(s) {
+        Ok(v) => Some(v),
+        Err(msg) => {
+            errors.at(file, &format!("{path}.sla"), msg);
+            None
+        }
+    });
+    let mut checks = Vec::new();
+    let mut check_ids = HashSet::new();
+    for (i, raw_check) in raw.checks.iter().enumerate() {
+        let check_path = format!("{path}.checks[{i}]");
+        let Some(check) = check(file, &check_path, id.as_deref().unwrap_or("?"), raw_check, defaults, errors) else { continue };
+        if !check_ids.insert(check.id.clone()) {
+            errors.at(file, &format!("{check_path}.id"), format!("duplicate check id \"{}\" in system \"{}\"", check.id, id.as_deref().unwrap_or("?")));
+            continue;
+        }
+        for (k, reference) in raw_check.depends_on.iter().enumerate() {
+            deps.push(PendingDep {
+                file_path: file.path.clone(),
+                key_path: format!("{check_path}.depends_on[{k}]"),
+                system: id.clone().unwrap_or_default(),
+                check: check.id.clone(),
+                reference: reference.clone(),
+            });
+        }
+        checks.push(check);
+    }
+    if raw.checks.is_empty() {
+        errors.at(file, &format!("{path}.checks"), "a system needs at least one check");
+    }
+    let id = id?;
+    Some(System {
+        name_vi: name_vi.unwrap_or_else(|| id.clone()),
+        name_en: name_en.unwrap_or_else(|| id.clone()),
+        id,
+        description: raw.description.clone(),
+        sla,
+        checks,
+    })
+}
+
+fn check(file: &SourceFile, path: &str, system: &str, raw: &RawCheck, defaults: &Defaults, errors: &mut Errors) -> Option<Check> {
+    let id = slug_field(file, &format!("{path}.id"), raw.id.as_ref(), "check id", errors);
+    let interval = duration_field(file, &format!("{path}.interval"), raw.interval.as_ref(), defaults.interval, errors);
+    let timeout = duration_field(file, &format!("{path}.timeout"), raw.timeout.as_ref(), defaults.timeout, errors);
+    if interval < Duration::from_secs(1) {
+        let shown = raw.interval.clone().unwrap_or_else(|| "defaults.interval".into());
+        errors.at(file, &format!("{path}.interval"), format!("interval \"{shown}\" must be at least \"1s\""));
+    }
+    if timeout.is_zero() {
+        errors.at(file, &format!("{path}.timeout"), "timeout must be more than 0s");
+    } else if timeout > interval {
+        errors.at(file, &format!("{path}.timeout"), format!("timeout ({}) must not exceed the interval ({})", humantime::format_duration(timeout), humantime::format_duration(interval)));
+    }
+    let failure_threshold = threshold(file, &format!("{path}.failure_threshold"), raw.failure_threshold, defaults.failure_threshold, errors);
+    let success_threshold = threshold(file, &format!("{path}.success_threshold"), raw.success_threshold, defaults.success_threshold, errors);
+
+    let sections: Vec<&str> = [raw.http.is_some().then_some("http"), raw.tcp.is_some().then_some("tcp")].into_iter().flatten().collect();
+    let probe_and_address = match sections.as_slice() {
+        [_] => probe_spec(file, path, raw, errors),
+        [] => {
+            errors.at(file, path, "a check needs one probe section (http or tcp)");
+            None
+        }
+        many => {
+            errors.at(file, &format!("{path}.{}", many[1]), format!("a check has exactly one probe section, found {}", many.join(" and ")));
+            None
+        }
+    };
+    let kind = probe_and_address.as_ref().map(|(p, _)| p.kind());
+    let conditions = parse_conditions(file, &format!("{path}.conditions"), &raw.conditions, kind, errors);
+    let warning_conditions = parse_conditions(file, &format!("{path}.warning_conditions"), &raw.warning_conditions, kind, errors);
+    let (probe, address) = probe_and_address?;
+    let id = id?;
+    let targets = targets(file, path, system, &id, &probe, address, raw.targets.as_deref(), errors);
+    let mut conditions = conditions;
+    if conditions.is_empty() {
+        let default = match probe {
+            ProbeSpec::Http(_) => "[STATUS] < 400",
+            ProbeSpec::Tcp(_) => "[CONNECTED] == true",
+        };
+        conditions.push(Condition::parse(default).expect("default condition parses"));
+    }
+    Some(Check {
+        name: raw.name.clone().unwrap_or_else(|| id.clone()),
+        id,
+        probe,
+        targets,
+        interval,
+        timeout,
+        failure_threshold,
+        success_threshold,
+        conditions,
+        warning_conditions,
+        depends_on: Vec::new(),
+        critical: raw.critical.unwrap_or(true),
+        runbook: raw.runbook.clone(),
+    })
+}
+
+/// Which placeholders each kind measures.
+fn provides(kind: &str, placeholder: Placeholder) -> bool {
+    use Placeholder::*;
+    match kind {
+        "http" => matches!(placeholder, Status | Body | ResponseTime | Connected | Ip | CertificateExpiration),
+        "tcp" => matches!(placeholder, Body | ResponseTime | Connected | Ip | CertificateExpiration),
+        _ => false,
+    }
+}
+
+fn parse_conditions(file: &SourceFile, path: &str, raw: &[String], kind: Option<&str>, errors: &mut Errors) -> Vec<Condition> {
+    let mut out = Vec::new();
+    for (i, text) in raw.iter().enumerate() {
+        let key = format!("{path}[{i}]");
+        match Condition::parse(text) {
+            Ok(c) => match kind {
+                Some(kind) if !provides(kind, c.placeholder()) => {
+                    errors.at(file, &key, format!("{} is not measured by {kind} checks", c.placeholder()));
+                }
+                _ => out.push(c),
+            },
+            Err(e) => errors.at(file, &key, format!("invalid condition \"{text}\": {e}")),
+        }
+    }
+    out
+}
+
+/// The probe spec and its address (None when the address comes from `targets:`).
+fn probe_spec(file: &SourceFile, path: &str, raw: &RawCheck, errors: &mut Errors) -> Option<(ProbeSpec, Option<String>)> {
+    let base = file.path.parent().unwrap_or(Path::new(""));
+    if let Some(http) = &raw.http {
+        return http_spec(file, &format!("{path}.http"), http, base, errors);
+    }
+    if let Some(tcp) = &raw.tcp {
+        return tcp_spec(file, &format!("{path}.tcp"), tcp, base, errors);
+    }
+    None
+}
+
+fn http_spec(file: &SourceFile, path: &str, raw: &RawHttp, base: &Path, errors: &mut Errors) -> Option<(ProbeSpec, Option<String>)> {
+    let method = raw.method.clone().unwrap_or_else(|| "GET".into());
+    let known = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"];
+    let mut ok = true;
+    if !known.contains(&method.as_str()) {
+        errors.at(file, &format!("{path}.method"), format!("unknown method \"{method}\" (expected one of {})", known.join(", ")));
+        ok = false;
+    }
+    for name in raw.headers.keys() {
+        if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            errors.at(file, &format!("{path}.headers.{name}"), format!("invalid header name \"{name}\""));
+            ok = false;
+        }
+    }
+    if let Some(url) = &raw.url {
+        ok &= check_url(file, &format!("{path}.url"), url, errors);
+    }
+    let spec = HttpSpec {
+        method,
+        headers: raw.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        body: raw.body.clone(),
+        follow_redirects: raw.follow_redirects.unwrap_or(true),
+        max_redirects: raw.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS),
+        max_body_bytes: raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
+        tls: tls_spec(file, path, raw.insecure_skip_verify, raw.ca_file.as_ref(), None, base, errors)?,
+    };
+    ok.then_some((ProbeSpec::Http(spec), raw.url.clone()))
+}
+
+fn check_url(file: &SourceFile, path: &str, url: &str, errors: &mut Errors) -> bool {
+    match url::Url::parse(url) {
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+            errors.at(file, path, format!("URL \"{url}\" must start with http:// or https://"));
+            false
+        }
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => {
+            errors.at(file, path, format!("URL \"{url}\" has no host"));
+            false
+        }
+        Ok(_) => true,
+        Err(e) => {
+            errors.at(file, path, format!("invalid URL \"{url}\": {e}"));
+            false
+        }
+    }
+}
+
+fn check_address(file: &SourceFile, path: &str, address: &str, errors: &mut Errors) -> bool {
+    let valid = address
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if !valid {
+        errors.at(file, path, format!("\"{address}\" is not host:port (expected e.g. meet.laichau.example:443)"));
+    }
+    valid
+}
+
+fn tls_spec(file: &SourceFile, path: &str, insecure: bool, ca_file: Option<&String>, server_name: Option<&String>, base: &Path, errors: &mut Errors) -> Option<TlsSpec> {
+    let ca_file = match ca_file {
+        Some(ca) => {
+            let full = base.join(ca);
+            if !full.is_file() {
+                errors.at(file, &format!("{path}.ca_file"), format!("CA file \"{ca}\" does not exist"));
+                return None;
+            }
+            Some(full)
+        }
+        None => None,
+    };
+    Some(TlsSpec { insecure_skip_verify: insecure, ca_file, server_name: server_name.cloned() })
+}
+
+fn tcp_spec(file: &SourceFile, path: &str, raw: &RawTcp, base: &Path, errors: &mut Errors) -> Option<(ProbeSpec, Option<String>)> {
+    let mut ok = true;
+    if let Some(address) = &raw.address {
+        ok &= check_address(file, &format!("{path}.address"), address, errors);
+    }
+    let expect = match &raw.expect {
+        Some(re) => match regex::Regex::new(re) {
+            Ok(r) => Some(RegexSpec(r)),
+            Err(e) => {
+                let first = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+                errors.at(file, &format!("{path}.expect"), format!("invalid regex \"{re}\": {first}"));
+                ok = false;
+                None
+            }
+        },
+        None => None,
+    };
+    let has_tls_settings = raw.insecure_skip_verify || raw.ca_file.is_some() || raw.server_name.is_some();
+    if has_tls_settings && !raw.tls {
+        errors.at(file, path, "TLS settings (insecure_skip_verify, ca_file, server_name) need tls: true");
+        ok = false;
+    }
+    let tls = if raw.tls {
+        Some(tls_spec(file, path, raw.insecure_skip_verify, raw.ca_file.as_ref(), raw.server_name.as_ref(), base, errors)?)
+    } else {
+        None
+    };
+    ok.then_some((ProbeSpec::Tcp(TcpSpec { send: raw.send.clone(), expect, tls }), raw.address.clone()))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn targets(file: &SourceFile, path: &str, system: &str, check: &str, probe: &ProbeSpec, address: Option<String>, raw: Option<&[RawTarget]>, errors: &mut Errors) -> Vec<Target> {
+    let field = match probe {
+        ProbeSpec::Http(_) => "url",
+        ProbeSpec::Tcp(_) => "address",
+    };
+    let kind = probe.kind();
+    let key = |target: &str| TargetKey { system: system.into(), check: check.into(), target: target.into() };
+    let Some(raw) = raw else {
+        return match address {
+            Some(address) => vec![Target { key: key(check), address }],
+            None => {
+                errors.at(file, &format!("{path}.{kind}"), format!("{kind} needs \"{field}\" (or the check needs targets:)"));
+                Vec::new()
+            }
+        };
+    };
+    if address.is_some() {
+        errors.at(file, &format!("{path}.{kind}.{field}"), format!("with targets:, each target gives its own \"{field}\"; remove it here"));
+    }
+    if raw.is_empty() {
+        errors.at(file, &format!("{path}.targets"), "targets: must list at least one target");
+    }
+    let mut names = HashSet::new();
+    let mut out = Vec::new();
+    for (i, t) in raw.iter().enumerate() {
+        let tpath = format!("{path}.targets[{i}]");
+        let name = slug_field(file, &format!("{tpath}.name"), t.name.as_ref(), "target name", errors);
+        let given = [("url", &t.url), ("address", &t.address), ("host", &t.host)];
+        for (other, value) in given {
+            if other != field && value.is_some() {
+                errors.at(file, &format!("{tpath}.{other}"), format!("\"{other}\" does not apply to {kind} checks; use \"{field}\""));
+            }
+        }
+        let value = given.iter().find(|(f, _)| *f == field).and_then(|&(_, v)| v.clone());
+        let Some(value) = value else {
+            errors.at(file, &tpath, format!("target needs \"{field}\""));
+            continue;
+        };
+        let valid = match probe {
+            ProbeSpec::Http(_) => check_url(file, &format!("{tpath}.url"), &value, errors),
+            ProbeSpec::Tcp(_) => check_address(file, &format!("{tpath}.address"), &value, errors),
+        };
+        let Some(name) = name else { continue };
+        if !names.insert(name.clone()) {
+            errors.at(file, &format!("{tpath}.name"), format!("duplicate target name \"{name}\""));
+            continue;
+        }
+        if valid {
+            out.push(Target { key: key(&name), address: value });
+        }
+    }
+    out
+}
+
+fn resolve_dependencies(systems: &mut [System], pending: Vec<PendingDep>, units: &[(&SourceFile, &[RawSystem])], errors: &mut Errors) {
+    let mut known: HashSet<String> = HashSet::new();
+    for s in systems.iter() {
+        for c in &s.checks {
+            known.insert(format!("{}/{}", s.id, c.id));
+            for t in &c.targets {
+                known.insert(t.key.id());
+            }
+        }
+    }
+    for dep in pending {
+        let file = units.iter().find(|(f, _)| f.path == dep.file_path).map(|(f, _)| *f);
+        let Some(file) = file else { continue };
+        let full = if dep.reference.contains('/') { dep.reference.clone() } else { format!("{}/{}", dep.system, dep.reference) };
+        let own = format!("{}/{}", dep.system, dep.check);
+        if full == own || full.starts_with(&format!("{own}/")) {
+            errors.at(file, &dep.key_path, format!("check \"{own}\" cannot depend on itself"));
+        } else if !known.contains(&full) {
+            errors.at(file, &dep.key_path, format!("depends_on \"{}\" names no known check (expected system/check or system/check/target)", dep.reference));
+        } else if let Some(check) = systems.iter_mut().find(|s| s.id == dep.system).and_then(|s| s.checks.iter_mut().find(|c| c.id == dep.check)) {
+            check.depends_on.push(full);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_percentages() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("21d"), Ok(Duration::from_secs(21 * 86_400)));
+        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!((parse_percent("99.9%").unwrap() - 0.999).abs() < 1e-12);
+        assert!(parse_percent("99.9").is_err());
+        assert!(parse_percent("120%").is_err());
+    }
+}

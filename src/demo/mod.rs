@@ -1,0 +1,174 @@
+//! `vigil demo`: simulators of the five Lai Chau systems on 127.0.0.1, an embedded
+//! configuration that monitors them, and a fault schedule so that within two minutes
+//! something goes down (e-meeting), something is slow (documents), a backlog grows
+//! (procedures) and a commune link flaps (Sìn Hồ). Nothing leaves the loopback interface.
+
+mod faults;
+mod sims;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use faults::Faults;
+pub use sims::Simulators;
+
+use crate::app::{App, ConfigSource, Overrides};
+
+/// The admin token of the demo configuration.
+pub const DEMO_TOKEN: &str = "demo-admin-token";
+
+/// Communes whose gateways the demo simulates (slug, Vietnamese name).
+pub const DEMO_COMMUNES: [(&str, &str); 5] = [
+    ("tan-phong", "Tân Phong"),
+    ("doan-ket", "Đoàn Kết"),
+    ("binh-lu", "Bình Lư"),
+    ("sin-ho", "Sìn Hồ"),
+    ("muong-te", "Mường Tè"),
+];
+
+/// A running demo: the simulators and the monitor watching them.
+pub struct Demo {
+    pub app: App,
+    pub sims: Simulators,
+    /// Folder holding the demo's store.
+    pub data_dir: PathBuf,
+}
+
+impl Demo {
+    /// Starts the simulators and the monitor. `speed` compresses the fault schedule and the
+    /// probe intervals (1 = real time; tests use more).
+    pub async fn start(listen: SocketAddr, speed: f64, data_dir: PathBuf) -> anyhow::Result<Demo> {
+        let speed = speed.clamp(0.1, 50.0);
+        let timing = Timing::for_speed(speed);
+        let sims = Simulators::start(Faults::new(speed, timing.slow_delay)).await?;
+        let text = demo_config(&sims, &timing, &data_dir);
+        let source = ConfigSource::Text { path: PathBuf::from("demo.yaml"), text };
+        let app = App::start(source, Overrides { listen: Some(listen) }).await?;
+        Ok(Demo { app, sims, data_dir })
+    }
+
+    /// Stops the monitor, then the simulators.
+    pub async fn stop(self) {
+        self.app.shutdown().await;
+        self.sims.stop();
+    }
+}
+
+/// Runs the demo until `shutdown` completes, printing where to look.
+pub async fn run(listen: SocketAddr, speed: f64, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let data_dir = std::env::temp_dir().join(format!("vigil-demo-{}", std::process::id()));
+    let demo = Demo::start(listen, speed, data_dir.clone()).await?;
+    let base = format!("http://{}", demo.app.addr());
+    println!("Vigil demo is running. Simulated systems on 127.0.0.1, monitored every few seconds.");
+    println!();
+    println!("  status API     {base}/api/v1/status");
+    println!("  metrics        {base}/metrics");
+    println!("  health         {base}/-/healthy");
+    println!("  reload         curl -X POST -H 'Authorization: Bearer {DEMO_TOKEN}' {base}/-/reload");
+    println!();
+    println!("Simulated systems:");
+    for (name, url) in demo.sims.urls() {
+        println!("  {name:<28} {url}");
+    }
+    println!();
+    let s = |secs: f64| humantime::format_duration(Duration::from_secs_f64(secs / demo.sims.faults.speed()));
+    println!("Fault schedule (repeats every {}):", s(faults::CYCLE_SECS));
+    println!("  from {}: documents slow (degraded); procedures backlog passes 500 (degraded) around {}", s(faults::SLOW_FROM), s(faults::BACKLOG_LIMIT_AT));
+    println!("  from {} to {}: e-meeting down (web 503, signalling silent)", s(faults::OUTAGE_FROM), s(faults::OUTAGE_TO));
+    println!("  always: the Sìn Hồ commune link flaps every {}", s(faults::FLAP_PERIOD));
+    println!();
+    println!("Store: {}. Press Ctrl-C to stop.", data_dir.join("vigil.db").display());
+    shutdown.await;
+    demo.stop().await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}
+
+/// Probe timing of the demo, scaled with its speed: the slow spell stays well inside the
+/// timeout (degraded, not down), and its warning threshold halfway below.
+struct Timing {
+    interval: Duration,
+    timeout: Duration,
+    slow_delay: Duration,
+    slow_threshold: Duration,
+}
+
+impl Timing {
+    fn for_speed(speed: f64) -> Timing {
+        let interval = Duration::from_secs_f64((5.0 / speed).max(1.0));
+        let timeout = Duration::from_secs_f64((interval.as_secs_f64() * 0.8).min(3.0));
+        Timing { interval, timeout, slow_delay: timeout.mul_f64(0.6), slow_threshold: timeout.mul_f64(0.3) }
+    }
+}
+
+/// The embedded configuration, pointing at the simulators' ports.
+fn demo_config(sims: &Simulators, timing: &Timing, data_dir: &std::path::Path) -> String {
+    let gateways: String = DEMO_COMMUNES
+        .iter()
+        .zip(&sims.gateways)
+        .map(|((slug, _), addr)| format!("          - {{ name: {slug}, address: \"{addr}\" }}\n"))
+        .collect();
+    format!(
+        r#"instance: {{ name: lai-chau-demo, location: demo, timezone: Asia/Ho_Chi_Minh, language: vi }}
+server: {{ admin_token: "{DEMO_TOKEN}" }}
+storage: {{ path: "{store}" }}
+defaults: {{ interval: {interval}, timeout: {timeout}, failure_threshold: 2, success_threshold: 2 }}
+systems:
+  - id: procedures
+    name: {{ vi: "Hệ thống giải quyết thủ tục hành chính", en: "Administrative procedure system" }}
+    sla: 99.9%
+    checks:
+      - id: portal
+        http: {{ url: "http://{portal}/" }}
+        conditions: ["[STATUS] == 200", "[BODY] == pat(*Dịch vụ công*)"]
+      - id: backlog
+        name: National sync backlog
+        http: {{ url: "http://{portal}/api/health" }}
+        conditions: ["[STATUS] == 200", "[BODY].status == UP"]
+        warning_conditions: ["[BODY].queue.pending < 500"]
+  - id: documents
+    name: {{ vi: "Hệ thống quản lý văn bản và điều hành", en: "Document management" }}
+    sla: 99.5%
+    checks:
+      - id: web
+        http: {{ url: "http://{documents}/" }}
+        conditions: ["[STATUS] == 200"]
+        warning_conditions: ["[RESPONSE_TIME] < {slow_ms}"]
+  - id: e-meeting
+    name: {{ vi: "Hệ thống hội nghị truyền hình trực tuyến", en: "E-meeting" }}
+    sla: 99.5%
+    checks:
+      - id: web
+        http: {{ url: "http://{meeting_web}/" }}
+        conditions: ["[STATUS] == 200"]
+      - id: signalling
+        tcp: {{ address: "{meeting_signal}", send: "PING\n", expect: "^PONG" }}
+  - id: reporting
+    name: {{ vi: "Hệ thống thông tin báo cáo", en: "Reporting system" }}
+    sla: 99%
+    checks:
+      - id: api
+        http: {{ url: "http://{reporting}/api/health" }}
+        conditions: ["[STATUS] == 200", "[BODY].database == ok"]
+  - id: network
+    name: {{ vi: "Mạng truyền số liệu chuyên dùng", en: "Specialized data network" }}
+    sla: 99.5%
+    checks:
+      - id: commune-gateways
+        name: Commune gateways
+        tcp: {{ expect: "^GW READY" }}
+        targets:
+{gateways}"#,
+        store = data_dir.join("vigil.db").display(),
+        interval = humantime::format_duration(timing.interval),
+        timeout = humantime::format_duration(timing.timeout),
+        slow_ms = timing.slow_threshold.as_millis(),
+        portal = sims.portal,
+        documents = sims.documents,
+        meeting_web = sims.meeting_web,
+        meeting_signal = sims.meeting_signal,
+        reporting = sims.reporting,
+    )
+}

@@ -1,0 +1,33 @@
+//! Vigil: a health monitor for critical 24/7 systems.
+//!
+//! # Layout
+//! Data flows one way: scheduler → probe → outcome → pipeline (metrics, state machine,
+//! store, status board) → web.
+//!
+//! - [`config`]: YAML → validated, typed configuration (every error with file:line:col).
+//! - [`condition`]: the Gatus-style condition language (parse, evaluate, display).
+//! - [`probe`]: one attempt against one target per kind (http, tcp), giving an outcome.
+//! - [`scheduler`]: one timer per target, start jitter, a concurrency bound.
+//! - [`alert`]: the pure per-target state machine.
+//! - [`pipeline`]: the single consumer of results.
+//! - [`store`]: SQLite history and current state, written by one thread.
+//! - [`metrics`]: Prometheus families in an app-owned registry.
+//! - [`status`]: the live board behind `/api/v1/status`.
+//! - [`web`]: the hyper server.
+//! - [`app`]: wiring, reload and shutdown.
+//! - [`demo`]: simulated systems on loopback for `vigil demo` and tests.
+//! - [`cli`]: the `vigil` command's subcommands.
+
+pub mod alert;
+pub mod app;
+pub mod cli;
+pub mod condition;
+pub mod config;
+pub mod demo;
+pub mod metrics;
+pub mod pipeline;
+pub mod probe;
+pub mod scheduler;
+pub mod status;
+pub mod store;
+pub mod web;

@@ -1,0 +1,170 @@
+//! HTTP(S) probe: one request (following redirects up to the cap), with phases timed,
+//! the body read up to its cap and the peer's certificate captured.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HOST, LOCATION, USER_AGENT};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use url::Url;
+
+use super::tls::TlsContext;
+use super::{FailureReason, Observations, ProbeError, connect_error};
+use crate::config::HttpSpec;
+
+const USER_AGENT_VALUE: &str = concat!("Vigil/", env!("CARGO_PKG_VERSION"));
+
+/// One response: what redirect handling needs.
+struct Response {
+    status: u16,
+    location: Option<String>,
+}
+
+pub(super) async fn observe(spec: &HttpSpec, address: &str, tls: &TlsContext) -> Result<Observations, ProbeError> {
+    let started = Instant::now();
+    let mut obs = Observations::default();
+    let mut url = Url::parse(address).map_err(|e| ProbeError::new(FailureReason::Network, format!("invalid URL: {e}")))?;
+    loop {
+        let response = match fetch(spec, &url, tls, &mut obs).await {
+            Ok(r) => r,
+            Err(e) => return Err(e.with(obs)),
+        };
+        let redirect = spec.follow_redirects && (300..400).contains(&response.status);
+        match response.location.filter(|_| redirect) {
+            Some(location) => {
+                if obs.redirects >= spec.max_redirects {
+                    let message = format!("more than {} redirects (last to {location})", spec.max_redirects);
+                    return Err(ProbeError::new(FailureReason::Redirects, message).with(obs));
+                }
+                url = url
+                    .join(&location)
+                    .map_err(|e| ProbeError::new(FailureReason::Network, format!("bad redirect location \"{location}\": {e}")))?;
+                obs.redirects += 1;
+            }
+            None => break,
+        }
+    }
+    obs.response_time = Some(started.elapsed());
+    Ok(obs)
+}
+
+async fn fetch(spec: &HttpSpec, url: &Url, tls: &TlsContext, obs: &mut Observations) -> Result<Response, ProbeError> {
+    let host = url.host_str().unwrap_or_default().to_string();
+    let port = url.port_or_known_default().unwrap_or(80);
+    obs.phases.clear();
+    obs.status = None;
+    obs.body = None;
+
+    let mut phase = Instant::now();
+    let addrs = resolve(&host, port).await?;
+    obs.phases.push(("dns", phase.elapsed()));
+
+    phase = Instant::now();
+    let stream = connect(&addrs).await?;
+    obs.ip = stream.peer_addr().ok().map(|a| a.ip());
+    obs.connected = Some(true);
+    obs.phases.push(("connect", phase.elapsed()));
+
+    if url.scheme() == "https" {
+        phase = Instant::now();
+        let (result, certs) = tls.connect(&spec.tls, &host, stream, &[b"http/1.1"]).await;
+        obs.certificates = certs;
+        let stream = result?;
+        obs.phases.push(("tls", phase.elapsed()));
+        exchange(spec, url, stream, obs).await
+    } else {
+        exchange(spec, url, stream, obs).await
+    }
+}
+
+/// Resolves a host (IP literals without a lookup).
+pub(super) async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ProbeError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
+        .await
+        .map_err(|e| ProbeError::new(FailureReason::Dns, format!("cannot resolve {bare}: {e}")))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(ProbeError::new(FailureReason::Dns, format!("{bare} has no address")));
+    }
+    Ok(addrs)
+}
+
+/// Connects to the first address that accepts.
+pub(super) async fn connect(addrs: &[SocketAddr]) -> Result<TcpStream, ProbeError> {
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) => last = Some(connect_error(&e)),
+        }
+    }
+    Err(last.unwrap_or_else(|| ProbeError::new(FailureReason::Network, "no address to connect to")))
+}
+
+async fn exchange<S>(spec: &HttpSpec, url: &Url, stream: S, obs: &mut Observations) -> Result<Response, ProbeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let network = |what: &str, e: hyper::Error| ProbeError::new(FailureReason::Network, format!("{what}: {e}"));
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| network("http handshake", e))?;
+    // The connection task ends when the request is done and `sender` is dropped.
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+
+    let mut path = url.path().to_string();
+    if let Some(q) = url.query() {
+        path.push('?');
+        path.push_str(q);
+    }
+    let host_header = match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    let method = Method::from_bytes(spec.method.as_bytes()).unwrap_or(Method::GET);
+    let mut request = Request::builder().method(method).uri(path).header(HOST, host_header).header(USER_AGENT, USER_AGENT_VALUE);
+    for (name, value) in &spec.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let body = Full::new(Bytes::from(spec.body.clone().unwrap_or_default()));
+    let request = request
+        .body(body)
+        .map_err(|e| ProbeError::new(FailureReason::Network, format!("cannot build request: {e}")))?;
+
+    let phase = Instant::now();
+    let response = sender.send_request(request).await.map_err(|e| network("request", e))?;
+    obs.phases.push(("processing", phase.elapsed()));
+    let status = response.status().as_u16();
+    obs.status = Some(status);
+    let location = response.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+
+    let phase = Instant::now();
+    let mut body = response.into_body();
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| network("reading body", e))?;
+        if let Ok(data) = frame.into_data() {
+            if (buf.len() + data.len()) as u64 > spec.max_body_bytes {
+                return Err(ProbeError::new(FailureReason::BodySize, format!("body larger than {} bytes", spec.max_body_bytes)));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    obs.phases.push(("transfer", phase.elapsed()));
+    obs.body = Some(buf.freeze());
+    Ok(Response { status, location })
+}

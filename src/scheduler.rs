@@ -1,0 +1,141 @@
+//! The scheduler: one timer per check target with a deterministic start offset (so that
+//! checks spread over their interval and keep their phase across restarts), a global
+//! bound on concurrent probes, and the probe deadline enforced by the prober.
+//! Results go, in completion order, to one consumer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Check, Config, Target};
+use crate::probe::{ProbeOutcome, Prober};
+
+/// One finished probe.
+#[derive(Debug)]
+pub struct ProbeResult {
+    pub target_id: String,
+    pub outcome: ProbeOutcome,
+    /// Wall-clock time the probe finished, Unix milliseconds.
+    pub finished_ms: i64,
+    /// Delay between the scheduled tick and the probe's start.
+    pub lag: Duration,
+}
+
+/// Runs the probe timers of one configuration at a time.
+pub struct Scheduler {
+    prober: Arc<Prober>,
+    results: mpsc::Sender<ProbeResult>,
+    permits: Arc<Semaphore>,
+    generation: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A stable offset within the interval, from the target id (FNV-1a).
+pub fn start_offset(target_id: &str, interval: Duration) -> Duration {
+    let hash = target_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let ms = interval.as_millis().max(1) as u64;
+    Duration::from_millis(hash % ms)
+}
+
+impl Scheduler {
+    /// A scheduler sending results to `results`, running at most `max_concurrent` probes.
+    pub fn new(prober: Arc<Prober>, results: mpsc::Sender<ProbeResult>, max_concurrent: usize) -> Scheduler {
+        Scheduler {
+            prober,
+            results,
+            permits: Arc::new(Semaphore::new(max_concurrent)),
+            generation: CancellationToken::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Replaces the running timers with those of `config`. Probes already running finish
+    /// (within their timeout) and still report.
+    pub fn apply(&mut self, config: &Config) {
+        self.generation.cancel();
+        self.generation = CancellationToken::new();
+        // Finished tasks of earlier generations are reaped here; running ones detach.
+        while self.tasks.try_join_next().is_some() {}
+        for system in &config.systems {
+            for check in &system.checks {
+                let check = Arc::new(check.clone());
+                for target in &check.targets {
+                    let timer = Timer {
+                        check: check.clone(),
+                        target: target.clone(),
+                        prober: self.prober.clone(),
+                        results: self.results.clone(),
+                        permits: self.permits.clone(),
+                        cancel: self.generation.clone(),
+                    };
+                    self.tasks.spawn(timer.run());
+                }
+            }
+        }
+    }
+
+    /// Stops every timer and waits for probes in flight to finish and report.
+    pub async fn stop(&mut self) {
+        self.generation.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+struct Timer {
+    check: Arc<Check>,
+    target: Target,
+    prober: Arc<Prober>,
+    results: mpsc::Sender<ProbeResult>,
+    permits: Arc<Semaphore>,
+    cancel: CancellationToken,
+}
+
+impl Timer {
+    async fn run(self) {
+        let id = self.target.key.id();
+        let first = tokio::time::Instant::now() + start_offset(&id, self.check.interval);
+        let mut ticker = tokio::time::interval_at(first, self.check.interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        loop {
+            let scheduled = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                t = ticker.tick() => t,
+            };
+            let _permit = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                p = self.permits.acquire() => match p { Ok(p) => p, Err(_) => return },
+            };
+            let lag = Instant::now().saturating_duration_since(scheduled.into_std());
+            let span = tracing::debug_span!("probe", system = %self.target.key.system, check = %self.target.key.check, target = %self.target.key.target);
+            let outcome = tracing::Instrument::instrument(self.prober.probe(&self.check, &self.target), span).await;
+            let result = ProbeResult { target_id: id.clone(), outcome, finished_ms: now_ms(), lag };
+            if self.results.send(result).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_offset_is_stable_and_within_interval() {
+        let interval = Duration::from_secs(30);
+        let a = start_offset("procedures/portal", interval);
+        assert_eq!(a, start_offset("procedures/portal", interval));
+        assert!(a < interval);
+        let offsets: std::collections::HashSet<_> = (0..50).map(|i| start_offset(&format!("network/gw/c{i}"), interval)).collect();
+        assert!(offsets.len() > 40, "offsets should spread, got {} distinct", offsets.len());
+    }
+}

@@ -1,0 +1,140 @@
+//! The live status board: each target's state and last result, in configuration order.
+//! Written by the pipeline, read by the web server (`/api/v1/status`, pages).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Value as Json, json};
+
+use crate::alert::state::{State, TargetState};
+use crate::config::{Config, System};
+use crate::probe::ProbeOutcome;
+
+/// The last result of a target.
+#[derive(Debug, Clone)]
+pub struct LastResult {
+    pub at_ms: i64,
+    pub outcome: ProbeOutcome,
+}
+
+/// What the board knows of one target.
+#[derive(Debug, Clone)]
+pub struct TargetView {
+    pub state: TargetState,
+    pub last: Option<LastResult>,
+}
+
+/// The board: the running configuration and every target's view, keyed by target id.
+#[derive(Debug, Clone)]
+pub struct Board {
+    pub config: Arc<Config>,
+    pub targets: HashMap<String, TargetView>,
+}
+
+/// The state of a system: the worst state among its critical checks' targets
+/// (down > degraded > unknown > up).
+pub fn system_state(system: &System, targets: &HashMap<String, TargetView>) -> State {
+    let mut worst = State::Up;
+    let mut any = false;
+    for check in system.checks.iter().filter(|c| c.critical) {
+        for t in &check.targets {
+            any = true;
+            let s = targets.get(&t.key.id()).map_or(State::Unknown, |v| v.state.state);
+            let rank = |s: State| match s {
+                State::Up => 0,
+                State::Unknown => 1,
+                State::Degraded => 2,
+                State::Down => 3,
+            };
+            if rank(s) > rank(worst) {
+                worst = s;
+            }
+        }
+    }
+    if any { worst } else { State::Unknown }
+}
+
+/// Formats Unix milliseconds as RFC 3339 in the given time zone.
+pub fn local_time(ms: i64, tz: &jiff::tz::TimeZone) -> String {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(ts) => ts.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+impl Board {
+    /// The JSON document of `/api/v1/status`.
+    pub fn to_json(&self) -> Json {
+        let tz = &self.config.instance.timezone;
+        let systems: Vec<Json> = self
+            .config
+            .systems
+            .iter()
+            .map(|system| {
+                let checks: Vec<Json> = system
+                    .checks
+                    .iter()
+                    .map(|check| {
+                        let targets: Vec<Json> = check
+                            .targets
+                            .iter()
+                            .map(|t| {
+                                let id = t.key.id();
+                                let view = self.targets.get(&id);
+                                let state = view.map_or(State::Unknown, |v| v.state.state);
+                                json!({
+                                    "id": id,
+                                    "name": t.key.target,
+                                    "state": state.as_str(),
+                                    "since": view.map(|v| local_time(v.state.since_ms, tz)),
+                                    "last_result": view.and_then(|v| v.last.as_ref()).map(|l| last_json(l, tz)),
+                                })
+                            })
+                            .collect();
+                        json!({
+                            "id": check.id,
+                            "name": check.name,
+                            "kind": check.probe.kind(),
+                            "critical": check.critical,
+                            "depends_on": check.depends_on,
+                            "targets": targets,
+                        })
+                    })
+                    .collect();
+                json!({
+                    "id": system.id,
+                    "name": { "vi": system.name_vi, "en": system.name_en },
+                    "state": system_state(system, &self.targets).as_str(),
+                    "sla_objective": system.sla,
+                    "checks": checks,
+                })
+            })
+            .collect();
+        json!({
+            "instance": {
+                "name": self.config.instance.name,
+                "location": self.config.instance.location,
+                "timezone": self.config.instance.timezone_name,
+            },
+            "systems": systems,
+        })
+    }
+}
+
+fn last_json(last: &LastResult, tz: &jiff::tz::TimeZone) -> Json {
+    let o = &last.outcome;
+    let obs = &o.observations;
+    json!({
+        "at": local_time(last.at_ms, tz),
+        "health": o.health.as_str(),
+        "reason": o.reason.map(|r| r.code()),
+        "message": o.message,
+        "failed_conditions": o.failed_conditions,
+        "duration_seconds": o.duration.as_secs_f64(),
+        "status_code": obs.status,
+        "ip": obs.ip,
+        "redirects": obs.redirects,
+        "phases": obs.phases.iter().map(|(name, d)| (name.to_string(), d.as_secs_f64())).collect::<HashMap<_, _>>(),
+        "certificates": obs.certificates,
+    })
+}

@@ -1,0 +1,49 @@
+//! Schema migrations, tracked in `PRAGMA user_version`. Append only: never edit a
+//! released step.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: results, state changes, current state.
+    "CREATE TABLE results (
+        id INTEGER PRIMARY KEY,
+        target TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        health TEXT NOT NULL,
+        reason TEXT,
+        duration_ms REAL NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX results_by_target_time ON results (target, at_ms);
+    CREATE TABLE state_changes (
+        id INTEGER PRIMARY KEY,
+        target TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        from_state TEXT NOT NULL,
+        to_state TEXT NOT NULL,
+        reason TEXT,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX state_changes_by_target_time ON state_changes (target, at_ms);
+    CREATE TABLE target_state (
+        target TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        since_ms INTEGER NOT NULL,
+        streak_worse INTEGER NOT NULL DEFAULT 0,
+        streak_count INTEGER NOT NULL DEFAULT 0,
+        streak_target TEXT,
+        updated_ms INTEGER NOT NULL
+    );",
+];
+
+/// Brings the schema up to date.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

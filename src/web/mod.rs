@@ -1,0 +1,160 @@
+//! The HTTP server (hyper): metrics, the status API, health and readiness, and reload.
+//! Every write needs the admin bearer token (compared in constant time); no request can
+//! panic the server, and slow clients are cut off by header and connection time limits.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Secret;
+use crate::metrics::Metrics;
+use crate::status::Board;
+
+/// How long a client may take to send its request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open connections get to finish at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A request to reload the configuration; answered with the errors, if any.
+#[derive(Debug)]
+pub struct ReloadRequest {
+    pub respond: oneshot::Sender<Result<(), String>>,
+}
+
+/// What the handlers read.
+pub struct WebState {
+    pub metrics: Arc<Metrics>,
+    pub board: Arc<RwLock<Board>>,
+    pub reload: mpsc::Sender<ReloadRequest>,
+    /// The admin token of the running configuration (updated on reload).
+    pub admin_token: RwLock<Option<Secret>>,
+    /// Set once the first configuration is running.
+    pub ready: AtomicBool,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Reply {
+    let mut body = body.into();
+    body.push('\n');
+    reply(status, "text/plain; charset=utf-8", body)
+}
+
+fn json(value: &serde_json::Value) -> Reply {
+    reply(StatusCode::OK, "application/json", serde_json::to_vec_pretty(value).unwrap_or_default())
+}
+
+/// Serves until `shutdown` is cancelled, then lets open connections finish briefly.
+pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: CancellationToken) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let state = state.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let state = state.clone();
+            async move { Ok::<_, std::convert::Infallible>(route(&state, req, peer).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+}
+
+async fn route(state: &WebState, req: Request<Incoming>, _peer: SocketAddr) -> Reply {
+    let path = req.uri().path().to_string();
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/metrics") => reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", state.metrics.encode()),
+        (&Method::GET, "/api/v1/status") => {
+            let doc = state.board.read().unwrap_or_else(|p| p.into_inner()).to_json();
+            json(&doc)
+        }
+        (&Method::GET, "/-/healthy") => text(StatusCode::OK, "Vigil is healthy."),
+        (&Method::GET, "/-/ready") => {
+            if state.ready.load(Ordering::Relaxed) {
+                text(StatusCode::OK, "Vigil is ready.")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "Vigil is starting.")
+            }
+        }
+        (&Method::POST, "/-/reload") => {
+            if let Err(denied) = authorize(state, &req) {
+                return denied;
+            }
+            reload(state).await
+        }
+        (_, "/metrics" | "/api/v1/status" | "/-/healthy" | "/-/ready" | "/-/reload") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        _ => text(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+/// Checks the bearer token; writes are refused when no token is configured.
+fn authorize(state: &WebState, req: &Request<Incoming>) -> Result<(), Reply> {
+    let expected = state.admin_token.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let Some(expected) = expected else {
+        return Err(text(StatusCode::FORBIDDEN, "writes are disabled: set server.admin_token"));
+    };
+    let given = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
+        Ok(())
+    } else {
+        let mut r = text(StatusCode::UNAUTHORIZED, "missing or wrong admin token");
+        r.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer"));
+        Err(r)
+    }
+}
+
+async fn reload(state: &WebState) -> Reply {
+    let (respond, answer) = oneshot::channel();
+    if state.reload.send(ReloadRequest { respond }).await.is_err() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    match answer.await {
+        Ok(Ok(())) => text(StatusCode::OK, "configuration reloaded"),
+        Ok(Err(errors)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("configuration not reloaded, the previous one keeps running:\n{errors}")),
+        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+    }
+}
