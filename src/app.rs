@@ -197,7 +197,9 @@ pub async fn run(source: ConfigSource, overrides: Overrides, shutdown: impl Futu
     #[cfg(unix)]
     let hup = tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading configuration");
             let _ = request_reload(&reload).await;

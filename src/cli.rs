@@ -127,12 +127,27 @@ fn check_config(path: &Path) -> ExitCode {
     }
 }
 
-async fn probe_once(target: &str, kind: Option<ProbeKind>, conditions: &[String], timeout: Duration, insecure: bool, json: bool) -> anyhow::Result<ExitCode> {
+async fn probe_once(
+    target: &str,
+    kind: Option<ProbeKind>,
+    conditions: &[String],
+    timeout: Duration,
+    insecure: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let kind = kind.unwrap_or(if target.contains("://") { ProbeKind::Http } else { ProbeKind::Tcp });
     let tls = TlsSpec { insecure_skip_verify: insecure, ..TlsSpec::default() };
     let (probe, default_condition) = match kind {
         ProbeKind::Http => (
-            ProbeSpec::Http(HttpSpec { method: "GET".into(), headers: Vec::new(), body: None, follow_redirects: true, max_redirects: 10, max_body_bytes: 1 << 20, tls }),
+            ProbeSpec::Http(HttpSpec {
+                method: "GET".into(),
+                headers: Vec::new(),
+                body: None,
+                follow_redirects: true,
+                max_redirects: 10,
+                max_body_bytes: 1 << 20,
+                tls,
+            }),
             "[STATUS] < 400",
         ),
         ProbeKind::Tcp => (ProbeSpec::Tcp(TcpSpec { send: None, expect: None, tls: None }), "[CONNECTED] == true"),

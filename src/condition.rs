@@ -75,9 +75,7 @@ impl Placeholder {
 
     fn value_type(self) -> ValueType {
         match self {
-            Placeholder::Status | Placeholder::PacketLoss | Placeholder::ExitCode => {
-                ValueType::Number
-            }
+            Placeholder::Status | Placeholder::PacketLoss | Placeholder::ExitCode => ValueType::Number,
             Placeholder::ResponseTime
             | Placeholder::CertificateExpiration
             | Placeholder::RttAvg
@@ -230,8 +228,8 @@ fn parse_error(column: usize, message: impl Into<String>) -> ParseError {
 impl Condition {
     /// Parses and type-checks a condition.
     pub fn parse(text: &str) -> Result<Condition, ParseError> {
-        let (op_at, op) = find_operator(text)
-            .ok_or_else(|| parse_error(1, "expected a comparison (==, !=, <, <=, >, >=)"))?;
+        let (op_at, op) =
+            find_operator(text).ok_or_else(|| parse_error(1, "expected a comparison (==, !=, <, <=, >, >=)"))?;
         let left_raw = &text[..op_at];
         let right_at = op_at + op.symbol().len();
         let right_raw = &text[right_at..];
@@ -273,7 +271,9 @@ impl Condition {
     }
 
     fn type_check(&self, col: usize) -> Result<(), ParseError> {
-        let Some(ty) = self.left_type() else { return Ok(()) };
+        let Some(ty) = self.left_type() else {
+            return Ok(());
+        };
         let literals: Vec<&String> = match &self.right {
             Right::Literal(l) => vec![l],
             Right::Any(list) => list.iter().collect(),
@@ -310,7 +310,9 @@ impl Condition {
             Left::Len(s) => length(s, facts, json).map(|n| Value::Number(n as f64)),
             Left::Has(s) => Some(Value::Bool(resolve(s, facts, json).is_some())),
         };
-        let Some(value) = &observed else { return (false, None) };
+        let Some(value) = &observed else {
+            return (false, None);
+        };
         let passed = match &self.right {
             Right::Pattern(p) => {
                 let matched = p.matches(&text_of(value));
@@ -359,10 +361,7 @@ pub fn failures(conditions: &[Condition], facts: &dyn Facts) -> Vec<Failure> {
         .iter()
         .filter_map(|c| {
             let (passed, observed) = c.evaluate(facts, &json);
-            (!passed).then(|| Failure {
-                placeholder: c.placeholder(),
-                display: c.display_with(observed.as_ref()),
-            })
+            (!passed).then(|| Failure { placeholder: c.placeholder(), display: c.display_with(observed.as_ref()) })
         })
         .collect()
 }
@@ -371,11 +370,7 @@ fn parsed_body<'a>(facts: &dyn Facts, json: &'a JsonCache) -> Option<&'a serde_j
     json.get_or_init(|| facts.body().and_then(|b| serde_json::from_slice(b).ok())).as_ref()
 }
 
-fn json_node<'a>(
-    path: &JsonPath,
-    facts: &dyn Facts,
-    json: &'a JsonCache,
-) -> Option<&'a serde_json::Value> {
+fn json_node<'a>(path: &JsonPath, facts: &dyn Facts, json: &'a JsonCache) -> Option<&'a serde_json::Value> {
     let body = parsed_body(facts, json)?;
     path.query(body).first()
 }
@@ -538,8 +533,8 @@ fn parse_right(text: &str, col: usize) -> Result<Right, ParseError> {
     }
     if let Some(inner) = text.strip_prefix("pat(") {
         let inner = inner.strip_suffix(')').ok_or_else(|| parse_error(col, "pat(…) is missing its ')'"))?;
-        let pattern = glob::Pattern::new(inner)
-            .map_err(|e| parse_error(col + 4, format!("invalid pattern \"{inner}\": {e}")))?;
+        let pattern =
+            glob::Pattern::new(inner).map_err(|e| parse_error(col + 4, format!("invalid pattern \"{inner}\": {e}")))?;
         return Ok(Right::Pattern(pattern));
     }
     if let Some(inner) = text.strip_prefix("any(") {
@@ -618,7 +613,11 @@ mod tests {
             ("has path", "has([BODY].queue) == true", None),
             ("has missing", "has([BODY].nope) == false", None),
             ("pattern unicode", "[BODY] == pat(*Dịch vụ công*)", None),
-            ("pattern miss", "[BODY] != pat(*UP*)", Some(r#"[BODY] ({"status":"UP","queue":{"pending":612},"items":[1,2,3],"name…) != pat(*UP*)"#)),
+            (
+                "pattern miss",
+                "[BODY] != pat(*UP*)",
+                Some(r#"[BODY] ({"status":"UP","queue":{"pending":612},"items":[1,2,3],"name…) != pat(*UP*)"#),
+            ),
             ("duration seconds", "[RESPONSE_TIME] < 1s", Some("[RESPONSE_TIME] (1.2s) < 1s")),
             ("duration bare ms", "[RESPONSE_TIME] < 1500", None),
             ("bool", "[CONNECTED] == true", None),

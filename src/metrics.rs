@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 
 use prometheus::core::Collector;
-use prometheus::{Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
+};
 
 use crate::alert::state::State;
 use crate::config::TargetKey;
@@ -74,28 +77,79 @@ impl Metrics {
         let m = Metrics {
             check_up: gauge(CHECK_UP, "1 if the last probe of the target succeeded.", &[]),
             check_state: gauge(CHECK_STATE, "1 for the target's current state, 0 for the others.", &["state"]),
-            failure_info: gauge(CHECK_FAILURE_INFO, "1 while the last probe failed, labelled with the reason code.", &["reason"]),
+            failure_info: gauge(
+                CHECK_FAILURE_INFO,
+                "1 while the last probe failed, labelled with the reason code.",
+                &["reason"],
+            ),
             check_duration: gauge(CHECK_DURATION, "Duration of the last probe.", &[]),
             last_run: gauge(CHECK_LAST_RUN, "Unix time the last probe finished.", &[]),
             http_status: gauge(HTTP_STATUS_CODE, "HTTP status code of the last response.", &[]),
-            tls_not_after: gauge(TLS_NOT_AFTER, "Earliest not-after of the peer's certificate chain, also after it expired.", &[]),
+            tls_not_after: gauge(
+                TLS_NOT_AFTER,
+                "Earliest not-after of the peer's certificate chain, also after it expired.",
+                &[],
+            ),
             probe_duration: register(
                 &registry,
-                HistogramVec::new(HistogramOpts::new(PROBE_DURATION, "Probe durations.").buckets(DURATION_BUCKETS.to_vec()), &["system", "kind"]).expect("valid metric"),
+                HistogramVec::new(
+                    HistogramOpts::new(PROBE_DURATION, "Probe durations.").buckets(DURATION_BUCKETS.to_vec()),
+                    &["system", "kind"],
+                )
+                .expect("valid metric"),
             ),
-            runs: register(&registry, IntCounterVec::new(Opts::new(CHECK_RUNS, "Probe runs by result."), &["system", "check", "target", "kind", "result"]).expect("valid metric")),
-            system_up: register(&registry, IntGaugeVec::new(Opts::new(SYSTEM_UP, "1 if no critical check of the system is down."), &["system"]).expect("valid metric")),
-            system_sla: register(&registry, GaugeVec::new(Opts::new(SYSTEM_SLA, "The system's SLA objective as a ratio."), &["system"]).expect("valid metric")),
-            scheduler_lag: register(&registry, Histogram::with_opts(HistogramOpts::new(SCHEDULER_LAG, "Delay from a probe's scheduled time to its start.").buckets(DURATION_BUCKETS.to_vec())).expect("valid metric")),
-            checks_configured: register(&registry, IntGauge::new(CHECKS_CONFIGURED, "Check targets configured.").expect("valid metric")),
-            reload_ok: register(&registry, IntGauge::new(RELOAD_OK, "1 if the last configuration reload succeeded.").expect("valid metric")),
-            reload_time: register(&registry, Gauge::new(RELOAD_TIME, "Unix time of the last successful configuration load.").expect("valid metric")),
+            runs: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(CHECK_RUNS, "Probe runs by result."),
+                    &["system", "check", "target", "kind", "result"],
+                )
+                .expect("valid metric"),
+            ),
+            system_up: register(
+                &registry,
+                IntGaugeVec::new(Opts::new(SYSTEM_UP, "1 if no critical check of the system is down."), &["system"])
+                    .expect("valid metric"),
+            ),
+            system_sla: register(
+                &registry,
+                GaugeVec::new(Opts::new(SYSTEM_SLA, "The system's SLA objective as a ratio."), &["system"])
+                    .expect("valid metric"),
+            ),
+            scheduler_lag: register(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(SCHEDULER_LAG, "Delay from a probe's scheduled time to its start.")
+                        .buckets(DURATION_BUCKETS.to_vec()),
+                )
+                .expect("valid metric"),
+            ),
+            checks_configured: register(
+                &registry,
+                IntGauge::new(CHECKS_CONFIGURED, "Check targets configured.").expect("valid metric"),
+            ),
+            reload_ok: register(
+                &registry,
+                IntGauge::new(RELOAD_OK, "1 if the last configuration reload succeeded.").expect("valid metric"),
+            ),
+            reload_time: register(
+                &registry,
+                Gauge::new(RELOAD_TIME, "Unix time of the last successful configuration load.").expect("valid metric"),
+            ),
             registry,
         };
-        let build = register(&m.registry, IntGaugeVec::new(Opts::new(BUILD_INFO, "Vigil's version and revision."), &["version", "revision"]).expect("valid metric"));
-        build.with_label_values(&[env!("CARGO_PKG_VERSION"), option_env!("VIGIL_REVISION").unwrap_or("unknown")]).set(1);
+        let build = register(
+            &m.registry,
+            IntGaugeVec::new(Opts::new(BUILD_INFO, "Vigil's version and revision."), &["version", "revision"])
+                .expect("valid metric"),
+        );
+        build
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), option_env!("VIGIL_REVISION").unwrap_or("unknown")])
+            .set(1);
         #[cfg(target_os = "linux")]
-        m.registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).expect("process metrics register once");
+        m.registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("process metrics register once");
         m
     }
 
@@ -133,7 +187,11 @@ impl Metrics {
         t.duration.set(outcome.duration.as_secs_f64());
         t.last_run.set(finished_unix);
         t.probe_duration.observe(outcome.duration.as_secs_f64());
-        if ok { t.runs_success.inc() } else { t.runs_failure.inc() }
+        if ok {
+            t.runs_success.inc()
+        } else {
+            t.runs_failure.inc()
+        }
         let l = t.label_refs();
         if outcome.reason != t.reason {
             if let Some(old) = t.reason {

@@ -52,7 +52,14 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// A pipeline for `config`, resuming from the `restored` states.
-    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, board: Arc<RwLock<Board>>, store: Store, restored: HashMap<String, TargetState>, events: broadcast::Sender<Event>) -> Pipeline {
+    pub fn new(
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        board: Arc<RwLock<Board>>,
+        store: Store,
+        restored: HashMap<String, TargetState>,
+        events: broadcast::Sender<Event>,
+    ) -> Pipeline {
         let mut p = Pipeline { metrics, board, store, events, entries: HashMap::new(), restored };
         p.configure(config);
         p
@@ -140,17 +147,21 @@ impl Pipeline {
             state: next,
         }));
         let system_id = entry.system.clone();
-        let event = Event { target_id: result.target_id.clone(), health: outcome.health, state: next.state, transition };
+        let event =
+            Event { target_id: result.target_id.clone(), health: outcome.health, state: next.state, transition };
         {
             let mut board = self.board.write().unwrap_or_else(|p| p.into_inner());
             let mut outcome = result.outcome;
             outcome.observations.body = None; // bodies are not kept beyond the judgement
-            board.targets.insert(result.target_id, TargetView { state: next, last: Some(LastResult { at_ms: result.finished_ms, outcome }) });
-            if transition.is_some() {
-                if let Some(system) = board.config.systems.iter().find(|s| s.id == system_id) {
-                    let up = system_state(system, &board.targets) != State::Down;
-                    self.metrics.set_system(&system.id, up, system.sla);
-                }
+            board.targets.insert(
+                result.target_id,
+                TargetView { state: next, last: Some(LastResult { at_ms: result.finished_ms, outcome }) },
+            );
+            if transition.is_some()
+                && let Some(system) = board.config.systems.iter().find(|s| s.id == system_id)
+            {
+                let up = system_state(system, &board.targets) != State::Down;
+                self.metrics.set_system(&system.id, up, system.sla);
             }
         }
         let _ = self.events.send(event);
@@ -158,7 +169,11 @@ impl Pipeline {
 
     /// Consumes results and commands until the results channel closes (every timer has
     /// stopped); returns the store so the caller can flush and close it.
-    pub async fn run(mut self, mut results: mpsc::Receiver<ProbeResult>, mut control: mpsc::Receiver<Control>) -> Store {
+    pub async fn run(
+        mut self,
+        mut results: mpsc::Receiver<ProbeResult>,
+        mut control: mpsc::Receiver<Control>,
+    ) -> Store {
         loop {
             tokio::select! {
                 biased;

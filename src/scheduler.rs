@@ -41,7 +41,8 @@ pub fn now_ms() -> i64 {
 
 /// A stable offset within the interval, from the target id (FNV-1a).
 pub fn start_offset(target_id: &str, interval: Duration) -> Duration {
-    let hash = target_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash =
+        target_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     let ms = interval.as_millis().max(1) as u64;
     Duration::from_millis(hash % ms)
 }
@@ -135,7 +136,8 @@ mod tests {
         let a = start_offset("procedures/portal", interval);
         assert_eq!(a, start_offset("procedures/portal", interval));
         assert!(a < interval);
-        let offsets: std::collections::HashSet<_> = (0..50).map(|i| start_offset(&format!("network/gw/c{i}"), interval)).collect();
+        let offsets: std::collections::HashSet<_> =
+            (0..50).map(|i| start_offset(&format!("network/gw/c{i}"), interval)).collect();
         assert!(offsets.len() > 40, "offsets should spread, got {} distinct", offsets.len());
     }
 }

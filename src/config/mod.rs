@@ -103,9 +103,7 @@ pub struct Config {
 impl Config {
     /// Every check target (the identities that carry state), in configuration order.
     pub fn targets(&self) -> impl Iterator<Item = (&System, &Check, &Target)> {
-        self.systems
-            .iter()
-            .flat_map(|s| s.checks.iter().flat_map(move |c| c.targets.iter().map(move |t| (s, c, t))))
+        self.systems.iter().flat_map(|s| s.checks.iter().flat_map(move |c| c.targets.iter().map(move |t| (s, c, t))))
     }
 }
 

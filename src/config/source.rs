@@ -24,7 +24,10 @@ pub struct SourceFile {
     pub path: PathBuf,
     /// The text after `${ENV}` substitution.
     pub text: String,
+    /// Where each key path's value starts (its key, for a block collection or no value).
     positions: HashMap<String, Pos>,
+    /// Where each key itself is written.
+    key_positions: HashMap<String, Pos>,
 }
 
 impl SourceFile {
@@ -43,8 +46,8 @@ impl SourceFile {
     /// Builds a source file from text already in memory (used for embedded configs).
     pub fn from_text(path: &Path, original: &str) -> Result<SourceFile, ConfigError> {
         let text = substitute_env(path, original)?;
-        let positions = index_positions(&text);
-        Ok(SourceFile { path: path.to_path_buf(), text, positions })
+        let (positions, key_positions) = index_positions(&text);
+        Ok(SourceFile { path: path.to_path_buf(), text, positions, key_positions })
     }
 
     /// The position of the value at `key_path`, or of its nearest written ancestor.
@@ -81,15 +84,18 @@ impl SourceFile {
         }
         let mut unknown = Vec::new();
         let deserializer = yaml_serde::Deserializer::from_str(&self.text);
-        let result: Result<T, _> =
-            serde_ignored::deserialize(deserializer, |p| unknown.push(path_string(&p)));
+        let result: Result<T, _> = serde_ignored::deserialize(deserializer, |p| unknown.push(path_string(&p)));
         match result {
             Ok(value) => {
                 let errors = unknown
                     .iter()
                     .map(|p| {
                         let key = p.rsplit(['.', '[']).next().unwrap_or(p);
-                        self.error(p, format!("unknown key \"{key}\""))
+                        let mut e = self.error(p, format!("unknown key \"{key}\""));
+                        if let Some(pos) = self.key_positions.get(p) {
+                            (e.line, e.col) = (pos.line, pos.col);
+                        }
+                        e
                     })
                     .collect();
                 (value, errors)
@@ -144,9 +150,7 @@ fn path_string(path: &serde_ignored::Path) -> String {
             let parent = path_string(parent);
             if parent.is_empty() { key.clone() } else { format!("{parent}.{key}") }
         }
-        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
-            path_string(parent)
-        }
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => path_string(parent),
     }
 }
 
@@ -199,10 +203,11 @@ enum Frame {
     Seq { path: String, next: usize },
 }
 
-/// Walks the YAML events and records where each key path's value starts (for a key whose
-/// value is missing or null, the key's own position is kept).
-fn index_positions(text: &str) -> HashMap<String, Pos> {
+/// Walks the YAML events and records where each key path's value starts (for a block
+/// collection, the key's own position is kept), and where each key is written.
+fn index_positions(text: &str) -> (HashMap<String, Pos>, HashMap<String, Pos>) {
     let mut positions = HashMap::new();
+    let mut keys = HashMap::new();
     let mut stack: Vec<Frame> = Vec::new();
     let mut parser = Parser::new_from_str(text);
     while let Some(Ok((event, span))) = parser.next_event() {
@@ -211,7 +216,8 @@ fn index_positions(text: &str) -> HashMap<String, Pos> {
             Event::Scalar(value, ..) => {
                 if let Some(Frame::Map { path, key: key @ None }) = stack.last_mut() {
                     let key_path = join(path, &value);
-                    positions.insert(key_path, pos);
+                    positions.insert(key_path.clone(), pos);
+                    keys.insert(key_path, pos);
                     *key = Some(value.into_owned());
                     continue;
                 }
@@ -239,7 +245,7 @@ fn index_positions(text: &str) -> HashMap<String, Pos> {
             _ => {}
         }
     }
-    positions
+    (positions, keys)
 }
 
 fn next_value_path(stack: &mut [Frame]) -> String {
@@ -282,8 +288,7 @@ mod tests {
         unsafe { std::env::set_var("VIGIL_TEST_SUBST", "s3cret") };
         let f = SourceFile::from_text(Path::new("t.yaml"), "token: ${VIGIL_TEST_SUBST}\n").unwrap();
         assert_eq!(f.text, "token: s3cret\n");
-        let err = SourceFile::from_text(Path::new("t.yaml"), "a: 1\nb: x${VIGIL_UNSET_XYZ}\n")
-            .unwrap_err();
+        let err = SourceFile::from_text(Path::new("t.yaml"), "a: 1\nb: x${VIGIL_UNSET_XYZ}\n").unwrap_err();
         assert_eq!(err.to_string(), "t.yaml:2:5: environment variable \"VIGIL_UNSET_XYZ\" is not set");
     }
 }

@@ -44,8 +44,13 @@ fn load_source(root: SourceFile) -> Result<Config, ConfigErrors> {
     let base = root.path.parent().map(Path::to_path_buf).unwrap_or_default();
 
     let mut fragments: Vec<(SourceFile, Vec<RawSystem>)> = Vec::new();
+    let mut seen: HashSet<PathBuf> = HashSet::new();
     for (i, pattern) in raw.include.iter().enumerate() {
         for path in expand_include(&root, &base, pattern, i, &mut errors) {
+            // A file matched by two patterns is read once, at its first match.
+            if !seen.insert(path.clone()) {
+                continue;
+            }
             match SourceFile::read(&path) {
                 Ok(file) => {
                     let (fragment, errs) = file.decode::<RawFragment>();
@@ -85,7 +90,11 @@ fn load_source(root: SourceFile) -> Result<Config, ConfigErrors> {
                 let pos = file.position(&format!("{path}.id"));
                 let here = format!("{}:{}:{}", file.path.display(), pos.line, pos.col);
                 if let Some(first) = system_ids.insert(system.id.clone(), here) {
-                    errors.at(file, &format!("{path}.id"), format!("duplicate system id \"{}\" (first defined at {first})", system.id));
+                    errors.at(
+                        file,
+                        &format!("{path}.id"),
+                        format!("duplicate system id \"{}\" (first defined at {first})", system.id),
+                    );
                 } else {
                     systems.push(system);
                 }
@@ -148,7 +157,13 @@ pub fn parse_percent(text: &str) -> Result<f64, String> {
     Ok(number / 100.0)
 }
 
-fn duration_field(file: &SourceFile, path: &str, value: Option<&String>, default: Duration, errors: &mut Errors) -> Duration {
+fn duration_field(
+    file: &SourceFile,
+    path: &str,
+    value: Option<&String>,
+    default: Duration,
+    errors: &mut Errors,
+) -> Duration {
     match value.map(|v| parse_duration(v)) {
         None => default,
         Some(Ok(d)) => d,
@@ -165,7 +180,13 @@ fn is_slug(id: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
-fn slug_field(file: &SourceFile, path: &str, value: Option<&String>, what: &str, errors: &mut Errors) -> Option<String> {
+fn slug_field(
+    file: &SourceFile,
+    path: &str,
+    value: Option<&String>,
+    what: &str,
+    errors: &mut Errors,
+) -> Option<String> {
     match value {
         None => {
             errors.at(file, path, format!("{what} is required"));
@@ -182,7 +203,11 @@ fn slug_field(file: &SourceFile, path: &str, value: Option<&String>, what: &str,
 fn instance(file: &SourceFile, raw: &RawRoot, errors: &mut Errors) -> Instance {
     let tz_name = raw.instance.timezone.clone().unwrap_or_else(|| DEFAULT_TIMEZONE.to_string());
     let timezone = jiff::tz::TimeZone::get(&tz_name).unwrap_or_else(|_| {
-        errors.at(file, "instance.timezone", format!("unknown time zone \"{tz_name}\" (expected e.g. Asia/Ho_Chi_Minh)"));
+        errors.at(
+            file,
+            "instance.timezone",
+            format!("unknown time zone \"{tz_name}\" (expected e.g. Asia/Ho_Chi_Minh)"),
+        );
         jiff::tz::TimeZone::UTC
     });
     let language = match raw.instance.language.as_deref() {
@@ -205,13 +230,17 @@ fn instance(file: &SourceFile, raw: &RawRoot, errors: &mut Errors) -> Instance {
 fn server(file: &SourceFile, raw: &RawRoot, base: &Path, errors: &mut Errors) -> Server {
     let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
     let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
-        errors.at(file, "server.listen", format!("\"{listen_text}\" is not an address:port (expected e.g. 127.0.0.1:9898)"));
+        errors.at(
+            file,
+            "server.listen",
+            format!("\"{listen_text}\" is not an address:port (expected e.g. 127.0.0.1:9898)"),
+        );
         DEFAULT_LISTEN.parse().expect("default listen address is valid")
     });
-    if let Some(url) = &raw.server.public_url {
-        if url::Url::parse(url).is_err() {
-            errors.at(file, "server.public_url", format!("invalid URL \"{url}\""));
-        }
+    if let Some(url) = &raw.server.public_url
+        && url::Url::parse(url).is_err()
+    {
+        errors.at(file, "server.public_url", format!("invalid URL \"{url}\""));
     }
     let admin_token = match (&raw.server.admin_token, &raw.server.admin_token_file) {
         (Some(_), Some(_)) => {
@@ -242,7 +271,13 @@ fn server(file: &SourceFile, raw: &RawRoot, base: &Path, errors: &mut Errors) ->
 fn storage(file: &SourceFile, raw: &RawRoot, errors: &mut Errors) -> Storage {
     Storage {
         path: PathBuf::from(raw.storage.path.as_deref().unwrap_or(DEFAULT_STORE)),
-        raw_retention: duration_field(file, "storage.raw_retention", raw.storage.raw_retention.as_ref(), Duration::from_secs(14 * 86_400), errors),
+        raw_retention: duration_field(
+            file,
+            "storage.raw_retention",
+            raw.storage.raw_retention.as_ref(),
+            Duration::from_secs(14 * 86_400),
+            errors,
+        ),
     }
 }
 
@@ -284,14 +319,25 @@ struct PendingDep {
     reference: String,
 }
 
-fn system(file: &SourceFile, path: &str, raw: &RawSystem, defaults: &Defaults, errors: &mut Errors, deps: &mut Vec<PendingDep>) -> Option<System> {
+fn system(
+    file: &SourceFile,
+    path: &str,
+    raw: &RawSystem,
+    defaults: &Defaults,
+    errors: &mut Errors,
+    deps: &mut Vec<PendingDep>,
+) -> Option<System> {
     let id = slug_field(file, &format!("{path}.id"), raw.id.as_ref(), "system id", errors);
     let (name_vi, name_en) = match &raw.name {
         None => (None, None),
         Some(RawName::Plain(name)) => (Some(name.clone()), Some(name.clone())),
         Some(RawName::Localized(names)) => {
             for lang in names.keys().filter(|k| !matches!(k.as_str(), "vi" | "en")) {
-                errors.at(file, &format!("{path}.name.{lang}"), format!("unknown language \"{lang}\" (expected vi or en)"));
+                errors.at(
+                    file,
+                    &format!("{path}.name.{lang}"),
+                    format!("unknown language \"{lang}\" (expected vi or en)"),
+                );
             }
             let vi = names.get("vi").or_else(|| names.get("en")).cloned();
             let en = names.get("en").or_else(|| names.get("vi")).cloned();
@@ -309,9 +355,15 @@ fn system(file: &SourceFile, path: &str, raw: &RawSystem, defaults: &Defaults, e
     let mut check_ids = HashSet::new();
     for (i, raw_check) in raw.checks.iter().enumerate() {
         let check_path = format!("{path}.checks[{i}]");
-        let Some(check) = check(file, &check_path, id.as_deref().unwrap_or("?"), raw_check, defaults, errors) else { continue };
+        let Some(check) = check(file, &check_path, id.as_deref().unwrap_or("?"), raw_check, defaults, errors) else {
+            continue;
+        };
         if !check_ids.insert(check.id.clone()) {
-            errors.at(file, &format!("{check_path}.id"), format!("duplicate check id \"{}\" in system \"{}\"", check.id, id.as_deref().unwrap_or("?")));
+            errors.at(
+                file,
+                &format!("{check_path}.id"),
+                format!("duplicate check id \"{}\" in system \"{}\"", check.id, id.as_deref().unwrap_or("?")),
+            );
             continue;
         }
         for (k, reference) in raw_check.depends_on.iter().enumerate() {
@@ -339,7 +391,14 @@ fn system(file: &SourceFile, path: &str, raw: &RawSystem, defaults: &Defaults, e
     })
 }
 
-fn check(file: &SourceFile, path: &str, system: &str, raw: &RawCheck, defaults: &Defaults, errors: &mut Errors) -> Option<Check> {
+fn check(
+    file: &SourceFile,
+    path: &str,
+    system: &str,
+    raw: &RawCheck,
+    defaults: &Defaults,
+    errors: &mut Errors,
+) -> Option<Check> {
     let id = slug_field(file, &format!("{path}.id"), raw.id.as_ref(), "check id", errors);
     let interval = duration_field(file, &format!("{path}.interval"), raw.interval.as_ref(), defaults.interval, errors);
     let timeout = duration_field(file, &format!("{path}.timeout"), raw.timeout.as_ref(), defaults.timeout, errors);
@@ -350,12 +409,33 @@ fn check(file: &SourceFile, path: &str, system: &str, raw: &RawCheck, defaults: 
     if timeout.is_zero() {
         errors.at(file, &format!("{path}.timeout"), "timeout must be more than 0s");
     } else if timeout > interval {
-        errors.at(file, &format!("{path}.timeout"), format!("timeout ({}) must not exceed the interval ({})", humantime::format_duration(timeout), humantime::format_duration(interval)));
+        errors.at(
+            file,
+            &format!("{path}.timeout"),
+            format!(
+                "timeout ({}) must not exceed the interval ({})",
+                humantime::format_duration(timeout),
+                humantime::format_duration(interval)
+            ),
+        );
     }
-    let failure_threshold = threshold(file, &format!("{path}.failure_threshold"), raw.failure_threshold, defaults.failure_threshold, errors);
-    let success_threshold = threshold(file, &format!("{path}.success_threshold"), raw.success_threshold, defaults.success_threshold, errors);
+    let failure_threshold = threshold(
+        file,
+        &format!("{path}.failure_threshold"),
+        raw.failure_threshold,
+        defaults.failure_threshold,
+        errors,
+    );
+    let success_threshold = threshold(
+        file,
+        &format!("{path}.success_threshold"),
+        raw.success_threshold,
+        defaults.success_threshold,
+        errors,
+    );
 
-    let sections: Vec<&str> = [raw.http.is_some().then_some("http"), raw.tcp.is_some().then_some("tcp")].into_iter().flatten().collect();
+    let sections: Vec<&str> =
+        [raw.http.is_some().then_some("http"), raw.tcp.is_some().then_some("tcp")].into_iter().flatten().collect();
     let probe_and_address = match sections.as_slice() {
         [_] => probe_spec(file, path, raw, errors),
         [] => {
@@ -363,13 +443,18 @@ fn check(file: &SourceFile, path: &str, system: &str, raw: &RawCheck, defaults: 
             None
         }
         many => {
-            errors.at(file, &format!("{path}.{}", many[1]), format!("a check has exactly one probe section, found {}", many.join(" and ")));
+            errors.at(
+                file,
+                &format!("{path}.{}", many[1]),
+                format!("a check has exactly one probe section, found {}", many.join(" and ")),
+            );
             None
         }
     };
     let kind = probe_and_address.as_ref().map(|(p, _)| p.kind());
     let conditions = parse_conditions(file, &format!("{path}.conditions"), &raw.conditions, kind, errors);
-    let warning_conditions = parse_conditions(file, &format!("{path}.warning_conditions"), &raw.warning_conditions, kind, errors);
+    let warning_conditions =
+        parse_conditions(file, &format!("{path}.warning_conditions"), &raw.warning_conditions, kind, errors);
     let (probe, address) = probe_and_address?;
     let id = id?;
     let targets = targets(file, path, system, &id, &probe, address, raw.targets.as_deref(), errors);
@@ -408,7 +493,13 @@ fn provides(kind: &str, placeholder: Placeholder) -> bool {
     }
 }
 
-fn parse_conditions(file: &SourceFile, path: &str, raw: &[String], kind: Option<&str>, errors: &mut Errors) -> Vec<Condition> {
+fn parse_conditions(
+    file: &SourceFile,
+    path: &str,
+    raw: &[String],
+    kind: Option<&str>,
+    errors: &mut Errors,
+) -> Vec<Condition> {
     let mut out = Vec::new();
     for (i, text) in raw.iter().enumerate() {
         let key = format!("{path}[{i}]");
@@ -426,7 +517,12 @@ fn parse_conditions(file: &SourceFile, path: &str, raw: &[String], kind: Option<
 }
 
 /// The probe spec and its address (None when the address comes from `targets:`).
-fn probe_spec(file: &SourceFile, path: &str, raw: &RawCheck, errors: &mut Errors) -> Option<(ProbeSpec, Option<String>)> {
+fn probe_spec(
+    file: &SourceFile,
+    path: &str,
+    raw: &RawCheck,
+    errors: &mut Errors,
+) -> Option<(ProbeSpec, Option<String>)> {
     let base = file.path.parent().unwrap_or(Path::new(""));
     if let Some(http) = &raw.http {
         return http_spec(file, &format!("{path}.http"), http, base, errors);
@@ -437,12 +533,22 @@ fn probe_spec(file: &SourceFile, path: &str, raw: &RawCheck, errors: &mut Errors
     None
 }
 
-fn http_spec(file: &SourceFile, path: &str, raw: &RawHttp, base: &Path, errors: &mut Errors) -> Option<(ProbeSpec, Option<String>)> {
+fn http_spec(
+    file: &SourceFile,
+    path: &str,
+    raw: &RawHttp,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<(ProbeSpec, Option<String>)> {
     let method = raw.method.clone().unwrap_or_else(|| "GET".into());
     let known = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"];
     let mut ok = true;
     if !known.contains(&method.as_str()) {
-        errors.at(file, &format!("{path}.method"), format!("unknown method \"{method}\" (expected one of {})", known.join(", ")));
+        errors.at(
+            file,
+            &format!("{path}.method"),
+            format!("unknown method \"{method}\" (expected one of {})", known.join(", ")),
+        );
         ok = false;
     }
     for name in raw.headers.keys() {
@@ -494,7 +600,15 @@ fn check_address(file: &SourceFile, path: &str, address: &str, errors: &mut Erro
     valid
 }
 
-fn tls_spec(file: &SourceFile, path: &str, insecure: bool, ca_file: Option<&String>, server_name: Option<&String>, base: &Path, errors: &mut Errors) -> Option<TlsSpec> {
+fn tls_spec(
+    file: &SourceFile,
+    path: &str,
+    insecure: bool,
+    ca_file: Option<&String>,
+    server_name: Option<&String>,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<TlsSpec> {
     let ca_file = match ca_file {
         Some(ca) => {
             let full = base.join(ca);
@@ -509,7 +623,13 @@ fn tls_spec(file: &SourceFile, path: &str, insecure: bool, ca_file: Option<&Stri
     Some(TlsSpec { insecure_skip_verify: insecure, ca_file, server_name: server_name.cloned() })
 }
 
-fn tcp_spec(file: &SourceFile, path: &str, raw: &RawTcp, base: &Path, errors: &mut Errors) -> Option<(ProbeSpec, Option<String>)> {
+fn tcp_spec(
+    file: &SourceFile,
+    path: &str,
+    raw: &RawTcp,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<(ProbeSpec, Option<String>)> {
     let mut ok = true;
     if let Some(address) = &raw.address {
         ok &= check_address(file, &format!("{path}.address"), address, errors);
@@ -532,7 +652,15 @@ fn tcp_spec(file: &SourceFile, path: &str, raw: &RawTcp, base: &Path, errors: &m
         ok = false;
     }
     let tls = if raw.tls {
-        Some(tls_spec(file, path, raw.insecure_skip_verify, raw.ca_file.as_ref(), raw.server_name.as_ref(), base, errors)?)
+        Some(tls_spec(
+            file,
+            path,
+            raw.insecure_skip_verify,
+            raw.ca_file.as_ref(),
+            raw.server_name.as_ref(),
+            base,
+            errors,
+        )?)
     } else {
         None
     };
@@ -540,7 +668,16 @@ fn tcp_spec(file: &SourceFile, path: &str, raw: &RawTcp, base: &Path, errors: &m
 }
 
 #[allow(clippy::too_many_arguments)]
-fn targets(file: &SourceFile, path: &str, system: &str, check: &str, probe: &ProbeSpec, address: Option<String>, raw: Option<&[RawTarget]>, errors: &mut Errors) -> Vec<Target> {
+fn targets(
+    file: &SourceFile,
+    path: &str,
+    system: &str,
+    check: &str,
+    probe: &ProbeSpec,
+    address: Option<String>,
+    raw: Option<&[RawTarget]>,
+    errors: &mut Errors,
+) -> Vec<Target> {
     let field = match probe {
         ProbeSpec::Http(_) => "url",
         ProbeSpec::Tcp(_) => "address",
@@ -551,13 +688,21 @@ fn targets(file: &SourceFile, path: &str, system: &str, check: &str, probe: &Pro
         return match address {
             Some(address) => vec![Target { key: key(check), address }],
             None => {
-                errors.at(file, &format!("{path}.{kind}"), format!("{kind} needs \"{field}\" (or the check needs targets:)"));
+                errors.at(
+                    file,
+                    &format!("{path}.{kind}"),
+                    format!("{kind} needs \"{field}\" (or the check needs targets:)"),
+                );
                 Vec::new()
             }
         };
     };
     if address.is_some() {
-        errors.at(file, &format!("{path}.{kind}.{field}"), format!("with targets:, each target gives its own \"{field}\"; remove it here"));
+        errors.at(
+            file,
+            &format!("{path}.{kind}.{field}"),
+            format!("with targets:, each target gives its own \"{field}\"; remove it here"),
+        );
     }
     if raw.is_empty() {
         errors.at(file, &format!("{path}.targets"), "targets: must list at least one target");
@@ -570,12 +715,18 @@ fn targets(file: &SourceFile, path: &str, system: &str, check: &str, probe: &Pro
         let given = [("url", &t.url), ("address", &t.address), ("host", &t.host)];
         for (other, value) in given {
             if other != field && value.is_some() {
-                errors.at(file, &format!("{tpath}.{other}"), format!("\"{other}\" does not apply to {kind} checks; use \"{field}\""));
+                errors.at(
+                    file,
+                    &format!("{tpath}.{other}"),
+                    format!("\"{other}\" does not apply to {kind} checks; use \"{field}\""),
+                );
             }
         }
         let value = given.iter().find(|(f, _)| *f == field).and_then(|&(_, v)| v.clone());
         let Some(value) = value else {
-            errors.at(file, &tpath, format!("target needs \"{field}\""));
+            if given.iter().all(|(_, v)| v.is_none()) {
+                errors.at(file, &tpath, format!("target needs \"{field}\""));
+            }
             continue;
         };
         let valid = match probe {
@@ -594,7 +745,12 @@ fn targets(file: &SourceFile, path: &str, system: &str, check: &str, probe: &Pro
     out
 }
 
-fn resolve_dependencies(systems: &mut [System], pending: Vec<PendingDep>, units: &[(&SourceFile, &[RawSystem])], errors: &mut Errors) {
+fn resolve_dependencies(
+    systems: &mut [System],
+    pending: Vec<PendingDep>,
+    units: &[(&SourceFile, &[RawSystem])],
+    errors: &mut Errors,
+) {
     let mut known: HashSet<String> = HashSet::new();
     for s in systems.iter() {
         for c in &s.checks {
@@ -607,13 +763,28 @@ fn resolve_dependencies(systems: &mut [System], pending: Vec<PendingDep>, units:
     for dep in pending {
         let file = units.iter().find(|(f, _)| f.path == dep.file_path).map(|(f, _)| *f);
         let Some(file) = file else { continue };
-        let full = if dep.reference.contains('/') { dep.reference.clone() } else { format!("{}/{}", dep.system, dep.reference) };
+        let full = if dep.reference.contains('/') {
+            dep.reference.clone()
+        } else {
+            format!("{}/{}", dep.system, dep.reference)
+        };
         let own = format!("{}/{}", dep.system, dep.check);
         if full == own || full.starts_with(&format!("{own}/")) {
             errors.at(file, &dep.key_path, format!("check \"{own}\" cannot depend on itself"));
         } else if !known.contains(&full) {
-            errors.at(file, &dep.key_path, format!("depends_on \"{}\" names no known check (expected system/check or system/check/target)", dep.reference));
-        } else if let Some(check) = systems.iter_mut().find(|s| s.id == dep.system).and_then(|s| s.checks.iter_mut().find(|c| c.id == dep.check)) {
+            errors.at(
+                file,
+                &dep.key_path,
+                format!(
+                    "depends_on \"{}\" names no known check (expected system/check or system/check/target)",
+                    dep.reference
+                ),
+            );
+        } else if let Some(check) = systems
+            .iter_mut()
+            .find(|s| s.id == dep.system)
+            .and_then(|s| s.checks.iter_mut().find(|c| c.id == dep.check))
+        {
             check.depends_on.push(full);
         }
     }

@@ -46,11 +46,7 @@ impl Faults {
 
     /// How long the documents system takes to answer.
     pub fn documents_delay(&self) -> Duration {
-        if self.t() >= SLOW_FROM {
-            self.slow_delay
-        } else {
-            Duration::from_millis(20)
-        }
+        if self.t() >= SLOW_FROM { self.slow_delay } else { Duration::from_millis(20) }
     }
 
     /// The procedures system's pending national-sync queue: grows 10 per second.
@@ -61,6 +57,6 @@ impl Faults {
 
     /// Whether a commune gateway answers; `sin-ho` flaps.
     pub fn gateway_up(&self, slug: &str) -> bool {
-        slug != "sin-ho" || (self.t() / FLAP_PERIOD) as u64 % 2 == 0
+        slug != "sin-ho" || ((self.t() / FLAP_PERIOD) as u64).is_multiple_of(2)
     }
 }

@@ -75,8 +75,16 @@ pub async fn run(listen: SocketAddr, speed: f64, shutdown: impl Future<Output = 
     println!();
     let s = |secs: f64| humantime::format_duration(Duration::from_secs_f64(secs / demo.sims.faults.speed()));
     println!("Fault schedule (repeats every {}):", s(faults::CYCLE_SECS));
-    println!("  from {}: documents slow (degraded); procedures backlog passes 500 (degraded) around {}", s(faults::SLOW_FROM), s(faults::BACKLOG_LIMIT_AT));
-    println!("  from {} to {}: e-meeting down (web 503, signalling silent)", s(faults::OUTAGE_FROM), s(faults::OUTAGE_TO));
+    println!(
+        "  from {}: documents slow (degraded); procedures backlog passes 500 (degraded) around {}",
+        s(faults::SLOW_FROM),
+        s(faults::BACKLOG_LIMIT_AT)
+    );
+    println!(
+        "  from {} to {}: e-meeting down (web 503, signalling silent)",
+        s(faults::OUTAGE_FROM),
+        s(faults::OUTAGE_TO)
+    );
     println!("  always: the Sìn Hồ commune link flaps every {}", s(faults::FLAP_PERIOD));
     println!();
     println!("Store: {}. Press Ctrl-C to stop.", data_dir.join("vigil.db").display());

@@ -44,37 +44,51 @@ impl Simulators {
     pub async fn start(faults: Faults) -> std::io::Result<Simulators> {
         let stop = CancellationToken::new();
         let f = faults.clone();
-        let portal = serve_http(bind().await?, stop.clone(), handler(move |path| {
-            let f = f.clone();
-            async move {
-                match path.as_str() {
+        let portal = serve_http(
+            bind().await?,
+            stop.clone(),
+            handler(move |path| {
+                let f = f.clone();
+                async move {
+                    match path.as_str() {
                     "/api/health" => (200, "application/json", format!(r#"{{"status":"UP","queue":{{"pending":{}}}}}"#, f.backlog())),
                     _ => (200, "text/html; charset=utf-8", "<!doctype html><title>Cổng Dịch vụ công tỉnh Lai Châu</title><h1>Dịch vụ công trực tuyến</h1>".into()),
                 }
-            }
-        }));
-        let f = faults.clone();
-        let documents = serve_http(bind().await?, stop.clone(), handler(move |_| {
-            let delay = f.documents_delay();
-            async move {
-                tokio::time::sleep(delay).await;
-                (200, "text/html; charset=utf-8", "<!doctype html><title>Quản lý văn bản</title>".into())
-            }
-        }));
-        let f = faults.clone();
-        let meeting_web = serve_http(bind().await?, stop.clone(), handler(move |_| {
-            let down = f.meeting_down();
-            async move {
-                if down {
-                    (503, "text/plain", "MCU unavailable".into())
-                } else {
-                    (200, "text/html; charset=utf-8", "<!doctype html><title>Hội nghị truyền hình</title>".into())
                 }
-            }
-        }));
-        let reporting = serve_http(bind().await?, stop.clone(), handler(|_| async {
-            (200, "application/json", r#"{"status":"UP","database":"ok"}"#.into())
-        }));
+            }),
+        );
+        let f = faults.clone();
+        let documents = serve_http(
+            bind().await?,
+            stop.clone(),
+            handler(move |_| {
+                let delay = f.documents_delay();
+                async move {
+                    tokio::time::sleep(delay).await;
+                    (200, "text/html; charset=utf-8", "<!doctype html><title>Quản lý văn bản</title>".into())
+                }
+            }),
+        );
+        let f = faults.clone();
+        let meeting_web = serve_http(
+            bind().await?,
+            stop.clone(),
+            handler(move |_| {
+                let down = f.meeting_down();
+                async move {
+                    if down {
+                        (503, "text/plain", "MCU unavailable".into())
+                    } else {
+                        (200, "text/html; charset=utf-8", "<!doctype html><title>Hội nghị truyền hình</title>".into())
+                    }
+                }
+            }),
+        );
+        let reporting = serve_http(
+            bind().await?,
+            stop.clone(),
+            handler(|_| async { (200, "application/json", r#"{"status":"UP","database":"ok"}"#.into()) }),
+        );
         let f = faults.clone();
         let meeting_signal = serve_tcp(bind().await?, stop.clone(), move |stream| {
             let down = f.meeting_down();

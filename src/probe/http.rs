@@ -28,7 +28,8 @@ struct Response {
 pub(super) async fn observe(spec: &HttpSpec, address: &str, tls: &TlsContext) -> Result<Observations, ProbeError> {
     let started = Instant::now();
     let mut obs = Observations::default();
-    let mut url = Url::parse(address).map_err(|e| ProbeError::new(FailureReason::Network, format!("invalid URL: {e}")))?;
+    let mut url =
+        Url::parse(address).map_err(|e| ProbeError::new(FailureReason::Network, format!("invalid URL: {e}")))?;
     loop {
         let response = match fetch(spec, &url, tls, &mut obs).await {
             Ok(r) => r,
@@ -41,9 +42,9 @@ pub(super) async fn observe(spec: &HttpSpec, address: &str, tls: &TlsContext) ->
                     let message = format!("more than {} redirects (last to {location})", spec.max_redirects);
                     return Err(ProbeError::new(FailureReason::Redirects, message).with(obs));
                 }
-                url = url
-                    .join(&location)
-                    .map_err(|e| ProbeError::new(FailureReason::Network, format!("bad redirect location \"{location}\": {e}")))?;
+                url = url.join(&location).map_err(|e| {
+                    ProbeError::new(FailureReason::Network, format!("bad redirect location \"{location}\": {e}"))
+                })?;
                 obs.redirects += 1;
             }
             None => break,
@@ -118,9 +119,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let network = |what: &str, e: hyper::Error| ProbeError::new(FailureReason::Network, format!("{what}: {e}"));
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| network("http handshake", e))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| network("http handshake", e))?;
     // The connection task ends when the request is done and `sender` is dropped.
     tokio::spawn(async move {
         let _ = connection.await;
@@ -136,7 +136,8 @@ where
         None => url.host_str().unwrap_or_default().to_string(),
     };
     let method = Method::from_bytes(spec.method.as_bytes()).unwrap_or(Method::GET);
-    let mut request = Request::builder().method(method).uri(path).header(HOST, host_header).header(USER_AGENT, USER_AGENT_VALUE);
+    let mut request =
+        Request::builder().method(method).uri(path).header(HOST, host_header).header(USER_AGENT, USER_AGENT_VALUE);
     for (name, value) in &spec.headers {
         request = request.header(name.as_str(), value.as_str());
     }
@@ -159,7 +160,10 @@ where
         let frame = frame.map_err(|e| network("reading body", e))?;
         if let Ok(data) = frame.into_data() {
             if (buf.len() + data.len()) as u64 > spec.max_body_bytes {
-                return Err(ProbeError::new(FailureReason::BodySize, format!("body larger than {} bytes", spec.max_body_bytes)));
+                return Err(ProbeError::new(
+                    FailureReason::BodySize,
+                    format!("body larger than {} bytes", spec.max_body_bytes),
+                ));
             }
             buf.extend_from_slice(&data);
         }

@@ -134,9 +134,7 @@ impl Facts for Observations {
     fn value(&self, placeholder: Placeholder) -> Option<Value> {
         match placeholder {
             Placeholder::Status => self.status.map(|s| Value::Number(s.into())),
-            Placeholder::Body => {
-                self.body.as_ref().map(|b| Value::Text(String::from_utf8_lossy(b).into_owned()))
-            }
+            Placeholder::Body => self.body.as_ref().map(|b| Value::Text(String::from_utf8_lossy(b).into_owned())),
             Placeholder::ResponseTime => self.response_time.map(Value::Duration),
             Placeholder::Connected => Some(Value::Bool(self.connected.unwrap_or(false))),
             Placeholder::Ip => self.ip.map(|ip| Value::Text(ip.to_string())),
@@ -163,16 +161,16 @@ fn unix_now() -> i64 {
 pub struct ProbeError {
     pub reason: FailureReason,
     pub message: String,
-    pub observations: Observations,
+    pub observations: Box<Observations>,
 }
 
 impl ProbeError {
     fn new(reason: FailureReason, message: impl Into<String>) -> ProbeError {
-        ProbeError { reason, message: message.into(), observations: Observations::default() }
+        ProbeError { reason, message: message.into(), observations: Box::default() }
     }
 
     fn with(mut self, observations: Observations) -> ProbeError {
-        self.observations = observations;
+        self.observations = Box::new(observations);
         self
     }
 }
@@ -231,7 +229,7 @@ impl Prober {
                 reason: Some(e.reason),
                 message: e.message,
                 failed_conditions: Vec::new(),
-                observations: e.observations,
+                observations: *e.observations,
                 duration,
             },
             Ok(Ok(observations)) => judge(observations, &check.conditions, &check.warning_conditions, duration),
@@ -248,7 +246,12 @@ impl Prober {
 
 /// Judges observations against the conditions: any failed condition → down; only warning
 /// conditions failed → degraded; otherwise up.
-pub fn judge(observations: Observations, conditions: &[Condition], warnings: &[Condition], duration: Duration) -> ProbeOutcome {
+pub fn judge(
+    observations: Observations,
+    conditions: &[Condition],
+    warnings: &[Condition],
+    duration: Duration,
+) -> ProbeOutcome {
     let failed = condition::failures(conditions, &observations);
     let (health, failed) = if !failed.is_empty() {
         (Health::Down, failed)
@@ -262,12 +265,5 @@ pub fn judge(observations: Observations, conditions: &[Condition], warnings: &[C
         _ => Some(FailureReason::Condition),
     };
     let failed_conditions: Vec<String> = failed.into_iter().map(|f| f.display).collect();
-    ProbeOutcome {
-        health,
-        reason,
-        message: failed_conditions.join("; "),
-        failed_conditions,
-        observations,
-        duration,
-    }
+    ProbeOutcome { health, reason, message: failed_conditions.join("; "), failed_conditions, observations, duration }
 }

@@ -54,13 +54,19 @@ pub(super) async fn observe(spec: &TcpSpec, address: &str, tls: &TlsContext) -> 
     }
 }
 
-async fn converse<S: AsyncRead + AsyncWrite + Unpin>(spec: &TcpSpec, mut stream: S, obs: &mut Observations) -> Result<(), ProbeError> {
+async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+    spec: &TcpSpec,
+    mut stream: S,
+    obs: &mut Observations,
+) -> Result<(), ProbeError> {
     let io = |what: &str, e: std::io::Error| ProbeError::new(FailureReason::Network, format!("{what}: {e}"));
     if let Some(send) = &spec.send {
         stream.write_all(send.as_bytes()).await.map_err(|e| io("send", e))?;
         stream.flush().await.map_err(|e| io("send", e))?;
     }
-    let Some(expect) = &spec.expect else { return Ok(()) };
+    let Some(expect) = &spec.expect else {
+        return Ok(());
+    };
     let phase = Instant::now();
     let mut buf = BytesMut::with_capacity(1024);
     loop {
@@ -70,13 +76,19 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(spec: &TcpSpec, mut stream:
         }
         if buf.len() >= MAX_READ {
             obs.body = Some(buf.freeze());
-            return Err(ProbeError::new(FailureReason::Expect, format!("no match for /{}/ in the first {MAX_READ} bytes", expect.0.as_str())));
+            return Err(ProbeError::new(
+                FailureReason::Expect,
+                format!("no match for /{}/ in the first {MAX_READ} bytes", expect.0.as_str()),
+            ));
         }
         let n = stream.read_buf(&mut buf).await.map_err(|e| io("read", e))?;
         if n == 0 {
             let got = String::from_utf8_lossy(&buf).chars().take(80).collect::<String>();
             obs.body = Some(buf.freeze());
-            return Err(ProbeError::new(FailureReason::Expect, format!("answer {got:?} does not match /{}/", expect.0.as_str())));
+            return Err(ProbeError::new(
+                FailureReason::Expect,
+                format!("answer {got:?} does not match /{}/", expect.0.as_str()),
+            ));
         }
     }
     obs.phases.push(("expect", phase.elapsed()));

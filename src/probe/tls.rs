@@ -95,9 +95,10 @@ impl TlsContext {
         let mut store = RootCertStore::empty();
         store.add_parsable_certificates(self.roots().iter().cloned());
         if let Some(path) = ca_file {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| ProbeError::new(FailureReason::Tls, format!("cannot read CA file {}: {e}", path.display())))?;
+            let certs =
+                CertificateDer::pem_file_iter(path).and_then(|it| it.collect::<Result<Vec<_>, _>>()).map_err(|e| {
+                    ProbeError::new(FailureReason::Tls, format!("cannot read CA file {}: {e}", path.display()))
+                })?;
             store.add_parsable_certificates(certs);
         }
         let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider())
@@ -109,7 +110,13 @@ impl TlsContext {
 
     /// Performs a TLS handshake over `stream`. Returns the stream or an error, and in both
     /// cases the certificates the peer presented.
-    pub async fn connect<S>(&self, spec: &TlsSpec, host: &str, stream: S, alpn: &[&[u8]]) -> (Result<TlsStream<S>, ProbeError>, Vec<CertInfo>)
+    pub async fn connect<S>(
+        &self,
+        spec: &TlsSpec,
+        host: &str,
+        stream: S,
+        alpn: &[&[u8]],
+    ) -> (Result<TlsStream<S>, ProbeError>, Vec<CertInfo>)
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -122,19 +129,28 @@ impl TlsContext {
             }
         };
         let capturing = Arc::new(Capturing { inner, seen: Mutex::new(Vec::new()) });
-        let config = match rustls::ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions() {
+        let config = match rustls::ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()
+        {
             Ok(builder) => {
-                let mut config = builder.dangerous().with_custom_certificate_verifier(capturing.clone()).with_no_client_auth();
+                let mut config =
+                    builder.dangerous().with_custom_certificate_verifier(capturing.clone()).with_no_client_auth();
                 config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
                 config
             }
-            Err(e) => return (Err(ProbeError::new(FailureReason::Tls, e.to_string())), Vec::new()),
+            Err(e) => {
+                return (Err(ProbeError::new(FailureReason::Tls, e.to_string())), Vec::new());
+            }
         };
         let name = spec.server_name.as_deref().unwrap_or(host);
         let name = name.trim_start_matches('[').trim_end_matches(']');
         let server_name = match ServerName::try_from(name.to_string()) {
             Ok(n) => n,
-            Err(_) => return (Err(ProbeError::new(FailureReason::Tls, format!("invalid TLS server name \"{name}\""))), Vec::new()),
+            Err(_) => {
+                return (
+                    Err(ProbeError::new(FailureReason::Tls, format!("invalid TLS server name \"{name}\""))),
+                    Vec::new(),
+                );
+            }
         };
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let result = connector
@@ -170,11 +186,21 @@ impl ServerCertVerifier for Capturing {
         }
     }
 
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(message, cert, dss, &provider().signature_verification_algorithms)
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(message, cert, dss, &provider().signature_verification_algorithms)
     }
 

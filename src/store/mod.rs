@@ -23,9 +23,17 @@ const MAX_BATCH: usize = 2_000;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create folder {path}: {source}")]
-    CreateDir { path: PathBuf, #[source] source: std::io::Error },
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("store {path}: {source}")]
-    Sqlite { path: PathBuf, #[source] source: rusqlite::Error },
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
 }
 
 /// One probe result of one target.
@@ -97,10 +105,10 @@ pub fn open(path: &Path) -> Result<(Store, HashMap<String, TargetState>), StoreE
 impl Store {
     /// Queues a record; never blocks.
     pub fn send(&self, record: Record) {
-        if let Some(s) = &self.sender {
-            if s.send(record).is_err() {
-                tracing::error!(store = %self.path.display(), "store writer has stopped; record lost");
-            }
+        if let Some(s) = &self.sender
+            && s.send(record).is_err()
+        {
+            tracing::error!(store = %self.path.display(), "store writer has stopped; record lost");
         }
     }
 
@@ -126,16 +134,16 @@ impl Store {
 }
 
 fn load_states(conn: &Connection) -> rusqlite::Result<HashMap<String, TargetState>> {
-    let mut stmt = conn.prepare("SELECT target, state, since_ms, streak_worse, streak_count, streak_target FROM target_state")?;
+    let mut stmt =
+        conn.prepare("SELECT target, state, since_ms, streak_worse, streak_count, streak_target FROM target_state")?;
     let rows = stmt.query_map([], |r| {
         let state: String = r.get(1)?;
         let streak_count: i64 = r.get(4)?;
         let streak_target: Option<String> = r.get(5)?;
-        let streak = streak_target.and_then(|t| State::from_name(&t)).filter(|_| streak_count > 0).map(|target| Streak {
-            worse: r.get::<_, bool>(3).unwrap_or(false),
-            count: streak_count as u32,
-            target,
-        });
+        let streak = streak_target
+            .and_then(|t| State::from_name(&t))
+            .filter(|_| streak_count > 0)
+            .map(|target| Streak { worse: r.get::<_, bool>(3).unwrap_or(false), count: streak_count as u32, target });
         Ok((
             r.get::<_, String>(0)?,
             TargetState { state: State::from_name(&state).unwrap_or(State::Unknown), since_ms: r.get(2)?, streak },
@@ -163,7 +171,11 @@ fn write_loop(mut conn: Connection, mut receiver: mpsc::UnboundedReceiver<Record
     }
 }
 
-fn write_batch(conn: &mut Connection, batch: Vec<Record>, waiters: &mut Vec<oneshot::Sender<()>>) -> rusqlite::Result<()> {
+fn write_batch(
+    conn: &mut Connection,
+    batch: Vec<Record>,
+    waiters: &mut Vec<oneshot::Sender<()>>,
+) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut insert_result = tx.prepare_cached(
@@ -195,7 +207,14 @@ fn write_batch(conn: &mut Connection, batch: Vec<Record>, waiters: &mut Vec<ones
                     ])?;
                 }
                 Record::Change(c) => {
-                    insert_change.execute(params![c.target, c.at_ms, c.from.as_str(), c.to.as_str(), c.reason, c.message])?;
+                    insert_change.execute(params![
+                        c.target,
+                        c.at_ms,
+                        c.from.as_str(),
+                        c.to.as_str(),
+                        c.reason,
+                        c.message
+                    ])?;
                 }
                 Record::Flush(w) => waiters.push(w),
             }
@@ -219,7 +238,8 @@ pub mod query {
 
     /// The state changes of one target, oldest first.
     pub fn changes(path: &Path, target: &str) -> Result<Vec<Change>, StoreError> {
-        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(path))?;
+        let conn =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(path))?;
         let mut stmt = conn
             .prepare("SELECT at_ms, from_state, to_state, reason FROM state_changes WHERE target = ?1 ORDER BY id")
             .map_err(sqlite(path))?;
@@ -231,7 +251,8 @@ pub mod query {
 
     /// How many results are stored for one target.
     pub fn result_count(path: &Path, target: &str) -> Result<u64, StoreError> {
-        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(path))?;
+        let conn =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(path))?;
         conn.query_row("SELECT COUNT(*) FROM results WHERE target = ?1", [target], |r| r.get(0)).map_err(sqlite(path))
     }
 }

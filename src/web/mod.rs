@@ -102,7 +102,9 @@ pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: Cancel
 async fn route(state: &WebState, req: Request<Incoming>, _peer: SocketAddr) -> Reply {
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
-        (&Method::GET, "/metrics") => reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", state.metrics.encode()),
+        (&Method::GET, "/metrics") => {
+            reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", state.metrics.encode())
+        }
         (&Method::GET, "/api/v1/status") => {
             let doc = state.board.read().unwrap_or_else(|p| p.into_inner()).to_json();
             json(&doc)
@@ -116,21 +118,24 @@ async fn route(state: &WebState, req: Request<Incoming>, _peer: SocketAddr) -> R
             }
         }
         (&Method::POST, "/-/reload") => {
-            if let Err(denied) = authorize(state, &req) {
+            if let Some(denied) = refuse_unless_admin(state, &req) {
                 return denied;
             }
             reload(state).await
         }
-        (_, "/metrics" | "/api/v1/status" | "/-/healthy" | "/-/ready" | "/-/reload") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        (_, "/metrics" | "/api/v1/status" | "/-/healthy" | "/-/ready" | "/-/reload") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
         _ => text(StatusCode::NOT_FOUND, "not found"),
     }
 }
 
-/// Checks the bearer token; writes are refused when no token is configured.
-fn authorize(state: &WebState, req: &Request<Incoming>) -> Result<(), Reply> {
+/// Checks the bearer token and returns the refusal, if any (writes are refused when no
+/// token is configured).
+fn refuse_unless_admin(state: &WebState, req: &Request<Incoming>) -> Option<Reply> {
     let expected = state.admin_token.read().unwrap_or_else(|p| p.into_inner()).clone();
     let Some(expected) = expected else {
-        return Err(text(StatusCode::FORBIDDEN, "writes are disabled: set server.admin_token"));
+        return Some(text(StatusCode::FORBIDDEN, "writes are disabled: set server.admin_token"));
     };
     let given = req
         .headers()
@@ -139,11 +144,11 @@ fn authorize(state: &WebState, req: &Request<Incoming>) -> Result<(), Reply> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
-        Ok(())
+        None
     } else {
         let mut r = text(StatusCode::UNAUTHORIZED, "missing or wrong admin token");
         r.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer"));
-        Err(r)
+        Some(r)
     }
 }
 
@@ -154,7 +159,10 @@ async fn reload(state: &WebState) -> Reply {
     }
     match answer.await {
         Ok(Ok(())) => text(StatusCode::OK, "configuration reloaded"),
-        Ok(Err(errors)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("configuration not reloaded, the previous one keeps running:\n{errors}")),
+        Ok(Err(errors)) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("configuration not reloaded, the previous one keeps running:\n{errors}"),
+        ),
         Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
     }
 }

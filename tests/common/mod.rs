@@ -1,0 +1,267 @@
+//! Shared helpers for the integration tests: real loopback peers (HTTP/HTTPS servers with
+//! generated certificates, TCP services), a daemon started in-process from a config file,
+//! an HTTP client, and waiting on the daemon's events instead of sleeping.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use vigil::alert::state::State;
+use vigil::app::{App, ConfigSource, Overrides};
+use vigil::pipeline::Event;
+
+pub const TOKEN: &str = "test-admin-token";
+
+/// A test HTTP(S) server with fixed routes and one switchable status.
+pub struct WebServer {
+    pub addr: SocketAddr,
+    /// Status answered on `/switch`.
+    pub switch: Arc<AtomicU16>,
+}
+
+async fn route(path: &str, switch: &AtomicU16) -> Response<Full<Bytes>> {
+    let (status, body, location): (u16, Bytes, Option<&str>) = match path {
+        "/ok" => (200, Bytes::from_static(b"all good"), None),
+        "/json" => (200, Bytes::from_static(br#"{"status":"UP","queue":{"pending":12}}"#), None),
+        "/slow" => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            (200, Bytes::from_static(b"late"), None)
+        }
+        "/huge" => (200, Bytes::from(vec![b'x'; 2 << 20]), None),
+        "/loop" => (302, Bytes::new(), Some("/loop")),
+        "/redirect" => (302, Bytes::new(), Some("/ok")),
+        "/switch" => (switch.load(Ordering::SeqCst), Bytes::from_static(b"switch"), None),
+        "/script" => (200, Bytes::from_static(b"<script>alert(1)</script>"), None),
+        p if p.starts_with("/status/") => (p[8..].parse().unwrap_or(500), Bytes::from_static(b"status"), None),
+        _ => (404, Bytes::from_static(b"not found"), None),
+    };
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = StatusCode::from_u16(status).expect("valid status");
+    if let Some(l) = location {
+        r.headers_mut().insert("location", l.parse().expect("valid header"));
+    }
+    r
+}
+
+/// Starts an HTTP server, or HTTPS with `tls`, on 127.0.0.1.
+pub async fn web_server(tls: Option<Arc<rustls::ServerConfig>>) -> WebServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let switch = Arc::new(AtomicU16::new(200));
+    let sw = switch.clone();
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let sw = sw.clone();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let sw = sw.clone();
+                    async move { Ok::<_, Infallible>(route(req.uri().path(), &sw).await) }
+                });
+                let builder = hyper::server::conn::http1::Builder::new();
+                match acceptor {
+                    Some(acceptor) => {
+                        if let Ok(tls) = acceptor.accept(stream).await {
+                            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                        }
+                    }
+                    None => {
+                        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                }
+            });
+        }
+    });
+    WebServer { addr, switch }
+}
+
+/// A TCP service that writes `banner` to every connection.
+pub async fn banner_server(banner: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let _ = stream.write_all(banner.as_bytes()).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            });
+        }
+    });
+    addr
+}
+
+/// A loopback port with nothing listening (bound, then released).
+pub async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+/// A private CA for the tests and the certificates it issues.
+pub struct TestPki {
+    pub ca_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+/// `now + days` (negative for the past).
+pub fn days_from_now(days: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc() + time::Duration::days(days)
+}
+
+impl TestPki {
+    /// A new CA valid from a year ago for two years.
+    pub fn new() -> TestPki {
+        let key = KeyPair::generate().expect("ca key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "Vigil Test CA");
+        params.distinguished_name = dn;
+        params.not_before = days_from_now(-365);
+        params.not_after = days_from_now(365);
+        let cert = params.self_signed(&key).expect("ca cert");
+        TestPki { ca_pem: cert.pem(), issuer: Issuer::new(params, key) }
+    }
+
+    /// A server config presenting a leaf for `names` (DNS names or IP addresses) valid
+    /// between the two dates.
+    pub fn server_config(
+        &self,
+        names: &[&str],
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+    ) -> Arc<rustls::ServerConfig> {
+        let key = KeyPair::generate().expect("leaf key");
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("leaf params");
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, names[0]);
+        params.distinguished_name = dn;
+        params.not_before = not_before;
+        params.not_after = not_after;
+        let cert = params.signed_by(&key, &self.issuer).expect("leaf cert");
+        let chain: Vec<CertificateDer<'static>> = vec![cert.der().clone()];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server config");
+        Arc::new(config)
+    }
+}
+
+/// Writes `dir/vigil.yaml` with test defaults (1 s interval, thresholds 1/1 unless the
+/// systems say otherwise) and the given `systems:` block.
+pub fn write_config(dir: &Path, systems: &str) {
+    let text = format!(
+        "instance: {{ name: test, location: test-lab }}\n\
+         server: {{ listen: \"127.0.0.1:0\", admin_token: \"{TOKEN}\" }}\n\
+         storage: {{ path: \"{}\" }}\n\
+         defaults: {{ interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1 }}\n\
+         {systems}",
+        dir.join("vigil.db").display()
+    );
+    std::fs::write(dir.join("vigil.yaml"), text).expect("write config");
+}
+
+/// Starts the daemon in-process on the config in `dir`.
+pub async fn start_daemon(dir: &Path) -> App {
+    App::start(ConfigSource::File(dir.join("vigil.yaml")), Overrides::default()).await.expect("daemon starts")
+}
+
+/// Waits (up to `within`) for an event matching `pred`.
+pub async fn wait_for(
+    rx: &mut broadcast::Receiver<Event>,
+    within: Duration,
+    mut pred: impl FnMut(&Event) -> bool,
+) -> Event {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Err(_) => panic!("no matching event within {within:?}"),
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+            Ok(Err(e)) => panic!("event channel closed: {e}"),
+            Ok(Ok(e)) if pred(&e) => return e,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Waits until each target in `ids` has reached its expected state.
+pub async fn wait_states(rx: &mut broadcast::Receiver<Event>, within: Duration, expected: &[(&str, State)]) {
+    let mut pending: Vec<(&str, State)> = expected.to_vec();
+    let deadline = tokio::time::Instant::now() + within;
+    while !pending.is_empty() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            panic!("targets did not reach their states in time: {pending:?}");
+        }
+        let e = wait_for(rx, left, |_| true).await;
+        pending.retain(|(id, s)| !(e.target_id == *id && e.state == *s));
+    }
+}
+
+/// One HTTP request to the daemon; returns status and body.
+pub async fn request(method: &str, url: &str, token: Option<&str>) -> (u16, String) {
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut req = Request::builder().method(method).uri(url);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = client.request(req.body(Full::new(Bytes::new())).expect("request")).await.expect("response");
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// GET and expect 200.
+pub async fn get(url: &str) -> String {
+    let (status, body) = request("GET", url, None).await;
+    assert_eq!(status, 200, "GET {url}: {body}");
+    body
+}
+
+/// The value of the sample of `name` that has every label pair in `parts` (each part is
+/// one or more comma-separated `key="value"` pairs).
+pub fn sample(metrics: &str, name: &str, parts: &[&str]) -> Option<f64> {
+    let pairs: Vec<&str> = parts.iter().flat_map(|p| p.split(',')).filter(|p| !p.is_empty()).collect();
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| {
+            let labels = l.split_once('{').and_then(|(_, rest)| rest.rsplit_once('}')).map_or("", |(inner, _)| inner);
+            pairs.iter().all(|p| labels.split(',').any(|have| have == *p))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Runs a program from the test dependencies, failing with the install step if missing.
+pub fn tool(name: &str, package: &str) -> std::process::Command {
+    let found =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file())).unwrap_or(false);
+    assert!(found, "{name} is not installed: run `apt-get install -y {package}` (scripts/test does this)");
+    std::process::Command::new(name)
+}

@@ -1,0 +1,309 @@
+//! The daemon run in-process against real loopback peers: states, reason codes and metrics
+//! as scraped over HTTP, promtool on the exposition, thresholds, restart, reload.
+
+mod common;
+
+use std::io::Write;
+use std::process::Stdio;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::*;
+use vigil::alert::state::State;
+use vigil::probe::Health;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_report_states_reasons_and_metrics() {
+    let web = web_server(None).await;
+    let pki = TestPki::new();
+    let valid = web_server(Some(pki.server_config(&["127.0.0.1"], days_from_now(-1), days_from_now(60)))).await;
+    let expired = web_server(Some(pki.server_config(&["127.0.0.1"], days_from_now(-90), days_from_now(-1)))).await;
+    let wrong_host =
+        web_server(Some(pki.server_config(&["wrong.example"], days_from_now(-1), days_from_now(60)))).await;
+    let banner = banner_server("SSH-2.0-OpenSSH_9.2\r\n").await;
+    let closed = closed_port().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).expect("write ca");
+    let w = web.addr;
+    let systems = format!(
+        r#"systems:
+  - id: web
+    checks:
+      - {{ id: ok, http: {{ url: "http://{w}/ok" }}, conditions: ["[STATUS] == 200", "[BODY] == pat(*good*)"] }}
+      - {{ id: json, http: {{ url: "http://{w}/json" }}, conditions: ["[BODY].queue.pending < 500"] }}
+      - {{ id: unavailable, http: {{ url: "http://{w}/status/503" }}, conditions: ["[STATUS] == 200"] }}
+      - {{ id: slow, timeout: 500ms, http: {{ url: "http://{w}/slow" }} }}
+      - {{ id: huge, http: {{ url: "http://{w}/huge", max_body_bytes: 65536 }} }}
+      - {{ id: loop, http: {{ url: "http://{w}/loop", max_redirects: 5 }} }}
+      - {{ id: redirect, http: {{ url: "http://{w}/redirect" }}, conditions: ["[STATUS] == 200"] }}
+  - id: tls
+    checks:
+      - {{ id: valid, http: {{ url: "https://{valid}/ok", ca_file: ca.pem }}, warning_conditions: ["[CERTIFICATE_EXPIRATION] > 21d"] }}
+      - {{ id: expired, http: {{ url: "https://{expired}/ok", ca_file: ca.pem }} }}
+      - {{ id: wrong-host, http: {{ url: "https://{wrong}/ok", ca_file: ca.pem }} }}
+      - {{ id: insecure, http: {{ url: "https://{expired}/ok", insecure_skip_verify: true }} }}
+  - id: tcp
+    checks:
+      - {{ id: open, tcp: {{ address: "{w}" }} }}
+      - {{ id: closed, tcp: {{ address: "{closed}" }} }}
+      - {{ id: banner, tcp: {{ address: "{banner}", expect: "^SSH-2\\.0-" }} }}
+      - {{ id: wrong-banner, tcp: {{ address: "{banner}", expect: "^220 " }} }}
+"#,
+        valid = valid.addr,
+        expired = expired.addr,
+        wrong = wrong_host.addr,
+    );
+    write_config(dir.path(), &systems);
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    wait_states(
+        &mut events,
+        WAIT,
+        &[
+            ("web/ok", State::Up),
+            ("web/json", State::Up),
+            ("web/unavailable", State::Down),
+            ("web/slow", State::Down),
+            ("web/huge", State::Down),
+            ("web/loop", State::Down),
+            ("web/redirect", State::Up),
+            ("tls/valid", State::Up),
+            ("tls/expired", State::Down),
+            ("tls/wrong-host", State::Down),
+            ("tls/insecure", State::Up),
+            ("tcp/open", State::Up),
+            ("tcp/closed", State::Down),
+            ("tcp/banner", State::Up),
+            ("tcp/wrong-banner", State::Down),
+        ],
+    )
+    .await;
+
+    let base = format!("http://{}", app.addr());
+    let metrics = get(&format!("{base}/metrics")).await;
+    let labels = |system: &str, check: &str| {
+        format!(
+            "check=\"{check}\",kind=\"{}\",system=\"{system}\",target=\"{check}\"",
+            if system == "tcp" { "tcp" } else { "http" }
+        )
+    };
+    assert!(
+        metrics.contains(r#"vigil_check_up{check="ok",kind="http",system="web",target="ok",location="test-lab"} 1"#),
+        "constant location label\n{metrics}"
+    );
+    for (system, check, up, reason) in [
+        ("web", "ok", 1.0, None),
+        ("web", "unavailable", 0.0, Some("http_status")),
+        ("web", "slow", 0.0, Some("timeout")),
+        ("web", "huge", 0.0, Some("body_size")),
+        ("web", "loop", 0.0, Some("redirects")),
+        ("tls", "valid", 1.0, None),
+        ("tls", "expired", 0.0, Some("tls")),
+        ("tls", "wrong-host", 0.0, Some("tls")),
+        ("tcp", "closed", 0.0, Some("refused")),
+        ("tcp", "wrong-banner", 0.0, Some("expect")),
+    ] {
+        let l = labels(system, check);
+        assert_eq!(sample(&metrics, "vigil_check_up", &[&l]), Some(up), "{system}/{check} up\n{metrics}");
+        let state = if up == 1.0 { "up" } else { "down" };
+        assert_eq!(
+            sample(&metrics, "vigil_check_state", &[&l, &format!("state=\"{state}\"")]),
+            Some(1.0),
+            "{system}/{check} state"
+        );
+        match reason {
+            Some(r) => assert_eq!(
+                sample(&metrics, "vigil_check_failure_info", &[&l, &format!("reason=\"{r}\"")]),
+                Some(1.0),
+                "{system}/{check} reason {r}\n{metrics}"
+            ),
+            None => {
+                assert_eq!(sample(&metrics, "vigil_check_failure_info", &[&l]), None, "{system}/{check} has no failure")
+            }
+        }
+    }
+    assert_eq!(sample(&metrics, "vigil_http_status_code", &[&labels("web", "unavailable")]), Some(503.0));
+    assert_eq!(sample(&metrics, "vigil_http_status_code", &[&labels("web", "redirect")]), Some(200.0));
+    assert_eq!(sample(&metrics, "vigil_checks_configured", &[]), Some(15.0));
+    assert_eq!(sample(&metrics, "vigil_system_up", &[r#"system="web""#]), Some(0.0));
+    assert_eq!(sample(&metrics, "vigil_system_up", &[r#"system="tls""#]), Some(0.0));
+    assert!(
+        sample(&metrics, "vigil_probe_duration_seconds_count", &[r#"system="web""#, r#"kind="http""#])
+            .is_some_and(|n| n >= 7.0)
+    );
+    assert!(sample(&metrics, "vigil_scheduler_lag_seconds_count", &[]).is_some_and(|n| n >= 15.0));
+    assert_eq!(
+        sample(&metrics, "vigil_build_info", &[&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))]),
+        Some(1.0)
+    );
+    assert!(sample(&metrics, "process_resident_memory_bytes", &[]).is_some_and(|v| v > 0.0));
+
+    // Certificates: the valid one's not-after is reported; the expired one stays reported.
+    let valid_after = sample(&metrics, "vigil_tls_cert_not_after_timestamp_seconds", &[&labels("tls", "valid")])
+        .expect("valid cert reported");
+    let expired_after = sample(&metrics, "vigil_tls_cert_not_after_timestamp_seconds", &[&labels("tls", "expired")])
+        .expect("expired cert still reported");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+    assert!((valid_after - now - 60.0 * 86_400.0).abs() < 300.0, "valid cert expires in 60 days: {valid_after}");
+    assert!((now - expired_after - 86_400.0).abs() < 300.0, "expired cert ended a day ago: {expired_after}");
+
+    // The status API explains each failure with the observed value.
+    let status: serde_json::Value = serde_json::from_str(&get(&format!("{base}/api/v1/status")).await).expect("json");
+    let target = |system: usize, check: usize| &status["systems"][system]["checks"][check]["targets"][0];
+    assert_eq!(target(0, 2)["state"], "down");
+    assert_eq!(target(0, 2)["last_result"]["failed_conditions"][0], "[STATUS] (503) == 200");
+    assert_eq!(target(0, 2)["last_result"]["reason"], "http_status");
+    assert_eq!(target(0, 6)["last_result"]["redirects"], 1);
+    assert_eq!(target(1, 0)["last_result"]["certificates"][0]["subject"], "CN=127.0.0.1");
+    assert!(target(1, 1)["last_result"]["message"].as_str().is_some_and(|m| m.contains("xpired")), "{}", target(1, 1));
+    assert!(target(0, 0)["since"].as_str().is_some_and(|s| s.ends_with("+07:00")), "since in the instance time zone");
+
+    // The exposition passes the real promtool.
+    let mut promtool = tool("promtool", "prometheus")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    promtool.stdin.take().expect("stdin").write_all(metrics.as_bytes()).expect("feed promtool");
+    let out = promtool.wait_with_output().expect("promtool finishes");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thresholds_hold_and_state_survives_a_restart() {
+    let web = web_server(None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let check = |interval: &str| {
+        format!(
+            "systems:\n  - id: web\n    checks:\n      - {{ id: switch, interval: {interval}, failure_threshold: 3, success_threshold: 2, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+            web.addr
+        )
+    };
+    write_config(dir.path(), &check("1s"));
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    wait_states(&mut events, WAIT, &[("web/switch", State::Up)]).await;
+
+    // Down only after the third consecutive failure.
+    web.switch.store(503, Ordering::SeqCst);
+    let mut failures = 0;
+    let down = wait_for(&mut events, WAIT, |e| {
+        if e.health == Health::Down {
+            failures += 1;
+        }
+        e.transition.is_some()
+    })
+    .await;
+    assert_eq!((down.state, failures), (State::Down, 3), "down after failure_threshold = 3 failures");
+
+    // Up again only after the second consecutive success.
+    web.switch.store(200, Ordering::SeqCst);
+    let mut successes = 0;
+    let up = wait_for(&mut events, WAIT, |e| {
+        if e.health == Health::Up {
+            successes += 1;
+        }
+        e.transition.is_some()
+    })
+    .await;
+    assert_eq!((up.state, successes), (State::Up, 2), "up after success_threshold = 2 successes");
+
+    web.switch.store(503, Ordering::SeqCst);
+    wait_for(&mut events, WAIT, |e| e.state == State::Down && e.transition.is_some()).await;
+    let base = format!("http://{}", app.addr());
+    let before: serde_json::Value = serde_json::from_str(&get(&format!("{base}/api/v1/status")).await).expect("json");
+    let before = before["systems"][0]["checks"][0]["targets"][0].clone();
+    assert_eq!(before["state"], "down");
+    app.shutdown().await;
+
+    // Restart with a long interval: the state shown before any new probe is the stored one.
+    write_config(dir.path(), &check("1h"));
+    let app = start_daemon(dir.path()).await;
+    let base = format!("http://{}", app.addr());
+    let after: serde_json::Value = serde_json::from_str(&get(&format!("{base}/api/v1/status")).await).expect("json");
+    let after = &after["systems"][0]["checks"][0]["targets"][0];
+    assert_eq!(after["state"], "down", "state restored from the store");
+    assert_eq!(after["since"], before["since"], "since restored, not reset");
+    let metrics = get(&format!("{base}/metrics")).await;
+    assert_eq!(sample(&metrics, "vigil_check_state", &[r#"check="switch""#, r#"state="down""#]), Some(1.0));
+    app.shutdown().await;
+
+    let changes = vigil::store::query::changes(&dir.path().join("vigil.db"), "web/switch").expect("read store");
+    let path: Vec<(&str, &str)> = changes.iter().map(|c| (c.from.as_str(), c.to.as_str())).collect();
+    assert_eq!(path, [("unknown", "up"), ("up", "down"), ("down", "up"), ("up", "down")]);
+    assert!(changes.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_keeps_old_config_on_error_and_applies_a_valid_one() {
+    let web = web_server(None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = |id: &str| {
+        format!(
+            "systems:\n  - id: web\n    checks:\n      - {{ id: {id}, http: {{ url: \"http://{}/ok\" }} }}\n",
+            web.addr
+        )
+    };
+    write_config(dir.path(), &one("first"));
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    wait_states(&mut events, WAIT, &[("web/first", State::Up)]).await;
+    let base = format!("http://{}", app.addr());
+
+    // Writes need the token.
+    assert_eq!(request("POST", &format!("{base}/-/reload"), None).await.0, 401);
+    assert_eq!(request("POST", &format!("{base}/-/reload"), Some("wrong")).await.0, 401);
+
+    // A broken config is refused; the old checks keep running and the gauge says so.
+    std::fs::write(
+        dir.path().join("vigil.yaml"),
+        "systems:\n  - id: web\n    checks:\n      - { id: x, interval: never }\n",
+    )
+    .expect("write");
+    let (status, body) = request("POST", &format!("{base}/-/reload"), Some(TOKEN)).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("vigil.yaml:4:"), "errors are located: {body}");
+    let metrics = get(&format!("{base}/metrics")).await;
+    assert_eq!(sample(&metrics, "vigil_config_last_reload_successful", &[]), Some(0.0));
+    let mut first_runs = 0;
+    wait_for(&mut events, WAIT, |e| {
+        first_runs += usize::from(e.target_id == "web/first");
+        first_runs >= 2
+    })
+    .await;
+
+    // A valid config replaces the checks and their series.
+    write_config(dir.path(), &one("second"));
+    let (status, body) = request("POST", &format!("{base}/-/reload"), Some(TOKEN)).await;
+    assert_eq!(status, 200, "{body}");
+    wait_states(&mut events, WAIT, &[("web/second", State::Up)]).await;
+    let metrics = get(&format!("{base}/metrics")).await;
+    assert_eq!(sample(&metrics, "vigil_config_last_reload_successful", &[]), Some(1.0));
+    assert_eq!(sample(&metrics, "vigil_check_up", &[r#"check="second""#]), Some(1.0));
+    assert!(!metrics.contains(r#"check="first""#), "series of the removed check are gone");
+    assert_eq!(sample(&metrics, "vigil_checks_configured", &[]), Some(1.0));
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_readiness_endpoints_answer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), "systems: []\n");
+    let app = start_daemon(dir.path()).await;
+    let base = format!("http://{}", app.addr());
+    assert_eq!(request("GET", &format!("{base}/-/healthy"), None).await.0, 200);
+    assert_eq!(request("GET", &format!("{base}/-/ready"), None).await.0, 200);
+    assert_eq!(request("GET", &format!("{base}/nope"), None).await.0, 404);
+    assert_eq!(request("DELETE", &format!("{base}/metrics"), None).await.0, 405);
+    app.shutdown().await;
+}

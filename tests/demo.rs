@@ -1,0 +1,58 @@
+//! `vigil demo` as a user runs it: the binary starts the simulators and the monitor, prints
+//! its URLs, and with a compressed fault schedule shows all five systems with something
+//! down and something degraded; Ctrl-C (SIGINT) stops it cleanly.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::request;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_shows_five_systems_with_an_outage_and_a_degradation() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--speed", "5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start vigil demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let status_url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.trim().strip_prefix("status API").map(|u| u.trim().to_string()))
+        .expect("demo prints the status URL");
+    assert!(status_url.starts_with("http://127.0.0.1:"), "{status_url}");
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut last = String::new();
+    let seen = loop {
+        assert!(Instant::now() < deadline, "no outage and degradation within 90 s; last status:\n{last}");
+        let (code, body) = request("GET", &status_url, None).await;
+        assert_eq!(code, 200);
+        let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let systems = doc["systems"].as_array().expect("systems").clone();
+        let state_of = |id: &str| systems.iter().find(|s| s["id"] == id).map(|s| s["state"].clone());
+        let degraded = systems.iter().any(|s| s["state"] == "degraded");
+        last = body;
+        // The scheduled outage is e-meeting's (the flapping commune link may be down too).
+        if state_of("e-meeting") == Some("down".into()) && degraded {
+            break systems;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let ids: Vec<&str> = seen.iter().filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(ids, ["procedures", "documents", "e-meeting", "reporting", "network"]);
+    assert!(
+        seen.iter().all(|s| ["up", "down", "degraded"].contains(&s["state"].as_str().unwrap_or_default())),
+        "every system has been probed"
+    );
+
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("send SIGINT");
+    assert!(status.success());
+    let exit = child.wait().expect("demo exits");
+    assert!(exit.success(), "demo exits cleanly on Ctrl-C: {exit:?}");
+}
