@@ -307,3 +307,33 @@ async fn health_and_readiness_endpoints_answer() {
     assert_eq!(request("DELETE", &format!("{base}/metrics"), None).await.0, 405);
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_command_prints_one_result() {
+    let web = web_server(None).await;
+    let run = |args: Vec<String>| async move {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(&args)
+            .output()
+            .await
+            .expect("run vigil probe");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, text) = run(vec!["probe".into(), format!("http://{}/ok", web.addr)]).await;
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(": UP in ") && text.contains("status: 200"), "{text}");
+
+    let url = format!("http://{}/status/503", web.addr);
+    let (code, text) =
+        run(vec!["probe".into(), url, "--condition".into(), "[STATUS] == 200".into(), "--json".into()]).await;
+    assert_eq!(code, Some(2), "down exits 2: {text}");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("json output");
+    assert_eq!(json["health"], "down");
+    assert_eq!(json["reason"], "http_status");
+    assert_eq!(json["failed_conditions"][0], "[STATUS] (503) == 200");
+
+    let closed = closed_port().await;
+    let (code, text) = run(vec!["probe".into(), closed.to_string()]).await;
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("reason: refused"), "{text}");
+}
