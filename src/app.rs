@@ -20,6 +20,7 @@ use crate::config::{self, Config, ConfigErrors};
 use crate::metrics::Metrics;
 use crate::pipeline::{Control, Event, Pipeline};
 use crate::probe::Prober;
+use crate::probe::heartbeat::{Beat, HeartbeatBook};
 use crate::scheduler::{Scheduler, now_ms};
 use crate::status::Board;
 use crate::store;
@@ -65,6 +66,12 @@ impl App {
     pub async fn start(source: ConfigSource, overrides: Overrides) -> anyhow::Result<App> {
         let config = Arc::new(source.load().map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?);
         let (store, restored) = store::open(&config.storage.path)?;
+        let heartbeats = Arc::new(HeartbeatBook::default());
+        heartbeats.set_tokens(&config);
+        for h in restored.heartbeats {
+            heartbeats.restore(h.target, Beat { at_ms: h.at_ms, ok: h.ok, message: h.message });
+        }
+        let store_writer = store.writer();
         let metrics = Arc::new(Metrics::new(config.instance.location.as_deref()));
         metrics.reload_ok.set(1);
         metrics.reload_time.set(now_ms() as f64 / 1000.0);
@@ -78,9 +85,11 @@ impl App {
         let (control_tx, control_rx) = mpsc::channel(16);
         let (reload_tx, reload_rx) = mpsc::channel(8);
 
-        let pipeline = Pipeline::new(config.clone(), metrics.clone(), board.clone(), store, restored, events.clone());
+        let pipeline =
+            Pipeline::new(config.clone(), metrics.clone(), board.clone(), store, restored.states, events.clone());
         let pipeline = tokio::spawn(pipeline.run(results_rx, control_rx));
-        let mut scheduler = Scheduler::new(Arc::new(Prober::new()), results_tx, config.scheduler.max_concurrent_probes);
+        let prober = Arc::new(Prober::with_heartbeats(heartbeats.clone()));
+        let mut scheduler = Scheduler::new(prober.clone(), results_tx, config.scheduler.max_concurrent_probes);
         scheduler.apply(&config);
 
         let web_state = Arc::new(WebState {
@@ -89,6 +98,9 @@ impl App {
             reload: reload_tx.clone(),
             admin_token: RwLock::new(config.server.admin_token.clone()),
             ready: AtomicBool::new(true),
+            heartbeats: heartbeats.clone(),
+            store: store_writer,
+            prober,
         });
         let shutdown = CancellationToken::new();
         let web = tokio::spawn(web::serve(listener, web_state.clone(), shutdown.child_token()));
@@ -172,6 +184,7 @@ impl ControlLoop {
             Ok(config) => {
                 let config = Arc::new(config);
                 *self.web.admin_token.write().unwrap_or_else(|p| p.into_inner()) = config.server.admin_token.clone();
+                self.web.heartbeats.set_tokens(&config);
                 if self.control.send(Control::Reconfigure(config.clone())).await.is_err() {
                     return Err("shutting down".into());
                 }

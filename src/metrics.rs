@@ -29,6 +29,14 @@ pub const CHECKS_CONFIGURED: &str = "vigil_checks_configured";
 pub const RELOAD_OK: &str = "vigil_config_last_reload_successful";
 pub const RELOAD_TIME: &str = "vigil_config_last_reload_success_timestamp_seconds";
 pub const BUILD_INFO: &str = "vigil_build_info";
+pub const ICMP_RTT: &str = "vigil_icmp_rtt_seconds";
+pub const ICMP_LOSS: &str = "vigil_icmp_packet_loss_ratio";
+pub const DNS_LOOKUP: &str = "vigil_dns_lookup_duration_seconds";
+pub const EXEC_PERFDATA: &str = "vigil_exec_perfdata";
+pub const HEARTBEAT_LAST_SEEN: &str = "vigil_heartbeat_last_seen_timestamp_seconds";
+
+/// The `stat` values of `vigil_icmp_rtt_seconds`.
+const RTT_STATS: [&str; 4] = ["min", "avg", "max", "jitter"];
 
 const TARGET_LABELS: [&str; 4] = ["system", "check", "target", "kind"];
 
@@ -47,6 +55,11 @@ pub struct Metrics {
     last_run: GaugeVec,
     http_status: GaugeVec,
     tls_not_after: GaugeVec,
+    icmp_rtt: GaugeVec,
+    icmp_loss: GaugeVec,
+    dns_lookup: GaugeVec,
+    exec_perfdata: GaugeVec,
+    heartbeat_last_seen: GaugeVec,
     system_up: IntGaugeVec,
     system_sla: GaugeVec,
     /// Scheduler lag: time from a probe's scheduled tick to its start.
@@ -85,6 +98,15 @@ impl Metrics {
             check_duration: gauge(CHECK_DURATION, "Duration of the last probe.", &[]),
             last_run: gauge(CHECK_LAST_RUN, "Unix time the last probe finished.", &[]),
             http_status: gauge(HTTP_STATUS_CODE, "HTTP status code of the last response.", &[]),
+            icmp_rtt: gauge(ICMP_RTT, "Round-trip times of the last ICMP run (min, avg, max, jitter).", &["stat"]),
+            icmp_loss: gauge(ICMP_LOSS, "Share of echo requests lost in the last ICMP run.", &[]),
+            dns_lookup: gauge(DNS_LOOKUP, "Duration of the last DNS lookup.", &[]),
+            exec_perfdata: gauge(
+                EXEC_PERFDATA,
+                "Performance data of the last plugin run, as the plugin reported it.",
+                &["label", "uom"],
+            ),
+            heartbeat_last_seen: gauge(HEARTBEAT_LAST_SEEN, "Unix time of the last heartbeat pushed.", &[]),
             tls_not_after: gauge(
                 TLS_NOT_AFTER,
                 "Earliest not-after of the peer's certificate chain, also after it expired.",
@@ -162,8 +184,9 @@ impl Metrics {
         String::from_utf8(buf).unwrap_or_default()
     }
 
-    /// Binds the label values of one target.
-    pub fn target(&self, key: &TargetKey, kind: &'static str) -> TargetMetrics {
+    /// Binds the label values of one target; `perfdata` lists the plugin perfdata labels
+    /// exported (`*` for all).
+    pub fn target(&self, key: &TargetKey, kind: &'static str, perfdata: &[String]) -> TargetMetrics {
         let labels = [key.system.clone(), key.check.clone(), key.target.clone(), kind.to_string()];
         let l: [&str; 4] = [&labels[0], &labels[1], &labels[2], &labels[3]];
         let states = State::ALL.map(|s| self.check_state.with_label_values(&with5(l, s.as_str())));
@@ -176,6 +199,8 @@ impl Metrics {
             runs_failure: self.runs.with_label_values(&with5(l, "failure")),
             probe_duration: self.probe_duration.with_label_values(&[l[0], l[3]]),
             reason: None,
+            perfdata_allowed: perfdata.to_vec(),
+            perfdata_seen: Vec::new(),
             labels,
         }
     }
@@ -204,10 +229,45 @@ impl Metrics {
         if let Some(status) = outcome.observations.status {
             self.http_status.with_label_values(&l).set(status.into());
         }
-        if let Some(not_after) = outcome.observations.earliest_not_after() {
+        let obs = &outcome.observations;
+        if let Some(not_after) = obs.earliest_not_after() {
             self.tls_not_after.with_label_values(&l).set(not_after as f64);
         }
+        if let Some(icmp) = &obs.icmp {
+            self.icmp_loss
+                .with_label_values(&l)
+                .set(f64::from(icmp.sent - icmp.received) / f64::from(icmp.sent.max(1)));
+            if icmp.received > 0 {
+                for (stat, d) in RTT_STATS.iter().zip([icmp.rtt_min, icmp.rtt_avg, icmp.rtt_max, icmp.jitter]) {
+                    self.icmp_rtt.with_label_values(&with5(l, stat)).set(d.as_secs_f64());
+                }
+            }
+        }
+        if let Some(dns) = &obs.dns {
+            self.dns_lookup.with_label_values(&l).set(dns.lookup_time.as_secs_f64());
+        }
+        if let Some(ms) = obs.heartbeat_last_seen_ms {
+            self.heartbeat_last_seen.with_label_values(&l).set(ms as f64 / 1000.0);
+        }
+        let mut fresh = Vec::new();
+        if let Some(exec) = &obs.exec {
+            let all = t.perfdata_allowed.iter().any(|a| a == "*");
+            for p in &exec.perfdata {
+                let Some(value) = p.value else { continue };
+                if !all && !t.perfdata_allowed.contains(&p.label) {
+                    continue;
+                }
+                let labels = [l[0], l[1], l[2], l[3], p.label.as_str(), p.uom.as_str()];
+                self.exec_perfdata.with_label_values(&labels).set(value);
+                fresh.push((p.label.clone(), p.uom.clone()));
+            }
+        }
         t.reason = outcome.reason;
+        for key in fresh {
+            if !t.perfdata_seen.contains(&key) {
+                t.perfdata_seen.push(key);
+            }
+        }
     }
 
     /// Sets the one-hot state series of a target.
@@ -220,8 +280,23 @@ impl Metrics {
     /// Removes every series of a target (after a reload dropped it).
     pub fn remove(&self, t: &TargetMetrics) {
         let l = t.label_refs();
-        for vec in [&self.check_up, &self.check_duration, &self.last_run, &self.http_status, &self.tls_not_after] {
+        for vec in [
+            &self.check_up,
+            &self.check_duration,
+            &self.last_run,
+            &self.http_status,
+            &self.tls_not_after,
+            &self.icmp_loss,
+            &self.dns_lookup,
+            &self.heartbeat_last_seen,
+        ] {
             let _ = vec.remove_label_values(&l);
+        }
+        for stat in RTT_STATS {
+            let _ = self.icmp_rtt.remove_label_values(&with5(l, stat));
+        }
+        for (label, uom) in &t.perfdata_seen {
+            let _ = self.exec_perfdata.remove_label_values(&[l[0], l[1], l[2], l[3], label, uom]);
         }
         for s in State::ALL {
             let _ = self.check_state.remove_label_values(&with5(l, s.as_str()));
@@ -267,6 +342,10 @@ pub struct TargetMetrics {
     runs_failure: IntCounter,
     probe_duration: Histogram,
     reason: Option<FailureReason>,
+    /// Perfdata labels to export (`*` for all).
+    perfdata_allowed: Vec<String>,
+    /// Perfdata series created so far, to remove with the target.
+    perfdata_seen: Vec<(String, String)>,
     labels: [String; 4],
 }
 

@@ -39,6 +39,14 @@ struct Entry {
     metrics: TargetMetrics,
 }
 
+/// The perfdata labels a check exports as metrics.
+fn perfdata_labels(check: &crate::config::Check) -> &[String] {
+    match &check.probe {
+        crate::config::ProbeSpec::Exec(e) => &e.perfdata,
+        _ => &[],
+    }
+}
+
 /// The result consumer.
 pub struct Pipeline {
     metrics: Arc<Metrics>,
@@ -51,7 +59,7 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// A pipeline for `config`, resuming from the `restored` states.
+    /// A pipeline for `config`, resuming from the `restored` states (keyed by target id).
     pub fn new(
         config: Arc<Config>,
         metrics: Arc<Metrics>,
@@ -76,11 +84,11 @@ impl Pipeline {
                 Some(e) if e.kind == kind => (e.state, e.metrics),
                 Some(e) => {
                     self.metrics.remove(&e.metrics);
-                    (e.state, self.metrics.target(&target.key, kind))
+                    (e.state, self.metrics.target(&target.key, kind, perfdata_labels(check)))
                 }
                 None => {
                     let state = self.restored.remove(&id).unwrap_or_else(|| TargetState::new(now));
-                    (state, self.metrics.target(&target.key, kind))
+                    (state, self.metrics.target(&target.key, kind, perfdata_labels(check)))
                 }
             };
             self.metrics.set_state(&metrics, state.state);

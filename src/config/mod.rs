@@ -4,6 +4,9 @@
 //! (`raw`), and validate (`validate`), a pure step that collects *every* error with its
 //! `file:line:col: key.path: message`. The typed config is plain data: no runtime inside.
 
+mod fields;
+mod kinds;
+mod modules;
 mod raw;
 mod source;
 mod validate;
@@ -13,6 +16,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use fields::{parse_duration, parse_percent};
+pub use modules::{AllowRule, Module, ProbeEndpoint};
 pub use source::{Pos, SourceFile};
 
 use crate::condition::Condition;
@@ -96,6 +101,8 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     /// Systems in configuration order.
     pub systems: Vec<System>,
+    /// Modules of the `/probe` endpoint.
+    pub modules: Vec<Module>,
     /// Every file read (root first).
     pub files: Vec<PathBuf>,
 }
@@ -132,6 +139,7 @@ pub struct Server {
     pub public_url: Option<String>,
     /// Bearer token for writes; writes are refused when none is configured.
     pub admin_token: Option<Secret>,
+    pub probe_endpoint: ProbeEndpoint,
 }
 
 /// `storage:` — the embedded SQLite store.
@@ -211,7 +219,8 @@ impl fmt::Display for TargetKey {
 #[derive(Debug, Clone)]
 pub struct Target {
     pub key: TargetKey,
-    /// URL for http, `host:port` for tcp.
+    /// URL for http, `host:port` for tcp and tls, host for icmp, the server for dns; the
+    /// command line for exec and `heartbeat` for heartbeats.
     pub address: String,
 }
 
@@ -220,6 +229,12 @@ pub struct Target {
 pub enum ProbeSpec {
     Http(HttpSpec),
     Tcp(TcpSpec),
+    /// A bare TLS endpoint: handshake and certificate.
+    Tls(TlsSpec),
+    Icmp(IcmpSpec),
+    Dns(DnsSpec),
+    Exec(ExecSpec),
+    Heartbeat(HeartbeatSpec),
 }
 
 impl ProbeSpec {
@@ -228,8 +243,73 @@ impl ProbeSpec {
         match self {
             ProbeSpec::Http(_) => "http",
             ProbeSpec::Tcp(_) => "tcp",
+            ProbeSpec::Tls(_) => "tls",
+            ProbeSpec::Icmp(_) => "icmp",
+            ProbeSpec::Dns(_) => "dns",
+            ProbeSpec::Exec(_) => "exec",
+            ProbeSpec::Heartbeat(_) => "heartbeat",
         }
     }
+}
+
+/// Which address family an ICMP probe uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpPreference {
+    /// Whatever the name resolves to first (IPv4 preferred).
+    Auto,
+    V4,
+    V6,
+}
+
+/// `icmp:` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IcmpSpec {
+    /// Echo requests per run.
+    pub count: u16,
+    /// Gap between two echo requests.
+    pub spacing: Duration,
+    pub ip_protocol: IpPreference,
+    /// Payload bytes per echo.
+    pub payload_size: u16,
+}
+
+/// DNS transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsTransport {
+    /// UDP, retried over TCP when the answer is truncated.
+    Udp,
+    Tcp,
+}
+
+/// `dns:` settings; the target address is the DNS server (`host` or `host:port`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsSpec {
+    pub query_name: String,
+    /// Record type, upper case (A, AAAA, CNAME, MX, TXT, NS, SOA, PTR).
+    pub query_type: String,
+    pub transport: DnsTransport,
+}
+
+/// `exec:` settings (Nagios plugin API).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecSpec {
+    /// argv; run without a shell.
+    pub command: Vec<String>,
+    /// Extra environment (the rest is minimal: PATH, LANG=C).
+    pub env: Vec<(String, String)>,
+    /// Perfdata labels exported as metrics (`*` for all).
+    pub perfdata: Vec<String>,
+    pub max_output_bytes: usize,
+}
+
+/// `heartbeat:` settings: the job pushes to `/api/v1/heartbeat/{token}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeartbeatSpec {
+    pub token: Secret,
+    /// Expected time between two pushes.
+    pub period: Duration,
+    /// Extra time allowed before the heartbeat counts as missed.
+    pub grace: Duration,
 }
 
 /// TLS client settings shared by the kinds that speak TLS.

@@ -20,6 +20,7 @@ pub struct RawRoot {
     pub scheduler: RawScheduler,
     pub include: Vec<String>,
     pub systems: Vec<RawSystem>,
+    pub modules: BTreeMap<String, RawModule>,
 }
 
 /// An included file (`probes/*.yaml`): systems only.
@@ -47,6 +48,29 @@ pub struct RawServer {
     pub public_url: Option<String>,
     pub admin_token: Option<String>,
     pub admin_token_file: Option<String>,
+    pub probe_endpoint: RawProbeEndpoint,
+}
+
+/// `server.probe_endpoint:` — the blackbox-compatible `/probe`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawProbeEndpoint {
+    pub enabled: bool,
+    pub allow: Vec<String>,
+}
+
+/// One entry of `modules:` (for `/probe`): a probe section, a timeout and conditions.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct RawModule {
+    pub timeout: Option<String>,
+    pub http: Option<RawHttp>,
+    pub tcp: Option<RawTcp>,
+    pub tls: Option<RawTlsProbe>,
+    pub icmp: Option<RawIcmp>,
+    pub dns: Option<RawDns>,
+    pub conditions: Vec<String>,
+    pub warning_conditions: Vec<String>,
 }
 
 /// `storage:` — the embedded store.
@@ -101,6 +125,11 @@ pub struct RawCheck {
     pub name: Option<String>,
     pub http: Option<RawHttp>,
     pub tcp: Option<RawTcp>,
+    pub tls: Option<RawTlsProbe>,
+    pub icmp: Option<RawIcmp>,
+    pub dns: Option<RawDns>,
+    pub exec: Option<RawExec>,
+    pub heartbeat: Option<RawHeartbeat>,
     pub targets: Option<Vec<RawTarget>>,
     pub interval: Option<String>,
     pub timeout: Option<String>,
@@ -124,7 +153,7 @@ pub struct RawTarget {
 }
 
 /// `http:` probe section.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default)]
 pub struct RawHttp {
     pub url: Option<String>,
@@ -139,7 +168,7 @@ pub struct RawHttp {
 }
 
 /// `tcp:` probe section.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default)]
 pub struct RawTcp {
     pub address: Option<String>,
@@ -149,4 +178,56 @@ pub struct RawTcp {
     pub server_name: Option<String>,
     pub insecure_skip_verify: bool,
     pub ca_file: Option<String>,
+}
+
+/// `tls:` probe section (a bare TLS endpoint).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct RawTlsProbe {
+    pub address: Option<String>,
+    pub server_name: Option<String>,
+    pub insecure_skip_verify: bool,
+    pub ca_file: Option<String>,
+}
+
+/// `icmp:` probe section.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct RawIcmp {
+    pub host: Option<String>,
+    pub count: Option<u16>,
+    pub spacing: Option<String>,
+    pub ip_protocol: Option<String>,
+    pub payload_size: Option<u16>,
+}
+
+/// `dns:` probe section.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct RawDns {
+    /// The DNS server to ask (`host` or `host:port`).
+    pub host: Option<String>,
+    pub query_name: Option<String>,
+    pub query_type: Option<String>,
+    pub transport: Option<String>,
+}
+
+/// `exec:` probe section (Nagios plugin API).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawExec {
+    pub command: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub perfdata: Vec<String>,
+    pub max_output_bytes: Option<usize>,
+}
+
+/// `heartbeat:` probe section (pushed by the monitored job).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawHeartbeat {
+    pub token: Option<String>,
+    pub token_file: Option<String>,
+    pub period: Option<String>,
+    pub grace: Option<String>,
 }

@@ -6,16 +6,16 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::raw::{RawCheck, RawFragment, RawHttp, RawName, RawRoot, RawSystem, RawTarget, RawTcp};
+use super::fields::{Errors, duration_field, slug_field, threshold};
+use super::raw::{RawCheck, RawFragment, RawName, RawRoot, RawSystem, RawTarget};
 use super::source::SourceFile;
 use super::*;
-use crate::condition::{Condition, Placeholder};
+use super::{kinds, modules};
+use crate::condition::Condition;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
 const DEFAULT_TIMEZONE: &str = "Asia/Ho_Chi_Minh";
 const DEFAULT_STORE: &str = "data/vigil.db";
-const DEFAULT_MAX_BODY: u64 = 1 << 20;
-const DEFAULT_MAX_REDIRECTS: u32 = 10;
 const DEFAULT_MAX_CONCURRENT: usize = 256;
 
 pub(super) fn load(path: &Path) -> Result<Config, ConfigErrors> {
@@ -26,15 +26,6 @@ pub(super) fn load(path: &Path) -> Result<Config, ConfigErrors> {
 pub(super) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let root = SourceFile::from_text(path, text).map_err(|e| ConfigErrors(vec![e]))?;
     load_source(root)
-}
-
-/// Collects errors against the file they belong to.
-struct Errors(Vec<ConfigError>);
-
-impl Errors {
-    fn at(&mut self, file: &SourceFile, path: &str, message: impl Into<String>) {
-        self.0.push(file.error(path, message));
-    }
 }
 
 fn load_source(root: SourceFile) -> Result<Config, ConfigErrors> {
@@ -76,6 +67,7 @@ fn load_source(root: SourceFile) -> Result<Config, ConfigErrors> {
         },
     };
     let defaults = defaults(&root, &raw, &mut errors);
+    let modules = modules::modules(&root, &raw.modules, &mut errors);
 
     let mut units: Vec<(&SourceFile, &[RawSystem])> = vec![(&root, &raw.systems)];
     units.extend(fragments.iter().map(|(f, s)| (f, s.as_slice())));
@@ -106,7 +98,7 @@ fn load_source(root: SourceFile) -> Result<Config, ConfigErrors> {
     let mut files: Vec<PathBuf> = vec![root.path.clone()];
     files.extend(fragments.iter().map(|(f, _)| f.path.clone()));
     if errors.0.is_empty() {
-        Ok(Config { instance, server, storage, scheduler, systems, files })
+        Ok(Config { instance, server, storage, scheduler, systems, modules, files })
     } else {
         let order: HashMap<&Path, usize> = files.iter().enumerate().map(|(i, f)| (f.as_path(), i)).collect();
         let mut list = errors.0;
@@ -135,68 +127,6 @@ fn expand_include(root: &SourceFile, base: &Path, pattern: &str, i: usize, error
             errors.at(root, &key, format!("invalid glob \"{pattern}\": {e}"));
             Vec::new()
         }
-    }
-}
-
-/// Parses a duration such as `30s`, `5m` or `21d`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|_| format!("\"{text}\" is not a duration (expected e.g. 500ms, 30s, 5m, 21d)"))
-}
-
-/// Parses a percentage such as `99.9%` into a ratio (0.999).
-pub fn parse_percent(text: &str) -> Result<f64, String> {
-    let number = text
-        .trim()
-        .strip_suffix('%')
-        .and_then(|n| n.trim().parse::<f64>().ok())
-        .ok_or_else(|| format!("\"{text}\" is not a percentage (expected e.g. 99.9%)"))?;
-    if !(0.0..=100.0).contains(&number) {
-        return Err(format!("\"{text}\" must be between 0% and 100%"));
-    }
-    Ok(number / 100.0)
-}
-
-fn duration_field(
-    file: &SourceFile,
-    path: &str,
-    value: Option<&String>,
-    default: Duration,
-    errors: &mut Errors,
-) -> Duration {
-    match value.map(|v| parse_duration(v)) {
-        None => default,
-        Some(Ok(d)) => d,
-        Some(Err(msg)) => {
-            errors.at(file, path, msg);
-            default
-        }
-    }
-}
-
-fn is_slug(id: &str) -> bool {
-    let mut chars = id.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-}
-
-fn slug_field(
-    file: &SourceFile,
-    path: &str,
-    value: Option<&String>,
-    what: &str,
-    errors: &mut Errors,
-) -> Option<String> {
-    match value {
-        None => {
-            errors.at(file, path, format!("{what} is required"));
-            None
-        }
-        Some(id) if !is_slug(id) => {
-            errors.at(file, path, format!("\"{id}\" is not a valid {what} (lowercase letters, digits, '-' and '_')"));
-            None
-        }
-        Some(id) => Some(id.clone()),
     }
 }
 
@@ -265,7 +195,8 @@ fn server(file: &SourceFile, raw: &RawRoot, base: &Path, errors: &mut Errors) ->
         },
         (None, None) => None,
     };
-    Server { listen, public_url: raw.server.public_url.clone(), admin_token }
+    let probe_endpoint = modules::probe_endpoint(file, &raw.server.probe_endpoint, errors);
+    Server { listen, public_url: raw.server.public_url.clone(), admin_token, probe_endpoint }
 }
 
 fn storage(file: &SourceFile, raw: &RawRoot, errors: &mut Errors) -> Storage {
@@ -296,17 +227,6 @@ fn defaults(file: &SourceFile, raw: &RawRoot, errors: &mut Errors) -> Defaults {
         timeout: duration_field(file, "defaults.timeout", d.timeout.as_ref(), Duration::from_secs(10), errors),
         failure_threshold: threshold(file, "defaults.failure_threshold", d.failure_threshold, 3, errors),
         success_threshold: threshold(file, "defaults.success_threshold", d.success_threshold, 2, errors),
-    }
-}
-
-fn threshold(file: &SourceFile, path: &str, value: Option<u32>, default: u32, errors: &mut Errors) -> u32 {
-    match value {
-        Some(0) => {
-            errors.at(file, path, "must be at least 1");
-            default
-        }
-        Some(n) => n,
-        None => default,
     }
 }
 
@@ -434,12 +354,11 @@ fn check(
         errors,
     );
 
-    let sections: Vec<&str> =
-        [raw.http.is_some().then_some("http"), raw.tcp.is_some().then_some("tcp")].into_iter().flatten().collect();
+    let sections = kinds::sections(raw);
     let probe_and_address = match sections.as_slice() {
-        [_] => probe_spec(file, path, raw, errors),
+        [_] => kinds::probe_spec(file, path, raw, errors),
         [] => {
-            errors.at(file, path, "a check needs one probe section (http or tcp)");
+            errors.at(file, path, format!("a check needs one probe section ({})", kinds::KINDS.join(", ")));
             None
         }
         many => {
@@ -452,18 +371,14 @@ fn check(
         }
     };
     let kind = probe_and_address.as_ref().map(|(p, _)| p.kind());
-    let conditions = parse_conditions(file, &format!("{path}.conditions"), &raw.conditions, kind, errors);
+    let conditions = kinds::parse_conditions(file, &format!("{path}.conditions"), &raw.conditions, kind, errors);
     let warning_conditions =
-        parse_conditions(file, &format!("{path}.warning_conditions"), &raw.warning_conditions, kind, errors);
+        kinds::parse_conditions(file, &format!("{path}.warning_conditions"), &raw.warning_conditions, kind, errors);
     let (probe, address) = probe_and_address?;
     let id = id?;
     let targets = targets(file, path, system, &id, &probe, address, raw.targets.as_deref(), errors);
     let mut conditions = conditions;
-    if conditions.is_empty() {
-        let default = match probe {
-            ProbeSpec::Http(_) => "[STATUS] < 400",
-            ProbeSpec::Tcp(_) => "[CONNECTED] == true",
-        };
+    if let (true, Some(default)) = (conditions.is_empty(), kinds::default_condition(probe.kind())) {
         conditions.push(Condition::parse(default).expect("default condition parses"));
     }
     Some(Check {
@@ -483,190 +398,6 @@ fn check(
     })
 }
 
-/// Which placeholders each kind measures.
-fn provides(kind: &str, placeholder: Placeholder) -> bool {
-    use Placeholder::*;
-    match kind {
-        "http" => matches!(placeholder, Status | Body | ResponseTime | Connected | Ip | CertificateExpiration),
-        "tcp" => matches!(placeholder, Body | ResponseTime | Connected | Ip | CertificateExpiration),
-        _ => false,
-    }
-}
-
-fn parse_conditions(
-    file: &SourceFile,
-    path: &str,
-    raw: &[String],
-    kind: Option<&str>,
-    errors: &mut Errors,
-) -> Vec<Condition> {
-    let mut out = Vec::new();
-    for (i, text) in raw.iter().enumerate() {
-        let key = format!("{path}[{i}]");
-        match Condition::parse(text) {
-            Ok(c) => match kind {
-                Some(kind) if !provides(kind, c.placeholder()) => {
-                    errors.at(file, &key, format!("{} is not measured by {kind} checks", c.placeholder()));
-                }
-                _ => out.push(c),
-            },
-            Err(e) => errors.at(file, &key, format!("invalid condition \"{text}\": {e}")),
-        }
-    }
-    out
-}
-
-/// The probe spec and its address (None when the address comes from `targets:`).
-fn probe_spec(
-    file: &SourceFile,
-    path: &str,
-    raw: &RawCheck,
-    errors: &mut Errors,
-) -> Option<(ProbeSpec, Option<String>)> {
-    let base = file.path.parent().unwrap_or(Path::new(""));
-    if let Some(http) = &raw.http {
-        return http_spec(file, &format!("{path}.http"), http, base, errors);
-    }
-    if let Some(tcp) = &raw.tcp {
-        return tcp_spec(file, &format!("{path}.tcp"), tcp, base, errors);
-    }
-    None
-}
-
-fn http_spec(
-    file: &SourceFile,
-    path: &str,
-    raw: &RawHttp,
-    base: &Path,
-    errors: &mut Errors,
-) -> Option<(ProbeSpec, Option<String>)> {
-    let method = raw.method.clone().unwrap_or_else(|| "GET".into());
-    let known = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"];
-    let mut ok = true;
-    if !known.contains(&method.as_str()) {
-        errors.at(
-            file,
-            &format!("{path}.method"),
-            format!("unknown method \"{method}\" (expected one of {})", known.join(", ")),
-        );
-        ok = false;
-    }
-    for name in raw.headers.keys() {
-        if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            errors.at(file, &format!("{path}.headers.{name}"), format!("invalid header name \"{name}\""));
-            ok = false;
-        }
-    }
-    if let Some(url) = &raw.url {
-        ok &= check_url(file, &format!("{path}.url"), url, errors);
-    }
-    let spec = HttpSpec {
-        method,
-        headers: raw.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        body: raw.body.clone(),
-        follow_redirects: raw.follow_redirects.unwrap_or(true),
-        max_redirects: raw.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS),
-        max_body_bytes: raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
-        tls: tls_spec(file, path, raw.insecure_skip_verify, raw.ca_file.as_ref(), None, base, errors)?,
-    };
-    ok.then_some((ProbeSpec::Http(spec), raw.url.clone()))
-}
-
-fn check_url(file: &SourceFile, path: &str, url: &str, errors: &mut Errors) -> bool {
-    match url::Url::parse(url) {
-        Ok(u) if !matches!(u.scheme(), "http" | "https") => {
-            errors.at(file, path, format!("URL \"{url}\" must start with http:// or https://"));
-            false
-        }
-        Ok(u) if u.host_str().is_none_or(str::is_empty) => {
-            errors.at(file, path, format!("URL \"{url}\" has no host"));
-            false
-        }
-        Ok(_) => true,
-        Err(e) => {
-            errors.at(file, path, format!("invalid URL \"{url}\": {e}"));
-            false
-        }
-    }
-}
-
-fn check_address(file: &SourceFile, path: &str, address: &str, errors: &mut Errors) -> bool {
-    let valid = address
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
-    if !valid {
-        errors.at(file, path, format!("\"{address}\" is not host:port (expected e.g. meet.laichau.example:443)"));
-    }
-    valid
-}
-
-fn tls_spec(
-    file: &SourceFile,
-    path: &str,
-    insecure: bool,
-    ca_file: Option<&String>,
-    server_name: Option<&String>,
-    base: &Path,
-    errors: &mut Errors,
-) -> Option<TlsSpec> {
-    let ca_file = match ca_file {
-        Some(ca) => {
-            let full = base.join(ca);
-            if !full.is_file() {
-                errors.at(file, &format!("{path}.ca_file"), format!("CA file \"{ca}\" does not exist"));
-                return None;
-            }
-            Some(full)
-        }
-        None => None,
-    };
-    Some(TlsSpec { insecure_skip_verify: insecure, ca_file, server_name: server_name.cloned() })
-}
-
-fn tcp_spec(
-    file: &SourceFile,
-    path: &str,
-    raw: &RawTcp,
-    base: &Path,
-    errors: &mut Errors,
-) -> Option<(ProbeSpec, Option<String>)> {
-    let mut ok = true;
-    if let Some(address) = &raw.address {
-        ok &= check_address(file, &format!("{path}.address"), address, errors);
-    }
-    let expect = match &raw.expect {
-        Some(re) => match regex::Regex::new(re) {
-            Ok(r) => Some(RegexSpec(r)),
-            Err(e) => {
-                let first = e.to_string().lines().last().unwrap_or_default().trim().to_string();
-                errors.at(file, &format!("{path}.expect"), format!("invalid regex \"{re}\": {first}"));
-                ok = false;
-                None
-            }
-        },
-        None => None,
-    };
-    let has_tls_settings = raw.insecure_skip_verify || raw.ca_file.is_some() || raw.server_name.is_some();
-    if has_tls_settings && !raw.tls {
-        errors.at(file, path, "TLS settings (insecure_skip_verify, ca_file, server_name) need tls: true");
-        ok = false;
-    }
-    let tls = if raw.tls {
-        Some(tls_spec(
-            file,
-            path,
-            raw.insecure_skip_verify,
-            raw.ca_file.as_ref(),
-            raw.server_name.as_ref(),
-            base,
-            errors,
-        )?)
-    } else {
-        None
-    };
-    ok.then_some((ProbeSpec::Tcp(TcpSpec { send: raw.send.clone(), expect, tls }), raw.address.clone()))
-}
-
 #[allow(clippy::too_many_arguments)]
 fn targets(
     file: &SourceFile,
@@ -678,12 +409,14 @@ fn targets(
     raw: Option<&[RawTarget]>,
     errors: &mut Errors,
 ) -> Vec<Target> {
-    let field = match probe {
-        ProbeSpec::Http(_) => "url",
-        ProbeSpec::Tcp(_) => "address",
-    };
     let kind = probe.kind();
     let key = |target: &str| TargetKey { system: system.into(), check: check.into(), target: target.into() };
+    let Some(field) = kinds::address_field(kind) else {
+        if raw.is_some() {
+            errors.at(file, &format!("{path}.targets"), format!("{kind} checks do not take targets:"));
+        }
+        return address.map(|address| vec![Target { key: key(check), address }]).unwrap_or_default();
+    };
     let Some(raw) = raw else {
         return match address {
             Some(address) => vec![Target { key: key(check), address }],
@@ -729,10 +462,7 @@ fn targets(
             }
             continue;
         };
-        let valid = match probe {
-            ProbeSpec::Http(_) => check_url(file, &format!("{tpath}.url"), &value, errors),
-            ProbeSpec::Tcp(_) => check_address(file, &format!("{tpath}.address"), &value, errors),
-        };
+        let valid = kinds::check_target_address(file, &format!("{tpath}.{field}"), kind, &value, errors);
         let Some(name) = name else { continue };
         if !names.insert(name.clone()) {
             errors.at(file, &format!("{tpath}.name"), format!("duplicate target name \"{name}\""));

@@ -77,6 +77,7 @@ async fn fetch(spec: &HttpSpec, url: &Url, tls: &TlsContext, obs: &mut Observati
         obs.certificates = certs;
         let stream = result?;
         obs.phases.push(("tls", phase.elapsed()));
+        obs.tls_version = super::tls::version_name(&stream);
         exchange(spec, url, stream, obs).await
     } else {
         exchange(spec, url, stream, obs).await
@@ -151,6 +152,13 @@ where
     obs.phases.push(("processing", phase.elapsed()));
     let status = response.status().as_u16();
     obs.status = Some(status);
+    obs.http_version = Some(match response.version() {
+        hyper::Version::HTTP_09 => 0.9,
+        hyper::Version::HTTP_10 => 1.0,
+        hyper::Version::HTTP_2 => 2.0,
+        hyper::Version::HTTP_3 => 3.0,
+        _ => 1.1,
+    });
     let location = response.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
 
     let phase = Instant::now();

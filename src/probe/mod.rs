@@ -5,7 +5,12 @@
 //! deadline and judges the observations against the check's conditions. Thresholds,
 //! retries and dependencies are not here: they belong to the state machine.
 
+mod dns;
+mod exec;
+pub mod heartbeat;
 mod http;
+pub mod icmp;
+pub mod perfdata;
 mod tcp;
 pub mod tls;
 
@@ -68,11 +73,27 @@ pub enum FailureReason {
     BodySize,
     /// The TCP answer did not match `expect`.
     Expect,
+    /// Echo requests were lost (a condition on `[PACKET_LOSS]` failed).
+    Loss,
+    /// The network reported the host unreachable.
+    Unreachable,
+    /// The monitor may not open an ICMP socket (needs CAP_NET_RAW or ping_group_range).
+    Permission,
+    /// The DNS answer's code was not the expected one.
+    Rcode,
+    /// A plugin exited with a non-OK status (or a condition on `[EXIT_CODE]` failed).
+    Exit,
+    /// The monitor could not start the plugin.
+    Spawn,
+    /// No heartbeat within `period + grace`.
+    Missed,
+    /// The job pushed a heartbeat reporting a failure.
+    Reported,
 }
 
 impl FailureReason {
     /// Every reason, in documentation order.
-    pub const ALL: [FailureReason; 10] = [
+    pub const ALL: [FailureReason; 18] = [
         FailureReason::Timeout,
         FailureReason::Dns,
         FailureReason::Refused,
@@ -83,6 +104,14 @@ impl FailureReason {
         FailureReason::Redirects,
         FailureReason::BodySize,
         FailureReason::Expect,
+        FailureReason::Loss,
+        FailureReason::Unreachable,
+        FailureReason::Permission,
+        FailureReason::Rcode,
+        FailureReason::Exit,
+        FailureReason::Spawn,
+        FailureReason::Missed,
+        FailureReason::Reported,
     ];
 
     /// The reason code, e.g. `http_status`.
@@ -98,7 +127,20 @@ impl FailureReason {
             FailureReason::Redirects => "redirects",
             FailureReason::BodySize => "body_size",
             FailureReason::Expect => "expect",
+            FailureReason::Loss => "loss",
+            FailureReason::Unreachable => "unreachable",
+            FailureReason::Permission => "permission",
+            FailureReason::Rcode => "rcode",
+            FailureReason::Exit => "exit",
+            FailureReason::Spawn => "spawn",
+            FailureReason::Missed => "missed",
+            FailureReason::Reported => "reported",
         }
+    }
+
+    /// Whether the failure is the monitor's own (its outcome is `unknown`, not `down`).
+    pub fn is_monitor_fault(self) -> bool {
+        matches!(self, FailureReason::Permission | FailureReason::Spawn)
     }
 
     /// Parses a reason code back (for the store).
@@ -121,6 +163,26 @@ pub struct Observations {
     /// The peer's certificate chain, leaf first.
     pub certificates: Vec<CertInfo>,
     pub redirects: u32,
+    /// HTTP version of the final response (1.0, 1.1, 2.0).
+    pub http_version: Option<f64>,
+    /// Negotiated TLS version, e.g. `TLS 1.3`.
+    pub tls_version: Option<String>,
+    pub icmp: Option<icmp::IcmpStats>,
+    pub dns: Option<dns::DnsAnswer>,
+    pub exec: Option<exec::ExecResult>,
+    /// When the last heartbeat arrived, Unix milliseconds.
+    pub heartbeat_last_seen_ms: Option<i64>,
+    /// The kind's own judgement (plugins, heartbeats), merged with the conditions'.
+    #[serde(skip)]
+    pub verdict: Option<Verdict>,
+}
+
+/// A health a probe kind decides itself (a plugin's exit code, a missed heartbeat).
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub health: Health,
+    pub reason: Option<FailureReason>,
+    pub message: String,
 }
 
 impl Observations {
@@ -142,7 +204,12 @@ impl Facts for Observations {
                 let now = unix_now();
                 Value::Duration(Duration::from_secs(t.saturating_sub(now).max(0) as u64))
             }),
-            _ => None,
+            Placeholder::PacketLoss => self.icmp.as_ref().map(|i| Value::Number(i.loss_percent)),
+            Placeholder::RttAvg => self.icmp.as_ref().filter(|i| i.received > 0).map(|i| Value::Duration(i.rtt_avg)),
+            Placeholder::RttMax => self.icmp.as_ref().filter(|i| i.received > 0).map(|i| Value::Duration(i.rtt_max)),
+            Placeholder::Jitter => self.icmp.as_ref().filter(|i| i.received > 0).map(|i| Value::Duration(i.jitter)),
+            Placeholder::DnsRcode => self.dns.as_ref().map(|d| Value::Text(d.rcode.clone())),
+            Placeholder::ExitCode => self.exec.as_ref().and_then(|e| e.exit_code).map(|c| Value::Number(c.into())),
         }
     }
 
@@ -198,22 +265,30 @@ pub struct ProbeOutcome {
     pub duration: Duration,
 }
 
-/// Runs probes. Holds what is reused across runs (TLS roots and verifiers).
+/// Runs probes. Holds what is reused across runs (TLS roots and verifiers, ICMP sockets)
+/// and the heartbeats pushed to the server.
 #[derive(Debug, Default)]
 pub struct Prober {
     tls: tls::TlsContext,
+    icmp: icmp::IcmpClients,
+    heartbeats: std::sync::Arc<heartbeat::HeartbeatBook>,
 }
 
 impl Prober {
-    /// A prober with empty caches.
+    /// A prober with empty caches and its own heartbeat book.
     pub fn new() -> Prober {
         Prober::default()
+    }
+
+    /// A prober reading heartbeats from `book` (shared with the web server).
+    pub fn with_heartbeats(book: std::sync::Arc<heartbeat::HeartbeatBook>) -> Prober {
+        Prober { heartbeats: book, ..Prober::default() }
     }
 
     /// Probes `target` once, within the check's timeout, and judges the result.
     pub async fn probe(&self, check: &Check, target: &Target) -> ProbeOutcome {
         let started = Instant::now();
-        let observed = tokio::time::timeout(check.timeout, self.observe(&check.probe, &target.address)).await;
+        let observed = tokio::time::timeout(check.timeout, self.observe(check, target)).await;
         let duration = started.elapsed();
         match observed {
             Err(_) => ProbeOutcome {
@@ -225,7 +300,7 @@ impl Prober {
                 duration,
             },
             Ok(Err(e)) => ProbeOutcome {
-                health: Health::Down,
+                health: if e.reason.is_monitor_fault() { Health::Unknown } else { Health::Down },
                 reason: Some(e.reason),
                 message: e.message,
                 failed_conditions: Vec::new(),
@@ -236,10 +311,16 @@ impl Prober {
         }
     }
 
-    async fn observe(&self, spec: &ProbeSpec, address: &str) -> Result<Observations, ProbeError> {
-        match spec {
+    async fn observe(&self, check: &Check, target: &Target) -> Result<Observations, ProbeError> {
+        let address = target.address.as_str();
+        match &check.probe {
             ProbeSpec::Http(http) => http::observe(http, address, &self.tls).await,
             ProbeSpec::Tcp(tcp) => tcp::observe(tcp, address, &self.tls).await,
+            ProbeSpec::Tls(tls) => tcp::observe_tls(tls, address, &self.tls).await,
+            ProbeSpec::Icmp(icmp) => icmp::observe(icmp, address, check.timeout, &self.icmp).await,
+            ProbeSpec::Dns(dns) => dns::observe(dns, address, check.timeout).await,
+            ProbeSpec::Exec(exec) => exec::observe(exec, check.timeout).await,
+            ProbeSpec::Heartbeat(hb) => Ok(heartbeat::observe(hb, &target.key.id(), &self.heartbeats)),
         }
     }
 }
@@ -261,9 +342,45 @@ pub fn judge(
     };
     let reason = match health {
         Health::Up => None,
-        _ if failed.iter().any(|f| f.placeholder == Placeholder::Status) => Some(FailureReason::HttpStatus),
-        _ => Some(FailureReason::Condition),
+        _ => Some(failed.iter().find_map(|f| reason_for(f.placeholder)).unwrap_or(FailureReason::Condition)),
     };
     let failed_conditions: Vec<String> = failed.into_iter().map(|f| f.display).collect();
-    ProbeOutcome { health, reason, message: failed_conditions.join("; "), failed_conditions, observations, duration }
+    let mut outcome = ProbeOutcome {
+        health,
+        reason,
+        message: failed_conditions.join("; "),
+        failed_conditions,
+        observations,
+        duration,
+    };
+    // A kind that judges itself (plugin exit code, heartbeat) can only make things worse.
+    if let Some(v) = outcome.observations.verdict.take()
+        && severity(v.health) > severity(outcome.health)
+    {
+        outcome.health = v.health;
+        outcome.reason = v.reason;
+        outcome.message =
+            if outcome.message.is_empty() { v.message } else { format!("{}; {}", v.message, outcome.message) };
+    }
+    outcome
+}
+
+/// The reason code a failed condition on this placeholder stands for.
+fn reason_for(placeholder: Placeholder) -> Option<FailureReason> {
+    match placeholder {
+        Placeholder::Status => Some(FailureReason::HttpStatus),
+        Placeholder::PacketLoss => Some(FailureReason::Loss),
+        Placeholder::DnsRcode => Some(FailureReason::Rcode),
+        Placeholder::ExitCode => Some(FailureReason::Exit),
+        _ => None,
+    }
+}
+
+fn severity(h: Health) -> u8 {
+    match h {
+        Health::Up => 0,
+        Health::Unknown => 1,
+        Health::Degraded => 2,
+        Health::Down => 3,
+    }
 }

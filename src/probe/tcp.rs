@@ -1,4 +1,5 @@
-//! TCP probe: connect (optionally TLS), optionally send a line and expect a regex.
+//! TCP probe: connect (optionally TLS), optionally send a line and expect a regex. The
+//! `tls` kind is the same connection with the handshake as the whole conversation.
 
 use std::time::Instant;
 
@@ -8,12 +9,27 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::http::{connect, resolve};
 use super::tls::TlsContext;
 use super::{FailureReason, Observations, ProbeError};
-use crate::config::TcpSpec;
+use crate::config::{RegexSpec, TcpSpec, TlsSpec};
 
 /// How much of the answer is read while waiting for `expect` to match.
 const MAX_READ: usize = 64 * 1024;
 
 pub(super) async fn observe(spec: &TcpSpec, address: &str, tls: &TlsContext) -> Result<Observations, ProbeError> {
+    connect_and_talk(address, spec.tls.as_ref(), spec.send.as_deref(), spec.expect.as_ref(), tls).await
+}
+
+/// The `tls` kind: connect and complete a TLS handshake.
+pub(super) async fn observe_tls(spec: &TlsSpec, address: &str, tls: &TlsContext) -> Result<Observations, ProbeError> {
+    connect_and_talk(address, Some(spec), None, None, tls).await
+}
+
+async fn connect_and_talk(
+    address: &str,
+    tls_spec: Option<&TlsSpec>,
+    send: Option<&str>,
+    expect: Option<&RegexSpec>,
+    tls: &TlsContext,
+) -> Result<Observations, ProbeError> {
     let started = Instant::now();
     let mut obs = Observations::default();
     let (host, port) = address
@@ -30,7 +46,7 @@ pub(super) async fn observe(spec: &TcpSpec, address: &str, tls: &TlsContext) -> 
     obs.connected = Some(true);
     obs.phases.push(("connect", phase.elapsed()));
 
-    let result = match &spec.tls {
+    let result = match tls_spec {
         Some(tls_spec) => {
             phase = Instant::now();
             let (result, certs) = tls.connect(tls_spec, host, stream, &[]).await;
@@ -38,12 +54,13 @@ pub(super) async fn observe(spec: &TcpSpec, address: &str, tls: &TlsContext) -> 
             match result {
                 Ok(stream) => {
                     obs.phases.push(("tls", phase.elapsed()));
-                    converse(spec, stream, &mut obs).await
+                    obs.tls_version = super::tls::version_name(&stream);
+                    converse(send, expect, stream, &mut obs).await
                 }
                 Err(e) => Err(e),
             }
         }
-        None => converse(spec, stream, &mut obs).await,
+        None => converse(send, expect, stream, &mut obs).await,
     };
     match result {
         Ok(()) => {
@@ -55,16 +72,17 @@ pub(super) async fn observe(spec: &TcpSpec, address: &str, tls: &TlsContext) -> 
 }
 
 async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
-    spec: &TcpSpec,
+    send: Option<&str>,
+    expect: Option<&RegexSpec>,
     mut stream: S,
     obs: &mut Observations,
 ) -> Result<(), ProbeError> {
     let io = |what: &str, e: std::io::Error| ProbeError::new(FailureReason::Network, format!("{what}: {e}"));
-    if let Some(send) = &spec.send {
+    if let Some(send) = send {
         stream.write_all(send.as_bytes()).await.map_err(|e| io("send", e))?;
         stream.flush().await.map_err(|e| io("send", e))?;
     }
-    let Some(expect) = &spec.expect else {
+    let Some(expect) = expect else {
         return Ok(());
     };
     let phase = Instant::now();

@@ -68,6 +68,16 @@ fn ip_from_bytes(b: &[u8]) -> Option<String> {
     }
 }
 
+/// The negotiated protocol version as blackbox_exporter names it (`TLS 1.3`).
+pub fn version_name<S>(stream: &TlsStream<S>) -> Option<String> {
+    let version = stream.get_ref().1.protocol_version()?;
+    Some(match version {
+        rustls::ProtocolVersion::TLSv1_3 => "TLS 1.3".into(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLS 1.2".into(),
+        other => format!("{other:?}"),
+    })
+}
+
 /// Shared TLS state: the crypto provider, system roots (loaded once) and one verifier per
 /// CA file.
 #[derive(Debug, Default)]

@@ -60,13 +60,45 @@ pub struct ChangeRecord {
     pub message: String,
 }
 
+/// A heartbeat pushed by a job.
+#[derive(Debug, Clone)]
+pub struct HeartbeatRecord {
+    pub target: String,
+    pub at_ms: i64,
+    pub ok: bool,
+    pub message: String,
+}
+
 /// What the writer is asked to do.
 #[derive(Debug)]
 pub enum Record {
     Result(ResultRecord),
     Change(ChangeRecord),
+    Heartbeat(HeartbeatRecord),
     /// Answers once everything sent before it is on disk.
     Flush(oneshot::Sender<()>),
+}
+
+/// What the store remembers at start-up.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// Each target's state, keyed by target id.
+    pub states: HashMap<String, TargetState>,
+    /// The last heartbeat of each heartbeat check.
+    pub heartbeats: Vec<HeartbeatRecord>,
+}
+
+/// A cloneable sender of records, for writers other than the pipeline.
+#[derive(Debug, Clone)]
+pub struct StoreWriter(mpsc::UnboundedSender<Record>);
+
+impl StoreWriter {
+    /// Queues a record; never blocks.
+    pub fn send(&self, record: Record) {
+        if self.0.send(record).is_err() {
+            tracing::error!("store writer has stopped; record lost");
+        }
+    }
 }
 
 /// Handle to the store's writer.
@@ -81,9 +113,9 @@ fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |source| StoreError::Sqlite { path: path.to_path_buf(), source }
 }
 
-/// Opens (or creates) the store at `path`, migrates it, and returns it with the states
-/// it remembers, keyed by target id.
-pub fn open(path: &Path) -> Result<(Store, HashMap<String, TargetState>), StoreError> {
+/// Opens (or creates) the store at `path`, migrates it, and returns it with what it
+/// remembers.
+pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: dir.to_path_buf(), source })?;
     }
@@ -93,13 +125,17 @@ pub fn open(path: &Path) -> Result<(Store, HashMap<String, TargetState>), StoreE
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite(path))?;
     schema::migrate(&mut conn).map_err(sqlite(path))?;
     let states = load_states(&conn).map_err(sqlite(path))?;
+    let heartbeats = load_heartbeats(&conn).map_err(sqlite(path))?;
     let (sender, receiver) = mpsc::unbounded_channel();
     let writer_path = path.to_path_buf();
     let writer = std::thread::Builder::new()
         .name("vigil-store".into())
         .spawn(move || write_loop(conn, receiver, &writer_path))
         .map_err(|e| StoreError::CreateDir { path: path.to_path_buf(), source: e })?;
-    Ok((Store { path: path.to_path_buf(), sender: Some(sender), writer: Some(writer) }, states))
+    Ok((
+        Store { path: path.to_path_buf(), sender: Some(sender), writer: Some(writer) },
+        Restored { states, heartbeats },
+    ))
 }
 
 impl Store {
@@ -110,6 +146,11 @@ impl Store {
         {
             tracing::error!(store = %self.path.display(), "store writer has stopped; record lost");
         }
+    }
+
+    /// A sender for other writers (the web server's heartbeats).
+    pub fn writer(&self) -> Option<StoreWriter> {
+        self.sender.clone().map(StoreWriter)
     }
 
     /// Waits until everything queued so far is written.
@@ -148,6 +189,14 @@ fn load_states(conn: &Connection) -> rusqlite::Result<HashMap<String, TargetStat
             r.get::<_, String>(0)?,
             TargetState { state: State::from_name(&state).unwrap_or(State::Unknown), since_ms: r.get(2)?, streak },
         ))
+    })?;
+    rows.collect()
+}
+
+fn load_heartbeats(conn: &Connection) -> rusqlite::Result<Vec<HeartbeatRecord>> {
+    let mut stmt = conn.prepare("SELECT target, at_ms, ok, message FROM heartbeats")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(HeartbeatRecord { target: r.get(0)?, at_ms: r.get(1)?, ok: r.get(2)?, message: r.get(3)? })
     })?;
     rows.collect()
 }
@@ -215,6 +264,13 @@ fn write_batch(
                         c.reason,
                         c.message
                     ])?;
+                }
+                Record::Heartbeat(h) => {
+                    tx.prepare_cached(
+                        "INSERT INTO heartbeats (target, at_ms, ok, message) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT(target) DO UPDATE SET at_ms = excluded.at_ms, ok = excluded.ok, message = excluded.message",
+                    )?
+                    .execute(params![h.target, h.at_ms, h.ok, h.message])?;
                 }
                 Record::Flush(w) => waiters.push(w),
             }

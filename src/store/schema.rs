@@ -34,6 +34,13 @@ const MIGRATIONS: &[&str] = &[
         streak_target TEXT,
         updated_ms INTEGER NOT NULL
     );",
+    // 2: the last heartbeat pushed for each heartbeat check.
+    "CREATE TABLE heartbeats (
+        target TEXT PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        ok INTEGER NOT NULL,
+        message TEXT NOT NULL
+    );",
 ];
 
 /// Brings the schema up to date.

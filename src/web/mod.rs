@@ -2,6 +2,8 @@
 //! Every write needs the admin bearer token (compared in constant time); no request can
 //! panic the server, and slow clients are cut off by header and connection time limits.
 
+mod blackbox;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -21,7 +23,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Secret;
 use crate::metrics::Metrics;
+use crate::probe::Prober;
+use crate::probe::heartbeat::{Beat, HeartbeatBook};
+use crate::scheduler::now_ms;
 use crate::status::Board;
+use crate::store::{HeartbeatRecord, Record, StoreWriter};
 
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,6 +49,12 @@ pub struct WebState {
     pub admin_token: RwLock<Option<Secret>>,
     /// Set once the first configuration is running.
     pub ready: AtomicBool,
+    /// Where pushed heartbeats go.
+    pub heartbeats: Arc<HeartbeatBook>,
+    /// Persists heartbeats, so a restart remembers the last push.
+    pub store: Option<StoreWriter>,
+    /// The probes' shared state, also used by `/probe`.
+    pub prober: Arc<Prober>,
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -123,6 +135,17 @@ async fn route(state: &WebState, req: Request<Incoming>, _peer: SocketAddr) -> R
             }
             reload(state).await
         }
+        (&Method::GET, "/probe") => {
+            let config = state.board.read().unwrap_or_else(|p| p.into_inner()).config.clone();
+            let timeout = req.headers().get("x-prometheus-scrape-timeout-seconds").and_then(|v| v.to_str().ok());
+            match blackbox::probe(&config, &state.prober, req.uri().query(), timeout).await {
+                Ok(body) => reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body),
+                Err(r) => text(StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST), r.message),
+            }
+        }
+        (&Method::GET | &Method::POST, p) if p.starts_with("/api/v1/heartbeat/") => {
+            heartbeat(state, &p["/api/v1/heartbeat/".len()..], req.uri().query())
+        }
         (_, "/metrics" | "/api/v1/status" | "/-/healthy" | "/-/ready" | "/-/reload") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
@@ -149,6 +172,32 @@ fn refuse_unless_admin(state: &WebState, req: &Request<Incoming>) -> Option<Repl
         let mut r = text(StatusCode::UNAUTHORIZED, "missing or wrong admin token");
         r.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer"));
         Some(r)
+    }
+}
+
+/// Longest heartbeat message kept.
+const MAX_HEARTBEAT_MESSAGE: usize = 200;
+
+/// `GET|POST /api/v1/heartbeat/{token}[?status=fail&msg=…]`.
+fn heartbeat(state: &WebState, token: &str, query: Option<&str>) -> Reply {
+    let mut ok = true;
+    let mut message = String::new();
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "status" => ok = !matches!(value.as_ref(), "fail" | "failed" | "error"),
+            "msg" => message = value.chars().take(MAX_HEARTBEAT_MESSAGE).collect(),
+            _ => {}
+        }
+    }
+    let beat = Beat { at_ms: now_ms(), ok, message: message.clone() };
+    match state.heartbeats.record(token, beat.clone()) {
+        Some(target) => {
+            if let Some(store) = &state.store {
+                store.send(Record::Heartbeat(HeartbeatRecord { target, at_ms: beat.at_ms, ok, message }));
+            }
+            text(StatusCode::OK, "OK")
+        }
+        None => text(StatusCode::NOT_FOUND, "unknown heartbeat token"),
     }
 }
 

@@ -1,0 +1,216 @@
+//! ICMP probe (surge-ping): `count` echo requests sent `spacing` apart — without waiting
+//! for replies, so a dead host costs no more time than a live one — then loss, RTT
+//! min/avg/max and jitter. One socket per address family, shared by every probe.
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use surge_ping::{Client, Config, ICMP, PingIdentifier, PingSequence, SurgeError};
+use tokio::task::JoinSet;
+
+use super::{FailureReason, Observations, ProbeError};
+use crate::config::{IcmpSpec, IpPreference};
+
+/// Loss and round-trip times of one run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct IcmpStats {
+    pub sent: u16,
+    pub received: u16,
+    /// Lost share in percent (0–100).
+    pub loss_percent: f64,
+    pub rtt_min: Duration,
+    pub rtt_avg: Duration,
+    pub rtt_max: Duration,
+    /// Mean absolute difference of consecutive round-trip times.
+    pub jitter: Duration,
+    /// TTL (IPv4) or hop limit (IPv6) of the first reply.
+    pub reply_hop_limit: Option<u8>,
+}
+
+impl IcmpStats {
+    /// Computes the statistics from the round-trip times of the echoes that came back, in
+    /// the order they were sent.
+    pub fn from_rtts(sent: u16, rtts: &[Duration]) -> IcmpStats {
+        let received = rtts.len() as u16;
+        let loss_percent = if sent == 0 { 100.0 } else { f64::from(sent - received) * 100.0 / f64::from(sent) };
+        if rtts.is_empty() {
+            return IcmpStats { sent, received, loss_percent, ..IcmpStats::default() };
+        }
+        let total: Duration = rtts.iter().sum();
+        let jitter = if rtts.len() < 2 {
+            Duration::ZERO
+        } else {
+            let diffs: Duration = rtts.windows(2).map(|w| w[0].abs_diff(w[1])).sum();
+            diffs / (rtts.len() as u32 - 1)
+        };
+        IcmpStats {
+            sent,
+            received,
+            loss_percent,
+            rtt_min: *rtts.iter().min().unwrap_or(&Duration::ZERO),
+            rtt_avg: total / u32::from(received),
+            rtt_max: *rtts.iter().max().unwrap_or(&Duration::ZERO),
+            jitter,
+            reply_hop_limit: None,
+        }
+    }
+}
+
+/// The shared ICMP sockets, opened on first use.
+#[derive(Default)]
+pub struct IcmpClients {
+    v4: Mutex<Option<Client>>,
+    v6: Mutex<Option<Client>>,
+    permission_logged: AtomicBool,
+    next_ident: AtomicU16,
+}
+
+impl std::fmt::Debug for IcmpClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IcmpClients")
+    }
+}
+
+impl IcmpClients {
+    fn client(&self, ip: IpAddr) -> Result<Client, ProbeError> {
+        let (slot, kind) = match ip {
+            IpAddr::V4(_) => (&self.v4, ICMP::V4),
+            IpAddr::V6(_) => (&self.v6, ICMP::V6),
+        };
+        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        // A raw socket first (root or CAP_NET_RAW); surge-ping falls back to the
+        // unprivileged datagram socket when raw is refused.
+        let config = Config::builder().kind(kind).sock_type_hint(socket2::Type::RAW).build();
+        match Client::new(&config) {
+            Ok(c) => {
+                *slot = Some(c.clone());
+                Ok(c)
+            }
+            Err(e) => {
+                if !self.permission_logged.swap(true, Ordering::Relaxed) {
+                    tracing::error!(error = %e, "cannot open an ICMP socket: grant CAP_NET_RAW (setcap cap_net_raw+ep /usr/bin/vigil, or AmbientCapabilities=CAP_NET_RAW in the systemd unit) or allow unprivileged ping with sysctl net.ipv4.ping_group_range=\"0 2147483647\"");
+                }
+                Err(ProbeError::new(FailureReason::Permission, format!("cannot open an ICMP socket: {e}")))
+            }
+        }
+    }
+}
+
+/// Resolves `host` to one address of the preferred family.
+async fn resolve(host: &str, preference: IpPreference) -> Result<IpAddr, ProbeError> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    let addrs: Vec<IpAddr> = tokio::net::lookup_host((host, 0))
+        .await
+        .map_err(|e| ProbeError::new(FailureReason::Dns, format!("cannot resolve {host}: {e}")))?
+        .map(|a| a.ip())
+        .collect();
+    let pick = match preference {
+        IpPreference::V4 => addrs.iter().find(|a| a.is_ipv4()),
+        IpPreference::V6 => addrs.iter().find(|a| a.is_ipv6()),
+        IpPreference::Auto => addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()),
+    };
+    pick.copied()
+        .ok_or_else(|| ProbeError::new(FailureReason::Dns, format!("{host} has no address of the wanted family")))
+}
+
+pub(super) async fn observe(
+    spec: &IcmpSpec,
+    host: &str,
+    timeout: Duration,
+    clients: &IcmpClients,
+) -> Result<Observations, ProbeError> {
+    let mut obs = Observations::default();
+    let started = std::time::Instant::now();
+    let ip = resolve(host, spec.ip_protocol).await?;
+    obs.phases.push(("resolve", started.elapsed()));
+    obs.ip = Some(ip);
+    let setup = std::time::Instant::now();
+    let client = clients.client(ip).map_err(|e| e.with(obs.clone()))?;
+    obs.phases.push(("setup", setup.elapsed()));
+    let ident = PingIdentifier(clients.next_ident.fetch_add(1, Ordering::Relaxed));
+    // Every echo must be answered before the check's deadline.
+    let sending = spec.spacing * u32::from(spec.count.saturating_sub(1));
+    let wait = timeout.saturating_sub(sending).saturating_sub(Duration::from_millis(20)).max(Duration::from_millis(50));
+    let payload = vec![0u8; usize::from(spec.payload_size)];
+
+    let mut echoes = JoinSet::new();
+    for seq in 0..spec.count {
+        let client = client.clone();
+        let payload = payload.clone();
+        let delay = spec.spacing * u32::from(seq);
+        echoes.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let mut pinger = client.pinger(ip, ident).await;
+            pinger.timeout(wait);
+            (seq, pinger.ping(PingSequence(seq), &payload).await)
+        });
+    }
+    let mut rtts: Vec<(u16, Duration)> = Vec::new();
+    let mut hop_limit = None;
+    let mut unreachable = None;
+    while let Some(joined) = echoes.join_next().await {
+        let Ok((seq, result)) = joined else { continue };
+        match result {
+            Ok((packet, rtt)) => {
+                rtts.push((seq, rtt));
+                hop_limit = hop_limit.or(match packet {
+                    surge_ping::IcmpPacket::V4(p) => p.get_ttl(),
+                    surge_ping::IcmpPacket::V6(p) => Some(p.get_max_hop_limit()),
+                });
+            }
+            Err(SurgeError::Timeout { .. }) => {}
+            Err(SurgeError::IOError(e)) => unreachable = Some(e.to_string()),
+            Err(e) => unreachable = Some(e.to_string()),
+        }
+    }
+    rtts.sort_by_key(|(seq, _)| *seq);
+    let rtts: Vec<Duration> = rtts.into_iter().map(|(_, rtt)| rtt).collect();
+    let stats = IcmpStats { reply_hop_limit: hop_limit, ..IcmpStats::from_rtts(spec.count, &rtts) };
+    obs.phases.push(("rtt", stats.rtt_avg));
+    obs.connected = Some(stats.received > 0);
+    obs.response_time = Some(stats.rtt_avg);
+    obs.icmp = Some(stats);
+    if let (Some(message), false) = (unreachable, obs.connected == Some(true)) {
+        return Err(ProbeError::new(FailureReason::Unreachable, format!("{ip} unreachable: {message}")).with(obs));
+    }
+    Ok(obs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn statistics_table() {
+        /// name, sent, rtts (ms), loss %, min, avg, max, jitter (ms)
+        type Case<'a> = (&'a str, u16, &'a [u64], f64, u64, u64, u64, u64);
+        let cases: &[Case] = &[
+            ("all answered", 4, &[10, 20, 10, 20], 0.0, 10, 15, 20, 10),
+            ("half lost", 4, &[10, 30], 50.0, 10, 20, 30, 20),
+            ("one echo", 1, &[7], 0.0, 7, 7, 7, 0),
+            ("all lost", 5, &[], 100.0, 0, 0, 0, 0),
+        ];
+        for (name, sent, rtts, loss, min, avg, max, jitter) in cases {
+            let rtts: Vec<Duration> = rtts.iter().map(|v| ms(*v)).collect();
+            let s = IcmpStats::from_rtts(*sent, &rtts);
+            assert_eq!(s.loss_percent, *loss, "{name}: loss");
+            assert_eq!(
+                (s.rtt_min, s.rtt_avg, s.rtt_max, s.jitter),
+                (ms(*min), ms(*avg), ms(*max), ms(*jitter)),
+                "{name}"
+            );
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! `/probe?target=…&module=…`: one probe on demand, answered with blackbox_exporter's
+//! metric names, so Prometheus multi-target jobs and dashboards built for blackbox work
+//! unchanged. Off unless `server.probe_endpoint.enabled`; limited to its allow-list.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use prometheus::{Encoder, Gauge, GaugeVec, Opts, Registry, TextEncoder};
+
+use crate::config::{AllowRule, Config, Target, TargetKey};
+use crate::probe::{Observations, ProbeOutcome, Prober};
+
+/// blackbox_exporter's default: leave half a second of the scrape timeout for the reply.
+const TIMEOUT_OFFSET: Duration = Duration::from_millis(500);
+
+/// Why a `/probe` request was refused, with the HTTP status to answer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub message: String,
+}
+
+fn refuse(status: u16, message: impl Into<String>) -> Refusal {
+    Refusal { status, message: message.into() }
+}
+
+/// Runs the requested probe; returns the exposition text.
+pub async fn probe(
+    config: &Config,
+    prober: &Prober,
+    query: Option<&str>,
+    scrape_timeout: Option<&str>,
+) -> Result<String, Refusal> {
+    if !config.server.probe_endpoint.enabled {
+        return Err(refuse(403, "the /probe endpoint is off: set server.probe_endpoint.enabled"));
+    }
+    let mut target = None;
+    let mut module_name = "http_2xx".to_string();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "target" => target = Some(v.into_owned()),
+            "module" => module_name = v.into_owned(),
+            _ => {}
+        }
+    }
+    let target = target.filter(|t| !t.is_empty()).ok_or_else(|| refuse(400, "Target parameter is missing"))?;
+    let module = config
+        .modules
+        .iter()
+        .find(|m| m.name == module_name)
+        .ok_or_else(|| refuse(400, format!("Unknown module \"{module_name}\"")))?;
+    let kind = module.check.probe.kind();
+    let address = if kind == "http" && !target.contains("://") { format!("http://{target}") } else { target };
+    let host = host_of(kind, &address)
+        .ok_or_else(|| refuse(400, format!("invalid target \"{address}\" for a {kind} module")))?;
+    if !allowed(&config.server.probe_endpoint.allow, &host).await {
+        return Err(refuse(403, format!("target host \"{host}\" is not in server.probe_endpoint.allow")));
+    }
+    let mut check = module.check.clone();
+    if let Some(secs) = scrape_timeout.and_then(|s| s.trim().parse::<f64>().ok()).filter(|s| s.is_finite() && *s > 0.0)
+    {
+        let budget = Duration::from_secs_f64(secs).saturating_sub(TIMEOUT_OFFSET).max(Duration::from_millis(100));
+        check.timeout = check.timeout.min(budget);
+    }
+    let key = TargetKey { system: "probe".into(), check: module.name.clone(), target: host.clone() };
+    let outcome = prober.probe(&check, &Target { key, address }).await;
+    Ok(render(kind, &outcome))
+}
+
+/// The host part of a target, per kind.
+fn host_of(kind: &str, address: &str) -> Option<String> {
+    let host = match kind {
+        "http" => url::Url::parse(address).ok()?.host_str()?.to_string(),
+        "tcp" | "tls" => address.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok())?.0.to_string(),
+        "dns" => match address.rsplit_once(':') {
+            Some((h, p)) if p.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']')) => h.to_string(),
+            _ => address.to_string(),
+        },
+        _ => address.to_string(),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    (!host.is_empty()).then_some(host)
+}
+
+/// Whether the allow-list admits `host`: an empty list admits all; a name passes by a
+/// host pattern or when every address it resolves to is in an allowed network.
+async fn allowed(rules: &[AllowRule], host: &str) -> bool {
+    if rules.is_empty() {
+        return true;
+    }
+    let in_nets = |ip: IpAddr| rules.iter().any(|r| matches!(r, AllowRule::Network(n) if n.contains(&ip)));
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return in_nets(ip);
+    }
+    if rules.iter().any(|r| matches!(r, AllowRule::Host(p) if p.matches(host))) {
+        return true;
+    }
+    match tokio::net::lookup_host((host, 0)).await {
+        Ok(addrs) => {
+            let ips: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
+            !ips.is_empty() && ips.into_iter().all(in_nets)
+        }
+        Err(_) => false,
+    }
+}
+
+/// FNV-1a (32 bit) of the address octets, as blackbox_exporter's `probe_ip_addr_hash`.
+fn ip_hash(ip: IpAddr) -> f64 {
+    let octets = match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    };
+    f64::from(octets.iter().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)))
+}
+
+/// A registry for one response, with helpers to set plain and labelled gauges.
+struct Sheet(Registry);
+
+impl Sheet {
+    fn set(&self, name: &str, help: &str, value: f64) {
+        if let Ok(g) = Gauge::new(name, help) {
+            g.set(value);
+            let _ = self.0.register(Box::new(g));
+        }
+    }
+
+    fn set_labelled(&self, name: &str, help: &str, label: &str, values: &[(&str, f64)]) {
+        if let Ok(g) = GaugeVec::new(Opts::new(name, help), &[label]) {
+            for (l, v) in values {
+                g.with_label_values(&[*l]).set(*v);
+            }
+            let _ = self.0.register(Box::new(g));
+        }
+    }
+}
+
+fn phase(obs: &Observations, names: &[&str]) -> f64 {
+    obs.phases.iter().filter(|(n, _)| names.contains(n)).map(|(_, d)| d.as_secs_f64()).sum()
+}
+
+/// The blackbox_exporter exposition of one outcome.
+fn render(kind: &str, outcome: &ProbeOutcome) -> String {
+    let sheet = Sheet(Registry::new());
+    let obs = &outcome.observations;
+    let success = if outcome.reason.is_none() { 1.0 } else { 0.0 };
+    sheet.set("probe_success", "Displays whether or not the probe was a success", success);
+    sheet.set(
+        "probe_duration_seconds",
+        "Returns how long the probe took to complete in seconds",
+        outcome.duration.as_secs_f64(),
+    );
+    let resolve = phase(obs, &["dns", "resolve"]);
+    sheet.set("probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds", resolve);
+    if let Some(ip) = obs.ip {
+        sheet.set(
+            "probe_ip_protocol",
+            "Specifies whether probe ip protocol is IP4 or IP6",
+            if ip.is_ipv4() { 4.0 } else { 6.0 },
+        );
+        sheet.set(
+            "probe_ip_addr_hash",
+            "Specifies the hash of IP address. It's useful to detect if the IP address changes.",
+            ip_hash(ip),
+        );
+    }
+    let failed_regex = outcome.failed_conditions.iter().any(|c| c.starts_with("[BODY]"))
+        || outcome.reason.is_some_and(|r| r.code() == "expect");
+    match kind {
+        "http" => {
+            sheet.set(
+                "probe_failed_due_to_regex",
+                "Indicates if probe failed due to regex",
+                f64::from(u8::from(failed_regex)),
+            );
+            let body = obs.body.as_ref().map_or(0.0, |b| b.len() as f64);
+            sheet.set("probe_http_status_code", "Response HTTP status code", obs.status.map_or(0.0, f64::from));
+            sheet.set("probe_http_content_length", "Length of http content response", body);
+            sheet.set("probe_http_uncompressed_body_length", "Length of uncompressed response body", body);
+            sheet.set(
+                "probe_http_version",
+                "Returns the version of HTTP of the probe response",
+                obs.http_version.unwrap_or(0.0),
+            );
+            sheet.set("probe_http_redirects", "The number of redirects", f64::from(obs.redirects));
+            sheet.set(
+                "probe_http_ssl",
+                "Indicates if SSL was used for the final redirect",
+                f64::from(u8::from(obs.tls_version.is_some())),
+            );
+            let phases = [
+                ("resolve", resolve),
+                ("connect", phase(obs, &["connect"])),
+                ("tls", phase(obs, &["tls"])),
+                ("processing", phase(obs, &["processing"])),
+                ("transfer", phase(obs, &["transfer"])),
+            ];
+            sheet.set_labelled(
+                "probe_http_duration_seconds",
+                "Duration of http request by phase, summed over all redirects",
+                "phase",
+                &phases,
+            );
+        }
+        "tcp" | "tls" => {
+            sheet.set(
+                "probe_failed_due_to_regex",
+                "Indicates if probe failed due to regex",
+                f64::from(u8::from(failed_regex)),
+            );
+        }
+        "icmp" => {
+            let rtt = obs.icmp.as_ref().filter(|i| i.received > 0).map_or(0.0, |i| i.rtt_avg.as_secs_f64());
+            let phases = [("resolve", resolve), ("setup", phase(obs, &["setup"])), ("rtt", rtt)];
+            sheet.set_labelled("probe_icmp_duration_seconds", "Duration of icmp request by phase", "phase", &phases);
+            if let Some(hop) = obs.icmp.as_ref().and_then(|i| i.reply_hop_limit) {
+                sheet.set("probe_icmp_reply_hop_limit", "Replied packet hop limit (TTL for ipv4)", f64::from(hop));
+            }
+        }
+        "dns" => {
+            let answers = obs.dns.as_ref().map_or(0.0, |d| d.answers.len() as f64);
+            sheet.set("probe_dns_answer_rrs", "Returns number of entries in the answer resource record list", answers);
+            sheet.set(
+                "probe_dns_authority_rrs",
+                "Returns number of entries in the authority resource record list",
+                0.0,
+            );
+            sheet.set(
+                "probe_dns_additional_rrs",
+                "Returns number of entries in the additional resource record list",
+                0.0,
+            );
+            sheet.set(
+                "probe_dns_query_succeeded",
+                "Displays whether or not the query was executed successfully",
+                f64::from(u8::from(obs.dns.is_some())),
+            );
+            let phases =
+                [("resolve", resolve), ("connect", phase(obs, &["connect"])), ("request", phase(obs, &["request"]))];
+            sheet.set_labelled("probe_dns_duration_seconds", "Duration of DNS request by phase", "phase", &phases);
+            if let Some(serial) = obs
+                .dns
+                .as_ref()
+                .and_then(|d| d.answers.iter().find_map(|a| a.split_whitespace().nth(2)?.parse::<f64>().ok()))
+            {
+                sheet.set("probe_dns_serial", "Returns the serial number of the zone", serial);
+            }
+        }
+        _ => {}
+    }
+    if let Some(earliest) = obs.earliest_not_after() {
+        let earliest = earliest as f64;
+        sheet.set("probe_ssl_earliest_cert_expiry", "Returns last SSL chain expiry in unixtime", earliest);
+        sheet.set(
+            "probe_ssl_last_chain_expiry_timestamp_seconds",
+            "Returns last SSL chain expiry in timestamp",
+            earliest,
+        );
+    }
+    if let Some(version) = &obs.tls_version {
+        sheet.set_labelled(
+            "probe_tls_version_info",
+            "Returns the TLS version used or NaN when unknown",
+            "version",
+            &[(version.as_str(), 1.0)],
+        );
+    }
+    let mut buf = Vec::new();
+    let _ = TextEncoder::new().encode(&sheet.0.gather(), &mut buf);
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_hash_matches_blackbox() {
+        // Measured from prometheus-blackbox-exporter 0.23 for 127.0.0.1.
+        assert_eq!(ip_hash("127.0.0.1".parse().expect("ip")), 3_668_918_509.0);
+    }
+
+    #[test]
+    fn hosts_of_targets() {
+        assert_eq!(host_of("http", "https://Portal.example:8443/x").as_deref(), Some("portal.example"));
+        assert_eq!(host_of("tcp", "127.0.0.1:22").as_deref(), Some("127.0.0.1"));
+        assert_eq!(host_of("tcp", "no-port"), None);
+        assert_eq!(host_of("dns", "[::1]:53").as_deref(), Some("::1"));
+        assert_eq!(host_of("icmp", "gw.example").as_deref(), Some("gw.example"));
+    }
+
+    #[tokio::test]
+    async fn allow_list() {
+        let rules = vec![
+            AllowRule::Network("127.0.0.0/8".parse().expect("net")),
+            AllowRule::Host(glob::Pattern::new("*.laichau.example").expect("pattern")),
+        ];
+        assert!(allowed(&rules, "127.0.0.1").await);
+        assert!(!allowed(&rules, "192.0.2.1").await);
+        assert!(allowed(&rules, "gw.laichau.example").await);
+        assert!(allowed(&rules, "localhost").await, "localhost resolves into 127.0.0.0/8 only");
+        assert!(allowed(&[], "192.0.2.1").await, "no list admits all");
+    }
+}
