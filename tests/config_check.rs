@@ -2,7 +2,9 @@
 //! `tests/fixtures/invalid/` reports exactly the errors written in its `# expect:` lines.
 
 use std::path::{Path, PathBuf};
+
 use std::process::Command;
+use vigil::config::ProbeSpec;
 
 const FIXTURES: &str = "tests/fixtures/invalid";
 
@@ -18,16 +20,26 @@ fn shipped_example_is_valid_and_lists_five_systems() {
     let gateways =
         config.systems[4].checks.iter().find(|c| c.id == "commune-gateways").expect("commune gateways check");
     assert_eq!(gateways.targets.len(), 38, "one gateway per commune and ward");
+    assert_eq!(gateways.probe.kind(), "icmp");
+    let kinds: std::collections::BTreeSet<&str> = config.targets().map(|(_, c, _)| c.probe.kind()).collect();
+    assert_eq!(kinds.len(), 7, "the example shows every probe kind: {kinds:?}");
     assert!(gateways.targets.iter().any(|t| t.key.id() == "network/commune-gateways/sin-ho"));
 }
 
 #[test]
 fn shipped_example_targets_only_reserved_example_names() {
     let config = vigil::config::load(Path::new("vigil.yaml")).expect("valid");
-    for (_, _, target) in config.targets() {
-        let host = match url::Url::parse(&target.address) {
-            Ok(u) if target.address.contains("://") => u.host_str().unwrap_or_default().to_string(),
-            _ => target.address.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default(),
+    for (_, check, target) in config.targets() {
+        let host = match &check.probe {
+            ProbeSpec::Http(_) => {
+                url::Url::parse(&target.address).expect("url").host_str().unwrap_or_default().to_string()
+            }
+            ProbeSpec::Tcp(_) | ProbeSpec::Tls(_) => target.address.rsplit_once(':').expect("host:port").0.to_string(),
+            ProbeSpec::Icmp(_) | ProbeSpec::Dns(_) => target.address.clone(),
+            ProbeSpec::Exec(e) => {
+                e.command.windows(2).find(|w| w[0] == "-H").map(|w| w[1].clone()).expect("plugin -H host")
+            }
+            ProbeSpec::Heartbeat(_) => continue,
         };
         assert!(
             host.ends_with(".laichau.example"),
@@ -43,7 +55,7 @@ fn check_config_command_prints_a_summary() {
     let out = vigil().args(["check-config", "-c", "vigil.yaml"]).output().expect("run vigil");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "exit {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("systems: 5, checks: 14, targets: 51"), "{stdout}");
+    assert!(stdout.contains("systems: 5, checks: 18, targets: 55"), "{stdout}");
     assert!(stdout.contains("procedures — Hệ thống giải quyết thủ tục hành chính"), "{stdout}");
 }
 

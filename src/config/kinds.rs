@@ -267,9 +267,8 @@ fn exec_spec(file: &SourceFile, path: &str, raw: &RawExec, errors: &mut Errors) 
         errors.at(file, &format!("{path}.command"), "command is required: the program and its arguments, as a list");
         return None;
     };
-    let program_path = Path::new(program);
-    if program_path.is_absolute() && !program_path.is_file() {
-        errors.at(file, &format!("{path}.command[0]"), format!("program \"{program}\" does not exist"));
+    if program.is_empty() {
+        errors.at(file, &format!("{path}.command[0]"), "the program name is empty");
         return None;
     }
     for name in raw.env.keys() {

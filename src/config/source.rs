@@ -154,8 +154,9 @@ fn path_string(path: &serde_ignored::Path) -> String {
     }
 }
 
-/// Replaces `${NAME}` with the environment variable's value; an unset variable is an
-/// error at its position. Comment lines are left alone.
+/// Replaces `${NAME}` with the environment variable's value, or `${NAME:-default}` with
+/// the default when it is unset or empty; an unset variable without a default is an error
+/// at its position. Comment lines are left alone.
 fn substitute_env(path: &Path, text: &str) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
     for (n, line) in text.split_inclusive('\n').enumerate() {
@@ -172,12 +173,19 @@ fn substitute_env(path: &Path, text: &str) -> Result<String, ConfigError> {
                 rest = "";
                 break;
             };
-            let name = &after[..end];
+            let (name, default) = match after[..end].split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (&after[..end], None),
+            };
             let col = line.len() - rest.len() + start + 1;
             let valid = !name.is_empty()
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !name.starts_with(|c: char| c.is_ascii_digit());
-            let value = if valid { std::env::var(name).ok() } else { None };
+            let value = if valid {
+                std::env::var(name).ok().filter(|v| !v.is_empty()).or(default.map(str::to_string))
+            } else {
+                None
+            };
             match value {
                 Some(v) => out.push_str(&v),
                 None => {
@@ -288,6 +296,8 @@ mod tests {
         unsafe { std::env::set_var("VIGIL_TEST_SUBST", "s3cret") };
         let f = SourceFile::from_text(Path::new("t.yaml"), "token: ${VIGIL_TEST_SUBST}\n").unwrap();
         assert_eq!(f.text, "token: s3cret\n");
+        let f = SourceFile::from_text(Path::new("t.yaml"), "a: ${VIGIL_UNSET_XYZ:-fallback}\n").unwrap();
+        assert_eq!(f.text, "a: fallback\n");
         let err = SourceFile::from_text(Path::new("t.yaml"), "a: 1\nb: x${VIGIL_UNSET_XYZ}\n").unwrap_err();
         assert_eq!(err.to_string(), "t.yaml:2:5: environment variable \"VIGIL_UNSET_XYZ\" is not set");
     }

@@ -64,6 +64,7 @@ async fn fetch(spec: &HttpSpec, url: &Url, tls: &TlsContext, obs: &mut Observati
     let mut phase = Instant::now();
     let addrs = resolve(&host, port).await?;
     obs.phases.push(("dns", phase.elapsed()));
+    obs.ip = addrs.first().map(|a| a.ip());
 
     phase = Instant::now();
     let stream = connect(&addrs).await?;

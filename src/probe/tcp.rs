@@ -40,8 +40,9 @@ async fn connect_and_talk(
     let mut phase = Instant::now();
     let addrs = resolve(host, port).await?;
     obs.phases.push(("dns", phase.elapsed()));
+    obs.ip = addrs.first().map(|a| a.ip());
     phase = Instant::now();
-    let stream = connect(&addrs).await?;
+    let stream = connect(&addrs).await.map_err(|e| e.with(obs.clone()))?;
     obs.ip = stream.peer_addr().ok().map(|a| a.ip());
     obs.connected = Some(true);
     obs.phases.push(("connect", phase.elapsed()));

@@ -174,9 +174,15 @@ impl TestPki {
 /// Writes `dir/vigil.yaml` with test defaults (1 s interval, thresholds 1/1 unless the
 /// systems say otherwise) and the given `systems:` block.
 pub fn write_config(dir: &Path, systems: &str) {
+    write_config_with(dir, "", systems);
+}
+
+/// Like [`write_config`], with more `server:` settings (e.g. `probe_endpoint: {…}`).
+pub fn write_config_with(dir: &Path, server_extra: &str, systems: &str) {
+    let extra = if server_extra.is_empty() { String::new() } else { format!(", {server_extra}") };
     let text = format!(
         "instance: {{ name: test, location: test-lab }}\n\
-         server: {{ listen: \"127.0.0.1:0\", admin_token: \"{TOKEN}\" }}\n\
+         server: {{ listen: \"127.0.0.1:0\", admin_token: \"{TOKEN}\"{extra} }}\n\
          storage: {{ path: \"{}\" }}\n\
          defaults: {{ interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1 }}\n\
          {systems}",
@@ -264,4 +270,150 @@ pub fn tool(name: &str, package: &str) -> std::process::Command {
         std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file())).unwrap_or(false);
     assert!(found, "{name} is not installed: run `apt-get install -y {package}` (scripts/test does this)");
     std::process::Command::new(name)
+}
+
+/// Runs a command that must succeed (test set-up as root: ip, nft, sysctl).
+pub fn run_ok(program: &str, package: &str, args: &[&str]) {
+    let out = tool(program, package).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(out.status.success(), "{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+/// A network namespace with a veth pair, made by the test and removed when dropped (also
+/// when the test fails). The host side is `198.18.N.1/29` (a benchmarking range that exists
+/// only on this link); the namespace answers on `198.18.N.2` to `.6`.
+pub struct Netns {
+    pub name: String,
+    /// The addresses inside the namespace.
+    pub hosts: Vec<String>,
+}
+
+impl Netns {
+    /// Creates the namespace; `nft_rules` are added to an input chain inside it, and
+    /// `ignore_echo` makes it drop every echo request.
+    pub fn new(tag: u8, nft_rules: &[&str], ignore_echo: bool) -> Netns {
+        let id = std::process::id() % 60;
+        let subnet = format!("198.18.{}", id * 4 + u32::from(tag));
+        let name = format!("vigil-test-{}-{tag}", std::process::id());
+        let (outside, inside) = (format!("vg{id}x{tag}a"), format!("vg{id}x{tag}b"));
+        let ns = Netns { name: name.clone(), hosts: (2..=6).map(|h| format!("{subnet}.{h}")).collect() };
+        let _ = std::process::Command::new("ip").args(["netns", "del", &name]).output();
+        run_ok("ip", "iproute2", &["netns", "add", &name]);
+        run_ok("ip", "iproute2", &["link", "add", &outside, "type", "veth", "peer", "name", &inside]);
+        run_ok("ip", "iproute2", &["link", "set", &inside, "netns", &name]);
+        run_ok("ip", "iproute2", &["addr", "add", &format!("{subnet}.1/29"), "dev", &outside]);
+        run_ok("ip", "iproute2", &["link", "set", &outside, "up"]);
+        for host in &ns.hosts {
+            run_ok("ip", "iproute2", &["-n", &name, "addr", "add", &format!("{host}/29"), "dev", &inside]);
+        }
+        run_ok("ip", "iproute2", &["-n", &name, "link", "set", &inside, "up"]);
+        run_ok("ip", "iproute2", &["-n", &name, "link", "set", "lo", "up"]);
+        if ignore_echo {
+            run_ok("ip", "iproute2", &["netns", "exec", &name, "sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1"]);
+        }
+        if !nft_rules.is_empty() {
+            run_ok("ip", "iproute2", &["netns", "exec", &name, "nft", "add", "table", "inet", "vigil"]);
+            run_ok(
+                "ip",
+                "iproute2",
+                &["netns", "exec", &name, "nft", "add chain inet vigil input { type filter hook input priority 0 ; }"],
+            );
+            for rule in nft_rules {
+                run_ok(
+                    "ip",
+                    "iproute2",
+                    &["netns", "exec", &name, "nft", &format!("add rule inet vigil input {rule}")],
+                );
+            }
+        }
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes its veth end, and with it the host end.
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+/// A free UDP+TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.local_addr().expect("addr").port()
+}
+
+/// A real DNS server (dnsmasq) on 127.0.0.1, stopped when dropped.
+pub struct Dnsmasq {
+    pub addr: String,
+    child: std::process::Child,
+}
+
+impl Dnsmasq {
+    /// Starts dnsmasq answering for `laichau.test` only: `portal` → 127.0.0.5, an MX and
+    /// a TXT record; other names in the zone are NXDOMAIN.
+    pub fn start() -> Dnsmasq {
+        let port = free_port();
+        let child = tool("dnsmasq", "dnsmasq-base")
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                &format!("--port={port}"),
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--no-resolv",
+                "--no-hosts",
+                "--user=root",
+                "--pid-file=",
+                "--local=/laichau.test/",
+                "--host-record=portal.laichau.test,127.0.0.5",
+                "--mx-host=laichau.test,mail.laichau.test,10",
+                "--txt-record=laichau.test,v=spf1 -all",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start dnsmasq");
+        let addr = format!("127.0.0.1:{port}");
+        // Ready once it accepts TCP on its port.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(std::time::Instant::now() < deadline, "dnsmasq did not start on {addr}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Dnsmasq { addr, child }
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A check for calling the prober directly.
+pub fn check_of(probe: vigil::config::ProbeSpec, timeout: Duration, conditions: &[&str]) -> vigil::config::Check {
+    vigil::config::Check {
+        id: "c".into(),
+        name: "c".into(),
+        probe,
+        targets: Vec::new(),
+        interval: timeout,
+        timeout,
+        failure_threshold: 1,
+        success_threshold: 1,
+        conditions: conditions.iter().map(|c| vigil::condition::Condition::parse(c).expect("condition")).collect(),
+        warning_conditions: Vec::new(),
+        depends_on: Vec::new(),
+        critical: true,
+        runbook: None,
+    }
+}
+
+/// A target for calling the prober directly.
+pub fn target_of(name: &str, address: &str) -> vigil::config::Target {
+    vigil::config::Target {
+        key: vigil::config::TargetKey { system: "s".into(), check: "c".into(), target: name.into() },
+        address: address.into(),
+    }
 }

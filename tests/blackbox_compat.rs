@@ -1,0 +1,138 @@
+//! `/probe` against the real blackbox_exporter: same loopback targets, equivalent modules;
+//! every metric name blackbox returns is returned by Vigil, with the same `probe_success`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// blackbox_exporter started by the test on a loopback port, stopped when dropped.
+struct Blackbox {
+    base: String,
+    child: std::process::Child,
+}
+
+impl Blackbox {
+    fn start(dir: &std::path::Path, dns_server_query: &str) -> Blackbox {
+        let config = dir.join("blackbox.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "modules:\n  http_2xx: {{ prober: http, timeout: 5s }}\n  tcp_connect: {{ prober: tcp, timeout: 5s }}\n  icmp: {{ prober: icmp, timeout: 5s }}\n  dns: {{ prober: dns, timeout: 5s, dns: {{ query_name: {dns_server_query}, query_type: A }} }}\n"
+            ),
+        )
+        .expect("write blackbox config");
+        let port = free_port();
+        let child = tool("prometheus-blackbox-exporter", "prometheus-blackbox-exporter")
+            .args([&format!("--config.file={}", config.display()), &format!("--web.listen-address=127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start blackbox_exporter");
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "blackbox_exporter did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Blackbox { base: format!("http://{addr}"), child }
+    }
+}
+
+impl Drop for Blackbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn names(exposition: &str) -> BTreeSet<String> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_endpoint_is_a_drop_in_for_blackbox_exporter() {
+    let web = web_server(None).await;
+    let closed = closed_port().await;
+    let dns = Dnsmasq::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blackbox = Blackbox::start(dir.path(), "portal.laichau.test");
+    write_config_with(
+        dir.path(),
+        r#"probe_endpoint: { enabled: true, allow: ["127.0.0.0/8"] }"#,
+        r#"modules:
+  http_2xx: { http: {}, timeout: 5s }
+  tcp_connect: { tcp: {}, timeout: 5s }
+  icmp: { icmp: { count: 1 }, timeout: 5s }
+  dns: { dns: { query_name: portal.laichau.test, query_type: A }, timeout: 5s }
+systems: []
+"#,
+    );
+    let app = start_daemon(dir.path()).await;
+    let vigil = format!("http://{}", app.addr());
+
+    let cases = [
+        ("http_2xx", format!("http://{}/ok", web.addr), 1.0),
+        ("http_2xx", format!("http://{}/status/503", web.addr), 0.0),
+        ("tcp_connect", web.addr.to_string(), 1.0),
+        ("tcp_connect", closed.to_string(), 0.0),
+        ("icmp", "127.0.0.1".to_string(), 1.0),
+        ("dns", dns.addr.clone(), 1.0),
+    ];
+    for (module, target, success) in cases {
+        let query = format!("/probe?module={module}&target={}", encode(&target));
+        let theirs = get(&format!("{}{query}", blackbox.base)).await;
+        let ours = get(&format!("{vigil}{query}")).await;
+        let missing: Vec<String> = names(&theirs).difference(&names(&ours)).cloned().collect();
+        assert!(missing.is_empty(), "{module} {target}: Vigil lacks {missing:?}\nblackbox:\n{theirs}\nvigil:\n{ours}");
+        assert_eq!(sample(&theirs, "probe_success", &[]), Some(success), "blackbox {module} {target}");
+        assert_eq!(sample(&ours, "probe_success", &[]), Some(success), "vigil {module} {target}:\n{ours}");
+    }
+
+    // The scrape timeout header bounds the probe, as blackbox does.
+    let started = Instant::now();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let req = hyper::Request::get(format!(
+        "{vigil}/probe?module=http_2xx&target={}",
+        encode(&format!("http://{}/slow", web.addr))
+    ))
+    .header("X-Prometheus-Scrape-Timeout-Seconds", "1.5")
+    .body(http_body_util::Full::new(bytes::Bytes::new()))
+    .expect("request");
+    let resp = client.request(req).await.expect("response");
+    let body = http_body_util::BodyExt::collect(resp.into_body()).await.expect("body").to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(sample(&body, "probe_success", &[]), Some(0.0));
+    assert!(sample(&body, "probe_duration_seconds", &[]).is_some_and(|d| (0.9..1.4).contains(&d)), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // Refusals: unknown module, no target, a target outside the allow-list (refused
+    // before any connection is attempted).
+    assert_eq!(request("GET", &format!("{vigil}/probe?module=nope&target=127.0.0.1"), None).await.0, 400);
+    assert_eq!(request("GET", &format!("{vigil}/probe?module=icmp"), None).await.0, 400);
+    let (code, body) = request("GET", &format!("{vigil}/probe?module=icmp&target=203.0.113.7"), None).await;
+    assert_eq!(code, 403, "{body}");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_endpoint_is_off_unless_enabled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), "systems: []\n");
+    let app = start_daemon(dir.path()).await;
+    let (code, body) = request("GET", &format!("http://{}/probe?module=icmp&target=127.0.0.1", app.addr()), None).await;
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("probe_endpoint.enabled"), "{body}");
+    app.shutdown().await;
+}

@@ -1,0 +1,403 @@
+//! Every probe kind against real peers: ICMP to 127.0.0.1 and through a test-made network
+//! namespace with nftables loss, DNS against dnsmasq, TLS with generated certificates,
+//! the Debian monitoring plugins and fixture plugins, heartbeats pushed over HTTP.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use vigil::alert::state::State;
+use vigil::config::{IcmpSpec, IpPreference, ProbeSpec};
+use vigil::probe::{FailureReason, Health, Prober};
+
+const WAIT: Duration = Duration::from_secs(20);
+const PLUGINS: &str = "/usr/lib/nagios/plugins";
+
+fn icmp(count: u16, spacing_ms: u64) -> ProbeSpec {
+    ProbeSpec::Icmp(IcmpSpec {
+        count,
+        spacing: Duration::from_millis(spacing_ms),
+        ip_protocol: IpPreference::Auto,
+        payload_size: 56,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icmp_to_loopback_reports_rtt_and_no_loss() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(
+        dir.path(),
+        r#"systems:
+  - id: network
+    checks:
+      - id: loopback
+        icmp: { host: 127.0.0.1, count: 3, spacing: 50ms }
+        conditions: ["[PACKET_LOSS] < 20%", "[RTT_AVG] < 200ms", "[CONNECTED] == true"]
+        warning_conditions: ["[JITTER] < 100ms", "[RTT_MAX] < 200ms"]
+"#,
+    );
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    wait_states(&mut events, WAIT, &[("network/loopback", State::Up)]).await;
+    let metrics = get(&format!("http://{}/metrics", app.addr())).await;
+    let l = r#"check="loopback",kind="icmp""#;
+    assert_eq!(sample(&metrics, "vigil_icmp_packet_loss_ratio", &[l]), Some(0.0), "{metrics}");
+    for stat in ["min", "avg", "max", "jitter"] {
+        let v = sample(&metrics, "vigil_icmp_rtt_seconds", &[l, &format!("stat=\"{stat}\"")]);
+        // Loopback RTTs can read 0: only presence and range are asserted.
+        assert!(v.is_some_and(|v| (0.0..0.2).contains(&v)), "rtt {stat}: {v:?}");
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icmp_measures_loss_through_a_namespace() {
+    let lossy = Netns::new(1, &["icmp type echo-request numgen random mod 100 < 30 drop"], false);
+    let dead = Netns::new(2, &[], true);
+    let prober = Prober::new();
+
+    let check = check_of(icmp(40, 10), Duration::from_secs(2), &["[PACKET_LOSS] < 10%"]);
+    let outcome = prober.probe(&check, &target_of("lossy", &lossy.hosts[0])).await;
+    let stats = outcome.observations.icmp.clone().expect("icmp statistics");
+    assert_eq!(stats.sent, 40);
+    assert!((10.0..=55.0).contains(&stats.loss_percent), "30% dropped, measured {}%", stats.loss_percent);
+    assert_eq!(outcome.health, Health::Down, "{outcome:?}");
+    assert_eq!(outcome.reason, Some(FailureReason::Loss));
+    assert!(outcome.message.starts_with("[PACKET_LOSS] ("), "{}", outcome.message);
+
+    let check = check_of(icmp(3, 100), Duration::from_secs(1), &["[PACKET_LOSS] < 100%"]);
+    let outcome = prober.probe(&check, &target_of("dead", &dead.hosts[0])).await;
+    assert_eq!(outcome.observations.icmp.as_ref().map(|i| i.loss_percent), Some(100.0));
+    assert_eq!((outcome.health, outcome.reason), (Health::Down, Some(FailureReason::Loss)));
+    assert_eq!(outcome.observations.connected, Some(false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_icmp_targets_with_five_dead_take_one_round_not_forty() {
+    let dead = Netns::new(3, &[], true);
+    let prober = std::sync::Arc::new(Prober::new());
+    let (count, spacing, timeout) = (3u16, Duration::from_millis(100), Duration::from_secs(1));
+    let check = std::sync::Arc::new(check_of(icmp(count, 100), timeout, &["[PACKET_LOSS] < 100%"]));
+    let mut addresses: Vec<String> = (1..=35).map(|i| format!("127.0.1.{i}")).collect();
+    addresses.extend(dead.hosts.iter().cloned());
+    let started = Instant::now();
+    let mut runs = tokio::task::JoinSet::new();
+    for (i, address) in addresses.into_iter().enumerate() {
+        let (prober, check) = (prober.clone(), check.clone());
+        runs.spawn(async move { prober.probe(&check, &target_of(&format!("t{i}"), &address)).await });
+    }
+    let mut down = 0;
+    while let Some(outcome) = runs.join_next().await {
+        let outcome = outcome.expect("probe task");
+        down += usize::from(outcome.health == Health::Down);
+        assert!(
+            outcome.duration <= timeout + Duration::from_millis(200),
+            "each run ends by its timeout: {:?}",
+            outcome.duration
+        );
+    }
+    let round = spacing * u32::from(count - 1) + timeout;
+    assert_eq!(down, 5, "exactly the five dead targets are down");
+    assert!(
+        started.elapsed() < round * 3,
+        "a round took {:?}; one run is {round:?}, forty in a row would be {:?}",
+        started.elapsed(),
+        round * 40
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_against_a_real_server() {
+    let dns = Dnsmasq::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = &dns.addr;
+    write_config(
+        dir.path(),
+        &format!(
+            r#"systems:
+  - id: dns
+    checks:
+      - id: portal
+        dns: {{ host: "{server}", query_name: portal.laichau.test, query_type: A }}
+        conditions: ["[DNS_RCODE] == NOERROR", "[BODY] == 127.0.0.5", "[RESPONSE_TIME] < 1s"]
+      - id: mx
+        dns: {{ host: "{server}", query_name: laichau.test, query_type: MX }}
+        conditions: ["[BODY] == pat(*mail.laichau.test*)"]
+      - id: txt-over-tcp
+        dns: {{ host: "{server}", query_name: laichau.test, query_type: TXT, transport: tcp }}
+        conditions: ["[BODY] == pat(*spf1*)"]
+      - id: missing
+        dns: {{ host: "{server}", query_name: nothing.laichau.test, query_type: A }}
+      - id: expect-nxdomain
+        dns: {{ host: "{server}", query_name: nothing.laichau.test, query_type: A }}
+        conditions: ["[DNS_RCODE] == NXDOMAIN"]
+"#
+        ),
+    );
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    wait_states(
+        &mut events,
+        WAIT,
+        &[
+            ("dns/portal", State::Up),
+            ("dns/mx", State::Up),
+            ("dns/txt-over-tcp", State::Up),
+            ("dns/missing", State::Down),
+            ("dns/expect-nxdomain", State::Up),
+        ],
+    )
+    .await;
+    let base = format!("http://{}", app.addr());
+    let metrics = get(&format!("{base}/metrics")).await;
+    assert_eq!(
+        sample(&metrics, "vigil_check_failure_info", &[r#"check="missing""#, r#"reason="rcode""#]),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert!(sample(&metrics, "vigil_dns_lookup_duration_seconds", &[r#"check="portal""#]).is_some_and(|v| v >= 0.0));
+    let status: serde_json::Value = serde_json::from_str(&get(&format!("{base}/api/v1/status")).await).expect("json");
+    let missing = &status["systems"][0]["checks"][3]["targets"][0]["last_result"];
+    assert_eq!(missing["failed_conditions"][0], "[DNS_RCODE] (NXDOMAIN) == NOERROR");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_certificates_valid_expiring_and_expired() {
+    let pki = TestPki::new();
+    let valid = web_server(Some(pki.server_config(&["127.0.0.1"], days_from_now(-1), days_from_now(90)))).await;
+    let soon = web_server(Some(pki.server_config(&["127.0.0.1"], days_from_now(-80), days_from_now(10)))).await;
+    let expired = web_server(Some(pki.server_config(&["127.0.0.1"], days_from_now(-90), days_from_now(-1)))).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).expect("ca");
+    let systems = format!(
+        r#"systems:
+  - id: e-meeting
+    checks:
+      - {{ id: valid, tls: {{ address: "{}", ca_file: ca.pem }}, warning_conditions: ["[CERTIFICATE_EXPIRATION] > 21d"] }}
+      - {{ id: soon, tls: {{ address: "{}", ca_file: ca.pem }}, warning_conditions: ["[CERTIFICATE_EXPIRATION] > 21d"] }}
+      - {{ id: expired, tls: {{ address: "{}", ca_file: ca.pem }}, warning_conditions: ["[CERTIFICATE_EXPIRATION] > 21d"] }}
+      - {{ id: tcp-tls, tcp: {{ address: "{}", tls: true, ca_file: ca.pem }}, conditions: ["[CERTIFICATE_EXPIRATION] > 30d"] }}
+"#,
+        valid.addr, soon.addr, expired.addr, soon.addr
+    );
+    write_config(dir.path(), &systems);
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    wait_states(
+        &mut events,
+        WAIT,
+        &[
+            ("e-meeting/valid", State::Up),
+            ("e-meeting/soon", State::Degraded),
+            ("e-meeting/expired", State::Down),
+            ("e-meeting/tcp-tls", State::Down),
+        ],
+    )
+    .await;
+    let base = format!("http://{}", app.addr());
+    let metrics = get(&format!("{base}/metrics")).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+    let not_after = |check: &str| {
+        sample(&metrics, "vigil_tls_cert_not_after_timestamp_seconds", &[&format!("check=\"{check}\"")]).expect(check)
+    };
+    assert!((not_after("soon") - now - 10.0 * 86_400.0).abs() < 600.0);
+    assert!((now - not_after("expired") - 86_400.0).abs() < 600.0, "still reported after expiry");
+    assert_eq!(sample(&metrics, "vigil_check_failure_info", &[r#"check="expired""#, r#"reason="tls""#]), Some(1.0));
+    assert_eq!(
+        sample(&metrics, "vigil_check_failure_info", &[r#"check="tcp-tls""#, r#"reason="condition""#]),
+        Some(1.0)
+    );
+
+    let status: serde_json::Value = serde_json::from_str(&get(&format!("{base}/api/v1/status")).await).expect("json");
+    let cert = &status["systems"][0]["checks"][0]["targets"][0]["last_result"]["certificates"][0];
+    assert_eq!(cert["subject"], "CN=127.0.0.1");
+    assert_eq!(cert["issuer"], "CN=Vigil Test CA");
+    assert_eq!(cert["sans"][0], "127.0.0.1");
+    let soon_result = &status["systems"][0]["checks"][1]["targets"][0]["last_result"];
+    assert!(
+        soon_result["failed_conditions"][0].as_str().is_some_and(|c| c.starts_with("[CERTIFICATE_EXPIRATION] (9d ")),
+        "{soon_result}"
+    );
+    app.shutdown().await;
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/plugins/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn process_alive(pid_file: &std::path::Path) -> bool {
+    let pid = std::fs::read_to_string(pid_file).expect("pid file").trim().to_string();
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nagios_plugins_real_and_misbehaving() {
+    assert!(
+        std::path::Path::new(&format!("{PLUGINS}/check_dummy")).exists(),
+        "monitoring plugins are not installed: run `apt-get install -y monitoring-plugins-basic` (scripts/test does this)"
+    );
+    let web = web_server(None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (hang_pid, orphan_pid) = (dir.path().join("hang.pid"), dir.path().join("orphan.pid"));
+    let systems = format!(
+        r#"systems:
+  - id: plugins
+    checks:
+      - {{ id: dummy-ok, exec: {{ command: [{PLUGINS}/check_dummy, "0", "all fine"] }} }}
+      - {{ id: dummy-warning, exec: {{ command: [{PLUGINS}/check_dummy, "1", "disk 85%"] }} }}
+      - {{ id: dummy-critical, exec: {{ command: [{PLUGINS}/check_dummy, "2", "service stopped"] }} }}
+      - {{ id: dummy-unknown, exec: {{ command: [{PLUGINS}/check_dummy, "3", "no data"] }} }}
+      - id: tcp
+        exec: {{ command: [{PLUGINS}/check_tcp, -H, 127.0.0.1, -p, "{port}"], perfdata: [time] }}
+        conditions: ["[EXIT_CODE] == 0"]
+      - id: ping
+        interval: 3s
+        timeout: 2500ms
+        exec: {{ command: [{PLUGINS}/check_ping, -H, 127.0.0.1, -w, "100,20%", -c, "200,50%", -p, "2"], perfdata: ["*"] }}
+      - {{ id: hang, timeout: 700ms, exec: {{ command: [{hang}, "{hang_pid}"] }} }}
+      - {{ id: orphan, exec: {{ command: [{orphan}, "{orphan_pid}"] }} }}
+      - {{ id: garbage, exec: {{ command: [{garbage}] }} }}
+      - {{ id: silent, exec: {{ command: [{silent}] }} }}
+      - {{ id: unknown, exec: {{ command: [{unknown}] }} }}
+      - {{ id: missing, exec: {{ command: [/nonexistent/check_nothing] }} }}
+"#,
+        port = web.addr.port(),
+        hang = fixture("hang.sh"),
+        hang_pid = hang_pid.display(),
+        orphan = fixture("orphan.sh"),
+        orphan_pid = orphan_pid.display(),
+        garbage = fixture("garbage.sh"),
+        silent = fixture("silent.sh"),
+        unknown = fixture("unknown.sh"),
+    );
+    write_config(dir.path(), &systems);
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    // Unknown results do not move a target out of `unknown`, so those are awaited as events.
+    let mut unknown_seen = std::collections::HashSet::new();
+    let mut pending: Vec<(&str, State)> = vec![
+        ("plugins/dummy-ok", State::Up),
+        ("plugins/dummy-warning", State::Degraded),
+        ("plugins/dummy-critical", State::Down),
+        ("plugins/tcp", State::Up),
+        ("plugins/ping", State::Up),
+        ("plugins/hang", State::Down),
+        ("plugins/orphan", State::Up),
+        ("plugins/garbage", State::Down),
+        ("plugins/silent", State::Degraded),
+    ];
+    let deadline = Instant::now() + WAIT;
+    while !pending.is_empty() || unknown_seen.len() < 3 {
+        assert!(Instant::now() < deadline, "plugins did not settle: {pending:?}, unknown seen {unknown_seen:?}");
+        let e = wait_for(&mut events, WAIT, |_| true).await;
+        if e.health == Health::Unknown {
+            unknown_seen.insert(e.target_id.clone());
+        }
+        pending.retain(|(id, s)| !(e.target_id == *id && e.state == *s));
+    }
+    assert_eq!(
+        unknown_seen,
+        ["plugins/dummy-unknown", "plugins/unknown", "plugins/missing"].iter().map(|s| s.to_string()).collect(),
+    );
+
+    let base = format!("http://{}", app.addr());
+    let metrics = get(&format!("{base}/metrics")).await;
+    let reason = |check: &str, r: &str| {
+        sample(&metrics, "vigil_check_failure_info", &[&format!("check=\"{check}\""), &format!("reason=\"{r}\"")])
+    };
+    assert_eq!(reason("dummy-critical", "exit"), Some(1.0));
+    assert_eq!(reason("hang", "timeout"), Some(1.0));
+    assert_eq!(reason("missing", "spawn"), Some(1.0));
+    assert!(
+        sample(&metrics, "vigil_exec_perfdata", &[r#"check="tcp""#, r#"label="time""#, r#"uom="s""#])
+            .is_some_and(|v| v >= 0.0),
+        "{metrics}"
+    );
+    assert_eq!(sample(&metrics, "vigil_exec_perfdata", &[r#"check="ping""#, r#"label="pl""#, r#"uom="%""#]), Some(0.0));
+    assert!(sample(&metrics, "vigil_exec_perfdata", &[r#"check="ping""#, r#"label="rta""#, r#"uom="ms""#]).is_some());
+    assert!(
+        sample(&metrics, "vigil_exec_perfdata", &[r#"check="orphan""#]).is_none(),
+        "perfdata not listed is not exported"
+    );
+
+    let status: serde_json::Value = serde_json::from_str(&get(&format!("{base}/api/v1/status")).await).expect("json");
+    let message = |i: usize| {
+        status["systems"][0]["checks"][i]["targets"][0]["last_result"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(message(2), "exit 2: CRITICAL: service stopped");
+    assert_eq!(message(9), "exit 1: (no output)");
+    assert!(message(6).contains("killed"), "{}", message(6));
+    app.shutdown().await;
+
+    // Nothing a plugin started outlives its run.
+    assert!(!process_alive(&hang_pid), "the hanging plugin was killed");
+    assert!(!process_alive(&orphan_pid), "the child the plugin left behind was killed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_environment_is_minimal() {
+    let check = check_of(
+        ProbeSpec::Exec(vigil::config::ExecSpec {
+            command: vec![fixture("env.sh")],
+            env: vec![("SITE".into(), "lai-chau".into())],
+            perfdata: Vec::new(),
+            max_output_bytes: 4096,
+        }),
+        Duration::from_secs(5),
+        &[],
+    );
+    // SAFETY: no other thread of this test reads the variable.
+    unsafe { std::env::set_var("VIGIL_SECRET_SHOULD_NOT_LEAK", "x") };
+    let outcome = Prober::new().probe(&check, &target_of("env", "env")).await;
+    let body = String::from_utf8_lossy(outcome.observations.body.as_deref().unwrap_or_default()).into_owned();
+    assert_eq!(outcome.health, Health::Up, "{outcome:?}");
+    assert!(body.contains("SITE=lai-chau") && body.contains("LANG=C"), "{body}");
+    assert!(!body.contains("VIGIL_SECRET_SHOULD_NOT_LEAK"), "the daemon's environment is not passed on: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_pushed_missed_and_failed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = "nightly-report-0123456789abcdef";
+    write_config(
+        dir.path(),
+        &format!(
+            "systems:\n  - id: reporting\n    checks:\n      - {{ id: nightly, heartbeat: {{ token: {token}, period: 2s, grace: 1s }} }}\n"
+        ),
+    );
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    let base = format!("http://{}", app.addr());
+    // The start counts as the last push: up first, then missed after period + grace.
+    wait_states(&mut events, WAIT, &[("reporting/nightly", State::Up)]).await;
+    let missed = wait_for(&mut events, WAIT, |e| e.transition.is_some()).await;
+    assert_eq!(missed.state, State::Down);
+    let metrics = get(&format!("{base}/metrics")).await;
+    assert_eq!(sample(&metrics, "vigil_check_failure_info", &[r#"check="nightly""#, r#"reason="missed""#]), Some(1.0));
+
+    assert_eq!(request("GET", &format!("{base}/api/v1/heartbeat/{token}"), None).await.0, 200);
+    wait_for(&mut events, WAIT, |e| e.state == State::Up).await;
+    let metrics = get(&format!("{base}/metrics")).await;
+    let seen =
+        sample(&metrics, "vigil_heartbeat_last_seen_timestamp_seconds", &[r#"check="nightly""#]).expect("last seen");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+    assert!((now - seen).abs() < 5.0);
+
+    let (code, _) =
+        request("POST", &format!("{base}/api/v1/heartbeat/{token}?status=fail&msg=disk%20full"), None).await;
+    assert_eq!(code, 200);
+    wait_for(&mut events, WAIT, |e| e.state == State::Down).await;
+    let status: serde_json::Value = serde_json::from_str(&get(&format!("{base}/api/v1/status")).await).expect("json");
+    let last = &status["systems"][0]["checks"][0]["targets"][0]["last_result"];
+    assert_eq!(last["reason"], "reported");
+    assert_eq!(last["message"], "the job reported: disk full");
+
+    assert_eq!(request("POST", &format!("{base}/api/v1/heartbeat/not-a-token"), None).await.0, 404);
+    app.shutdown().await;
+}
