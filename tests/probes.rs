@@ -217,7 +217,10 @@ async fn tls_certificates_valid_expiring_and_expired() {
     assert_eq!(cert["sans"][0], "127.0.0.1");
     let soon_result = &status["systems"][0]["checks"][1]["targets"][0]["last_result"];
     assert!(
-        soon_result["failed_conditions"][0].as_str().is_some_and(|c| c.starts_with("[CERTIFICATE_EXPIRATION] (9d ")),
+        soon_result["failed_conditions"][0]
+            .as_str()
+            .is_some_and(|c| c.starts_with("[CERTIFICATE_EXPIRATION] (9d ")
+                || c.starts_with("[CERTIFICATE_EXPIRATION] (10d 0h)")),
         "{soon_result}"
     );
     app.shutdown().await;
