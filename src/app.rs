@@ -16,9 +16,10 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::alert::outbox;
 use crate::config::{self, Config, ConfigErrors};
 use crate::metrics::Metrics;
-use crate::pipeline::{Control, Event, Pipeline};
+use crate::pipeline::{Control, Event, Pipeline, Resume};
 use crate::probe::Prober;
 use crate::probe::heartbeat::{Beat, HeartbeatBook};
 use crate::scheduler::{Scheduler, now_ms};
@@ -79,15 +80,34 @@ impl App {
         let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
 
-        let board = Arc::new(RwLock::new(Board { config: config.clone(), targets: Default::default() }));
+        let board = Arc::new(RwLock::new(Board {
+            config: config.clone(),
+            targets: Default::default(),
+            open_incidents: Vec::new(),
+        }));
         let (events, _) = broadcast::channel(4096);
         let (results_tx, results_rx) = mpsc::channel(4096);
         let (control_tx, control_rx) = mpsc::channel(16);
         let (reload_tx, reload_rx) = mpsc::channel(8);
 
+        let (notes_tx, notes_rx) = mpsc::unbounded_channel();
+        let resume = Resume {
+            states: restored.states,
+            open_incidents: restored.open_incidents,
+            last_incident_id: restored.last_incident_id,
+        };
         let pipeline =
-            Pipeline::new(config.clone(), metrics.clone(), board.clone(), store, restored.states, events.clone());
+            Pipeline::new(config.clone(), metrics.clone(), board.clone(), store, resume, events.clone(), notes_tx);
         let pipeline = tokio::spawn(pipeline.run(results_rx, control_rx));
+        let delivery_stop = CancellationToken::new();
+        let dispatcher = outbox::spawn(
+            restored.pending,
+            notes_rx,
+            board.clone(),
+            store_writer.clone(),
+            metrics.clone(),
+            delivery_stop.clone(),
+        );
         let prober = Arc::new(Prober::with_heartbeats(heartbeats.clone()));
         let mut scheduler = Scheduler::new(prober.clone(), results_tx, config.scheduler.max_concurrent_probes);
         scheduler.apply(&config);
@@ -101,6 +121,8 @@ impl App {
             heartbeats: heartbeats.clone(),
             store: store_writer,
             prober,
+            pipeline: control_tx.clone(),
+            store_path: config.storage.path.clone(),
         });
         let shutdown = CancellationToken::new();
         let web = tokio::spawn(web::serve(listener, web_state.clone(), shutdown.child_token()));
@@ -110,7 +132,11 @@ impl App {
         let stop = shutdown.clone();
         let done = tokio::spawn(async move {
             control.run(reload_rx, stop).await;
-            match pipeline.await {
+            let store = pipeline.await;
+            // Deliveries in flight finish and record their outcome; the rest stay in the outbox.
+            delivery_stop.cancel();
+            let _ = dispatcher.await;
+            match store {
                 Ok(store) => store.close().await,
                 Err(e) => tracing::error!(error = %e, "pipeline task failed"),
             }

@@ -57,6 +57,15 @@ pub enum Command {
         #[arg(short, long, default_value = "vigil.yaml")]
         config: PathBuf,
     },
+    /// Send a test notification through every channel of a receiver and report each.
+    NotifyTest {
+        /// Root configuration file.
+        #[arg(short, long, default_value = "vigil.yaml")]
+        config: PathBuf,
+        /// The receiver's id.
+        #[arg(long)]
+        receiver: String,
+    },
     /// Probe one URL (http/https) or host:port (tcp) now and print the result.
     Probe {
         /// `https://host/path` or `host:port`.
@@ -98,10 +107,38 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { config } => Ok(check_config(&config)),
+        Command::NotifyTest { config, receiver } => notify_test(&config, &receiver).await,
         Command::Probe { target, kind, conditions, timeout, insecure, json } => {
             probe_once(&target, kind, &conditions, timeout, insecure, json).await
         }
     }
+}
+
+async fn notify_test(path: &Path, receiver: &str) -> anyhow::Result<ExitCode> {
+    use crate::alert::message::{MessageContext, render, test_notification};
+    use crate::alert::notify;
+    let config = config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    let rcv = config
+        .receivers
+        .iter()
+        .find(|r| r.id == receiver)
+        .ok_or_else(|| anyhow::anyhow!("no receiver \"{receiver}\" in {}", path.display()))?;
+    let ctx = MessageContext::from_config(&config);
+    let http = notify::http_client();
+    let now = crate::scheduler::now_ms();
+    let n = test_notification(receiver, now);
+    let rendered = render(&n, &ctx, now);
+    let mut all_ok = true;
+    for (i, channel) in rcv.channels.iter().enumerate() {
+        match notify::send(channel, &n, &rendered, &ctx, &http).await {
+            Ok(()) => println!("channel {} ({}): delivered", i + 1, channel.kind()),
+            Err(e) => {
+                all_ok = false;
+                println!("channel {} ({}): FAILED — {e}", i + 1, channel.kind());
+            }
+        }
+    }
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn check_config(path: &Path) -> ExitCode {
@@ -110,6 +147,7 @@ fn check_config(path: &Path) -> ExitCode {
             let checks: usize = cfg.systems.iter().map(|s| s.checks.len()).sum();
             println!("{}: OK ({} files)", path.display(), cfg.files.len());
             println!("systems: {}, checks: {}, targets: {}", cfg.systems.len(), checks, cfg.targets().count());
+            println!("receivers: {}, routes: {}", cfg.receivers.len(), cfg.routes.len());
             for s in &cfg.systems {
                 let targets: usize = s.checks.iter().map(|c| c.targets.len()).sum();
                 let sla = s.sla.map(|v| format!(", SLA {}%", v * 100.0)).unwrap_or_default();

@@ -34,6 +34,11 @@ pub const ICMP_LOSS: &str = "vigil_icmp_packet_loss_ratio";
 pub const DNS_LOOKUP: &str = "vigil_dns_lookup_duration_seconds";
 pub const EXEC_PERFDATA: &str = "vigil_exec_perfdata";
 pub const HEARTBEAT_LAST_SEEN: &str = "vigil_heartbeat_last_seen_timestamp_seconds";
+pub const INCIDENTS_OPEN: &str = "vigil_incidents_open";
+pub const INCIDENTS_TOTAL: &str = "vigil_incidents_total";
+pub const NOTIFICATIONS: &str = "vigil_notifications_total";
+pub const NOTIFICATION_QUEUE: &str = "vigil_notification_queue_depth";
+pub const NOTIFICATION_DELIVERY: &str = "vigil_notification_delivery_seconds";
 
 /// The `stat` values of `vigil_icmp_rtt_seconds`.
 const RTT_STATS: [&str; 4] = ["min", "avg", "max", "jitter"];
@@ -62,6 +67,16 @@ pub struct Metrics {
     heartbeat_last_seen: GaugeVec,
     system_up: IntGaugeVec,
     system_sla: GaugeVec,
+    /// Open incidents by system and severity.
+    pub incidents_open: IntGaugeVec,
+    /// Incidents opened by system and severity.
+    pub incidents_total: IntCounterVec,
+    /// Delivery attempts by receiver, channel and outcome (`delivered`, `failed`, `expired`).
+    pub notifications: IntCounterVec,
+    /// Notifications waiting per receiver.
+    pub notification_queue: IntGaugeVec,
+    /// Time from a notification's creation to its delivery.
+    pub notification_delivery: Histogram,
     /// Scheduler lag: time from a probe's scheduled tick to its start.
     pub scheduler_lag: Histogram,
     /// Number of check targets configured.
@@ -143,6 +158,37 @@ impl Metrics {
                 Histogram::with_opts(
                     HistogramOpts::new(SCHEDULER_LAG, "Delay from a probe's scheduled time to its start.")
                         .buckets(DURATION_BUCKETS.to_vec()),
+                )
+                .expect("valid metric"),
+            ),
+            incidents_open: register(
+                &registry,
+                IntGaugeVec::new(Opts::new(INCIDENTS_OPEN, "Open incidents."), &["system", "severity"])
+                    .expect("valid metric"),
+            ),
+            incidents_total: register(
+                &registry,
+                IntCounterVec::new(Opts::new(INCIDENTS_TOTAL, "Incidents opened."), &["system", "severity"])
+                    .expect("valid metric"),
+            ),
+            notifications: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(NOTIFICATIONS, "Notification delivery attempts by outcome."),
+                    &["receiver", "channel", "outcome"],
+                )
+                .expect("valid metric"),
+            ),
+            notification_queue: register(
+                &registry,
+                IntGaugeVec::new(Opts::new(NOTIFICATION_QUEUE, "Notifications waiting for delivery."), &["receiver"])
+                    .expect("valid metric"),
+            ),
+            notification_delivery: register(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(NOTIFICATION_DELIVERY, "Time from a notification's creation to its delivery.")
+                        .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0]),
                 )
                 .expect("valid metric"),
             ),
@@ -335,7 +381,7 @@ fn with5<'a>(l: [&'a str; 4], extra: &'a str) -> [&'a str; 5] {
 /// The bound series of one target.
 pub struct TargetMetrics {
     up: Gauge,
-    states: [Gauge; 4],
+    states: [Gauge; 5],
     duration: Gauge,
     last_run: Gauge,
     runs_success: IntCounter,

@@ -1,19 +1,27 @@
 //! The pipeline: the one task that consumes probe results in order. For each result it
-//! updates metrics, steps the target's state machine, queues the store writes and updates
-//! the status board. Being the only writer of alert state, it needs no locks for it.
+//! updates metrics, steps the target's state machine (with its dependencies' states),
+//! opens and resolves incidents, and writes the result, the state change, the incident and
+//! its notifications to the store in one transaction before handing the notifications to
+//! the outbox dispatcher. Being the only writer of alert state, it needs no locks for it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::alert::engine::{Effect, Engine, Opening, Routing};
+use crate::alert::incident::{Incident, Notification, Severity};
 use crate::alert::state::{self, Rule, State, TargetState, Transition};
-use crate::config::Config;
+use crate::config::{Check, Config, ProbeSpec};
 use crate::metrics::{Metrics, TargetMetrics};
-use crate::probe::Health;
+use crate::probe::{Health, ProbeOutcome};
 use crate::scheduler::{ProbeResult, now_ms};
 use crate::status::{Board, LastResult, TargetView, system_state};
 use crate::store::{ChangeRecord, Record, ResultRecord, Store};
+
+/// How often reminders and escalations are checked.
+const TICK: Duration = Duration::from_secs(1);
 
 /// Something that happened to a target, published for tests and live views.
 #[derive(Debug, Clone)]
@@ -24,75 +32,137 @@ pub struct Event {
     pub transition: Option<Transition>,
 }
 
-/// Commands from the control loop.
+/// Commands from the control loop and the web server.
 #[derive(Debug)]
 pub enum Control {
     /// Switch to a new (validated) configuration, keeping the state of targets that stay.
     Reconfigure(Arc<Config>),
+    /// Acknowledge an open incident; answers with the incident, or why not.
+    Ack { id: i64, by: String, comment: String, respond: oneshot::Sender<Result<Incident, String>> },
 }
 
 struct Entry {
     system: String,
     kind: &'static str,
     rule: Rule,
+    check: Arc<Check>,
+    target_name: String,
+    /// Target ids this target depends on.
+    depends_on: Vec<String>,
     state: TargetState,
     metrics: TargetMetrics,
 }
 
 /// The perfdata labels a check exports as metrics.
-fn perfdata_labels(check: &crate::config::Check) -> &[String] {
+fn perfdata_labels(check: &Check) -> &[String] {
     match &check.probe {
-        crate::config::ProbeSpec::Exec(e) => &e.perfdata,
+        ProbeSpec::Exec(e) => &e.perfdata,
         _ => &[],
     }
 }
 
 /// The result consumer.
 pub struct Pipeline {
+    config: Arc<Config>,
     metrics: Arc<Metrics>,
     board: Arc<RwLock<Board>>,
     store: Store,
     events: broadcast::Sender<Event>,
+    notifications: mpsc::UnboundedSender<Notification>,
+    engine: Engine,
     entries: HashMap<String, Entry>,
     /// States read from the store at start-up, used when a target first appears.
     restored: HashMap<String, TargetState>,
 }
 
+/// What the pipeline starts from.
+pub struct Resume {
+    /// Target states, keyed by target id.
+    pub states: HashMap<String, TargetState>,
+    pub open_incidents: Vec<Incident>,
+    pub last_incident_id: i64,
+}
+
+/// Expands `depends_on` references (check or target ids) to target ids.
+fn expand_dependencies(config: &Config, refs: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in refs {
+        for (s, c, t) in config.targets() {
+            let check_id = format!("{}/{}", s.id, c.id);
+            if &check_id == r || &t.key.id() == r {
+                out.push(t.key.id());
+            }
+        }
+    }
+    out
+}
+
 impl Pipeline {
-    /// A pipeline for `config`, resuming from the `restored` states (keyed by target id).
+    /// A pipeline for `config`, resuming from what the store remembers; notifications go
+    /// to `notifications` after they are stored.
     pub fn new(
         config: Arc<Config>,
         metrics: Arc<Metrics>,
         board: Arc<RwLock<Board>>,
         store: Store,
-        restored: HashMap<String, TargetState>,
+        resume: Resume,
         events: broadcast::Sender<Event>,
+        notifications: mpsc::UnboundedSender<Notification>,
     ) -> Pipeline {
-        let mut p = Pipeline { metrics, board, store, events, entries: HashMap::new(), restored };
+        let engine = Engine::new(resume.open_incidents, resume.last_incident_id);
+        let mut p = Pipeline {
+            config: config.clone(),
+            metrics,
+            board,
+            store,
+            events,
+            notifications,
+            engine,
+            entries: HashMap::new(),
+            restored: resume.states,
+        };
         p.configure(config);
+        p.publish_incidents();
         p
     }
 
     fn configure(&mut self, config: Arc<Config>) {
         let now = now_ms();
         let mut old = std::mem::take(&mut self.entries);
-        for (system, check, target) in config.targets() {
-            let id = target.key.id();
-            let kind = check.probe.kind();
-            let rule = Rule { failure_threshold: check.failure_threshold, success_threshold: check.success_threshold };
-            let (state, metrics) = match old.remove(&id) {
-                Some(e) if e.kind == kind => (e.state, e.metrics),
-                Some(e) => {
-                    self.metrics.remove(&e.metrics);
-                    (e.state, self.metrics.target(&target.key, kind, perfdata_labels(check)))
+        for system in &config.systems {
+            for check in &system.checks {
+                let shared = Arc::new(check.clone());
+                let depends_on = expand_dependencies(&config, &check.depends_on);
+                for target in &check.targets {
+                    let id = target.key.id();
+                    let kind = check.probe.kind();
+                    let rule =
+                        Rule { failure_threshold: check.failure_threshold, success_threshold: check.success_threshold };
+                    let (state, metrics) = match old.remove(&id) {
+                        Some(e) if e.kind == kind => (e.state, e.metrics),
+                        Some(e) => {
+                            self.metrics.remove(&e.metrics);
+                            (e.state, self.metrics.target(&target.key, kind, perfdata_labels(check)))
+                        }
+                        None => {
+                            let state = self.restored.remove(&id).unwrap_or_else(|| TargetState::new(now));
+                            (state, self.metrics.target(&target.key, kind, perfdata_labels(check)))
+                        }
+                    };
+                    self.metrics.set_state(&metrics, state.state);
+                    let entry = Entry {
+                        system: system.id.clone(),
+                        kind,
+                        rule,
+                        check: shared.clone(),
+                        target_name: target.key.target.clone(),
+                        depends_on: depends_on.clone(),
+                        state,
+                        metrics,
+                    };
+                    self.entries.insert(id, entry);
                 }
-                None => {
-                    let state = self.restored.remove(&id).unwrap_or_else(|| TargetState::new(now));
-                    (state, self.metrics.target(&target.key, kind, perfdata_labels(check)))
-                }
-            };
-            self.metrics.set_state(&metrics, state.state);
-            self.entries.insert(id, Entry { system: system.id.clone(), kind, rule, state, metrics });
+            }
         }
         for entry in old.values() {
             self.metrics.remove(&entry.metrics);
@@ -114,26 +184,51 @@ impl Pipeline {
                 (id.clone(), TargetView { state: e.state, last })
             })
             .collect();
-        board.config = config;
+        board.config = config.clone();
         for system in &board.config.systems {
-            let up = system_state(system, &board.targets) != State::Down;
+            let up = !matches!(system_state(system, &board.targets), State::Down | State::Unreachable);
             self.metrics.set_system(&system.id, up, system.sla);
         }
+        drop(board);
+        self.config = config;
+    }
+
+    /// Whether any dependency of `entry` is down, unreachable or failing its way there.
+    fn dependency_failing(&self, depends_on: &[String]) -> Vec<String> {
+        depends_on
+            .iter()
+            .filter(|d| {
+                self.entries.get(*d).is_some_and(|e| {
+                    matches!(e.state.state, State::Down | State::Unreachable) || e.state.streak.is_some_and(|s| s.worse)
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn routing(&self) -> (Arc<Config>, String) {
+        (self.config.clone(), self.config.instance.location.clone().unwrap_or_default())
     }
 
     fn handle(&mut self, result: ProbeResult) {
-        let Some(entry) = self.entries.get_mut(&result.target_id) else {
+        let Some(depends_on) = self.entries.get(&result.target_id).map(|e| e.depends_on.clone()) else {
             return; // A target removed by a reload while its probe was running.
         };
+        let failing_deps = self.dependency_failing(&depends_on);
+        let Some(entry) = self.entries.get_mut(&result.target_id) else { return };
         let outcome = &result.outcome;
         self.metrics.scheduler_lag.observe(result.lag.as_secs_f64());
         self.metrics.record(&mut entry.metrics, outcome, result.finished_ms as f64 / 1000.0);
-        let (next, transition) = state::step(&entry.state, outcome.health, entry.rule, result.finished_ms);
+        let prev = entry.state;
+        let (next, transition) =
+            state::step(&entry.state, outcome.health, entry.rule, !failing_deps.is_empty(), result.finished_ms);
         entry.state = next;
         let reason = outcome.reason.map(|r| r.code());
+        let mut records = Vec::new();
+        let mut effects = Vec::new();
         if let Some(t) = transition {
             tracing::info!(target_id = %result.target_id, from = t.from.as_str(), to = t.to.as_str(), reason = reason.unwrap_or(""), message = %outcome.message, "state changed");
-            self.store.send(Record::Change(ChangeRecord {
+            records.push(Record::Change(ChangeRecord {
                 target: result.target_id.clone(),
                 at_ms: t.at_ms,
                 from: t.from,
@@ -142,10 +237,10 @@ impl Pipeline {
                 message: outcome.message.clone(),
             }));
             self.metrics.set_state(&entry.metrics, t.to);
-        } else {
-            tracing::debug!(target_id = %result.target_id, health = outcome.health.as_str(), message = %outcome.message, "probe result");
+            let started = prev.streak.map_or(t.at_ms, |s| s.since_ms.min(t.at_ms).max(1));
+            effects = self.on_transition(&result.target_id, t, outcome, started, &failing_deps);
         }
-        self.store.send(Record::Result(ResultRecord {
+        records.push(Record::Result(ResultRecord {
             target: result.target_id.clone(),
             at_ms: result.finished_ms,
             health: outcome.health.as_str(),
@@ -154,9 +249,11 @@ impl Pipeline {
             message: outcome.message.clone(),
             state: next,
         }));
-        let system_id = entry.system.clone();
+        self.apply(effects, records);
+
+        let system_id = self.entries.get(&result.target_id).map(|e| e.system.clone()).unwrap_or_default();
         let event =
-            Event { target_id: result.target_id.clone(), health: outcome.health, state: next.state, transition };
+            Event { target_id: result.target_id.clone(), health: result.outcome.health, state: next.state, transition };
         {
             let mut board = self.board.write().unwrap_or_else(|p| p.into_inner());
             let mut outcome = result.outcome;
@@ -168,11 +265,124 @@ impl Pipeline {
             if transition.is_some()
                 && let Some(system) = board.config.systems.iter().find(|s| s.id == system_id)
             {
-                let up = system_state(system, &board.targets) != State::Down;
+                let up = !matches!(system_state(system, &board.targets), State::Down | State::Unreachable);
                 self.metrics.set_system(&system.id, up, system.sla);
             }
         }
         let _ = self.events.send(event);
+    }
+
+    /// Incidents and notifications caused by a transition.
+    fn on_transition(
+        &mut self,
+        target: &str,
+        t: Transition,
+        outcome: &ProbeOutcome,
+        started_ms: i64,
+        failing_deps: &[String],
+    ) -> Vec<Effect> {
+        let (config, location) = self.routing();
+        let routing = Routing { routes: &config.routes, location: &location };
+        let severity = match t.to {
+            State::Down => Some(Severity::Critical),
+            State::Degraded => Some(Severity::Warning),
+            _ => None,
+        };
+        let mut effects = match severity {
+            Some(severity) => {
+                let Some(entry) = self.entries.get(target) else { return Vec::new() };
+                let system_name =
+                    config.systems.iter().find(|s| s.id == entry.system).map(|s| s.name_vi.clone()).unwrap_or_default();
+                // Dependents already unreachable because of this target are listed at once.
+                let affected: Vec<String> = self
+                    .entries
+                    .iter()
+                    .filter(|(_, e)| e.state.state == State::Unreachable && e.depends_on.iter().any(|d| d == target))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                let opening = Opening {
+                    target: target.to_string(),
+                    system: entry.system.clone(),
+                    system_name,
+                    check: entry.check.id.clone(),
+                    check_name: entry.check.name.clone(),
+                    target_name: entry.target_name.clone(),
+                    kind: entry.kind.to_string(),
+                    severity,
+                    started_ms,
+                    cause: outcome.message.clone(),
+                    reason: outcome.reason.map(|r| r.code().to_string()),
+                    failed_conditions: outcome.failed_conditions.clone(),
+                    affected,
+                    runbook: entry.check.runbook.clone(),
+                };
+                self.metrics.incidents_total.with_label_values(&[&opening.system, severity.as_str()]).inc();
+                self.engine.open(opening, routing, t.at_ms)
+            }
+            None => self.engine.resolve(target, t.at_ms),
+        };
+        if t.to == State::Unreachable {
+            effects.extend(self.engine.add_affected(failing_deps, target));
+        }
+        effects
+    }
+
+    /// Stores records and effects in one transaction, then hands notifications on.
+    fn apply(&mut self, effects: Vec<Effect>, mut records: Vec<Record>) {
+        let mut notes = Vec::new();
+        let incidents_changed = !effects.is_empty();
+        for effect in effects {
+            match effect {
+                Effect::Save(i) => records.push(Record::Incident(Box::new(i))),
+                Effect::Notify(n) => {
+                    records.push(Record::Outbox(Box::new(n.clone())));
+                    notes.push(n);
+                }
+            }
+        }
+        if !records.is_empty() {
+            self.store.send(Record::Batch(records));
+        }
+        for n in notes {
+            let _ = self.notifications.send(n);
+        }
+        if incidents_changed {
+            self.publish_incidents();
+        }
+    }
+
+    /// Updates the open-incident gauges and the board's list.
+    fn publish_incidents(&self) {
+        let open: Vec<Incident> = self.engine.open_incidents().cloned().collect();
+        for system in &self.config.systems {
+            for severity in [Severity::Critical, Severity::Warning] {
+                let n = open.iter().filter(|i| i.system == system.id && i.severity == severity).count();
+                self.metrics.incidents_open.with_label_values(&[&system.id, severity.as_str()]).set(n as i64);
+            }
+        }
+        self.board.write().unwrap_or_else(|p| p.into_inner()).open_incidents = open;
+    }
+
+    fn tick(&mut self) {
+        let (config, location) = self.routing();
+        let effects = self.engine.tick(Routing { routes: &config.routes, location: &location }, now_ms());
+        if !effects.is_empty() {
+            self.apply(effects, Vec::new());
+        }
+    }
+
+    fn ack(&mut self, id: i64, by: &str, comment: &str) -> Result<Incident, String> {
+        let effects = self.engine.ack(id, by, comment, now_ms()).ok_or_else(|| format!("incident {id} is not open"))?;
+        let incident = effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::Save(i) => Some(i.clone()),
+                Effect::Notify(_) => None,
+            })
+            .ok_or_else(|| format!("incident {id} is not open"))?;
+        tracing::info!(incident = id, by, comment, "incident acknowledged");
+        self.apply(effects, Vec::new());
+        Ok(incident)
     }
 
     /// Consumes results and commands until the results channel closes (every timer has
@@ -182,23 +392,25 @@ impl Pipeline {
         mut results: mpsc::Receiver<ProbeResult>,
         mut control: mpsc::Receiver<Control>,
     ) -> Store {
+        let mut ticker = tokio::time::interval(TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut control_open = true;
         loop {
             tokio::select! {
                 biased;
-                cmd = control.recv() => match cmd {
+                cmd = control.recv(), if control_open => match cmd {
                     Some(Control::Reconfigure(config)) => self.configure(config),
-                    None => break,
+                    Some(Control::Ack { id, by, comment, respond }) => {
+                        let _ = respond.send(self.ack(id, &by, &comment));
+                    }
+                    None => control_open = false,
                 },
                 r = results.recv() => match r {
                     Some(r) => self.handle(r),
                     None => return self.store,
                 },
+                _ = ticker.tick() => self.tick(),
             }
         }
-        // Control closed: drain what is left of the results.
-        while let Some(r) = results.recv().await {
-            self.handle(r);
-        }
-        self.store
     }
 }

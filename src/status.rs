@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Value as Json, json};
 
+use crate::alert::incident::Incident;
 use crate::alert::state::{State, TargetState};
 use crate::config::{Config, System};
 use crate::probe::ProbeOutcome;
@@ -29,6 +30,8 @@ pub struct TargetView {
 pub struct Board {
     pub config: Arc<Config>,
     pub targets: HashMap<String, TargetView>,
+    /// Incidents open now.
+    pub open_incidents: Vec<Incident>,
 }
 
 /// The state of a system: the worst state among its critical checks' targets
@@ -44,7 +47,7 @@ pub fn system_state(system: &System, targets: &HashMap<String, TargetView>) -> S
                 State::Up => 0,
                 State::Unknown => 1,
                 State::Degraded => 2,
-                State::Down => 3,
+                State::Down | State::Unreachable => 3,
             };
             if rank(s) > rank(worst) {
                 worst = s;

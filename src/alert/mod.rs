@@ -1,4 +1,10 @@
-//! Alerting: per-target state (`state`). Incidents, routing and notification come on top
-//! of the transitions the state machine emits.
+//! Alerting: per-target state (`state`), incidents and who hears of them (`incident`,
+//! `route`, `engine`), and their delivery (`outbox`, `notify`, `message`).
 
+pub mod engine;
+pub mod incident;
+pub mod message;
+pub mod notify;
+pub mod outbox;
+pub mod route;
 pub mod state;

@@ -5,6 +5,11 @@
 //! consecutive worse results and better only after `success_threshold` better ones, so a
 //! single blip neither pages nor clears. A probe that could not tell (health `unknown`)
 //! changes nothing and breaks a streak.
+//!
+//! Dependencies: a failure while one of the target's dependencies is failing is not the
+//! target's own — it leads to `unreachable` (no alert of its own) instead of `down`. If the
+//! dependency recovers while the target still fails, the target goes `down` at once: it
+//! has already failed long enough.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,11 +23,13 @@ pub enum State {
     Up,
     Degraded,
     Down,
+    /// Failing because a dependency is down: counted against the root cause.
+    Unreachable,
 }
 
 impl State {
     /// Every state, for one metric series each.
-    pub const ALL: [State; 4] = [State::Up, State::Degraded, State::Down, State::Unknown];
+    pub const ALL: [State; 5] = [State::Up, State::Degraded, State::Down, State::Unreachable, State::Unknown];
 
     /// Lowercase name, as in metrics and the API.
     pub fn as_str(self) -> &'static str {
@@ -31,6 +38,7 @@ impl State {
             State::Up => "up",
             State::Degraded => "degraded",
             State::Down => "down",
+            State::Unreachable => "unreachable",
         }
     }
 
@@ -43,7 +51,7 @@ impl State {
         match self {
             State::Up => 0,
             State::Degraded => 1,
-            State::Down => 2,
+            State::Down | State::Unreachable => 2,
             State::Unknown => 0,
         }
     }
@@ -64,6 +72,9 @@ pub struct Streak {
     pub count: u32,
     /// The state the streak leads to (the latest result's).
     pub target: State,
+    /// When the first result of the streak came, Unix milliseconds.
+    #[serde(default)]
+    pub since_ms: i64,
 }
 
 /// The remembered state of one target; `since` in Unix milliseconds.
@@ -98,20 +109,36 @@ fn state_of(health: Health) -> Option<State> {
     }
 }
 
-/// Feeds one probe result into the state.
-pub fn step(prev: &TargetState, observed: Health, rule: Rule, now_ms: i64) -> (TargetState, Option<Transition>) {
-    let Some(observed) = state_of(observed) else {
+/// Feeds one probe result into the state; `dependency_failing` says whether a dependency
+/// of the target is down, unreachable, or failing on its way there.
+pub fn step(
+    prev: &TargetState,
+    observed: Health,
+    rule: Rule,
+    dependency_failing: bool,
+    now_ms: i64,
+) -> (TargetState, Option<Transition>) {
+    let Some(mut observed) = state_of(observed) else {
         return (TargetState { streak: None, ..*prev }, None);
     };
-    if observed == prev.state {
+    if dependency_failing && observed == State::Down {
+        observed = State::Unreachable;
+    }
+    let unchanged = observed == prev.state || (prev.state == State::Down && observed == State::Unreachable);
+    if unchanged {
         return (TargetState { streak: None, ..*prev }, None);
     }
+    if prev.state == State::Unreachable && observed == State::Down {
+        // The dependency recovered and this target still fails: its own outage now.
+        let next = TargetState { state: State::Down, since_ms: now_ms, streak: None };
+        return (next, Some(Transition { from: prev.state, to: State::Down, at_ms: now_ms }));
+    }
     let worse = if prev.state == State::Unknown { observed != State::Up } else { observed.rank() > prev.state.rank() };
-    let count = match prev.streak {
-        Some(s) if s.worse == worse => s.count + 1,
-        _ => 1,
+    let (count, since_ms) = match prev.streak {
+        Some(s) if s.worse == worse => (s.count + 1, s.since_ms),
+        _ => (1, now_ms),
     };
-    let streak = Streak { worse, count, target: observed };
+    let streak = Streak { worse, count, target: observed, since_ms };
     let threshold = match (prev.state, worse) {
         (State::Unknown, false) => 1,
         (_, true) => rule.failure_threshold,
@@ -139,7 +166,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, h)| {
-                st = step(&st, *h, RULE, i as i64 + 1).0;
+                st = step(&st, *h, RULE, false, i as i64 + 1).0;
                 st.state
             })
             .collect()
@@ -166,21 +193,82 @@ mod tests {
         }
     }
 
+    /// Feeds (result, dependency failing) pairs.
+    fn run_with_dependency(results: &[(Health, bool)]) -> Vec<State> {
+        let mut st = TargetState::new(0);
+        results
+            .iter()
+            .enumerate()
+            .map(|(i, (h, dep))| {
+                st = step(&st, *h, RULE, *dep, i as i64 + 1).0;
+                st.state
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dependency_scenarios() {
+        use State::{Down as Dn, Unreachable as Ur, Up as Ok};
+        let cases: &[(&str, &[(Health, bool)], &[State])] = &[
+            (
+                "failing behind a failing dependency is unreachable",
+                &[(U, false), (X, true), (X, true), (X, true)],
+                &[Ok, Ok, Ok, Ur],
+            ),
+            (
+                "dependency starts failing mid-streak",
+                &[(U, false), (X, false), (X, true), (X, true)],
+                &[Ok, Ok, Ok, Ur],
+            ),
+            (
+                "dependency recovers, target still down: down at once",
+                &[(U, false), (X, true), (X, true), (X, true), (X, false)],
+                &[Ok, Ok, Ok, Ur, Dn],
+            ),
+            (
+                "dependency recovers and so does the target",
+                &[(U, false), (X, true), (X, true), (X, true), (U, false), (U, false)],
+                &[Ok, Ok, Ok, Ur, Ur, Ok],
+            ),
+            (
+                "down first, then the dependency fails: stays down",
+                &[(U, false), (X, false), (X, false), (X, false), (X, true)],
+                &[Ok, Ok, Ok, Dn, Dn],
+            ),
+            (
+                "degraded is not masked by a dependency",
+                &[(U, false), (D, true), (D, true), (D, true)],
+                &[Ok, Ok, Ok, State::Degraded],
+            ),
+        ];
+        for (name, input, expected) in cases {
+            assert_eq!(run_with_dependency(input), expected.to_vec(), "scenario: {name}");
+        }
+    }
+
+    #[test]
+    fn streak_remembers_when_it_began() {
+        let st = step(&TargetState::new(0), U, RULE, false, 1).0;
+        let st = step(&st, X, RULE, false, 5).0;
+        let st = step(&st, X, RULE, false, 6).0;
+        assert_eq!(st.streak.map(|s| s.since_ms), Some(5));
+    }
+
     #[test]
     fn transition_carries_time_and_since() {
         let st = TargetState::new(0);
-        let (st, t) = step(&st, U, RULE, 10);
+        let (st, t) = step(&st, U, RULE, false, 10);
         assert_eq!(t, Some(Transition { from: State::Unknown, to: State::Up, at_ms: 10 }));
         assert_eq!(st.since_ms, 10);
-        let (st, t) = step(&st, U, RULE, 20);
+        let (st, t) = step(&st, U, RULE, false, 20);
         assert_eq!((t, st.since_ms), (None, 10));
     }
 
     #[test]
     fn threshold_of_one_is_immediate() {
         let rule = Rule { failure_threshold: 1, success_threshold: 1 };
-        let st = step(&TargetState::new(0), U, rule, 1).0;
-        let (st, t) = step(&st, X, rule, 2);
+        let st = step(&TargetState::new(0), U, rule, false, 1).0;
+        let (st, t) = step(&st, X, rule, false, 2);
         assert_eq!((st.state, t.map(|t| t.to)), (State::Down, Some(State::Down)));
     }
 }

@@ -4,6 +4,7 @@
 //! (`raw`), and validate (`validate`), a pure step that collects *every* error with its
 //! `file:line:col: key.path: message`. The typed config is plain data: no runtime inside.
 
+pub mod alerting;
 mod fields;
 mod kinds;
 mod modules;
@@ -103,6 +104,9 @@ pub struct Config {
     pub systems: Vec<System>,
     /// Modules of the `/probe` endpoint.
     pub modules: Vec<Module>,
+    pub alerting: alerting::Alerting,
+    pub receivers: Vec<alerting::Receiver>,
+    pub routes: Vec<alerting::Route>,
     /// Every file read (root first).
     pub files: Vec<PathBuf>,
 }

@@ -21,6 +21,9 @@ pub struct RawRoot {
     pub include: Vec<String>,
     pub systems: Vec<RawSystem>,
     pub modules: BTreeMap<String, RawModule>,
+    pub alerting: RawAlerting,
+    pub receivers: Vec<RawReceiver>,
+    pub routes: Vec<RawRoute>,
 }
 
 /// An included file (`probes/*.yaml`): systems only.
@@ -28,6 +31,8 @@ pub struct RawRoot {
 #[serde(default)]
 pub struct RawFragment {
     pub systems: Vec<RawSystem>,
+    pub receivers: Vec<RawReceiver>,
+    pub routes: Vec<RawRoute>,
 }
 
 /// `instance:` — who this monitor is and how it speaks.
@@ -230,4 +235,95 @@ pub struct RawHeartbeat {
     pub token_file: Option<String>,
     pub period: Option<String>,
     pub grace: Option<String>,
+}
+
+/// `alerting:` — settings shared by every notification.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawAlerting {
+    pub ack_key: Option<String>,
+    pub ack_key_file: Option<String>,
+    pub ack_link_ttl: Option<String>,
+    pub max_age: Option<String>,
+    pub templates: Option<String>,
+}
+
+/// One receiver: who is told, through which channels in fallback order.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawReceiver {
+    pub id: Option<String>,
+    pub channels: Vec<RawChannel>,
+    pub fallback_after: Option<String>,
+}
+
+/// One channel of a receiver: exactly one of the sections.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawChannel {
+    pub email: Option<RawEmail>,
+    pub webhook: Option<RawWebhook>,
+    pub alertmanager: Option<RawAlertmanager>,
+}
+
+/// `email:` channel.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawEmail {
+    pub to: Vec<String>,
+    pub from: Option<String>,
+    pub smtp: RawSmtp,
+}
+
+/// The SMTP server of an email channel.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawSmtp {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub security: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+}
+
+/// `webhook:` channel.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawWebhook {
+    pub url: Option<String>,
+    pub format: Option<String>,
+    pub secret: Option<String>,
+    pub secret_file: Option<String>,
+    pub chat_id: Option<String>,
+}
+
+/// `alertmanager:` channel.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawAlertmanager {
+    pub url: Option<String>,
+}
+
+/// One route: labels to match and receivers to tell.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawRoute {
+    #[serde(rename = "match")]
+    pub matchers: BTreeMap<String, String>,
+    pub receivers: Vec<String>,
+    #[serde(rename = "continue")]
+    pub continue_matching: bool,
+    pub group_by: Vec<String>,
+    pub repeat_every: Option<String>,
+    pub escalate: Option<RawEscalate>,
+    pub send_resolved: Option<bool>,
+}
+
+/// `escalate:` of a route.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawEscalate {
+    pub after: Option<String>,
+    pub to: Vec<String>,
 }

@@ -10,7 +10,7 @@ use super::fields::{Errors, duration_field, slug_field, threshold};
 use super::raw::{RawCheck, RawFragment, RawName, RawRoot, RawSystem, RawTarget};
 use super::source::SourceFile;
 use super::*;
-use super::{kinds, modules};
+use super::{alerting, kinds, modules};
 use crate::condition::Condition;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
@@ -34,7 +34,7 @@ fn load_source(root: SourceFile) -> Result<Config, ConfigErrors> {
     errors.0.extend(decode_errors);
     let base = root.path.parent().map(Path::to_path_buf).unwrap_or_default();
 
-    let mut fragments: Vec<(SourceFile, Vec<RawSystem>)> = Vec::new();
+    let mut fragments: Vec<(SourceFile, RawFragment)> = Vec::new();
     let mut seen: HashSet<PathBuf> = HashSet::new();
     for (i, pattern) in raw.include.iter().enumerate() {
         for path in expand_include(&root, &base, pattern, i, &mut errors) {
@@ -46,7 +46,7 @@ fn load_source(root: SourceFile) -> Result<Config, ConfigErrors> {
                 Ok(file) => {
                     let (fragment, errs) = file.decode::<RawFragment>();
                     errors.0.extend(errs);
-                    fragments.push((file, fragment.systems));
+                    fragments.push((file, fragment));
                 }
                 Err(e) => errors.0.push(e),
             }
@@ -70,7 +70,7 @@ fn load_source(root: SourceFile) -> Result<Config, ConfigErrors> {
     let modules = modules::modules(&root, &raw.modules, &mut errors);
 
     let mut units: Vec<(&SourceFile, &[RawSystem])> = vec![(&root, &raw.systems)];
-    units.extend(fragments.iter().map(|(f, s)| (f, s.as_slice())));
+    units.extend(fragments.iter().map(|(f, s)| (f, s.systems.as_slice())));
 
     let mut systems = Vec::new();
     let mut system_ids: HashMap<String, String> = HashMap::new();
@@ -95,10 +95,44 @@ fn load_source(root: SourceFile) -> Result<Config, ConfigErrors> {
     }
     resolve_dependencies(&mut systems, pending_deps, &units, &mut errors);
 
+    let alerting = alerting::alerting(&root, &raw.alerting, &mut errors);
+    let mut receivers: Vec<alerting::Receiver> = Vec::new();
+    let mut routes = Vec::new();
+    let mut route_sites = Vec::new();
+    let sources = std::iter::once((&root, &raw.receivers, &raw.routes))
+        .chain(fragments.iter().map(|(f, frag)| (f, &frag.receivers, &frag.routes)));
+    for (file, raw_receivers, raw_routes) in sources {
+        for (i, r) in raw_receivers.iter().enumerate() {
+            let path = format!("receivers[{i}]");
+            if let Some(receiver) = alerting::receiver(file, &path, r, &mut errors) {
+                if receivers.iter().any(|x| x.id == receiver.id) {
+                    errors.at(file, &format!("{path}.id"), format!("duplicate receiver id \"{}\"", receiver.id));
+                } else {
+                    receivers.push(receiver);
+                }
+            }
+        }
+        for (i, r) in raw_routes.iter().enumerate() {
+            let path = format!("routes[{i}]");
+            if let Some(route) = alerting::route(file, &path, r, &mut errors) {
+                route_sites.push((file, path));
+                routes.push(route);
+            }
+        }
+    }
+    for (route, (file, path)) in routes.iter().zip(&route_sites) {
+        let escalated = route.escalate.iter().flat_map(|e| e.to.iter().map(|r| (r, "escalate.to")));
+        for (name, field) in route.receivers.iter().map(|r| (r, "receivers")).chain(escalated) {
+            if !receivers.iter().any(|x| &x.id == name) {
+                errors.at(file, &format!("{path}.{field}"), format!("no receiver \"{name}\""));
+            }
+        }
+    }
+
     let mut files: Vec<PathBuf> = vec![root.path.clone()];
     files.extend(fragments.iter().map(|(f, _)| f.path.clone()));
     if errors.0.is_empty() {
-        Ok(Config { instance, server, storage, scheduler, systems, modules, files })
+        Ok(Config { instance, server, storage, scheduler, systems, modules, alerting, receivers, routes, files })
     } else {
         let order: HashMap<&Path, usize> = files.iter().enumerate().map(|(i, f)| (f.as_path(), i)).collect();
         let mut list = errors.0;

@@ -6,14 +6,16 @@
 //! transaction, so the write rate stays flat however many checks report at once.
 
 mod schema;
+mod writer;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::alert::incident::{Incident, Notification};
 use crate::alert::state::{State, Streak, TargetState};
 
 /// Most records written in one transaction.
@@ -69,14 +71,36 @@ pub struct HeartbeatRecord {
     pub message: String,
 }
 
+/// How a notification's delivery ended.
+#[derive(Debug, Clone)]
+pub struct DeliveryRecord {
+    pub key: String,
+    /// `delivered` or `failed` (given up).
+    pub state: &'static str,
+    /// The channel that reached the receiver (or was tried last).
+    pub channel: String,
+    pub attempts: u32,
+    pub at_ms: i64,
+    pub error: Option<String>,
+}
+
 /// What the writer is asked to do.
 #[derive(Debug)]
 pub enum Record {
     Result(ResultRecord),
     Change(ChangeRecord),
     Heartbeat(HeartbeatRecord),
+    /// An incident, new or changed.
+    Incident(Box<Incident>),
+    /// A notification to deliver.
+    Outbox(Box<Notification>),
+    Delivery(DeliveryRecord),
+    /// Records written in the same transaction (a state change and what it causes).
+    Batch(Vec<Record>),
     /// Answers once everything sent before it is on disk.
     Flush(oneshot::Sender<()>),
+    /// Ends the writer after what was sent before it (other senders may still exist).
+    Stop,
 }
 
 /// What the store remembers at start-up.
@@ -86,6 +110,12 @@ pub struct Restored {
     pub states: HashMap<String, TargetState>,
     /// The last heartbeat of each heartbeat check.
     pub heartbeats: Vec<HeartbeatRecord>,
+    /// Incidents still open.
+    pub open_incidents: Vec<Incident>,
+    /// The highest incident id ever used.
+    pub last_incident_id: i64,
+    /// Notifications not yet delivered (nor given up), oldest first.
+    pub pending: Vec<Notification>,
 }
 
 /// A cloneable sender of records, for writers other than the pipeline.
@@ -126,6 +156,12 @@ pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
     schema::migrate(&mut conn).map_err(sqlite(path))?;
     let states = load_states(&conn).map_err(sqlite(path))?;
     let heartbeats = load_heartbeats(&conn).map_err(sqlite(path))?;
+    let open_incidents =
+        load_json(&conn, "SELECT data FROM incidents WHERE open = 1 ORDER BY id").map_err(sqlite(path))?;
+    let last_incident_id =
+        conn.query_row("SELECT COALESCE(MAX(id), 0) FROM incidents", [], |r| r.get(0)).map_err(sqlite(path))?;
+    let pending = load_json(&conn, "SELECT data FROM outbox WHERE state = 'pending' ORDER BY created_ms, rowid")
+        .map_err(sqlite(path))?;
     let (sender, receiver) = mpsc::unbounded_channel();
     let writer_path = path.to_path_buf();
     let writer = std::thread::Builder::new()
@@ -134,7 +170,7 @@ pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
         .map_err(|e| StoreError::CreateDir { path: path.to_path_buf(), source: e })?;
     Ok((
         Store { path: path.to_path_buf(), sender: Some(sender), writer: Some(writer) },
-        Restored { states, heartbeats },
+        Restored { states, heartbeats, open_incidents, last_incident_id, pending },
     ))
 }
 
@@ -162,7 +198,9 @@ impl Store {
 
     /// Writes what is queued and stops the writer.
     pub async fn close(mut self) {
-        self.sender.take();
+        if let Some(s) = self.sender.take() {
+            let _ = s.send(Record::Stop);
+        }
         if let Some(writer) = self.writer.take() {
             let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         }
@@ -175,22 +213,40 @@ impl Store {
 }
 
 fn load_states(conn: &Connection) -> rusqlite::Result<HashMap<String, TargetState>> {
-    let mut stmt =
-        conn.prepare("SELECT target, state, since_ms, streak_worse, streak_count, streak_target FROM target_state")?;
+    let mut stmt = conn.prepare(
+        "SELECT target, state, since_ms, streak_worse, streak_count, streak_target, streak_since_ms FROM target_state",
+    )?;
     let rows = stmt.query_map([], |r| {
         let state: String = r.get(1)?;
         let streak_count: i64 = r.get(4)?;
         let streak_target: Option<String> = r.get(5)?;
-        let streak = streak_target
-            .and_then(|t| State::from_name(&t))
-            .filter(|_| streak_count > 0)
-            .map(|target| Streak { worse: r.get::<_, bool>(3).unwrap_or(false), count: streak_count as u32, target });
+        let streak =
+            streak_target.and_then(|t| State::from_name(&t)).filter(|_| streak_count > 0).map(|target| Streak {
+                worse: r.get::<_, bool>(3).unwrap_or(false),
+                count: streak_count as u32,
+                target,
+                since_ms: r.get(6).unwrap_or(0),
+            });
         Ok((
             r.get::<_, String>(0)?,
             TargetState { state: State::from_name(&state).unwrap_or(State::Unknown), since_ms: r.get(2)?, streak },
         ))
     })?;
     rows.collect()
+}
+
+/// Loads JSON-encoded rows; a row that no longer decodes is skipped with an error log.
+fn load_json<T: serde::de::DeserializeOwned>(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<T>> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for row in rows {
+        match serde_json::from_str(&row?) {
+            Ok(v) => out.push(v),
+            Err(e) => tracing::error!(error = %e, "a stored row no longer decodes; skipped"),
+        }
+    }
+    Ok(out)
 }
 
 fn load_heartbeats(conn: &Connection) -> rusqlite::Result<Vec<HeartbeatRecord>> {
@@ -202,81 +258,28 @@ fn load_heartbeats(conn: &Connection) -> rusqlite::Result<Vec<HeartbeatRecord>> 
 }
 
 fn write_loop(mut conn: Connection, mut receiver: mpsc::UnboundedReceiver<Record>, path: &Path) {
-    while let Some(first) = receiver.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
+    let mut stopping = false;
+    while !stopping && let Some(first) = receiver.blocking_recv() {
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(r) = next.take() {
+            if matches!(r, Record::Stop) {
+                stopping = true;
+                break;
+            }
+            batch.push(r);
+            if batch.len() < MAX_BATCH {
+                next = receiver.try_recv().ok();
             }
         }
         let mut waiters = Vec::new();
-        if let Err(e) = write_batch(&mut conn, batch, &mut waiters) {
+        if let Err(e) = writer::write_batch(&mut conn, batch, &mut waiters) {
             tracing::error!(store = %path.display(), error = %e, "cannot write to the store");
         }
         for w in waiters {
             let _ = w.send(());
         }
     }
-}
-
-fn write_batch(
-    conn: &mut Connection,
-    batch: Vec<Record>,
-    waiters: &mut Vec<oneshot::Sender<()>>,
-) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
-    {
-        let mut insert_result = tx.prepare_cached(
-            "INSERT INTO results (target, at_ms, health, reason, duration_ms, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        let mut upsert_state = tx.prepare_cached(
-            "INSERT INTO target_state (target, state, since_ms, streak_worse, streak_count, streak_target, updated_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT(target) DO UPDATE SET state = excluded.state, since_ms = excluded.since_ms,
-               streak_worse = excluded.streak_worse, streak_count = excluded.streak_count,
-               streak_target = excluded.streak_target, updated_ms = excluded.updated_ms",
-        )?;
-        let mut insert_change = tx.prepare_cached(
-            "INSERT INTO state_changes (target, at_ms, from_state, to_state, reason, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        for record in batch {
-            match record {
-                Record::Result(r) => {
-                    insert_result.execute(params![r.target, r.at_ms, r.health, r.reason, r.duration_ms, r.message])?;
-                    let streak = r.state.streak;
-                    upsert_state.execute(params![
-                        r.target,
-                        r.state.state.as_str(),
-                        r.state.since_ms,
-                        streak.is_some_and(|s| s.worse),
-                        streak.map_or(0, |s| s.count),
-                        streak.map(|s| s.target.as_str()),
-                        r.at_ms,
-                    ])?;
-                }
-                Record::Change(c) => {
-                    insert_change.execute(params![
-                        c.target,
-                        c.at_ms,
-                        c.from.as_str(),
-                        c.to.as_str(),
-                        c.reason,
-                        c.message
-                    ])?;
-                }
-                Record::Heartbeat(h) => {
-                    tx.prepare_cached(
-                        "INSERT INTO heartbeats (target, at_ms, ok, message) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT(target) DO UPDATE SET at_ms = excluded.at_ms, ok = excluded.ok, message = excluded.message",
-                    )?
-                    .execute(params![h.target, h.at_ms, h.ok, h.message])?;
-                }
-                Record::Flush(w) => waiters.push(w),
-            }
-        }
-    }
-    tx.commit()
 }
 
 /// Read-only queries, on their own connection (WAL lets them run beside the writer).
@@ -302,6 +305,43 @@ pub mod query {
         let rows = stmt
             .query_map([target], |r| Ok(Change { at_ms: r.get(0)?, from: r.get(1)?, to: r.get(2)?, reason: r.get(3)? }))
             .map_err(sqlite(path))?;
+        rows.collect::<Result<_, _>>().map_err(sqlite(path))
+    }
+
+    /// Incidents, newest first: open ones only, or all; optionally of one system.
+    pub fn incidents(
+        path: &Path,
+        open_only: bool,
+        system: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Incident>, StoreError> {
+        let conn =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(path))?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT data FROM incidents WHERE (?1 = 0 OR open = 1) AND (?2 IS NULL OR system = ?2)
+                 ORDER BY id DESC LIMIT ?3",
+            )
+            .map_err(sqlite(path))?;
+        let rows = stmt
+            .query_map(rusqlite::params![open_only, system, limit as i64], |r| r.get::<_, String>(0))
+            .map_err(sqlite(path))?;
+        let mut out = Vec::new();
+        for row in rows {
+            if let Ok(i) = serde_json::from_str(&row.map_err(sqlite(path))?) {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The delivery state of every notification: (key, state, channel), oldest first.
+    pub fn deliveries(path: &Path) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
+        let conn =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(path))?;
+        let mut stmt =
+            conn.prepare("SELECT key, state, channel FROM outbox ORDER BY created_ms, rowid").map_err(sqlite(path))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(sqlite(path))?;
         rows.collect::<Result<_, _>>().map_err(sqlite(path))
     }
 

@@ -41,6 +41,32 @@ const MIGRATIONS: &[&str] = &[
         ok INTEGER NOT NULL,
         message TEXT NOT NULL
     );",
+    // 3: incidents, the notification outbox, and when a failure streak began.
+    "CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY,
+        target TEXT NOT NULL,
+        system TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        open INTEGER NOT NULL,
+        started_ms INTEGER NOT NULL,
+        resolved_ms INTEGER,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX incidents_open ON incidents (open);
+    CREATE INDEX incidents_by_start ON incidents (started_ms);
+    CREATE TABLE outbox (
+        key TEXT PRIMARY KEY,
+        receiver TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        channel TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        finished_ms INTEGER,
+        error TEXT,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX outbox_pending ON outbox (state, created_ms);
+    ALTER TABLE target_state ADD COLUMN streak_since_ms INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Brings the schema up to date.

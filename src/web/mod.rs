@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Secret;
 use crate::metrics::Metrics;
+use crate::pipeline::Control;
 use crate::probe::Prober;
 use crate::probe::heartbeat::{Beat, HeartbeatBook};
 use crate::scheduler::now_ms;
@@ -55,6 +56,10 @@ pub struct WebState {
     pub store: Option<StoreWriter>,
     /// The probes' shared state, also used by `/probe`.
     pub prober: Arc<Prober>,
+    /// Commands to the pipeline (acknowledgements).
+    pub pipeline: mpsc::Sender<Control>,
+    /// The store, for read-only queries (incident history).
+    pub store_path: std::path::PathBuf,
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -135,6 +140,23 @@ async fn route(state: &WebState, req: Request<Incoming>, _peer: SocketAddr) -> R
             }
             reload(state).await
         }
+        (&Method::GET, "/api/v1/incidents") => incidents(state, req.uri().query()),
+        (&Method::POST, p) if p.starts_with("/api/v1/incidents/") && p.ends_with("/ack") => {
+            if let Some(denied) = refuse_unless_admin(state, &req) {
+                return denied;
+            }
+            let id = p.trim_start_matches("/api/v1/incidents/").trim_end_matches("/ack").parse::<i64>();
+            let Ok(id) = id else { return text(StatusCode::NOT_FOUND, "no such incident") };
+            match read_json(req).await {
+                Ok(body) => {
+                    let by = body["by"].as_str().unwrap_or("admin").chars().take(100).collect();
+                    let comment = body["comment"].as_str().unwrap_or("").chars().take(1000).collect();
+                    acknowledge(state, id, by, comment).await
+                }
+                Err(r) => r,
+            }
+        }
+        (&Method::GET, "/ack") => ack_link(state, req.uri().query()).await,
         (&Method::GET, "/probe") => {
             let config = state.board.read().unwrap_or_else(|p| p.into_inner()).config.clone();
             let timeout = req.headers().get("x-prometheus-scrape-timeout-seconds").and_then(|v| v.to_str().ok());
@@ -173,6 +195,87 @@ fn refuse_unless_admin(state: &WebState, req: &Request<Incoming>) -> Option<Repl
         r.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer"));
         Some(r)
     }
+}
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Reads a JSON request body (at most [`MAX_BODY`]); an empty body is `{}`.
+async fn read_json(req: Request<Incoming>) -> Result<serde_json::Value, Reply> {
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_BODY);
+    let bytes = http_body_util::BodyExt::collect(limited)
+        .await
+        .map_err(|_| text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))?
+        .to_bytes();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::json!({}));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| text(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))
+}
+
+/// `GET /api/v1/incidents?state=open|all&system=…&limit=…`
+fn incidents(state: &WebState, query: Option<&str>) -> Reply {
+    let mut open_only = false;
+    let mut system = None;
+    let mut limit = 100usize;
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "state" => open_only = v == "open",
+            "system" => system = Some(v.into_owned()),
+            "limit" => limit = v.parse().unwrap_or(100).clamp(1, 1000),
+            _ => {}
+        }
+    }
+    match crate::store::query::incidents(&state.store_path, open_only, system.as_deref(), limit) {
+        Ok(list) => json(&serde_json::json!({ "incidents": list })),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read incidents");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read incidents")
+        }
+    }
+}
+
+async fn acknowledge(state: &WebState, id: i64, by: String, comment: String) -> Reply {
+    let (respond, answer) = oneshot::channel();
+    if state.pipeline.send(Control::Ack { id, by, comment, respond }).await.is_err() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    match answer.await {
+        Ok(Ok(incident)) => json(&serde_json::json!({ "incident": incident })),
+        Ok(Err(why)) => text(StatusCode::NOT_FOUND, why),
+        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+    }
+}
+
+/// `GET /ack?incident=…&expires=…&sig=…`: the one-click link in alerts.
+async fn ack_link(state: &WebState, query: Option<&str>) -> Reply {
+    let params: std::collections::HashMap<String, String> = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let key = state.board.read().unwrap_or_else(|p| p.into_inner()).config.alerting.ack_key.clone();
+    let id = params.get("incident").and_then(|v| v.parse::<i64>().ok());
+    let expires = params.get("expires").and_then(|v| v.parse::<i64>().ok());
+    let valid = match (key, id, expires, params.get("sig")) {
+        (Some(key), Some(id), Some(exp), Some(sig)) => crate::alert::message::verify_ack(&key, id, exp, sig, now_ms()),
+        _ => false,
+    };
+    let (Some(id), true) = (id, valid) else {
+        return text(StatusCode::FORBIDDEN, "this acknowledge link is invalid or has expired");
+    };
+    let reply = acknowledge(state, id, "link".into(), String::new()).await;
+    if reply.status() != StatusCode::OK {
+        return reply;
+    }
+    reply_html(
+        StatusCode::OK,
+        &format!(
+            "<!doctype html><meta charset=utf-8><title>Vigil</title><p>Đã xác nhận tiếp nhận sự cố số {id}. / Incident {id} acknowledged.</p>"
+        ),
+    )
+}
+
+fn reply_html(status: StatusCode, body: &str) -> Reply {
+    reply(status, "text/html; charset=utf-8", body.to_string())
 }
 
 /// Longest heartbeat message kept.

@@ -1,0 +1,323 @@
+//! The incident engine: opens and resolves incidents on state transitions, decides who is
+//! told (routes), and when to remind and escalate. Pure: it returns [`Effect`]s for the
+//! caller to store and send, and takes the time as an argument.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use super::incident::{Ack, EventKind, Incident, Notification, Severity, Told};
+use super::route;
+use crate::config::alerting::Route;
+
+/// What the caller must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Store the incident (new or changed).
+    Save(Incident),
+    /// Write the notification to the outbox (with the incident, in one transaction).
+    Notify(Notification),
+}
+
+/// Everything about a new incident except what the engine assigns.
+#[derive(Debug, Clone)]
+pub struct Opening {
+    pub target: String,
+    pub system: String,
+    pub system_name: String,
+    pub check: String,
+    pub check_name: String,
+    pub target_name: String,
+    pub kind: String,
+    pub severity: Severity,
+    pub started_ms: i64,
+    pub cause: String,
+    pub reason: Option<String>,
+    pub failed_conditions: Vec<String>,
+    pub affected: Vec<String>,
+    pub runbook: Option<String>,
+}
+
+/// Routing context: the routes and the `location` label.
+#[derive(Debug, Clone, Copy)]
+pub struct Routing<'a> {
+    pub routes: &'a [Route],
+    pub location: &'a str,
+}
+
+/// The open incidents, by target id.
+#[derive(Debug, Default)]
+pub struct Engine {
+    open: BTreeMap<String, Incident>,
+    next_id: i64,
+}
+
+fn notification(incident: &Incident, receiver: &str, event: EventKind, n: u32, now: i64) -> Notification {
+    let suffix = if n > 0 { format!("-{n}") } else { String::new() };
+    Notification {
+        key: format!("incident-{}-{}-{receiver}{suffix}", incident.id, event.as_str()),
+        receiver: receiver.to_string(),
+        event,
+        incident: incident.clone(),
+        created_ms: now,
+    }
+}
+
+impl Engine {
+    /// An engine resuming `open` incidents; new ids start after `last_id`.
+    pub fn new(open: Vec<Incident>, last_id: i64) -> Engine {
+        Engine { open: open.into_iter().map(|i| (i.target.clone(), i)).collect(), next_id: last_id + 1 }
+    }
+
+    /// The open incident of a target.
+    pub fn open_incident(&self, target: &str) -> Option<&Incident> {
+        self.open.get(target)
+    }
+
+    /// Every open incident.
+    pub fn open_incidents(&self) -> impl Iterator<Item = &Incident> {
+        self.open.values()
+    }
+
+    /// Opens an incident and tells the receivers of its routes.
+    pub fn open(&mut self, o: Opening, routing: Routing, now: i64) -> Vec<Effect> {
+        let mut effects = self.resolve(&o.target, now);
+        let mut incident = Incident {
+            id: self.next_id,
+            target: o.target,
+            system: o.system,
+            system_name: o.system_name,
+            check: o.check,
+            check_name: o.check_name,
+            target_name: o.target_name,
+            kind: o.kind,
+            severity: o.severity,
+            started_ms: o.started_ms,
+            detected_ms: now,
+            resolved_ms: None,
+            cause: o.cause,
+            reason: o.reason,
+            failed_conditions: o.failed_conditions,
+            affected: o.affected,
+            ack: None,
+            told: Vec::new(),
+            runbook: o.runbook,
+            reminders: 0,
+            escalated: false,
+            last_notified_ms: now,
+        };
+        self.next_id += 1;
+        let mut seen = HashSet::new();
+        for r in route::matching(routing.routes, &incident, routing.location) {
+            for receiver in &r.receivers {
+                if seen.insert(receiver.clone()) {
+                    incident.told.push(Told { receiver: receiver.clone(), send_resolved: r.send_resolved });
+                }
+            }
+        }
+        let notes: Vec<Effect> = incident
+            .told
+            .iter()
+            .map(|t| Effect::Notify(notification(&incident, &t.receiver, EventKind::Firing, 0, now)))
+            .collect();
+        effects.push(Effect::Save(incident.clone()));
+        effects.extend(notes);
+        self.open.insert(incident.target.clone(), incident);
+        effects
+    }
+
+    /// Resolves the target's open incident, if any; resolution goes to everyone told who
+    /// wants it — also receivers reached by escalation.
+    pub fn resolve(&mut self, target: &str, now: i64) -> Vec<Effect> {
+        let Some(mut incident) = self.open.remove(target) else { return Vec::new() };
+        incident.resolved_ms = Some(now);
+        let mut effects = vec![Effect::Save(incident.clone())];
+        effects.extend(
+            incident
+                .told
+                .iter()
+                .filter(|t| t.send_resolved)
+                .map(|t| Effect::Notify(notification(&incident, &t.receiver, EventKind::Resolved, 0, now))),
+        );
+        effects
+    }
+
+    /// Lists `dependent` as also affected by the open incidents of `roots`.
+    pub fn add_affected(&mut self, roots: &[String], dependent: &str) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for root in roots {
+            if let Some(incident) = self.open.get_mut(root)
+                && !incident.affected.iter().any(|a| a == dependent)
+            {
+                incident.affected.push(dependent.to_string());
+                effects.push(Effect::Save(incident.clone()));
+            }
+        }
+        effects
+    }
+
+    /// Acknowledges an open incident (stops reminders and escalation); None if it is not open.
+    pub fn ack(&mut self, id: i64, by: &str, comment: &str, now: i64) -> Option<Vec<Effect>> {
+        let incident = self.open.values_mut().find(|i| i.id == id)?;
+        if incident.ack.is_none() {
+            incident.ack = Some(Ack { by: by.to_string(), comment: comment.to_string(), at_ms: now });
+        }
+        Some(vec![Effect::Save(incident.clone())])
+    }
+
+    /// Reminders and escalations that are due.
+    pub fn tick(&mut self, routing: Routing, now: i64) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for incident in self.open.values_mut().filter(|i| i.ack.is_none()) {
+            let routes = route::matching(routing.routes, incident, routing.location);
+            let mut changed = false;
+            let since = Duration::from_millis((now - incident.detected_ms).max(0) as u64);
+            for r in &routes {
+                if let Some(esc) = &r.escalate
+                    && !incident.escalated
+                    && since >= esc.after
+                {
+                    incident.escalated = true;
+                    changed = true;
+                    for receiver in &esc.to {
+                        if !incident.told.iter().any(|t| &t.receiver == receiver) {
+                            incident.told.push(Told { receiver: receiver.clone(), send_resolved: r.send_resolved });
+                        }
+                        effects.push(Effect::Notify(notification(incident, receiver, EventKind::Escalation, 0, now)));
+                    }
+                }
+            }
+            let every = routes.iter().filter_map(|r| r.repeat_every).min();
+            if let Some(every) = every
+                && now - incident.last_notified_ms >= every.as_millis() as i64
+            {
+                incident.reminders += 1;
+                incident.last_notified_ms = now;
+                changed = true;
+                let receivers: Vec<String> = routes
+                    .iter()
+                    .filter(|r| r.repeat_every.is_some())
+                    .flat_map(|r| r.receivers.clone())
+                    .collect::<Vec<_>>();
+                let mut seen = HashSet::new();
+                for receiver in receivers.into_iter().filter(|r| seen.insert(r.clone())) {
+                    effects.push(Effect::Notify(notification(
+                        incident,
+                        &receiver,
+                        EventKind::Reminder,
+                        incident.reminders,
+                        now,
+                    )));
+                }
+            }
+            if changed {
+                effects.push(Effect::Save(incident.clone()));
+            }
+        }
+        effects
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::alerting::{Escalation, Matcher};
+
+    fn route(matchers: &[(&str, &str)], receivers: &[&str]) -> Route {
+        Route {
+            matchers: matchers
+                .iter()
+                .map(|(l, p)| Matcher { label: l.to_string(), pattern: glob::Pattern::new(p).expect("pattern") })
+                .collect(),
+            receivers: receivers.iter().map(|r| r.to_string()).collect(),
+            continue_matching: false,
+            group_by: Vec::new(),
+            repeat_every: None,
+            escalate: None,
+            send_resolved: true,
+        }
+    }
+
+    fn opening(target: &str, severity: Severity) -> Opening {
+        let (system, check) = target.split_once('/').expect("system/check");
+        Opening {
+            target: target.into(),
+            system: system.into(),
+            system_name: system.into(),
+            check: check.into(),
+            check_name: check.into(),
+            target_name: check.into(),
+            kind: "http".into(),
+            severity,
+            started_ms: 0,
+            cause: "[STATUS] (503) == 200".into(),
+            reason: Some("http_status".into()),
+            failed_conditions: vec!["[STATUS] (503) == 200".into()],
+            affected: Vec::new(),
+            runbook: None,
+        }
+    }
+
+    fn notified(effects: &[Effect]) -> Vec<(String, EventKind)> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Notify(n) => Some((n.receiver.clone(), n.event)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn routes_pick_receivers_in_order() {
+        let mut first = route(&[("severity", "critical")], &["team"]);
+        first.continue_matching = true;
+        let routes = vec![first, route(&[("system", "proc*")], &["managers"]), route(&[], &["everyone"])];
+        let routing = Routing { routes: &routes, location: "dc" };
+        let mut engine = Engine::default();
+        let effects = engine.open(opening("procedures/portal", Severity::Critical), routing, 10);
+        assert_eq!(notified(&effects), [("team".into(), EventKind::Firing), ("managers".into(), EventKind::Firing)]);
+        let effects = engine.open(opening("network/router", Severity::Warning), routing, 10);
+        assert_eq!(notified(&effects), [("everyone".into(), EventKind::Firing)]);
+    }
+
+    #[test]
+    fn reminders_stop_after_ack_and_resolution_reaches_escalated_receivers() {
+        let mut r = route(&[], &["team"]);
+        r.repeat_every = Some(Duration::from_secs(60));
+        r.escalate = Some(Escalation { after: Duration::from_secs(120), to: vec!["managers".into()] });
+        let routes = vec![r];
+        let routing = Routing { routes: &routes, location: "" };
+        let mut engine = Engine::default();
+        engine.open(opening("web/portal", Severity::Critical), routing, 0);
+        let scenario: &[(i64, &[(&str, EventKind)])] = &[
+            (30_000, &[]),
+            (60_000, &[("team", EventKind::Reminder)]),
+            (90_000, &[]),
+            (120_000, &[("managers", EventKind::Escalation), ("team", EventKind::Reminder)]),
+            (150_000, &[]),
+        ];
+        for (now, expected) in scenario {
+            let got = notified(&engine.tick(routing, *now));
+            let want: Vec<(String, EventKind)> = expected.iter().map(|(r, e)| (r.to_string(), *e)).collect();
+            assert_eq!(got, want, "at {now} ms");
+        }
+        let id = engine.open_incident("web/portal").expect("open").id;
+        engine.ack(id, "duty", "on it", 160_000).expect("ack");
+        assert!(notified(&engine.tick(routing, 400_000)).is_empty(), "no reminder after ack");
+        let resolved = notified(&engine.resolve("web/portal", 500_000));
+        assert_eq!(resolved, [("team".into(), EventKind::Resolved), ("managers".into(), EventKind::Resolved)]);
+    }
+
+    #[test]
+    fn keys_are_stable_and_distinct() {
+        let routes = vec![route(&[], &["team"])];
+        let routing = Routing { routes: &routes, location: "" };
+        let mut engine = Engine::new(Vec::new(), 41);
+        let effects = engine.open(opening("web/portal", Severity::Critical), routing, 0);
+        let Some(Effect::Notify(n)) = effects.last() else { panic!("a notification") };
+        assert_eq!(n.key, "incident-42-firing-team");
+        assert_eq!(n.thread_key(), n.key);
+        assert!(engine.add_affected(&["web/portal".into()], "web/api").len() == 1);
+        assert!(engine.add_affected(&["web/portal".into()], "web/api").is_empty(), "listed once");
+    }
+}

@@ -1,0 +1,119 @@
+//! Incidents and the notifications they cause, as plain data (stored as JSON, sent to
+//! channels, shown by the API).
+
+use serde::{Deserialize, Serialize};
+
+/// How bad an incident is: `critical` for down, `warning` for degraded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Critical,
+    Warning,
+}
+
+impl Severity {
+    /// Lowercase name, as in labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+/// Who acknowledged an incident, when, and what they said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub by: String,
+    pub comment: String,
+    pub at_ms: i64,
+}
+
+/// A receiver told about an incident, and whether it wants to hear of the resolution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Told {
+    pub receiver: String,
+    pub send_resolved: bool,
+}
+
+/// An incident: one target down (critical) or degraded (warning), from detection to recovery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: i64,
+    /// Target id (`system/check[/target]`).
+    pub target: String,
+    pub system: String,
+    pub system_name: String,
+    pub check: String,
+    pub check_name: String,
+    pub target_name: String,
+    pub kind: String,
+    pub severity: Severity,
+    /// When the failing results began, Unix milliseconds.
+    pub started_ms: i64,
+    /// When the threshold was crossed and the incident opened.
+    pub detected_ms: i64,
+    pub resolved_ms: Option<i64>,
+    /// The failure as people read it (the error, or failed conditions with values).
+    pub cause: String,
+    pub reason: Option<String>,
+    pub failed_conditions: Vec<String>,
+    /// Targets failing because of this one (`unreachable`), listed as "also affected".
+    pub affected: Vec<String>,
+    pub ack: Option<Ack>,
+    pub told: Vec<Told>,
+    pub runbook: Option<String>,
+    pub reminders: u32,
+    pub escalated: bool,
+    pub last_notified_ms: i64,
+}
+
+impl Incident {
+    /// Whether the incident is still open.
+    pub fn is_open(&self) -> bool {
+        self.resolved_ms.is_none()
+    }
+}
+
+/// What a notification announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Firing,
+    Reminder,
+    Escalation,
+    Resolved,
+    Test,
+}
+
+impl EventKind {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Firing => "firing",
+            EventKind::Reminder => "reminder",
+            EventKind::Escalation => "escalation",
+            EventKind::Resolved => "resolved",
+            EventKind::Test => "test",
+        }
+    }
+}
+
+/// One message for one receiver, as written to the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// Idempotency key: the email Message-ID, the webhook `id`.
+    pub key: String,
+    pub receiver: String,
+    pub event: EventKind,
+    /// The incident as it was when the notification was made.
+    pub incident: Incident,
+    pub created_ms: i64,
+}
+
+impl Notification {
+    /// The key of the first notification of this incident to this receiver (for threading).
+    pub fn thread_key(&self) -> String {
+        format!("incident-{}-firing-{}", self.incident.id, self.receiver)
+    }
+}

@@ -1,0 +1,256 @@
+//! Notification messages: minijinja templates (built in, in Vietnamese and English, and
+//! overridable from `alerting.templates`), local times in the instance's time zone, and
+//! signed one-click acknowledge links.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use minijinja::{Environment, context};
+use ring::hmac;
+
+use super::incident::{EventKind, Notification};
+use crate::condition::format_duration;
+use crate::config::{Config, Language, Secret};
+
+const SUBJECT: &str = include_str!("templates/subject.j2");
+const TEXT: &str = include_str!("templates/text.j2");
+const HTML: &str = include_str!("templates/body.html");
+
+/// A message ready for any channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// What messages need besides the notification.
+#[derive(Debug, Clone)]
+pub struct MessageContext {
+    pub language: Language,
+    pub timezone: jiff::tz::TimeZone,
+    pub instance: String,
+    pub public_url: Option<String>,
+    pub ack_key: Option<Secret>,
+    pub ack_ttl: Duration,
+    pub templates: Option<PathBuf>,
+}
+
+impl MessageContext {
+    /// The context of a configuration.
+    pub fn from_config(config: &Config) -> MessageContext {
+        MessageContext {
+            language: config.instance.language,
+            timezone: config.instance.timezone.clone(),
+            instance: config.instance.name.clone(),
+            public_url: config.server.public_url.clone(),
+            ack_key: config.alerting.ack_key.clone(),
+            ack_ttl: config.alerting.ack_link_ttl,
+            templates: config.alerting.templates.clone(),
+        }
+    }
+}
+
+/// `27/11/2026 15:04:05 (+07:00)` in the instance's time zone.
+pub fn local(ms: i64, tz: &jiff::tz::TimeZone) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_zoned(tz.clone()).strftime("%d/%m/%Y %H:%M:%S (%:z)").to_string())
+        .unwrap_or_default()
+}
+
+fn signature(key: &Secret, incident: i64, expires: i64) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, key.expose().as_bytes());
+    let tag = hmac::sign(&key, format!("{incident}.{expires}").as_bytes());
+    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A signed link acknowledging `incident`, valid until `now + ack_ttl`.
+pub fn ack_link(ctx: &MessageContext, incident: i64, now_ms: i64) -> Option<String> {
+    let key = ctx.ack_key.as_ref()?;
+    let base = ctx.public_url.as_deref()?.trim_end_matches('/');
+    let expires = now_ms / 1000 + ctx.ack_ttl.as_secs() as i64;
+    Some(format!("{base}/ack?incident={incident}&expires={expires}&sig={}", signature(key, incident, expires)))
+}
+
+/// Checks a link's signature and expiry.
+pub fn verify_ack(key: &Secret, incident: i64, expires: i64, sig: &str, now_ms: i64) -> bool {
+    let hmac_key = hmac::Key::new(hmac::HMAC_SHA256, key.expose().as_bytes());
+    let Some(bytes) = (0..sig.len())
+        .step_by(2)
+        .map(|i| sig.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+    else {
+        return false;
+    };
+    expires >= now_ms / 1000 && hmac::verify(&hmac_key, format!("{incident}.{expires}").as_bytes(), &bytes).is_ok()
+}
+
+fn template(dir: Option<&Path>, name: &str, builtin: &'static str) -> String {
+    dir.and_then(|d| std::fs::read_to_string(d.join(name)).ok()).unwrap_or_else(|| builtin.to_string())
+}
+
+/// Renders a notification.
+pub fn render(n: &Notification, ctx: &MessageContext, now_ms: i64) -> Rendered {
+    let i = &n.incident;
+    let tz = &ctx.timezone;
+    let lang = match ctx.language {
+        Language::Vi => "vi",
+        Language::En => "en",
+    };
+    let duration = i.resolved_ms.map(|r| format_duration(Duration::from_millis((r - i.started_ms).max(0) as u64)));
+    let status_url = ctx.public_url.as_ref().map(|u| format!("{}/", u.trim_end_matches('/')));
+    let values = context! {
+        lang, event => n.event.as_str(), receiver => n.receiver, instance => ctx.instance,
+        id => i.id, system => i.system, system_name => i.system_name, check => i.check,
+        check_name => i.check_name, target_name => i.target_name, kind => i.kind,
+        severity => i.severity.as_str(), cause => i.cause, reason => i.reason,
+        failed_conditions => i.failed_conditions, affected => i.affected, runbook => i.runbook,
+        started => local(i.started_ms, tz), detected => local(i.detected_ms, tz),
+        resolved => i.resolved_ms.map(|r| local(r, tz)), duration,
+        ack => i.ack, ack_at => i.ack.as_ref().map(|a| local(a.at_ms, tz)),
+        ack_url => ack_link(ctx, i.id, now_ms), status_url,
+    };
+    let dir = ctx.templates.as_deref();
+    let mut env = Environment::new();
+    let sources = [
+        ("subject.j2", template(dir, "subject.j2", SUBJECT)),
+        ("text.j2", template(dir, "text.j2", TEXT)),
+        ("body.html", template(dir, "body.html", HTML)),
+    ];
+    for (name, source) in sources {
+        if let Err(e) = env.add_template_owned(name, source) {
+            tracing::error!(template = name, error = %e, "invalid notification template; using the built-in one");
+        }
+    }
+    let render = |name: &str, values: minijinja::Value| {
+        env.get_template(name).and_then(|t| t.render(values)).unwrap_or_else(|e| {
+            tracing::error!(template = name, error = %e, "cannot render notification template");
+            format!("Vigil: {} {} ({})", n.event.as_str(), i.target, i.cause)
+        })
+    };
+    let subject = render("subject.j2", values.clone()).trim().to_string();
+    let text = render("text.j2", values.clone());
+    let html = render("body.html", context! { subject => subject.clone(), text => text.clone(), ..values });
+    Rendered { subject, text, html }
+}
+
+/// A notification announcing nothing, to try a receiver's channels.
+pub fn test_notification(receiver: &str, now_ms: i64) -> Notification {
+    use super::incident::{Incident, Severity};
+    Notification {
+        key: format!("test-{receiver}-{now_ms}"),
+        receiver: receiver.to_string(),
+        event: EventKind::Test,
+        incident: Incident {
+            id: 0,
+            target: "vigil/notify-test".into(),
+            system: "vigil".into(),
+            system_name: "Vigil".into(),
+            check: "notify-test".into(),
+            check_name: "notify-test".into(),
+            target_name: "notify-test".into(),
+            kind: "test".into(),
+            severity: Severity::Warning,
+            started_ms: now_ms,
+            detected_ms: now_ms,
+            resolved_ms: None,
+            cause: "test".into(),
+            reason: None,
+            failed_conditions: Vec::new(),
+            affected: Vec::new(),
+            ack: None,
+            told: Vec::new(),
+            runbook: None,
+            reminders: 0,
+            escalated: false,
+            last_notified_ms: now_ms,
+        },
+        created_ms: now_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::incident::{Incident, Severity};
+
+    fn ctx(language: Language) -> MessageContext {
+        MessageContext {
+            language,
+            timezone: jiff::tz::TimeZone::get("Asia/Ho_Chi_Minh").expect("tz"),
+            instance: "lai-chau".into(),
+            public_url: Some("https://monitor.example".into()),
+            ack_key: Some(Secret::new("k3y")),
+            ack_ttl: Duration::from_secs(3600),
+            templates: None,
+        }
+    }
+
+    fn incident() -> Incident {
+        let mut i = test_notification("team", 0).incident;
+        i.id = 7;
+        i.system_name = "Hệ thống giải quyết thủ tục hành chính".into();
+        i.check = "portal".into();
+        i.check_name = "Cổng dịch vụ công".into();
+        i.target_name = "portal".into();
+        i.kind = "http".into();
+        i.severity = Severity::Critical;
+        i.started_ms = 1_764_230_400_000; // 2025-11-27 08:00 UTC = 15:00 in Hanoi
+        i.detected_ms = i.started_ms + 90_000;
+        i.cause = "[STATUS] (503) == 200".into();
+        i.failed_conditions = vec![i.cause.clone()];
+        i.affected = vec!["procedures/api".into()];
+        i
+    }
+
+    #[test]
+    fn vietnamese_firing_and_resolved() {
+        let mut n = test_notification("team", 0);
+        n.event = EventKind::Firing;
+        n.incident = incident();
+        let r = render(&n, &ctx(Language::Vi), n.incident.detected_ms);
+        assert_eq!(
+            r.subject,
+            "[Vigil] SỰ CỐ: Hệ thống giải quyết thủ tục hành chính – Cổng dịch vụ công ngừng hoạt động"
+        );
+        assert!(r.text.contains("Bắt đầu:       27/11/2025 15:00:00 (+07:00)"), "{}", r.text);
+        assert!(r.text.contains("Nguyên nhân:   [STATUS] (503) == 200"), "{}", r.text);
+        assert!(r.text.contains("Ảnh hưởng kèm theo (1): procedures/api"), "{}", r.text);
+        assert!(r.text.contains("https://monitor.example/ack?incident=7&expires="), "{}", r.text);
+        assert!(r.html.contains("Xác nhận đã tiếp nhận"));
+        n.event = EventKind::Resolved;
+        n.incident.resolved_ms = Some(n.incident.started_ms + 3 * 3600 * 1000);
+        let r = render(&n, &ctx(Language::Vi), 0);
+        assert!(
+            r.subject.starts_with("[Vigil] ĐÃ KHẮC PHỤC:") && r.subject.ends_with("hoạt động trở lại"),
+            "{}",
+            r.subject
+        );
+        assert!(r.text.contains("(gián đoạn 3h 0m)"), "{}", r.text);
+    }
+
+    #[test]
+    fn english_and_html_escaping() {
+        let mut n = test_notification("team", 0);
+        n.event = EventKind::Firing;
+        n.incident = incident();
+        n.incident.cause = "<script>alert(1)</script>".into();
+        let r = render(&n, &ctx(Language::En), 0);
+        assert!(r.subject.starts_with("[Vigil] DOWN:") && r.subject.ends_with("is down"), "{}", r.subject);
+        assert!(r.html.contains("&lt;script&gt;") && !r.html.contains("<script>"), "{}", r.html);
+    }
+
+    #[test]
+    fn ack_links_verify_and_expire() {
+        let c = ctx(Language::Vi);
+        let link = ack_link(&c, 7, 1_000_000).expect("link");
+        let query: std::collections::HashMap<String, String> =
+            url::Url::parse(&link).expect("url").query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let expires: i64 = query["expires"].parse().expect("expires");
+        let key = c.ack_key.as_ref().expect("key");
+        assert!(verify_ack(key, 7, expires, &query["sig"], 1_000_000));
+        assert!(!verify_ack(key, 8, expires, &query["sig"], 1_000_000), "other incident");
+        assert!(!verify_ack(key, 7, expires, &query["sig"], (expires + 1) * 1000), "expired");
+        assert!(!verify_ack(key, 7, expires, "zz", 1_000_000), "garbage signature");
+    }
+}

@@ -1,0 +1,50 @@
+//! Email through SMTP (lettre): STARTTLS, implicit TLS, or plain for a loopback relay;
+//! multipart text + HTML; the idempotency key as Message-ID, and later mails of the same
+//! incident threaded under the first with In-Reply-To/References.
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::SendError;
+use crate::alert::incident::{EventKind, Notification};
+use crate::alert::message::Rendered;
+use crate::config::alerting::{EmailChannel, SmtpSecurity};
+
+/// The Message-ID of a notification key.
+pub fn message_id(key: &str) -> String {
+    format!("<{key}@vigil>")
+}
+
+pub(super) async fn send(channel: &EmailChannel, n: &Notification, rendered: &Rendered) -> Result<(), SendError> {
+    let bad = |what: &str, e: &dyn std::fmt::Display| SendError::permanent(format!("{what}: {e}"));
+    let from: Mailbox = channel.from.parse().map_err(|e| bad("from", &e))?;
+    let mut builder =
+        Message::builder().from(from).subject(rendered.subject.clone()).message_id(Some(message_id(&n.key)));
+    for to in &channel.to {
+        builder = builder.to(to.parse::<Mailbox>().map_err(|e| bad("to", &e))?);
+    }
+    if !matches!(n.event, EventKind::Firing | EventKind::Test) {
+        let first = message_id(&n.thread_key());
+        builder = builder.in_reply_to(first.clone()).references(first);
+    }
+    let email = builder
+        .multipart(MultiPart::alternative_plain_html(rendered.text.clone(), rendered.html.clone()))
+        .map_err(|e| bad("building the mail", &e))?;
+    let transport = match channel.security {
+        SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&channel.host),
+        SmtpSecurity::StartTls => {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&channel.host).map_err(|e| bad("smtp", &e))?
+        }
+        SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&channel.host).map_err(|e| bad("smtp", &e))?,
+    };
+    let mut transport = transport.port(channel.port).timeout(Some(super::SEND_TIMEOUT));
+    if let (Some(user), Some(password)) = (&channel.username, &channel.password) {
+        transport = transport.credentials(Credentials::new(user.clone(), password.expose().to_string()));
+    }
+    match transport.build().send(email).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_permanent() => Err(SendError::permanent(format!("smtp {}: {e}", channel.host))),
+        Err(e) => Err(SendError::retry(format!("smtp {}:{}: {e}", channel.host, channel.port))),
+    }
+}

@@ -1,0 +1,106 @@
+//! Channels: build the message for one channel, send it once, and say whether a failure
+//! is worth retrying. Retries, backoff, fallback, metrics and logs belong to the outbox.
+
+mod alertmanager;
+mod email;
+mod webhook;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+
+use super::incident::Notification;
+use super::message::{MessageContext, Rendered};
+use crate::config::alerting::Channel;
+
+pub use alertmanager::{alert as alertmanager_alert, post_alerts};
+pub use email::message_id;
+pub use webhook::generic_body;
+
+/// How long one delivery attempt may take.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The HTTP(S) client for webhooks and Alertmanager (rustls on ring, system roots).
+pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Builds the shared HTTP client.
+pub fn http_client() -> HttpClient {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let connector = match builder.with_provider_and_native_roots(provider.clone()) {
+        Ok(b) => b.https_or_http().enable_http1().build(),
+        Err(e) => {
+            tracing::warn!(error = %e, "no system CA roots for webhooks; only plain http works");
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("default protocol versions")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config).https_or_http().enable_http1().build()
+        }
+    };
+    Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector)
+}
+
+/// A failed delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    /// Whether trying again later may succeed (a refused connection, 5xx, 429, timeout).
+    pub retryable: bool,
+    pub message: String,
+}
+
+impl SendError {
+    fn retry(message: impl Into<String>) -> SendError {
+        SendError { retryable: true, message: message.into() }
+    }
+
+    fn permanent(message: impl Into<String>) -> SendError {
+        SendError { retryable: false, message: message.into() }
+    }
+}
+
+/// Sends one notification through one channel, once.
+pub async fn send(
+    channel: &Channel,
+    n: &Notification,
+    rendered: &Rendered,
+    ctx: &MessageContext,
+    http: &HttpClient,
+) -> Result<(), SendError> {
+    let attempt = async {
+        match channel {
+            Channel::Email(e) => email::send(e, n, rendered).await,
+            Channel::Webhook(w) => webhook::send(w, n, rendered, ctx, http).await,
+            Channel::Alertmanager(a) => alertmanager::send(a, n, rendered, ctx, http).await,
+        }
+    };
+    match tokio::time::timeout(SEND_TIMEOUT, attempt).await {
+        Ok(r) => r,
+        Err(_) => Err(SendError::retry(format!("no answer within {}", humantime::format_duration(SEND_TIMEOUT)))),
+    }
+}
+
+/// POSTs a JSON body; 2xx is success, 429/5xx and transport errors are retryable.
+async fn post_json(http: &HttpClient, url: &str, body: Vec<u8>, headers: &[(&str, String)]) -> Result<(), SendError> {
+    let mut req = hyper::Request::post(url)
+        .header("content-type", "application/json")
+        .header("user-agent", concat!("Vigil/", env!("CARGO_PKG_VERSION")));
+    for (name, value) in headers {
+        req = req.header(*name, value.as_str());
+    }
+    let req = req.body(Full::new(Bytes::from(body))).map_err(|e| SendError::permanent(format!("bad request: {e}")))?;
+    let resp = http.request(req).await.map_err(|e| SendError::retry(format!("{url}: {e}")))?;
+    let status = resp.status();
+    if status.is_success() {
+        Ok(())
+    } else if status.as_u16() == 429 || status.is_server_error() {
+        Err(SendError::retry(format!("{url} answered {status}")))
+    } else {
+        Err(SendError::permanent(format!("{url} answered {status}")))
+    }
+}

@@ -1,0 +1,291 @@
+//! The outbox dispatcher: delivers the notifications the pipeline stored, one worker per
+//! receiver, in order (so an incident's resolution never overtakes its alert). Each
+//! attempt goes to the receiver's active channel; failures are retried with capped
+//! exponential backoff and jitter; a channel failing for `fallback_after` hands over to the
+//! next one; a notification older than `max_age` is given up with an ERROR log. Outcomes
+//! are written back to the store, so a restart resumes exactly the undelivered ones.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::incident::Notification;
+use super::message::{MessageContext, render};
+use super::notify::{self, HttpClient};
+use crate::config::alerting::Channel;
+use crate::metrics::Metrics;
+use crate::scheduler::now_ms;
+use crate::status::Board;
+use crate::store::{DeliveryRecord, Record, StoreWriter};
+
+/// First retry delay; doubled per attempt up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often open incidents are re-posted to Alertmanager.
+const ALERTMANAGER_REFRESH: Duration = Duration::from_secs(60);
+
+struct Shared {
+    board: Arc<RwLock<Board>>,
+    store: Option<StoreWriter>,
+    metrics: Arc<Metrics>,
+    http: HttpClient,
+}
+
+/// Starts delivering: `pending` (from the store) first, then what arrives on `incoming`.
+pub fn spawn(
+    pending: Vec<Notification>,
+    mut incoming: mpsc::UnboundedReceiver<Notification>,
+    board: Arc<RwLock<Board>>,
+    store: Option<StoreWriter>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    let shared = Arc::new(Shared { board, store, metrics, http: notify::http_client() });
+    tokio::spawn(async move {
+        let mut workers: HashMap<String, mpsc::UnboundedSender<Notification>> = HashMap::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(refresh_alertmanager(shared.clone(), shutdown.clone()));
+        let mut route = |n: Notification, tasks: &mut tokio::task::JoinSet<()>| {
+            let sender = workers.entry(n.receiver.clone()).or_insert_with(|| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tasks.spawn(worker(n.receiver.clone(), rx, shared.clone(), shutdown.clone()));
+                tx
+            });
+            let _ = sender.send(n);
+        };
+        for n in pending {
+            route(n, &mut tasks);
+        }
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                n = incoming.recv() => match n {
+                    Some(n) => route(n, &mut tasks),
+                    None => break,
+                },
+            }
+        }
+        drop(route);
+        shutdown.cancel();
+        while tasks.join_next().await.is_some() {}
+    })
+}
+
+fn backoff(attempts: u32) -> Duration {
+    let exp = FIRST_BACKOFF.saturating_mul(1 << attempts.saturating_sub(1).min(10)).min(MAX_BACKOFF);
+    // Up to 25% jitter, so receivers that failed together do not retry together.
+    let jitter = (now_ms().unsigned_abs() % 1000) as f64 / 4000.0;
+    exp.mul_f64(1.0 + jitter)
+}
+
+fn record(shared: &Shared, d: DeliveryRecord) {
+    if let Some(store) = &shared.store {
+        store.send(Record::Delivery(d));
+    }
+}
+
+async fn worker(
+    receiver: String,
+    mut rx: mpsc::UnboundedReceiver<Notification>,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let mut queue: VecDeque<Notification> = VecDeque::new();
+    let mut active = 0usize;
+    let mut switched_at: Option<Instant> = None;
+    let mut failing_since: Option<Instant> = None;
+    let mut attempts = 0u32;
+    let depth = shared.metrics.notification_queue.with_label_values(&[&receiver]);
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        while let Ok(n) = rx.try_recv() {
+            queue.push_back(n);
+        }
+        depth.set(queue.len() as i64);
+        let Some(n) = queue.front().cloned() else {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                n = rx.recv() => match n {
+                    Some(n) => queue.push_back(n),
+                    None => return,
+                },
+            }
+            continue;
+        };
+        let config = shared.board.read().unwrap_or_else(|p| p.into_inner()).config.clone();
+        let Some(rcv) = config.receivers.iter().find(|r| r.id == receiver) else {
+            tracing::error!(receiver, key = %n.key, "receiver no longer configured; notification dropped");
+            record(
+                &shared,
+                DeliveryRecord {
+                    key: n.key.clone(),
+                    state: "failed",
+                    channel: String::new(),
+                    attempts,
+                    at_ms: now_ms(),
+                    error: Some("receiver removed".into()),
+                },
+            );
+            queue.pop_front();
+            continue;
+        };
+        let now = now_ms();
+        if now - n.created_ms > config.alerting.max_age.as_millis() as i64 {
+            tracing::error!(receiver, key = %n.key, attempts, "notification given up after alerting.max_age: nobody was reached");
+            shared.metrics.notifications.with_label_values(&[&receiver, "none", "expired"]).inc();
+            record(
+                &shared,
+                DeliveryRecord {
+                    key: n.key.clone(),
+                    state: "failed",
+                    channel: String::new(),
+                    attempts,
+                    at_ms: now,
+                    error: Some("max_age exceeded".into()),
+                },
+            );
+            queue.pop_front();
+            attempts = 0;
+            continue;
+        }
+        // After a fallback, the first channel gets another chance once fallback_after passed.
+        if active > 0 && switched_at.is_some_and(|t| t.elapsed() >= rcv.fallback_after) {
+            active = 0;
+            switched_at = None;
+        }
+        active = active.min(rcv.channels.len().saturating_sub(1));
+        let channel: &Channel = &rcv.channels[active];
+        let ctx = MessageContext::from_config(&config);
+        let rendered = render(&n, &ctx, now);
+        attempts += 1;
+        match notify::send(channel, &n, &rendered, &ctx, &shared.http).await {
+            Ok(()) => {
+                let took = (now_ms() - n.created_ms).max(0) as f64 / 1000.0;
+                shared.metrics.notifications.with_label_values(&[&receiver, channel.kind(), "delivered"]).inc();
+                shared.metrics.notification_delivery.observe(took);
+                tracing::info!(receiver, channel = channel.kind(), key = %n.key, event = n.event.as_str(), attempts, "notification delivered");
+                record(
+                    &shared,
+                    DeliveryRecord {
+                        key: n.key.clone(),
+                        state: "delivered",
+                        channel: channel.kind().to_string(),
+                        attempts,
+                        at_ms: now_ms(),
+                        error: None,
+                    },
+                );
+                queue.pop_front();
+                attempts = 0;
+                failing_since = None;
+            }
+            Err(e) => {
+                shared.metrics.notifications.with_label_values(&[&receiver, channel.kind(), "failed"]).inc();
+                tracing::warn!(receiver, channel = channel.kind(), key = %n.key, attempts, error = %e, "notification not delivered; will retry");
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                let has_next = active + 1 < rcv.channels.len();
+                if has_next && (!e.retryable || since.elapsed() >= rcv.fallback_after) {
+                    active += 1;
+                    switched_at = Some(Instant::now());
+                    failing_since = None;
+                    tracing::warn!(receiver, channel = rcv.channels[active].kind(), "falling back to the next channel");
+                    continue;
+                }
+                if !e.retryable {
+                    tracing::error!(receiver, key = %n.key, error = %e, "notification refused by its last channel; given up");
+                    record(
+                        &shared,
+                        DeliveryRecord {
+                            key: n.key.clone(),
+                            state: "failed",
+                            channel: channel.kind().to_string(),
+                            attempts,
+                            at_ms: now_ms(),
+                            error: Some(e.message),
+                        },
+                    );
+                    queue.pop_front();
+                    attempts = 0;
+                    continue;
+                }
+                let wait = tokio::time::sleep(backoff(attempts));
+                tokio::pin!(wait);
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = &mut wait => break,
+                        n = rx.recv() => match n {
+                            Some(n) => queue.push_back(n),
+                            None => return,
+                        },
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Re-posts open incidents to the Alertmanagers of the receivers told about them, so they
+/// stay active there until resolved.
+async fn refresh_alertmanager(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(ALERTMANAGER_REFRESH);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let (config, open) = {
+            let board = shared.board.read().unwrap_or_else(|p| p.into_inner());
+            (board.config.clone(), board.open_incidents.clone())
+        };
+        let ctx = MessageContext::from_config(&config);
+        let mut by_url: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
+        for incident in &open {
+            for told in &incident.told {
+                let Some(rcv) = config.receivers.iter().find(|r| r.id == told.receiver) else { continue };
+                for ch in &rcv.channels {
+                    if let Channel::Alertmanager(am) = ch {
+                        let n = Notification {
+                            key: String::new(),
+                            receiver: told.receiver.clone(),
+                            event: super::incident::EventKind::Firing,
+                            incident: incident.clone(),
+                            created_ms: now_ms(),
+                        };
+                        let r = render(&n, &ctx, now_ms());
+                        by_url
+                            .entry(am.url.clone())
+                            .or_default()
+                            .push(notify::alertmanager_alert(incident, &r.subject, &r.text, &ctx));
+                    }
+                }
+            }
+        }
+        for (url, alerts) in by_url {
+            if let Err(e) = notify::post_alerts(&shared.http, &url, &alerts).await {
+                tracing::debug!(url, error = %e, "re-posting open alerts to Alertmanager failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let base = |a: u32| backoff(a).as_secs_f64();
+        assert!((1.0..=1.25).contains(&base(1)));
+        assert!((2.0..=2.5).contains(&base(2)));
+        assert!((4.0..=5.0).contains(&base(3)));
+        assert!((30.0..=37.5).contains(&base(20)), "capped: {}", base(20));
+    }
+}

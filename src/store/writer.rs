@@ -1,0 +1,96 @@
+//! The writer's transaction: every record of a batch in one SQLite transaction, so a
+//! state change, its incident and its notifications are stored together or not at all.
+
+use rusqlite::{Transaction, params};
+use tokio::sync::oneshot;
+
+use super::Record;
+
+/// Writes `batch` in one transaction; flush waiters are collected to answer afterwards.
+pub(super) fn write_batch(
+    conn: &mut rusqlite::Connection,
+    batch: Vec<Record>,
+    waiters: &mut Vec<oneshot::Sender<()>>,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    for record in batch {
+        write(&tx, record, waiters)?;
+    }
+    tx.commit()
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn write(tx: &Transaction, record: Record, waiters: &mut Vec<oneshot::Sender<()>>) -> rusqlite::Result<()> {
+    match record {
+        Record::Result(r) => {
+            tx.prepare_cached(
+                "INSERT INTO results (target, at_ms, health, reason, duration_ms, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![r.target, r.at_ms, r.health, r.reason, r.duration_ms, r.message])?;
+            let streak = r.state.streak;
+            tx.prepare_cached(
+                "INSERT INTO target_state (target, state, since_ms, streak_worse, streak_count, streak_target, updated_ms, streak_since_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT(target) DO UPDATE SET state = excluded.state, since_ms = excluded.since_ms,
+                   streak_worse = excluded.streak_worse, streak_count = excluded.streak_count,
+                   streak_target = excluded.streak_target, updated_ms = excluded.updated_ms,
+                   streak_since_ms = excluded.streak_since_ms",
+            )?
+            .execute(params![
+                r.target,
+                r.state.state.as_str(),
+                r.state.since_ms,
+                streak.is_some_and(|s| s.worse),
+                streak.map_or(0, |s| s.count),
+                streak.map(|s| s.target.as_str()),
+                r.at_ms,
+                streak.map_or(0, |s| s.since_ms),
+            ])?;
+        }
+        Record::Change(c) => {
+            tx.prepare_cached(
+                "INSERT INTO state_changes (target, at_ms, from_state, to_state, reason, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![c.target, c.at_ms, c.from.as_str(), c.to.as_str(), c.reason, c.message])?;
+        }
+        Record::Heartbeat(h) => {
+            tx.prepare_cached(
+                "INSERT INTO heartbeats (target, at_ms, ok, message) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(target) DO UPDATE SET at_ms = excluded.at_ms, ok = excluded.ok, message = excluded.message",
+            )?
+            .execute(params![h.target, h.at_ms, h.ok, h.message])?;
+        }
+        Record::Incident(i) => {
+            tx.prepare_cached(
+                "INSERT INTO incidents (id, target, system, severity, open, started_ms, resolved_ms, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT(id) DO UPDATE SET open = excluded.open, resolved_ms = excluded.resolved_ms, data = excluded.data",
+            )?
+            .execute(params![i.id, i.target, i.system, i.severity.as_str(), i.is_open(), i.started_ms, i.resolved_ms, json(&*i)])?;
+        }
+        Record::Outbox(n) => {
+            // The key is the idempotency key: a notification already written is not written twice.
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO outbox (key, receiver, created_ms, state, data) VALUES (?1, ?2, ?3, 'pending', ?4)",
+            )?
+            .execute(params![n.key, n.receiver, n.created_ms, json(&*n)])?;
+        }
+        Record::Delivery(d) => {
+            tx.prepare_cached(
+                "UPDATE outbox SET state = ?2, channel = ?3, attempts = ?4, finished_ms = ?5, error = ?6 WHERE key = ?1",
+            )?
+            .execute(params![d.key, d.state, d.channel, d.attempts, d.at_ms, d.error])?;
+        }
+        Record::Batch(records) => {
+            for r in records {
+                write(tx, r, waiters)?;
+            }
+        }
+        Record::Flush(w) => waiters.push(w),
+        Record::Stop => {}
+    }
+    Ok(())
+}
