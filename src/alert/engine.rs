@@ -51,10 +51,18 @@ pub struct Engine {
     next_id: i64,
 }
 
-fn notification(incident: &Incident, receiver: &str, event: EventKind, n: u32, now: i64) -> Notification {
+/// The idempotency key of a notification.
+fn key(incident: &Incident, receiver: &str, event: EventKind, n: u32) -> String {
     let suffix = if n > 0 { format!("-{n}") } else { String::new() };
+    format!("incident-{}-{}-{receiver}{suffix}", incident.id, event.as_str())
+}
+
+fn notification(incident: &Incident, receiver: &str, event: EventKind, n: u32, now: i64) -> Notification {
+    let first = incident.told.iter().find(|t| t.receiver == receiver).map(|t| t.first_key.clone());
+    let key = key(incident, receiver, event, n);
     Notification {
-        key: format!("incident-{}-{}-{receiver}{suffix}", incident.id, event.as_str()),
+        reply_to: first.filter(|f| !f.is_empty() && *f != key),
+        key,
         receiver: receiver.to_string(),
         event,
         incident: incident.clone(),
@@ -110,7 +118,8 @@ impl Engine {
         for r in route::matching(routing.routes, &incident, routing.location) {
             for receiver in &r.receivers {
                 if seen.insert(receiver.clone()) {
-                    incident.told.push(Told { receiver: receiver.clone(), send_resolved: r.send_resolved });
+                    let first_key = key(&incident, receiver, EventKind::Firing, 0);
+                    incident.told.push(Told { receiver: receiver.clone(), send_resolved: r.send_resolved, first_key });
                 }
             }
         }
@@ -180,7 +189,12 @@ impl Engine {
                     changed = true;
                     for receiver in &esc.to {
                         if !incident.told.iter().any(|t| &t.receiver == receiver) {
-                            incident.told.push(Told { receiver: receiver.clone(), send_resolved: r.send_resolved });
+                            let first_key = key(incident, receiver, EventKind::Escalation, 0);
+                            incident.told.push(Told {
+                                receiver: receiver.clone(),
+                                send_resolved: r.send_resolved,
+                                first_key,
+                            });
                         }
                         effects.push(Effect::Notify(notification(incident, receiver, EventKind::Escalation, 0, now)));
                     }
@@ -316,7 +330,11 @@ mod tests {
         let effects = engine.open(opening("web/portal", Severity::Critical), routing, 0);
         let Some(Effect::Notify(n)) = effects.last() else { panic!("a notification") };
         assert_eq!(n.key, "incident-42-firing-team");
-        assert_eq!(n.thread_key(), n.key);
+        assert_eq!(n.reply_to, None, "the first mail starts the thread");
+        let resolved = engine.resolve("web/portal", 5);
+        let Some(Effect::Notify(r)) = resolved.last() else { panic!("resolution") };
+        assert_eq!(r.reply_to.as_deref(), Some("incident-42-firing-team"));
+        engine.open(opening("web/portal", Severity::Critical), routing, 6);
         assert!(engine.add_affected(&["web/portal".into()], "web/api").len() == 1);
         assert!(engine.add_affected(&["web/portal".into()], "web/api").is_empty(), "listed once");
     }

@@ -34,6 +34,10 @@ pub struct Ack {
 pub struct Told {
     pub receiver: String,
     pub send_resolved: bool,
+    /// Key of the first notification this receiver got about the incident (later ones
+    /// thread under it).
+    #[serde(default)]
+    pub first_key: String,
 }
 
 /// An incident: one target down (critical) or degraded (warning), from detection to recovery.
@@ -109,11 +113,7 @@ pub struct Notification {
     /// The incident as it was when the notification was made.
     pub incident: Incident,
     pub created_ms: i64,
-}
-
-impl Notification {
-    /// The key of the first notification of this incident to this receiver (for threading).
-    pub fn thread_key(&self) -> String {
-        format!("incident-{}-firing-{}", self.incident.id, self.receiver)
-    }
+    /// The key of the earlier notification this one follows up (reminders, resolution).
+    #[serde(default)]
+    pub reply_to: Option<String>,
 }

@@ -166,6 +166,7 @@ pub fn test_notification(receiver: &str, now_ms: i64) -> Notification {
             last_notified_ms: now_ms,
         },
         created_ms: now_ms,
+        reply_to: None,
     }
 }
 

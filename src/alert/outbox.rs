@@ -70,7 +70,6 @@ pub fn spawn(
                 },
             }
         }
-        drop(route);
         shutdown.cancel();
         while tasks.join_next().await.is_some() {}
     })
@@ -258,6 +257,7 @@ async fn refresh_alertmanager(shared: Arc<Shared>, shutdown: CancellationToken) 
                             event: super::incident::EventKind::Firing,
                             incident: incident.clone(),
                             created_ms: now_ms(),
+                            reply_to: None,
                         };
                         let r = render(&n, &ctx, now_ms());
                         by_url

@@ -209,7 +209,9 @@ mod tests {
     #[test]
     fn dependency_scenarios() {
         use State::{Down as Dn, Unreachable as Ur, Up as Ok};
-        let cases: &[(&str, &[(Health, bool)], &[State])] = &[
+        /// name, (result, dependency failing) per step, expected states
+        type Case<'a> = (&'a str, &'a [(Health, bool)], &'a [State]);
+        let cases: &[Case] = &[
             (
                 "failing behind a failing dependency is unreachable",
                 &[(U, false), (X, true), (X, true), (X, true)],

@@ -417,3 +417,148 @@ pub fn target_of(name: &str, address: &str) -> vigil::config::Target {
         address: address.into(),
     }
 }
+
+/// A real SMTP server (aiosmtpd) on 127.0.0.1 that records every mail; stopped when dropped.
+pub struct SmtpSink {
+    pub port: u16,
+    out: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl SmtpSink {
+    /// Starts the sink on a free port, recording into `dir`.
+    pub fn start(dir: &Path) -> SmtpSink {
+        let mut sink = SmtpSink { port: free_port(), out: dir.join("mails.jsonl"), child: None };
+        sink.resume();
+        sink
+    }
+
+    /// Starts it again on the same port (after [`SmtpSink::stop`]).
+    pub fn resume(&mut self) {
+        assert!(
+            std::path::Path::new("/usr/lib/python3/dist-packages/aiosmtpd").exists(),
+            "aiosmtpd is not installed: run `apt-get install -y python3-aiosmtpd` (scripts/test does this)"
+        );
+        let script = format!("{}/tests/fixtures/smtp_sink.py", env!("CARGO_MANIFEST_DIR"));
+        let mut child = std::process::Command::new("/usr/bin/python3")
+            .args([&script, &self.port.to_string(), &self.out.display().to_string()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the SMTP sink");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("sink output");
+        assert_eq!(line.trim(), "ready", "SMTP sink did not start");
+        self.child = Some(child);
+    }
+
+    /// Stops the server (connections are then refused).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Every mail received so far.
+    pub fn mails(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits until `pred` holds for the mails received.
+    pub async fn wait_until(
+        &self,
+        within: Duration,
+        what: &str,
+        pred: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let mails = self.mails();
+            if pred(&mails) {
+                return mails;
+            }
+            assert!(std::time::Instant::now() < deadline, "{what}: not within {within:?}; mails: {mails:#?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One request a [`HookSink`] received.
+#[derive(Debug, Clone)]
+pub struct Hook {
+    pub path: String,
+    pub headers: std::collections::HashMap<String, String>,
+    pub body: serde_json::Value,
+    pub raw: Vec<u8>,
+}
+
+/// An HTTP server that records every POST (webhooks, Alertmanager-like clients).
+pub struct HookSink {
+    pub addr: SocketAddr,
+    hooks: Arc<std::sync::Mutex<Vec<Hook>>>,
+}
+
+impl HookSink {
+    /// Starts the sink on 127.0.0.1.
+    pub async fn start() -> HookSink {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let hooks: Arc<std::sync::Mutex<Vec<Hook>>> = Arc::default();
+        let store = hooks.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let store = store.clone();
+                let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let store = store.clone();
+                    async move {
+                        let path = req.uri().path().to_string();
+                        let headers = req
+                            .headers()
+                            .iter()
+                            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
+                            .collect();
+                        let raw = req.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+                        let body = serde_json::from_slice(&raw).unwrap_or(serde_json::Value::Null);
+                        store.lock().expect("lock").push(Hook { path, headers, body, raw });
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"{}"))))
+                    }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+        HookSink { addr, hooks }
+    }
+
+    /// Every request so far.
+    pub fn hooks(&self) -> Vec<Hook> {
+        self.hooks.lock().expect("lock").clone()
+    }
+
+    /// Waits until `pred` holds for the requests received.
+    pub async fn wait_until(&self, within: Duration, what: &str, pred: impl Fn(&[Hook]) -> bool) -> Vec<Hook> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let hooks = self.hooks();
+            if pred(&hooks) {
+                return hooks;
+            }
+            assert!(std::time::Instant::now() < deadline, "{what}: not within {within:?}; got {hooks:#?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

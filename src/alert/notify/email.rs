@@ -7,7 +7,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::SendError;
-use crate::alert::incident::{EventKind, Notification};
+use crate::alert::incident::Notification;
 use crate::alert::message::Rendered;
 use crate::config::alerting::{EmailChannel, SmtpSecurity};
 
@@ -24,8 +24,8 @@ pub(super) async fn send(channel: &EmailChannel, n: &Notification, rendered: &Re
     for to in &channel.to {
         builder = builder.to(to.parse::<Mailbox>().map_err(|e| bad("to", &e))?);
     }
-    if !matches!(n.event, EventKind::Firing | EventKind::Test) {
-        let first = message_id(&n.thread_key());
+    if let Some(first) = &n.reply_to {
+        let first = message_id(first);
         builder = builder.in_reply_to(first.clone()).references(first);
     }
     let email = builder

@@ -1,0 +1,386 @@
+//! Alerting end to end with real peers on loopback: a real SMTP server (aiosmtpd) receives
+//! firing, reminder, escalation and resolved mails, threaded and in Vietnamese; a real
+//! Alertmanager shows the alert active, then resolved; a webhook sink receives the generic,
+//! Slack and Telegram formats; acknowledgement stops reminders; 40 targets behind one
+//! failing dependency make one notification; an SMTP outage loses nothing.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::*;
+use vigil::alert::state::State;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn email_receiver(id: &str, port: u16, to: &str) -> String {
+    format!(
+        "  - id: {id}\n    channels:\n      - email: {{ to: [\"{to}\"], from: \"vigil@laichau.test\", smtp: {{ host: 127.0.0.1, port: {port}, security: none }} }}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_firing_reminder_escalation_and_resolved() {
+    let web = web_server(None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let smtp = SmtpSink::start(dir.path());
+    let config = format!(
+        "alerting: {{ ack_key: test-ack-key }}\n\
+         receivers:\n{}{}\
+         routes:\n  - {{ match: {{ severity: critical }}, receivers: [team], repeat_every: 2s, escalate: {{ after: 3s, to: [managers] }} }}\n\
+         systems:\n  - id: procedures\n    name: {{ vi: \"Hệ thống giải quyết thủ tục hành chính\", en: \"Administrative procedures\" }}\n    checks:\n      - {{ id: portal, name: \"Cổng dịch vụ công\", http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"], runbook: \"https://wiki.laichau.test/portal\" }}\n",
+        email_receiver("team", smtp.port, "ung-cuu@laichau.test"),
+        email_receiver("managers", smtp.port, "lanh-dao@laichau.test"),
+        web.addr
+    );
+    write_config_with(dir.path(), "public_url: \"http://monitor.laichau.test\"", &config);
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    wait_states(&mut events, WAIT, &[("procedures/portal", State::Up)]).await;
+
+    web.switch.store(503, Ordering::SeqCst);
+    let mails = smtp
+        .wait_until(WAIT, "firing, reminder and escalation", |m| {
+            let subjects: Vec<&str> = m.iter().filter_map(|x| x["subject"].as_str()).collect();
+            subjects.iter().any(|s| s.contains("NHẮC LẠI")) && subjects.iter().any(|s| s.contains("LEO THANG"))
+        })
+        .await;
+    let firing = &mails[0];
+    assert_eq!(
+        firing["subject"],
+        "[Vigil] SỰ CỐ: Hệ thống giải quyết thủ tục hành chính – Cổng dịch vụ công ngừng hoạt động"
+    );
+    assert!(
+        firing["raw_subject"].as_str().is_some_and(|s| s.to_ascii_lowercase().contains("=?utf-8?")),
+        "encoded subject: {firing}"
+    );
+    assert_eq!(firing["message_id"], "<incident-1-firing-team@vigil>");
+    assert_eq!(firing["rcpt_to"][0], "ung-cuu@laichau.test");
+    assert_eq!(firing["content_type"], "multipart/alternative");
+    let text = firing["text"].as_str().unwrap_or_default();
+    assert!(text.contains("Nguyên nhân:   [STATUS] (503) == 200"), "{text}");
+    assert!(text.contains("Hướng dẫn xử lý: https://wiki.laichau.test/portal"), "{text}");
+    assert!(text.contains("http://monitor.laichau.test/ack?incident=1&expires="), "{text}");
+    assert!(firing["html"].as_str().is_some_and(|h| h.contains("Xác nhận đã tiếp nhận")));
+    for m in mails[1..].iter().filter(|m| m["rcpt_to"][0] == "ung-cuu@laichau.test") {
+        assert_eq!(m["in_reply_to"], "<incident-1-firing-team@vigil>", "threaded under the first mail: {m}");
+    }
+    let escalation =
+        mails.iter().find(|m| m["subject"].as_str().is_some_and(|s| s.contains("LEO THANG"))).expect("escalation");
+    assert_eq!(escalation["rcpt_to"][0], "lanh-dao@laichau.test");
+    assert_eq!(escalation["in_reply_to"], serde_json::Value::Null, "the managers' first mail starts their thread");
+
+    web.switch.store(200, Ordering::SeqCst);
+    let mails = smtp
+        .wait_until(WAIT, "resolved to the team and the managers", |m| {
+            m.iter().filter(|x| x["subject"].as_str().is_some_and(|s| s.starts_with("[Vigil] ĐÃ KHẮC PHỤC"))).count()
+                == 2
+        })
+        .await;
+    let resolved: Vec<&serde_json::Value> =
+        mails.iter().filter(|m| m["subject"].as_str().is_some_and(|s| s.contains("ĐÃ KHẮC PHỤC"))).collect();
+    let to: std::collections::BTreeSet<&str> = resolved.iter().filter_map(|m| m["rcpt_to"][0].as_str()).collect();
+    assert_eq!(
+        to,
+        ["lanh-dao@laichau.test", "ung-cuu@laichau.test"].into_iter().collect(),
+        "resolution reaches the escalated receiver too"
+    );
+    assert!(resolved.iter().all(|m| m["text"].as_str().is_some_and(|t| t.contains("gián đoạn"))));
+    let to_managers = resolved.iter().find(|m| m["rcpt_to"][0] == "lanh-dao@laichau.test").expect("managers");
+    assert_eq!(to_managers["in_reply_to"], "<incident-1-escalation-managers@vigil>");
+
+    let base = format!("http://{}", app.addr());
+    let list: serde_json::Value = serde_json::from_str(&get(&format!("{base}/api/v1/incidents")).await).expect("json");
+    let incident = &list["incidents"][0];
+    assert_eq!(incident["id"], 1);
+    assert!(incident["resolved_ms"].is_i64());
+    assert_eq!(incident["told"].as_array().map(Vec::len), Some(2));
+    let metrics = get(&format!("{base}/metrics")).await;
+    assert_eq!(
+        sample(&metrics, "vigil_incidents_total", &[r#"system="procedures""#, r#"severity="critical""#]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&metrics, "vigil_incidents_open", &[r#"system="procedures""#, r#"severity="critical""#]),
+        Some(0.0)
+    );
+    assert!(
+        sample(
+            &metrics,
+            "vigil_notifications_total",
+            &[r#"receiver="team""#, r#"channel="email""#, r#"outcome="delivered""#]
+        )
+        .is_some_and(|n| n >= 3.0)
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgement_stops_reminders() {
+    let web = web_server(None).await;
+    let hooks = HookSink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "alerting: {{ ack_key: test-ack-key }}\n\
+         receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\n\
+         routes:\n  - {{ receivers: [team], repeat_every: 1s }}\n\
+         systems:\n  - id: web\n    checks:\n      - {{ id: a, http: {{ url: \"http://{w}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+        hooks.addr,
+        w = web.addr
+    );
+    write_config_with(dir.path(), "public_url: \"http://monitor.laichau.test\"", &config);
+    let app = start_daemon(dir.path()).await;
+    let base = format!("http://{}", app.addr());
+    web.switch.store(500, Ordering::SeqCst);
+    let got = hooks.wait_until(WAIT, "a reminder", |h| h.iter().any(|x| x.body["event"] == "reminder")).await;
+    let ack_url = got[0].body["ack_url"].as_str().expect("ack link in the alert").to_string();
+    assert!(ack_url.starts_with("http://monitor.laichau.test/ack?incident=1&"), "{ack_url}");
+
+    // Writes need the token; the API records who and why.
+    assert_eq!(request("POST", &format!("{base}/api/v1/incidents/1/ack"), None).await.0, 401);
+    let (code, _) = request("GET", &format!("{base}/ack?incident=1&expires=9999999999&sig=00"), None).await;
+    assert_eq!(code, 403, "a forged link is refused");
+    // The link from the alert, opened against the daemon's own address.
+    let link = ack_url.replace("http://monitor.laichau.test", &base);
+    let (code, body) = request("GET", &link, None).await;
+    assert_eq!(code, 200, "{body}");
+    let after_ack = hooks.hooks().len();
+    let list: serde_json::Value =
+        serde_json::from_str(&get(&format!("{base}/api/v1/incidents?state=open")).await).expect("json");
+    assert_eq!(list["incidents"][0]["ack"]["by"], "link");
+    // Reminders come every second while unacknowledged; none after the ack.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(hooks.hooks().len(), after_ack, "no reminder after the acknowledgement");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_formats_and_signature() {
+    let web = web_server(None).await;
+    let hooks = HookSink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h = hooks.addr;
+    let config = format!(
+        "receivers:\n  - id: generic\n    channels: [ {{ webhook: {{ url: \"http://{h}/generic\", secret: s3cret }} }} ]\n  - id: slack\n    channels: [ {{ webhook: {{ url: \"http://{h}/slack\", format: slack }} }} ]\n  - id: telegram\n    channels: [ {{ webhook: {{ url: \"http://{h}/telegram\", format: telegram, chat_id: \"-100123\" }} }} ]\n\
+         routes:\n  - {{ receivers: [generic, slack, telegram] }}\n\
+         systems:\n  - id: web\n    checks:\n      - {{ id: a, http: {{ url: \"http://{w}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+        w = web.addr
+    );
+    write_config(dir.path(), &config);
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    wait_states(&mut events, WAIT, &[("web/a", State::Up)]).await;
+    web.switch.store(503, Ordering::SeqCst);
+    let got = hooks.wait_until(WAIT, "three formats", |h| h.len() >= 3).await;
+    let by_path = |p: &str| got.iter().find(|x| x.path == p).unwrap_or_else(|| panic!("{p} not received"));
+    let generic = by_path("/generic");
+    assert_eq!(generic.body["version"], 1);
+    assert_eq!(generic.body["event"], "firing");
+    assert_eq!(generic.body["id"], "incident-1-firing-generic");
+    assert_eq!(generic.body["incident"]["severity"], "critical");
+    assert_eq!(generic.body["incident"]["failed_conditions"][0], "[STATUS] (503) == 200");
+    assert_eq!(generic.headers["x-vigil-id"], "incident-1-firing-generic");
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"s3cret");
+    let expected: String = ring::hmac::sign(&key, &generic.raw).as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(generic.headers["x-vigil-signature"], format!("sha256={expected}"));
+    assert!(by_path("/slack").body["text"].as_str().is_some_and(|t| t.starts_with("*[Vigil] SỰ CỐ")));
+    let telegram = &by_path("/telegram").body;
+    assert_eq!(telegram["chat_id"], "-100123");
+    assert!(telegram["text"].as_str().is_some_and(|t| t.contains("[STATUS] (503) == 200")));
+    app.shutdown().await;
+}
+
+/// A real Alertmanager (single node) on loopback, stopped when dropped.
+struct Alertmanager {
+    base: String,
+    child: std::process::Child,
+}
+
+impl Alertmanager {
+    fn start(dir: &std::path::Path) -> Alertmanager {
+        std::fs::write(dir.join("am.yml"), "route: { receiver: blackhole }\nreceivers: [ { name: blackhole } ]\n")
+            .expect("am config");
+        let port = free_port();
+        let child = tool("prometheus-alertmanager", "prometheus-alertmanager")
+            .args([
+                &format!("--config.file={}", dir.join("am.yml").display()),
+                &format!("--storage.path={}", dir.join("am-data").display()),
+                &format!("--web.listen-address=127.0.0.1:{port}"),
+                "--cluster.listen-address=",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start alertmanager");
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "alertmanager did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Alertmanager { base: format!("http://{addr}"), child }
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_shows_the_alert_then_resolves_it() {
+    let web = web_server(None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let am = Alertmanager::start(dir.path());
+    let config = format!(
+        "receivers:\n  - {{ id: am, channels: [ {{ alertmanager: {{ url: \"{}\" }} }} ] }}\n\
+         routes:\n  - {{ receivers: [am] }}\n\
+         systems:\n  - id: e-meeting\n    checks:\n      - {{ id: web, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+        am.base, web.addr
+    );
+    write_config(dir.path(), &config);
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    wait_states(&mut events, WAIT, &[("e-meeting/web", State::Up)]).await;
+    web.switch.store(503, Ordering::SeqCst);
+    let active = |alerts: &serde_json::Value| {
+        alerts.as_array().map_or(0, |a| a.iter().filter(|x| x["labels"]["alertname"] == "VigilCheckDown").count())
+    };
+    let deadline = Instant::now() + WAIT;
+    let alerts = loop {
+        let alerts: serde_json::Value =
+            serde_json::from_str(&get(&format!("{}/api/v2/alerts", am.base)).await).expect("json");
+        if active(&alerts) == 1 {
+            break alerts;
+        }
+        assert!(Instant::now() < deadline, "alert never active in Alertmanager: {alerts}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let alert = &alerts[0];
+    assert_eq!(alert["labels"]["system"], "e-meeting");
+    assert_eq!(alert["labels"]["severity"], "critical");
+    assert_eq!(alert["status"]["state"], "active");
+    assert!(alert["annotations"]["summary"].as_str().is_some_and(|s| s.contains("SỰ CỐ")));
+
+    web.switch.store(200, Ordering::SeqCst);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let alerts: serde_json::Value =
+            serde_json::from_str(&get(&format!("{}/api/v2/alerts?active=true", am.base)).await).expect("json");
+        if active(&alerts) == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alert never resolved in Alertmanager: {alerts}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_targets_behind_one_failing_dependency_make_one_notification() {
+    let router = web_server(None).await;
+    let gateways = web_server(None).await;
+    let hooks = HookSink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let targets: String = (1..=40)
+        .map(|i| format!("          - {{ name: gw{i:02}, url: \"http://{}/switch\" }}\n", gateways.addr))
+        .collect();
+    let config = format!(
+        "receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\n\
+         routes:\n  - {{ receivers: [team] }}\n\
+         systems:\n  - id: network\n    checks:\n      - {{ id: core-router, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n      - id: gateways\n        failure_threshold: 3\n        http: {{}}\n        conditions: [\"[STATUS] == 200\"]\n        depends_on: [core-router]\n        targets:\n{targets}",
+        hooks.addr, router.addr
+    );
+    write_config(dir.path(), &config);
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    let mut up: Vec<(String, State)> = (1..=40).map(|i| (format!("network/gateways/gw{i:02}"), State::Up)).collect();
+    up.push(("network/core-router".into(), State::Up));
+    let up_refs: Vec<(&str, State)> = up.iter().map(|(s, st)| (s.as_str(), *st)).collect();
+    wait_states(&mut events, WAIT, &up_refs).await;
+
+    // The core router goes down and everything behind it with it.
+    router.switch.store(503, Ordering::SeqCst);
+    gateways.switch.store(503, Ordering::SeqCst);
+    let unreachable: Vec<(String, State)> =
+        (1..=40).map(|i| (format!("network/gateways/gw{i:02}"), State::Unreachable)).collect();
+    let refs: Vec<(&str, State)> = unreachable.iter().map(|(s, st)| (s.as_str(), *st)).collect();
+    wait_states(&mut events, WAIT, &refs).await;
+    let base = format!("http://{}", app.addr());
+    let open: serde_json::Value =
+        serde_json::from_str(&get(&format!("{base}/api/v1/incidents?state=open")).await).expect("json");
+    assert_eq!(open["incidents"].as_array().map(Vec::len), Some(1), "one incident: {open}");
+    assert_eq!(open["incidents"][0]["target"], "network/core-router");
+    assert_eq!(open["incidents"][0]["affected"].as_array().map(Vec::len), Some(40));
+
+    router.switch.store(200, Ordering::SeqCst);
+    gateways.switch.store(200, Ordering::SeqCst);
+    wait_states(&mut events, WAIT, &up_refs).await;
+    let got = hooks.wait_until(WAIT, "firing and resolved", |h| h.iter().any(|x| x.body["event"] == "resolved")).await;
+    let events: Vec<(&str, &str)> = got
+        .iter()
+        .map(|h| (h.body["event"].as_str().unwrap_or(""), h.body["incident"]["target"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        events,
+        [("firing", "network/core-router"), ("resolved", "network/core-router")],
+        "exactly one alert for 41 failing targets"
+    );
+    assert_eq!(
+        got[1].body["incident"]["affected"].as_array().map(Vec::len),
+        Some(40),
+        "the resolution lists everything affected"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_outage_loses_nothing_and_keeps_order() {
+    let web = web_server(None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut smtp = SmtpSink::start(dir.path());
+    let targets: String =
+        (1..=20).map(|i| format!("          - {{ name: t{i:02}, url: \"http://{}/switch\" }}\n", web.addr)).collect();
+    let config = format!(
+        "receivers:\n{}routes:\n  - {{ receivers: [team] }}\nsystems:\n  - id: web\n    checks:\n      - id: many\n        http: {{}}\n        conditions: [\"[STATUS] == 200\"]\n        targets:\n{targets}",
+        email_receiver("team", smtp.port, "ung-cuu@laichau.test")
+    );
+    write_config(dir.path(), &config);
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    let ids: Vec<String> = (1..=20).map(|i| format!("web/many/t{i:02}")).collect();
+    let states = |s: State| ids.iter().map(|id| (id.as_str(), s)).collect::<Vec<_>>();
+    wait_states(&mut events, WAIT, &states(State::Up)).await;
+
+    smtp.stop();
+    web.switch.store(503, Ordering::SeqCst);
+    wait_states(&mut events, WAIT, &states(State::Down)).await;
+    web.switch.store(200, Ordering::SeqCst);
+    wait_states(&mut events, WAIT, &states(State::Up)).await;
+    let metrics = get(&format!("http://{}/metrics", app.addr())).await;
+    assert!(
+        sample(&metrics, "vigil_notifications_total", &[r#"outcome="failed""#]).is_some_and(|n| n >= 1.0),
+        "deliveries failed while SMTP was down"
+    );
+    smtp.resume();
+
+    let mails = smtp.wait_until(Duration::from_secs(90), "40 notifications after the outage", |m| m.len() >= 40).await;
+    let keys: Vec<&str> = mails.iter().filter_map(|m| m["message_id"].as_str()).collect();
+    let unique: std::collections::BTreeSet<&&str> = keys.iter().collect();
+    assert_eq!(unique.len(), 40, "20 firing + 20 resolved, each once: {keys:?}");
+    assert_eq!(keys.len(), 40, "nothing delivered twice");
+    for n in 1..=20 {
+        let firing = keys.iter().position(|k| *k == format!("<incident-{n}-firing-team@vigil>")).expect("firing");
+        let resolved = keys.iter().position(|k| *k == format!("<incident-{n}-resolved-team@vigil>")).expect("resolved");
+        assert!(firing < resolved, "incident {n}: resolved before firing");
+    }
+    app.shutdown().await;
+    let deliveries = vigil::store::query::deliveries(&dir.path().join("vigil.db")).expect("store");
+    assert!(
+        deliveries.iter().all(|(_, state, channel)| state == "delivered" && channel.as_deref() == Some("email")),
+        "{deliveries:?}"
+    );
+}
