@@ -95,6 +95,7 @@ impl App {
             states: restored.states,
             open_incidents: restored.open_incidents,
             last_incident_id: restored.last_incident_id,
+            maintenance: restored.maintenance,
         };
         let pipeline =
             Pipeline::new(config.clone(), metrics.clone(), board.clone(), store, resume, events.clone(), notes_tx);

@@ -381,7 +381,7 @@ fn with5<'a>(l: [&'a str; 4], extra: &'a str) -> [&'a str; 5] {
 /// The bound series of one target.
 pub struct TargetMetrics {
     up: Gauge,
-    states: [Gauge; 5],
+    states: [Gauge; 6],
     duration: Gauge,
     last_run: Gauge,
     runs_success: IntCounter,

@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::alert::engine::{Effect, Engine, Opening, Routing};
 use crate::alert::incident::{Incident, Notification, Severity};
 use crate::alert::state::{self, Rule, State, TargetState, Transition};
+use crate::config::maintenance::{ApiWindow, Window};
 use crate::config::{Check, Config, ProbeSpec};
 use crate::metrics::{Metrics, TargetMetrics};
 use crate::probe::{Health, ProbeOutcome};
@@ -39,6 +40,8 @@ pub enum Control {
     Reconfigure(Arc<Config>),
     /// Acknowledge an open incident; answers with the incident, or why not.
     Ack { id: i64, by: String, comment: String, respond: oneshot::Sender<Result<Incident, String>> },
+    /// Open a maintenance window (stored, then in force).
+    AddMaintenance(ApiWindow),
 }
 
 struct Entry {
@@ -51,6 +54,9 @@ struct Entry {
     depends_on: Vec<String>,
     state: TargetState,
     metrics: TargetMetrics,
+    /// Times of recent state changes, for flapping detection.
+    changes: std::collections::VecDeque<i64>,
+    flapping: bool,
 }
 
 /// The perfdata labels a check exports as metrics.
@@ -73,6 +79,8 @@ pub struct Pipeline {
     entries: HashMap<String, Entry>,
     /// States read from the store at start-up, used when a target first appears.
     restored: HashMap<String, TargetState>,
+    /// Maintenance windows opened through the API.
+    api_windows: Vec<Window>,
 }
 
 /// What the pipeline starts from.
@@ -81,6 +89,8 @@ pub struct Resume {
     pub states: HashMap<String, TargetState>,
     pub open_incidents: Vec<Incident>,
     pub last_incident_id: i64,
+    /// Maintenance windows opened through the API.
+    pub maintenance: Vec<ApiWindow>,
 }
 
 /// Expands `depends_on` references (check or target ids) to target ids.
@@ -120,6 +130,7 @@ impl Pipeline {
             engine,
             entries: HashMap::new(),
             restored: resume.states,
+            api_windows: resume.maintenance.iter().map(ApiWindow::window).collect(),
         };
         p.configure(config);
         p.publish_incidents();
@@ -159,6 +170,8 @@ impl Pipeline {
                         depends_on: depends_on.clone(),
                         state,
                         metrics,
+                        changes: Default::default(),
+                        flapping: false,
                     };
                     self.entries.insert(id, entry);
                 }
@@ -181,7 +194,7 @@ impl Pipeline {
             .iter()
             .map(|(id, e)| {
                 let last = views.remove(id).and_then(|v| v.last);
-                (id.clone(), TargetView { state: e.state, last })
+                (id.clone(), TargetView { state: e.state, last, flapping: e.flapping })
             })
             .collect();
         board.config = config.clone();
@@ -210,19 +223,85 @@ impl Pipeline {
         (self.config.clone(), self.config.instance.location.clone().unwrap_or_default())
     }
 
+    /// Whether a maintenance window covers the target now.
+    fn in_maintenance(&self, target: &str, now: i64) -> bool {
+        let Some(e) = self.entries.get(target) else { return false };
+        let check = format!("{}/{}", e.system, e.check.id);
+        let tz = &self.config.instance.timezone;
+        self.config
+            .maintenance
+            .iter()
+            .chain(&self.api_windows)
+            .any(|w| w.covers(&e.system, &check, target) && w.active(now, tz))
+    }
+
+    /// Whether target `id` is failing or down (or on its way there).
+    fn failing(&self, id: &str) -> bool {
+        self.entries.get(id).is_some_and(|e| {
+            matches!(e.state.state, State::Down | State::Unreachable) || e.state.streak.is_some_and(|s| s.worse)
+        })
+    }
+
+    /// Whether Vigil is blind for `target`: every uplink check fails, and `target` is not one.
+    fn blind_for(&self, target: &str) -> bool {
+        let uplink = &self.config.instance.uplink;
+        !uplink.is_empty() && !uplink.iter().any(|u| u == target) && uplink.iter().all(|u| self.failing(u))
+    }
+
     fn handle(&mut self, result: ProbeResult) {
         let Some(depends_on) = self.entries.get(&result.target_id).map(|e| e.depends_on.clone()) else {
             return; // A target removed by a reload while its probe was running.
         };
         let failing_deps = self.dependency_failing(&depends_on);
+        let in_window = self.in_maintenance(&result.target_id, result.finished_ms);
+        let blind = self.blind_for(&result.target_id);
+        let flapping_rule = self.config.alerting.flapping;
         let Some(entry) = self.entries.get_mut(&result.target_id) else { return };
         let outcome = &result.outcome;
         self.metrics.scheduler_lag.observe(result.lag.as_secs_f64());
         self.metrics.record(&mut entry.metrics, outcome, result.finished_ms as f64 / 1000.0);
         let prev = entry.state;
-        let (next, transition) =
-            state::step(&entry.state, outcome.health, entry.rule, !failing_deps.is_empty(), result.finished_ms);
+        let now = result.finished_ms;
+        let (next, transition) = match (in_window, prev.state == State::Maintenance) {
+            (true, true) => (TargetState { streak: None, ..prev }, None),
+            (true, false) => (
+                TargetState { state: State::Maintenance, since_ms: now, streak: None },
+                Some(Transition { from: prev.state, to: State::Maintenance, at_ms: now }),
+            ),
+            // Vigil cannot see past its own uplink: this time is no data, not an outage.
+            (false, false) if blind && prev.state == State::Unknown => (TargetState { streak: None, ..prev }, None),
+            (false, false) if blind => (
+                TargetState { state: State::Unknown, since_ms: now, streak: None },
+                Some(Transition { from: prev.state, to: State::Unknown, at_ms: now }),
+            ),
+            (false, true) => {
+                // The window ended: judge afresh, as after a start.
+                let (n, t) =
+                    state::step(&TargetState::new(now), outcome.health, entry.rule, !failing_deps.is_empty(), now);
+                let to = t.map_or(n.state, |t| t.to);
+                (n, Some(Transition { from: State::Maintenance, to, at_ms: now }))
+            }
+            (false, false) => state::step(&prev, outcome.health, entry.rule, !failing_deps.is_empty(), now),
+        };
         entry.state = next;
+        let mut flapping_started = false;
+        if let Some(t) = transition
+            && [t.from, t.to]
+                .iter()
+                .all(|s| matches!(s, State::Up | State::Degraded | State::Down | State::Unreachable))
+        {
+            entry.changes.push_back(now);
+            while entry.changes.front().is_some_and(|c| now - c > flapping_rule.window.as_millis() as i64) {
+                entry.changes.pop_front();
+            }
+            if !entry.flapping && entry.changes.len() as u32 >= flapping_rule.changes {
+                entry.flapping = true;
+                flapping_started = true;
+                tracing::warn!(target_id = %result.target_id, changes = entry.changes.len(), "target is flapping; its notifications pause until it is stable");
+            }
+        }
+        let quiet = entry.flapping;
+        let flapping = entry.flapping;
         let reason = outcome.reason.map(|r| r.code());
         let mut records = Vec::new();
         let mut effects = Vec::new();
@@ -238,7 +317,11 @@ impl Pipeline {
             }));
             self.metrics.set_state(&entry.metrics, t.to);
             let started = prev.streak.map_or(t.at_ms, |s| s.since_ms.min(t.at_ms).max(1));
-            effects = self.on_transition(&result.target_id, t, outcome, started, &failing_deps);
+            effects = self.on_transition(&result.target_id, t, outcome, started, &failing_deps, quiet);
+            if flapping_started && let Some(o) = self.opening(&result.target_id, Severity::Critical, outcome, started) {
+                let (config, location) = self.routing();
+                effects.extend(self.engine.flapping(o, Routing { routes: &config.routes, location: &location }, now));
+            }
         }
         records.push(Record::Result(ResultRecord {
             target: result.target_id.clone(),
@@ -260,7 +343,7 @@ impl Pipeline {
             outcome.observations.body = None; // bodies are not kept beyond the judgement
             board.targets.insert(
                 result.target_id,
-                TargetView { state: next, last: Some(LastResult { at_ms: result.finished_ms, outcome }) },
+                TargetView { state: next, last: Some(LastResult { at_ms: result.finished_ms, outcome }), flapping },
             );
             if transition.is_some()
                 && let Some(system) = board.config.systems.iter().find(|s| s.id == system_id)
@@ -273,6 +356,41 @@ impl Pipeline {
     }
 
     /// Incidents and notifications caused by a transition.
+    /// What an incident of `target` would say.
+    fn opening(&self, target: &str, severity: Severity, outcome: &ProbeOutcome, started_ms: i64) -> Option<Opening> {
+        let entry = self.entries.get(target)?;
+        let system = self.config.systems.iter().find(|s| s.id == entry.system)?;
+        let system_name = match self.config.instance.language {
+            crate::config::Language::Vi => system.name_vi.clone(),
+            crate::config::Language::En => system.name_en.clone(),
+        };
+        // Dependents already unreachable because of this target are listed at once.
+        let mut affected: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.state.state == State::Unreachable && e.depends_on.iter().any(|d| d == target))
+            .map(|(id, _)| id.clone())
+            .collect();
+        affected.sort();
+        Some(Opening {
+            target: target.to_string(),
+            system: entry.system.clone(),
+            system_name,
+            check: entry.check.id.clone(),
+            check_name: entry.check.name.clone(),
+            target_name: entry.target_name.clone(),
+            kind: entry.kind.to_string(),
+            severity,
+            started_ms,
+            cause: outcome.message.clone(),
+            reason: outcome.reason.map(|r| r.code().to_string()),
+            failed_conditions: outcome.failed_conditions.clone(),
+            affected,
+            runbook: entry.check.runbook.clone(),
+            monitor_blind: self.config.instance.uplink.iter().any(|u| u == target),
+        })
+    }
+
     fn on_transition(
         &mut self,
         target: &str,
@@ -280,6 +398,7 @@ impl Pipeline {
         outcome: &ProbeOutcome,
         started_ms: i64,
         failing_deps: &[String],
+        quiet: bool,
     ) -> Vec<Effect> {
         let (config, location) = self.routing();
         let routing = Routing { routes: &config.routes, location: &location };
@@ -288,36 +407,20 @@ impl Pipeline {
             State::Degraded => Some(Severity::Warning),
             _ => None,
         };
+        // Still the same trouble (e.g. back from maintenance): the open incident goes on.
+        if let Some(severity) = severity
+            && self.engine.open_incident(target).is_some_and(|i| i.severity == severity)
+        {
+            return Vec::new();
+        }
+        if matches!(t.to, State::Maintenance | State::Unknown) {
+            return Vec::new();
+        }
         let mut effects = match severity {
             Some(severity) => {
-                let Some(entry) = self.entries.get(target) else { return Vec::new() };
-                let system_name =
-                    config.systems.iter().find(|s| s.id == entry.system).map(|s| s.name_vi.clone()).unwrap_or_default();
-                // Dependents already unreachable because of this target are listed at once.
-                let affected: Vec<String> = self
-                    .entries
-                    .iter()
-                    .filter(|(_, e)| e.state.state == State::Unreachable && e.depends_on.iter().any(|d| d == target))
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                let opening = Opening {
-                    target: target.to_string(),
-                    system: entry.system.clone(),
-                    system_name,
-                    check: entry.check.id.clone(),
-                    check_name: entry.check.name.clone(),
-                    target_name: entry.target_name.clone(),
-                    kind: entry.kind.to_string(),
-                    severity,
-                    started_ms,
-                    cause: outcome.message.clone(),
-                    reason: outcome.reason.map(|r| r.code().to_string()),
-                    failed_conditions: outcome.failed_conditions.clone(),
-                    affected,
-                    runbook: entry.check.runbook.clone(),
-                };
+                let Some(opening) = self.opening(target, severity, outcome, started_ms) else { return Vec::new() };
                 self.metrics.incidents_total.with_label_values(&[&opening.system, severity.as_str()]).inc();
-                self.engine.open(opening, routing, t.at_ms)
+                self.engine.open(opening, routing, t.at_ms, quiet)
             }
             None => self.engine.resolve(target, t.at_ms),
         };
@@ -364,8 +467,19 @@ impl Pipeline {
     }
 
     fn tick(&mut self) {
+        let now = now_ms();
+        let window = self.config.alerting.flapping.window.as_millis() as i64;
+        for (id, e) in self.entries.iter_mut().filter(|(_, e)| e.flapping) {
+            if e.changes.back().is_none_or(|last| now - last > window) {
+                e.flapping = false;
+                e.changes.clear();
+                tracing::info!(target_id = %id, "target is stable again; notifications resume");
+            }
+        }
         let (config, location) = self.routing();
-        let effects = self.engine.tick(Routing { routes: &config.routes, location: &location }, now_ms());
+        let entries = &self.entries;
+        let paused = |t: &str| entries.get(t).is_some_and(|e| e.state.state == State::Maintenance);
+        let effects = self.engine.tick(Routing { routes: &config.routes, location: &location }, now_ms(), &paused);
         if !effects.is_empty() {
             self.apply(effects, Vec::new());
         }
@@ -402,6 +516,11 @@ impl Pipeline {
                     Some(Control::Reconfigure(config)) => self.configure(config),
                     Some(Control::Ack { id, by, comment, respond }) => {
                         let _ = respond.send(self.ack(id, &by, &comment));
+                    }
+                    Some(Control::AddMaintenance(w)) => {
+                        tracing::info!(name = %w.name, by = %w.by, "maintenance window opened");
+                        self.api_windows.push(w.window());
+                        self.store.send(Record::Maintenance(w));
                     }
                     None => control_open = false,
                 },

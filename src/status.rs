@@ -23,6 +23,8 @@ pub struct LastResult {
 pub struct TargetView {
     pub state: TargetState,
     pub last: Option<LastResult>,
+    /// The target keeps changing state (its notifications pause).
+    pub flapping: bool,
 }
 
 /// The board: the running configuration and every target's view, keyed by target id.
@@ -45,6 +47,7 @@ pub fn system_state(system: &System, targets: &HashMap<String, TargetView>) -> S
             let s = targets.get(&t.key.id()).map_or(State::Unknown, |v| v.state.state);
             let rank = |s: State| match s {
                 State::Up => 0,
+                State::Maintenance => 1,
                 State::Unknown => 1,
                 State::Degraded => 2,
                 State::Down | State::Unreachable => 3,
@@ -89,6 +92,7 @@ impl Board {
                                     "id": id,
                                     "name": t.key.target,
                                     "state": state.as_str(),
+                                    "flapping": view.is_some_and(|v| v.flapping),
                                     "since": view.map(|v| local_time(v.state.since_ms, tz)),
                                     "last_result": view.and_then(|v| v.last.as_ref()).map(|l| last_json(l, tz)),
                                 })

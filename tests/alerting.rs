@@ -384,3 +384,167 @@ async fn smtp_outage_loses_nothing_and_keeps_order() {
         "{deliveries:?}"
     );
 }
+
+fn webhook_config(hooks: &HookSink, extra_route: &str, systems: &str) -> String {
+    format!(
+        "receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\nroutes:\n  - {{ receivers: [team]{extra_route} }}\n{systems}",
+        hooks.addr
+    )
+}
+
+fn events_of(hooks: &[Hook]) -> Vec<String> {
+    hooks.iter().map(|h| h.body["event"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_window_mid_incident_pauses_alerts_and_keeps_the_incident() {
+    let web = web_server(None).await;
+    let hooks = HookSink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let systems = format!(
+        "systems:\n  - id: documents\n    checks:\n      - {{ id: web, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+        web.addr
+    );
+    write_config(dir.path(), &webhook_config(&hooks, ", repeat_every: 1s", &systems));
+    let app = start_daemon(dir.path()).await;
+    let base = format!("http://{}", app.addr());
+    let mut events = app.subscribe();
+    wait_states(&mut events, WAIT, &[("documents/web", State::Up)]).await;
+    web.switch.store(503, Ordering::SeqCst);
+    hooks.wait_until(WAIT, "firing", |h| events_of(h).contains(&"firing".to_string())).await;
+
+    // Writes need the token.
+    let (code, _) = request("POST", &format!("{base}/api/v1/maintenance"), None).await;
+    assert_eq!(code, 401);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let body = r#"{"name": "thay ổ cứng", "systems": ["documents"], "duration": "4s", "reason": "replace a disk", "by": "tran.van.a"}"#;
+    let req = hyper::Request::post(format!("{base}/api/v1/maintenance"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .expect("request");
+    assert_eq!(client.request(req).await.expect("response").status().as_u16(), 201);
+    wait_states(&mut events, WAIT, &[("documents/web", State::Maintenance)]).await;
+    let during = hooks.hooks().len();
+    let list: serde_json::Value =
+        serde_json::from_str(&get(&format!("{base}/api/v1/maintenance")).await).expect("json");
+    assert_eq!(list["maintenance"][0]["by"], "tran.van.a");
+    assert_eq!(list["maintenance"][0]["active"], true);
+
+    // Inside the window: no reminders although repeat_every is 1s.
+    let back = wait_for(&mut events, WAIT, |e| e.transition.is_some_and(|t| t.from == State::Maintenance)).await;
+    assert_eq!(back.state, State::Down, "still failing after the window");
+    assert_eq!(hooks.hooks().len(), during, "nothing was sent during maintenance");
+    let open: serde_json::Value =
+        serde_json::from_str(&get(&format!("{base}/api/v1/incidents?state=open")).await).expect("json");
+    assert_eq!(open["incidents"].as_array().map(Vec::len), Some(1), "the same incident goes on: {open}");
+    assert_eq!(open["incidents"][0]["id"], 1);
+
+    // Recovery: the resolution is delivered for the incident that began before the window.
+    web.switch.store(200, Ordering::SeqCst);
+    let got = hooks.wait_until(WAIT, "resolved", |h| events_of(h).contains(&"resolved".to_string())).await;
+    let firings = events_of(&got).iter().filter(|e| *e == "firing").count();
+    assert_eq!(firings, 1, "no second alert after the window: {:?}", events_of(&got));
+    assert_eq!(got.last().map(|h| h.body["incident"]["id"].clone()), Some(serde_json::json!(1)));
+    let metrics = get(&format!("{base}/metrics")).await;
+    assert!(
+        sample(&metrics, "vigil_check_state", &[r#"state="maintenance""#]).is_some(),
+        "maintenance is a state series"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_recurring_maintenance_is_validated_and_listed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(
+        dir.path(),
+        "maintenance:\n  - { name: patching, systems: [documents], cron: \"0 22 * * SAT\", duration: 2h }\n  - { name: power, checks: [network/core-router], from: \"2030-01-05 20:00\", to: \"2030-01-06 02:00\" }\nsystems: []\n",
+    );
+    let app = start_daemon(dir.path()).await;
+    let list: serde_json::Value =
+        serde_json::from_str(&get(&format!("http://{}/api/v1/maintenance", app.addr())).await).expect("json");
+    assert_eq!(list["maintenance"][0]["schedule"]["cron"], "0 22 * * SAT");
+    assert_eq!(list["maintenance"][1]["schedule"]["from"], "2030-01-05T20:00:00+07:00");
+    assert_eq!(list["maintenance"][1]["active"], false);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flapping_sends_one_notice_then_stays_quiet() {
+    let web = web_server(None).await;
+    let hooks = HookSink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let systems = format!(
+        "systems:\n  - id: network\n    checks:\n      - {{ id: sin-ho, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+        web.addr
+    );
+    let config =
+        format!("alerting: {{ flapping: {{ changes: 4, window: 10m }} }}\n{}", webhook_config(&hooks, "", &systems));
+    write_config(dir.path(), &config);
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    wait_states(&mut events, WAIT, &[("network/sin-ho", State::Up)]).await;
+    // Six changes, each driven by the previous one.
+    for i in 0..6 {
+        let (status, want) = if i % 2 == 0 { (503, State::Down) } else { (200, State::Up) };
+        web.switch.store(status, Ordering::SeqCst);
+        wait_for(&mut events, WAIT, |e| e.transition.is_some_and(|t| t.to == want)).await;
+    }
+    let got = hooks.wait_until(WAIT, "the flapping notice", |h| events_of(h).contains(&"flapping".to_string())).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got_later = hooks.hooks();
+    assert_eq!(got_later.len(), got.len(), "quiet after the notice");
+    assert_eq!(events_of(&got_later), ["firing", "resolved", "firing", "resolved", "flapping"]);
+    let status: serde_json::Value =
+        serde_json::from_str(&get(&format!("http://{}/api/v1/status", app.addr())).await).expect("json");
+    assert_eq!(status["systems"][0]["checks"][0]["targets"][0]["flapping"], true);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_blind_sends_one_alert_and_judges_nothing_else() {
+    let uplink = web_server(None).await;
+    let service = web_server(None).await;
+    let hooks = HookSink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let systems = format!(
+        "systems:\n  - id: vigil\n    checks:\n      - {{ id: uplink, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n  - id: reporting\n    checks:\n      - {{ id: api, failure_threshold: 2, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+        uplink.addr, service.addr
+    );
+    write_config(dir.path(), &webhook_config(&hooks, "", &systems));
+    let text = std::fs::read_to_string(dir.path().join("vigil.yaml")).expect("read");
+    std::fs::write(
+        dir.path().join("vigil.yaml"),
+        text.replace(
+            "instance: { name: test, location: test-lab }",
+            "instance: { name: test, location: test-lab, uplink: [vigil/uplink] }",
+        ),
+    )
+    .expect("write");
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    wait_states(&mut events, WAIT, &[("vigil/uplink", State::Up), ("reporting/api", State::Up)]).await;
+
+    uplink.switch.store(503, Ordering::SeqCst);
+    service.switch.store(503, Ordering::SeqCst);
+    wait_states(&mut events, WAIT, &[("vigil/uplink", State::Down), ("reporting/api", State::Unknown)]).await;
+    let got = hooks.wait_until(WAIT, "the blind alert", |h| !h.is_empty()).await;
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].body["summary"].as_str().is_some_and(|s| s.starts_with("[Vigil] GIÁM SÁT MẤT KẾT NỐI")),
+        "{}",
+        got[0].body
+    );
+
+    // The uplink is back and the service still fails: now that is an outage of its own.
+    uplink.switch.store(200, Ordering::SeqCst);
+    wait_states(&mut events, WAIT, &[("reporting/api", State::Down)]).await;
+    let got = hooks
+        .wait_until(WAIT, "the service alert", |h| h.iter().any(|x| x.body["incident"]["target"] == "reporting/api"))
+        .await;
+    assert_eq!(events_of(&got).iter().filter(|e| *e == "firing").count(), 2);
+    let changes = vigil::store::query::changes(&dir.path().join("vigil.db"), "reporting/api").expect("store");
+    assert!(changes.iter().any(|c| c.to == "unknown"), "blind time is recorded as no data: {changes:?}");
+    app.shutdown().await;
+}

@@ -19,10 +19,17 @@ async fn demo_shows_five_systems_with_an_outage_and_a_degradation() {
         .spawn()
         .expect("start vigil demo");
     let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let status_url = lines
-        .by_ref()
-        .map_while(Result::ok)
+    // Read everything the demo prints on a thread, so its pipe never fills up.
+    let (tx, printed) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let status_url = printed
+        .iter()
         .find_map(|l| l.trim().strip_prefix("status API").map(|u| u.trim().to_string()))
         .expect("demo prints the status URL");
     assert!(status_url.starts_with("http://127.0.0.1:"), "{status_url}");
@@ -50,6 +57,19 @@ async fn demo_shows_five_systems_with_an_outage_and_a_degradation() {
         seen.iter().all(|s| ["up", "down", "degraded"].contains(&s["state"].as_str().unwrap_or_default())),
         "every system has been probed"
     );
+
+    // Alerts flow: the demo's receiver prints what it gets.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let alert = loop {
+        match printed.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) if line.contains("alert → [Vigil] SỰ CỐ: Hệ thống hội nghị truyền hình trực tuyến") => {
+                break line;
+            }
+            Ok(_) => continue,
+            Err(_) => panic!("no e-meeting alert printed within 30 s"),
+        }
+    };
+    assert!(alert.contains("ngừng hoạt động"), "{alert}");
 
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("send SIGINT");
     assert!(status.success());

@@ -35,6 +35,8 @@ pub struct Opening {
     pub failed_conditions: Vec<String>,
     pub affected: Vec<String>,
     pub runbook: Option<String>,
+    /// The target is one of Vigil's uplink checks.
+    pub monitor_blind: bool,
 }
 
 /// Routing context: the routes and the `location` label.
@@ -86,8 +88,9 @@ impl Engine {
         self.open.values()
     }
 
-    /// Opens an incident and tells the receivers of its routes.
-    pub fn open(&mut self, o: Opening, routing: Routing, now: i64) -> Vec<Effect> {
+    /// Opens an incident and tells the receivers of its routes — unless `quiet` (the target
+    /// is flapping): then nobody is told, and nobody hears of its resolution either.
+    pub fn open(&mut self, o: Opening, routing: Routing, now: i64, quiet: bool) -> Vec<Effect> {
         let mut effects = self.resolve(&o.target, now);
         let mut incident = Incident {
             id: self.next_id,
@@ -112,10 +115,12 @@ impl Engine {
             reminders: 0,
             escalated: false,
             last_notified_ms: now,
+            monitor_blind: o.monitor_blind,
         };
         self.next_id += 1;
         let mut seen = HashSet::new();
-        for r in route::matching(routing.routes, &incident, routing.location) {
+        let routes = if quiet { Vec::new() } else { route::matching(routing.routes, &incident, routing.location) };
+        for r in routes {
             for receiver in &r.receivers {
                 if seen.insert(receiver.clone()) {
                     let first_key = key(&incident, receiver, EventKind::Firing, 0);
@@ -150,6 +155,37 @@ impl Engine {
         effects
     }
 
+    /// One "flapping" notification to the receivers the target's incidents go to.
+    pub fn flapping(&mut self, o: Opening, routing: Routing, now: i64) -> Vec<Effect> {
+        let mut snapshot = match self.open.get(&o.target) {
+            Some(i) => i.clone(),
+            None => {
+                let mut probe = Engine { open: BTreeMap::new(), next_id: 0 };
+                let effects = probe.open(o.clone(), Routing { routes: &[], location: routing.location }, now, true);
+                match effects.into_iter().find_map(|e| if let Effect::Save(i) = e { Some(i) } else { None }) {
+                    Some(i) => i,
+                    None => return Vec::new(),
+                }
+            }
+        };
+        snapshot.resolved_ms = None;
+        let mut seen = HashSet::new();
+        let mut effects = Vec::new();
+        for r in route::matching(routing.routes, &snapshot, routing.location) {
+            for receiver in r.receivers.iter().filter(|r| seen.insert((*r).clone())) {
+                effects.push(Effect::Notify(Notification {
+                    key: format!("flapping-{}-{now}-{receiver}", o.target.replace('/', "_")),
+                    receiver: receiver.clone(),
+                    event: EventKind::Flapping,
+                    incident: snapshot.clone(),
+                    created_ms: now,
+                    reply_to: None,
+                }));
+            }
+        }
+        effects
+    }
+
     /// Lists `dependent` as also affected by the open incidents of `roots`.
     pub fn add_affected(&mut self, roots: &[String], dependent: &str) -> Vec<Effect> {
         let mut effects = Vec::new();
@@ -173,10 +209,11 @@ impl Engine {
         Some(vec![Effect::Save(incident.clone())])
     }
 
-    /// Reminders and escalations that are due.
-    pub fn tick(&mut self, routing: Routing, now: i64) -> Vec<Effect> {
+    /// Reminders and escalations that are due; incidents of `paused` targets (in
+    /// maintenance) wait.
+    pub fn tick(&mut self, routing: Routing, now: i64, paused: &dyn Fn(&str) -> bool) -> Vec<Effect> {
         let mut effects = Vec::new();
-        for incident in self.open.values_mut().filter(|i| i.ack.is_none()) {
+        for incident in self.open.values_mut().filter(|i| i.ack.is_none() && !paused(&i.target)) {
             let routes = route::matching(routing.routes, incident, routing.location);
             let mut changed = false;
             let since = Duration::from_millis((now - incident.detected_ms).max(0) as u64);
@@ -268,6 +305,7 @@ mod tests {
             failed_conditions: vec!["[STATUS] (503) == 200".into()],
             affected: Vec::new(),
             runbook: None,
+            monitor_blind: false,
         }
     }
 
@@ -288,9 +326,9 @@ mod tests {
         let routes = vec![first, route(&[("system", "proc*")], &["managers"]), route(&[], &["everyone"])];
         let routing = Routing { routes: &routes, location: "dc" };
         let mut engine = Engine::default();
-        let effects = engine.open(opening("procedures/portal", Severity::Critical), routing, 10);
+        let effects = engine.open(opening("procedures/portal", Severity::Critical), routing, 10, false);
         assert_eq!(notified(&effects), [("team".into(), EventKind::Firing), ("managers".into(), EventKind::Firing)]);
-        let effects = engine.open(opening("network/router", Severity::Warning), routing, 10);
+        let effects = engine.open(opening("network/router", Severity::Warning), routing, 10, false);
         assert_eq!(notified(&effects), [("everyone".into(), EventKind::Firing)]);
     }
 
@@ -302,7 +340,7 @@ mod tests {
         let routes = vec![r];
         let routing = Routing { routes: &routes, location: "" };
         let mut engine = Engine::default();
-        engine.open(opening("web/portal", Severity::Critical), routing, 0);
+        engine.open(opening("web/portal", Severity::Critical), routing, 0, false);
         let scenario: &[(i64, &[(&str, EventKind)])] = &[
             (30_000, &[]),
             (60_000, &[("team", EventKind::Reminder)]),
@@ -311,15 +349,27 @@ mod tests {
             (150_000, &[]),
         ];
         for (now, expected) in scenario {
-            let got = notified(&engine.tick(routing, *now));
+            let got = notified(&engine.tick(routing, *now, &|_| false));
             let want: Vec<(String, EventKind)> = expected.iter().map(|(r, e)| (r.to_string(), *e)).collect();
             assert_eq!(got, want, "at {now} ms");
         }
         let id = engine.open_incident("web/portal").expect("open").id;
         engine.ack(id, "duty", "on it", 160_000).expect("ack");
-        assert!(notified(&engine.tick(routing, 400_000)).is_empty(), "no reminder after ack");
+        assert!(notified(&engine.tick(routing, 400_000, &|_| false)).is_empty(), "no reminder after ack");
         let resolved = notified(&engine.resolve("web/portal", 500_000));
         assert_eq!(resolved, [("team".into(), EventKind::Resolved), ("managers".into(), EventKind::Resolved)]);
+    }
+
+    #[test]
+    fn flapping_targets_go_quiet() {
+        let routes = vec![route(&[], &["team"])];
+        let routing = Routing { routes: &routes, location: "" };
+        let mut engine = Engine::default();
+        let note = notified(&engine.flapping(opening("net/gw", Severity::Critical), routing, 5));
+        assert_eq!(note, [("team".into(), EventKind::Flapping)]);
+        let quiet = engine.open(opening("net/gw", Severity::Critical), routing, 6, true);
+        assert!(notified(&quiet).is_empty(), "no alert while flapping");
+        assert!(notified(&engine.resolve("net/gw", 7)).is_empty(), "nobody told, nobody to tell of the end");
     }
 
     #[test]
@@ -327,14 +377,14 @@ mod tests {
         let routes = vec![route(&[], &["team"])];
         let routing = Routing { routes: &routes, location: "" };
         let mut engine = Engine::new(Vec::new(), 41);
-        let effects = engine.open(opening("web/portal", Severity::Critical), routing, 0);
+        let effects = engine.open(opening("web/portal", Severity::Critical), routing, 0, false);
         let Some(Effect::Notify(n)) = effects.last() else { panic!("a notification") };
         assert_eq!(n.key, "incident-42-firing-team");
         assert_eq!(n.reply_to, None, "the first mail starts the thread");
         let resolved = engine.resolve("web/portal", 5);
         let Some(Effect::Notify(r)) = resolved.last() else { panic!("resolution") };
         assert_eq!(r.reply_to.as_deref(), Some("incident-42-firing-team"));
-        engine.open(opening("web/portal", Severity::Critical), routing, 6);
+        engine.open(opening("web/portal", Severity::Critical), routing, 6, false);
         assert!(engine.add_affected(&["web/portal".into()], "web/api").len() == 1);
         assert!(engine.add_affected(&["web/portal".into()], "web/api").is_empty(), "listed once");
     }

@@ -70,6 +70,9 @@ pub struct Incident {
     pub reminders: u32,
     pub escalated: bool,
     pub last_notified_ms: i64,
+    /// The failing target is Vigil's own uplink: Vigil cannot judge the others.
+    #[serde(default)]
+    pub monitor_blind: bool,
 }
 
 impl Incident {
@@ -87,6 +90,8 @@ pub enum EventKind {
     Reminder,
     Escalation,
     Resolved,
+    /// The target keeps changing state; notifications pause until it is stable.
+    Flapping,
     Test,
 }
 
@@ -98,6 +103,7 @@ impl EventKind {
             EventKind::Reminder => "reminder",
             EventKind::Escalation => "escalation",
             EventKind::Resolved => "resolved",
+            EventKind::Flapping => "flapping",
             EventKind::Test => "test",
         }
     }

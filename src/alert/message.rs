@@ -34,6 +34,7 @@ pub struct MessageContext {
     pub ack_key: Option<Secret>,
     pub ack_ttl: Duration,
     pub templates: Option<PathBuf>,
+    pub flapping: crate::config::alerting::Flapping,
 }
 
 impl MessageContext {
@@ -47,6 +48,7 @@ impl MessageContext {
             ack_key: config.alerting.ack_key.clone(),
             ack_ttl: config.alerting.ack_link_ttl,
             templates: config.alerting.templates.clone(),
+            flapping: config.alerting.flapping,
         }
     }
 }
@@ -108,7 +110,8 @@ pub fn render(n: &Notification, ctx: &MessageContext, now_ms: i64) -> Rendered {
         started => local(i.started_ms, tz), detected => local(i.detected_ms, tz),
         resolved => i.resolved_ms.map(|r| local(r, tz)), duration,
         ack => i.ack, ack_at => i.ack.as_ref().map(|a| local(a.at_ms, tz)),
-        ack_url => ack_link(ctx, i.id, now_ms), status_url,
+        ack_url => ack_link(ctx, i.id, now_ms), status_url, blind => i.monitor_blind,
+        flapping_changes => ctx.flapping.changes, flapping_window => format_duration(ctx.flapping.window),
     };
     let dir = ctx.templates.as_deref();
     let mut env = Environment::new();
@@ -164,6 +167,7 @@ pub fn test_notification(receiver: &str, now_ms: i64) -> Notification {
             reminders: 0,
             escalated: false,
             last_notified_ms: now_ms,
+            monitor_blind: false,
         },
         created_ms: now_ms,
         reply_to: None,
@@ -184,6 +188,7 @@ mod tests {
             ack_key: Some(Secret::new("k3y")),
             ack_ttl: Duration::from_secs(3600),
             templates: None,
+            flapping: crate::config::alerting::Flapping { changes: 6, window: Duration::from_secs(1800) },
         }
     }
 

@@ -50,6 +50,7 @@ pub fn spawn(
         let mut workers: HashMap<String, mpsc::UnboundedSender<Notification>> = HashMap::new();
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(refresh_alertmanager(shared.clone(), shutdown.clone()));
+        tasks.spawn(deadman(shared.clone(), shutdown.clone()));
         let mut route = |n: Notification, tasks: &mut tokio::task::JoinSet<()>| {
             let sender = workers.entry(n.receiver.clone()).or_insert_with(|| {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -227,6 +228,37 @@ async fn worker(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Calls the dead-man's switch (`alerting.deadman.url`) every interval while Vigil runs, so
+/// an outside service notices when Vigil itself stops.
+async fn deadman(shared: Arc<Shared>, shutdown: CancellationToken) {
+    loop {
+        let deadman = shared.board.read().unwrap_or_else(|p| p.into_inner()).config.alerting.deadman.clone();
+        let wait = deadman.as_ref().map_or(Duration::from_secs(30), |d| d.interval);
+        if let Some(d) = deadman {
+            let req = hyper::Request::get(&d.url)
+                .header("user-agent", concat!("Vigil/", env!("CARGO_PKG_VERSION")))
+                .body(http_body_util::Full::new(bytes::Bytes::new()));
+            match req {
+                Ok(req) => match tokio::time::timeout(notify::SEND_TIMEOUT, shared.http.request(req)).await {
+                    Ok(Ok(resp)) if resp.status().is_success() => {
+                        tracing::debug!(url = %d.url, "dead-man's switch called")
+                    }
+                    Ok(Ok(resp)) => {
+                        tracing::warn!(url = %d.url, status = %resp.status(), "dead-man's switch refused the call")
+                    }
+                    Ok(Err(e)) => tracing::warn!(url = %d.url, error = %e, "cannot reach the dead-man's switch"),
+                    Err(_) => tracing::warn!(url = %d.url, "the dead-man's switch did not answer in time"),
+                },
+                Err(e) => tracing::error!(error = %e, "invalid dead-man's switch URL"),
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }

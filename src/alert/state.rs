@@ -25,11 +25,14 @@ pub enum State {
     Down,
     /// Failing because a dependency is down: counted against the root cause.
     Unreachable,
+    /// Inside a maintenance window: no alerts, excluded from the SLA.
+    Maintenance,
 }
 
 impl State {
     /// Every state, for one metric series each.
-    pub const ALL: [State; 5] = [State::Up, State::Degraded, State::Down, State::Unreachable, State::Unknown];
+    pub const ALL: [State; 6] =
+        [State::Up, State::Degraded, State::Down, State::Unreachable, State::Maintenance, State::Unknown];
 
     /// Lowercase name, as in metrics and the API.
     pub fn as_str(self) -> &'static str {
@@ -39,6 +42,7 @@ impl State {
             State::Degraded => "degraded",
             State::Down => "down",
             State::Unreachable => "unreachable",
+            State::Maintenance => "maintenance",
         }
     }
 
@@ -52,7 +56,7 @@ impl State {
             State::Up => 0,
             State::Degraded => 1,
             State::Down | State::Unreachable => 2,
-            State::Unknown => 0,
+            State::Unknown | State::Maintenance => 0,
         }
     }
 }

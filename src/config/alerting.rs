@@ -23,6 +23,24 @@ pub struct Alerting {
     pub max_age: Duration,
     /// A folder of templates overriding the built-in ones.
     pub templates: Option<PathBuf>,
+    /// At least `changes` state changes within `window` make a target flapping.
+    pub flapping: Flapping,
+    /// Vigil's own heartbeat to a dead-man's switch.
+    pub deadman: Option<Deadman>,
+}
+
+/// Flapping detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flapping {
+    pub changes: u32,
+    pub window: Duration,
+}
+
+/// The dead-man's switch Vigil calls while it runs.
+#[derive(Debug, Clone)]
+pub struct Deadman {
+    pub url: String,
+    pub interval: Duration,
 }
 
 impl Default for Alerting {
@@ -32,6 +50,8 @@ impl Default for Alerting {
             ack_link_ttl: Duration::from_secs(86_400),
             max_age: Duration::from_secs(86_400),
             templates: None,
+            flapping: Flapping { changes: 6, window: Duration::from_secs(1800) },
+            deadman: None,
         }
     }
 }
@@ -193,6 +213,29 @@ pub(super) fn alerting(file: &SourceFile, raw: &RawAlerting, errors: &mut Errors
         ),
         max_age: duration_field(file, "alerting.max_age", raw.max_age.as_ref(), defaults.max_age, errors),
         templates: raw.templates.as_ref().map(|t| base.join(t)),
+        flapping: Flapping {
+            changes: match raw.flapping.changes {
+                Some(n) if n < 2 => {
+                    errors.at(file, "alerting.flapping.changes", "must be at least 2");
+                    defaults.flapping.changes
+                }
+                Some(n) => n,
+                None => defaults.flapping.changes,
+            },
+            window: duration_field(
+                file,
+                "alerting.flapping.window",
+                raw.flapping.window.as_ref(),
+                defaults.flapping.window,
+                errors,
+            ),
+        },
+        deadman: raw.deadman.as_ref().and_then(|d| {
+            let url = http_url(file, "alerting.deadman.url", d.url.as_ref(), errors)?;
+            let interval =
+                duration_field(file, "alerting.deadman.interval", d.interval.as_ref(), Duration::from_secs(60), errors);
+            Some(Deadman { url, interval })
+        }),
     }
 }
 

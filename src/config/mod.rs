@@ -7,6 +7,7 @@
 pub mod alerting;
 mod fields;
 mod kinds;
+pub mod maintenance;
 mod modules;
 mod raw;
 mod source;
@@ -107,6 +108,8 @@ pub struct Config {
     pub alerting: alerting::Alerting,
     pub receivers: Vec<alerting::Receiver>,
     pub routes: Vec<alerting::Route>,
+    /// Maintenance windows from the configuration.
+    pub maintenance: Vec<maintenance::Window>,
     /// Every file read (root first).
     pub files: Vec<PathBuf>,
 }
@@ -134,6 +137,8 @@ pub struct Instance {
     pub timezone: jiff::tz::TimeZone,
     pub timezone_name: String,
     pub language: Language,
+    /// Target ids of Vigil's own uplink checks: when all fail, Vigil is blind.
+    pub uplink: Vec<String>,
 }
 
 /// `server:` — the HTTP listener and its admin token.

@@ -24,6 +24,7 @@ pub struct RawRoot {
     pub alerting: RawAlerting,
     pub receivers: Vec<RawReceiver>,
     pub routes: Vec<RawRoute>,
+    pub maintenance: Vec<RawMaintenance>,
 }
 
 /// An included file (`probes/*.yaml`): systems only.
@@ -33,6 +34,7 @@ pub struct RawFragment {
     pub systems: Vec<RawSystem>,
     pub receivers: Vec<RawReceiver>,
     pub routes: Vec<RawRoute>,
+    pub maintenance: Vec<RawMaintenance>,
 }
 
 /// `instance:` — who this monitor is and how it speaks.
@@ -43,6 +45,7 @@ pub struct RawInstance {
     pub location: Option<String>,
     pub timezone: Option<String>,
     pub language: Option<String>,
+    pub uplink: Vec<String>,
 }
 
 /// `server:` — the HTTP listener.
@@ -246,6 +249,24 @@ pub struct RawAlerting {
     pub ack_link_ttl: Option<String>,
     pub max_age: Option<String>,
     pub templates: Option<String>,
+    pub flapping: RawFlapping,
+    pub deadman: Option<RawDeadman>,
+}
+
+/// `alerting.flapping`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawFlapping {
+    pub changes: Option<u32>,
+    pub window: Option<String>,
+}
+
+/// `alerting.deadman`: Vigil's own outbound heartbeat.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawDeadman {
+    pub url: Option<String>,
+    pub interval: Option<String>,
 }
 
 /// One receiver: who is told, through which channels in fallback order.
@@ -326,4 +347,19 @@ pub struct RawRoute {
 pub struct RawEscalate {
     pub after: Option<String>,
     pub to: Vec<String>,
+}
+
+/// One maintenance window: a scope, and either `from`/`to` or `cron` + `duration`.
+#[derive(Debug, Default, Clone, Deserialize, serde::Serialize)]
+#[serde(default)]
+pub struct RawMaintenance {
+    pub name: Option<String>,
+    pub systems: Vec<String>,
+    pub checks: Vec<String>,
+    pub targets: Vec<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub cron: Option<String>,
+    pub duration: Option<String>,
+    pub reason: Option<String>,
 }

@@ -10,7 +10,7 @@ use super::fields::{Errors, duration_field, slug_field, threshold};
 use super::raw::{RawCheck, RawFragment, RawName, RawRoot, RawSystem, RawTarget};
 use super::source::SourceFile;
 use super::*;
-use super::{alerting, kinds, modules};
+use super::{alerting, kinds, maintenance, modules};
 use crate::condition::Condition;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
@@ -94,14 +94,20 @@ fn load_source(root: SourceFile) -> Result<Config, ConfigErrors> {
         }
     }
     resolve_dependencies(&mut systems, pending_deps, &units, &mut errors);
+    let mut instance = instance;
+    instance.uplink = resolve_uplink(&root, &raw.instance.uplink, &systems, &mut errors);
 
     let alerting = alerting::alerting(&root, &raw.alerting, &mut errors);
     let mut receivers: Vec<alerting::Receiver> = Vec::new();
     let mut routes = Vec::new();
     let mut route_sites = Vec::new();
-    let sources = std::iter::once((&root, &raw.receivers, &raw.routes))
-        .chain(fragments.iter().map(|(f, frag)| (f, &frag.receivers, &frag.routes)));
-    for (file, raw_receivers, raw_routes) in sources {
+    let mut windows = Vec::new();
+    let sources = std::iter::once((&root, &raw.receivers, &raw.routes, &raw.maintenance))
+        .chain(fragments.iter().map(|(f, frag)| (f, &frag.receivers, &frag.routes, &frag.maintenance)));
+    for (file, raw_receivers, raw_routes, raw_windows) in sources {
+        for (i, w) in raw_windows.iter().enumerate() {
+            windows.extend(maintenance::window(file, &format!("maintenance[{i}]"), w, &instance.timezone, &mut errors));
+        }
         for (i, r) in raw_receivers.iter().enumerate() {
             let path = format!("receivers[{i}]");
             if let Some(receiver) = alerting::receiver(file, &path, r, &mut errors) {
@@ -132,7 +138,19 @@ fn load_source(root: SourceFile) -> Result<Config, ConfigErrors> {
     let mut files: Vec<PathBuf> = vec![root.path.clone()];
     files.extend(fragments.iter().map(|(f, _)| f.path.clone()));
     if errors.0.is_empty() {
-        Ok(Config { instance, server, storage, scheduler, systems, modules, alerting, receivers, routes, files })
+        Ok(Config {
+            instance,
+            server,
+            storage,
+            scheduler,
+            systems,
+            modules,
+            alerting,
+            receivers,
+            routes,
+            maintenance: windows,
+            files,
+        })
     } else {
         let order: HashMap<&Path, usize> = files.iter().enumerate().map(|(i, f)| (f.as_path(), i)).collect();
         let mut list = errors.0;
@@ -188,6 +206,7 @@ fn instance(file: &SourceFile, raw: &RawRoot, errors: &mut Errors) -> Instance {
         timezone,
         timezone_name: tz_name,
         language,
+        uplink: Vec::new(),
     }
 }
 
@@ -505,6 +524,25 @@ fn targets(
         if valid {
             out.push(Target { key: key(&name), address: value });
         }
+    }
+    out
+}
+
+/// Resolves `instance.uplink` references (`system/check` or target ids) to target ids.
+fn resolve_uplink(file: &SourceFile, refs: &[String], systems: &[System], errors: &mut Errors) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, r) in refs.iter().enumerate() {
+        let matched: Vec<String> = systems
+            .iter()
+            .flat_map(|s| s.checks.iter().map(move |c| (s, c)))
+            .flat_map(|(s, c)| c.targets.iter().map(move |t| (format!("{}/{}", s.id, c.id), t.key.id())))
+            .filter(|(check, target)| check == r || target == r)
+            .map(|(_, target)| target)
+            .collect();
+        if matched.is_empty() {
+            errors.at(file, &format!("instance.uplink[{i}]"), format!("uplink \"{r}\" names no known check"));
+        }
+        out.extend(matched);
     }
     out
 }

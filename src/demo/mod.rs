@@ -40,10 +40,14 @@ impl Demo {
     /// Starts the simulators and the monitor. `speed` compresses the fault schedule and the
     /// probe intervals (1 = real time; tests use more).
     pub async fn start(listen: SocketAddr, speed: f64, data_dir: PathBuf) -> anyhow::Result<Demo> {
+        // The configuration names the monitor's own address (for ack links), so bind first.
+        let listener = std::net::TcpListener::bind(listen)?;
+        let listen = listener.local_addr()?;
+        drop(listener);
         let speed = speed.clamp(0.1, 50.0);
         let timing = Timing::for_speed(speed);
         let sims = Simulators::start(Faults::new(speed, timing.slow_delay)).await?;
-        let text = demo_config(&sims, &timing, &data_dir);
+        let text = demo_config(&sims, &timing, &data_dir, &format!("http://{listen}"));
         let source = ConfigSource::Text { path: PathBuf::from("demo.yaml"), text };
         let app = App::start(source, Overrides { listen: Some(listen) }).await?;
         Ok(Demo { app, sims, data_dir })
@@ -66,6 +70,7 @@ pub async fn run(listen: SocketAddr, speed: f64, shutdown: impl Future<Output = 
     println!("  status API     {base}/api/v1/status");
     println!("  metrics        {base}/metrics");
     println!("  health         {base}/-/healthy");
+    println!("  incidents      {base}/api/v1/incidents");
     println!("  reload         curl -X POST -H 'Authorization: Bearer {DEMO_TOKEN}' {base}/-/reload");
     println!();
     println!("Simulated systems:");
@@ -87,7 +92,9 @@ pub async fn run(listen: SocketAddr, speed: f64, shutdown: impl Future<Output = 
     );
     println!("  always: the Sìn Hồ commune link flaps every {}", s(faults::FLAP_PERIOD));
     println!();
+    println!("Alerts go to the rapid-response team's webhook and are printed below as they arrive.");
     println!("Store: {}. Press Ctrl-C to stop.", data_dir.join("vigil.db").display());
+    println!();
     shutdown.await;
     demo.stop().await;
     let _ = std::fs::remove_dir_all(&data_dir);
@@ -112,7 +119,7 @@ impl Timing {
 }
 
 /// The embedded configuration, pointing at the simulators' ports.
-fn demo_config(sims: &Simulators, timing: &Timing, data_dir: &std::path::Path) -> String {
+fn demo_config(sims: &Simulators, timing: &Timing, data_dir: &std::path::Path, public_url: &str) -> String {
     let gateways: String = DEMO_COMMUNES
         .iter()
         .zip(&sims.gateways)
@@ -120,8 +127,15 @@ fn demo_config(sims: &Simulators, timing: &Timing, data_dir: &std::path::Path) -
         .collect();
     format!(
         r#"instance: {{ name: lai-chau-demo, location: demo, timezone: Asia/Ho_Chi_Minh, language: vi }}
-server: {{ admin_token: "{DEMO_TOKEN}" }}
+server: {{ admin_token: "{DEMO_TOKEN}", public_url: "{public_url}" }}
 storage: {{ path: "{store}" }}
+alerting: {{ ack_key: demo-ack-key, flapping: {{ changes: 6, window: 2m }} }}
+receivers:
+  - id: rapid-response
+    channels:
+      - webhook: {{ url: "http://{alert_sink}/alerts" }}
+routes:
+  - receivers: [rapid-response]
 defaults: {{ interval: {interval}, timeout: {timeout}, failure_threshold: 2, success_threshold: 2 }}
 systems:
   - id: procedures
@@ -129,10 +143,11 @@ systems:
     sla: 99.9%
     checks:
       - id: portal
+        name: Cổng dịch vụ công
         http: {{ url: "http://{portal}/" }}
         conditions: ["[STATUS] == 200", "[BODY] == pat(*Dịch vụ công*)"]
       - id: backlog
-        name: National sync backlog
+        name: Hàng đợi liên thông quốc gia
         http: {{ url: "http://{portal}/api/health" }}
         conditions: ["[STATUS] == 200", "[BODY].status == UP"]
         warning_conditions: ["[BODY].queue.pending < 500"]
@@ -141,6 +156,7 @@ systems:
     sla: 99.5%
     checks:
       - id: web
+        name: Trang quản lý văn bản
         http: {{ url: "http://{documents}/" }}
         conditions: ["[STATUS] == 200"]
         warning_conditions: ["[RESPONSE_TIME] < {slow_ms}"]
@@ -149,15 +165,18 @@ systems:
     sla: 99.5%
     checks:
       - id: web
+        name: Trang điều khiển hội nghị
         http: {{ url: "http://{meeting_web}/" }}
         conditions: ["[STATUS] == 200"]
       - id: signalling
+        name: Kênh báo hiệu
         tcp: {{ address: "{meeting_signal}", send: "PING\n", expect: "^PONG" }}
   - id: reporting
     name: {{ vi: "Hệ thống thông tin báo cáo", en: "Reporting system" }}
     sla: 99%
     checks:
       - id: api
+        name: API tiếp nhận báo cáo
         http: {{ url: "http://{reporting}/api/health" }}
         conditions: ["[STATUS] == 200", "[BODY].database == ok"]
   - id: network
@@ -165,11 +184,12 @@ systems:
     sla: 99.5%
     checks:
       - id: commune-gateways
-        name: Commune gateways
+        name: Cổng kết nối xã, phường
         tcp: {{ expect: "^GW READY" }}
         targets:
 {gateways}"#,
         store = data_dir.join("vigil.db").display(),
+        alert_sink = sims.alert_sink,
         interval = humantime::format_duration(timing.interval),
         timeout = humantime::format_duration(timing.timeout),
         slow_ms = timing.slow_threshold.as_millis(),

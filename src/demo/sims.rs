@@ -32,6 +32,8 @@ pub struct Simulators {
     pub reporting: SocketAddr,
     /// One per entry of [`DEMO_COMMUNES`], in order.
     pub gateways: Vec<SocketAddr>,
+    /// Receives the demo's alerts (generic webhook) and prints them.
+    pub alert_sink: SocketAddr,
     stop: CancellationToken,
 }
 
@@ -106,7 +108,9 @@ impl Simulators {
                 }
             }));
         }
+        let alert_sink = serve_alert_sink(bind().await?, stop.clone())?;
         Ok(Simulators {
+            alert_sink,
             faults,
             portal: portal?,
             documents: documents?,
@@ -158,6 +162,30 @@ async fn signalling(stream: TcpStream, down: bool) {
     if reader.read_line(&mut line).await.is_ok() && line.trim() == "PING" {
         let _ = reader.get_mut().write_all(b"PONG\n").await;
     }
+}
+
+/// Prints each alert the demo's receiver gets, as the team's phone would show it.
+fn serve_alert_sink(listener: TcpListener, stop: CancellationToken) -> std::io::Result<SocketAddr> {
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                _ = stop.cancelled() => return,
+                accepted = listener.accept() => match accepted { Ok((s, _)) => s, Err(_) => continue },
+            };
+            let service = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                use http_body_util::BodyExt;
+                let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                if let Ok(alert) = serde_json::from_slice::<serde_json::Value>(&body) {
+                    let when = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
+                    println!("{when}  alert → {}", alert["summary"].as_str().unwrap_or("?"));
+                }
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"{}"))))
+            });
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+        }
+    });
+    Ok(addr)
 }
 
 fn serve_tcp<F, Fut>(listener: TcpListener, stop: CancellationToken, on_connect: F) -> std::io::Result<SocketAddr>

@@ -95,6 +95,8 @@ pub enum Record {
     /// A notification to deliver.
     Outbox(Box<Notification>),
     Delivery(DeliveryRecord),
+    /// A maintenance window opened through the API.
+    Maintenance(crate::config::maintenance::ApiWindow),
     /// Records written in the same transaction (a state change and what it causes).
     Batch(Vec<Record>),
     /// Answers once everything sent before it is on disk.
@@ -116,6 +118,8 @@ pub struct Restored {
     pub last_incident_id: i64,
     /// Notifications not yet delivered (nor given up), oldest first.
     pub pending: Vec<Notification>,
+    /// Maintenance windows opened through the API that have not ended.
+    pub maintenance: Vec<crate::config::maintenance::ApiWindow>,
 }
 
 /// A cloneable sender of records, for writers other than the pipeline.
@@ -160,6 +164,11 @@ pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
         load_json(&conn, "SELECT data FROM incidents WHERE open = 1 ORDER BY id").map_err(sqlite(path))?;
     let last_incident_id =
         conn.query_row("SELECT COALESCE(MAX(id), 0) FROM incidents", [], |r| r.get(0)).map_err(sqlite(path))?;
+    let maintenance = load_json(
+        &conn,
+        &format!("SELECT data FROM maintenance WHERE to_ms > {} ORDER BY id", crate::scheduler::now_ms()),
+    )
+    .map_err(sqlite(path))?;
     let pending = load_json(&conn, "SELECT data FROM outbox WHERE state = 'pending' ORDER BY created_ms, rowid")
         .map_err(sqlite(path))?;
     let (sender, receiver) = mpsc::unbounded_channel();
@@ -170,7 +179,7 @@ pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
         .map_err(|e| StoreError::CreateDir { path: path.to_path_buf(), source: e })?;
     Ok((
         Store { path: path.to_path_buf(), sender: Some(sender), writer: Some(writer) },
-        Restored { states, heartbeats, open_incidents, last_incident_id, pending },
+        Restored { states, heartbeats, open_incidents, last_incident_id, pending, maintenance },
     ))
 }
 
@@ -333,6 +342,13 @@ pub mod query {
             }
         }
         Ok(out)
+    }
+
+    /// Maintenance windows opened through the API, oldest first.
+    pub fn maintenance(path: &Path) -> Result<Vec<crate::config::maintenance::ApiWindow>, StoreError> {
+        let conn =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(path))?;
+        load_json(&conn, "SELECT data FROM maintenance ORDER BY id").map_err(sqlite(path))
     }
 
     /// The delivery state of every notification: (key, state, channel), oldest first.

@@ -67,6 +67,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX outbox_pending ON outbox (state, created_ms);
     ALTER TABLE target_state ADD COLUMN streak_since_ms INTEGER NOT NULL DEFAULT 0;",
+    // 4: maintenance windows opened through the API.
+    "CREATE TABLE maintenance (
+        id INTEGER PRIMARY KEY,
+        to_ms INTEGER NOT NULL,
+        data TEXT NOT NULL
+    );",
 ];
 
 /// Brings the schema up to date.

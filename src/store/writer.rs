@@ -84,6 +84,10 @@ fn write(tx: &Transaction, record: Record, waiters: &mut Vec<oneshot::Sender<()>
             )?
             .execute(params![d.key, d.state, d.channel, d.attempts, d.at_ms, d.error])?;
         }
+        Record::Maintenance(w) => {
+            tx.prepare_cached("INSERT INTO maintenance (to_ms, data) VALUES (?1, ?2)")?
+                .execute(params![w.to_ms, json(&w)])?;
+        }
         Record::Batch(records) => {
             for r in records {
                 write(tx, r, waiters)?;

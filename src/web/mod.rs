@@ -157,6 +157,16 @@ async fn route(state: &WebState, req: Request<Incoming>, _peer: SocketAddr) -> R
             }
         }
         (&Method::GET, "/ack") => ack_link(state, req.uri().query()).await,
+        (&Method::GET, "/api/v1/maintenance") => maintenance_list(state),
+        (&Method::POST, "/api/v1/maintenance") => {
+            if let Some(denied) = refuse_unless_admin(state, &req) {
+                return denied;
+            }
+            match read_json(req).await {
+                Ok(body) => open_maintenance(state, &body).await,
+                Err(r) => r,
+            }
+        }
         (&Method::GET, "/probe") => {
             let config = state.board.read().unwrap_or_else(|p| p.into_inner()).config.clone();
             let timeout = req.headers().get("x-prometheus-scrape-timeout-seconds").and_then(|v| v.to_str().ok());
@@ -245,6 +255,89 @@ async fn acknowledge(state: &WebState, id: i64, by: String, comment: String) -> 
         Ok(Err(why)) => text(StatusCode::NOT_FOUND, why),
         Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
     }
+}
+
+/// `GET /api/v1/maintenance`: windows from the configuration and the API.
+fn maintenance_list(state: &WebState) -> Reply {
+    use crate::config::maintenance::Schedule;
+    let config = state.board.read().unwrap_or_else(|p| p.into_inner()).config.clone();
+    let tz = &config.instance.timezone;
+    let now = now_ms();
+    let api = crate::store::query::maintenance(&state.store_path).unwrap_or_default();
+    let windows: Vec<serde_json::Value> = config
+        .maintenance
+        .iter()
+        .map(|w| (w.clone(), "config", None))
+        .chain(api.iter().map(|a| (a.window(), "api", Some(a.by.clone()))))
+        .map(|(w, source, by)| {
+            let schedule = match &w.schedule {
+                Schedule::Once { from_ms, to_ms } => serde_json::json!({
+                    "from": crate::status::local_time(*from_ms, tz), "to": crate::status::local_time(*to_ms, tz)
+                }),
+                Schedule::Recurring { pattern, duration, .. } => serde_json::json!({
+                    "cron": pattern, "duration": humantime::format_duration(*duration).to_string()
+                }),
+            };
+            serde_json::json!({
+                "name": w.name, "source": source, "by": by, "active": w.active(now, tz),
+                "systems": w.systems, "checks": w.checks, "targets": w.targets,
+                "schedule": schedule, "reason": w.reason,
+            })
+        })
+        .collect();
+    json(&serde_json::json!({ "maintenance": windows }))
+}
+
+/// `POST /api/v1/maintenance`: `{name, systems, checks, targets, from?, to | duration, reason, by}`.
+async fn open_maintenance(state: &WebState, body: &serde_json::Value) -> Reply {
+    use crate::config::maintenance::{ApiWindow, parse_time};
+    let config = state.board.read().unwrap_or_else(|p| p.into_inner()).config.clone();
+    let tz = &config.instance.timezone;
+    let list = |key: &str| -> Vec<String> {
+        body[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
+    let (systems, checks, targets) = (list("systems"), list("checks"), list("targets"));
+    if systems.is_empty() && checks.is_empty() && targets.is_empty() {
+        return text(StatusCode::BAD_REQUEST, "give systems, checks or targets");
+    }
+    let from_ms = match body["from"].as_str() {
+        Some(t) => match parse_time(t, tz) {
+            Ok(ms) => ms,
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("from: {e}")),
+        },
+        None => now_ms(),
+    };
+    let to_ms = match (body["to"].as_str(), body["duration"].as_str()) {
+        (Some(t), _) => parse_time(t, tz).map_err(|e| format!("to: {e}")),
+        (None, Some(d)) => crate::config::parse_duration(d)
+            .map(|d| from_ms + d.as_millis() as i64)
+            .map_err(|e| format!("duration: {e}")),
+        (None, None) => Err("give to or duration".to_string()),
+    };
+    let to_ms = match to_ms {
+        Ok(t) if t > from_ms => t,
+        Ok(_) => return text(StatusCode::BAD_REQUEST, "the window ends before it starts"),
+        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+    };
+    let window = ApiWindow {
+        name: body["name"].as_str().unwrap_or("maintenance").chars().take(100).collect(),
+        systems,
+        checks,
+        targets,
+        from_ms,
+        to_ms,
+        reason: body["reason"].as_str().map(|r| r.chars().take(1000).collect()),
+        by: body["by"].as_str().unwrap_or("admin").chars().take(100).collect(),
+    };
+    if state.pipeline.send(Control::AddMaintenance(window.clone())).await.is_err() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    let mut r = json(&serde_json::json!({ "maintenance": window }));
+    *r.status_mut() = StatusCode::CREATED;
+    r
 }
 
 /// `GET /ack?incident=…&expires=…&sig=…`: the one-click link in alerts.
