@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::alert::engine::{Effect, Engine, Opening, Routing};
 use crate::alert::incident::{Incident, Notification, Severity};
-use crate::alert::state::{self, Rule, State, TargetState, Transition};
+use crate::alert::state::{self, Flap, FlapTracker, Rule, State, TargetState, Transition};
 use crate::config::maintenance::{ApiWindow, Window};
 use crate::config::{Check, Config, ProbeSpec};
 use crate::metrics::{Metrics, TargetMetrics};
@@ -54,9 +54,7 @@ struct Entry {
     depends_on: Vec<String>,
     state: TargetState,
     metrics: TargetMetrics,
-    /// Times of recent state changes, for flapping detection.
-    changes: std::collections::VecDeque<i64>,
-    flapping: bool,
+    flaps: FlapTracker,
 }
 
 /// The perfdata labels a check exports as metrics.
@@ -170,8 +168,7 @@ impl Pipeline {
                         depends_on: depends_on.clone(),
                         state,
                         metrics,
-                        changes: Default::default(),
-                        flapping: false,
+                        flaps: FlapTracker::default(),
                     };
                     self.entries.insert(id, entry);
                 }
@@ -194,7 +191,7 @@ impl Pipeline {
             .iter()
             .map(|(id, e)| {
                 let last = views.remove(id).and_then(|v| v.last);
-                (id.clone(), TargetView { state: e.state, last, flapping: e.flapping })
+                (id.clone(), TargetView { state: e.state, last, flapping: e.flaps.is_flapping() })
             })
             .collect();
         board.config = config.clone();
@@ -262,46 +259,21 @@ impl Pipeline {
         self.metrics.record(&mut entry.metrics, outcome, result.finished_ms as f64 / 1000.0);
         let prev = entry.state;
         let now = result.finished_ms;
-        let (next, transition) = match (in_window, prev.state == State::Maintenance) {
-            (true, true) => (TargetState { streak: None, ..prev }, None),
-            (true, false) => (
-                TargetState { state: State::Maintenance, since_ms: now, streak: None },
-                Some(Transition { from: prev.state, to: State::Maintenance, at_ms: now }),
-            ),
-            // Vigil cannot see past its own uplink: this time is no data, not an outage.
-            (false, false) if blind && prev.state == State::Unknown => (TargetState { streak: None, ..prev }, None),
-            (false, false) if blind => (
-                TargetState { state: State::Unknown, since_ms: now, streak: None },
-                Some(Transition { from: prev.state, to: State::Unknown, at_ms: now }),
-            ),
-            (false, true) => {
-                // The window ended: judge afresh, as after a start.
-                let (n, t) =
-                    state::step(&TargetState::new(now), outcome.health, entry.rule, !failing_deps.is_empty(), now);
-                let to = t.map_or(n.state, |t| t.to);
-                (n, Some(Transition { from: State::Maintenance, to, at_ms: now }))
-            }
-            (false, false) => state::step(&prev, outcome.health, entry.rule, !failing_deps.is_empty(), now),
-        };
+        let ctx = state::Context { dependency_failing: !failing_deps.is_empty(), maintenance: in_window, blind };
+        let (next, transition) = state::step(&prev, outcome.health, entry.rule, ctx, now);
         entry.state = next;
         let mut flapping_started = false;
         if let Some(t) = transition
             && [t.from, t.to]
                 .iter()
                 .all(|s| matches!(s, State::Up | State::Degraded | State::Down | State::Unreachable))
+            && entry.flaps.change(now, flapping_rule.changes, flapping_rule.window.as_millis() as i64) == Flap::Started
         {
-            entry.changes.push_back(now);
-            while entry.changes.front().is_some_and(|c| now - c > flapping_rule.window.as_millis() as i64) {
-                entry.changes.pop_front();
-            }
-            if !entry.flapping && entry.changes.len() as u32 >= flapping_rule.changes {
-                entry.flapping = true;
-                flapping_started = true;
-                tracing::warn!(target_id = %result.target_id, changes = entry.changes.len(), "target is flapping; its notifications pause until it is stable");
-            }
+            flapping_started = true;
+            tracing::warn!(target_id = %result.target_id, "target is flapping; its notifications pause until it is stable");
         }
-        let quiet = entry.flapping;
-        let flapping = entry.flapping;
+        let quiet = entry.flaps.is_flapping();
+        let flapping = quiet;
         let reason = outcome.reason.map(|r| r.code());
         let mut records = Vec::new();
         let mut effects = Vec::new();
@@ -469,10 +441,8 @@ impl Pipeline {
     fn tick(&mut self) {
         let now = now_ms();
         let window = self.config.alerting.flapping.window.as_millis() as i64;
-        for (id, e) in self.entries.iter_mut().filter(|(_, e)| e.flapping) {
-            if e.changes.back().is_none_or(|last| now - last > window) {
-                e.flapping = false;
-                e.changes.clear();
+        for (id, e) in self.entries.iter_mut() {
+            if e.flaps.settle(now, window) == Flap::Ended {
                 tracing::info!(target_id = %id, "target is stable again; notifications resume");
             }
         }

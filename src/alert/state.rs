@@ -10,6 +10,13 @@
 //! target's own — it leads to `unreachable` (no alert of its own) instead of `down`. If the
 //! dependency recovers while the target still fails, the target goes `down` at once: it
 //! has already failed long enough.
+//!
+//! Maintenance: inside a window the state is `maintenance`, whatever the results; after it
+//! the target is judged afresh, as after a start. Monitor blind: while Vigil's own uplink
+//! fails, a target's state is `unknown` (no data), and it is judged afresh afterwards.
+//!
+//! Flapping ([`FlapTracker`]): enough changes within a window make a target flapping until
+//! it has been stable for the window.
 
 use serde::{Deserialize, Serialize};
 
@@ -113,9 +120,49 @@ fn state_of(health: Health) -> Option<State> {
     }
 }
 
-/// Feeds one probe result into the state; `dependency_failing` says whether a dependency
-/// of the target is down, unreachable, or failing on its way there.
+/// What, besides its own result, decides a target's state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Context {
+    /// A dependency is down, unreachable, or failing on its way there.
+    pub dependency_failing: bool,
+    /// A maintenance window covers the target now.
+    pub maintenance: bool,
+    /// Vigil's own uplink fails, so it cannot judge this target.
+    pub blind: bool,
+}
+
+/// Feeds one probe result into the state.
 pub fn step(
+    prev: &TargetState,
+    observed: Health,
+    rule: Rule,
+    ctx: Context,
+    now_ms: i64,
+) -> (TargetState, Option<Transition>) {
+    let enter = |to: State| {
+        (
+            TargetState { state: to, since_ms: now_ms, streak: None },
+            Some(Transition { from: prev.state, to, at_ms: now_ms }),
+        )
+    };
+    let keep = || (TargetState { streak: None, ..*prev }, None);
+    if ctx.maintenance {
+        return if prev.state == State::Maintenance { keep() } else { enter(State::Maintenance) };
+    }
+    if ctx.blind {
+        return if prev.state == State::Unknown { keep() } else { enter(State::Unknown) };
+    }
+    if prev.state == State::Maintenance {
+        // The window ended: judge afresh, as after a start.
+        let (next, t) = judge(&TargetState::new(now_ms), observed, rule, ctx.dependency_failing, now_ms);
+        let to = t.map_or(next.state, |t| t.to);
+        return (next, Some(Transition { from: State::Maintenance, to, at_ms: now_ms }));
+    }
+    judge(prev, observed, rule, ctx.dependency_failing, now_ms)
+}
+
+/// Thresholds and dependencies, outside maintenance and blindness.
+fn judge(
     prev: &TargetState,
     observed: Health,
     rule: Rule,
@@ -156,6 +203,51 @@ pub fn step(
     }
 }
 
+/// Recent state changes of one target, to tell flapping (pure; times in Unix ms).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlapTracker {
+    changes: std::collections::VecDeque<i64>,
+    flapping: bool,
+}
+
+/// What a change or a quiet spell did to flapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flap {
+    Started,
+    Ended,
+    Unchanged,
+}
+
+impl FlapTracker {
+    /// Whether the target is flapping now.
+    pub fn is_flapping(&self) -> bool {
+        self.flapping
+    }
+
+    /// Records a state change at `now`.
+    pub fn change(&mut self, now_ms: i64, changes: u32, window_ms: i64) -> Flap {
+        self.changes.push_back(now_ms);
+        while self.changes.front().is_some_and(|c| now_ms - c > window_ms) {
+            self.changes.pop_front();
+        }
+        if !self.flapping && self.changes.len() as u32 >= changes {
+            self.flapping = true;
+            return Flap::Started;
+        }
+        Flap::Unchanged
+    }
+
+    /// Ends flapping once no change came for the window.
+    pub fn settle(&mut self, now_ms: i64, window_ms: i64) -> Flap {
+        if self.flapping && self.changes.back().is_none_or(|last| now_ms - last > window_ms) {
+            self.flapping = false;
+            self.changes.clear();
+            return Flap::Ended;
+        }
+        Flap::Unchanged
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,7 +262,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, h)| {
-                st = step(&st, *h, RULE, false, i as i64 + 1).0;
+                st = step(&st, *h, RULE, Context::default(), i as i64 + 1).0;
                 st.state
             })
             .collect()
@@ -204,7 +296,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, (h, dep))| {
-                st = step(&st, *h, RULE, *dep, i as i64 + 1).0;
+                st = step(&st, *h, RULE, Context { dependency_failing: *dep, ..Context::default() }, i as i64 + 1).0;
                 st.state
             })
             .collect()
@@ -252,29 +344,111 @@ mod tests {
         }
     }
 
+    /// Feeds (result, context) pairs at t = 1, 2, 3…
+    fn run_with(results: &[(Health, Context)]) -> Vec<(State, Option<(State, State)>)> {
+        let mut st = TargetState::new(0);
+        results
+            .iter()
+            .enumerate()
+            .map(|(i, (h, ctx))| {
+                let (next, t) = step(&st, *h, RULE, *ctx, i as i64 + 1);
+                st = next;
+                (st.state, t.map(|t| (t.from, t.to)))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn maintenance_and_blind_scenarios() {
+        use State::{Down as Dn, Maintenance as Mt, Unknown as Un, Up as Ok};
+        let plain = Context::default();
+        let mw = Context { maintenance: true, ..plain };
+        let blind = Context { blind: true, ..plain };
+        /// name, steps, expected (state, transition) per step
+        type Case<'a> = (&'a str, &'a [(Health, Context)], &'a [(State, Option<(State, State)>)]);
+        let cases: &[Case] = &[
+            (
+                "window starts mid-incident and ends still failing: down again at once",
+                &[(U, plain), (X, plain), (X, plain), (X, plain), (X, mw), (X, mw), (X, plain), (X, plain), (X, plain)],
+                &[
+                    (Ok, Some((Un, Ok))),
+                    (Ok, None),
+                    (Ok, None),
+                    (Dn, Some((Ok, Dn))),
+                    (Mt, Some((Dn, Mt))),
+                    (Mt, None),
+                    (Un, Some((Mt, Un))),
+                    (Un, None),
+                    (Dn, Some((Un, Dn))),
+                ],
+            ),
+            (
+                "window ends on a success: up at once",
+                &[(U, plain), (X, mw), (U, plain)],
+                &[(Ok, Some((Un, Ok))), (Mt, Some((Ok, Mt))), (Ok, Some((Mt, Ok)))],
+            ),
+            (
+                "blind: no data, then judged afresh",
+                &[(U, plain), (X, blind), (X, blind), (U, plain)],
+                &[(Ok, Some((Un, Ok))), (Un, Some((Ok, Un))), (Un, None), (Ok, Some((Un, Ok)))],
+            ),
+            (
+                "maintenance wins over blindness",
+                &[(U, plain), (X, Context { blind: true, maintenance: true, ..plain })],
+                &[(Ok, Some((Un, Ok))), (Mt, Some((Ok, Mt)))],
+            ),
+        ];
+        for (name, input, expected) in cases {
+            assert_eq!(run_with(input), expected.to_vec(), "scenario: {name}");
+        }
+    }
+
+    #[test]
+    fn flapping_starts_after_enough_changes_and_ends_when_stable() {
+        let mut f = FlapTracker::default();
+        let window = 60_000;
+        let steps: &[(i64, Flap)] = &[
+            (0, Flap::Unchanged),
+            (10_000, Flap::Unchanged),
+            (20_000, Flap::Unchanged),
+            (30_000, Flap::Started),
+            (40_000, Flap::Unchanged),
+        ];
+        for (at, want) in steps {
+            assert_eq!(f.change(*at, 4, window), *want, "change at {at}");
+        }
+        assert!(f.is_flapping());
+        assert_eq!(f.settle(90_000, window), Flap::Unchanged, "40 s after the last change: not yet stable");
+        assert_eq!(f.settle(100_001, window), Flap::Ended);
+        assert!(!f.is_flapping());
+        // Changes spread wider than the window never start flapping.
+        let mut slow = FlapTracker::default();
+        assert!((0..6).all(|i| slow.change(i * 61_000, 4, window) == Flap::Unchanged));
+    }
+
     #[test]
     fn streak_remembers_when_it_began() {
-        let st = step(&TargetState::new(0), U, RULE, false, 1).0;
-        let st = step(&st, X, RULE, false, 5).0;
-        let st = step(&st, X, RULE, false, 6).0;
+        let st = step(&TargetState::new(0), U, RULE, Context::default(), 1).0;
+        let st = step(&st, X, RULE, Context::default(), 5).0;
+        let st = step(&st, X, RULE, Context::default(), 6).0;
         assert_eq!(st.streak.map(|s| s.since_ms), Some(5));
     }
 
     #[test]
     fn transition_carries_time_and_since() {
         let st = TargetState::new(0);
-        let (st, t) = step(&st, U, RULE, false, 10);
+        let (st, t) = step(&st, U, RULE, Context::default(), 10);
         assert_eq!(t, Some(Transition { from: State::Unknown, to: State::Up, at_ms: 10 }));
         assert_eq!(st.since_ms, 10);
-        let (st, t) = step(&st, U, RULE, false, 20);
+        let (st, t) = step(&st, U, RULE, Context::default(), 20);
         assert_eq!((t, st.since_ms), (None, 10));
     }
 
     #[test]
     fn threshold_of_one_is_immediate() {
         let rule = Rule { failure_threshold: 1, success_threshold: 1 };
-        let st = step(&TargetState::new(0), U, rule, false, 1).0;
-        let (st, t) = step(&st, X, rule, false, 2);
+        let st = step(&TargetState::new(0), U, rule, Context::default(), 1).0;
+        let (st, t) = step(&st, X, rule, Context::default(), 2);
         assert_eq!((st.state, t.map(|t| t.to)), (State::Down, Some(State::Down)));
     }
 }
