@@ -338,6 +338,37 @@ async fn forty_targets_behind_one_failing_dependency_make_one_notification() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_targets_of_one_check_failing_together_are_one_message() {
+    let web = web_server(None).await;
+    let hooks = HookSink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let targets: String =
+        (1..=10).map(|i| format!("          - {{ name: gw{i:02}, url: \"http://{}/switch\" }}\n", web.addr)).collect();
+    let systems = format!(
+        "systems:\n  - id: network\n    checks:\n      - id: gateways\n        http: {{}}\n        conditions: [\"[STATUS] == 200\"]\n        targets:\n{targets}"
+    );
+    write_config(dir.path(), &webhook_config(&hooks, ", group_by: [system, check], group_wait: 3s", &systems));
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    let ids: Vec<String> = (1..=10).map(|i| format!("network/gateways/gw{i:02}")).collect();
+    let states = |s: State| ids.iter().map(|id| (id.as_str(), s)).collect::<Vec<_>>();
+    wait_states(&mut events, WAIT, &states(State::Up)).await;
+    web.switch.store(503, Ordering::SeqCst);
+    wait_states(&mut events, WAIT, &states(State::Down)).await;
+    let got = hooks.wait_until(WAIT, "the group's announcement", |h| !h.is_empty()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let got_later = hooks.hooks();
+    assert_eq!(got_later.len(), got.len(), "one message only: {:?}", events_of(&got_later));
+    assert_eq!(got[0].body["group"].as_array().map(Vec::len), Some(10), "{}", got[0].body);
+    assert!(
+        got[0].body["summary"].as_str().is_some_and(|s| s.ends_with("và 9 mục khác")),
+        "{}",
+        got[0].body["summary"]
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_outage_loses_nothing_and_keeps_order() {
     let web = web_server(None).await;
     let dir = tempfile::tempdir().expect("tempdir");

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use super::incident::{Ack, EventKind, Incident, Notification, Severity, Told};
+use super::incident::{Ack, EventKind, GroupItem, Incident, Notification, Severity, Told};
 use super::route;
 use crate::config::alerting::Route;
 
@@ -46,11 +46,13 @@ pub struct Routing<'a> {
     pub location: &'a str,
 }
 
-/// The open incidents, by target id.
+/// The open incidents, by target id, and the groups still collecting.
 #[derive(Debug, Default)]
 pub struct Engine {
     open: BTreeMap<String, Incident>,
     next_id: i64,
+    /// Group key → (due time, targets), for grouped routes.
+    groups: BTreeMap<String, (i64, Vec<String>)>,
 }
 
 /// The idempotency key of a notification.
@@ -64,6 +66,7 @@ fn notification(incident: &Incident, receiver: &str, event: EventKind, n: u32, n
     let key = key(incident, receiver, event, n);
     Notification {
         reply_to: first.filter(|f| !f.is_empty() && *f != key),
+        group: Vec::new(),
         key,
         receiver: receiver.to_string(),
         event,
@@ -75,7 +78,17 @@ fn notification(incident: &Incident, receiver: &str, event: EventKind, n: u32, n
 impl Engine {
     /// An engine resuming `open` incidents; new ids start after `last_id`.
     pub fn new(open: Vec<Incident>, last_id: i64) -> Engine {
-        Engine { open: open.into_iter().map(|i| (i.target.clone(), i)).collect(), next_id: last_id + 1 }
+        let open: BTreeMap<String, Incident> = open.into_iter().map(|i| (i.target.clone(), i)).collect();
+        // Groups that were collecting when Vigil stopped are announced at the next tick.
+        let mut groups: BTreeMap<String, (i64, Vec<String>)> = BTreeMap::new();
+        for i in open.values() {
+            for t in i.told.iter().filter(|t| !t.announced) {
+                if let Some(g) = &t.group {
+                    groups.entry(g.clone()).or_insert((0, Vec::new())).1.push(i.target.clone());
+                }
+            }
+        }
+        Engine { open, next_id: last_id + 1, groups }
     }
 
     /// The open incident of a target.
@@ -122,15 +135,37 @@ impl Engine {
         let routes = if quiet { Vec::new() } else { route::matching(routing.routes, &incident, routing.location) };
         for r in routes {
             for receiver in &r.receivers {
-                if seen.insert(receiver.clone()) {
-                    let first_key = key(&incident, receiver, EventKind::Firing, 0);
-                    incident.told.push(Told { receiver: receiver.clone(), send_resolved: r.send_resolved, first_key });
+                if !seen.insert(receiver.clone()) {
+                    continue;
                 }
+                let group = (!r.group_by.is_empty()).then(|| {
+                    let values: Vec<String> =
+                        r.group_by.iter().map(|l| route::label(&incident, routing.location, l)).collect();
+                    format!("{receiver}|{}", values.join("|"))
+                });
+                let group_wait_ms = r.group_wait.as_millis() as i64;
+                if let Some(g) = &group {
+                    let entry = self.groups.entry(g.clone()).or_insert((now + group_wait_ms, Vec::new()));
+                    entry.1.push(incident.target.clone());
+                }
+                incident.told.push(Told {
+                    receiver: receiver.clone(),
+                    send_resolved: r.send_resolved,
+                    first_key: if group.is_some() {
+                        String::new()
+                    } else {
+                        key(&incident, receiver, EventKind::Firing, 0)
+                    },
+                    announced: group.is_none(),
+                    group,
+                    group_wait_ms,
+                });
             }
         }
         let notes: Vec<Effect> = incident
             .told
             .iter()
+            .filter(|t| t.announced)
             .map(|t| Effect::Notify(notification(&incident, &t.receiver, EventKind::Firing, 0, now)))
             .collect();
         effects.push(Effect::Save(incident.clone()));
@@ -145,13 +180,50 @@ impl Engine {
         let Some(mut incident) = self.open.remove(target) else { return Vec::new() };
         incident.resolved_ms = Some(now);
         let mut effects = vec![Effect::Save(incident.clone())];
+        // Receivers still waiting for their group's announcement never hear of it.
+        for t in incident.told.iter().filter(|t| !t.announced) {
+            if let Some((_, targets)) = t.group.as_ref().and_then(|g| self.groups.get_mut(g)) {
+                targets.retain(|x| x != target);
+            }
+        }
         effects.extend(
             incident
                 .told
                 .iter()
-                .filter(|t| t.send_resolved)
+                .filter(|t| t.send_resolved && t.announced)
                 .map(|t| Effect::Notify(notification(&incident, &t.receiver, EventKind::Resolved, 0, now))),
         );
+        effects
+    }
+
+    /// Announces the groups whose wait is over: one message per group and receiver.
+    fn flush_groups(&mut self, now: i64) -> Vec<Effect> {
+        let due: Vec<String> = self.groups.iter().filter(|(_, (at, _))| *at <= now).map(|(k, _)| k.clone()).collect();
+        let mut effects = Vec::new();
+        for g in due {
+            let Some((_, targets)) = self.groups.remove(&g) else { continue };
+            let members: Vec<Incident> = targets.iter().filter_map(|t| self.open.get(t).cloned()).collect();
+            let Some(first) = members.first() else { continue };
+            let Some(receiver) = first.told.iter().find(|t| t.group.as_deref() == Some(&g)).map(|t| t.receiver.clone())
+            else {
+                continue;
+            };
+            let key = format!("group-{}-firing-{receiver}", first.id);
+            let mut note = notification(first, &receiver, EventKind::Firing, 0, now);
+            note.key = key.clone();
+            note.reply_to = None;
+            note.group = members.iter().map(GroupItem::of).collect();
+            for m in &members {
+                if let Some(i) = self.open.get_mut(&m.target) {
+                    for t in i.told.iter_mut().filter(|t| t.group.as_deref() == Some(&g)) {
+                        t.announced = true;
+                        t.first_key = key.clone();
+                    }
+                    effects.push(Effect::Save(i.clone()));
+                }
+            }
+            effects.push(Effect::Notify(note));
+        }
         effects
     }
 
@@ -160,7 +232,7 @@ impl Engine {
         let mut snapshot = match self.open.get(&o.target) {
             Some(i) => i.clone(),
             None => {
-                let mut probe = Engine { open: BTreeMap::new(), next_id: 0 };
+                let mut probe = Engine::default();
                 let effects = probe.open(o.clone(), Routing { routes: &[], location: routing.location }, now, true);
                 match effects.into_iter().find_map(|e| if let Effect::Save(i) = e { Some(i) } else { None }) {
                     Some(i) => i,
@@ -180,6 +252,7 @@ impl Engine {
                     incident: snapshot.clone(),
                     created_ms: now,
                     reply_to: None,
+                    group: Vec::new(),
                 }));
             }
         }
@@ -212,7 +285,7 @@ impl Engine {
     /// Reminders and escalations that are due; incidents of `paused` targets (in
     /// maintenance) wait.
     pub fn tick(&mut self, routing: Routing, now: i64, paused: &dyn Fn(&str) -> bool) -> Vec<Effect> {
-        let mut effects = Vec::new();
+        let mut effects = self.flush_groups(now);
         for incident in self.open.values_mut().filter(|i| i.ack.is_none() && !paused(&i.target)) {
             let routes = route::matching(routing.routes, incident, routing.location);
             let mut changed = false;
@@ -231,6 +304,9 @@ impl Engine {
                                 receiver: receiver.clone(),
                                 send_resolved: r.send_resolved,
                                 first_key,
+                                group: None,
+                                group_wait_ms: 0,
+                                announced: true,
                             });
                         }
                         effects.push(Effect::Notify(notification(incident, receiver, EventKind::Escalation, 0, now)));
@@ -285,6 +361,7 @@ mod tests {
             repeat_every: None,
             escalate: None,
             send_resolved: true,
+            group_wait: Duration::from_secs(10),
         }
     }
 
@@ -370,6 +447,35 @@ mod tests {
         let quiet = engine.open(opening("net/gw", Severity::Critical), routing, 6, true);
         assert!(notified(&quiet).is_empty(), "no alert while flapping");
         assert!(notified(&engine.resolve("net/gw", 7)).is_empty(), "nobody told, nobody to tell of the end");
+    }
+
+    #[test]
+    fn grouped_incidents_are_announced_once() {
+        let mut r = route(&[], &["team"]);
+        r.group_by = vec!["system".into(), "check".into()];
+        let routes = vec![r];
+        let routing = Routing { routes: &routes, location: "" };
+        let mut engine = Engine::new(Vec::new(), 0);
+        let mut quiet = Vec::new();
+        for t in ["net/gw", "net/gw2", "net/gw3"] {
+            let mut o = opening(t, Severity::Critical);
+            o.check = "gateways".into();
+            quiet.extend(engine.open(o, routing, 0, false));
+        }
+        assert!(notified(&quiet).is_empty(), "nothing before the group wait is over");
+        // One of them recovers before the announcement: it is left out, silently.
+        assert!(notified(&engine.resolve("net/gw3", 5_000)).is_empty());
+        assert!(notified(&engine.tick(routing, 9_999, &|_| false)).is_empty());
+        let effects = engine.tick(routing, 10_000, &|_| false);
+        let notes: Vec<&Notification> =
+            effects.iter().filter_map(|e| if let Effect::Notify(n) = e { Some(n) } else { None }).collect();
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0].group.iter().map(|g| g.target.as_str()).collect::<Vec<_>>(), ["net/gw", "net/gw2"]);
+        assert_eq!(notes[0].key, "group-1-firing-team");
+        // Each resolution threads under the group's announcement.
+        let resolved = engine.resolve("net/gw2", 20_000);
+        let Some(Effect::Notify(r)) = resolved.last() else { panic!("resolution") };
+        assert_eq!(r.reply_to.as_deref(), Some("group-1-firing-team"));
     }
 
     #[test]

@@ -38,6 +38,42 @@ pub struct Told {
     /// thread under it).
     #[serde(default)]
     pub first_key: String,
+    /// For grouped routes: the group (receiver and label values) it is announced with.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// How long the group collects before it is announced, in milliseconds.
+    #[serde(default)]
+    pub group_wait_ms: i64,
+    /// Whether the receiver has been told (false while a group is still collecting).
+    #[serde(default = "announced_default")]
+    pub announced: bool,
+}
+
+fn announced_default() -> bool {
+    true
+}
+
+/// One incident of a grouped announcement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupItem {
+    pub incident_id: i64,
+    pub target: String,
+    pub target_name: String,
+    pub check_name: String,
+    pub cause: String,
+}
+
+impl GroupItem {
+    /// The summary of an incident.
+    pub fn of(i: &Incident) -> GroupItem {
+        GroupItem {
+            incident_id: i.id,
+            target: i.target.clone(),
+            target_name: i.target_name.clone(),
+            check_name: i.check_name.clone(),
+            cause: i.cause.clone(),
+        }
+    }
 }
 
 /// An incident: one target down (critical) or degraded (warning), from detection to recovery.
@@ -122,4 +158,7 @@ pub struct Notification {
     /// The key of the earlier notification this one follows up (reminders, resolution).
     #[serde(default)]
     pub reply_to: Option<String>,
+    /// For a grouped announcement: every incident it announces (the first is `incident`).
+    #[serde(default)]
+    pub group: Vec<GroupItem>,
 }

@@ -111,6 +111,7 @@ pub fn render(n: &Notification, ctx: &MessageContext, now_ms: i64) -> Rendered {
         resolved => i.resolved_ms.map(|r| local(r, tz)), duration,
         ack => i.ack, ack_at => i.ack.as_ref().map(|a| local(a.at_ms, tz)),
         ack_url => ack_link(ctx, i.id, now_ms), status_url, blind => i.monitor_blind,
+        group => n.group,
         flapping_changes => ctx.flapping.changes, flapping_window => format_duration(ctx.flapping.window),
     };
     let dir = ctx.templates.as_deref();
@@ -171,6 +172,7 @@ pub fn test_notification(receiver: &str, now_ms: i64) -> Notification {
         },
         created_ms: now_ms,
         reply_to: None,
+        group: Vec::new(),
     }
 }
 

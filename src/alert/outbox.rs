@@ -290,6 +290,7 @@ async fn refresh_alertmanager(shared: Arc<Shared>, shutdown: CancellationToken) 
                             incident: incident.clone(),
                             created_ms: now_ms(),
                             reply_to: None,
+                            group: Vec::new(),
                         };
                         let r = render(&n, &ctx, now_ms());
                         by_url

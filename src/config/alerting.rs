@@ -160,7 +160,10 @@ pub struct Route {
     pub receivers: Vec<String>,
     /// Keep matching the next routes after this one.
     pub continue_matching: bool,
+    /// Incidents whose labels agree on these (and share a receiver) are announced together.
     pub group_by: Vec<String>,
+    /// How long a group collects incidents before its one announcement.
+    pub group_wait: Duration,
     /// Remind while unacknowledged.
     pub repeat_every: Option<Duration>,
     pub escalate: Option<Escalation>,
@@ -431,6 +434,13 @@ pub(super) fn route(file: &SourceFile, path: &str, raw: &RawRoute, errors: &mut 
         receivers: raw.receivers.clone(),
         continue_matching: raw.continue_matching,
         group_by: raw.group_by.clone(),
+        group_wait: duration_field(
+            file,
+            &format!("{path}.group_wait"),
+            raw.group_wait.as_ref(),
+            Duration::from_secs(10),
+            errors,
+        ),
         repeat_every,
         escalate,
         send_resolved: raw.send_resolved.unwrap_or(true),

@@ -336,6 +336,7 @@ pub struct RawRoute {
     #[serde(rename = "continue")]
     pub continue_matching: bool,
     pub group_by: Vec<String>,
+    pub group_wait: Option<String>,
     pub repeat_every: Option<String>,
     pub escalate: Option<RawEscalate>,
     pub send_resolved: Option<bool>,

@@ -72,5 +72,13 @@ pub(super) async fn send(
         a["endsAt"] = json!(rfc3339(n.created_ms + 60_000));
         return post_alerts(http, &channel.url, &[a]).await;
     }
-    post_alerts(http, &channel.url, &[alert(&n.incident, &rendered.subject, &rendered.text, ctx)]).await
+    // A grouped announcement posts every member: Alertmanager groups them itself.
+    let mut alerts = vec![alert(&n.incident, &rendered.subject, &rendered.text, ctx)];
+    for g in n.group.iter().filter(|g| g.incident_id != n.incident.id) {
+        let mut member = n.incident.clone();
+        (member.id, member.target, member.target_name, member.cause) =
+            (g.incident_id, g.target.clone(), g.target_name.clone(), g.cause.clone());
+        alerts.push(alert(&member, &rendered.subject, &g.cause, ctx));
+    }
+    post_alerts(http, &channel.url, &alerts).await
 }

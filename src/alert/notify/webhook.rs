@@ -47,6 +47,7 @@ pub fn generic_body(n: &Notification, rendered: &Rendered, ctx: &MessageContext)
             "runbook": i.runbook,
         },
         "ack_url": ack_link(ctx, i.id, n.created_ms),
+        "group": n.group,
     })
 }
 
