@@ -579,3 +579,70 @@ async fn monitor_blind_sends_one_alert_and_judges_nothing_else() {
     assert!(changes.iter().any(|c| c.to == "unknown"), "blind time is recorded as no data: {changes:?}");
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_chain_reaches_the_team_through_the_next_channel() {
+    let web = web_server(None).await;
+    let hooks = HookSink::start().await;
+    let dead = closed_port().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "alerting: {{ deadman: {{ url: \"http://{h}/deadman\", interval: 1s }} }}\n\
+         receivers:\n  - id: team\n    fallback_after: 1s\n    channels:\n      - webhook: {{ url: \"http://{dead}/sms\" }}\n      - webhook: {{ url: \"http://{h}/chat\", format: slack }}\n\
+         routes:\n  - {{ receivers: [team] }}\n\
+         systems:\n  - id: web\n    checks:\n      - {{ id: a, http: {{ url: \"http://{w}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+        h = hooks.addr,
+        w = web.addr
+    );
+    write_config(dir.path(), &config);
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    wait_states(&mut events, WAIT, &[("web/a", State::Up)]).await;
+    // Vigil's own heartbeat reaches the dead-man's switch.
+    hooks.wait_until(WAIT, "the dead-man's switch call", |h| h.iter().any(|x| x.path == "/deadman")).await;
+    web.switch.store(503, Ordering::SeqCst);
+    let got = hooks.wait_until(WAIT, "the alert via chat", |h| h.iter().any(|x| x.path == "/chat")).await;
+    let chat = got.iter().find(|x| x.path == "/chat").expect("chat");
+    assert!(chat.body["text"].as_str().is_some_and(|t| t.contains("SỰ CỐ")));
+    let metrics = get(&format!("http://{}/metrics", app.addr())).await;
+    assert!(
+        sample(&metrics, "vigil_notifications_total", &[r#"channel="webhook""#, r#"outcome="failed""#])
+            .is_some_and(|n| n >= 1.0)
+    );
+    assert_eq!(
+        sample(&metrics, "vigil_notifications_total", &[r#"channel="slack""#, r#"outcome="delivered""#]),
+        Some(1.0)
+    );
+    app.shutdown().await;
+    let log = vigil::store::query::deliveries(&dir.path().join("vigil.db")).expect("store");
+    assert_eq!(
+        log,
+        [("incident-1-firing-team".to_string(), "delivered".to_string(), Some("slack".to_string()))],
+        "the log shows which channel reached the team"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_test_reports_each_channel() {
+    let hooks = HookSink::start().await;
+    let dead = closed_port().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "receivers:\n  - id: team\n    channels:\n      - webhook: {{ url: \"http://{}/hook\" }}\n      - webhook: {{ url: \"http://{dead}/x\" }}\nsystems: []\n",
+        hooks.addr
+    );
+    write_config(dir.path(), &config);
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["notify-test", "--receiver", "team", "-c", &dir.path().join("vigil.yaml").display().to_string()])
+        .output()
+        .await
+        .expect("run notify-test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "one channel failed: {stdout}");
+    assert!(stdout.contains("channel 1 (webhook): delivered"), "{stdout}");
+    assert!(stdout.contains("channel 2 (webhook): FAILED"), "{stdout}");
+    let got = hooks.hooks();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body["event"], "test");
+    assert!(got[0].body["summary"].as_str().is_some_and(|s| s.starts_with("[Vigil] THỬ NGHIỆM")));
+}
