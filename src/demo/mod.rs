@@ -5,6 +5,7 @@
 
 mod faults;
 mod sims;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -46,7 +47,10 @@ impl Demo {
         drop(listener);
         let speed = speed.clamp(0.1, 50.0);
         let timing = Timing::for_speed(speed);
-        let sims = Simulators::start(Faults::new(speed, timing.slow_delay)).await?;
+        let (ca_pem, tls) = tls::demo_tls(10)?;
+        std::fs::create_dir_all(&data_dir)?;
+        std::fs::write(data_dir.join("demo-ca.pem"), ca_pem)?;
+        let sims = Simulators::start(Faults::new(speed, timing.slow_delay), tls).await?;
         let text = demo_config(&sims, &timing, &data_dir, &format!("http://{listen}"));
         let source = ConfigSource::Text { path: PathBuf::from("demo.yaml"), text };
         let app = App::start(source, Overrides { listen: Some(listen) }).await?;
@@ -125,6 +129,12 @@ fn demo_config(sims: &Simulators, timing: &Timing, data_dir: &std::path::Path, p
         .zip(&sims.gateways)
         .map(|((slug, _), addr)| format!("          - {{ name: {slug}, address: \"{addr}\" }}\n"))
         .collect();
+    // Loopback addresses stand in for the communes' routers (every 127.x address answers).
+    let links: String = DEMO_COMMUNES
+        .iter()
+        .enumerate()
+        .map(|(i, (slug, _))| format!("          - {{ name: {slug}, host: 127.0.1.{} }}\n", i + 1))
+        .collect();
     format!(
         r#"instance: {{ name: lai-chau-demo, location: demo, timezone: Asia/Ho_Chi_Minh, language: vi }}
 server: {{ admin_token: "{DEMO_TOKEN}", public_url: "{public_url}" }}
@@ -179,6 +189,11 @@ systems:
         name: API tiếp nhận báo cáo
         http: {{ url: "http://{reporting}/api/health" }}
         conditions: ["[STATUS] == 200", "[BODY].database == ok"]
+      - id: portal
+        name: Cổng báo cáo (HTTPS)
+        http: {{ url: "https://{reporting_tls}/", ca_file: "{ca_file}" }}
+        conditions: ["[STATUS] == 200"]
+        warning_conditions: ["[CERTIFICATE_EXPIRATION] > 21d"]
   - id: network
     name: {{ vi: "Mạng truyền số liệu chuyên dùng", en: "Specialized data network" }}
     sla: 99.5%
@@ -187,9 +202,17 @@ systems:
         name: Cổng kết nối xã, phường
         tcp: {{ expect: "^GW READY" }}
         targets:
-{gateways}"#,
+{gateways}      - id: commune-links
+        name: Đường truyền tới xã, phường (ICMP)
+        icmp: {{ count: 3, spacing: 100ms }}
+        conditions: ["[PACKET_LOSS] < 50%"]
+        warning_conditions: ["[RTT_AVG] < 100ms"]
+        targets:
+{links}"#,
         store = data_dir.join("vigil.db").display(),
         alert_sink = sims.alert_sink,
+        reporting_tls = sims.reporting_tls,
+        ca_file = data_dir.join("demo-ca.pem").display(),
         interval = humantime::format_duration(timing.interval),
         timeout = humantime::format_duration(timing.timeout),
         slow_ms = timing.slow_threshold.as_millis(),

@@ -34,6 +34,8 @@ pub struct Simulators {
     pub gateways: Vec<SocketAddr>,
     /// Receives the demo's alerts (generic webhook) and prints them.
     pub alert_sink: SocketAddr,
+    /// The reporting portal over HTTPS, with a certificate close to expiry.
+    pub reporting_tls: SocketAddr,
     stop: CancellationToken,
 }
 
@@ -43,7 +45,7 @@ async fn bind() -> std::io::Result<TcpListener> {
 
 impl Simulators {
     /// Starts every simulator on an ephemeral loopback port.
-    pub async fn start(faults: Faults) -> std::io::Result<Simulators> {
+    pub async fn start(faults: Faults, tls: Arc<rustls::ServerConfig>) -> std::io::Result<Simulators> {
         let stop = CancellationToken::new();
         let f = faults.clone();
         let portal = serve_http(
@@ -109,7 +111,14 @@ impl Simulators {
             }));
         }
         let alert_sink = serve_alert_sink(bind().await?, stop.clone())?;
+        let reporting_tls = serve_https(
+            bind().await?,
+            stop.clone(),
+            tls,
+            handler(|_| async { (200, "text/html; charset=utf-8", "<!doctype html><title>Cổng báo cáo</title>".into()) }),
+        )?;
         Ok(Simulators {
+            reporting_tls,
             alert_sink,
             faults,
             portal: portal?,
@@ -131,6 +140,7 @@ impl Simulators {
             ("e-meeting web".into(), format!("http://{}/", self.meeting_web)),
             ("e-meeting signalling (tcp)".into(), self.meeting_signal.to_string()),
             ("reporting API".into(), format!("http://{}/api/health", self.reporting)),
+            ("reporting portal (https)".into(), format!("https://{}/", self.reporting_tls)),
         ];
         for ((_, name), addr) in DEMO_COMMUNES.iter().zip(&self.gateways) {
             out.push((format!("gateway {name} (tcp)"), addr.to_string()));
@@ -206,6 +216,41 @@ where
     Ok(addr)
 }
 
+fn to_response((status, content_type, body): Answer) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn serve_https(
+    listener: TcpListener,
+    stop: CancellationToken,
+    tls: Arc<rustls::ServerConfig>,
+    handler: Handler,
+) -> std::io::Result<SocketAddr> {
+    let addr = listener.local_addr()?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                _ = stop.cancelled() => return,
+                accepted = listener.accept() => match accepted { Ok((s, _)) => s, Err(_) => continue },
+            };
+            let (acceptor, handler) = (acceptor.clone(), handler.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else { return };
+                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let answer = handler(req.uri().path().to_string());
+                    async move { Ok::<_, Infallible>(to_response(answer.await)) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
 fn serve_http(listener: TcpListener, stop: CancellationToken, handler: Handler) -> std::io::Result<SocketAddr> {
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
@@ -217,13 +262,7 @@ fn serve_http(listener: TcpListener, stop: CancellationToken, handler: Handler) 
             let handler = handler.clone();
             let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let answer = handler(req.uri().path().to_string());
-                async move {
-                    let (status, content_type, body) = answer.await;
-                    let mut r = Response::new(Full::new(Bytes::from(body)));
-                    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
-                    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-                    Ok::<_, Infallible>(r)
-                }
+                async move { Ok::<_, Infallible>(to_response(answer.await)) }
             });
             tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
         }
