@@ -115,7 +115,9 @@ impl Simulators {
             bind().await?,
             stop.clone(),
             tls,
-            handler(|_| async { (200, "text/html; charset=utf-8", "<!doctype html><title>Cổng báo cáo</title>".into()) }),
+            handler(|_| async {
+                (200, "text/html; charset=utf-8", "<!doctype html><title>Cổng báo cáo</title>".into())
+            }),
         )?;
         Ok(Simulators {
             reporting_tls,
