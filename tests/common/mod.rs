@@ -110,10 +110,9 @@ pub async fn banner_server(banner: &'static str) -> SocketAddr {
     addr
 }
 
-/// A loopback port with nothing listening (bound, then released).
+/// A loopback port with nothing listening (below the ephemeral range, so it stays closed).
 pub async fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    listener.local_addr().expect("addr")
+    SocketAddr::from(([127, 0, 0, 1], stable_port()))
 }
 
 /// A private CA for the tests and the certificates it issues.
@@ -342,6 +341,22 @@ pub fn free_port() -> u16 {
     sock.local_addr().expect("addr").port()
 }
 
+/// A free port below the ephemeral range (which `bind(0)` and outgoing connections use),
+/// for servers a test stops and starts again on the same port.
+pub fn stable_port() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
+        .unwrap_or(32768);
+    let span = low.saturating_sub(20000).max(1);
+    let seed = std::process::id() as u64 * 7919
+        + std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos() as u64);
+    (0..2000u64)
+        .map(|i| 20000 + ((seed + i * 104_729) % u64::from(span)) as u16)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port below the ephemeral range")
+}
+
 /// A real DNS server (dnsmasq) on 127.0.0.1, stopped when dropped.
 pub struct Dnsmasq {
     pub addr: String,
@@ -426,9 +441,10 @@ pub struct SmtpSink {
 }
 
 impl SmtpSink {
-    /// Starts the sink on a free port, recording into `dir`.
+    /// Starts the sink on a free port, recording into `dir`. The port is below the
+    /// kernel's ephemeral range, so nothing else grabs it while the sink is stopped.
     pub fn start(dir: &Path) -> SmtpSink {
-        let mut sink = SmtpSink { port: free_port(), out: dir.join("mails.jsonl"), child: None };
+        let mut sink = SmtpSink { port: stable_port(), out: dir.join("mails.jsonl"), child: None };
         sink.resume();
         sink
     }
