@@ -82,6 +82,7 @@ fn rules_alertmanager_config_scrape_config_and_systemd_unit_are_valid() {
 struct Prometheus {
     base: String,
     child: Child,
+    log: PathBuf,
 }
 
 impl Prometheus {
@@ -99,10 +100,10 @@ impl Prometheus {
                 &format!("--web.listen-address=127.0.0.1:{port}"),
             ])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("prometheus.log")).map(Stdio::from).unwrap_or(Stdio::null()))
             .spawn()
             .expect("start prometheus");
-        Prometheus { base: format!("http://127.0.0.1:{port}"), child }
+        Prometheus { base: format!("http://127.0.0.1:{port}"), child, log: dir.join("prometheus.log") }
     }
 
     async fn query(&self, expr: &str) -> serde_json::Value {
@@ -127,7 +128,11 @@ impl Prometheus {
                     let _ = body;
                 }
             }
-            assert!(Instant::now() < deadline, "{what}: not within 90 s");
+            if Instant::now() >= deadline {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                panic!("{what}: not within 90 s; prometheus log (last lines, newest first):\n{}", tail.join("\n"));
+            }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }

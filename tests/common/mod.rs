@@ -335,10 +335,10 @@ impl Drop for Netns {
     }
 }
 
-/// A free UDP+TCP port on 127.0.0.1 (bound, then released).
+/// A free UDP+TCP port on 127.0.0.1 for a server a test starts as a process: taken from
+/// below the ephemeral range, so no `bind(0)` or outgoing connection grabs it meanwhile.
 pub fn free_port() -> u16 {
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    sock.local_addr().expect("addr").port()
+    stable_port()
 }
 
 /// A free port below the ephemeral range (which `bind(0)` and outgoing connections use),
@@ -353,7 +353,10 @@ pub fn stable_port() -> u16 {
         + std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos() as u64);
     (0..2000u64)
         .map(|i| 20000 + ((seed + i * 104_729) % u64::from(span)) as u16)
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .find(|p| {
+            std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()
+                && std::net::UdpSocket::bind(("127.0.0.1", *p)).is_ok()
+        })
         .expect("a free port below the ephemeral range")
 }
 
