@@ -51,6 +51,8 @@ impl ConfigSource {
 pub struct Overrides {
     /// Listen here instead of `server.listen`.
     pub listen: Option<SocketAddr>,
+    /// Serve only, without probing (to look at a configuration's pages safely).
+    pub no_probes: bool,
 }
 
 /// A running daemon.
@@ -111,7 +113,9 @@ impl App {
         );
         let prober = Arc::new(Prober::with_heartbeats(heartbeats.clone()));
         let mut scheduler = Scheduler::new(prober.clone(), results_tx, config.scheduler.max_concurrent_probes);
-        scheduler.apply(&config);
+        if !overrides.no_probes {
+            scheduler.apply(&config);
+        }
 
         let web_state = Arc::new(WebState {
             metrics: metrics.clone(),
@@ -129,7 +133,14 @@ impl App {
         let web = tokio::spawn(web::serve(listener, web_state.clone(), shutdown.child_token()));
         tracing::info!(%addr, systems = config.systems.len(), targets = config.targets().count(), "vigil is running");
 
-        let control = ControlLoop { source, scheduler, control: control_tx, metrics, web: web_state };
+        let control = ControlLoop {
+            source,
+            scheduler,
+            control: control_tx,
+            metrics,
+            web: web_state,
+            probing: !overrides.no_probes,
+        };
         let stop = shutdown.clone();
         let done = tokio::spawn(async move {
             control.run(reload_rx, stop).await;
@@ -188,6 +199,7 @@ struct ControlLoop {
     control: mpsc::Sender<Control>,
     metrics: Arc<Metrics>,
     web: Arc<WebState>,
+    probing: bool,
 }
 
 impl ControlLoop {
@@ -215,7 +227,9 @@ impl ControlLoop {
                 if self.control.send(Control::Reconfigure(config.clone())).await.is_err() {
                     return Err("shutting down".into());
                 }
-                self.scheduler.apply(&config);
+                if self.probing {
+                    self.scheduler.apply(&config);
+                }
                 self.metrics.reload_ok.set(1);
                 self.metrics.reload_time.set(now_ms() as f64 / 1000.0);
                 tracing::info!(targets = config.targets().count(), "configuration reloaded");

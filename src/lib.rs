@@ -15,6 +15,7 @@
 //! - [`status`]: the live board behind `/api/v1/status`.
 //! - [`web`]: the hyper server.
 //! - [`app`]: wiring, reload and shutdown.
+//! - [`history`]: state intervals split by day (heartbeat bars, badges).
 //! - [`demo`]: simulated systems on loopback for `vigil demo` and tests.
 //! - [`cli`]: the `vigil` command's subcommands.
 
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod condition;
 pub mod config;
 pub mod demo;
+pub mod history;
 pub mod metrics;
 pub mod pipeline;
 pub mod probe;

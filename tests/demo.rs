@@ -18,6 +18,14 @@ async fn demo_shows_five_systems_with_an_outage_and_a_degradation() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start vigil demo");
+    // Stop the demo even when an assertion fails.
+    struct Reap(u32);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
+        }
+    }
+    let _reap = Reap(child.id());
     let stdout = child.stdout.take().expect("stdout");
     // Read everything the demo prints on a thread, so its pipe never fills up.
     let (tx, printed) = std::sync::mpsc::channel::<String>();

@@ -53,7 +53,7 @@ impl Demo {
         let sims = Simulators::start(Faults::new(speed, timing.slow_delay), tls).await?;
         let text = demo_config(&sims, &timing, &data_dir, &format!("http://{listen}"));
         let source = ConfigSource::Text { path: PathBuf::from("demo.yaml"), text };
-        let app = App::start(source, Overrides { listen: Some(listen) }).await?;
+        let app = App::start(source, Overrides { listen: Some(listen), no_probes: false }).await?;
         Ok(Demo { app, sims, data_dir })
     }
 

@@ -97,6 +97,8 @@ pub enum Record {
     Delivery(DeliveryRecord),
     /// A maintenance window opened through the API.
     Maintenance(crate::config::maintenance::ApiWindow),
+    /// An incident excluded from the SLA.
+    Exclusion(query::Exclusion),
     /// Records written in the same transaction (a state change and what it causes).
     Batch(Vec<Record>),
     /// Answers once everything sent before it is on disk.
@@ -161,15 +163,13 @@ pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
     let states = load_states(&conn).map_err(sqlite(path))?;
     let heartbeats = load_heartbeats(&conn).map_err(sqlite(path))?;
     let open_incidents =
-        load_json(&conn, "SELECT data FROM incidents WHERE open = 1 ORDER BY id").map_err(sqlite(path))?;
+        load_json(&conn, "SELECT data FROM incidents WHERE open = 1 ORDER BY id", []).map_err(sqlite(path))?;
     let last_incident_id =
         conn.query_row("SELECT COALESCE(MAX(id), 0) FROM incidents", [], |r| r.get(0)).map_err(sqlite(path))?;
-    let maintenance = load_json(
-        &conn,
-        &format!("SELECT data FROM maintenance WHERE to_ms > {} ORDER BY id", crate::scheduler::now_ms()),
-    )
-    .map_err(sqlite(path))?;
-    let pending = load_json(&conn, "SELECT data FROM outbox WHERE state = 'pending' ORDER BY created_ms, rowid")
+    let maintenance =
+        load_json(&conn, "SELECT data FROM maintenance WHERE to_ms > ?1 ORDER BY id", [crate::scheduler::now_ms()])
+            .map_err(sqlite(path))?;
+    let pending = load_json(&conn, "SELECT data FROM outbox WHERE state = 'pending' ORDER BY created_ms, rowid", [])
         .map_err(sqlite(path))?;
     let (sender, receiver) = mpsc::unbounded_channel();
     let writer_path = path.to_path_buf();
@@ -245,9 +245,13 @@ fn load_states(conn: &Connection) -> rusqlite::Result<HashMap<String, TargetStat
 }
 
 /// Loads JSON-encoded rows; a row that no longer decodes is skipped with an error log.
-fn load_json<T: serde::de::DeserializeOwned>(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<T>> {
+fn load_json<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<T>> {
     let mut stmt = conn.prepare(sql)?;
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let rows = stmt.query_map(params, |r| r.get::<_, String>(0))?;
     let mut out = Vec::new();
     for row in rows {
         match serde_json::from_str(&row?) {
@@ -294,6 +298,37 @@ fn write_loop(mut conn: Connection, mut receiver: mpsc::UnboundedReceiver<Record
 /// Read-only queries, on their own connection (WAL lets them run beside the writer).
 pub mod query {
     use super::*;
+
+    /// An incident excluded from the SLA: why, and who decided.
+    #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+    pub struct Exclusion {
+        pub incident_id: i64,
+        pub reason: String,
+        pub by: String,
+        pub at_ms: i64,
+    }
+
+    /// The exclusion of an incident, if any.
+    pub fn exclusion(path: &Path, incident_id: i64) -> Result<Option<Exclusion>, StoreError> {
+        let conn =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(path))?;
+        let row =
+            conn.query_row("SELECT reason, by, at_ms FROM exclusions WHERE incident_id = ?1", [incident_id], |r| {
+                Ok(Exclusion { incident_id, reason: r.get(0)?, by: r.get(1)?, at_ms: r.get(2)? })
+            });
+        match row {
+            Ok(e) => Ok(Some(e)),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            Err(e) => Err(sqlite(path)(e)),
+        }
+    }
+
+    /// One incident by id.
+    pub fn incident(path: &Path, id: i64) -> Result<Option<Incident>, StoreError> {
+        let conn =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(path))?;
+        Ok(load_json(&conn, "SELECT data FROM incidents WHERE id = ?1", [id]).map_err(sqlite(path))?.pop())
+    }
 
     /// One stored state change.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -344,11 +379,88 @@ pub mod query {
         Ok(out)
     }
 
+    /// The state a target was in at some time (None if unknown), and its changes since.
+    pub type StateHistory = (Option<State>, Vec<(i64, State)>);
+
+    /// A target's state history from `from_ms`: the state it was in then (None if
+    /// unknown to the store) and every change since, in time order.
+    pub fn state_history(path: &Path, target: &str, from_ms: i64) -> Result<StateHistory, StoreError> {
+        let conn =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(path))?;
+        let initial: Option<String> = conn
+            .query_row(
+                "SELECT to_state FROM state_changes WHERE target = ?1 AND at_ms <= ?2 ORDER BY at_ms DESC, id DESC LIMIT 1",
+                rusqlite::params![target, from_ms],
+                |r| r.get(0),
+            )
+            .ok();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT at_ms, to_state FROM state_changes WHERE target = ?1 AND at_ms > ?2 ORDER BY at_ms, id",
+            )
+            .map_err(sqlite(path))?;
+        let rows = stmt
+            .query_map(rusqlite::params![target, from_ms], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .map_err(sqlite(path))?;
+        let mut changes = Vec::new();
+        for row in rows {
+            let (at, s) = row.map_err(sqlite(path))?;
+            if let Some(s) = State::from_name(&s) {
+                changes.push((at, s));
+            }
+        }
+        Ok((initial.and_then(|s| State::from_name(&s)), changes))
+    }
+
+    /// One stored probe result.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct StoredResult {
+        pub at_ms: i64,
+        pub health: String,
+        pub reason: Option<String>,
+        pub duration_ms: f64,
+        pub message: String,
+    }
+
+    /// A target's results since `from_ms`, oldest first (raw results are kept for
+    /// `storage.raw_retention`).
+    pub fn results(path: &Path, target: &str, from_ms: i64) -> Result<Vec<StoredResult>, StoreError> {
+        let conn =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(path))?;
+        let mut stmt = conn
+            .prepare("SELECT at_ms, health, reason, duration_ms, message FROM results WHERE target = ?1 AND at_ms >= ?2 ORDER BY at_ms")
+            .map_err(sqlite(path))?;
+        let rows = stmt
+            .query_map(rusqlite::params![target, from_ms], |r| {
+                Ok(StoredResult {
+                    at_ms: r.get(0)?,
+                    health: r.get(1)?,
+                    reason: r.get(2)?,
+                    duration_ms: r.get(3)?,
+                    message: r.get(4)?,
+                })
+            })
+            .map_err(sqlite(path))?;
+        rows.collect::<Result<_, _>>().map_err(sqlite(path))
+    }
+
+    /// Incidents of one target, newest first.
+    pub fn incidents_of(path: &Path, target: &str, limit: usize) -> Result<Vec<Incident>, StoreError> {
+        let conn =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(path))?;
+        load_json(
+            &conn,
+            "SELECT data FROM incidents WHERE target = ?1 ORDER BY id DESC LIMIT ?2",
+            rusqlite::params![target, limit as i64],
+        )
+        .map_err(sqlite(path))
+    }
+
     /// Maintenance windows opened through the API, oldest first.
     pub fn maintenance(path: &Path) -> Result<Vec<crate::config::maintenance::ApiWindow>, StoreError> {
         let conn =
             Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(path))?;
-        load_json(&conn, "SELECT data FROM maintenance ORDER BY id").map_err(sqlite(path))
+        load_json(&conn, "SELECT data FROM maintenance ORDER BY id", []).map_err(sqlite(path))
     }
 
     /// The delivery state of every notification: (key, state, channel), oldest first.

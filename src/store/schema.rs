@@ -73,6 +73,13 @@ const MIGRATIONS: &[&str] = &[
         to_ms INTEGER NOT NULL,
         data TEXT NOT NULL
     );",
+    // 5: incidents excluded from the SLA, with the reason and who decided.
+    "CREATE TABLE exclusions (
+        incident_id INTEGER PRIMARY KEY,
+        reason TEXT NOT NULL,
+        by TEXT NOT NULL,
+        at_ms INTEGER NOT NULL
+    );",
 ];
 
 /// Brings the schema up to date.

@@ -88,6 +88,13 @@ fn write(tx: &Transaction, record: Record, waiters: &mut Vec<oneshot::Sender<()>
             tx.prepare_cached("INSERT INTO maintenance (to_ms, data) VALUES (?1, ?2)")?
                 .execute(params![w.to_ms, json(&w)])?;
         }
+        Record::Exclusion(e) => {
+            tx.prepare_cached(
+                "INSERT INTO exclusions (incident_id, reason, by, at_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(incident_id) DO UPDATE SET reason = excluded.reason, by = excluded.by, at_ms = excluded.at_ms",
+            )?
+            .execute(params![e.incident_id, e.reason, e.by, e.at_ms])?;
+        }
         Record::Batch(records) => {
             for r in records {
                 write(tx, r, waiters)?;

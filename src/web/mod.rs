@@ -3,6 +3,8 @@
 //! panic the server, and slow clients are cut off by header and connection time limits.
 
 mod blackbox;
+mod i18n;
+mod pages;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -98,9 +100,17 @@ pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: Cancel
             },
         };
         let state = state.clone();
-        let service = hyper::service::service_fn(move |req| {
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let state = state.clone();
-            async move { Ok::<_, std::convert::Infallible>(route(&state, req, peer).await) }
+            let gzip = req
+                .headers()
+                .get(hyper::header::ACCEPT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+            async move {
+                let r = route(&state, req, peer).await;
+                Ok::<_, std::convert::Infallible>(if gzip { compress(r).await } else { r })
+            }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -116,8 +126,49 @@ pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: Cancel
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
 }
 
+/// Gzips a textual reply of some size (the status pages over weak commune links).
+async fn compress(r: Reply) -> Reply {
+    use std::io::Write;
+    let textual = r
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/") || t.starts_with("application/json") || t.starts_with("image/svg"));
+    if !textual {
+        return r;
+    }
+    let (mut parts, body) = r.into_parts();
+    let bytes = http_body_util::BodyExt::collect(body).await.map(|b| b.to_bytes()).unwrap_or_default();
+    if bytes.len() < 1024 {
+        return Response::from_parts(parts, Full::new(bytes));
+    }
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    match encoder.write_all(&bytes).and_then(|_| encoder.finish()) {
+        Ok(zipped) => {
+            parts.headers.insert(hyper::header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            parts.headers.insert(hyper::header::VARY, HeaderValue::from_static("Accept-Encoding"));
+            parts.headers.remove(hyper::header::CONTENT_LENGTH);
+            Response::from_parts(parts, Full::new(Bytes::from(zipped)))
+        }
+        Err(_) => Response::from_parts(parts, Full::new(bytes)),
+    }
+}
+
+/// Paths served by the status pages.
+fn is_page(path: &str) -> bool {
+    path == "/" || ["/static/", "/systems/", "/checks/", "/badge/", "/ui/"].iter().any(|p| path.starts_with(p))
+}
+
 async fn route(state: &WebState, req: Request<Incoming>, _peer: SocketAddr) -> Reply {
     let path = req.uri().path().to_string();
+    let req = if is_page(&path) {
+        match pages::route(state, req).await {
+            Ok(reply) => return reply,
+            Err(req) => req,
+        }
+    } else {
+        req
+    };
     match (req.method(), path.as_str()) {
         (&Method::GET, "/metrics") => {
             reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", state.metrics.encode())
@@ -157,6 +208,22 @@ async fn route(state: &WebState, req: Request<Incoming>, _peer: SocketAddr) -> R
             }
         }
         (&Method::GET, "/ack") => ack_link(state, req.uri().query()).await,
+        (&Method::POST, p) if p.starts_with("/api/v1/incidents/") && p.ends_with("/exclude") => {
+            if let Some(denied) = refuse_unless_admin(state, &req) {
+                return denied;
+            }
+            let id = p.trim_start_matches("/api/v1/incidents/").trim_end_matches("/exclude").parse::<i64>();
+            let Ok(id) = id else { return text(StatusCode::NOT_FOUND, "no such incident") };
+            match read_json(req).await {
+                Ok(body) => {
+                    match exclude(state, id, body["reason"].as_str().unwrap_or(""), body["by"].as_str().unwrap_or("")) {
+                        None => text(StatusCode::OK, "excluded from the SLA"),
+                        Some(refusal) => refusal,
+                    }
+                }
+                Err(r) => r,
+            }
+        }
         (&Method::GET, "/api/v1/maintenance") => maintenance_list(state),
         (&Method::POST, "/api/v1/maintenance") => {
             if let Some(denied) = refuse_unless_admin(state, &req) {
@@ -255,6 +322,33 @@ async fn acknowledge(state: &WebState, id: i64, by: String, comment: String) -> 
         Ok(Err(why)) => text(StatusCode::NOT_FOUND, why),
         Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
     }
+}
+
+/// Excludes a (resolved or open) incident from the SLA, with a reason and an author;
+/// returns the refusal, if any.
+fn exclude(state: &WebState, id: i64, reason: &str, by: &str) -> Option<Reply> {
+    let (reason, by) = (reason.trim(), by.trim());
+    if reason.is_empty() || by.is_empty() {
+        return Some(text(StatusCode::BAD_REQUEST, "an exclusion needs a reason and who decided it"));
+    }
+    match crate::store::query::incident(&state.store_path, id) {
+        Ok(Some(_)) => {}
+        Ok(None) => return Some(text(StatusCode::NOT_FOUND, "no such incident")),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read incidents");
+            return Some(text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read incidents"));
+        }
+    }
+    let Some(store) = &state.store else { return Some(text(StatusCode::SERVICE_UNAVAILABLE, "no store")) };
+    let record = crate::store::query::Exclusion {
+        incident_id: id,
+        reason: reason.chars().take(1000).collect(),
+        by: by.chars().take(100).collect(),
+        at_ms: now_ms(),
+    };
+    tracing::info!(incident = id, by = %record.by, reason = %record.reason, "incident excluded from the SLA");
+    store.send(crate::store::Record::Exclusion(record));
+    None
 }
 
 /// `GET /api/v1/maintenance`: windows from the configuration and the API.

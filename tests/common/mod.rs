@@ -581,3 +581,27 @@ impl HookSink {
         }
     }
 }
+
+/// One HTTP request with headers and a body; returns status, headers and body.
+pub async fn send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, std::collections::HashMap<String, String>, String) {
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut req = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp =
+        client.request(req.body(Full::new(Bytes::from(body.to_string()))).expect("request")).await.expect("response");
+    let status = resp.status().as_u16();
+    let heads = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
+        .collect();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, heads, String::from_utf8_lossy(&bytes).into_owned())
+}

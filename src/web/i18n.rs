@@ -1,0 +1,138 @@
+//! Words of the status pages in Vietnamese (the default) and English.
+
+use serde_json::Value;
+
+use crate::alert::state::State;
+use crate::config::Language;
+
+/// A state in words, and a symbol so colour is never the only signal.
+pub fn state_word(state: State, lang: Language) -> (&'static str, &'static str) {
+    let vi = lang == Language::Vi;
+    match state {
+        State::Up => (if vi { "Hoạt động" } else { "Up" }, "✔"),
+        State::Degraded => (if vi { "Suy giảm" } else { "Degraded" }, "▲"),
+        State::Down => (if vi { "Ngừng hoạt động" } else { "Down" }, "✖"),
+        State::Unreachable => (if vi { "Không truy cập được" } else { "Unreachable" }, "⊘"),
+        State::Maintenance => (if vi { "Bảo trì" } else { "Maintenance" }, "⚙"),
+        State::Unknown => (if vi { "Chưa rõ" } else { "Unknown" }, "?"),
+    }
+}
+
+const VI: &[(&str, &str)] = &[
+    ("title", "Trạng thái hệ thống"),
+    ("nav", "Điều hướng"),
+    ("other_lang", "English"),
+    ("login", "Đăng nhập quản trị"),
+    ("logout", "Đăng xuất"),
+    ("updated", "Cập nhật lúc"),
+    ("tz", "múi giờ"),
+    ("open_incidents", "Sự cố đang mở"),
+    ("incident", "Sự cố"),
+    ("since", "Từ"),
+    ("also_affected", "Ảnh hưởng kèm theo"),
+    ("acked_by", "Đã tiếp nhận:"),
+    ("who", "Người xử lý"),
+    ("comment", "Ghi chú"),
+    ("ack", "Xác nhận tiếp nhận"),
+    ("no_incidents", "Không có sự cố nào đang mở."),
+    ("maintenance", "Bảo trì"),
+    ("now_active", "đang diễn ra"),
+    ("systems", "Các hệ thống"),
+    ("uptime_90", "tỷ lệ hoạt động 90 ngày"),
+    ("bar_90", "Trạng thái 90 ngày qua, mỗi ô một ngày"),
+    ("days_ago_90", "90 ngày trước"),
+    ("today", "Hôm nay"),
+    ("monitor", "Tình trạng của Vigil"),
+    ("uplink", "Kết nối ra ngoài"),
+    ("store", "Kho dữ liệu"),
+    ("outbox", "Thông báo chờ gửi"),
+    ("sla", "Cam kết (SLA)"),
+    ("check", "Kiểm tra"),
+    ("state", "Trạng thái"),
+    ("kind", "Loại"),
+    ("open_maintenance", "Mở khung giờ bảo trì"),
+    ("duration", "Thời lượng"),
+    ("reason", "Lý do"),
+    ("start_maintenance", "Bắt đầu bảo trì"),
+    ("range", "Khoảng thời gian"),
+    ("bar_24", "24 giờ qua, mỗi ô 15 phút"),
+    ("now", "Bây giờ"),
+    ("last_result", "Lần kiểm tra gần nhất"),
+    ("cause", "Nguyên nhân"),
+    ("failed_condition", "Điều kiện không đạt"),
+    ("loss", "mất gói"),
+    ("certificate", "Chứng thư số"),
+    ("issuer", "cấp bởi"),
+    ("expires", "hết hạn"),
+    ("latency", "Thời gian phản hồi"),
+    ("no_data", "Chưa có dữ liệu."),
+    ("history", "Lịch sử sự cố"),
+    ("exclude", "Loại khỏi SLA"),
+    ("token", "Mã quản trị"),
+    ("login_note", "Mã được giữ trong cookie HttpOnly của trình duyệt này cho đến khi đăng xuất."),
+    ("wrong_token", "Mã quản trị không đúng."),
+];
+
+const EN: &[(&str, &str)] = &[
+    ("title", "System status"),
+    ("nav", "Navigation"),
+    ("other_lang", "Tiếng Việt"),
+    ("login", "Admin login"),
+    ("logout", "Log out"),
+    ("updated", "Updated"),
+    ("tz", "time zone"),
+    ("open_incidents", "Open incidents"),
+    ("incident", "Incident"),
+    ("since", "Since"),
+    ("also_affected", "Also affected"),
+    ("acked_by", "Acknowledged by"),
+    ("who", "Who"),
+    ("comment", "Comment"),
+    ("ack", "Acknowledge"),
+    ("no_incidents", "No open incidents."),
+    ("maintenance", "Maintenance"),
+    ("now_active", "in progress"),
+    ("systems", "Systems"),
+    ("uptime_90", "90-day uptime"),
+    ("bar_90", "State over the last 90 days, one cell a day"),
+    ("days_ago_90", "90 days ago"),
+    ("today", "Today"),
+    ("monitor", "Vigil's own health"),
+    ("uplink", "Uplink"),
+    ("store", "Store"),
+    ("outbox", "Notifications waiting"),
+    ("sla", "SLA objective"),
+    ("check", "Check"),
+    ("state", "State"),
+    ("kind", "Kind"),
+    ("open_maintenance", "Open a maintenance window"),
+    ("duration", "Duration"),
+    ("reason", "Reason"),
+    ("start_maintenance", "Start maintenance"),
+    ("range", "Range"),
+    ("bar_24", "Last 24 hours, 15 minutes a cell"),
+    ("now", "Now"),
+    ("last_result", "Last result"),
+    ("cause", "Cause"),
+    ("failed_condition", "Failed condition"),
+    ("loss", "loss"),
+    ("certificate", "Certificate"),
+    ("issuer", "issued by"),
+    ("expires", "expires"),
+    ("latency", "Response time"),
+    ("no_data", "No data yet."),
+    ("history", "Incident history"),
+    ("exclude", "Exclude from SLA"),
+    ("token", "Admin token"),
+    ("login_note", "The token is kept in an HttpOnly cookie of this browser until you log out."),
+    ("wrong_token", "Wrong admin token."),
+];
+
+/// The page strings.
+pub fn strings(lang: Language) -> Value {
+    let pairs = match lang {
+        Language::Vi => VI,
+        Language::En => EN,
+    };
+    Value::Object(pairs.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect())
+}
