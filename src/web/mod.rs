@@ -303,6 +303,15 @@ fn incidents(state: &WebState, query: Option<&str>) -> Reply {
             _ => {}
         }
     }
+    if open_only {
+        // Open incidents from memory: always current, also right after an acknowledgement.
+        let board = state.board.read().unwrap_or_else(|p| p.into_inner());
+        let mut list: Vec<&crate::alert::incident::Incident> =
+            board.open_incidents.iter().filter(|i| system.as_deref().is_none_or(|s| s == i.system)).collect();
+        list.sort_by_key(|i| std::cmp::Reverse(i.id));
+        list.truncate(limit);
+        return json(&serde_json::json!({ "incidents": list }));
+    }
     match crate::store::query::incidents(&state.store_path, open_only, system.as_deref(), limit) {
         Ok(list) => json(&serde_json::json!({ "incidents": list })),
         Err(e) => {
