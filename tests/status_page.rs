@@ -254,5 +254,10 @@ async fn recovery_shows_on_the_pages() {
     let (_, _, up) = send("GET", &format!("http://{}/", app.addr()), &[], "").await;
     assert!(up.contains("Không có sự cố nào đang mở."), "no open incident any more");
     assert!(up.contains("<li class=\"down\""), "today's cell of the 90-day bar shows the outage");
+    let cell = up.split("<li class=\"down\" title=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or_default();
+    assert!(
+        cell.contains("Ngừng hoạt động") && cell.contains("[STATUS] (503) == 200"),
+        "the tooltip gives state and cause: {cell}"
+    );
     app.shutdown().await;
 }

@@ -412,6 +412,21 @@ pub mod query {
         Ok((initial.and_then(|s| State::from_name(&s)), changes))
     }
 
+    /// When a target went down, degraded or unreachable since `from_ms`, and why.
+    pub fn failure_causes(path: &Path, target: &str, from_ms: i64) -> Result<Vec<(i64, String)>, StoreError> {
+        let conn =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(path))?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT at_ms, message FROM state_changes WHERE target = ?1 AND at_ms > ?2
+                 AND to_state IN ('down', 'degraded', 'unreachable') ORDER BY at_ms, id",
+            )
+            .map_err(sqlite(path))?;
+        let rows =
+            stmt.query_map(rusqlite::params![target, from_ms], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sqlite(path))?;
+        rows.collect::<Result<_, _>>().map_err(sqlite(path))
+    }
+
     /// One stored probe result.
     #[derive(Debug, Clone, PartialEq)]
     pub struct StoredResult {

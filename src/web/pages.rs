@@ -190,8 +190,14 @@ fn rank(s: State) -> u8 {
     }
 }
 
+/// A target's days: time per state, and why it failed (time, message).
+struct Days {
+    periods: Vec<Period>,
+    causes: Vec<(i64, String)>,
+}
+
 /// Daily periods of each target, over the last `days` days.
-fn daily(state: &WebState, board: &Board, days: u32) -> HashMap<String, Vec<Period>> {
+fn daily(state: &WebState, board: &Board, days: u32) -> HashMap<String, Days> {
     let now = now_ms();
     let bounds = day_bounds(now, days, &board.config.instance.timezone);
     let Some(&from) = bounds.first() else { return HashMap::new() };
@@ -201,35 +207,45 @@ fn daily(state: &WebState, board: &Board, days: u32) -> HashMap<String, Vec<Peri
         .map(|(_, _, t)| {
             let id = t.key.id();
             let (initial, changes) = query::state_history(&state.store_path, &id, from).unwrap_or_default();
-            (id, split(initial, &changes, &bounds, now))
+            let causes = query::failure_causes(&state.store_path, &id, from).unwrap_or_default();
+            (id, Days { periods: split(initial, &changes, &bounds, now), causes })
         })
         .collect()
 }
 
-/// One bar from several targets' days: each cell is the worst state of the day.
-fn bar(days: &[&Vec<Period>], lang: Language, tz: &jiff::tz::TimeZone) -> Vec<Value> {
+/// One bar from several targets' days: each cell is the worst state of the day, its
+/// tooltip the date, the state, the downtime and the day's last cause.
+fn bar(days: &[&Days], lang: Language, tz: &jiff::tz::TimeZone) -> Vec<Value> {
     let Some(first) = days.first() else { return Vec::new() };
-    (0..first.len())
+    (0..first.periods.len())
         .map(|i| {
-            let worst = days.iter().filter_map(|d| d.get(i).and_then(Period::worst)).max_by_key(|s| rank(*s));
+            let day = &first.periods[i];
+            let worst = days.iter().filter_map(|d| d.periods.get(i).and_then(Period::worst)).max_by_key(|s| rank(*s));
             let down: i64 = days
                 .iter()
-                .filter_map(|d| d.get(i))
+                .filter_map(|d| d.periods.get(i))
                 .map(|p| p.time.get("down").copied().unwrap_or(0))
                 .max()
                 .unwrap_or(0);
-            let date = jiff::Timestamp::from_millisecond(first[i].start_ms)
+            let cause = days
+                .iter()
+                .flat_map(|d| d.causes.iter())
+                .filter(|(at, _)| (day.start_ms..day.end_ms).contains(at))
+                .max_by_key(|(at, _)| *at)
+                .map(|(_, m)| format!(" – {m}"))
+                .unwrap_or_default();
+            let date = jiff::Timestamp::from_millisecond(day.start_ms)
                 .map(|t| t.to_zoned(tz.clone()).strftime("%d/%m/%Y").to_string())
                 .unwrap_or_default();
             match worst {
                 Some(s) => {
                     let word = state_word(s, lang).0;
                     let extra = if down > 0 {
-                        format!(" – {}", format_duration(Duration::from_millis(down as u64)))
+                        format!(" {}", format_duration(Duration::from_millis(down as u64)))
                     } else {
                         String::new()
                     };
-                    json!({ "cls": s.as_str(), "title": format!("{date}: {word}{extra}") })
+                    json!({ "cls": s.as_str(), "title": format!("{date}: {word}{extra}{cause}") })
                 }
                 None => json!({ "cls": "", "title": format!("{date}: –") }),
             }
@@ -238,7 +254,7 @@ fn bar(days: &[&Vec<Period>], lang: Language, tz: &jiff::tz::TimeZone) -> Vec<Va
 }
 
 /// The uptime over the periods, formatted for the language (decimal comma in Vietnamese).
-fn uptime_of(days: &[&Vec<Period>], lang: Language) -> Option<String> {
+fn uptime_of(days: &[&[Period]], lang: Language) -> Option<String> {
     let (mut up, mut judged) = (0.0, 0.0);
     for d in days {
         for p in d.iter() {
@@ -286,8 +302,9 @@ fn home(state: &WebState, req: &Request<Incoming>, board: &Board) -> Reply {
         .map(|s| {
             let st = system_state(s, &board.targets);
             let (word, icon) = state_word(st, v.lang);
-            let critical: Vec<&Vec<Period>> =
+            let critical: Vec<&Days> =
                 s.checks.iter().filter(|c| c.critical).flat_map(|c| c.targets.iter()).filter_map(|t| days.get(&t.key.id())).collect();
+            let critical_periods: Vec<&[Period]> = critical.iter().map(|d| d.periods.as_slice()).collect();
             let ids: Vec<String> = s.checks.iter().flat_map(|c| c.targets.iter().map(|t| t.key.id())).collect();
             let checks: Vec<Value> = s
                 .checks
@@ -295,7 +312,7 @@ fn home(state: &WebState, req: &Request<Incoming>, board: &Board) -> Reply {
                 .map(|c| {
                     let (cs, summary) = check_summary(board, c, v.lang);
                     let (cw, ci) = state_word(cs, v.lang);
-                    let cd: Vec<&Vec<Period>> = c.targets.iter().filter_map(|t| days.get(&t.key.id())).collect();
+                    let cd: Vec<&Days> = c.targets.iter().filter_map(|t| days.get(&t.key.id())).collect();
                     json!({ "id": format!("{}/{}", s.id, c.id), "name": c.name, "state": cs.as_str(), "word": cw, "icon": ci,
                             "targets": c.targets.len(), "summary": summary, "bar": bar(&cd, v.lang, tz) })
                 })
@@ -305,7 +322,7 @@ fn home(state: &WebState, req: &Request<Incoming>, board: &Board) -> Reply {
                 "name": if v.lang == Language::Vi { &s.name_vi } else { &s.name_en },
                 "state": st.as_str(), "word": word, "icon": icon,
                 "since": since_of(board, &ids, tz),
-                "uptime": uptime_of(&critical, v.lang),
+                "uptime": uptime_of(&critical_periods, v.lang),
                 "bar": bar(&critical, v.lang, tz),
                 "checks": checks,
             })
@@ -376,13 +393,14 @@ fn system_page(state: &WebState, req: &Request<Incoming>, board: &Board, system:
     let days = daily(state, board, 90);
     let st = system_state(system, &board.targets);
     let (word, icon) = state_word(st, v.lang);
-    let critical: Vec<&Vec<Period>> = system
+    let critical: Vec<&Days> = system
         .checks
         .iter()
         .filter(|c| c.critical)
         .flat_map(|c| c.targets.iter())
         .filter_map(|t| days.get(&t.key.id()))
         .collect();
+    let critical_periods: Vec<&[Period]> = critical.iter().map(|d| d.periods.as_slice()).collect();
     let checks: Vec<Value> = system
         .checks
         .iter()
@@ -399,7 +417,7 @@ fn system_page(state: &WebState, req: &Request<Incoming>, board: &Board, system:
         json!({ "refresh": REFRESH_SECONDS, "system": {
             "id": system.id, "name": if v.lang == Language::Vi { &system.name_vi } else { &system.name_en },
             "state": st.as_str(), "word": word, "icon": icon, "sla": system.sla.map(|s| format!("{}%", s * 100.0)),
-            "uptime": uptime_of(&critical, v.lang), "bar": bar(&critical, v.lang, tz), "checks": checks,
+            "uptime": uptime_of(&critical_periods, v.lang), "bar": bar(&critical, v.lang, tz), "checks": checks,
         }}),
     );
     render("system.html", ctx)
@@ -555,7 +573,7 @@ fn badge(state: &WebState, board: &Board, spec: &str) -> Reply {
                     split(init, &changes, &bounds, now)
                 })
                 .collect();
-            let refs: Vec<&Vec<Period>> = periods.iter().collect();
+            let refs: Vec<&[Period]> = periods.iter().map(Vec::as_slice).collect();
             let shown = uptime_of(&refs, lang).unwrap_or_else(|| "–".into());
             let color = match system.sla {
                 Some(sla) if refs.iter().all(|p| p.iter().all(|x| x.uptime().is_none_or(|u| u >= sla))) => "#1a7f37",
