@@ -66,6 +66,32 @@ pub enum Command {
         #[arg(long)]
         receiver: String,
     },
+    /// Uptime report from the store (default: the current month, HTML, instance language).
+    Report {
+        /// Root configuration file.
+        #[arg(short, long, default_value = "vigil.yaml")]
+        config: PathBuf,
+        /// The month, e.g. 2026-10.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        month: Option<String>,
+        /// First day, e.g. 2026-10-01 (with --to).
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// Last day, inclusive.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        #[arg(long, value_enum, default_value_t = crate::report::Format::Html)]
+        format: crate::report::Format,
+        /// vi or en (default: the instance language).
+        #[arg(long)]
+        lang: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Report as of this time (RFC 3339; default now): the same --at gives the same report.
+        #[arg(long)]
+        at: Option<String>,
+    },
     /// Probe one URL (http/https) or host:port (tcp) now and print the result.
     Probe {
         /// `https://host/path` or `host:port`.
@@ -108,10 +134,69 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig { config } => Ok(check_config(&config)),
         Command::NotifyTest { config, receiver } => notify_test(&config, &receiver).await,
+        Command::Report { config, month, from, to, format, lang, output, at } => {
+            let now = match at {
+                Some(t) => {
+                    t.parse::<jiff::Timestamp>().map_err(|e| anyhow::anyhow!("--at \"{t}\": {e}"))?.as_millisecond()
+                }
+                None => crate::scheduler::now_ms(),
+            };
+            report(
+                &config,
+                ReportRequest {
+                    month,
+                    dates: from.zip(to),
+                    format,
+                    lang: lang.as_deref(),
+                    output: output.as_deref(),
+                    now,
+                },
+            )
+        }
         Command::Probe { target, kind, conditions, timeout, insecure, json } => {
             probe_once(&target, kind, &conditions, timeout, insecure, json).await
         }
     }
+}
+
+/// What `vigil report` was asked for.
+struct ReportRequest<'a> {
+    month: Option<String>,
+    dates: Option<(String, String)>,
+    format: crate::report::Format,
+    lang: Option<&'a str>,
+    output: Option<&'a Path>,
+    now: i64,
+}
+
+fn report(path: &Path, req: ReportRequest) -> anyhow::Result<ExitCode> {
+    use crate::report;
+    let ReportRequest { month, dates, format, lang, output, now } = req;
+    let config = config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    let tz = &config.instance.timezone;
+    let span = match (month, dates) {
+        (_, Some((from, to))) => report::dates(&from, &to, tz)?,
+        (Some(m), None) => report::month(&m, tz)?,
+        (None, None) => report::month(&report::current_month(now, tz), tz)?,
+    };
+    let lang = match lang {
+        Some("en") => config::Language::En,
+        Some("vi") => config::Language::Vi,
+        Some(other) => anyhow::bail!("unknown language \"{other}\" (expected vi or en)"),
+        None => config.instance.language,
+    };
+    if !config.storage.path.exists() {
+        anyhow::bail!("no store at {} (run vigil first)", config.storage.path.display());
+    }
+    let built = report::build(&config, &config.storage.path, &span, lang, now)?;
+    let text = report::render(&built, format, tz);
+    match output {
+        Some(file) => {
+            std::fs::write(file, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn notify_test(path: &Path, receiver: &str) -> anyhow::Result<ExitCode> {

@@ -16,6 +16,7 @@
 //! - [`web`]: the hyper server.
 //! - [`app`]: wiring, reload and shutdown.
 //! - [`history`]: state intervals split by day (heartbeat bars, badges).
+//! - [`report`]: uptime arithmetic and report renderers (html, csv, json, md).
 //! - [`demo`]: simulated systems on loopback for `vigil demo` and tests.
 //! - [`cli`]: the `vigil` command's subcommands.
 
@@ -29,6 +30,7 @@ pub mod history;
 pub mod metrics;
 pub mod pipeline;
 pub mod probe;
+pub mod report;
 pub mod scheduler;
 pub mod status;
 pub mod store;

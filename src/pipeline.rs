@@ -23,6 +23,8 @@ use crate::store::{ChangeRecord, Record, ResultRecord, Store};
 
 /// How often reminders and escalations are checked.
 const TICK: Duration = Duration::from_secs(1);
+/// How often raw results older than `storage.raw_retention` are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Something that happened to a target, published for tests and live views.
 #[derive(Debug, Clone)]
@@ -478,6 +480,8 @@ impl Pipeline {
     ) -> Store {
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut pruner = tokio::time::interval(PRUNE_EVERY);
+        pruner.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut control_open = true;
         loop {
             tokio::select! {
@@ -499,6 +503,10 @@ impl Pipeline {
                     None => return self.store,
                 },
                 _ = ticker.tick() => self.tick(),
+                _ = pruner.tick() => {
+                    let before = now_ms() - self.config.storage.raw_retention.as_millis() as i64;
+                    self.store.send(Record::Prune(before));
+                }
             }
         }
     }

@@ -103,6 +103,8 @@ pub enum Record {
     Batch(Vec<Record>),
     /// Answers once everything sent before it is on disk.
     Flush(oneshot::Sender<()>),
+    /// Deletes raw results older than this (Unix ms); state changes and incidents stay.
+    Prune(i64),
     /// Ends the writer after what was sent before it (other senders may still exist).
     Stop,
 }
@@ -321,6 +323,18 @@ pub mod query {
             Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
             Err(e) => Err(sqlite(path)(e)),
         }
+    }
+
+    /// Incidents that overlap [from, to), oldest first.
+    pub fn incidents_between(path: &Path, from: i64, to: i64) -> Result<Vec<Incident>, StoreError> {
+        let conn =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(path))?;
+        load_json(
+            &conn,
+            "SELECT data FROM incidents WHERE started_ms < ?2 AND (resolved_ms IS NULL OR resolved_ms > ?1) ORDER BY id",
+            [from, to],
+        )
+        .map_err(sqlite(path))
     }
 
     /// One incident by id.

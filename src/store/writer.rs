@@ -100,6 +100,12 @@ fn write(tx: &Transaction, record: Record, waiters: &mut Vec<oneshot::Sender<()>
                 write(tx, r, waiters)?;
             }
         }
+        Record::Prune(before) => {
+            let gone = tx.prepare_cached("DELETE FROM results WHERE at_ms < ?1")?.execute([before])?;
+            if gone > 0 {
+                tracing::info!(rows = gone, "pruned raw results older than storage.raw_retention");
+            }
+        }
         Record::Flush(w) => waiters.push(w),
         Record::Stop => {}
     }

@@ -225,6 +225,7 @@ async fn route(state: &WebState, req: Request<Incoming>, _peer: SocketAddr) -> R
             }
         }
         (&Method::GET, "/api/v1/maintenance") => maintenance_list(state),
+        (&Method::GET, "/reports") => reports(state, req.uri().query()),
         (&Method::POST, "/api/v1/maintenance") => {
             if let Some(denied) = refuse_unless_admin(state, &req) {
                 return denied;
@@ -330,6 +331,39 @@ async fn acknowledge(state: &WebState, id: i64, by: String, comment: String) -> 
         Ok(Ok(incident)) => json(&serde_json::json!({ "incident": incident })),
         Ok(Err(why)) => text(StatusCode::NOT_FOUND, why),
         Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+    }
+}
+
+/// `GET /reports?month=2026-10&lang=vi&format=html|csv|json|md`: the uptime report.
+fn reports(state: &WebState, query: Option<&str>) -> Reply {
+    use crate::report::{self, Format};
+    let params: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect();
+    let config = state.board.read().unwrap_or_else(|p| p.into_inner()).config.clone();
+    let tz = &config.instance.timezone;
+    let now = now_ms();
+    let month = params.get("month").cloned().unwrap_or_else(|| report::current_month(now, tz));
+    let span = match report::month(&month, tz) {
+        Ok(s) => s,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let lang = match params.get("lang").map(String::as_str) {
+        Some("en") => crate::config::Language::En,
+        Some("vi") => crate::config::Language::Vi,
+        _ => config.instance.language,
+    };
+    let (format, content_type) = match params.get("format").map(String::as_str) {
+        Some("csv") => (Format::Csv, "text/csv; charset=utf-8"),
+        Some("json") => (Format::Json, "application/json"),
+        Some("md") => (Format::Md, "text/markdown; charset=utf-8"),
+        _ => (Format::Html, "text/html; charset=utf-8"),
+    };
+    match report::build(&config, &state.store_path, &span, lang, now) {
+        Ok(r) => reply(StatusCode::OK, content_type, report::render(&r, format, tz)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the report");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "cannot build the report")
+        }
     }
 }
 

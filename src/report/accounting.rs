@@ -1,0 +1,209 @@
+//! Uptime arithmetic (pure, times in Unix milliseconds).
+//!
+//! Over a period, every moment of a target is exactly one of: **up** (up or degraded),
+//! **down** (down, or unreachable — which is down, attributed to the root cause's incident),
+//! **maintenance** (inside a window), **no data** (Vigil was not running, or could not judge:
+//! unknown), or **excluded** (inside an incident an operator excluded from the SLA, with a
+//! recorded reason). Uptime = up / (period − maintenance − no data − excluded), i.e.
+//! up / (up + down): the four quantities are shown side by side so anyone can recompute it.
+//!
+//! Several targets (a check's, or a system's critical checks') combine moment by moment:
+//! down if any is down; otherwise maintenance if any is in maintenance; otherwise no data if
+//! any has no data; otherwise up.
+
+use crate::alert::state::State;
+
+/// Time per category over a period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Accounting {
+    pub up_ms: i64,
+    pub down_ms: i64,
+    pub maintenance_ms: i64,
+    pub no_data_ms: i64,
+    pub excluded_ms: i64,
+}
+
+impl Accounting {
+    /// up / (up + down); None when nothing could be judged.
+    pub fn uptime(&self) -> Option<f64> {
+        let judged = self.up_ms + self.down_ms;
+        (judged > 0).then(|| self.up_ms as f64 / judged as f64)
+    }
+}
+
+/// What a moment counts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Category {
+    Up,
+    NoData,
+    Maintenance,
+    Excluded,
+    Down,
+}
+
+fn category(state: Option<State>) -> Category {
+    match state {
+        Some(State::Up | State::Degraded) => Category::Up,
+        Some(State::Down | State::Unreachable) => Category::Down,
+        Some(State::Maintenance) => Category::Maintenance,
+        Some(State::Unknown) | None => Category::NoData,
+    }
+}
+
+/// One target's history: its state at the period's start and its changes after.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    pub initial: Option<State>,
+    pub changes: Vec<(i64, State)>,
+}
+
+/// A target's category from `from` to `to` as a list of (start, category) segments.
+fn segments(h: &History, from: i64, to: i64, excluded: &[(i64, i64)]) -> Vec<(i64, Category)> {
+    let mut points: Vec<i64> = vec![from];
+    points.extend(h.changes.iter().map(|(t, _)| *t).filter(|t| *t > from && *t < to));
+    for (a, b) in excluded {
+        points.extend([*a, *b].into_iter().filter(|t| *t > from && *t < to));
+    }
+    points.sort_unstable();
+    points.dedup();
+    points
+        .into_iter()
+        .map(|at| {
+            let state = h.changes.iter().take_while(|(t, _)| *t <= at).last().map(|(_, s)| *s).or(h.initial);
+            let mut c = category(state);
+            if c == Category::Down && excluded.iter().any(|(a, b)| at >= *a && at < *b) {
+                c = Category::Excluded;
+            }
+            (at, c)
+        })
+        .collect()
+}
+
+/// Accounts several targets combined over [from, to); time after `now` is no data.
+/// `excluded` are the spans of incidents excluded from the SLA.
+pub fn account(targets: &[History], from: i64, to: i64, now: i64, excluded: &[(i64, i64)]) -> Accounting {
+    let mut acc = Accounting::default();
+    if to <= from {
+        return acc;
+    }
+    let end = to.min(now).max(from);
+    let segs: Vec<Vec<(i64, Category)>> = targets.iter().map(|h| segments(h, from, end, excluded)).collect();
+    let mut points: Vec<i64> = segs.iter().flat_map(|s| s.iter().map(|(t, _)| *t)).chain([from, end]).collect();
+    points.sort_unstable();
+    points.dedup();
+    for w in points.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        let combined = segs
+            .iter()
+            .map(|s| s.iter().take_while(|(t, _)| *t <= a).last().map_or(Category::NoData, |(_, c)| *c))
+            .max()
+            .unwrap_or(Category::NoData);
+        let slot = match combined {
+            Category::Up => &mut acc.up_ms,
+            Category::Down => &mut acc.down_ms,
+            Category::Maintenance => &mut acc.maintenance_ms,
+            Category::Excluded => &mut acc.excluded_ms,
+            Category::NoData => &mut acc.no_data_ms,
+        };
+        *slot += b - a;
+    }
+    acc.no_data_ms += to - end;
+    acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000;
+    const DAY: i64 = 24 * H;
+    /// A 30-day month starting at t = 0.
+    const MONTH: i64 = 30 * DAY;
+
+    fn h(initial: State, changes: &[(i64, State)]) -> History {
+        History { initial: Some(initial), changes: changes.to_vec() }
+    }
+
+    #[test]
+    fn arithmetic_table() {
+        use State::*;
+        let cases: Vec<(&str, Vec<History>, Vec<(i64, i64)>, Accounting)> = vec![
+            (
+                "a 3 h outage in the month",
+                vec![h(Up, &[(10 * DAY, Down), (10 * DAY + 3 * H, Up)])],
+                vec![],
+                Accounting { up_ms: MONTH - 3 * H, down_ms: 3 * H, ..Accounting::default() },
+            ),
+            (
+                "degraded counts as up",
+                vec![h(Up, &[(DAY, Degraded), (2 * DAY, Up)])],
+                vec![],
+                Accounting { up_ms: MONTH, ..Accounting::default() },
+            ),
+            (
+                "maintenance overlapping an outage: the window is not downtime",
+                vec![h(Up, &[(DAY, Down), (DAY + H, Maintenance), (DAY + 3 * H, Down), (DAY + 4 * H, Up)])],
+                vec![],
+                Accounting { up_ms: MONTH - 4 * H, down_ms: 2 * H, maintenance_ms: 2 * H, ..Accounting::default() },
+            ),
+            (
+                "a no-data gap (Vigil stopped, then judged afresh)",
+                vec![h(Up, &[(5 * DAY, Unknown), (5 * DAY + 6 * H, Up)])],
+                vec![],
+                Accounting { up_ms: MONTH - 6 * H, no_data_ms: 6 * H, ..Accounting::default() },
+            ),
+            (
+                "unreachable under a failed dependency counts as down",
+                vec![h(Up, &[(3 * DAY, Unreachable), (3 * DAY + 2 * H, Up)])],
+                vec![],
+                Accounting { up_ms: MONTH - 2 * H, down_ms: 2 * H, ..Accounting::default() },
+            ),
+            (
+                "an outage crossing midnight is counted whole",
+                vec![h(Up, &[(DAY - H, Down), (DAY + 2 * H, Up)])],
+                vec![],
+                Accounting { up_ms: MONTH - 3 * H, down_ms: 3 * H, ..Accounting::default() },
+            ),
+            (
+                "an outage crossing the month boundary counts only its part inside",
+                vec![h(Down, &[(2 * H, Up), (MONTH - H, Down)])],
+                vec![],
+                Accounting { up_ms: MONTH - 3 * H, down_ms: 3 * H, ..Accounting::default() },
+            ),
+            (
+                "an excluded incident is neither up nor down",
+                vec![h(Up, &[(10 * DAY, Down), (10 * DAY + 5 * H, Up)])],
+                vec![(10 * DAY, 10 * DAY + 5 * H)],
+                Accounting { up_ms: MONTH - 5 * H, excluded_ms: 5 * H, ..Accounting::default() },
+            ),
+            (
+                "a system: down while any critical check is down",
+                vec![h(Up, &[(DAY, Down), (DAY + 2 * H, Up)]), h(Up, &[(DAY + H, Down), (DAY + 4 * H, Up)])],
+                vec![],
+                Accounting { up_ms: MONTH - 4 * H, down_ms: 4 * H, ..Accounting::default() },
+            ),
+            (
+                "no history at all is no data",
+                vec![History::default()],
+                vec![],
+                Accounting { no_data_ms: MONTH, ..Accounting::default() },
+            ),
+        ];
+        for (name, targets, excluded, want) in cases {
+            let got = account(&targets, 0, MONTH, MONTH, &excluded);
+            assert_eq!(got, want, "{name}");
+            assert_eq!(
+                got.up_ms + got.down_ms + got.maintenance_ms + got.no_data_ms + got.excluded_ms,
+                MONTH,
+                "{name}: adds up"
+            );
+        }
+    }
+
+    #[test]
+    fn the_future_is_no_data_and_uptime_is_recomputable() {
+        let acc = account(&[h(State::Up, &[(DAY, State::Down), (DAY + H, State::Up)])], 0, MONTH, 2 * DAY, &[]);
+        assert_eq!(acc.no_data_ms, MONTH - 2 * DAY);
+        assert_eq!(acc.uptime(), Some((2 * DAY - H) as f64 / (2 * DAY) as f64));
+    }
+}

@@ -1,0 +1,254 @@
+//! Uptime reports for managers: per system and check, the SLA objective, the achieved
+//! uptime with the four quantities behind it, incidents, MTTA, MTTR, the longest outage,
+//! a daily chart and the incident list — as HTML (one self-contained file for A4), CSV,
+//! JSON or Markdown, in Vietnamese or English. The arithmetic is in [`accounting`].
+
+pub mod accounting;
+mod render;
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::alert::incident::{Incident, Severity};
+use crate::config::{Config, Language};
+use crate::store::query;
+pub use accounting::{Accounting, History, account};
+pub use render::{Format, render};
+
+/// The span a report covers, in the instance time zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Span {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// `2026-10`, or `2026-10-01 – 2026-10-15`.
+    pub label: String,
+}
+
+/// Errors of building a report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("\"{0}\" is not a month (expected e.g. 2026-10)")]
+    Month(String),
+    #[error("\"{0}\" is not a date (expected e.g. 2026-10-01)")]
+    Date(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+fn midnight(date: jiff::civil::Date, tz: &jiff::tz::TimeZone) -> Option<i64> {
+    date.to_zoned(tz.clone()).ok().map(|z| z.timestamp().as_millisecond())
+}
+
+/// The calendar month `2026-10` (midnight to midnight in the instance time zone).
+pub fn month(spec: &str, tz: &jiff::tz::TimeZone) -> Result<Span, ReportError> {
+    let bad = || ReportError::Month(spec.to_string());
+    let first: jiff::civil::Date = format!("{spec}-01").parse().map_err(|_| bad())?;
+    let next = first.checked_add(jiff::Span::new().months(1)).map_err(|_| bad())?;
+    Ok(Span {
+        from_ms: midnight(first, tz).ok_or_else(bad)?,
+        to_ms: midnight(next, tz).ok_or_else(bad)?,
+        label: spec.to_string(),
+    })
+}
+
+/// From the start of `from` to the end of `to` (dates, inclusive).
+pub fn dates(from: &str, to: &str, tz: &jiff::tz::TimeZone) -> Result<Span, ReportError> {
+    let parse = |s: &str| s.parse::<jiff::civil::Date>().map_err(|_| ReportError::Date(s.to_string()));
+    let (a, b) = (parse(from)?, parse(to)?);
+    let end = b.checked_add(jiff::Span::new().days(1)).map_err(|_| ReportError::Date(to.to_string()))?;
+    let bad = || ReportError::Date(from.to_string());
+    Ok(Span {
+        from_ms: midnight(a, tz).ok_or_else(bad)?,
+        to_ms: midnight(end, tz).ok_or_else(bad)?,
+        label: format!("{from} – {to}"),
+    })
+}
+
+/// One incident as the report lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentRow {
+    pub id: i64,
+    pub target: String,
+    pub severity: Severity,
+    pub started_ms: i64,
+    pub resolved_ms: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub cause: String,
+    pub acknowledged_by: Option<String>,
+    pub excluded: Option<query::Exclusion>,
+}
+
+/// The figures of one check or system.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figures {
+    pub id: String,
+    pub name: String,
+    pub objective: Option<f64>,
+    pub accounting: Accounting,
+    pub uptime: Option<f64>,
+    pub met: Option<bool>,
+    pub incidents: usize,
+    /// Mean time to acknowledge, over acknowledged incidents.
+    pub mtta_ms: Option<i64>,
+    /// Mean time to repair, over resolved incidents.
+    pub mttr_ms: Option<i64>,
+    pub longest_outage_ms: Option<i64>,
+}
+
+/// A system's part of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct SystemReport {
+    #[serde(flatten)]
+    pub figures: Figures,
+    /// Uptime per day of the span (None: no data that day).
+    pub daily: Vec<Option<f64>>,
+    pub checks: Vec<Figures>,
+    pub incident_list: Vec<IncidentRow>,
+}
+
+/// A whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Version of the JSON layout.
+    pub schema: u32,
+    pub instance: String,
+    pub timezone: String,
+    pub language: &'static str,
+    pub span: Span,
+    pub generated_ms: i64,
+    pub systems: Vec<SystemReport>,
+}
+
+fn mean(values: impl Iterator<Item = i64>) -> Option<i64> {
+    let v: Vec<i64> = values.collect();
+    (!v.is_empty()).then(|| v.iter().sum::<i64>() / v.len() as i64)
+}
+
+fn figures(
+    id: String,
+    name: String,
+    objective: Option<f64>,
+    accounting: Accounting,
+    incidents: &[&IncidentRow],
+    all: &[Incident],
+) -> Figures {
+    let uptime = accounting.uptime();
+    let full: Vec<&Incident> = incidents.iter().filter_map(|r| all.iter().find(|i| i.id == r.id)).collect();
+    Figures {
+        id,
+        name,
+        objective,
+        uptime,
+        met: objective.zip(uptime).map(|(o, u)| u >= o),
+        incidents: incidents.len(),
+        mtta_ms: mean(full.iter().filter_map(|i| i.ack.as_ref().map(|a| a.at_ms - i.detected_ms))),
+        mttr_ms: mean(incidents.iter().filter_map(|r| r.duration_ms)),
+        longest_outage_ms: incidents
+            .iter()
+            .filter(|r| r.severity == Severity::Critical && r.excluded.is_none())
+            .filter_map(|r| r.duration_ms)
+            .max(),
+        accounting,
+    }
+}
+
+/// The month containing `now` (instance time zone), as `YYYY-MM`.
+pub fn current_month(now_ms: i64, tz: &jiff::tz::TimeZone) -> String {
+    jiff::Timestamp::from_millisecond(now_ms)
+        .map(|t| t.to_zoned(tz.clone()).strftime("%Y-%m").to_string())
+        .unwrap_or_default()
+}
+
+/// Builds the report of `span` from the store.
+pub fn build(config: &Config, store: &Path, span: &Span, lang: Language, now: i64) -> Result<Report, ReportError> {
+    let incidents = query::incidents_between(store, span.from_ms, span.to_ms)?;
+    let mut rows = Vec::new();
+    for i in &incidents {
+        rows.push(IncidentRow {
+            id: i.id,
+            target: i.target.clone(),
+            severity: i.severity,
+            started_ms: i.started_ms,
+            resolved_ms: i.resolved_ms,
+            duration_ms: i.resolved_ms.map(|r| r - i.started_ms),
+            cause: i.cause.clone(),
+            acknowledged_by: i.ack.as_ref().map(|a| a.by.clone()),
+            excluded: query::exclusion(store, i.id)?,
+        });
+    }
+    let excluded: Vec<(i64, i64)> = rows
+        .iter()
+        .filter(|r| r.excluded.is_some())
+        .map(|r| (r.started_ms, r.resolved_ms.unwrap_or(span.to_ms)))
+        .collect();
+    let histories: std::collections::HashMap<String, History> = config
+        .targets()
+        .map(|(_, _, t)| {
+            let id = t.key.id();
+            let (initial, changes) = query::state_history(store, &id, span.from_ms).unwrap_or_default();
+            (id, History { initial, changes })
+        })
+        .collect();
+    let days: Vec<i64> = {
+        let mut b = vec![span.from_ms];
+        while let Some(&last) = b.last() {
+            let next = jiff::Timestamp::from_millisecond(last)
+                .ok()
+                .and_then(|t| t.to_zoned(config.instance.timezone.clone()).checked_add(jiff::Span::new().days(1)).ok())
+                .map_or(span.to_ms, |z| z.timestamp().as_millisecond());
+            if next >= span.to_ms {
+                b.push(span.to_ms);
+                break;
+            }
+            b.push(next);
+        }
+        b
+    };
+    let systems = config
+        .systems
+        .iter()
+        .map(|s| {
+            let name = if lang == Language::Vi { s.name_vi.clone() } else { s.name_en.clone() };
+            let of =
+                |ids: &[String]| -> Vec<History> { ids.iter().filter_map(|id| histories.get(id).cloned()).collect() };
+            let critical: Vec<String> =
+                s.checks.iter().filter(|c| c.critical).flat_map(|c| c.targets.iter().map(|t| t.key.id())).collect();
+            let sys_rows: Vec<&IncidentRow> =
+                rows.iter().filter(|r| r.target.starts_with(&format!("{}/", s.id))).collect();
+            let checks = s
+                .checks
+                .iter()
+                .map(|c| {
+                    let ids: Vec<String> = c.targets.iter().map(|t| t.key.id()).collect();
+                    let prefix = format!("{}/{}", s.id, c.id);
+                    let check_rows: Vec<&IncidentRow> = sys_rows
+                        .iter()
+                        .copied()
+                        .filter(|r| r.target == prefix || r.target.starts_with(&format!("{prefix}/")))
+                        .collect();
+                    let acc = account(&of(&ids), span.from_ms, span.to_ms, now, &excluded);
+                    figures(prefix, c.name.clone(), s.sla, acc, &check_rows, &incidents)
+                })
+                .collect();
+            let targets = of(&critical);
+            let daily = days.windows(2).map(|w| account(&targets, w[0], w[1], now, &excluded).uptime()).collect();
+            let acc = account(&targets, span.from_ms, span.to_ms, now, &excluded);
+            SystemReport {
+                figures: figures(s.id.clone(), name, s.sla, acc, &sys_rows, &incidents),
+                daily,
+                checks,
+                incident_list: sys_rows.into_iter().cloned().collect(),
+            }
+        })
+        .collect();
+    Ok(Report {
+        schema: 1,
+        instance: config.instance.name.clone(),
+        timezone: config.instance.timezone_name.clone(),
+        language: if lang == Language::Vi { "vi" } else { "en" },
+        span: span.clone(),
+        generated_ms: now,
+        systems,
+    })
+}

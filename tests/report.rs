@@ -1,0 +1,187 @@
+//! Reports end to end: a store seeded by the real daemon (a target switched down and up,
+//! one incident excluded from the SLA), then `vigil report` in all four formats giving the
+//! same numbers, CSV read by an independent parser, the HTML rendered by Chromium; and
+//! retention pruning that leaves old reports unchanged.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::*;
+use vigil::alert::state::State;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn report(dir: &Path, format: &str, at: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["report", "-c", &dir.join("vigil.yaml").display().to_string(), "--format", format, "--at", at])
+        .output()
+        .expect("run vigil report");
+    assert!(out.status.success(), "vigil report --format {format}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_formats_agree_on_a_seeded_store() {
+    let web = web_server(None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let systems = format!(
+        "systems:\n  - id: procedures\n    name: {{ vi: \"Hệ thống giải quyết thủ tục hành chính\", en: \"Procedures\" }}\n    sla: 99.9%\n    checks:\n      - {{ id: portal, http: {{ url: \"http://{0}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n      - {{ id: api, http: {{ url: \"http://{0}/ok\" }} }}\n",
+        web.addr
+    );
+    write_config(dir.path(), &systems);
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    let base = format!("http://{}", app.addr());
+    wait_states(&mut events, WAIT, &[("procedures/portal", State::Up), ("procedures/api", State::Up)]).await;
+    for _ in 0..2 {
+        web.switch.store(503, Ordering::SeqCst);
+        wait_states(&mut events, WAIT, &[("procedures/portal", State::Down)]).await;
+        web.switch.store(200, Ordering::SeqCst);
+        wait_states(&mut events, WAIT, &[("procedures/portal", State::Up)]).await;
+    }
+    let auth = format!("Bearer {TOKEN}");
+    let (code, _, _) = send(
+        "POST",
+        &format!("{base}/api/v1/incidents/2/exclude"),
+        &[("authorization", &auth)],
+        r#"{"reason": "planned power cut", "by": "An"}"#,
+    )
+    .await;
+    assert_eq!(code, 200);
+    app.shutdown().await;
+
+    let db = dir.path().join("vigil.db");
+    let incidents = vigil::store::query::incidents(&db, false, None, 10).expect("incidents");
+    let duration = |id: i64| {
+        incidents.iter().find(|i| i.id == id).and_then(|i| i.resolved_ms.map(|r| r - i.started_ms)).expect("resolved")
+    };
+
+    // Every format as of the same moment.
+    let at = jiff::Timestamp::now().to_string();
+    let report = |format: &str| report(dir.path(), format, &at);
+    let json_text = report("json");
+    let json: serde_json::Value = serde_json::from_str(&json_text).expect("json");
+    assert_eq!(json["schema"], 1);
+    let sys = &json["systems"][0];
+    assert_eq!(sys["id"], "procedures");
+    assert_eq!(sys["incidents"], 2);
+    assert_eq!(sys["accounting"]["down_ms"], duration(1), "downtime is exactly the first outage");
+    assert_eq!(sys["accounting"]["excluded_ms"], duration(2), "the excluded outage is not downtime");
+    let (up, down) =
+        (sys["accounting"]["up_ms"].as_f64().expect("up"), sys["accounting"]["down_ms"].as_f64().expect("down"));
+    assert!((sys["uptime"].as_f64().expect("uptime") - up / (up + down)).abs() < 1e-12, "uptime = up / (up + down)");
+    assert_eq!(sys["met"], false);
+    assert_eq!(sys["incident_list"][1]["excluded"]["reason"], "planned power cut");
+    assert_eq!(sys["checks"].as_array().map(Vec::len), Some(2));
+
+    // CSV, read by Python's csv module: one row per system and check, the same seconds.
+    let csv = report("csv");
+    let parsed = Command::new("/usr/bin/python3")
+        .args(["-c", "import csv,json,sys; print(json.dumps(list(csv.DictReader(sys.stdin))))"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().expect("stdin").write_all(csv.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("python3 csv");
+    let rows: serde_json::Value = serde_json::from_slice(&parsed.stdout).expect("csv rows");
+    assert_eq!(rows.as_array().map(Vec::len), Some(3), "{csv}");
+    assert_eq!(rows[0]["level"], "system");
+    assert_eq!(rows[0]["down_s"], (duration(1) / 1000).to_string());
+    assert_eq!(rows[0]["excluded_s"], (duration(2) / 1000).to_string());
+    assert_eq!(rows[0]["name"], "Hệ thống giải quyết thủ tục hành chính");
+
+    // Markdown and HTML show the same achieved figure.
+    let shown = format!("{:.3}%", sys["uptime"].as_f64().expect("uptime") * 100.0).replace('.', ",");
+    let md = report("md");
+    assert!(md.contains(&shown), "{shown} in\n{md}");
+    let html = report("html");
+    assert_eq!(report("json"), json_text, "the same --at gives the same report, byte for byte");
+    assert!(html.contains(&shown) && html.contains("Loại khỏi SLA: planned power cut (An)"), "{shown}");
+    assert!(!html.contains("http://") && !html.contains("https://"), "self-contained: no external resources");
+
+    // Chromium renders it without console errors.
+    let file = dir.path().join("report.html");
+    std::fs::write(&file, &html).expect("write");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/report.mjs");
+    assert!(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/node_modules/playwright-core").exists(),
+        "run `npm ci --prefix tests/browser` (scripts/test does this)"
+    );
+    let shot = std::env::var("VIGIL_SCREENSHOTS").map(|d| format!("{d}/report-vi.png")).unwrap_or_default();
+    let out = Command::new("node")
+        .args([script.display().to_string(), file.display().to_string(), shot])
+        .output()
+        .expect("node");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(result["errors"], serde_json::json!([]));
+    assert!(result["title"].as_str().is_some_and(|t| t.to_lowercase().contains("báo cáo")), "{result}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruning_removes_old_raw_results_and_leaves_reports_unchanged() {
+    use vigil::alert::state::TargetState;
+    use vigil::store::{ChangeRecord, Record, ResultRecord};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("vigil.db");
+    let (store, _) = vigil::store::open(&db).expect("store");
+    let day = 86_400_000i64;
+    let now = vigil::scheduler::now_ms();
+    let result = |at_ms: i64| {
+        Record::Result(ResultRecord {
+            target: "web/a".into(),
+            at_ms,
+            health: "down",
+            reason: Some("http_status"),
+            duration_ms: 1.0,
+            message: String::new(),
+            state: TargetState::new(at_ms),
+        })
+    };
+    let change = |at_ms: i64, from: State, to: State| {
+        Record::Change(ChangeRecord { target: "web/a".into(), at_ms, from, to, reason: None, message: String::new() })
+    };
+    store.send(change(now - 40 * day, State::Unknown, State::Up));
+    store.send(change(now - 30 * day, State::Up, State::Down));
+    store.send(result(now - 30 * day));
+    store.send(change(now - 30 * day + 3_600_000, State::Down, State::Up));
+    store.send(result(now - day));
+    store.flush().await;
+
+    let text = format!(
+        "storage: {{ path: \"{}\" }}\nsystems:\n  - id: web\n    sla: 99%\n    checks: [ {{ id: a, http: {{ url: \"http://127.0.0.1:9/\" }} }} ]\n",
+        db.display()
+    );
+    let config = vigil::config::load_from_text(&dir.path().join("vigil.yaml"), &text).expect("config");
+    let tz = &config.instance.timezone;
+    let span = vigil::report::Span { from_ms: now - 35 * day, to_ms: now - 25 * day, label: "old".into() };
+    let render = || {
+        let r = vigil::report::build(&config, &db, &span, vigil::config::Language::En, now).expect("report");
+        vigil::report::render(&r, vigil::report::Format::Csv, tz)
+    };
+    let before = render();
+    assert!(before.contains(",3600,"), "a one-hour outage in the old period: {before}");
+
+    store.send(Record::Prune(now - 14 * day));
+    store.flush().await;
+    assert_eq!(
+        vigil::store::query::result_count(&db, "web/a").expect("count"),
+        1,
+        "only the recent raw result is kept"
+    );
+    assert_eq!(
+        vigil::store::query::changes(&db, "web/a").expect("changes").len(),
+        3,
+        "state intervals are kept forever"
+    );
+    assert_eq!(render(), before, "the old month's report is unchanged by pruning");
+    store.close().await;
+}
