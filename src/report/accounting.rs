@@ -127,7 +127,9 @@ mod tests {
     #[test]
     fn arithmetic_table() {
         use State::*;
-        let cases: Vec<(&str, Vec<History>, Vec<(i64, i64)>, Accounting)> = vec![
+        /// name, targets, excluded spans, expected accounting
+        type Case<'a> = (&'a str, Vec<History>, Vec<(i64, i64)>, Accounting);
+        let cases: Vec<Case> = vec![
             (
                 "a 3 h outage in the month",
                 vec![h(Up, &[(10 * DAY, Down), (10 * DAY + 3 * H, Up)])],
