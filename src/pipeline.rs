@@ -81,6 +81,8 @@ pub struct Pipeline {
     restored: HashMap<String, TargetState>,
     /// Maintenance windows opened through the API.
     api_windows: Vec<Window>,
+    /// The current day (instance time zone) for rollups: [start, end) in Unix ms.
+    day: Option<(i64, i64)>,
 }
 
 /// What the pipeline starts from.
@@ -131,6 +133,7 @@ impl Pipeline {
             entries: HashMap::new(),
             restored: resume.states,
             api_windows: resume.maintenance.iter().map(ApiWindow::window).collect(),
+            day: None,
         };
         p.configure(config);
         p.publish_incidents();
@@ -222,6 +225,24 @@ impl Pipeline {
         (self.config.clone(), self.config.instance.location.clone().unwrap_or_default())
     }
 
+    /// The start of the day (instance time zone) holding `at`, cached for the current day.
+    fn day_of(&mut self, at: i64) -> i64 {
+        if let Some((start, end)) = self.day
+            && (start..end).contains(&at)
+        {
+            return start;
+        }
+        let tz = &self.config.instance.timezone;
+        let bounds = jiff::Timestamp::from_millisecond(at).ok().and_then(|t| {
+            let date = t.to_zoned(tz.clone()).date();
+            let start = date.to_zoned(tz.clone()).ok()?.timestamp().as_millisecond();
+            let end = date.tomorrow().ok()?.to_zoned(tz.clone()).ok()?.timestamp().as_millisecond();
+            Some((start, end))
+        });
+        self.day = bounds;
+        bounds.map_or(at - at.rem_euclid(86_400_000), |(s, _)| s)
+    }
+
     /// Whether a maintenance window covers the target now.
     fn in_maintenance(&self, target: &str, now: i64) -> bool {
         let Some(e) = self.entries.get(target) else { return false };
@@ -305,6 +326,7 @@ impl Pipeline {
             duration_ms: outcome.duration.as_secs_f64() * 1000.0,
             message: outcome.message.clone(),
             state: next,
+            day_ms: self.day_of(result.finished_ms),
         }));
         self.apply(effects, records);
 

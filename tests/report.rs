@@ -52,6 +52,23 @@ async fn report_formats_agree_on_a_seeded_store() {
     )
     .await;
     assert_eq!(code, 200);
+
+    // History: exact intervals and today's rollup.
+    let history: serde_json::Value =
+        serde_json::from_str(&get(&format!("{base}/api/v1/checks/procedures/portal/history")).await).expect("json");
+    let target = &history["targets"][0];
+    let states: Vec<&str> =
+        target["intervals"].as_array().expect("intervals").iter().filter_map(|i| i["state"].as_str()).collect();
+    assert!(states.ends_with(&["up", "down", "up", "down", "up"]), "{states:?}");
+    let today = &target["rollups"][0];
+    assert!(
+        today["runs"].as_i64().is_some_and(|n| n >= 5) && today["failures"].as_i64().is_some_and(|n| n >= 2),
+        "{today}"
+    );
+    let (min, avg, max) =
+        (today["latency_min_ms"].as_f64(), today["latency_avg_ms"].as_f64(), today["latency_max_ms"].as_f64());
+    assert!(min <= avg && avg <= max && today["latency_p95_ms"].as_f64().is_some(), "{today}");
+    assert_eq!(request("GET", &format!("{base}/api/v1/checks/procedures/nope/history"), None).await.0, 404);
     app.shutdown().await;
 
     let db = dir.path().join("vigil.db");
@@ -144,6 +161,7 @@ async fn pruning_removes_old_raw_results_and_leaves_reports_unchanged() {
             duration_ms: 1.0,
             message: String::new(),
             state: TargetState::new(at_ms),
+            day_ms: at_ms - at_ms.rem_euclid(day),
         })
     };
     let change = |at_ms: i64, from: State, to: State| {

@@ -49,7 +49,13 @@ pub struct ResultRecord {
     pub message: String,
     /// The target's state after this result (kept as the current state).
     pub state: TargetState,
+    /// Start of the result's day in the instance time zone (its rollup), Unix ms.
+    pub day_ms: i64,
 }
+
+/// Upper bounds (ms) of the latency histogram of the daily rollups; the last is open.
+pub const ROLLUP_BUCKETS_MS: [f64; 12] =
+    [5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, f64::INFINITY];
 
 /// A change of state of one target.
 #[derive(Debug, Clone)]
@@ -438,6 +444,55 @@ pub mod query {
             .map_err(sqlite(path))?;
         let rows =
             stmt.query_map(rusqlite::params![target, from_ms], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sqlite(path))?;
+        rows.collect::<Result<_, _>>().map_err(sqlite(path))
+    }
+
+    /// One day of a target: runs, failures and latency (ms).
+    #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+    pub struct Rollup {
+        pub day_ms: i64,
+        pub runs: i64,
+        pub failures: i64,
+        pub latency_min_ms: Option<f64>,
+        pub latency_avg_ms: Option<f64>,
+        pub latency_max_ms: Option<f64>,
+        /// Upper bound of the histogram bucket holding the 95th percentile.
+        pub latency_p95_ms: Option<f64>,
+    }
+
+    /// The daily rollups of a target from `from_ms` to `to_ms`.
+    pub fn rollups(path: &Path, target: &str, from_ms: i64, to_ms: i64) -> Result<Vec<Rollup>, StoreError> {
+        let conn =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(path))?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT day_ms, runs, failures, lat_min, lat_max, lat_sum, b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11
+                 FROM rollups WHERE target = ?1 AND day_ms >= ?2 AND day_ms < ?3 ORDER BY day_ms",
+            )
+            .map_err(sqlite(path))?;
+        let rows = stmt
+            .query_map(rusqlite::params![target, from_ms, to_ms], |r| {
+                let runs: i64 = r.get(1)?;
+                let buckets: Vec<i64> = (6..18).map(|i| r.get(i)).collect::<Result<_, _>>()?;
+                let measured: i64 = buckets.iter().sum();
+                let mut seen = 0;
+                let p95 = ROLLUP_BUCKETS_MS.iter().zip(&buckets).find_map(|(bound, n)| {
+                    seen += n;
+                    (measured > 0 && seen * 100 >= measured * 95).then_some(*bound)
+                });
+                Ok(Rollup {
+                    day_ms: r.get(0)?,
+                    runs,
+                    failures: r.get(2)?,
+                    latency_min_ms: r.get(3)?,
+                    latency_max_ms: r.get(4)?,
+                    latency_avg_ms: (measured > 0).then(|| r.get::<_, f64>(5).unwrap_or(0.0) / measured as f64),
+                    latency_p95_ms: p95
+                        .filter(|b| b.is_finite())
+                        .or_else(|| p95.and(r.get::<_, Option<f64>>(4).ok().flatten())),
+                })
+            })
+            .map_err(sqlite(path))?;
         rows.collect::<Result<_, _>>().map_err(sqlite(path))
     }
 

@@ -80,6 +80,22 @@ const MIGRATIONS: &[&str] = &[
         by TEXT NOT NULL,
         at_ms INTEGER NOT NULL
     );",
+    // 6: per-target daily rollups (kept for years): runs, failures, latency with a
+    // fixed-bucket histogram (upper bounds in ROLLUP_BUCKETS_MS, the last one open).
+    "CREATE TABLE rollups (
+        target TEXT NOT NULL,
+        day_ms INTEGER NOT NULL,
+        runs INTEGER NOT NULL DEFAULT 0,
+        failures INTEGER NOT NULL DEFAULT 0,
+        lat_min REAL,
+        lat_max REAL,
+        lat_sum REAL NOT NULL DEFAULT 0,
+        b0 INTEGER NOT NULL DEFAULT 0, b1 INTEGER NOT NULL DEFAULT 0, b2 INTEGER NOT NULL DEFAULT 0,
+        b3 INTEGER NOT NULL DEFAULT 0, b4 INTEGER NOT NULL DEFAULT 0, b5 INTEGER NOT NULL DEFAULT 0,
+        b6 INTEGER NOT NULL DEFAULT 0, b7 INTEGER NOT NULL DEFAULT 0, b8 INTEGER NOT NULL DEFAULT 0,
+        b9 INTEGER NOT NULL DEFAULT 0, b10 INTEGER NOT NULL DEFAULT 0, b11 INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (target, day_ms)
+    );",
 ];
 
 /// Brings the schema up to date.

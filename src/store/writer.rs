@@ -30,6 +30,26 @@ fn write(tx: &Transaction, record: Record, waiters: &mut Vec<oneshot::Sender<()>
                 "INSERT INTO results (target, at_ms, health, reason, duration_ms, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![r.target, r.at_ms, r.health, r.reason, r.duration_ms, r.message])?;
+            // The daily rollup: latency only of results that measured something.
+            let measured = r.health != "unknown";
+            let failed = matches!(r.health, "down" | "degraded");
+            let bucket = super::ROLLUP_BUCKETS_MS.iter().position(|b| r.duration_ms <= *b).unwrap_or(11);
+            let sql = format!(
+                "INSERT INTO rollups (target, day_ms, runs, failures, lat_min, lat_max, lat_sum, b{bucket})
+                 VALUES (?1, ?2, 1, ?3, ?4, ?4, ?5, ?6)
+                 ON CONFLICT(target, day_ms) DO UPDATE SET runs = runs + 1, failures = failures + ?3,
+                   lat_min = min(coalesce(lat_min, ?4), coalesce(?4, lat_min)), lat_max = max(coalesce(lat_max, ?4), coalesce(?4, lat_max)),
+                   lat_sum = lat_sum + ?5, b{bucket} = b{bucket} + ?6"
+            );
+            let latency = measured.then_some(r.duration_ms);
+            tx.prepare_cached(&sql)?.execute(params![
+                r.target,
+                r.day_ms,
+                i64::from(failed),
+                latency,
+                latency.unwrap_or(0.0),
+                i64::from(measured)
+            ])?;
             let streak = r.state.streak;
             tx.prepare_cached(
                 "INSERT INTO target_state (target, state, since_ms, streak_worse, streak_count, streak_target, updated_ms, streak_since_ms)

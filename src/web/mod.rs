@@ -226,6 +226,9 @@ async fn route(state: &WebState, req: Request<Incoming>, _peer: SocketAddr) -> R
         }
         (&Method::GET, "/api/v1/maintenance") => maintenance_list(state),
         (&Method::GET, "/reports") => reports(state, req.uri().query()),
+        (&Method::GET, p) if p.starts_with("/api/v1/checks/") && p.ends_with("/history") => {
+            history(state, &p["/api/v1/checks/".len()..p.len() - "/history".len()], req.uri().query())
+        }
         (&Method::POST, "/api/v1/maintenance") => {
             if let Some(denied) = refuse_unless_admin(state, &req) {
                 return denied;
@@ -332,6 +335,67 @@ async fn acknowledge(state: &WebState, id: i64, by: String, comment: String) -> 
         Ok(Err(why)) => text(StatusCode::NOT_FOUND, why),
         Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
     }
+}
+
+/// `GET /api/v1/checks/{system}/{check}/history?from=&to=`: each target's exact state
+/// intervals and daily rollups (`from`/`to`: RFC 3339 or Unix ms; default the last 7 days).
+fn history(state: &WebState, check_id: &str, query: Option<&str>) -> Reply {
+    let params: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect();
+    let config = state.board.read().unwrap_or_else(|p| p.into_inner()).config.clone();
+    let Some(check) = config
+        .systems
+        .iter()
+        .flat_map(|s| s.checks.iter().map(move |c| (s, c)))
+        .find(|(s, c)| format!("{}/{}", s.id, c.id) == check_id)
+        .map(|(_, c)| c)
+    else {
+        return text(StatusCode::NOT_FOUND, "no such check");
+    };
+    let now = now_ms();
+    let time = |key: &str, default: i64| -> Result<i64, Reply> {
+        match params.get(key) {
+            None => Ok(default),
+            Some(v) => {
+                v.parse::<i64>().or_else(|_| v.parse::<jiff::Timestamp>().map(|t| t.as_millisecond())).map_err(|_| {
+                    text(StatusCode::BAD_REQUEST, format!("{key}: \"{v}\" is not a time (RFC 3339 or Unix ms)"))
+                })
+            }
+        }
+    };
+    let (from, to) = match (time("from", now - 7 * 86_400_000), time("to", now)) {
+        (Ok(f), Ok(t)) if t > f => (f, t),
+        (Ok(_), Ok(_)) => return text(StatusCode::BAD_REQUEST, "to must be after from"),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let tz = &config.instance.timezone;
+    let mut targets = Vec::new();
+    for t in &check.targets {
+        let id = t.key.id();
+        let (initial, changes) = match crate::store::query::state_history(&state.store_path, &id, from) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read history");
+                return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read history");
+            }
+        };
+        let mut edges: Vec<(i64, Option<crate::alert::state::State>)> = vec![(from, initial)];
+        edges.extend(changes.iter().filter(|(at, _)| *at < to).map(|(at, s)| (*at, Some(*s))));
+        let intervals: Vec<serde_json::Value> = edges
+            .iter()
+            .enumerate()
+            .map(|(i, (start, s))| {
+                let end = edges.get(i + 1).map_or(to.min(now), |(e, _)| *e);
+                serde_json::json!({ "from": crate::status::local_time(*start, tz), "to": crate::status::local_time(end, tz),
+                                    "state": s.map_or("no_data", |s| s.as_str()) })
+            })
+            .collect();
+        let rollups = crate::store::query::rollups(&state.store_path, &id, from - 86_400_000, to).unwrap_or_default();
+        targets.push(serde_json::json!({ "id": id, "intervals": intervals, "rollups": rollups }));
+    }
+    json(
+        &serde_json::json!({ "check": check_id, "from": crate::status::local_time(from, tz), "to": crate::status::local_time(to, tz), "targets": targets }),
+    )
 }
 
 /// `GET /reports?month=2026-10&lang=vi&format=html|csv|json|md`: the uptime report.
