@@ -353,20 +353,19 @@ fn history(state: &WebState, check_id: &str, query: Option<&str>) -> Reply {
         return text(StatusCode::NOT_FOUND, "no such check");
     };
     let now = now_ms();
-    let time = |key: &str, default: i64| -> Result<i64, Reply> {
+    let time = |key: &str, default: i64| -> Result<i64, String> {
         match params.get(key) {
             None => Ok(default),
-            Some(v) => {
-                v.parse::<i64>().or_else(|_| v.parse::<jiff::Timestamp>().map(|t| t.as_millisecond())).map_err(|_| {
-                    text(StatusCode::BAD_REQUEST, format!("{key}: \"{v}\" is not a time (RFC 3339 or Unix ms)"))
-                })
-            }
+            Some(v) => v
+                .parse::<i64>()
+                .or_else(|_| v.parse::<jiff::Timestamp>().map(|t| t.as_millisecond()))
+                .map_err(|_| format!("{key}: \"{v}\" is not a time (RFC 3339 or Unix ms)")),
         }
     };
     let (from, to) = match (time("from", now - 7 * 86_400_000), time("to", now)) {
         (Ok(f), Ok(t)) if t > f => (f, t),
         (Ok(_), Ok(_)) => return text(StatusCode::BAD_REQUEST, "to must be after from"),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(why), _) | (_, Err(why)) => return text(StatusCode::BAD_REQUEST, why),
     };
     let tz = &config.instance.timezone;
     let mut targets = Vec::new();
