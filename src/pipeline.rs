@@ -83,6 +83,8 @@ pub struct Pipeline {
     api_windows: Vec<Window>,
     /// The current day (instance time zone) for rollups: [start, end) in Unix ms.
     day: Option<(i64, i64)>,
+    /// The last month whose report was queued (or found queued).
+    report_done: Option<String>,
 }
 
 /// What the pipeline starts from.
@@ -134,6 +136,7 @@ impl Pipeline {
             restored: resume.states,
             api_windows: resume.maintenance.iter().map(ApiWindow::window).collect(),
             day: None,
+            report_done: None,
         };
         p.configure(config);
         p.publish_incidents();
@@ -462,8 +465,65 @@ impl Pipeline {
         self.board.write().unwrap_or_else(|p| p.into_inner()).open_incidents = open;
     }
 
+    /// Queues the previous month's report for `reports.monthly` once its day and time came.
+    fn monthly_report(&mut self, now: i64) {
+        let Some(m) = self.config.monthly_report.clone() else { return };
+        let tz = self.config.instance.timezone.clone();
+        let Ok(local) = jiff::Timestamp::from_millisecond(now).map(|t| t.to_zoned(tz.clone())) else { return };
+        if (local.day(), local.hour(), local.minute()) < (m.day as i8, m.hour as i8, m.minute as i8) {
+            return;
+        }
+        let Ok(previous) = local.date().first_of_month().yesterday() else { return };
+        let month = previous.strftime("%Y-%m").to_string();
+        if self.report_done.as_deref() == Some(month.as_str()) {
+            return;
+        }
+        let store = self.store.path().to_path_buf();
+        let key = |r: &str| format!("report-{month}-{r}");
+        if m.receivers.iter().all(|r| crate::store::query::outbox_has(&store, &key(r)).unwrap_or(false)) {
+            self.report_done = Some(month);
+            return;
+        }
+        let built = crate::report::month(&month, &tz)
+            .and_then(|span| crate::report::build(&self.config, &store, &span, m.language, now));
+        let report = match built {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(month, error = %e, "cannot build the monthly report");
+                self.report_done = Some(month);
+                return;
+            }
+        };
+        let mail = crate::alert::incident::ReportMail {
+            month: month.clone(),
+            subject: match m.language {
+                crate::config::Language::Vi => {
+                    format!("[Vigil] Báo cáo thời gian hoạt động tháng {month} – {}", self.config.instance.name)
+                }
+                crate::config::Language::En => format!("[Vigil] Uptime report {month} – {}", self.config.instance.name),
+            },
+            html: crate::report::render(&report, crate::report::Format::Html, &tz),
+            csv: crate::report::render(&report, crate::report::Format::Csv, &tz),
+        };
+        let effects = m
+            .receivers
+            .iter()
+            .map(|r| {
+                let mut n = crate::alert::message::test_notification(r, now);
+                n.key = key(r);
+                n.event = crate::alert::incident::EventKind::Report;
+                n.report = Some(mail.clone());
+                Effect::Notify(n)
+            })
+            .collect();
+        tracing::info!(month, receivers = ?m.receivers, "monthly report queued");
+        self.apply(effects, Vec::new());
+        self.report_done = Some(month);
+    }
+
     fn tick(&mut self) {
         let now = now_ms();
+        self.monthly_report(now);
         let window = self.config.alerting.flapping.window.as_millis() as i64;
         for (id, e) in self.entries.iter_mut() {
             if e.flaps.settle(now, window) == Flap::Ended {

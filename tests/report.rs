@@ -203,3 +203,51 @@ async fn pruning_removes_old_raw_results_and_leaves_reports_unchanged() {
     assert_eq!(render(), before, "the old month's report is unchanged by pruning");
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monthly_report_is_mailed_once_with_the_csv_attached() {
+    let web = web_server(None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let smtp = SmtpSink::start(dir.path());
+    let config = format!(
+        "reports: {{ monthly: {{ day: 1, at: \"00:00\", receivers: [managers] }} }}\n\
+         receivers:\n  - id: managers\n    channels:\n      - email: {{ to: [\"lanh-dao@laichau.test\"], from: \"vigil@laichau.test\", smtp: {{ host: 127.0.0.1, port: {}, security: none }} }}\n\
+         systems:\n  - id: web\n    sla: 99.5%\n    checks: [ {{ id: a, http: {{ url: \"http://{}/ok\" }} }} ]\n",
+        smtp.port, web.addr
+    );
+    write_config(dir.path(), &config);
+    // The previous month, in the instance time zone.
+    let tz = jiff::tz::TimeZone::get("Asia/Ho_Chi_Minh").expect("tz");
+    let previous = jiff::Zoned::now()
+        .with_time_zone(tz)
+        .date()
+        .first_of_month()
+        .yesterday()
+        .expect("date")
+        .strftime("%Y-%m")
+        .to_string();
+    let app = start_daemon(dir.path()).await;
+    let mails = smtp.wait_until(WAIT, "the monthly report", |m| !m.is_empty()).await;
+    let mail = &mails[0];
+    assert_eq!(mail["subject"], format!("[Vigil] Báo cáo thời gian hoạt động tháng {previous} – test"));
+    assert_eq!(mail["message_id"], format!("<report-{previous}-managers@vigil>"));
+    assert!(
+        mail["html"].as_str().is_some_and(|h| h.contains("BÁO CÁO") || h.contains("Báo cáo thời gian hoạt động")),
+        "HTML body"
+    );
+    let attachment = &mail["attachments"][0];
+    assert_eq!(attachment["filename"], format!("vigil-report-{previous}.csv"));
+    assert!(
+        attachment["content"].as_str().is_some_and(|c| c.starts_with("level,id,name") && c.contains("system,web,")),
+        "{attachment}"
+    );
+    app.shutdown().await;
+
+    // Recorded in the outbox like any notification: a restart does not send it again.
+    let app = start_daemon(dir.path()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(smtp.mails().len(), 1, "sent once");
+    app.shutdown().await;
+    let log = vigil::store::query::deliveries(&dir.path().join("vigil.db")).expect("outbox");
+    assert_eq!(log, [(format!("report-{previous}-managers"), "delivered".to_string(), Some("email".to_string()))]);
+}

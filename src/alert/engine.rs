@@ -67,6 +67,7 @@ fn notification(incident: &Incident, receiver: &str, event: EventKind, n: u32, n
     Notification {
         reply_to: first.filter(|f| !f.is_empty() && *f != key),
         group: Vec::new(),
+        report: None,
         key,
         receiver: receiver.to_string(),
         event,
@@ -253,6 +254,7 @@ impl Engine {
                     created_ms: now,
                     reply_to: None,
                     group: Vec::new(),
+                    report: None,
                 }));
             }
         }

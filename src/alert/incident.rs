@@ -128,6 +128,8 @@ pub enum EventKind {
     Resolved,
     /// The target keeps changing state; notifications pause until it is stable.
     Flapping,
+    /// The monthly uptime report.
+    Report,
     Test,
 }
 
@@ -140,6 +142,7 @@ impl EventKind {
             EventKind::Escalation => "escalation",
             EventKind::Resolved => "resolved",
             EventKind::Flapping => "flapping",
+            EventKind::Report => "report",
             EventKind::Test => "test",
         }
     }
@@ -161,4 +164,17 @@ pub struct Notification {
     /// For a grouped announcement: every incident it announces (the first is `incident`).
     #[serde(default)]
     pub group: Vec<GroupItem>,
+    /// For the monthly report: the rendered report.
+    #[serde(default)]
+    pub report: Option<ReportMail>,
+}
+
+/// A rendered report to mail: subject, HTML body, CSV attachment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportMail {
+    /// The month, e.g. `2026-10`.
+    pub month: String,
+    pub subject: String,
+    pub html: String,
+    pub csv: String,
 }

@@ -93,6 +93,19 @@ fn template(dir: Option<&Path>, name: &str, builtin: &'static str) -> String {
 
 /// Renders a notification.
 pub fn render(n: &Notification, ctx: &MessageContext, now_ms: i64) -> Rendered {
+    if let Some(r) = &n.report {
+        let text = match ctx.language {
+            Language::Vi => format!(
+                "Báo cáo thời gian hoạt động tháng {} của {} đính kèm (bản HTML trong thư, số liệu CSV đính kèm).",
+                r.month, ctx.instance
+            ),
+            Language::En => format!(
+                "The uptime report of {} for {} (HTML in this mail, figures attached as CSV).",
+                ctx.instance, r.month
+            ),
+        };
+        return Rendered { subject: r.subject.clone(), html: r.html.clone(), text };
+    }
     let i = &n.incident;
     let tz = &ctx.timezone;
     let lang = match ctx.language {
@@ -173,6 +186,7 @@ pub fn test_notification(receiver: &str, now_ms: i64) -> Notification {
         created_ms: now_ms,
         reply_to: None,
         group: Vec::new(),
+        report: None,
     }
 }
 

@@ -291,6 +291,7 @@ async fn refresh_alertmanager(shared: Arc<Shared>, shutdown: CancellationToken) 
                             created_ms: now_ms(),
                             reply_to: None,
                             group: Vec::new(),
+                            report: None,
                         };
                         let r = render(&n, &ctx, now_ms());
                         by_url

@@ -72,6 +72,16 @@ pub fn load_from_text(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     validate::load_text(path, text)
 }
 
+/// `reports.monthly`: mail the previous month's report on `day` at `hour:minute`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonthlyReport {
+    pub day: u8,
+    pub hour: u8,
+    pub minute: u8,
+    pub receivers: Vec<String>,
+    pub language: Language,
+}
+
 /// A secret (token, password): never shown by `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -110,6 +120,8 @@ pub struct Config {
     pub routes: Vec<alerting::Route>,
     /// Maintenance windows from the configuration.
     pub maintenance: Vec<maintenance::Window>,
+    /// The monthly report mail, if configured.
+    pub monthly_report: Option<MonthlyReport>,
     /// Every file read (root first).
     pub files: Vec<PathBuf>,
 }

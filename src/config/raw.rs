@@ -22,6 +22,7 @@ pub struct RawRoot {
     pub systems: Vec<RawSystem>,
     pub modules: BTreeMap<String, RawModule>,
     pub alerting: RawAlerting,
+    pub reports: RawReports,
     pub receivers: Vec<RawReceiver>,
     pub routes: Vec<RawRoute>,
     pub maintenance: Vec<RawMaintenance>,
@@ -251,6 +252,23 @@ pub struct RawAlerting {
     pub templates: Option<String>,
     pub flapping: RawFlapping,
     pub deadman: Option<RawDeadman>,
+}
+
+/// `reports:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawReports {
+    pub monthly: Option<RawMonthly>,
+}
+
+/// `reports.monthly`: the previous month's report, mailed on `day` at `at`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawMonthly {
+    pub day: Option<u8>,
+    pub at: Option<String>,
+    pub receivers: Vec<String>,
+    pub language: Option<String>,
 }
 
 /// `alerting.flapping`.

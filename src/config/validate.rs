@@ -135,6 +135,37 @@ fn load_source(root: SourceFile) -> Result<Config, ConfigErrors> {
         }
     }
 
+    let monthly_report = raw.reports.monthly.as_ref().and_then(|m| {
+        let day = m.day.unwrap_or(1);
+        if !(1..=28).contains(&day) {
+            errors.at(&root, "reports.monthly.day", format!("day {day} must be between 1 and 28 (every month has it)"));
+            return None;
+        }
+        let at = m.at.clone().unwrap_or_else(|| "08:00".into());
+        let Some((hour, minute)) = at
+            .split_once(':')
+            .and_then(|(h, mi)| Some((h.parse::<u8>().ok()?, mi.parse::<u8>().ok()?)))
+            .filter(|(h, mi)| *h < 24 && *mi < 60)
+        else {
+            errors.at(&root, "reports.monthly.at", format!("\"{at}\" is not a time of day (expected e.g. 08:00)"));
+            return None;
+        };
+        if m.receivers.is_empty() {
+            errors.at(&root, "reports.monthly.receivers", "name at least one receiver");
+        }
+        for (i, r) in m.receivers.iter().enumerate() {
+            if !receivers.iter().any(|x| &x.id == r) {
+                errors.at(&root, &format!("reports.monthly.receivers[{i}]"), format!("no receiver \"{r}\""));
+            }
+        }
+        let language = match m.language.as_deref() {
+            Some("en") => Language::En,
+            Some("vi") => Language::Vi,
+            _ => instance.language,
+        };
+        Some(MonthlyReport { day, hour, minute, receivers: m.receivers.clone(), language })
+    });
+
     let mut files: Vec<PathBuf> = vec![root.path.clone()];
     files.extend(fragments.iter().map(|(f, _)| f.path.clone()));
     if errors.0.is_empty() {
@@ -149,6 +180,7 @@ fn load_source(root: SourceFile) -> Result<Config, ConfigErrors> {
             receivers,
             routes,
             maintenance: windows,
+            monthly_report,
             files,
         })
     } else {

@@ -547,6 +547,15 @@ pub mod query {
         load_json(&conn, "SELECT data FROM maintenance ORDER BY id", []).map_err(sqlite(path))
     }
 
+    /// Whether a notification with this key was ever written to the outbox.
+    pub fn outbox_has(path: &Path, key: &str) -> Result<bool, StoreError> {
+        let conn =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(path))?;
+        conn.query_row("SELECT COUNT(*) FROM outbox WHERE key = ?1", [key], |r| r.get::<_, i64>(0))
+            .map(|n| n > 0)
+            .map_err(sqlite(path))
+    }
+
     /// The delivery state of every notification: (key, state, channel), oldest first.
     pub fn deliveries(path: &Path) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
         let conn =

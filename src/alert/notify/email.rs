@@ -2,7 +2,8 @@
 //! multipart text + HTML; the idempotency key as Message-ID, and later mails of the same
 //! incident threaded under the first with In-Reply-To/References.
 
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -28,9 +29,18 @@ pub(super) async fn send(channel: &EmailChannel, n: &Notification, rendered: &Re
         let first = message_id(first);
         builder = builder.in_reply_to(first.clone()).references(first);
     }
-    let email = builder
-        .multipart(MultiPart::alternative_plain_html(rendered.text.clone(), rendered.html.clone()))
-        .map_err(|e| bad("building the mail", &e))?;
+    let body = MultiPart::alternative_plain_html(rendered.text.clone(), rendered.html.clone());
+    let body = match &n.report {
+        // The monthly report: the HTML report as the body, the CSV as an attachment.
+        Some(r) => {
+            let csv_type = ContentType::parse("text/csv; charset=utf-8").map_err(|e| bad("content type", &e))?;
+            MultiPart::mixed()
+                .multipart(MultiPart::alternative_plain_html(rendered.text.clone(), r.html.clone()))
+                .singlepart(Attachment::new(format!("vigil-report-{}.csv", r.month)).body(r.csv.clone(), csv_type))
+        }
+        None => body,
+    };
+    let email = builder.multipart(body).map_err(|e| bad("building the mail", &e))?;
     let transport = match channel.security {
         SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&channel.host),
         SmtpSecurity::StartTls => {
