@@ -512,7 +512,7 @@ impl Pipeline {
                 let mut n = crate::alert::message::test_notification(r, now);
                 n.key = key(r);
                 n.event = crate::alert::incident::EventKind::Report;
-                n.report = Some(mail.clone());
+                n.report = Some(Box::new(mail.clone()));
                 Effect::Notify(n)
             })
             .collect();

@@ -166,7 +166,7 @@ pub struct Notification {
     pub group: Vec<GroupItem>,
     /// For the monthly report: the rendered report.
     #[serde(default)]
-    pub report: Option<ReportMail>,
+    pub report: Option<Box<ReportMail>>,
 }
 
 /// A rendered report to mail: subject, HTML body, CSV attachment.
