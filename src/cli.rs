@@ -66,7 +66,7 @@ pub enum Command {
         #[arg(long)]
         receiver: String,
     },
-    /// Uptime report from the store (default: the current month, HTML, instance language).
+    /// Uptime report from the store or Prometheus (default: the current month, HTML, instance language).
     Report {
         /// Root configuration file.
         #[arg(short, long, default_value = "vigil.yaml")]
@@ -91,6 +91,15 @@ pub enum Command {
         /// Report as of this time (RFC 3339; default now): the same --at gives the same report.
         #[arg(long)]
         at: Option<String>,
+        /// Where state history comes from: the local store, or Prometheus (several instances).
+        #[arg(long, value_enum, default_value_t = ReportSource::Store)]
+        source: ReportSource,
+        /// Prometheus base URL (with --source prometheus).
+        #[arg(long, default_value = "http://127.0.0.1:9090")]
+        prometheus_url: String,
+        /// Resolution of the Prometheus range queries; use the scrape interval.
+        #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+        step: Duration,
     },
     /// Probe one URL (http/https) or host:port (tcp) now and print the result.
     Probe {
@@ -114,6 +123,15 @@ pub enum Command {
     },
 }
 
+/// Where `vigil report` reads state history from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportSource {
+    /// The instance's own SQLite store (exact to the probe).
+    Store,
+    /// `vigil_check_state` in Prometheus, at `--step` resolution.
+    Prometheus,
+}
+
 /// Kinds `vigil probe` can run.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ProbeKind {
@@ -134,7 +152,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig { config } => Ok(check_config(&config)),
         Command::NotifyTest { config, receiver } => notify_test(&config, &receiver).await,
-        Command::Report { config, month, from, to, format, lang, output, at } => {
+        Command::Report { config, month, from, to, format, lang, output, at, source, prometheus_url, step } => {
             let now = match at {
                 Some(t) => {
                     t.parse::<jiff::Timestamp>().map_err(|e| anyhow::anyhow!("--at \"{t}\": {e}"))?.as_millisecond()
@@ -150,8 +168,11 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     lang: lang.as_deref(),
                     output: output.as_deref(),
                     now,
+                    prometheus: (source == ReportSource::Prometheus)
+                        .then_some((prometheus_url, step.as_millis() as i64)),
                 },
             )
+            .await
         }
         Command::Probe { target, kind, conditions, timeout, insecure, json } => {
             probe_once(&target, kind, &conditions, timeout, insecure, json).await
@@ -167,11 +188,13 @@ struct ReportRequest<'a> {
     lang: Option<&'a str>,
     output: Option<&'a Path>,
     now: i64,
+    /// Prometheus URL and step, when history comes from Prometheus.
+    prometheus: Option<(String, i64)>,
 }
 
-fn report(path: &Path, req: ReportRequest) -> anyhow::Result<ExitCode> {
+async fn report(path: &Path, req: ReportRequest<'_>) -> anyhow::Result<ExitCode> {
     use crate::report;
-    let ReportRequest { month, dates, format, lang, output, now } = req;
+    let ReportRequest { month, dates, format, lang, output, now, prometheus } = req;
     let config = config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
     let tz = &config.instance.timezone;
     let span = match (month, dates) {
@@ -185,10 +208,16 @@ fn report(path: &Path, req: ReportRequest) -> anyhow::Result<ExitCode> {
         Some(other) => anyhow::bail!("unknown language \"{other}\" (expected vi or en)"),
         None => config.instance.language,
     };
-    if !config.storage.path.exists() {
-        anyhow::bail!("no store at {} (run vigil first)", config.storage.path.display());
-    }
-    let built = report::build(&config, &config.storage.path, &span, lang, now)?;
+    let store = config.storage.path.exists().then_some(config.storage.path.as_path());
+    let built = match (prometheus, store) {
+        (Some((url, step)), store) => {
+            let to = span.to_ms.min(now);
+            let histories = report::prometheus::histories(&config, &url, span.from_ms, to, step).await?;
+            report::build_from(&config, store, &histories, &span, lang, now)?
+        }
+        (None, Some(store)) => report::build(&config, store, &span, lang, now)?,
+        (None, None) => anyhow::bail!("no store at {} (run vigil first)", config.storage.path.display()),
+    };
     let text = report::render(&built, format, tz);
     match output {
         Some(file) => {

@@ -241,3 +241,55 @@ async fn dashboards_and_rules_work_against_a_real_prometheus() {
     assert!(unknown.is_empty(), "dashboards or rules use metrics Vigil does not export: {unknown:?}");
     demo.stop().await;
 }
+
+/// `vigil report` over `dir`'s config as of `at`, from the store or Prometheus.
+fn report_json(dir: &Path, at: &str, prometheus: Option<&str>) -> serde_json::Value {
+    let config = dir.join("vigil.yaml").display().to_string();
+    let mut args = vec!["report", "-c", &config, "--format", "json", "--at", at];
+    if let Some(url) = prometheus {
+        args.extend(["--source", "prometheus", "--prometheus-url", url, "--step", "1s"]);
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil")).args(&args).output().expect("vigil report");
+    assert!(out.status.success(), "vigil report {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("report json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_from_prometheus_matches_the_store_within_the_scrape_interval() {
+    use std::sync::atomic::Ordering;
+    use vigil::alert::state::State;
+    let web = web_server(None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(
+        dir.path(),
+        &format!(
+            "systems:\n  - id: procedures\n    checks:\n      - {{ id: portal, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+            web.addr
+        ),
+    );
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    let prom = Prometheus::start(dir.path(), &app.addr().to_string());
+    prom.wait("scraped state", r#"vigil_check_state{check="portal", state="up"} == 1"#, |r| series(r) == 1).await;
+    for outage in [4, 6] {
+        web.switch.store(503, Ordering::SeqCst);
+        wait_states(&mut events, Duration::from_secs(20), &[("procedures/portal", State::Down)]).await;
+        tokio::time::sleep(Duration::from_secs(outage)).await;
+        web.switch.store(200, Ordering::SeqCst);
+        wait_states(&mut events, Duration::from_secs(20), &[("procedures/portal", State::Up)]).await;
+    }
+    // Two more scrapes of the recovered state, then both reports as of the same moment.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let at = jiff::Timestamp::now().to_string();
+    let from_store = report_json(dir.path(), &at, None);
+    let from_prometheus = report_json(dir.path(), &at, Some(&prom.base));
+    app.shutdown().await;
+
+    let down = |r: &serde_json::Value| r["systems"][0]["accounting"]["down_ms"].as_i64().expect("down_ms");
+    let (exact, scraped) = (down(&from_store), down(&from_prometheus));
+    eprintln!("down: store {exact} ms, Prometheus {scraped} ms");
+    assert!(exact >= 10_000, "two outages of at least 4 s and 6 s: {exact} ms");
+    // Each of the four state changes is seen at most one scrape plus one step late or early.
+    assert!((exact - scraped).abs() <= 4 * 2_000, "store {exact} ms, Prometheus {scraped} ms");
+    assert!(scraped > 0, "Prometheus saw the outages");
+}

@@ -4,6 +4,7 @@
 //! JSON or Markdown, in Vietnamese or English. The arithmetic is in [`accounting`].
 
 pub mod accounting;
+pub mod prometheus;
 mod render;
 
 use std::path::Path;
@@ -162,7 +163,31 @@ pub fn current_month(now_ms: i64, tz: &jiff::tz::TimeZone) -> String {
 
 /// Builds the report of `span` from the store.
 pub fn build(config: &Config, store: &Path, span: &Span, lang: Language, now: i64) -> Result<Report, ReportError> {
-    let incidents = query::incidents_between(store, span.from_ms, span.to_ms)?;
+    let histories: std::collections::HashMap<String, History> = config
+        .targets()
+        .map(|(_, _, t)| {
+            let id = t.key.id();
+            let (initial, changes) = query::state_history(store, &id, span.from_ms).unwrap_or_default();
+            (id, History { initial, changes })
+        })
+        .collect();
+    build_from(config, Some(store), &histories, span, lang, now)
+}
+
+/// Builds the report from given histories; incidents, exclusions and MTTA/MTTR come from the
+/// store when there is one.
+pub fn build_from(
+    config: &Config,
+    store: Option<&Path>,
+    histories: &std::collections::HashMap<String, History>,
+    span: &Span,
+    lang: Language,
+    now: i64,
+) -> Result<Report, ReportError> {
+    let incidents = match store {
+        Some(store) => query::incidents_between(store, span.from_ms, span.to_ms)?,
+        None => Vec::new(),
+    };
     let mut rows = Vec::new();
     for i in &incidents {
         rows.push(IncidentRow {
@@ -174,21 +199,16 @@ pub fn build(config: &Config, store: &Path, span: &Span, lang: Language, now: i6
             duration_ms: i.resolved_ms.map(|r| r - i.started_ms),
             cause: i.cause.clone(),
             acknowledged_by: i.ack.as_ref().map(|a| a.by.clone()),
-            excluded: query::exclusion(store, i.id)?,
+            excluded: match store {
+                Some(store) => query::exclusion(store, i.id)?,
+                None => None,
+            },
         });
     }
     let excluded: Vec<(i64, i64)> = rows
         .iter()
         .filter(|r| r.excluded.is_some())
         .map(|r| (r.started_ms, r.resolved_ms.unwrap_or(span.to_ms)))
-        .collect();
-    let histories: std::collections::HashMap<String, History> = config
-        .targets()
-        .map(|(_, _, t)| {
-            let id = t.key.id();
-            let (initial, changes) = query::state_history(store, &id, span.from_ms).unwrap_or_default();
-            (id, History { initial, changes })
-        })
         .collect();
     let days: Vec<i64> = {
         let mut b = vec![span.from_ms];
