@@ -152,3 +152,16 @@ fn benchmark_script_runs_in_smoke_mode() {
         assert!(stdout.lines().any(|l| l.starts_with(case) && l.trim_end().ends_with('×')), "{case} in\n{stdout}");
     }
 }
+
+/// The fping comparison runs end to end in smoke mode (needs root, as the ICMP tests do).
+#[test]
+fn fping_benchmark_script_runs_in_smoke_mode() {
+    let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/compare-fping"))
+        .arg("--smoke")
+        .env("VIGIL_BIN", env!("CARGO_BIN_EXE_vigil"))
+        .output()
+        .expect("run bench/compare-fping");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.lines().any(|l| l.starts_with("icmp, 20 addresses × 3 echoes") && l.ends_with('×')), "{stdout}");
+}
