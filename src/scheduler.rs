@@ -117,7 +117,9 @@ impl Timer {
             };
             let lag = Instant::now().saturating_duration_since(scheduled.into_std());
             let span = tracing::debug_span!("probe", system = %self.target.key.system, check = %self.target.key.check, target = %self.target.key.target);
-            let outcome = tracing::Instrument::instrument(self.prober.probe(&self.check, &self.target), span).await;
+            // Boxed: a probe's future is large, and 10,000 idle timers must not each carry one.
+            let probe = Box::pin(self.prober.probe(&self.check, &self.target));
+            let outcome = tracing::Instrument::instrument(probe, span).await;
             let result = ProbeResult { target_id: id.clone(), outcome, finished_ms: now_ms(), lag };
             if self.results.send(result).await.is_err() {
                 return;

@@ -136,32 +136,3 @@ async fn probe_endpoint_is_off_unless_enabled() {
     assert!(body.contains("probe_endpoint.enabled"), "{body}");
     app.shutdown().await;
 }
-
-/// The benchmark script runs end to end (its short smoke mode; the figures are not judged).
-#[test]
-fn benchmark_script_runs_in_smoke_mode() {
-    let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/compare-blackbox"))
-        .arg("--smoke")
-        .env("VIGIL_BIN", env!("CARGO_BIN_EXE_vigil"))
-        .output()
-        .expect("run bench/compare-blackbox");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for case in ["http_2xx, saturation", "tcp_connect, saturation", "http_2xx, paced 200/s", "tcp_connect, paced 200/s"]
-    {
-        assert!(stdout.lines().any(|l| l.starts_with(case) && l.trim_end().ends_with('×')), "{case} in\n{stdout}");
-    }
-}
-
-/// The fping comparison runs end to end in smoke mode (needs root, as the ICMP tests do).
-#[test]
-fn fping_benchmark_script_runs_in_smoke_mode() {
-    let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/compare-fping"))
-        .arg("--smoke")
-        .env("VIGIL_BIN", env!("CARGO_BIN_EXE_vigil"))
-        .output()
-        .expect("run bench/compare-fping");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.lines().any(|l| l.starts_with("icmp, 20 addresses × 3 echoes") && l.ends_with('×')), "{stdout}");
-}

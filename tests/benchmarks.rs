@@ -1,0 +1,44 @@
+//! The benchmark scripts run end to end in their short smoke mode, against the debug
+//! binary; their figures are not judged here (speed is measured by running them, see
+//! BENCHMARKS.md). ICMP needs root, as the ICMP tests do.
+
+use std::process::Command;
+
+/// Runs `bench/NAME --smoke` and returns its standard output.
+fn smoke(name: &str) -> String {
+    let script = format!("{}/bench/{name}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(&script)
+        .arg("--smoke")
+        .env("VIGIL_BIN", env!("CARGO_BIN_EXE_vigil"))
+        .output()
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{name} --smoke failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+#[test]
+fn compare_blackbox_prints_a_ratio_for_every_case() {
+    let stdout = smoke("compare-blackbox");
+    let modules = ["http_2xx", "tcp_connect", "icmp"];
+    for case in modules.iter().flat_map(|m| [format!("{m}, saturation"), format!("{m}, paced 200/s")]) {
+        assert!(stdout.lines().any(|l| l.starts_with(&case) && l.trim_end().ends_with('×')), "{case} in\n{stdout}");
+    }
+}
+
+#[test]
+fn compare_fping_prints_the_ratio_per_echo() {
+    let stdout = smoke("compare-fping");
+    assert!(stdout.lines().any(|l| l.starts_with("icmp, 20 addresses × 3 echoes") && l.ends_with('×')), "{stdout}");
+}
+
+#[test]
+fn scale_run_reports_every_figure_and_starves_nothing() {
+    let stdout = smoke("scale-run");
+    for figure in ["CPU", "RSS", "scheduler lag p99", "/metrics scrape", "store writes"] {
+        assert!(stdout.lines().any(|l| l.starts_with(figure)), "{figure} in\n{stdout}");
+    }
+    let starved = stdout.lines().find(|l| l.starts_with("starved targets")).expect("starved line");
+    let words: Vec<&str> = starved.split_whitespace().collect();
+    assert_eq!(words[2..5], ["0", "of", "120"], "no target waits past its interval + timeout: {starved}");
+}
