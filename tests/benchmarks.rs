@@ -42,3 +42,15 @@ fn scale_run_reports_every_figure_and_starves_nothing() {
     let words: Vec<&str> = starved.split_whitespace().collect();
     assert_eq!(words[2..5], ["0", "of", "120"], "no target waits past its interval + timeout: {starved}");
 }
+
+#[test]
+fn alert_latency_measures_every_incident() {
+    let stdout = smoke("alert-latency");
+    let incidents = stdout.lines().find(|l| l.starts_with("incidents")).expect("incidents line");
+    assert_eq!(incidents.split_whitespace().last(), Some("5"), "{stdout}");
+    for figure in ["latency p50", "latency p99", "latency max"] {
+        let line = stdout.lines().find(|l| l.starts_with(figure)).unwrap_or_else(|| panic!("{figure} in\n{stdout}"));
+        let ms: i64 = line.split_whitespace().nth(2).and_then(|v| v.parse().ok()).expect("a number of ms");
+        assert!(ms >= 0, "a mail cannot arrive before the probe that caused it: {line}");
+    }
+}
