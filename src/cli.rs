@@ -290,18 +290,7 @@ async fn probe_once(
     let kind = kind.unwrap_or(if target.contains("://") { ProbeKind::Http } else { ProbeKind::Tcp });
     let tls = TlsSpec { insecure_skip_verify: insecure, ..TlsSpec::default() };
     let (probe, default_condition) = match kind {
-        ProbeKind::Http => (
-            ProbeSpec::Http(HttpSpec {
-                method: "GET".into(),
-                headers: Vec::new(),
-                body: None,
-                follow_redirects: true,
-                max_redirects: 10,
-                max_body_bytes: 1 << 20,
-                tls,
-            }),
-            "[STATUS] < 400",
-        ),
+        ProbeKind::Http => (ProbeSpec::Http(HttpSpec::get(tls)), "[STATUS] < 400"),
         ProbeKind::Tcp => (ProbeSpec::Tcp(TcpSpec { send: None, expect: None, tls: None }), "[CONNECTED] == true"),
     };
     let mut parsed = Vec::new();
@@ -312,21 +301,7 @@ async fn probe_once(
         parsed.push(Condition::parse(default_condition).expect("default condition parses"));
     }
     let key = TargetKey { system: "cli".into(), check: "probe".into(), target: "probe".into() };
-    let check = Check {
-        id: "probe".into(),
-        name: "probe".into(),
-        probe,
-        targets: Vec::new(),
-        interval: timeout.max(Duration::from_secs(1)),
-        timeout,
-        failure_threshold: 1,
-        success_threshold: 1,
-        conditions: parsed,
-        warning_conditions: Vec::new(),
-        depends_on: Vec::new(),
-        critical: true,
-        runbook: None,
-    };
+    let check = Check::standalone("probe", probe, timeout, parsed, Vec::new());
     let outcome = Prober::new().probe(&check, &Target { key, address: target.to_string() }).await;
     if json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);

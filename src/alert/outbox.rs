@@ -89,6 +89,19 @@ fn record(shared: &Shared, d: DeliveryRecord) {
     }
 }
 
+/// Records that a notification was given up: `channel` is the last one tried (empty if none).
+fn give_up(shared: &Shared, key: &str, channel: &str, attempts: u32, at_ms: i64, error: String) {
+    let d = DeliveryRecord {
+        key: key.to_string(),
+        state: "failed",
+        channel: channel.to_string(),
+        attempts,
+        at_ms,
+        error: Some(error),
+    };
+    record(shared, d);
+}
+
 async fn worker(
     receiver: String,
     mut rx: mpsc::UnboundedReceiver<Notification>,
@@ -122,17 +135,7 @@ async fn worker(
         let config = shared.board.read().unwrap_or_else(|p| p.into_inner()).config.clone();
         let Some(rcv) = config.receivers.iter().find(|r| r.id == receiver) else {
             tracing::error!(receiver, key = %n.key, "receiver no longer configured; notification dropped");
-            record(
-                &shared,
-                DeliveryRecord {
-                    key: n.key.clone(),
-                    state: "failed",
-                    channel: String::new(),
-                    attempts,
-                    at_ms: now_ms(),
-                    error: Some("receiver removed".into()),
-                },
-            );
+            give_up(&shared, &n.key, "", attempts, now_ms(), "receiver removed".into());
             queue.pop_front();
             continue;
         };
@@ -140,17 +143,7 @@ async fn worker(
         if now - n.created_ms > config.alerting.max_age.as_millis() as i64 {
             tracing::error!(receiver, key = %n.key, attempts, "notification given up after alerting.max_age: nobody was reached");
             shared.metrics.notifications.with_label_values(&[&receiver, "none", "expired"]).inc();
-            record(
-                &shared,
-                DeliveryRecord {
-                    key: n.key.clone(),
-                    state: "failed",
-                    channel: String::new(),
-                    attempts,
-                    at_ms: now,
-                    error: Some("max_age exceeded".into()),
-                },
-            );
+            give_up(&shared, &n.key, "", attempts, now, "max_age exceeded".into());
             queue.pop_front();
             attempts = 0;
             continue;
@@ -200,17 +193,7 @@ async fn worker(
                 }
                 if !e.retryable {
                     tracing::error!(receiver, key = %n.key, error = %e, "notification refused by its last channel; given up");
-                    record(
-                        &shared,
-                        DeliveryRecord {
-                            key: n.key.clone(),
-                            state: "failed",
-                            channel: channel.kind().to_string(),
-                            attempts,
-                            at_ms: now_ms(),
-                            error: Some(e.message),
-                        },
-                    );
+                    give_up(&shared, &n.key, channel.kind(), attempts, now_ms(), e.message);
                     queue.pop_front();
                     attempts = 0;
                     continue;

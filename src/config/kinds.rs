@@ -11,8 +11,8 @@ use super::source::SourceFile;
 use super::*;
 use crate::condition::{Condition, Placeholder};
 
-const DEFAULT_MAX_BODY: u64 = 1 << 20;
-const DEFAULT_MAX_REDIRECTS: u32 = 10;
+pub(super) const DEFAULT_MAX_BODY: u64 = 1 << 20;
+pub(super) const DEFAULT_MAX_REDIRECTS: u32 = 10;
 const DEFAULT_MAX_OUTPUT: usize = 64 * 1024;
 /// Shortest heartbeat token accepted: it is the only secret guarding the push URL.
 const MIN_TOKEN_LEN: usize = 16;

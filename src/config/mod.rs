@@ -210,6 +210,34 @@ pub struct Check {
     pub runbook: Option<String>,
 }
 
+impl Check {
+    /// A check outside any system, for probing on demand (`/probe`, `vigil probe`):
+    /// thresholds 1/1, critical, no targets or dependencies.
+    pub fn standalone(
+        name: &str,
+        probe: ProbeSpec,
+        timeout: Duration,
+        conditions: Vec<Condition>,
+        warning_conditions: Vec<Condition>,
+    ) -> Check {
+        Check {
+            id: name.to_string(),
+            name: name.to_string(),
+            probe,
+            targets: Vec::new(),
+            interval: timeout,
+            timeout,
+            failure_threshold: 1,
+            success_threshold: 1,
+            conditions,
+            warning_conditions,
+            depends_on: Vec::new(),
+            critical: true,
+            runbook: None,
+        }
+    }
+}
+
 /// The identity of one check target: what carries state, series and incidents.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TargetKey {
@@ -354,6 +382,21 @@ pub struct HttpSpec {
     pub max_redirects: u32,
     pub max_body_bytes: u64,
     pub tls: TlsSpec,
+}
+
+impl HttpSpec {
+    /// A plain GET with the configuration's defaults (redirects followed, body cap).
+    pub fn get(tls: TlsSpec) -> HttpSpec {
+        HttpSpec {
+            method: "GET".into(),
+            headers: Vec::new(),
+            body: None,
+            follow_redirects: true,
+            max_redirects: kinds::DEFAULT_MAX_REDIRECTS,
+            max_body_bytes: kinds::DEFAULT_MAX_BODY,
+            tls,
+        }
+    }
 }
 
 /// `tcp:` settings.

@@ -112,7 +112,10 @@ fn module(file: &SourceFile, name: &str, raw: &RawModule, errors: &mut Errors) -
     if conditions.is_empty() {
         conditions = default_conditions(probe.kind());
     }
-    Some(Module { name: name.to_string(), check: module_check(name, probe, timeout, conditions, warning_conditions) })
+    Some(Module {
+        name: name.to_string(),
+        check: Check::standalone(name, probe, timeout, conditions, warning_conditions),
+    })
 }
 
 /// blackbox_exporter's defaults: http accepts 2xx only.
@@ -124,42 +127,10 @@ fn default_conditions(kind: &str) -> Vec<Condition> {
     texts.into_iter().map(|t| Condition::parse(t).expect("default condition parses")).collect()
 }
 
-fn module_check(
-    name: &str,
-    probe: ProbeSpec,
-    timeout: Duration,
-    conditions: Vec<Condition>,
-    warning_conditions: Vec<Condition>,
-) -> Check {
-    Check {
-        id: name.to_string(),
-        name: name.to_string(),
-        probe,
-        targets: Vec::new(),
-        interval: timeout,
-        timeout,
-        failure_threshold: 1,
-        success_threshold: 1,
-        conditions,
-        warning_conditions,
-        depends_on: Vec::new(),
-        critical: true,
-        runbook: None,
-    }
-}
-
 /// The modules available when the configuration defines none: `http_2xx`, `tcp_connect`
 /// and `icmp`, as in blackbox_exporter's example configuration.
 fn builtin_modules() -> Vec<Module> {
-    let http = ProbeSpec::Http(HttpSpec {
-        method: "GET".into(),
-        headers: Vec::new(),
-        body: None,
-        follow_redirects: true,
-        max_redirects: 10,
-        max_body_bytes: 1 << 20,
-        tls: TlsSpec::default(),
-    });
+    let http = ProbeSpec::Http(HttpSpec::get(TlsSpec::default()));
     let tcp = ProbeSpec::Tcp(TcpSpec { send: None, expect: None, tls: None });
     let icmp = ProbeSpec::Icmp(IcmpSpec {
         count: 1,
@@ -173,7 +144,7 @@ fn builtin_modules() -> Vec<Module> {
             let conditions = default_conditions(probe.kind());
             Module {
                 name: name.into(),
-                check: module_check(name, probe, DEFAULT_MODULE_TIMEOUT, conditions, Vec::new()),
+                check: Check::standalone(name, probe, DEFAULT_MODULE_TIMEOUT, conditions, Vec::new()),
             }
         })
         .collect()

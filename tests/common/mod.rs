@@ -411,21 +411,8 @@ impl Drop for Dnsmasq {
 
 /// A check for calling the prober directly.
 pub fn check_of(probe: vigil::config::ProbeSpec, timeout: Duration, conditions: &[&str]) -> vigil::config::Check {
-    vigil::config::Check {
-        id: "c".into(),
-        name: "c".into(),
-        probe,
-        targets: Vec::new(),
-        interval: timeout,
-        timeout,
-        failure_threshold: 1,
-        success_threshold: 1,
-        conditions: conditions.iter().map(|c| vigil::condition::Condition::parse(c).expect("condition")).collect(),
-        warning_conditions: Vec::new(),
-        depends_on: Vec::new(),
-        critical: true,
-        runbook: None,
-    }
+    let conditions = conditions.iter().map(|c| vigil::condition::Condition::parse(c).expect("condition")).collect();
+    vigil::config::Check::standalone("c", probe, timeout, conditions, Vec::new())
 }
 
 /// A target for calling the prober directly.
