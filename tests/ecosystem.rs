@@ -278,8 +278,8 @@ async fn report_from_prometheus_matches_the_store_within_the_scrape_interval() {
         web.switch.store(200, Ordering::SeqCst);
         wait_states(&mut events, Duration::from_secs(20), &[("procedures/portal", State::Up)]).await;
     }
-    // Two more scrapes of the recovered state, then both reports as of the same moment.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Prometheus has scraped the recovered state; then both reports as of the same moment.
+    prom.wait("scraped recovery", r#"vigil_check_state{check="portal", state="up"} == 1"#, |r| series(r) == 1).await;
     let at = jiff::Timestamp::now().to_string();
     let from_store = report_json(dir.path(), &at, None);
     let from_prometheus = report_json(dir.path(), &at, Some(&prom.base));
