@@ -70,8 +70,8 @@ fn metrics_encoding(c: &mut Criterion) {
             check: format!("check-{i}"),
             target: format!("check-{i}"),
         };
-        let mut t = metrics.target(&key, "http", &[]);
-        metrics.record(&mut t, &outcome, 1_790_000_000.0);
+        let t = metrics.target(&key, "http", &[]);
+        metrics.record(&t, &outcome, 1_790_000_000.0);
     }
     let mut group = c.benchmark_group("metrics");
     group.sample_size(10);

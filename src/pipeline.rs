@@ -282,7 +282,7 @@ impl Pipeline {
         let Some(entry) = self.entries.get_mut(&result.target_id) else { return };
         let outcome = &result.outcome;
         self.metrics.scheduler_lag.observe(result.lag.as_secs_f64());
-        self.metrics.record(&mut entry.metrics, outcome, result.finished_ms as f64 / 1000.0);
+        self.metrics.record(&entry.metrics, outcome, result.finished_ms as f64 / 1000.0);
         let prev = entry.state;
         let now = result.finished_ms;
         let ctx = state::Context { dependency_failing: !failing_deps.is_empty(), maintenance: in_window, blind };

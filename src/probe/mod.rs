@@ -23,6 +23,7 @@ use serde::Serialize;
 use crate::condition::{self, Condition, Facts, Placeholder, Value};
 use crate::config::{Check, ProbeSpec, Target};
 
+pub use exec::ExecResult;
 pub use tls::CertInfo;
 
 /// What a probe concluded about its target.

@@ -5,9 +5,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use prometheus::{Encoder, Gauge, GaugeVec, Opts, Registry, TextEncoder};
-
 use crate::config::{AllowRule, Config, Target, TargetKey};
+use crate::metrics::text;
 use crate::probe::{Observations, ProbeOutcome, Prober};
 
 /// blackbox_exporter's default: leave half a second of the scrape timeout for the reply.
@@ -113,23 +112,22 @@ fn ip_hash(ip: IpAddr) -> f64 {
     f64::from(octets.iter().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)))
 }
 
-/// A registry for one response, with helpers to set plain and labelled gauges.
-struct Sheet(Registry);
+/// The exposition of one response, built family by family.
+#[derive(Default)]
+struct Sheet(String);
 
 impl Sheet {
-    fn set(&self, name: &str, help: &str, value: f64) {
-        if let Ok(g) = Gauge::new(name, help) {
-            g.set(value);
-            let _ = self.0.register(Box::new(g));
-        }
+    fn set(&mut self, name: &str, help: &str, value: f64) {
+        text::header(&mut self.0, name, help, "gauge");
+        text::sample(&mut self.0, name, "", value);
     }
 
-    fn set_labelled(&self, name: &str, help: &str, label: &str, values: &[(&str, f64)]) {
-        if let Ok(g) = GaugeVec::new(Opts::new(name, help), &[label]) {
-            for (l, v) in values {
-                g.with_label_values(&[*l]).set(*v);
-            }
-            let _ = self.0.register(Box::new(g));
+    fn set_labelled(&mut self, name: &str, help: &str, label: &str, values: &[(&str, f64)]) {
+        text::header(&mut self.0, name, help, "gauge");
+        for (l, v) in values {
+            let mut labels = String::new();
+            text::label(&mut labels, true, label, l);
+            text::sample(&mut self.0, name, &labels, *v);
         }
     }
 }
@@ -140,7 +138,7 @@ fn phase(obs: &Observations, names: &[&str]) -> f64 {
 
 /// The blackbox_exporter exposition of one outcome.
 fn render(kind: &str, outcome: &ProbeOutcome) -> String {
-    let sheet = Sheet(Registry::new());
+    let mut sheet = Sheet::default();
     let obs = &outcome.observations;
     let success = if outcome.reason.is_none() { 1.0 } else { 0.0 };
     sheet.set("probe_success", "Displays whether or not the probe was a success", success);
@@ -264,9 +262,7 @@ fn render(kind: &str, outcome: &ProbeOutcome) -> String {
             &[(version.as_str(), 1.0)],
         );
     }
-    let mut buf = Vec::new();
-    let _ = TextEncoder::new().encode(&sheet.0.gather(), &mut buf);
-    String::from_utf8(buf).unwrap_or_default()
+    sheet.0
 }
 
 #[cfg(test)]

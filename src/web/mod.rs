@@ -126,6 +126,9 @@ pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: Cancel
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
 }
 
+/// Bodies above this size are zipped at the fast level.
+const LARGE_BODY: usize = 1 << 20;
+
 /// Gzips a textual reply of some size (the status pages over weak commune links).
 async fn compress(r: Reply) -> Reply {
     use std::io::Write;
@@ -142,8 +145,17 @@ async fn compress(r: Reply) -> Reply {
     if bytes.len() < 1024 {
         return Response::from_parts(parts, Full::new(bytes));
     }
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    match encoder.write_all(&bytes).and_then(|_| encoder.finish()) {
+    // A 10,000-target /metrics is ~15 MB: zip it off the runtime, at the fast level.
+    let zipped = tokio::task::spawn_blocking(move || {
+        let level = if bytes.len() > LARGE_BODY { flate2::Compression::fast() } else { flate2::Compression::default() };
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
+        (encoder.write_all(&bytes).and_then(|_| encoder.finish()), bytes)
+    })
+    .await;
+    let Ok((zipped, bytes)) = zipped else {
+        return Response::from_parts(parts, Full::new(Bytes::new()));
+    };
+    match zipped {
         Ok(zipped) => {
             parts.headers.insert(hyper::header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             parts.headers.insert(hyper::header::VARY, HeaderValue::from_static("Accept-Encoding"));
