@@ -91,12 +91,15 @@ pub struct TargetTable {
     next_id: AtomicU64,
 }
 
+/// Receives one sample: its extra label pairs and value.
+type Emit<'a> = dyn FnMut(&[(&str, &str)], f64) + 'a;
+
 /// One family: its name, help, type and the samples a target's readings give.
 struct Family {
     name: &'static str,
     help: &'static str,
     kind: &'static str,
-    samples: fn(&Readings, &mut dyn FnMut(&[(&str, &str)], f64)),
+    samples: fn(&Readings, &mut Emit<'_>),
 }
 
 fn flag(b: bool) -> f64 {
