@@ -27,6 +27,30 @@ use crate::status::Board;
 use crate::store;
 use crate::web::{self, ReloadRequest, WebState};
 
+/// Descriptors kept for the store, the server's connections and the ICMP sockets.
+const FILES_BESIDE_PROBES: u64 = 256;
+
+/// Raises the soft limit on open files to the hard limit (as Go programs such as
+/// blackbox_exporter do), so `max_concurrent_probes` sockets can be open at once; warns
+/// when even the hard limit is too low.
+fn raise_open_files_limit(max_concurrent_probes: usize) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
+        tracing::warn!(soft, hard, "cannot raise the open-files limit");
+    }
+    let limit = getrlimit(Resource::RLIMIT_NOFILE).map_or(soft, |(s, _)| s);
+    let needed = max_concurrent_probes as u64 + FILES_BESIDE_PROBES;
+    if limit < needed {
+        tracing::warn!(
+            limit,
+            needed,
+            "the open-files limit is below scheduler.max_concurrent_probes + {FILES_BESIDE_PROBES}: \
+             raise it (LimitNOFILE= in the systemd unit) or lower max_concurrent_probes"
+        );
+    }
+}
+
 /// Where the configuration comes from (and is re-read from on reload).
 #[derive(Debug, Clone)]
 pub enum ConfigSource {
@@ -68,6 +92,7 @@ impl App {
     /// Loads the configuration, opens the store, binds the server and starts probing.
     pub async fn start(source: ConfigSource, overrides: Overrides) -> anyhow::Result<App> {
         let config = Arc::new(source.load().map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?);
+        raise_open_files_limit(config.scheduler.max_concurrent_probes);
         let (store, restored) = store::open(&config.storage.path)?;
         let heartbeats = Arc::new(HeartbeatBook::default());
         heartbeats.set_tokens(&config);

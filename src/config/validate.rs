@@ -16,7 +16,7 @@ use crate::condition::Condition;
 const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
 const DEFAULT_TIMEZONE: &str = "Asia/Ho_Chi_Minh";
 const DEFAULT_STORE: &str = "data/vigil.db";
-const DEFAULT_MAX_CONCURRENT: usize = 256;
+const DEFAULT_MAX_CONCURRENT: usize = 1024;
 
 pub(super) fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let root = SourceFile::read(path).map_err(|e| ConfigErrors(vec![e]))?;

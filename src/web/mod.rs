@@ -166,6 +166,12 @@ async fn compress(r: Reply) -> Reply {
     }
 }
 
+/// Runs a handler that reads the store or renders a large page: the runtime moves this
+/// worker's other tasks (the probes) elsewhere meanwhile, so they keep their schedule.
+pub(crate) fn blocking<T>(handler: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(handler)
+}
+
 /// Paths served by the status pages.
 fn is_page(path: &str) -> bool {
     path == "/" || ["/static/", "/systems/", "/checks/", "/badge/", "/ui/"].iter().any(|p| path.starts_with(p))
@@ -206,7 +212,7 @@ async fn route(state: &WebState, req: Request<Incoming>, _peer: SocketAddr) -> R
             }
             reload(state).await
         }
-        (&Method::GET, "/api/v1/incidents") => incidents(state, req.uri().query()),
+        (&Method::GET, "/api/v1/incidents") => blocking(|| incidents(state, req.uri().query())),
         (&Method::POST, p) if p.starts_with("/api/v1/incidents/") && p.ends_with("/ack") => {
             if let Some(denied) = refuse_unless_admin(state, &req) {
                 return denied;
@@ -231,7 +237,8 @@ async fn route(state: &WebState, req: Request<Incoming>, _peer: SocketAddr) -> R
             let Ok(id) = id else { return text(StatusCode::NOT_FOUND, "no such incident") };
             match read_json(req).await {
                 Ok(body) => {
-                    match exclude(state, id, body["reason"].as_str().unwrap_or(""), body["by"].as_str().unwrap_or("")) {
+                    let (reason, by) = (body["reason"].as_str().unwrap_or(""), body["by"].as_str().unwrap_or(""));
+                    match blocking(|| exclude(state, id, reason, by)) {
                         None => text(StatusCode::OK, "excluded from the SLA"),
                         Some(refusal) => refusal,
                     }
@@ -239,10 +246,10 @@ async fn route(state: &WebState, req: Request<Incoming>, _peer: SocketAddr) -> R
                 Err(r) => r,
             }
         }
-        (&Method::GET, "/api/v1/maintenance") => maintenance_list(state),
-        (&Method::GET, "/reports") => reports(state, req.uri().query()),
+        (&Method::GET, "/api/v1/maintenance") => blocking(|| maintenance_list(state)),
+        (&Method::GET, "/reports") => blocking(|| reports(state, req.uri().query())),
         (&Method::GET, p) if p.starts_with("/api/v1/checks/") && p.ends_with("/history") => {
-            history(state, &p["/api/v1/checks/".len()..p.len() - "/history".len()], req.uri().query())
+            blocking(|| history(state, &p["/api/v1/checks/".len()..p.len() - "/history".len()], req.uri().query()))
         }
         (&Method::POST, "/api/v1/maintenance") => {
             if let Some(denied) = refuse_unless_admin(state, &req) {

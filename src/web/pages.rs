@@ -16,7 +16,7 @@ use ring::hmac;
 use serde_json::{Value, json};
 
 use super::i18n::{state_word, strings};
-use super::{Reply, WebState, reply, text};
+use super::{Reply, WebState, blocking, reply, text};
 use crate::alert::state::State;
 use crate::condition::format_duration;
 use crate::config::{Config, Language};
@@ -157,16 +157,18 @@ pub async fn route(state: &WebState, req: Request<Incoming>) -> Result<Reply, Re
                 .insert(CACHE_CONTROL, hyper::header::HeaderValue::from_static("public, max-age=31536000, immutable"));
             r
         }
-        (Method::GET, "/") => home(state, &req, &board),
+        (Method::GET, "/") => blocking(|| home(state, &req, &board)),
         (Method::GET, p) if p.starts_with("/systems/") => {
             match config.systems.iter().find(|s| s.id == p["/systems/".len()..]) {
-                Some(system) => system_page(state, &req, &board, system),
+                Some(system) => blocking(|| system_page(state, &req, &board, system)),
                 None => text(StatusCode::NOT_FOUND, "no such system"),
             }
         }
-        (Method::GET, p) if p.starts_with("/checks/") => check_page(state, &req, &board, &p["/checks/".len()..]),
+        (Method::GET, p) if p.starts_with("/checks/") => {
+            blocking(|| check_page(state, &req, &board, &p["/checks/".len()..]))
+        }
         (Method::GET, p) if p.starts_with("/badge/") && p.ends_with(".svg") => {
-            badge(state, &board, &p["/badge/".len()..p.len() - 4])
+            blocking(|| badge(state, &board, &p["/badge/".len()..p.len() - 4]))
         }
         (Method::GET, "/ui/login") => {
             let v = visitor(state, &req, &config);
