@@ -27,6 +27,19 @@ use crate::status::Board;
 use crate::store;
 use crate::web::{self, ReloadRequest, WebState};
 
+/// Connections waiting to be accepted: Rust's default of 128 overflows when a scrape burst
+/// or many `/probe` requests arrive at once (seen at 200 parallel requests: SYNs dropped,
+/// clients retrying after 1 s).
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds the server's listening socket (address reuse on, a deep accept queue).
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Descriptors kept for the store, the server's connections and the ICMP sockets.
 const FILES_BESIDE_PROBES: u64 = 256;
 
@@ -104,7 +117,7 @@ impl App {
         metrics.reload_ok.set(1);
         metrics.reload_time.set(now_ms() as f64 / 1000.0);
         let listen = overrides.listen.unwrap_or(config.server.listen);
-        let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let listener = bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
 
         let board = Arc::new(RwLock::new(Board {

@@ -108,6 +108,29 @@ async fn forty_icmp_targets_with_five_dead_take_one_round_not_forty() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_icmp_targets_at_once_lose_no_echo() {
+    // All replies arrive on one shared socket; with the kernel's default receive buffer,
+    // 200 targets × 3 echoes at once lost replies (reported as packet loss).
+    let prober = std::sync::Arc::new(Prober::new());
+    let check = std::sync::Arc::new(check_of(icmp(3, 10), Duration::from_secs(3), &["[PACKET_LOSS] == 0%"]));
+    let mut runs = tokio::task::JoinSet::new();
+    for i in 0..500 {
+        let (prober, check) = (prober.clone(), check.clone());
+        let address = format!("127.0.{}.{}", 20 + i / 250, 1 + i % 250);
+        runs.spawn(async move { (prober.probe(&check, &target_of(&format!("t{i}"), &address)).await, address) });
+    }
+    let mut lossy = Vec::new();
+    while let Some(run) = runs.join_next().await {
+        let (outcome, address) = run.expect("probe task");
+        let stats = outcome.observations.icmp.clone().expect("icmp statistics");
+        if stats.received != 3 {
+            lossy.push(format!("{address}: {} of 3 ({})", stats.received, outcome.message));
+        }
+    }
+    assert!(lossy.is_empty(), "{} of 500 targets lost echoes: {:?}", lossy.len(), &lossy[..lossy.len().min(5)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_against_a_real_server() {
     let dns = Dnsmasq::start();
     let dir = tempfile::tempdir().expect("tempdir");

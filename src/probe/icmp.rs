@@ -89,6 +89,7 @@ impl IcmpClients {
         let config = Config::builder().kind(kind).sock_type_hint(socket2::Type::RAW).build();
         match Client::new(&config) {
             Ok(c) => {
+                deepen_receive_buffer(&c);
                 *slot = Some(c.clone());
                 Ok(c)
             }
@@ -99,6 +100,20 @@ impl IcmpClients {
                 Err(ProbeError::new(FailureReason::Permission, format!("cannot open an ICMP socket: {e}")))
             }
         }
+    }
+}
+
+/// Replies to every probe arrive on one shared socket (and on loopback, a raw socket also
+/// sees its own requests): the default ~200 KB buffer dropped replies with 200 probes of 3
+/// echoes in flight. Asks for 4 MB: forced when privileged, else capped by `rmem_max`.
+const ICMP_RECEIVE_BUFFER: usize = 4 << 20;
+
+fn deepen_receive_buffer(client: &Client) {
+    use std::os::fd::BorrowedFd;
+    // SAFETY: the descriptor belongs to the client's socket, which outlives this call.
+    let fd = unsafe { BorrowedFd::borrow_raw(client.get_socket().get_native_sock()) };
+    if nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::RcvBufForce, &ICMP_RECEIVE_BUFFER).is_err() {
+        let _ = socket2::SockRef::from(&fd).set_recv_buffer_size(ICMP_RECEIVE_BUFFER);
     }
 }
 
