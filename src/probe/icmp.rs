@@ -89,7 +89,7 @@ impl IcmpClients {
         let config = Config::builder().kind(kind).sock_type_hint(socket2::Type::RAW).build();
         match Client::new(&config) {
             Ok(c) => {
-                deepen_receive_buffer(&c);
+                tune_socket(&c, kind);
                 *slot = Some(c.clone());
                 Ok(c)
             }
@@ -105,16 +105,41 @@ impl IcmpClients {
 
 /// Replies to every probe arrive on one shared socket (and on loopback, a raw socket also
 /// sees its own requests): the default ~200 KB buffer dropped replies with 200 probes of 3
-/// echoes in flight. Asks for 4 MB: forced when privileged, else capped by `rmem_max`.
+/// echoes in flight. Asks for 4 MB: forced when privileged, else capped by `rmem_max`;
+/// raw IPv4 sockets also filter out what is not a reply.
 const ICMP_RECEIVE_BUFFER: usize = 4 << 20;
 
-fn deepen_receive_buffer(client: &Client) {
+fn tune_socket(client: &Client, kind: ICMP) {
     use std::os::fd::BorrowedFd;
     // SAFETY: the descriptor belongs to the client's socket, which outlives this call.
     let fd = unsafe { BorrowedFd::borrow_raw(client.get_socket().get_native_sock()) };
     if nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::RcvBufForce, &ICMP_RECEIVE_BUFFER).is_err() {
         let _ = socket2::SockRef::from(&fd).set_recv_buffer_size(ICMP_RECEIVE_BUFFER);
     }
+    if kind == ICMP::V4 && client.get_socket().get_type() == socket2::Type::RAW {
+        only_replies_and_errors(&fd);
+    }
+}
+
+/// Linux's `ICMP_FILTER` option of raw IPv4 ICMP sockets (`<linux/icmp.h>`; not in libc).
+const ICMP_FILTER: libc::c_int = 1;
+
+/// A raw IPv4 socket receives every ICMP packet the host gets, on loopback even its own
+/// echo requests: keep echo replies, unreachables and time-exceeded only.
+fn only_replies_and_errors(fd: &std::os::fd::BorrowedFd<'_>) {
+    use std::os::fd::AsRawFd;
+    const KEPT: [u32; 3] = [0, 3, 11]; // echo reply, destination unreachable, time exceeded
+    let blocked: u32 = !KEPT.iter().fold(0, |mask, t| mask | (1 << t));
+    // SAFETY: a valid descriptor, and a pointer to a u32 of the size passed.
+    let _ = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_RAW,
+            ICMP_FILTER,
+            (&blocked as *const u32).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
 }
 
 /// Resolves `host` to one address of the preferred family.
