@@ -23,6 +23,13 @@ use crate::store::{ChangeRecord, Record, ResultRecord, Store};
 
 /// How often reminders and escalations are checked.
 const TICK: Duration = Duration::from_secs(1);
+/// How long plain probe results (no state change) wait to be written together: at 200
+/// results a second, one transaction per quarter second instead of one per result. Anything
+/// else (a state change, an incident, a notification) is written at once, with the results
+/// waiting before it.
+const RESULTS_EVERY: Duration = Duration::from_millis(250);
+/// Most plain results kept waiting.
+const RESULTS_MAX: usize = 1000;
 /// How often raw results older than `storage.raw_retention` are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -85,6 +92,8 @@ pub struct Pipeline {
     day: Option<(i64, i64)>,
     /// The last month whose report was queued (or found queued).
     report_done: Option<String>,
+    /// Plain results waiting to be written (see [`RESULTS_EVERY`]).
+    waiting_results: Vec<Record>,
 }
 
 /// What the pipeline starts from.
@@ -137,6 +146,7 @@ impl Pipeline {
             api_windows: resume.maintenance.iter().map(ApiWindow::window).collect(),
             day: None,
             report_done: None,
+            waiting_results: Vec::new(),
         };
         p.configure(config);
         p.publish_incidents();
@@ -431,6 +441,15 @@ impl Pipeline {
 
     /// Stores records and effects in one transaction, then hands notifications on.
     fn apply(&mut self, effects: Vec<Effect>, mut records: Vec<Record>) {
+        if effects.is_empty() && records.len() == 1 && matches!(records[0], Record::Result(_)) {
+            self.waiting_results.append(&mut records);
+            if self.waiting_results.len() >= RESULTS_MAX {
+                self.write_results();
+            }
+            return;
+        }
+        // Results first, so the store sees every record in the order it happened.
+        records.splice(0..0, std::mem::take(&mut self.waiting_results));
         let mut notes = Vec::new();
         let incidents_changed = !effects.is_empty();
         for effect in effects {
@@ -553,6 +572,13 @@ impl Pipeline {
         Ok(incident)
     }
 
+    /// Sends the waiting plain results to the store.
+    fn write_results(&mut self) {
+        if !self.waiting_results.is_empty() {
+            self.store.send(Record::Batch(std::mem::take(&mut self.waiting_results)));
+        }
+    }
+
     /// Consumes results and commands until the results channel closes (every timer has
     /// stopped); returns the store so the caller can flush and close it.
     pub async fn run(
@@ -564,6 +590,8 @@ impl Pipeline {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut pruner = tokio::time::interval(PRUNE_EVERY);
         pruner.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut results_timer = tokio::time::interval(RESULTS_EVERY);
+        results_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut control_open = true;
         loop {
             tokio::select! {
@@ -582,8 +610,12 @@ impl Pipeline {
                 },
                 r = results.recv() => match r {
                     Some(r) => self.handle(r),
-                    None => return self.store,
+                    None => {
+                        self.write_results();
+                        return self.store;
+                    }
                 },
+                _ = results_timer.tick() => self.write_results(),
                 _ = ticker.tick() => self.tick(),
                 _ = pruner.tick() => {
                     let before = now_ms() - self.config.storage.raw_retention.as_millis() as i64;

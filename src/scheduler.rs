@@ -39,12 +39,18 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-/// A stable offset within the interval, from the target id (FNV-1a).
+/// Start offsets are multiples of this: targets that share a slot start together, so the
+/// runtime wakes once for several probes (and their echoes and replies) instead of once
+/// each, while the checks still spread over their interval.
+const START_SLOT_MS: u64 = 50;
+
+/// A stable offset within the interval, from the target id (FNV-1a), on a
+/// [`START_SLOT_MS`] grid.
 pub fn start_offset(target_id: &str, interval: Duration) -> Duration {
     let hash =
         target_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    let ms = interval.as_millis().max(1) as u64;
-    Duration::from_millis(hash % ms)
+    let slots = (interval.as_millis() as u64 / START_SLOT_MS).max(1);
+    Duration::from_millis(hash % slots * START_SLOT_MS)
 }
 
 impl Scheduler {
@@ -141,5 +147,7 @@ mod tests {
         let offsets: std::collections::HashSet<_> =
             (0..50).map(|i| start_offset(&format!("network/gw/c{i}"), interval)).collect();
         assert!(offsets.len() > 40, "offsets should spread, got {} distinct", offsets.len());
+        assert!(offsets.iter().all(|o| o.as_millis() as u64 % START_SLOT_MS == 0), "on the slot grid: {offsets:?}");
+        assert_eq!(start_offset("a", Duration::from_millis(20)), Duration::ZERO, "shorter than a slot");
     }
 }

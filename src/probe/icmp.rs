@@ -7,9 +7,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use serde::Serialize;
 use surge_ping::{Client, Config, ICMP, PingIdentifier, PingSequence, SurgeError};
-use tokio::task::JoinSet;
 
 use super::{FailureReason, Observations, ProbeError};
 use crate::config::{IcmpSpec, IpPreference};
@@ -181,23 +182,22 @@ pub(super) async fn observe(
     let wait = timeout.saturating_sub(sending).saturating_sub(Duration::from_millis(20)).max(Duration::from_millis(50));
     let payload = vec![0u8; usize::from(spec.payload_size)];
 
-    let mut echoes = JoinSet::new();
-    for seq in 0..spec.count {
-        let client = client.clone();
-        let payload = payload.clone();
-        let delay = spec.spacing * u32::from(seq);
-        echoes.spawn(async move {
-            tokio::time::sleep(delay).await;
-            let mut pinger = client.pinger(ip, ident).await;
-            pinger.timeout(wait);
-            (seq, pinger.ping(PingSequence(seq), &payload).await)
-        });
-    }
+    // The echoes run side by side in this task (no task of their own to spawn and wake).
+    let mut echoes: FuturesUnordered<_> = (0..spec.count)
+        .map(|seq| {
+            let (client, payload) = (&client, &payload);
+            async move {
+                tokio::time::sleep(spec.spacing * u32::from(seq)).await;
+                let mut pinger = client.pinger(ip, ident).await;
+                pinger.timeout(wait);
+                (seq, pinger.ping(PingSequence(seq), payload).await)
+            }
+        })
+        .collect();
     let mut rtts: Vec<(u16, Duration)> = Vec::new();
     let mut hop_limit = None;
     let mut unreachable = None;
-    while let Some(joined) = echoes.join_next().await {
-        let Ok((seq, result)) = joined else { continue };
+    while let Some((seq, result)) = echoes.next().await {
         match result {
             Ok((packet, rtt)) => {
                 rtts.push((seq, rtt));
