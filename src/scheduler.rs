@@ -147,7 +147,10 @@ mod tests {
         let offsets: std::collections::HashSet<_> =
             (0..50).map(|i| start_offset(&format!("network/gw/c{i}"), interval)).collect();
         assert!(offsets.len() > 40, "offsets should spread, got {} distinct", offsets.len());
-        assert!(offsets.iter().all(|o| o.as_millis() as u64 % START_SLOT_MS == 0), "on the slot grid: {offsets:?}");
+        assert!(
+            offsets.iter().all(|o| (o.as_millis() as u64).is_multiple_of(START_SLOT_MS)),
+            "on the slot grid: {offsets:?}"
+        );
         assert_eq!(start_offset("a", Duration::from_millis(20)), Duration::ZERO, "shorter than a slot");
     }
 }
