@@ -30,5 +30,6 @@ wait_port() { # wait_port PORT
     done
     echo "nothing listens on 127.0.0.1:$1" >&2; exit 1
 }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-tick_us=$((1000000 / $(getconf CLK_TCK)))
+# CPU time of a process in ns: the sum of its threads' run time (/proc/PID/task/*/schedstat),
+# far finer than the 10 ms ticks of /proc/PID/stat (a thread that exits takes its share along).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'; }

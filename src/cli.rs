@@ -22,8 +22,22 @@ pub struct Cli {
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
     #[arg(long, global = true, default_value = "info")]
     pub log_level: String,
+    /// Threads that run probes and serve HTTP (default: half the cores, at least one).
+    /// Probes wait on the network, not the CPU: fewer threads wake each other less often
+    /// (BENCHMARKS.md); store writes, report building and /metrics encoding have threads
+    /// of their own.
+    #[arg(long, global = true, env = "VIGIL_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The number of runtime worker threads to start.
+    pub fn worker_threads(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.worker_threads.unwrap_or(cores / 2).max(1)
+    }
 }
 
 /// How log lines look.

@@ -14,13 +14,14 @@ fn main() -> ExitCode {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("vigil: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().worker_threads(cli.worker_threads()).enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("vigil: cannot start the runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     match runtime.block_on(execute(cli)) {
         Ok(code) => code,
         Err(e) => {
