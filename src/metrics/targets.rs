@@ -102,6 +102,13 @@ struct Family {
     samples: fn(&Readings, &mut Emit<'_>),
 }
 
+/// Emits one unlabelled sample when there is a reading.
+fn one(reading: Option<f64>, emit: &mut Emit<'_>) {
+    if let Some(v) = reading {
+        emit(&[], v);
+    }
+}
+
 fn flag(b: bool) -> f64 {
     if b { 1.0 } else { 0.0 }
 }
@@ -159,21 +166,13 @@ const FAMILIES: [Family; 13] = [
         name: super::HTTP_STATUS_CODE,
         help: "HTTP status code of the last response.",
         kind: "gauge",
-        samples: |r, emit| {
-            if let Some(s) = r.http_status {
-                emit(&[], f64::from(s));
-            }
-        },
+        samples: |r, emit| one(r.http_status.map(f64::from), emit),
     },
     Family {
         name: super::TLS_NOT_AFTER,
         help: "Earliest not-after of the peer's certificate chain, also after it expired.",
         kind: "gauge",
-        samples: |r, emit| {
-            if let Some(t) = r.tls_not_after {
-                emit(&[], t as f64);
-            }
-        },
+        samples: |r, emit| one(r.tls_not_after.map(|t| t as f64), emit),
     },
     Family {
         name: super::ICMP_RTT,
@@ -189,21 +188,13 @@ const FAMILIES: [Family; 13] = [
         name: super::ICMP_LOSS,
         help: "Share of echo requests lost in the last ICMP run.",
         kind: "gauge",
-        samples: |r, emit| {
-            if let Some(v) = r.icmp_loss {
-                emit(&[], v);
-            }
-        },
+        samples: |r, emit| one(r.icmp_loss, emit),
     },
     Family {
         name: super::DNS_LOOKUP,
         help: "Duration of the last DNS lookup.",
         kind: "gauge",
-        samples: |r, emit| {
-            if let Some(v) = r.dns_lookup {
-                emit(&[], v);
-            }
-        },
+        samples: |r, emit| one(r.dns_lookup, emit),
     },
     Family {
         name: super::EXEC_PERFDATA,
@@ -219,11 +210,7 @@ const FAMILIES: [Family; 13] = [
         name: super::HEARTBEAT_LAST_SEEN,
         help: "Unix time of the last heartbeat pushed.",
         kind: "gauge",
-        samples: |r, emit| {
-            if let Some(v) = r.heartbeat_last_seen {
-                emit(&[], v);
-            }
-        },
+        samples: |r, emit| one(r.heartbeat_last_seen, emit),
     },
 ];
 
