@@ -6,7 +6,8 @@ mod common;
 use std::io::Write;
 use std::process::Stdio;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::*;
 use vigil::alert::state::State;
@@ -336,4 +337,71 @@ async fn probe_command_prints_one_result() {
     let (code, text) = run(vec!["probe".into(), closed.to_string()]).await;
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("reason: refused"), "{text}");
+}
+
+/// Starts `vigil run` under `sh` with the given `ulimit` options; returns the child (its
+/// PID is Vigil's, by `exec`) and its standard error as it arrives.
+fn run_with_ulimit(dir: &std::path::Path, ulimit: &str) -> (std::process::Child, Arc<Mutex<String>>) {
+    use std::io::Read;
+    let script = format!("ulimit {ulimit} && exec \"$0\" run -c \"$1\"");
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_vigil"), &dir.join("vigil.yaml").display().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vigil run");
+    let log = Arc::new(Mutex::new(String::new()));
+    let (mut stderr, sink) = (child.stderr.take().expect("stderr"), log.clone());
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().expect("log").push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    (child, log)
+}
+
+/// The soft and hard "Max open files" of a process.
+fn open_files_limits(pid: u32) -> Option<(String, String)> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    Some((words[3].to_string(), words[4].to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_files_limit_is_raised_and_a_too_low_one_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), "systems: []\n");
+
+    // A low soft limit under a high hard one: raised to the hard one at start.
+    let (mut child, _) = run_with_ulimit(dir.path(), "-Sn 512");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = None;
+    while Instant::now() < deadline {
+        seen = open_files_limits(child.id());
+        if seen.as_ref().is_some_and(|(soft, hard)| soft == hard) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let (soft, hard) = seen.expect("limits of the running daemon");
+    assert_eq!(soft, hard, "soft open-files limit raised to the hard one");
+    assert_ne!(soft, "512");
+
+    // A hard limit below max_concurrent_probes (default 1,024) + 256: a warning names the setting.
+    let (mut child, log) = run_with_ulimit(dir.path(), "-n 600");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline && !log.lock().expect("log").contains("max_concurrent_probes") {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = log.lock().expect("log").clone();
+    assert!(log.contains("open-files limit") && log.contains("scheduler.max_concurrent_probes"), "{log}");
 }
