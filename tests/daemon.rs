@@ -405,3 +405,18 @@ async fn open_files_limit_is_raised_and_a_too_low_one_is_named() {
     let log = log.lock().expect("log").clone();
     assert!(log.contains("open-files limit") && log.contains("scheduler.max_concurrent_probes"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listens_with_a_deep_accept_queue() {
+    // Rust's default backlog (128) dropped SYNs when 200 `/probe` requests arrived at once.
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), "systems: []\n");
+    let app = start_daemon(dir.path()).await;
+    let out =
+        tool("ss", "iproute2").args(["-ltnH", &format!("sport = :{}", app.addr().port())]).output().expect("run ss");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // For a listening socket, ss shows the backlog in the Send-Q column.
+    let backlog = text.split_whitespace().nth(2);
+    assert_eq!(backlog, Some("1024"), "ss: {text}");
+    app.shutdown().await;
+}
