@@ -178,28 +178,21 @@ async fn signalling(stream: TcpStream, down: bool) {
 
 /// Prints each alert the demo's receiver gets, as the team's phone would show it.
 fn serve_alert_sink(listener: TcpListener, stop: CancellationToken) -> std::io::Result<SocketAddr> {
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let stream = tokio::select! {
-                _ = stop.cancelled() => return,
-                accepted = listener.accept() => match accepted { Ok((s, _)) => s, Err(_) => continue },
-            };
-            let service = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
-                use http_body_util::BodyExt;
-                let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                if let Ok(alert) = serde_json::from_slice::<serde_json::Value>(&body) {
-                    let when = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
-                    println!("{when}  alert → {}", alert["summary"].as_str().unwrap_or("?"));
-                }
-                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"{}"))))
-            });
-            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
-        }
-    });
-    Ok(addr)
+    serve_tcp(listener, stop, |stream| async move {
+        let service = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+            use http_body_util::BodyExt;
+            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            if let Ok(alert) = serde_json::from_slice::<serde_json::Value>(&body) {
+                let when = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
+                println!("{when}  alert → {}", alert["summary"].as_str().unwrap_or("?"));
+            }
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"{}"))))
+        });
+        let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+    })
 }
 
+/// Accepts connections until `stop`, each handled by `on_connect` in a task of its own.
 fn serve_tcp<F, Fut>(listener: TcpListener, stop: CancellationToken, on_connect: F) -> std::io::Result<SocketAddr>
 where
     F: Fn(TcpStream) -> Fut + Send + 'static,
@@ -231,43 +224,29 @@ fn serve_https(
     tls: Arc<rustls::ServerConfig>,
     handler: Handler,
 ) -> std::io::Result<SocketAddr> {
-    let addr = listener.local_addr()?;
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    tokio::spawn(async move {
-        loop {
-            let stream = tokio::select! {
-                _ = stop.cancelled() => return,
-                accepted = listener.accept() => match accepted { Ok((s, _)) => s, Err(_) => continue },
-            };
-            let (acceptor, handler) = (acceptor.clone(), handler.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(stream).await else { return };
-                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let answer = handler(req.uri().path().to_string());
-                    async move { Ok::<_, Infallible>(to_response(answer.await)) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
-            });
+    serve_tcp(listener, stop, move |stream| {
+        let (acceptor, handler) = (acceptor.clone(), handler.clone());
+        async move {
+            if let Ok(tls) = acceptor.accept(stream).await {
+                serve_answers(tls, handler).await;
+            }
         }
-    });
-    Ok(addr)
+    })
 }
 
 fn serve_http(listener: TcpListener, stop: CancellationToken, handler: Handler) -> std::io::Result<SocketAddr> {
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let stream = tokio::select! {
-                _ = stop.cancelled() => return,
-                accepted = listener.accept() => match accepted { Ok((s, _)) => s, Err(_) => continue },
-            };
-            let handler = handler.clone();
-            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let answer = handler(req.uri().path().to_string());
-                async move { Ok::<_, Infallible>(to_response(answer.await)) }
-            });
-            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
-        }
+    serve_tcp(listener, stop, move |stream| serve_answers(stream, handler.clone()))
+}
+
+/// Serves HTTP/1 on one connection, answering each request by its path.
+async fn serve_answers<S>(stream: S, handler: Handler)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let answer = handler(req.uri().path().to_string());
+        async move { Ok::<_, Infallible>(to_response(answer.await)) }
     });
-    Ok(addr)
+    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
 }
