@@ -19,6 +19,24 @@ pub(super) fn write_batch(
     tx.commit()
 }
 
+/// The daily-rollup upsert for each latency bucket, built once.
+fn rollup_upserts() -> &'static [String] {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        (0..super::ROLLUP_BUCKETS_MS.len())
+            .map(|b| {
+                format!(
+                    "INSERT INTO rollups (target, day_ms, runs, failures, lat_min, lat_max, lat_sum, b{b})
+                 VALUES (?1, ?2, 1, ?3, ?4, ?4, ?5, ?6)
+                 ON CONFLICT(target, day_ms) DO UPDATE SET runs = runs + 1, failures = failures + ?3,
+                   lat_min = min(coalesce(lat_min, ?4), coalesce(?4, lat_min)), lat_max = max(coalesce(lat_max, ?4), coalesce(?4, lat_max)),
+                   lat_sum = lat_sum + ?5, b{b} = b{b} + ?6"
+                )
+            })
+            .collect()
+    })
+}
+
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
@@ -33,16 +51,13 @@ fn write(tx: &Transaction, record: Record, waiters: &mut Vec<oneshot::Sender<()>
             // The daily rollup: latency only of results that measured something.
             let measured = r.health != "unknown";
             let failed = matches!(r.health, "down" | "degraded");
-            let bucket = super::ROLLUP_BUCKETS_MS.iter().position(|b| r.duration_ms <= *b).unwrap_or(11);
-            let sql = format!(
-                "INSERT INTO rollups (target, day_ms, runs, failures, lat_min, lat_max, lat_sum, b{bucket})
-                 VALUES (?1, ?2, 1, ?3, ?4, ?4, ?5, ?6)
-                 ON CONFLICT(target, day_ms) DO UPDATE SET runs = runs + 1, failures = failures + ?3,
-                   lat_min = min(coalesce(lat_min, ?4), coalesce(?4, lat_min)), lat_max = max(coalesce(lat_max, ?4), coalesce(?4, lat_max)),
-                   lat_sum = lat_sum + ?5, b{bucket} = b{bucket} + ?6"
-            );
+            let bucket = super::ROLLUP_BUCKETS_MS
+                .iter()
+                .position(|b| r.duration_ms <= *b)
+                .unwrap_or(super::ROLLUP_BUCKETS_MS.len() - 1);
+            let sql = &rollup_upserts()[bucket];
             let latency = measured.then_some(r.duration_ms);
-            tx.prepare_cached(&sql)?.execute(params![
+            tx.prepare_cached(sql)?.execute(params![
                 r.target,
                 r.day_ms,
                 i64::from(failed),
