@@ -112,12 +112,13 @@ const ICMP_RECEIVE_BUFFER: usize = 4 << 20;
 
 fn tune_socket(client: &Client, kind: ICMP) {
     use std::os::fd::BorrowedFd;
-    // SAFETY: the descriptor belongs to the client's socket, which outlives this call.
-    let fd = unsafe { BorrowedFd::borrow_raw(client.get_socket().get_native_sock()) };
+    let socket = client.get_socket();
+    // SAFETY: the descriptor belongs to `socket`, which outlives `fd`.
+    let fd = unsafe { BorrowedFd::borrow_raw(socket.get_native_sock()) };
     if nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::RcvBufForce, &ICMP_RECEIVE_BUFFER).is_err() {
         let _ = socket2::SockRef::from(&fd).set_recv_buffer_size(ICMP_RECEIVE_BUFFER);
     }
-    if kind == ICMP::V4 && client.get_socket().get_type() == socket2::Type::RAW {
+    if kind == ICMP::V4 && socket.get_type() == socket2::Type::RAW {
         only_replies_and_errors(&fd);
     }
 }
