@@ -76,7 +76,8 @@ impl Slot {
 /// A handle on one target's series, held by the pipeline.
 #[derive(Debug)]
 pub struct TargetSeries {
-    key: (String, u64),
+    /// The slot's key in the table (the order targets were added in).
+    id: u64,
     slot: Arc<Slot>,
     /// Perfdata labels to export (`*` for all).
     perfdata_allowed: Vec<String>,
@@ -87,7 +88,8 @@ pub struct TargetSeries {
 pub struct TargetTable {
     /// `,location="…"` when the instance has a location, else empty.
     location: String,
-    slots: Mutex<BTreeMap<(String, u64), Arc<Slot>>>,
+    /// Every target by id, in the order they were added (the exposition order).
+    slots: Mutex<BTreeMap<u64, Arc<Slot>>>,
     next_id: AtomicU64,
 }
 
@@ -224,7 +226,7 @@ impl TargetTable {
         TargetTable { location: rendered, slots: Mutex::default(), next_id: AtomicU64::new(0) }
     }
 
-    fn slots(&self) -> MutexGuard<'_, BTreeMap<(String, u64), Arc<Slot>>> {
+    fn slots(&self) -> MutexGuard<'_, BTreeMap<u64, Arc<Slot>>> {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -236,14 +238,14 @@ impl TargetTable {
         text::label(&mut labels, false, "system", &key.system);
         text::label(&mut labels, false, "target", &key.target);
         let slot = Arc::new(Slot { labels, readings: Mutex::default() });
-        let key = (slot.labels.clone(), self.next_id.fetch_add(1, Ordering::Relaxed));
-        self.slots().insert(key.clone(), slot.clone());
-        TargetSeries { key, slot, perfdata_allowed: perfdata.to_vec() }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.slots().insert(id, slot.clone());
+        TargetSeries { id, slot, perfdata_allowed: perfdata.to_vec() }
     }
 
     /// Removes a target's series.
     pub fn remove(&self, t: &TargetSeries) {
-        self.slots().remove(&t.key);
+        self.slots().remove(&t.id);
     }
 
     /// Appends every family with at least one series.
