@@ -146,23 +146,21 @@ async fn compress(r: Reply) -> Reply {
         return Response::from_parts(parts, Full::new(bytes));
     }
     // A 10,000-target /metrics is ~15 MB: zip it off the runtime, at the fast level.
+    let input = bytes.clone(); // a reference count, not a copy
     let zipped = tokio::task::spawn_blocking(move || {
-        let level = if bytes.len() > LARGE_BODY { flate2::Compression::fast() } else { flate2::Compression::default() };
+        let level = if input.len() > LARGE_BODY { flate2::Compression::fast() } else { flate2::Compression::default() };
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
-        (encoder.write_all(&bytes).and_then(|_| encoder.finish()), bytes)
+        encoder.write_all(&input).and_then(|_| encoder.finish())
     })
     .await;
-    let Ok((zipped, bytes)) = zipped else {
-        return Response::from_parts(parts, Full::new(Bytes::new()));
-    };
     match zipped {
-        Ok(zipped) => {
+        Ok(Ok(zipped)) => {
             parts.headers.insert(hyper::header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             parts.headers.insert(hyper::header::VARY, HeaderValue::from_static("Accept-Encoding"));
             parts.headers.remove(hyper::header::CONTENT_LENGTH);
             Response::from_parts(parts, Full::new(Bytes::from(zipped)))
         }
-        Err(_) => Response::from_parts(parts, Full::new(bytes)),
+        _ => Response::from_parts(parts, Full::new(bytes)),
     }
 }
 
@@ -190,6 +188,8 @@ async fn route(state: &WebState, req: Request<Incoming>, _peer: SocketAddr) -> R
     match (req.method(), path.as_str()) {
         (&Method::GET, "/metrics") => {
             // Encoding 10,000 targets takes a while: off the runtime, so probes keep their schedule.
+            // On the blocking pool, not `blocking()`: block_in_place moves the worker to a new thread
+            // each time, and each new thread's allocator arena kept ~20 MB more in the scale run.
             let metrics = state.metrics.clone();
             let text = tokio::task::spawn_blocking(move || metrics.encode()).await.unwrap_or_default();
             reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", text)
