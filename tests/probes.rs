@@ -74,6 +74,30 @@ async fn icmp_measures_loss_through_a_namespace() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_icmp_error_is_unreachable_not_a_reply() {
+    // The namespace answers every echo request with "host unreachable": an ICMP error
+    // quoting the request, which must not count as a reply.
+    let rejecting = Netns::new(4, &["icmp type echo-request reject with icmp type host-unreachable"], false);
+    let check = check_of(icmp(3, 20), Duration::from_secs(1), &["[PACKET_LOSS] < 100%"]);
+    let outcome = Prober::new().probe(&check, &target_of("rejecting", &rejecting.hosts[0])).await;
+    let stats = outcome.observations.icmp.clone().expect("icmp statistics");
+    assert_eq!((stats.sent, stats.received), (3, 0), "{outcome:?}");
+    assert_eq!((outcome.health, outcome.reason), (Health::Down, Some(FailureReason::Unreachable)), "{outcome:?}");
+    assert!(outcome.message.contains("unreachable"), "{}", outcome.message);
+    assert!(outcome.duration < Duration::from_millis(500), "an error ends the wait: {:?}", outcome.duration);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icmp_over_ipv6_loopback() {
+    let check = check_of(icmp(3, 10), Duration::from_secs(1), &["[PACKET_LOSS] == 0%"]);
+    let outcome = Prober::new().probe(&check, &target_of("v6", "::1")).await;
+    let stats = outcome.observations.icmp.clone().expect("icmp statistics");
+    assert_eq!((stats.sent, stats.received), (3, 3), "{outcome:?}");
+    assert_eq!(outcome.health, Health::Up, "{outcome:?}");
+    assert!(stats.rtt_max > Duration::ZERO && stats.rtt_max < Duration::from_millis(100), "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forty_icmp_targets_with_five_dead_take_one_round_not_forty() {
     let dead = Netns::new(3, &[], true);
     let prober = std::sync::Arc::new(Prober::new());

@@ -1,16 +1,17 @@
-//! ICMP probe (surge-ping): `count` echo requests sent `spacing` apart — without waiting
-//! for replies, so a dead host costs no more time than a live one — then loss, RTT
-//! min/avg/max and jitter. One socket per address family, shared by every probe.
+//! ICMP probe: `count` echo requests sent `spacing` apart — without waiting for replies,
+//! so a dead host costs no more time than a live one — then loss, RTT min/avg/max and
+//! jitter. One socket per address family (surge-ping's), shared by every probe.
+
+mod socket;
 
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 use serde::Serialize;
-use surge_ping::{Client, Config, ICMP, PingIdentifier, PingSequence, SurgeError};
+use socket::{Answer, EchoSocket};
+use surge_ping::{AsyncSocket, Config, ICMP};
 
 use super::{FailureReason, Observations, ProbeError};
 use crate::config::{IcmpSpec, IpPreference};
@@ -63,10 +64,9 @@ impl IcmpStats {
 /// The shared ICMP sockets, opened on first use.
 #[derive(Default)]
 pub struct IcmpClients {
-    v4: Mutex<Option<Client>>,
-    v6: Mutex<Option<Client>>,
+    v4: Mutex<Option<Arc<EchoSocket>>>,
+    v6: Mutex<Option<Arc<EchoSocket>>>,
     permission_logged: AtomicBool,
-    next_ident: AtomicU16,
 }
 
 impl std::fmt::Debug for IcmpClients {
@@ -76,23 +76,24 @@ impl std::fmt::Debug for IcmpClients {
 }
 
 impl IcmpClients {
-    fn client(&self, ip: IpAddr) -> Result<Client, ProbeError> {
+    fn socket(&self, ip: IpAddr) -> Result<Arc<EchoSocket>, ProbeError> {
         let (slot, kind) = match ip {
             IpAddr::V4(_) => (&self.v4, ICMP::V4),
             IpAddr::V6(_) => (&self.v6, ICMP::V6),
         };
         let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
+        if let Some(s) = slot.as_ref() {
+            return Ok(s.clone());
         }
         // A raw socket first (root or CAP_NET_RAW); surge-ping falls back to the
         // unprivileged datagram socket when raw is refused.
         let config = Config::builder().kind(kind).sock_type_hint(socket2::Type::RAW).build();
-        match Client::new(&config) {
-            Ok(c) => {
-                tune_socket(&c, kind);
-                *slot = Some(c.clone());
-                Ok(c)
+        match AsyncSocket::new(&config) {
+            Ok(socket) => {
+                tune_socket(&socket, kind);
+                let shared = Arc::new(EchoSocket::new(socket, kind));
+                *slot = Some(shared.clone());
+                Ok(shared)
             }
             Err(e) => {
                 if !self.permission_logged.swap(true, Ordering::Relaxed) {
@@ -110,9 +111,8 @@ impl IcmpClients {
 /// raw IPv4 sockets also filter out what is not a reply.
 const ICMP_RECEIVE_BUFFER: usize = 4 << 20;
 
-fn tune_socket(client: &Client, kind: ICMP) {
+fn tune_socket(socket: &AsyncSocket, kind: ICMP) {
     use std::os::fd::BorrowedFd;
-    let socket = client.get_socket();
     // SAFETY: the descriptor belongs to `socket`, which outlives `fd`.
     let fd = unsafe { BorrowedFd::borrow_raw(socket.get_native_sock()) };
     if nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::RcvBufForce, &ICMP_RECEIVE_BUFFER).is_err() {
@@ -175,52 +175,30 @@ pub(super) async fn observe(
     obs.phases.push(("resolve", started.elapsed()));
     obs.ip = Some(ip);
     let setup = std::time::Instant::now();
-    let client = clients.client(ip).map_err(|e| e.with(obs.clone()))?;
+    let socket = clients.socket(ip).map_err(|e| e.with(obs.clone()))?;
     obs.phases.push(("setup", setup.elapsed()));
-    let ident = PingIdentifier(clients.next_ident.fetch_add(1, Ordering::Relaxed));
     // Every echo must be answered before the check's deadline.
     let sending = spec.spacing * u32::from(spec.count.saturating_sub(1));
     let wait = timeout.saturating_sub(sending).saturating_sub(Duration::from_millis(20)).max(Duration::from_millis(50));
-    let payload = vec![0u8; usize::from(spec.payload_size)];
-
-    // The echoes run side by side in this task (no task of their own to spawn and wake).
-    let mut echoes: FuturesUnordered<_> = (0..spec.count)
-        .map(|seq| {
-            let (client, payload) = (&client, &payload);
-            async move {
-                tokio::time::sleep(spec.spacing * u32::from(seq)).await;
-                let mut pinger = client.pinger(ip, ident).await;
-                pinger.timeout(wait);
-                (seq, pinger.ping(PingSequence(seq), payload).await)
+    let answers = socket.ping(ip, spec.count, spec.spacing, spec.payload_size, wait).await;
+    let mut rtts = Vec::with_capacity(answers.len());
+    let (mut hop_limit, mut unreachable) = (None, None);
+    for answer in answers.into_iter().flatten() {
+        match answer {
+            Answer::Reply { rtt, hop_limit: h } => {
+                rtts.push(rtt);
+                hop_limit = hop_limit.or(h);
             }
-        })
-        .collect();
-    let mut rtts: Vec<(u16, Duration)> = Vec::new();
-    let mut hop_limit = None;
-    let mut unreachable = None;
-    while let Some((seq, result)) = echoes.next().await {
-        match result {
-            Ok((packet, rtt)) => {
-                rtts.push((seq, rtt));
-                hop_limit = hop_limit.or(match packet {
-                    surge_ping::IcmpPacket::V4(p) => p.get_ttl(),
-                    surge_ping::IcmpPacket::V6(p) => Some(p.get_max_hop_limit()),
-                });
-            }
-            Err(SurgeError::Timeout { .. }) => {}
-            Err(SurgeError::IOError(e)) => unreachable = Some(e.to_string()),
-            Err(e) => unreachable = Some(e.to_string()),
+            Answer::Error(message) => unreachable = unreachable.or(Some(message)),
         }
     }
-    rtts.sort_by_key(|(seq, _)| *seq);
-    let rtts: Vec<Duration> = rtts.into_iter().map(|(_, rtt)| rtt).collect();
     let stats = IcmpStats { reply_hop_limit: hop_limit, ..IcmpStats::from_rtts(spec.count, &rtts) };
     obs.phases.push(("rtt", stats.rtt_avg));
     obs.connected = Some(stats.received > 0);
     obs.response_time = Some(stats.rtt_avg);
     obs.icmp = Some(stats);
     if let (Some(message), false) = (unreachable, obs.connected == Some(true)) {
-        return Err(ProbeError::new(FailureReason::Unreachable, format!("{ip} unreachable: {message}")).with(obs));
+        return Err(ProbeError::new(FailureReason::Unreachable, message).with(obs));
     }
     Ok(obs)
 }
