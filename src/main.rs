@@ -14,16 +14,28 @@ fn main() -> ExitCode {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
-    let runtime =
-        match tokio::runtime::Builder::new_multi_thread().worker_threads(cli.worker_threads()).enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("vigil: cannot start the runtime: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-    match runtime.block_on(execute(cli)) {
-        Ok(code) => code,
+    let mut builder = if cli.single_threaded() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut multi = tokio::runtime::Builder::new_multi_thread();
+        multi.worker_threads(cli.worker_threads());
+        multi
+    };
+    let runtime = match builder.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vigil: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // On a worker, with the tasks it spawns (ICMP replies, connections), not on this thread:
+    // every wake-up between the two would be a switch of threads.
+    match runtime.block_on(runtime.spawn(execute(cli))) {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            eprintln!("vigil: {e:#}");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("vigil: {e:#}");
             ExitCode::FAILURE

@@ -339,6 +339,64 @@ async fn probe_command_prints_one_result() {
     assert!(text.contains("reason: refused"), "{text}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_command_probes_many_targets_side_by_side() {
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run vigil probe");
+        use std::io::Write;
+        let _ = child.stdin.take().expect("stdin").write_all(stdin.unwrap_or("").as_bytes());
+        let out = child.wait_with_output().expect("vigil probe output");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // ICMP to three loopback addresses, one of them IPv6: every echo answered.
+    let (code, text, err) =
+        run(&["probe", "--kind", "icmp", "--count", "2", "--spacing", "10ms", "127.0.0.1", "127.0.0.2", "::1"], None);
+    assert_eq!(code, Some(0), "{text}{err}");
+    for target in ["127.0.0.1: UP", "127.0.0.2: UP", "::1: UP"] {
+        assert!(text.contains(target), "{target} in {text}");
+    }
+    assert_eq!(text.matches("echoes: 2 sent, 2 received, 0% loss").count(), 3, "{text}");
+
+    // TCP from a file and standard input: one listening port, one closed; the worst wins.
+    let web = web_server(None).await;
+    let closed = closed_port().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("targets.txt");
+    std::fs::write(&list, format!("# listening\n{}\n\n", web.addr)).expect("write list");
+    let (code, text, err) =
+        run(&["probe", "-q", "-f", &list.display().to_string(), "-f", "-"], Some(&format!("{closed}\n")));
+    assert_eq!(code, Some(2), "down exits 2: {text}{err}");
+    assert!(text.contains(&format!("{closed}: DOWN")) && text.contains("reason: refused"), "{text}");
+    assert!(!text.contains(&format!("{}: UP", web.addr)), "--quiet leaves out what is up: {text}");
+    assert!(text.trim_end().ends_with("1 of 2 up"), "{text}");
+
+    // JSON: an array, in the order given.
+    let (code, text, err) = run(&["probe", "--json", &web.addr.to_string(), &closed.to_string()], None);
+    assert_eq!(code, Some(2), "{err}");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("json array");
+    let healths: Vec<&str> =
+        json.as_array().expect("array").iter().map(|o| o["health"].as_str().unwrap_or("")).collect();
+    assert_eq!(healths, ["up", "down"]);
+
+    // Bad input is named.
+    let (code, _, err) = run(&["probe", "--kind", "dns", "--query-type", "BOGUS", "127.0.0.1"], None);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--query-type BOGUS"), "{err}");
+    let (code, _, err) = run(&["probe", "-f", "/nonexistent/targets"], None);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("/nonexistent/targets"), "{err}");
+}
+
 /// Starts `vigil run` under `sh` with the given `ulimit` options; returns the child (its
 /// PID is Vigil's, by `exec`) and its standard error as it arrives.
 fn run_with_ulimit(dir: &std::path::Path, ulimit: &str) -> (std::process::Child, Arc<Mutex<String>>) {

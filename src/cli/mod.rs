@@ -1,5 +1,7 @@
 //! The `vigil` command line (clap): subcommands call into the library.
 
+mod probe;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,9 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::app::{self, ConfigSource, Overrides};
-use crate::condition::{Condition, format_duration};
-use crate::config::{self, Check, HttpSpec, ProbeSpec, Target, TargetKey, TcpSpec, TlsSpec};
-use crate::probe::{Health, ProbeOutcome, Prober};
+use crate::config;
 
 /// Vigil — health monitor for critical 24/7 systems.
 #[derive(Debug, Parser)]
@@ -33,6 +33,12 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Whether the command runs on the calling thread alone: `vigil probe` only waits on
+    /// the network, and a second thread would only add wake-ups between the two.
+    pub fn single_threaded(&self) -> bool {
+        matches!(self.command, Command::Probe(_))
+    }
+
     /// The number of runtime worker threads to start.
     pub fn worker_threads(&self) -> usize {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -115,26 +121,8 @@ pub enum Command {
         #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
         step: Duration,
     },
-    /// Probe one URL (http/https) or host:port (tcp) now and print the result.
-    Probe {
-        /// `https://host/path` or `host:port`.
-        target: String,
-        /// Probe kind (inferred from the target when omitted).
-        #[arg(long, value_enum)]
-        kind: Option<ProbeKind>,
-        /// A condition to check (repeatable), e.g. "[STATUS] == 200".
-        #[arg(long = "condition")]
-        conditions: Vec<String>,
-        /// Timeout of the probe.
-        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-        timeout: Duration,
-        /// Do not verify TLS certificates (they are still shown).
-        #[arg(long)]
-        insecure: bool,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Probe one or many targets now (any kind: http, tcp, tls, icmp, dns) and print each result.
+    Probe(probe::ProbeArgs),
 }
 
 /// Where `vigil report` reads state history from.
@@ -144,13 +132,6 @@ pub enum ReportSource {
     Store,
     /// `vigil_check_state` in Prometheus, at `--step` resolution.
     Prometheus,
-}
-
-/// Kinds `vigil probe` can run.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ProbeKind {
-    Http,
-    Tcp,
 }
 
 /// Runs a parsed command line.
@@ -188,9 +169,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
-        Command::Probe { target, kind, conditions, timeout, insecure, json } => {
-            probe_once(&target, kind, &conditions, timeout, insecure, json).await
-        }
+        Command::Probe(args) => probe::run(args).await,
     }
 }
 
@@ -290,64 +269,5 @@ fn check_config(path: &Path) -> ExitCode {
             eprintln!("{} error{}", errors.0.len(), if errors.0.len() == 1 { "" } else { "s" });
             ExitCode::FAILURE
         }
-    }
-}
-
-async fn probe_once(
-    target: &str,
-    kind: Option<ProbeKind>,
-    conditions: &[String],
-    timeout: Duration,
-    insecure: bool,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let kind = kind.unwrap_or(if target.contains("://") { ProbeKind::Http } else { ProbeKind::Tcp });
-    let tls = TlsSpec { insecure_skip_verify: insecure, ..TlsSpec::default() };
-    let (probe, default_condition) = match kind {
-        ProbeKind::Http => (ProbeSpec::Http(HttpSpec::get(tls)), "[STATUS] < 400"),
-        ProbeKind::Tcp => (ProbeSpec::Tcp(TcpSpec { send: None, expect: None, tls: None }), "[CONNECTED] == true"),
-    };
-    let mut parsed = Vec::new();
-    for c in conditions {
-        parsed.push(Condition::parse(c).map_err(|e| anyhow::anyhow!("condition \"{c}\": {e}"))?);
-    }
-    if parsed.is_empty() {
-        parsed.push(Condition::parse(default_condition).expect("default condition parses"));
-    }
-    let key = TargetKey { system: "cli".into(), check: "probe".into(), target: "probe".into() };
-    let check = Check::standalone("probe", probe, timeout, parsed, Vec::new());
-    let outcome = Prober::new().probe(&check, &Target { key, address: target.to_string() }).await;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
-    } else {
-        print_outcome(target, &outcome);
-    }
-    Ok(match outcome.health {
-        Health::Up => ExitCode::SUCCESS,
-        Health::Degraded => ExitCode::from(1),
-        Health::Down => ExitCode::from(2),
-        Health::Unknown => ExitCode::from(3),
-    })
-}
-
-fn print_outcome(target: &str, o: &ProbeOutcome) {
-    println!("{target}: {} in {}", o.health.as_str().to_uppercase(), format_duration(o.duration));
-    if let Some(reason) = o.reason {
-        println!("  reason: {} — {}", reason.code(), o.message);
-    }
-    let obs = &o.observations;
-    if let Some(status) = obs.status {
-        println!("  status: {status}");
-    }
-    if let Some(ip) = obs.ip {
-        println!("  address: {ip}");
-    }
-    if !obs.phases.is_empty() {
-        let phases: Vec<String> = obs.phases.iter().map(|(n, d)| format!("{n} {}", format_duration(*d))).collect();
-        println!("  phases: {}", phases.join(", "));
-    }
-    for c in &obs.certificates {
-        let expires = jiff::Timestamp::from_second(c.not_after).map(|t| t.to_string()).unwrap_or_default();
-        println!("  certificate: {} (issuer {}), expires {expires}", c.subject, c.issuer);
     }
 }

@@ -45,7 +45,7 @@ pub(super) fn address_field(kind: &str) -> Option<&'static str> {
 }
 
 /// The condition a check of this kind gets when it sets none.
-pub(super) fn default_condition(kind: &str) -> Option<&'static str> {
+pub fn default_condition(kind: &str) -> Option<&'static str> {
     match kind {
         "http" => Some("[STATUS] < 400"),
         "tcp" | "tls" => Some("[CONNECTED] == true"),
@@ -225,7 +225,7 @@ fn icmp_spec(file: &SourceFile, path: &str, raw: &RawIcmp, errors: &mut Errors) 
 }
 
 /// Record types the dns probe asks for.
-pub(super) const DNS_TYPES: [&str; 8] = ["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "PTR"];
+pub const DNS_TYPES: [&str; 8] = ["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "PTR"];
 
 fn dns_spec(file: &SourceFile, path: &str, raw: &RawDns, errors: &mut Errors) -> Option<(ProbeSpec, Option<String>)> {
     let mut ok = true;

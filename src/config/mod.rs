@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use fields::{parse_duration, parse_percent};
+pub use kinds::{DNS_TYPES, default_condition};
 pub use modules::{AllowRule, Module, ProbeEndpoint};
 pub use source::{Pos, SourceFile};
 
