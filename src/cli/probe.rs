@@ -1,6 +1,7 @@
 //! `vigil probe`: probe one or many targets now, side by side, and print each result (like
 //! `fping` for a list of hosts, for every probe kind).
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -91,22 +92,32 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             (address, outcome)
         }
     };
-    let results: Vec<(String, ProbeOutcome)> =
-        futures_util::stream::iter(targets).map(probe).buffered(args.parallel as usize).collect().await;
-
-    if args.json {
-        let mut objects = Vec::with_capacity(results.len());
-        for (target, outcome) in &results {
-            let mut object = serde_json::to_value(outcome)?;
-            object["target"] = target.as_str().into();
+    // Printed as they come in (in the order given), so a long list shows progress and no
+    // more than `parallel` results are held at once — except for JSON, printed whole.
+    let mut results = futures_util::stream::iter(targets).map(probe).buffered(args.parallel as usize);
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let (mut worst, mut total, mut up) = (0, 0, 0);
+    let mut objects = Vec::new();
+    while let Some((target, outcome)) = results.next().await {
+        worst = worst.max(exit_code(outcome.health));
+        total += 1;
+        if args.json {
+            let mut object = serde_json::to_value(&outcome)?;
+            object["target"] = target.into();
             objects.push(object);
+        } else if args.quiet && outcome.health == Health::Up {
+            up += 1;
+        } else {
+            out.write_all(describe(&target, &outcome).as_bytes())?;
         }
-        let json = if objects.len() == 1 { objects.remove(0) } else { serde_json::Value::Array(objects) };
-        println!("{}", serde_json::to_string_pretty(&json)?);
-    } else {
-        print_all(&results, args.quiet);
     }
-    let worst = results.iter().map(|(_, o)| exit_code(o.health)).max().unwrap_or(0);
+    if args.json {
+        let json = if objects.len() == 1 { objects.remove(0) } else { serde_json::Value::Array(objects) };
+        writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
+    } else if args.quiet {
+        writeln!(out, "{up} of {total} up")?;
+    }
+    out.flush()?;
     Ok(ExitCode::from(worst))
 }
 
@@ -160,22 +171,6 @@ fn exit_code(health: Health) -> u8 {
         Health::Degraded => 1,
         Health::Down => 2,
         Health::Unknown => 3,
-    }
-}
-
-fn print_all(results: &[(String, ProbeOutcome)], quiet: bool) {
-    use std::io::Write;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut up = 0;
-    for (target, outcome) in results {
-        if quiet && outcome.health == Health::Up {
-            up += 1;
-            continue;
-        }
-        let _ = write!(out, "{}", describe(target, outcome));
-    }
-    if quiet {
-        let _ = writeln!(out, "{up} of {} up", results.len());
     }
 }
 

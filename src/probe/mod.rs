@@ -312,15 +312,17 @@ impl Prober {
         }
     }
 
+    /// Each kind's future is boxed: in place, every probe in flight would take the room of
+    /// the largest kind (an HTTPS exchange, ~5 KB), an ICMP run included.
     async fn observe(&self, check: &Check, target: &Target) -> Result<Observations, ProbeError> {
         let address = target.address.as_str();
         match &check.probe {
-            ProbeSpec::Http(http) => http::observe(http, address, &self.tls).await,
-            ProbeSpec::Tcp(tcp) => tcp::observe(tcp, address, &self.tls).await,
-            ProbeSpec::Tls(tls) => tcp::observe_tls(tls, address, &self.tls).await,
-            ProbeSpec::Icmp(icmp) => icmp::observe(icmp, address, check.timeout, &self.icmp).await,
-            ProbeSpec::Dns(dns) => dns::observe(dns, address, check.timeout).await,
-            ProbeSpec::Exec(exec) => exec::observe(exec, check.timeout).await,
+            ProbeSpec::Http(http) => Box::pin(http::observe(http, address, &self.tls)).await,
+            ProbeSpec::Tcp(tcp) => Box::pin(tcp::observe(tcp, address, &self.tls)).await,
+            ProbeSpec::Tls(tls) => Box::pin(tcp::observe_tls(tls, address, &self.tls)).await,
+            ProbeSpec::Icmp(icmp) => Box::pin(icmp::observe(icmp, address, check.timeout, &self.icmp)).await,
+            ProbeSpec::Dns(dns) => Box::pin(dns::observe(dns, address, check.timeout)).await,
+            ProbeSpec::Exec(exec) => Box::pin(exec::observe(exec, check.timeout)).await,
             ProbeSpec::Heartbeat(hb) => Ok(heartbeat::observe(hb, &target.key.id(), &self.heartbeats)),
         }
     }
