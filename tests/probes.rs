@@ -97,6 +97,40 @@ async fn icmp_over_ipv6_loopback() {
     assert!(stats.rtt_max > Duration::ZERO && stats.rtt_max < Duration::from_millis(100), "{stats:?}");
 }
 
+#[test]
+fn icmp_without_privileges_uses_a_datagram_socket_or_names_the_fix() {
+    // Vigil runs as `nobody` in a network namespace of the test's own (loopback only):
+    // first with unprivileged ping forbidden (the kernel's default), then allowed.
+    let script = r#"ip link set lo up || exit 9
+        as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$0" probe --kind icmp --count 3 --spacing 10ms --json 127.0.0.1 ::1; }
+        sysctl -qw net.ipv4.ping_group_range="1 0" && as_nobody; echo "exit $?"
+        echo ====
+        sysctl -qw net.ipv4.ping_group_range="0 2147483647" && as_nobody; echo "exit $?""#;
+    let out = tool("unshare", "util-linux")
+        .args(["--net", "sh", "-c", script, env!("CARGO_BIN_EXE_vigil")])
+        .output()
+        .expect("run unshare");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let errors = String::from_utf8_lossy(&out.stderr);
+    let (forbidden, allowed) = text.split_once("====").unwrap_or_else(|| panic!("{text}{errors}"));
+    let json_of = |part: &str| -> serde_json::Value {
+        let body = &part[..part.rfind("exit").unwrap_or(part.len())];
+        serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {part}{errors}"))
+    };
+
+    assert!(forbidden.trim_end().ends_with("exit 3"), "no socket: unknown exits 3: {forbidden}{errors}");
+    for run in json_of(forbidden).as_array().expect("array") {
+        assert_eq!((run["health"].as_str(), run["reason"].as_str()), (Some("unknown"), Some("permission")), "{run}");
+    }
+    assert!(errors.contains("CAP_NET_RAW") && errors.contains("ping_group_range"), "the log names the fix: {errors}");
+
+    assert!(allowed.trim_end().ends_with("exit 0"), "{allowed}{errors}");
+    for run in json_of(allowed).as_array().expect("array") {
+        assert_eq!(run["health"].as_str(), Some("up"), "{run}");
+        assert_eq!(run["observations"]["icmp"]["received"].as_u64(), Some(3), "{run}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forty_icmp_targets_with_five_dead_take_one_round_not_forty() {
     let dead = Netns::new(3, &[], true);
