@@ -97,6 +97,12 @@ systems: []
         assert!(missing.is_empty(), "{module} {target}: Vigil lacks {missing:?}\nblackbox:\n{theirs}\nvigil:\n{ours}");
         assert_eq!(sample(&theirs, "probe_success", &[]), Some(success), "blackbox {module} {target}");
         assert_eq!(sample(&ours, "probe_success", &[]), Some(success), "vigil {module} {target}:\n{ours}");
+        if module == "dns" {
+            for section in ["probe_dns_answer_rrs", "probe_dns_authority_rrs", "probe_dns_additional_rrs"] {
+                assert_eq!(sample(&ours, section, &[]), sample(&theirs, section, &[]), "{section}:\n{theirs}\n{ours}");
+            }
+            assert_eq!(sample(&ours, "probe_dns_authority_rrs", &[]), Some(1.0), "the zone's NS:\n{ours}");
+        }
     }
 
     // The scrape timeout header bounds the probe, as blackbox does.

@@ -1,6 +1,6 @@
 //! The `vigil` command line (clap): subcommands call into the library.
 
-mod probe;
+pub mod probe;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

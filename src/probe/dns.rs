@@ -25,6 +25,10 @@ pub struct DnsAnswer {
     pub rcode: String,
     /// Answer records' data, e.g. `127.0.0.5` or `10 mail.laichau.example.`.
     pub answers: Vec<String>,
+    /// Records in the authority section (NS of a referral, SOA of a negative answer).
+    pub authorities: usize,
+    /// Records in the additional section (glue; the EDNS OPT record is not counted).
+    pub additionals: usize,
     pub lookup_time: Duration,
 }
 
@@ -97,10 +101,18 @@ pub(super) async fn observe(spec: &DnsSpec, server: &str, timeout: Duration) -> 
     let result = resolver.lookup(name.as_str(), record_type).await;
     let lookup_time = asked.elapsed();
     obs.phases.push(("request", lookup_time));
-    let (rcode, answers) = match result {
-        Ok(lookup) => ("NOERROR".to_string(), lookup.answers().iter().map(|r| r.data.to_string()).collect()),
-        Err(NetError::Dns(DnsError::NoRecordsFound(none))) => (rcode_name(none.response_code), Vec::new()),
-        Err(NetError::Dns(DnsError::ResponseCode(code))) => (rcode_name(code), Vec::new()),
+    let (rcode, answers, authorities, additionals) = match result {
+        Ok(lookup) => (
+            "NOERROR".to_string(),
+            lookup.answers().iter().map(|r| r.data.to_string()).collect(),
+            lookup.authorities().len(),
+            lookup.additionals().len(),
+        ),
+        Err(NetError::Dns(DnsError::NoRecordsFound(none))) => {
+            let authorities = none.authorities.as_ref().map_or(usize::from(none.soa.is_some()), |a| a.len());
+            (rcode_name(none.response_code), Vec::new(), authorities, 0)
+        }
+        Err(NetError::Dns(DnsError::ResponseCode(code))) => (rcode_name(code), Vec::new(), 0, 0),
         Err(NetError::Timeout) => {
             return Err(ProbeError::new(FailureReason::Timeout, "no DNS answer in time").with(obs));
         }
@@ -109,7 +121,7 @@ pub(super) async fn observe(spec: &DnsSpec, server: &str, timeout: Duration) -> 
     obs.connected = Some(true);
     obs.response_time = Some(lookup_time);
     obs.body = Some(Bytes::from(answers.join("\n")));
-    obs.dns = Some(DnsAnswer { rcode, answers, lookup_time });
+    obs.dns = Some(DnsAnswer { rcode, answers, authorities, additionals, lookup_time });
     Ok(obs)
 }
 

@@ -215,17 +215,22 @@ fn render(kind: &str, outcome: &ProbeOutcome) -> String {
             }
         }
         "dns" => {
-            let answers = obs.dns.as_ref().map_or(0.0, |d| d.answers.len() as f64);
-            sheet.set("probe_dns_answer_rrs", "Returns number of entries in the answer resource record list", answers);
+            let (answers, authorities, additionals) =
+                obs.dns.as_ref().map_or((0, 0, 0), |d| (d.answers.len(), d.authorities, d.additionals));
+            sheet.set(
+                "probe_dns_answer_rrs",
+                "Returns number of entries in the answer resource record list",
+                answers as f64,
+            );
             sheet.set(
                 "probe_dns_authority_rrs",
                 "Returns number of entries in the authority resource record list",
-                0.0,
+                authorities as f64,
             );
             sheet.set(
                 "probe_dns_additional_rrs",
                 "Returns number of entries in the additional resource record list",
-                0.0,
+                additionals as f64,
             );
             sheet.set(
                 "probe_dns_query_succeeded",

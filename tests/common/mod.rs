@@ -367,8 +367,8 @@ pub struct Dnsmasq {
 }
 
 impl Dnsmasq {
-    /// Starts dnsmasq answering for `laichau.test` only: `portal` → 127.0.0.5, an MX and
-    /// a TXT record; other names in the zone are NXDOMAIN.
+    /// Starts dnsmasq answering for `laichau.test` only, authoritatively: `portal` →
+    /// 127.0.0.5, an MX and a TXT record; other names in the zone are NXDOMAIN.
     pub fn start() -> Dnsmasq {
         let port = free_port();
         let child = tool("dnsmasq", "dnsmasq-base")
@@ -386,6 +386,11 @@ impl Dnsmasq {
                 "--host-record=portal.laichau.test,127.0.0.5",
                 "--mx-host=laichau.test,mail.laichau.test,10",
                 "--txt-record=laichau.test,v=spf1 -all",
+                // Authoritative for the zone on this address: answers carry an authority
+                // section (NS, or SOA when negative), as a real zone's server does.
+                "--auth-zone=laichau.test",
+                "--auth-server=ns.laichau.test,127.0.0.1",
+                "--auth-soa=1,hostmaster.laichau.test",
             ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
