@@ -646,3 +646,54 @@ async fn notify_test_reports_each_channel() {
     assert_eq!(got[0].body["event"], "test");
     assert!(got[0].body["summary"].as_str().is_some_and(|s| s.starts_with("[Vigil] THỬ NGHIỆM")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_over_starttls_and_implicit_tls_trusting_the_organisations_ca() {
+    // Real aiosmtpd servers with a certificate from a CA of the test's own, which only
+    // `smtp.ca_file` makes trusted.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = TestPki::new();
+    std::fs::write(dir.path().join("org-ca.pem"), &pki.ca_pem).expect("write CA");
+    let (cert, key) = pki.leaf_files(dir.path(), "mail", &["127.0.0.1"]);
+    let starttls = SmtpSink::start_tls(dir.path(), "starttls", "starttls", &cert, &key);
+    let implicit = SmtpSink::start_tls(dir.path(), "implicit", "tls", &cert, &key);
+    let receiver = |id: &str, port: u16, security: &str, ca: &str| {
+        format!(
+            "  - id: {id}\n    channels:\n      - email: {{ to: [\"ung-cuu@laichau.test\"], from: \"vigil@laichau.test\", smtp: {{ host: 127.0.0.1, port: {port}, security: {security}{ca} }} }}\n"
+        )
+    };
+    let trusted = ", ca_file: org-ca.pem";
+    let config = format!(
+        "receivers:\n{}{}{}systems: []\n",
+        receiver("starttls", starttls.port, "starttls", trusted),
+        receiver("implicit", implicit.port, "tls", trusted),
+        receiver("untrusted", starttls.port, "starttls", ""),
+    );
+    write_config(dir.path(), &config);
+    let notify_test = |receiver: &'static str| {
+        let config = dir.path().join("vigil.yaml");
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+                .args(["notify-test", "--receiver", receiver, "-c", &config.display().to_string()])
+                .output()
+                .await
+                .expect("run notify-test");
+            (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        }
+    };
+
+    for (receiver, sink) in [("starttls", &starttls), ("implicit", &implicit)] {
+        let (code, stdout) = notify_test(receiver).await;
+        assert_eq!(code, Some(0), "{receiver}: {stdout}");
+        assert!(stdout.contains("channel 1 (email): delivered"), "{receiver}: {stdout}");
+        let mails = sink.mails();
+        assert_eq!(mails.len(), 1, "{receiver}: {mails:?}");
+        assert!(mails[0]["subject"].as_str().is_some_and(|s| s.starts_with("[Vigil] THỬ NGHIỆM")), "{mails:?}");
+    }
+
+    // Without the CA the certificate is refused, and nothing is sent in clear.
+    let (code, stdout) = notify_test("untrusted").await;
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("FAILED") && stdout.to_lowercase().contains("certificate"), "{stdout}");
+    assert_eq!(starttls.mails().len(), 1, "the untrusted attempt delivered nothing");
+}

@@ -77,6 +77,9 @@ pub struct EmailChannel {
     pub security: SmtpSecurity,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// Extra CA certificates (PEM) trusted for this server, besides the system's roots: a
+    /// mail server with a certificate from the organisation's own CA.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// The body format of a webhook.
@@ -332,6 +335,10 @@ fn channel(file: &SourceFile, path: &str, raw: &RawChannel, base: &Path, errors:
             base,
             errors,
         );
+        let ca_file = match &e.smtp.ca_file {
+            Some(ca) => Some(smtp_ca_file(file, &format!("{p}.smtp.ca_file"), ca, security, base, errors)?),
+            None => None,
+        };
         return Some(Channel::Email(EmailChannel {
             to: e.to.clone(),
             from,
@@ -340,6 +347,7 @@ fn channel(file: &SourceFile, path: &str, raw: &RawChannel, base: &Path, errors:
             security,
             username: e.smtp.username.clone(),
             password,
+            ca_file,
         }));
     }
     if let Some(w) = &raw.webhook {
@@ -445,4 +453,34 @@ pub(super) fn route(file: &SourceFile, path: &str, raw: &RawRoute, errors: &mut 
         escalate,
         send_resolved: raw.send_resolved.unwrap_or(true),
     })
+}
+
+/// Checks `smtp.ca_file`: a readable PEM file with at least one certificate, for a server
+/// reached over TLS.
+fn smtp_ca_file(
+    file: &SourceFile,
+    path: &str,
+    ca: &str,
+    security: SmtpSecurity,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<std::path::PathBuf> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    if security == SmtpSecurity::None {
+        errors.at(file, path, "ca_file needs security starttls or tls");
+        return None;
+    }
+    let full = base.join(ca);
+    match CertificateDer::pem_file_iter(&full).and_then(|certs| certs.collect::<Result<Vec<_>, _>>()) {
+        Ok(certs) if !certs.is_empty() => Some(full),
+        Ok(_) => {
+            errors.at(file, path, format!("\"{ca}\" holds no PEM certificate"));
+            None
+        }
+        Err(e) => {
+            errors.at(file, path, format!("cannot read CA file \"{ca}\": {e}"));
+            None
+        }
+    }
 }

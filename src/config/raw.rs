@@ -324,6 +324,7 @@ pub struct RawSmtp {
     pub username: Option<String>,
     pub password: Option<String>,
     pub password_file: Option<String>,
+    pub ca_file: Option<String>,
 }
 
 /// `webhook:` channel.

@@ -141,14 +141,14 @@ impl TestPki {
         TestPki { ca_pem: cert.pem(), issuer: Issuer::new(params, key) }
     }
 
-    /// A server config presenting a leaf for `names` (DNS names or IP addresses) valid
-    /// between the two dates.
-    pub fn server_config(
+    /// A leaf certificate for `names` (DNS names or IP addresses) valid between the two
+    /// dates, signed by this CA, and its key.
+    fn leaf(
         &self,
         names: &[&str],
         not_before: time::OffsetDateTime,
         not_after: time::OffsetDateTime,
-    ) -> Arc<rustls::ServerConfig> {
+    ) -> (rcgen::Certificate, KeyPair) {
         let key = KeyPair::generate().expect("leaf key");
         let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("leaf params");
@@ -157,7 +157,17 @@ impl TestPki {
         params.distinguished_name = dn;
         params.not_before = not_before;
         params.not_after = not_after;
-        let cert = params.signed_by(&key, &self.issuer).expect("leaf cert");
+        (params.signed_by(&key, &self.issuer).expect("leaf cert"), key)
+    }
+
+    /// A server config presenting a leaf for `names` valid between the two dates.
+    pub fn server_config(
+        &self,
+        names: &[&str],
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+    ) -> Arc<rustls::ServerConfig> {
+        let (cert, key) = self.leaf(names, not_before, not_after);
         let chain: Vec<CertificateDer<'static>> = vec![cert.der().clone()];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -167,6 +177,16 @@ impl TestPki {
             .with_single_cert(chain, key)
             .expect("server config");
         Arc::new(config)
+    }
+
+    /// Writes a leaf for `names`, valid now, as `dir/NAME.crt` and `dir/NAME.key` (PEM);
+    /// returns both paths.
+    pub fn leaf_files(&self, dir: &Path, name: &str, names: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (cert, key) = self.leaf(names, days_from_now(-1), days_from_now(30));
+        let (cert_path, key_path) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+        std::fs::write(&cert_path, cert.pem()).expect("write certificate");
+        std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+        (cert_path, key_path)
     }
 }
 
@@ -432,6 +452,8 @@ pub fn target_of(name: &str, address: &str) -> vigil::config::Target {
 pub struct SmtpSink {
     pub port: u16,
     out: std::path::PathBuf,
+    /// `starttls` or `tls` (implicit), with the certificate and key files.
+    tls: Option<[String; 3]>,
     child: Option<std::process::Child>,
 }
 
@@ -439,7 +461,17 @@ impl SmtpSink {
     /// Starts the sink on a free port, recording into `dir`. The port is below the
     /// kernel's ephemeral range, so nothing else grabs it while the sink is stopped.
     pub fn start(dir: &Path) -> SmtpSink {
-        let mut sink = SmtpSink { port: stable_port(), out: dir.join("mails.jsonl"), child: None };
+        let mut sink = SmtpSink { port: stable_port(), out: dir.join("mails.jsonl"), tls: None, child: None };
+        sink.resume();
+        sink
+    }
+
+    /// Starts a sink that speaks TLS: `starttls` (required before MAIL) or `tls` (implicit,
+    /// from the first byte), with this certificate and key; records into `dir/NAME.jsonl`.
+    pub fn start_tls(dir: &Path, name: &str, mode: &str, cert: &Path, key: &Path) -> SmtpSink {
+        let tls = [mode.to_string(), cert.display().to_string(), key.display().to_string()];
+        let out = dir.join(format!("{name}.jsonl"));
+        let mut sink = SmtpSink { port: stable_port(), out, tls: Some(tls), child: None };
         sink.resume();
         sink
     }
@@ -453,6 +485,7 @@ impl SmtpSink {
         let script = format!("{}/tests/fixtures/smtp_sink.py", env!("CARGO_MANIFEST_DIR"));
         let mut child = std::process::Command::new("/usr/bin/python3")
             .args([&script, &self.port.to_string(), &self.out.display().to_string()])
+            .args(self.tls.iter().flatten())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -5,6 +5,7 @@
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::SendError;
@@ -41,12 +42,25 @@ pub(super) async fn send(channel: &EmailChannel, n: &Notification, rendered: &Re
         None => body,
     };
     let email = builder.multipart(body).map_err(|e| bad("building the mail", &e))?;
-    let transport = match channel.security {
-        SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&channel.host),
-        SmtpSecurity::StartTls => {
+    let transport = match (channel.security, &channel.ca_file) {
+        (SmtpSecurity::None, _) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&channel.host),
+        (security, Some(ca_file)) => {
+            // The system's roots and the organisation's CA.
+            let pem = std::fs::read(ca_file).map_err(|e| bad(&format!("ca_file {}", ca_file.display()), &e))?;
+            let ca = Certificate::from_pem(&pem).map_err(|e| bad(&format!("ca_file {}", ca_file.display()), &e))?;
+            let params = TlsParameters::builder(channel.host.clone())
+                .add_root_certificate(ca)
+                .build_rustls()
+                .map_err(|e| bad("smtp tls", &e))?;
+            let tls = if security == SmtpSecurity::Tls { Tls::Wrapper(params) } else { Tls::Required(params) };
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&channel.host).tls(tls)
+        }
+        (SmtpSecurity::StartTls, None) => {
             AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&channel.host).map_err(|e| bad("smtp", &e))?
         }
-        SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&channel.host).map_err(|e| bad("smtp", &e))?,
+        (SmtpSecurity::Tls, None) => {
+            AsyncSmtpTransport::<Tokio1Executor>::relay(&channel.host).map_err(|e| bad("smtp", &e))?
+        }
     };
     let mut transport = transport.port(channel.port).timeout(Some(super::SEND_TIMEOUT));
     if let (Some(user), Some(password)) = (&channel.username, &channel.password) {
