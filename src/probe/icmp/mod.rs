@@ -108,7 +108,7 @@ impl IcmpClients {
 /// Replies to every probe arrive on one shared socket (and on loopback, a raw socket also
 /// sees its own requests): the default ~200 KB buffer dropped replies with 200 probes of 3
 /// echoes in flight. Asks for 4 MB: forced when privileged, else capped by `rmem_max`;
-/// raw IPv4 sockets also filter out what is not a reply.
+/// raw sockets also filter out what is not a reply.
 const ICMP_RECEIVE_BUFFER: usize = 4 << 20;
 
 fn tune_socket(socket: &AsyncSocket, kind: ICMP) {
@@ -118,28 +118,37 @@ fn tune_socket(socket: &AsyncSocket, kind: ICMP) {
     if nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::RcvBufForce, &ICMP_RECEIVE_BUFFER).is_err() {
         let _ = socket2::SockRef::from(&fd).set_recv_buffer_size(ICMP_RECEIVE_BUFFER);
     }
-    if kind == ICMP::V4 && socket.get_type() == socket2::Type::RAW {
-        only_replies_and_errors(&fd);
+    if socket.get_type() == socket2::Type::RAW {
+        only_replies_and_errors(&fd, kind);
     }
 }
 
-/// Linux's `ICMP_FILTER` option of raw IPv4 ICMP sockets (`<linux/icmp.h>`; not in libc).
+/// Linux's `ICMP_FILTER` (raw IPv4, `<linux/icmp.h>`; not in libc) and `ICMP6_FILTER`
+/// (raw IPv6, `<netinet/icmp6.h>`) options share this number.
 const ICMP_FILTER: libc::c_int = 1;
 
-/// A raw IPv4 socket receives every ICMP packet the host gets, on loopback even its own
-/// echo requests: keep echo replies, unreachables and time-exceeded only.
-fn only_replies_and_errors(fd: &std::os::fd::BorrowedFd<'_>) {
+/// A raw ICMP socket receives every ICMP packet the host gets — on loopback even its own
+/// echo requests, and for IPv6 neighbour discovery too: keep echo replies and the errors
+/// that quote a request (unreachable, time exceeded; IPv6 also "packet too big").
+fn only_replies_and_errors(fd: &std::os::fd::BorrowedFd<'_>, kind: ICMP) {
     use std::os::fd::AsRawFd;
-    const KEPT: [u32; 3] = [0, 3, 11]; // echo reply, destination unreachable, time exceeded
-    let blocked: u32 = !KEPT.iter().fold(0, |mask, t| mask | (1 << t));
-    // SAFETY: a valid descriptor, and a pointer to a u32 of the size passed.
+    let (level, kept, words): (libc::c_int, &[usize], usize) = match kind {
+        ICMP::V4 => (libc::SOL_RAW, &[0, 3, 11], 1),
+        ICMP::V6 => (libc::IPPROTO_ICMPV6, &[129, 1, 2, 3], 8),
+    };
+    // One bit per ICMP type; a set bit blocks the type.
+    let mut blocked = [u32::MAX; 8];
+    for &t in kept {
+        blocked[t / 32] &= !(1 << (t % 32));
+    }
+    // SAFETY: a valid descriptor, and a pointer to `words` u32s.
     let _ = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
-            libc::SOL_RAW,
+            level,
             ICMP_FILTER,
-            (&blocked as *const u32).cast(),
-            std::mem::size_of::<u32>() as libc::socklen_t,
+            blocked.as_ptr().cast(),
+            (words * std::mem::size_of::<u32>()) as libc::socklen_t,
         )
     };
 }
