@@ -30,7 +30,7 @@ fn compare_blackbox_prints_a_ratio_for_every_case() {
 fn compare_fping_prints_the_ratio_per_echo() {
     let stdout = smoke("compare-fping");
     assert!(stdout.starts_with("case (20 addresses × 3 echoes)"), "{stdout}");
-    for row in ["vigil checks, every", "vigil /probe, one request per address"] {
+    for row in ["vigil probe -f, one process", "vigil checks, every", "vigil /probe, one request per address"] {
         assert!(stdout.lines().any(|l| l.starts_with(row) && l.ends_with('×')), "{row} in\n{stdout}");
     }
 }
