@@ -36,11 +36,13 @@ struct Run {
 
 impl Run {
     /// Records the answer of echo `index`; wakes the run when it was the last one missing.
+    /// An answer that comes after the run has taken its answers (the receiving task had
+    /// just unlisted the echo when the run gave up waiting) is dropped.
     fn answer(&self, index: usize, answer: Answer) {
         let mut guard = self.answers.lock().unwrap_or_else(|p| p.into_inner());
         let (answers, done) = &mut *guard;
-        if answers[index].is_none() {
-            answers[index] = Some(answer);
+        if let Some(slot @ None) = answers.get_mut(index) {
+            *slot = Some(answer);
             *done += 1;
             if *done == answers.len() {
                 self.all_in.notify_one();
@@ -259,5 +261,30 @@ fn icmp6_error(kind: u8, code: u8) -> String {
         (2, _) => "packet too big".into(),
         (3, _) => "time exceeded".into(),
         _ => format!("ICMPv6 type {kind} code {code}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    fn reply(ms: u64) -> Answer {
+        Answer::Reply { rtt: Duration::from_millis(ms), hop_limit: Some(64) }
+    }
+
+    #[test]
+    fn a_run_wakes_once_every_echo_is_answered_and_ignores_late_answers() {
+        let run = Run { answers: Mutex::new((vec![None; 2], 0)), all_in: Notify::new() };
+        run.answer(1, reply(2));
+        run.answer(1, reply(9)); // a duplicate reply counts once
+        assert!(run.all_in.notified().now_or_never().is_none(), "one of two answered: still waiting");
+        run.answer(0, Answer::Error("host unreachable".into()));
+        assert!(run.all_in.notified().now_or_never().is_some(), "woken when all are in");
+        let (answers, done) = std::mem::take(&mut *run.answers.lock().unwrap());
+        assert_eq!((answers, done), (vec![Some(Answer::Error("host unreachable".into())), Some(reply(2))], 2));
+        // The receiving task may hand over an answer just after the run took its answers.
+        run.answer(1, reply(3));
     }
 }
