@@ -131,6 +131,19 @@ fn icmp_without_privileges_uses_a_datagram_socket_or_names_the_fix() {
     }
 }
 
+#[test]
+fn icmp_reopens_its_socket_when_the_reply_reader_is_gone() {
+    // The reader task lives on the runtime that opened the socket; when that runtime is
+    // gone, the next probe opens a new socket instead of waiting for replies nobody reads.
+    let prober = Prober::new();
+    let check = check_of(icmp(2, 10), Duration::from_secs(1), &["[PACKET_LOSS] == 0%"]);
+    for round in 0..2 {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let outcome = runtime.block_on(prober.probe(&check, &target_of("lo", "127.0.0.1")));
+        assert_eq!(outcome.health, Health::Up, "round {round}: {outcome:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forty_icmp_targets_with_five_dead_take_one_round_not_forty() {
     let dead = Netns::new(3, &[], true);

@@ -82,8 +82,10 @@ impl IcmpClients {
             IpAddr::V6(_) => (&self.v6, ICMP::V6),
         };
         let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = slot.as_ref() {
-            return Ok(s.clone());
+        match slot.as_ref() {
+            Some(s) if s.is_receiving() => return Ok(s.clone()),
+            Some(_) => tracing::error!("the ICMP reply reader stopped; opening a new socket"),
+            None => {}
         }
         // A raw socket first (root or CAP_NET_RAW); surge-ping falls back to the
         // unprivileged datagram socket when raw is refused.

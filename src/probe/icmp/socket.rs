@@ -101,6 +101,12 @@ impl EchoSocket {
         EchoSocket { shared, receiver }
     }
 
+    /// Whether the task reading replies still runs (it ends only by a bug, or when the
+    /// runtime that started it shuts down).
+    pub fn is_receiving(&self) -> bool {
+        !self.receiver.is_finished()
+    }
+
     /// Sends `count` echo requests of `payload_size` bytes to `ip`, `spacing` apart, and
     /// waits up to `wait` after the last one for the answers.
     pub async fn ping(&self, ip: IpAddr, count: u16, spacing: Duration, payload_size: u16, wait: Duration) -> Answers {
