@@ -112,13 +112,17 @@ impl Timer {
         let first = tokio::time::Instant::now() + start_offset(&id, self.check.interval);
         let mut ticker = tokio::time::interval_at(first, self.check.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        // One wait for cancellation for the timer's life (one registration with the token,
+        // not two per run).
+        let cancelled = self.cancel.cancelled();
+        tokio::pin!(cancelled);
         loop {
             let scheduled = tokio::select! {
-                _ = self.cancel.cancelled() => return,
+                _ = &mut cancelled => return,
                 t = ticker.tick() => t,
             };
             let _permit = tokio::select! {
-                _ = self.cancel.cancelled() => return,
+                _ = &mut cancelled => return,
                 p = self.permits.acquire() => match p { Ok(p) => p, Err(_) => return },
             };
             let lag = Instant::now().saturating_duration_since(scheduled.into_std());
