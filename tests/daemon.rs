@@ -384,9 +384,13 @@ async fn probe_command_probes_many_targets_side_by_side() {
     let (code, text, err) = run(&["probe", "--json", &web.addr.to_string(), &closed.to_string()], None);
     assert_eq!(code, Some(2), "{err}");
     let json: serde_json::Value = serde_json::from_str(&text).expect("json array");
-    let healths: Vec<&str> =
-        json.as_array().expect("array").iter().map(|o| o["health"].as_str().unwrap_or("")).collect();
-    assert_eq!(healths, ["up", "down"]);
+    let results: Vec<(&str, &str)> = json
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|o| (o["target"].as_str().unwrap_or(""), o["health"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(results, [(web.addr.to_string().as_str(), "up"), (closed.to_string().as_str(), "down")]);
 
     // Bad input is named.
     let (code, _, err) = run(&["probe", "--kind", "dns", "--query-type", "BOGUS", "127.0.0.1"], None);
