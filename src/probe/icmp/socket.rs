@@ -25,12 +25,15 @@ pub enum Answer {
     Error(String),
 }
 
+/// An echo request on the wire: its destination and sequence number.
+type EchoKey = (IpAddr, u16);
+
 /// The answers of one run, by echo index; `None` for the echoes nothing came back for.
 pub type Answers = Vec<Option<Answer>>;
 
 /// A run in progress: the answers so far, and a wake-up for when all are in.
 struct Run {
-    answers: Mutex<(Answers, usize)>,
+    answers: Mutex<Answers>,
     all_in: Notify,
 }
 
@@ -39,12 +42,10 @@ impl Run {
     /// An answer that comes after the run has taken its answers (the receiving task had
     /// just unlisted the echo when the run gave up waiting) is dropped.
     fn answer(&self, index: usize, answer: Answer) {
-        let mut guard = self.answers.lock().unwrap_or_else(|p| p.into_inner());
-        let (answers, done) = &mut *guard;
+        let mut answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(slot @ None) = answers.get_mut(index) {
             *slot = Some(answer);
-            *done += 1;
-            if *done == answers.len() {
+            if answers.iter().all(Option::is_some) {
                 self.all_in.notify_one();
             }
         }
@@ -66,7 +67,7 @@ struct Shared {
     /// datagram sockets get only their own, the kernel sets the identifier).
     ident: u16,
     next_sequence: AtomicU16,
-    pending: Mutex<HashMap<(IpAddr, u16), Pending>>,
+    pending: Mutex<HashMap<EchoKey, Pending>>,
 }
 
 /// A shared ICMP socket and the task reading its replies (stopped when this is dropped).
@@ -111,7 +112,7 @@ impl EchoSocket {
     /// waits up to `wait` after the last one for the answers.
     pub async fn ping(&self, ip: IpAddr, count: u16, spacing: Duration, payload_size: u16, wait: Duration) -> Answers {
         let count = usize::from(count);
-        let run = Arc::new(Run { answers: Mutex::new((vec![None; count], 0)), all_in: Notify::new() });
+        let run = Arc::new(Run { answers: Mutex::new(vec![None; count]), all_in: Notify::new() });
         let mut registered = Registered { shared: &self.shared, keys: Vec::with_capacity(count) };
         let mut packet = vec![0u8; 8 + usize::from(payload_size)];
         let target = SocketAddr::new(ip, 0);
@@ -128,8 +129,7 @@ impl EchoSocket {
         }
         let _ = tokio::time::timeout(wait, run.all_in.notified()).await;
         drop(registered);
-        let (answers, _) = std::mem::take(&mut *run.answers.lock().unwrap_or_else(|p| p.into_inner()));
-        answers
+        std::mem::take(&mut *run.answers.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -137,7 +137,7 @@ impl EchoSocket {
 /// the run is cancelled), so late replies find nobody and nothing leaks.
 struct Registered<'a> {
     shared: &'a Shared,
-    keys: Vec<(IpAddr, u16)>,
+    keys: Vec<EchoKey>,
 }
 
 impl Registered<'_> {
@@ -187,8 +187,9 @@ impl Shared {
         }
     }
 
-    /// Reads one packet's meaning: the echo it answers (destination, sequence) and how.
-    fn decode(&self, message: &[u8], from: IpAddr) -> Option<((IpAddr, u16), Answer)> {
+    /// Reads one packet's meaning: the echo it answers (destination, sequence), and either
+    /// the reply's TTL or hop limit or what went wrong.
+    fn decode(&self, message: &[u8], from: IpAddr) -> Option<(EchoKey, Result<Option<u8>, String>)> {
         let (packet, error) = match from {
             IpAddr::V4(source) => {
                 let p = Icmpv4Packet::decode(message, self.socket.get_type(), source, Ipv4Addr::UNSPECIFIED).ok()?;
@@ -208,14 +209,11 @@ impl Shared {
         }
         let destination = packet.real_destination();
         let answer = match error {
-            None => Answer::Reply {
-                rtt: Duration::ZERO, // the receiving task knows when the request left
-                hop_limit: match &packet {
-                    IcmpPacket::V4(p) => p.get_ttl(),
-                    IcmpPacket::V6(p) => Some(p.get_max_hop_limit()).filter(|h| *h > 0),
-                },
-            },
-            Some(error) => Answer::Error(format!("{destination} unreachable: {error} (from {from})")),
+            None => Ok(match &packet {
+                IcmpPacket::V4(p) => p.get_ttl(),
+                IcmpPacket::V6(p) => Some(p.get_max_hop_limit()).filter(|h| *h > 0),
+            }),
+            Some(error) => Err(format!("{destination} unreachable: {error} (from {from})")),
         };
         Some(((destination, packet.get_sequence().into_u16()), answer))
     }
@@ -231,10 +229,8 @@ async fn receive(shared: Arc<Shared>) {
         let pending = shared.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
         if let Some(Pending { run, index, sent }) = pending {
             let answer = match answer {
-                Answer::Reply { hop_limit, .. } => {
-                    Answer::Reply { rtt: arrived.saturating_duration_since(sent), hop_limit }
-                }
-                error => error,
+                Ok(hop_limit) => Answer::Reply { rtt: arrived.saturating_duration_since(sent), hop_limit },
+                Err(message) => Answer::Error(message),
             };
             run.answer(index, answer);
         }
@@ -282,14 +278,14 @@ mod tests {
 
     #[test]
     fn a_run_wakes_once_every_echo_is_answered_and_ignores_late_answers() {
-        let run = Run { answers: Mutex::new((vec![None; 2], 0)), all_in: Notify::new() };
+        let run = Run { answers: Mutex::new(vec![None; 2]), all_in: Notify::new() };
         run.answer(1, reply(2));
         run.answer(1, reply(9)); // a duplicate reply counts once
         assert!(run.all_in.notified().now_or_never().is_none(), "one of two answered: still waiting");
         run.answer(0, Answer::Error("host unreachable".into()));
         assert!(run.all_in.notified().now_or_never().is_some(), "woken when all are in");
-        let (answers, done) = std::mem::take(&mut *run.answers.lock().unwrap());
-        assert_eq!((answers, done), (vec![Some(Answer::Error("host unreachable".into())), Some(reply(2))], 2));
+        let answers = std::mem::take(&mut *run.answers.lock().unwrap());
+        assert_eq!(answers, vec![Some(Answer::Error("host unreachable".into())), Some(reply(2))]);
         // The receiving task may hand over an answer just after the run took its answers.
         run.answer(1, reply(3));
     }
