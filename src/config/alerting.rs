@@ -77,9 +77,10 @@ pub struct EmailChannel {
     pub security: SmtpSecurity,
     pub username: Option<String>,
     pub password: Option<Secret>,
-    /// Extra CA certificates (PEM) trusted for this server, besides the system's roots: a
-    /// mail server with a certificate from the organisation's own CA.
-    pub ca_file: Option<std::path::PathBuf>,
+    /// Extra CA certificates (the PEM of `smtp.ca_file`, read and checked at load) trusted
+    /// for this server besides the system's roots: a mail server with a certificate from the
+    /// organisation's own CA.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// The body format of a webhook.
@@ -335,8 +336,8 @@ fn channel(file: &SourceFile, path: &str, raw: &RawChannel, base: &Path, errors:
             base,
             errors,
         );
-        let ca_file = match &e.smtp.ca_file {
-            Some(ca) => Some(smtp_ca_file(file, &format!("{p}.smtp.ca_file"), ca, security, base, errors)?),
+        let ca_pem = match &e.smtp.ca_file {
+            Some(ca) => Some(smtp_ca_pem(file, &format!("{p}.smtp.ca_file"), ca, security, base, errors)?),
             None => None,
         };
         return Some(Channel::Email(EmailChannel {
@@ -347,7 +348,7 @@ fn channel(file: &SourceFile, path: &str, raw: &RawChannel, base: &Path, errors:
             security,
             username: e.smtp.username.clone(),
             password,
-            ca_file,
+            ca_pem,
         }));
     }
     if let Some(w) = &raw.webhook {
@@ -455,31 +456,37 @@ pub(super) fn route(file: &SourceFile, path: &str, raw: &RawRoute, errors: &mut 
     })
 }
 
-/// Checks `smtp.ca_file`: a readable PEM file with at least one certificate, for a server
-/// reached over TLS.
-fn smtp_ca_file(
+/// Reads `smtp.ca_file`: a PEM file with at least one certificate, for a server reached
+/// over TLS.
+fn smtp_ca_pem(
     file: &SourceFile,
     path: &str,
     ca: &str,
     security: SmtpSecurity,
     base: &Path,
     errors: &mut Errors,
-) -> Option<std::path::PathBuf> {
+) -> Option<Vec<u8>> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     if security == SmtpSecurity::None {
         errors.at(file, path, "ca_file needs security starttls or tls");
         return None;
     }
-    let full = base.join(ca);
-    match CertificateDer::pem_file_iter(&full).and_then(|certs| certs.collect::<Result<Vec<_>, _>>()) {
-        Ok(certs) if !certs.is_empty() => Some(full),
+    let pem = match std::fs::read(base.join(ca)) {
+        Ok(pem) => pem,
+        Err(e) => {
+            errors.at(file, path, format!("cannot read CA file \"{ca}\": {e}"));
+            return None;
+        }
+    };
+    match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
+        Ok(certs) if !certs.is_empty() => Some(pem),
         Ok(_) => {
             errors.at(file, path, format!("\"{ca}\" holds no PEM certificate"));
             None
         }
         Err(e) => {
-            errors.at(file, path, format!("cannot read CA file \"{ca}\": {e}"));
+            errors.at(file, path, format!("\"{ca}\" is not valid PEM: {e}"));
             None
         }
     }

@@ -42,12 +42,11 @@ pub(super) async fn send(channel: &EmailChannel, n: &Notification, rendered: &Re
         None => body,
     };
     let email = builder.multipart(body).map_err(|e| bad("building the mail", &e))?;
-    let transport = match (channel.security, &channel.ca_file) {
+    let transport = match (channel.security, &channel.ca_pem) {
         (SmtpSecurity::None, _) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&channel.host),
-        (security, Some(ca_file)) => {
+        (security, Some(pem)) => {
             // The system's roots and the organisation's CA.
-            let pem = std::fs::read(ca_file).map_err(|e| bad(&format!("ca_file {}", ca_file.display()), &e))?;
-            let ca = Certificate::from_pem(&pem).map_err(|e| bad(&format!("ca_file {}", ca_file.display()), &e))?;
+            let ca = Certificate::from_pem(pem).map_err(|e| bad("smtp ca_file", &e))?;
             let params = TlsParameters::builder(channel.host.clone())
                 .add_root_certificate(ca)
                 .build_rustls()
