@@ -30,12 +30,9 @@ fn main() -> ExitCode {
     };
     // On a worker, with the tasks it spawns (ICMP replies, connections), not on this thread:
     // every wake-up between the two would be a switch of threads.
-    match runtime.block_on(runtime.spawn(execute(cli))) {
-        Ok(Ok(code)) => code,
-        Ok(Err(e)) => {
-            eprintln!("vigil: {e:#}");
-            ExitCode::FAILURE
-        }
+    let ran = runtime.block_on(runtime.spawn(execute(cli)));
+    match ran.map_err(anyhow::Error::from).and_then(|result| result) {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("vigil: {e:#}");
             ExitCode::FAILURE

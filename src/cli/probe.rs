@@ -75,8 +75,8 @@ pub enum ProbeKind {
 
 /// Probes every target and prints the results in the order given. Exits 0 when all are up,
 /// else with the worst health's code: degraded 1, down 2, unknown 3.
-pub async fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
-    let mut targets = args.targets.clone();
+pub async fn run(mut args: ProbeArgs) -> anyhow::Result<ExitCode> {
+    let mut targets = std::mem::take(&mut args.targets);
     for path in &args.files {
         targets.extend(read_targets(path)?);
     }
@@ -88,8 +88,9 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         let (check, prober) = (&check, &prober);
         async move {
             let key = TargetKey { system: "cli".into(), check: "probe".into(), target: "probe".into() };
-            let outcome = prober.probe(check, &Target { key, address: address.clone() }).await;
-            (address, outcome)
+            let target = Target { key, address };
+            let outcome = prober.probe(check, &target).await;
+            (target.address, outcome)
         }
     };
     // Printed as they come in (in the order given), so a long list shows progress and no
