@@ -20,7 +20,7 @@ impl Blackbox {
         std::fs::write(
             &config,
             format!(
-                "modules:\n  http_2xx: {{ prober: http, timeout: 5s }}\n  tcp_connect: {{ prober: tcp, timeout: 5s }}\n  icmp: {{ prober: icmp, timeout: 5s }}\n  dns: {{ prober: dns, timeout: 5s, dns: {{ query_name: {dns_server_query}, query_type: A }} }}\n"
+                "modules:\n  http_2xx: {{ prober: http, timeout: 5s }}\n  tcp_connect: {{ prober: tcp, timeout: 5s }}\n  icmp: {{ prober: icmp, timeout: 5s }}\n  dns: {{ prober: dns, timeout: 5s, dns: {{ query_name: {dns_server_query}, query_type: A }} }}\n  dns_nx: {{ prober: dns, timeout: 5s, dns: {{ query_name: nope.laichau.test, query_type: A, valid_rcodes: [NXDOMAIN] }} }}\n"
             ),
         )
         .expect("write blackbox config");
@@ -75,6 +75,7 @@ async fn probe_endpoint_is_a_drop_in_for_blackbox_exporter() {
   tcp_connect: { tcp: {}, timeout: 5s }
   icmp: { icmp: { count: 1 }, timeout: 5s }
   dns: { dns: { query_name: portal.laichau.test, query_type: A }, timeout: 5s }
+  dns_nx: { dns: { query_name: nope.laichau.test, query_type: A }, conditions: ["[DNS_RCODE] == NXDOMAIN"], timeout: 5s }
 systems: []
 "#,
     );
@@ -88,6 +89,7 @@ systems: []
         ("tcp_connect", closed.to_string(), 0.0),
         ("icmp", "127.0.0.1".to_string(), 1.0),
         ("dns", dns.addr.clone(), 1.0),
+        ("dns_nx", dns.addr.clone(), 1.0),
     ];
     for (module, target, success) in cases {
         let query = format!("/probe?module={module}&target={}", encode(&target));
@@ -97,11 +99,15 @@ systems: []
         assert!(missing.is_empty(), "{module} {target}: Vigil lacks {missing:?}\nblackbox:\n{theirs}\nvigil:\n{ours}");
         assert_eq!(sample(&theirs, "probe_success", &[]), Some(success), "blackbox {module} {target}");
         assert_eq!(sample(&ours, "probe_success", &[]), Some(success), "vigil {module} {target}:\n{ours}");
-        if module == "dns" {
+        if module.starts_with("dns") {
             for section in ["probe_dns_answer_rrs", "probe_dns_authority_rrs", "probe_dns_additional_rrs"] {
                 assert_eq!(sample(&ours, section, &[]), sample(&theirs, section, &[]), "{section}:\n{theirs}\n{ours}");
             }
-            assert_eq!(sample(&ours, "probe_dns_authority_rrs", &[]), Some(1.0), "the zone's NS:\n{ours}");
+            assert_eq!(
+                sample(&ours, "probe_dns_authority_rrs", &[]),
+                Some(1.0),
+                "{module}: the zone's NS, or its SOA when negative:\n{ours}"
+            );
         }
     }
 
