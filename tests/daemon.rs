@@ -6,7 +6,6 @@ mod common;
 use std::io::Write;
 use std::process::Stdio;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -402,9 +401,9 @@ async fn probe_command_probes_many_targets_side_by_side() {
 }
 
 /// Starts `vigil run` under `sh` with the given `ulimit` options; returns the child (its
-/// PID is Vigil's, by `exec`) and its standard error as it arrives.
-fn run_with_ulimit(dir: &std::path::Path, ulimit: &str) -> (std::process::Child, Arc<Mutex<String>>) {
-    use std::io::Read;
+/// PID is Vigil's, by `exec`) and its standard error, line by line as it arrives.
+fn run_with_ulimit(dir: &std::path::Path, ulimit: &str) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
     let script = format!("ulimit {ulimit} && exec \"$0\" run -c \"$1\"");
     let mut child = std::process::Command::new("sh")
         .args(["-c", &script, env!("CARGO_BIN_EXE_vigil"), &dir.join("vigil.yaml").display().to_string()])
@@ -412,15 +411,13 @@ fn run_with_ulimit(dir: &std::path::Path, ulimit: &str) -> (std::process::Child,
         .stderr(Stdio::piped())
         .spawn()
         .expect("start vigil run");
-    let log = Arc::new(Mutex::new(String::new()));
-    let (mut stderr, sink) = (child.stderr.take().expect("stderr"), log.clone());
+    let (lines, log) = std::sync::mpsc::channel();
+    let stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
     std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
+        for line in stderr.lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
                 break;
             }
-            sink.lock().expect("log").push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
     (child, log)
@@ -457,14 +454,17 @@ async fn open_files_limit_is_raised_and_a_too_low_one_is_named() {
     assert_ne!(soft, "512");
 
     // A hard limit below max_concurrent_probes (default 1,024) + 256: a warning names the setting.
-    let (mut child, log) = run_with_ulimit(dir.path(), "-n 600");
+    let (mut child, lines) = run_with_ulimit(dir.path(), "-n 600");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline && !log.lock().expect("log").contains("max_concurrent_probes") {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut log = String::new();
+    while !log.contains("max_concurrent_probes") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = lines.recv_timeout(left) else { break };
+        log.push_str(&line);
+        log.push('\n');
     }
     let _ = child.kill();
     let _ = child.wait();
-    let log = log.lock().expect("log").clone();
     assert!(log.contains("open-files limit") && log.contains("scheduler.max_concurrent_probes"), "{log}");
 }
 
