@@ -80,11 +80,9 @@ pub(super) fn parse_conditions(
     for (i, text) in raw.iter().enumerate() {
         let key = format!("{path}[{i}]");
         match Condition::parse(text) {
-            Ok(c) => match kind {
-                Some(kind) if !provides(kind, c.placeholder()) => {
-                    errors.at(file, &key, format!("{} is not measured by {kind} checks", c.placeholder()));
-                }
-                _ => out.push(c),
+            Ok(c) => match kind.and_then(|kind| c.placeholders().find(|p| !provides(kind, *p)).map(|p| (kind, p))) {
+                Some((kind, missing)) => errors.at(file, &key, format!("{missing} is not measured by {kind} checks")),
+                None => out.push(c),
             },
             Err(e) => errors.at(file, &key, format!("invalid condition \"{text}\": {e}")),
         }

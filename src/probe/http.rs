@@ -25,13 +25,18 @@ struct Response {
     location: Option<String>,
 }
 
-pub(super) async fn observe(spec: &HttpSpec, address: &str, tls: &TlsContext) -> Result<Observations, ProbeError> {
+pub(super) async fn observe(
+    spec: &HttpSpec,
+    address: &str,
+    tls: &TlsContext,
+    deadline: tokio::time::Instant,
+) -> Result<Observations, ProbeError> {
     let started = Instant::now();
     let mut obs = Observations::default();
     let mut url =
         Url::parse(address).map_err(|e| ProbeError::new(FailureReason::Network, format!("invalid URL: {e}")))?;
     loop {
-        let response = match fetch(spec, &url, tls, &mut obs).await {
+        let response = match fetch(spec, &url, tls, &mut obs, deadline).await {
             Ok(r) => r,
             Err(e) => return Err(e.with(obs)),
         };
@@ -54,7 +59,13 @@ pub(super) async fn observe(spec: &HttpSpec, address: &str, tls: &TlsContext) ->
     Ok(obs)
 }
 
-async fn fetch(spec: &HttpSpec, url: &Url, tls: &TlsContext, obs: &mut Observations) -> Result<Response, ProbeError> {
+async fn fetch(
+    spec: &HttpSpec,
+    url: &Url,
+    tls: &TlsContext,
+    obs: &mut Observations,
+    deadline: tokio::time::Instant,
+) -> Result<Response, ProbeError> {
     let host = url.host_str().unwrap_or_default().to_string();
     let port = url.port_or_known_default().unwrap_or(80);
     obs.phases.clear();
@@ -67,7 +78,7 @@ async fn fetch(spec: &HttpSpec, url: &Url, tls: &TlsContext, obs: &mut Observati
     obs.ip = addrs.first().map(|a| a.ip());
 
     phase = Instant::now();
-    let stream = connect(&addrs).await?;
+    let stream = connect(&addrs, deadline).await?;
     obs.ip = stream.peer_addr().ok().map(|a| a.ip());
     obs.connected = Some(true);
     obs.phases.push(("connect", phase.elapsed()));
@@ -101,16 +112,17 @@ pub(super) async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Pr
     Ok(addrs)
 }
 
-/// Connects to the first address that accepts.
-pub(super) async fn connect(addrs: &[SocketAddr]) -> Result<TcpStream, ProbeError> {
+/// Connects to the first address that accepts, giving up at `deadline` (the check's).
+pub(super) async fn connect(addrs: &[SocketAddr], deadline: tokio::time::Instant) -> Result<TcpStream, ProbeError> {
     let mut last = None;
     for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(s) => {
+        match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
                 return Ok(s);
             }
-            Err(e) => last = Some(connect_error(&e)),
+            Ok(Err(e)) => last = Some(connect_error(&e)),
+            Err(_) => return Err(ProbeError::new(FailureReason::Timeout, format!("connect to {addr}: no answer"))),
         }
     }
     Err(last.unwrap_or_else(|| ProbeError::new(FailureReason::Network, "no address to connect to")))

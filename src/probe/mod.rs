@@ -289,7 +289,8 @@ impl Prober {
     /// Probes `target` once, within the check's timeout, and judges the result.
     pub async fn probe(&self, check: &Check, target: &Target) -> ProbeOutcome {
         let started = Instant::now();
-        let observed = tokio::time::timeout(check.timeout, self.observe(check, target)).await;
+        let deadline = tokio::time::Instant::now() + check.timeout;
+        let observed = tokio::time::timeout_at(deadline, self.observe(check, target, deadline)).await;
         let duration = started.elapsed();
         match observed {
             Err(_) => ProbeOutcome {
@@ -300,6 +301,16 @@ impl Prober {
                 observations: Observations::default(),
                 duration,
             },
+            Ok(Err(e)) if never_connected(&e) && mentions_connected(check) => {
+                let judged = judge(*e.observations, &check.conditions, &check.warning_conditions, duration);
+                // "This port must be closed" holds; otherwise the connection error says more
+                // than `[CONNECTED] (false) == true`.
+                if judged.health == Health::Down {
+                    ProbeOutcome { reason: Some(e.reason), message: e.message, failed_conditions: Vec::new(), ..judged }
+                } else {
+                    judged
+                }
+            }
             Ok(Err(e)) => ProbeOutcome {
                 health: if e.reason.is_monitor_fault() { Health::Unknown } else { Health::Down },
                 reason: Some(e.reason),
@@ -313,19 +324,40 @@ impl Prober {
     }
 
     /// Each kind's future is boxed: in place, every probe in flight would take the room of
-    /// the largest kind (an HTTPS exchange, ~5 KB), an ICMP run included.
-    async fn observe(&self, check: &Check, target: &Target) -> Result<Observations, ProbeError> {
+    /// the largest kind (an HTTPS exchange, ~5 KB), an ICMP run included. Connections give
+    /// up at `deadline` themselves, so that a connect that timed out is known as one.
+    async fn observe(
+        &self,
+        check: &Check,
+        target: &Target,
+        deadline: tokio::time::Instant,
+    ) -> Result<Observations, ProbeError> {
         let address = target.address.as_str();
         match &check.probe {
-            ProbeSpec::Http(http) => Box::pin(http::observe(http, address, &self.tls)).await,
-            ProbeSpec::Tcp(tcp) => Box::pin(tcp::observe(tcp, address, &self.tls)).await,
-            ProbeSpec::Tls(tls) => Box::pin(tcp::observe_tls(tls, address, &self.tls)).await,
+            ProbeSpec::Http(http) => Box::pin(http::observe(http, address, &self.tls, deadline)).await,
+            ProbeSpec::Tcp(tcp) => Box::pin(tcp::observe(tcp, address, &self.tls, deadline)).await,
+            ProbeSpec::Tls(tls) => Box::pin(tcp::observe_tls(tls, address, &self.tls, deadline)).await,
             ProbeSpec::Icmp(icmp) => Box::pin(icmp::observe(icmp, address, check.timeout, &self.icmp)).await,
             ProbeSpec::Dns(dns) => Box::pin(dns::observe(dns, address, check.timeout)).await,
             ProbeSpec::Exec(exec) => Box::pin(exec::observe(exec, check.timeout)).await,
             ProbeSpec::Heartbeat(hb) => Ok(heartbeat::observe(hb, &target.key.id(), &self.heartbeats)),
         }
     }
+}
+
+/// Whether a probe failed before any connection was made (refused, timed out, no route).
+fn never_connected(e: &ProbeError) -> bool {
+    e.observations.connected.is_none()
+        && matches!(
+            e.reason,
+            FailureReason::Refused | FailureReason::Timeout | FailureReason::Network | FailureReason::Unreachable
+        )
+}
+
+/// Whether the check's conditions read `[CONNECTED]`: then a failed connection is a value
+/// to judge (`[CONNECTED] == false` for a port that must stay closed), not a failure.
+fn mentions_connected(check: &Check) -> bool {
+    check.conditions.iter().chain(&check.warning_conditions).any(|c| c.mentions(Placeholder::Connected))
 }
 
 /// Judges observations against the conditions: any failed condition → down; only warning

@@ -14,21 +14,38 @@ use crate::config::{RegexSpec, TcpSpec, TlsSpec};
 /// How much of the answer is read while waiting for `expect` to match.
 const MAX_READ: usize = 64 * 1024;
 
-pub(super) async fn observe(spec: &TcpSpec, address: &str, tls: &TlsContext) -> Result<Observations, ProbeError> {
-    connect_and_talk(address, spec.tls.as_ref(), spec.send.as_deref(), spec.expect.as_ref(), tls).await
+pub(super) async fn observe(
+    spec: &TcpSpec,
+    address: &str,
+    tls: &TlsContext,
+    deadline: tokio::time::Instant,
+) -> Result<Observations, ProbeError> {
+    let talk = Talk { send: spec.send.as_deref(), expect: spec.expect.as_ref() };
+    connect_and_talk(address, spec.tls.as_ref(), talk, tls, deadline).await
 }
 
 /// The `tls` kind: connect and complete a TLS handshake.
-pub(super) async fn observe_tls(spec: &TlsSpec, address: &str, tls: &TlsContext) -> Result<Observations, ProbeError> {
-    connect_and_talk(address, Some(spec), None, None, tls).await
+pub(super) async fn observe_tls(
+    spec: &TlsSpec,
+    address: &str,
+    tls: &TlsContext,
+    deadline: tokio::time::Instant,
+) -> Result<Observations, ProbeError> {
+    connect_and_talk(address, Some(spec), Talk { send: None, expect: None }, tls, deadline).await
+}
+
+/// What to say and what to wait for once connected.
+struct Talk<'a> {
+    send: Option<&'a str>,
+    expect: Option<&'a RegexSpec>,
 }
 
 async fn connect_and_talk(
     address: &str,
     tls_spec: Option<&TlsSpec>,
-    send: Option<&str>,
-    expect: Option<&RegexSpec>,
+    Talk { send, expect }: Talk<'_>,
     tls: &TlsContext,
+    deadline: tokio::time::Instant,
 ) -> Result<Observations, ProbeError> {
     let started = Instant::now();
     let mut obs = Observations::default();
@@ -42,7 +59,7 @@ async fn connect_and_talk(
     obs.phases.push(("dns", phase.elapsed()));
     obs.ip = addrs.first().map(|a| a.ip());
     phase = Instant::now();
-    let stream = connect(&addrs).await.map_err(|e| e.with(obs.clone()))?;
+    let stream = connect(&addrs, deadline).await.map_err(|e| e.with(obs.clone()))?;
     obs.ip = stream.peer_addr().ok().map(|a| a.ip());
     obs.connected = Some(true);
     obs.phases.push(("connect", phase.elapsed()));
