@@ -360,6 +360,7 @@ async fn nagios_plugins_real_and_misbehaving() {
       - {{ id: silent, exec: {{ command: [{silent}] }} }}
       - {{ id: unknown, exec: {{ command: [{unknown}] }} }}
       - {{ id: missing, exec: {{ command: [/nonexistent/check_nothing] }} }}
+      - {{ id: perfdata-bomb, exec: {{ command: [{bomb}], perfdata: ["*"] }} }}
 "#,
         port = web.addr.port(),
         hang = fixture("hang.sh"),
@@ -367,6 +368,7 @@ async fn nagios_plugins_real_and_misbehaving() {
         orphan = fixture("orphan.sh"),
         orphan_pid = orphan_pid.display(),
         garbage = fixture("garbage.sh"),
+        bomb = fixture("perfdata-bomb.sh"),
         silent = fixture("silent.sh"),
         unknown = fixture("unknown.sh"),
     );
@@ -384,6 +386,8 @@ async fn nagios_plugins_real_and_misbehaving() {
         ("plugins/hang", State::Down),
         ("plugins/orphan", State::Up),
         ("plugins/garbage", State::Down),
+        // Alive and judged: the daemon survived the output that once aborted it.
+        ("plugins/perfdata-bomb", State::Up),
         ("plugins/silent", State::Degraded),
     ];
     let deadline = Instant::now() + WAIT;

@@ -52,14 +52,20 @@ pub fn parse_output(output: &str) -> PluginOutput {
     PluginOutput { message, long_text: long.join("\n"), perfdata: parse_perfdata(&perf_text) }
 }
 
-/// Parses the perfdata part; malformed items are skipped.
+/// At most this much perfdata text is read (a plugin forwarding a hostile host's text must
+/// not make the monitor parse or keep megabytes).
+pub const MAX_PERFDATA_BYTES: usize = 8 * 1024;
+/// At most this many items are kept from one run.
+pub const MAX_PERFDATA_ITEMS: usize = 256;
+
+/// Parses the perfdata part; malformed items are skipped. Linear in the text, without
+/// recursion, and bounded by [`MAX_PERFDATA_BYTES`] and [`MAX_PERFDATA_ITEMS`].
 pub fn parse_perfdata(text: &str) -> Vec<Perfdata> {
     let mut items = Vec::new();
-    let mut rest = text.trim_start();
-    while !rest.is_empty() {
-        let (label, after) = match split_label(rest) {
-            Some(x) => x,
-            None => break,
+    let mut rest = truncate(text, MAX_PERFDATA_BYTES).trim_start();
+    while !rest.is_empty() && items.len() < MAX_PERFDATA_ITEMS {
+        let Some((label, after)) = split_label(rest) else {
+            break;
         };
         let end = after.find(char::is_whitespace).unwrap_or(after.len());
         let (spec, tail) = after.split_at(end);
@@ -71,34 +77,57 @@ pub fn parse_perfdata(text: &str) -> Vec<Perfdata> {
     items
 }
 
-/// Splits `label=` off the front; returns the label and what follows the `=`.
-fn split_label(text: &str) -> Option<(String, &str)> {
-    if let Some(quoted) = text.strip_prefix('\'') {
-        let mut label = String::new();
-        let mut chars = quoted.char_indices().peekable();
-        while let Some((i, c)) = chars.next() {
-            if c == '\'' {
-                if matches!(chars.peek(), Some((_, '\''))) {
-                    label.push('\'');
-                    chars.next();
-                    continue;
-                }
-                let after = &quoted[i + 1..];
-                return after.strip_prefix('=').map(|v| (label, v));
-            }
-            label.push(c);
-        }
-        None
-    } else {
-        let eq = text.find('=')?;
-        let label = &text[..eq];
-        if label.is_empty() || label.contains(char::is_whitespace) {
-            // Skip a malformed word and carry on with the next.
-            let skip = text.find(char::is_whitespace).unwrap_or(text.len());
-            return split_label(text[skip..].trim_start()).or(None);
-        }
-        Some((label.to_string(), &text[eq + 1..]))
+/// The longest prefix of `text` of at most `max` bytes that ends between two items (at
+/// white space), so that no item is read cut in half.
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
     }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let head = &text[..end];
+    match text[end..].starts_with(char::is_whitespace) {
+        true => head,
+        false => head.rfind(char::is_whitespace).map_or("", |ws| &head[..ws]),
+    }
+}
+
+/// Splits `label=` off the front, skipping malformed words before it; returns the label
+/// and what follows the `=`. An unquoted label is one word, so only that word is searched.
+fn split_label(mut text: &str) -> Option<(String, &str)> {
+    loop {
+        if let Some(quoted) = text.strip_prefix('\'') {
+            return split_quoted_label(quoted);
+        }
+        let word_end = text.find(char::is_whitespace).unwrap_or(text.len());
+        match text[..word_end].find('=') {
+            Some(eq) if eq > 0 => return Some((text[..eq].to_string(), &text[eq + 1..])),
+            _ => text = text[word_end..].trim_start(),
+        }
+        if text.is_empty() {
+            return None;
+        }
+    }
+}
+
+/// A quoted label (`''` is a quote inside it), after its opening quote.
+fn split_quoted_label(quoted: &str) -> Option<(String, &str)> {
+    let mut label = String::new();
+    let mut chars = quoted.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '\'' {
+            if matches!(chars.peek(), Some((_, '\''))) {
+                label.push('\'');
+                chars.next();
+                continue;
+            }
+            return quoted[i + 1..].strip_prefix('=').map(|v| (label, v));
+        }
+        label.push(c);
+    }
+    None
 }
 
 fn parse_item(label: String, spec: &str) -> Option<Perfdata> {
@@ -110,7 +139,7 @@ fn parse_item(label: String, spec: &str) -> Option<Perfdata> {
         (None, String::new())
     } else {
         let (n, u) = first.split_at(number_end);
-        (Some(n.parse::<f64>().ok()?), u.to_string())
+        (Some(n.parse::<f64>().ok().filter(|v| v.is_finite())?), u.to_string())
     };
     let text = |f: Option<&str>| f.filter(|s| !s.is_empty()).map(str::to_string);
     let warn = text(fields.next());
@@ -149,6 +178,34 @@ mod tests {
                 expected.iter().map(|(l, v, u)| (l.to_string(), *v, u.to_string())).collect();
             assert_eq!(got, want, "case {name}");
         }
+    }
+
+    /// Issue #14, item 1: `OK |` and 20,000 short words then `=1` (under the 64 KiB output
+    /// cap) overflowed the stack (one recursion per word) and aborted the daemon.
+    #[test]
+    fn a_perfdata_bomb_neither_recurses_nor_crashes() {
+        let bomb = format!("OK |{}=1", " a".repeat(20_000));
+        let out = parse_output(&bomb);
+        assert_eq!(out.message, "OK");
+        assert!(out.perfdata.is_empty(), "the final item lies beyond the 8 KiB read");
+        // Also on a thread with a small stack: nothing here may grow with the input.
+        let small = std::thread::Builder::new().stack_size(64 * 1024);
+        let words = format!("{}x=1", "a ".repeat(4_000));
+        let parsed = small.spawn(move || parse_perfdata(&words)).expect("thread").join().expect("no overflow");
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed[0].label, "x");
+    }
+
+    #[test]
+    fn perfdata_is_bounded() {
+        let many: String = (0..1_000).map(|i| format!("l{i}=1 ")).collect();
+        assert_eq!(parse_perfdata(&many).len(), MAX_PERFDATA_ITEMS);
+        let long = format!("big={}1", "9".repeat(20_000));
+        assert!(parse_perfdata(&long).is_empty(), "an item cut at 8 KiB is malformed, not misread");
+        let multibyte = format!("ư={}", "ư".repeat(10_000));
+        assert!(parse_perfdata(&multibyte).is_empty(), "cut on a character boundary, no panic");
+        let overflow = format!("big=1{}", "0".repeat(400));
+        assert!(parse_perfdata(&overflow).is_empty(), "a value beyond f64 is malformed, not infinite");
     }
 
     #[test]
