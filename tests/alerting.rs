@@ -141,14 +141,33 @@ async fn acknowledgement_stops_reminders() {
     assert_eq!(request("POST", &format!("{base}/api/v1/incidents/1/ack"), None).await.0, 401);
     let (code, _) = request("GET", &format!("{base}/ack?incident=1&expires=9999999999&sig=00"), None).await;
     assert_eq!(code, 403, "a forged link is refused");
-    // The link from the alert, opened against the daemon's own address.
+    // The link from the alert, opened against the daemon's own address the way a mail
+    // gateway's link scanner does (issue #13, item 1): a GET shows a confirmation form and
+    // acknowledges nothing, so the next reminder still goes out.
     let link = ack_url.replace("http://monitor.laichau.test", &base);
-    let (code, body) = request("GET", &link, None).await;
+    let (code, page) = request("GET", &link, None).await;
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("<form method=post action=ack>"), "{page}");
+    let reminders = |h: &[Hook]| h.iter().filter(|x| x.body["event"] == "reminder").count();
+    let before = reminders(&hooks.hooks());
+    hooks.wait_until(WAIT, "a reminder after the GET", |h| reminders(h) > before).await;
+    let list: serde_json::Value =
+        serde_json::from_str(&get(&format!("{base}/api/v1/incidents?state=open")).await).expect("json");
+    assert!(list["incidents"][0]["ack"].is_null(), "a GET acknowledged: {list}");
+
+    // The form's POST acknowledges and records the name given; a tampered one is refused.
+    let query = link.split_once('?').expect("query").1;
+    let form_headers = [("content-type", "application/x-www-form-urlencoded")];
+    let tampered = query.replace("incident=1", "incident=2");
+    let (code, _, _) = send("POST", &format!("{base}/ack"), &form_headers, &tampered).await;
+    assert_eq!(code, 403, "a signature for incident 1 does not acknowledge incident 2");
+    let name: String = url::form_urlencoded::byte_serialize("Nguyễn Văn An".as_bytes()).collect();
+    let (code, _, body) = send("POST", &format!("{base}/ack"), &form_headers, &format!("{query}&by={name}")).await;
     assert_eq!(code, 200, "{body}");
     let after_ack = hooks.hooks().len();
     let list: serde_json::Value =
         serde_json::from_str(&get(&format!("{base}/api/v1/incidents?state=open")).await).expect("json");
-    assert_eq!(list["incidents"][0]["ack"]["by"], "link");
+    assert_eq!(list["incidents"][0]["ack"]["by"], "Nguyễn Văn An");
     // Reminders come every second while unacknowledged; none after the ack.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(hooks.hooks().len(), after_ack, "no reminder after the acknowledgement");

@@ -482,3 +482,37 @@ async fn listens_with_a_deep_accept_queue() {
     assert_eq!(backlog, Some("1024"), "ss: {text}");
     app.shutdown().await;
 }
+
+/// Requests that once panicked the server (issue #13, item 5) get a 4xx, and the server
+/// goes on answering: a history path with no check in it (sliced out of range), and a
+/// `/probe` scrape timeout no duration can hold (`1e300` overflowed the conversion).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_a_4xx_not_a_panic() {
+    let web = web_server(None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config_with(
+        dir.path(),
+        r#"probe_endpoint: { enabled: true, allow: ["127.0.0.0/8"] }"#,
+        "modules:\n  http_2xx: { http: {}, timeout: 5s }\nsystems: []\n",
+    );
+    let app = start_daemon(dir.path()).await;
+    let base = format!("http://{}", app.addr());
+    for path in ["/api/v1/checks/history", "/api/v1/checks//history", "/api/v1/checks/nope/history"] {
+        let (code, body) = request("GET", &format!("{base}{path}"), None).await;
+        assert!((400..500).contains(&code), "{path}: {code} {body}");
+    }
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let target: String = url::form_urlencoded::byte_serialize(format!("http://{}/ok", web.addr).as_bytes()).collect();
+    for (timeout, expected) in [("1e300", 400), ("abc", 400), ("-1", 400), ("0", 400), ("NaN", 400), ("2.5", 200)] {
+        let req = hyper::Request::get(format!("{base}/probe?module=http_2xx&target={target}"))
+            .header("X-Prometheus-Scrape-Timeout-Seconds", timeout)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .expect("request");
+        let resp = client.request(req).await.unwrap_or_else(|e| panic!("scrape timeout {timeout}: {e}"));
+        assert_eq!(resp.status().as_u16(), expected, "scrape timeout {timeout}");
+    }
+    // The server still answers (`get` asserts a 200).
+    get(&format!("{base}/-/healthy")).await;
+    app.shutdown().await;
+}

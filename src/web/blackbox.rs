@@ -56,14 +56,32 @@ pub async fn probe(
         return Err(refuse(403, format!("target host \"{host}\" is not in server.probe_endpoint.allow")));
     }
     let mut check = module.check.clone();
-    if let Some(secs) = scrape_timeout.and_then(|s| s.trim().parse::<f64>().ok()).filter(|s| s.is_finite() && *s > 0.0)
-    {
-        let budget = Duration::from_secs_f64(secs).saturating_sub(TIMEOUT_OFFSET).max(Duration::from_millis(100));
+    if let Some(budget) = scrape_budget(scrape_timeout)? {
         check.timeout = check.timeout.min(budget);
     }
     let key = TargetKey { system: "probe".into(), check: module.name.clone(), target: host.clone() };
     let outcome = prober.probe(&check, &Target { key, address }).await;
     Ok(render(kind, &outcome))
+}
+
+/// The probe's time budget from Prometheus's `X-Prometheus-Scrape-Timeout-Seconds` header
+/// (less a small offset, at least 100 ms). A value that is not a positive number of seconds
+/// a duration can hold (`abc`, `-1`, `1e300`) is refused, as blackbox_exporter refuses an
+/// unparsable one, and never reaches a conversion that could panic.
+fn scrape_budget(header: Option<&str>) -> Result<Option<Duration>, Refusal> {
+    let Some(text) = header else {
+        return Ok(None);
+    };
+    let secs = text
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| {
+        refuse(400, format!("X-Prometheus-Scrape-Timeout-Seconds: \"{}\" is not a timeout", text.trim()))
+    })?;
+    Ok(Some(secs.saturating_sub(TIMEOUT_OFFSET).max(Duration::from_millis(100))))
 }
 
 /// The host part of a target, per kind.

@@ -6,6 +6,7 @@ mod blackbox;
 mod i18n;
 mod pages;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -228,7 +229,11 @@ async fn route(state: &WebState, req: Request<Incoming>, _peer: SocketAddr) -> R
                 Err(r) => r,
             }
         }
-        (&Method::GET, "/ack") => ack_link(state, req.uri().query()).await,
+        (&Method::GET, "/ack") => ack_confirmation(state, req.uri().query()),
+        (&Method::POST, "/ack") => match read_form(req).await {
+            Ok(form) => ack_link(state, &form).await,
+            Err(r) => r,
+        },
         (&Method::POST, p) if p.starts_with("/api/v1/incidents/") && p.ends_with("/exclude") => {
             if let Some(denied) = refuse_unless_admin(state, &req) {
                 return denied;
@@ -248,8 +253,9 @@ async fn route(state: &WebState, req: Request<Incoming>, _peer: SocketAddr) -> R
         }
         (&Method::GET, "/api/v1/maintenance") => blocking(|| maintenance_list(state)),
         (&Method::GET, "/reports") => blocking(|| reports(state, req.uri().query())),
-        (&Method::GET, p) if p.starts_with("/api/v1/checks/") && p.ends_with("/history") => {
-            blocking(|| history(state, &p["/api/v1/checks/".len()..p.len() - "/history".len()], req.uri().query()))
+        (&Method::GET, p) if history_check(p).is_some() => {
+            let check_id = history_check(p).unwrap_or_default();
+            blocking(|| history(state, check_id, req.uri().query()))
         }
         (&Method::POST, "/api/v1/maintenance") => {
             if let Some(denied) = refuse_unless_admin(state, &req) {
@@ -357,6 +363,12 @@ async fn acknowledge(state: &WebState, id: i64, by: String, comment: String) -> 
         Ok(Err(why)) => text(StatusCode::NOT_FOUND, why),
         Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
     }
+}
+
+/// The check id in `/api/v1/checks/{system}/{check}/history`; none for any other path
+/// (`/api/v1/checks/history` once sliced out of range and panicked).
+fn history_check(path: &str) -> Option<&str> {
+    path.strip_prefix("/api/v1/checks/")?.strip_suffix("/history").filter(|id| !id.is_empty())
 }
 
 /// `GET /api/v1/checks/{system}/{check}/history?from=&to=`: each target's exact state
@@ -562,31 +574,98 @@ async fn open_maintenance(state: &WebState, body: &serde_json::Value) -> Reply {
     r
 }
 
-/// `GET /ack?incident=…&expires=…&sig=…`: the one-click link in alerts.
-async fn ack_link(state: &WebState, query: Option<&str>) -> Reply {
-    let params: std::collections::HashMap<String, String> = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let key = state.board.read().unwrap_or_else(|p| p.into_inner()).config.alerting.ack_key.clone();
-    let id = params.get("incident").and_then(|v| v.parse::<i64>().ok());
-    let expires = params.get("expires").and_then(|v| v.parse::<i64>().ok());
-    let valid = match (key, id, expires, params.get("sig")) {
-        (Some(key), Some(id), Some(exp), Some(sig)) => crate::alert::message::verify_ack(&key, id, exp, sig, now_ms()),
-        _ => false,
+/// The parameters of a signed acknowledgement link, once its signature is checked.
+struct AckLink {
+    incident: i64,
+    expires: i64,
+    sig: String,
+}
+
+/// Checks a link's signature; `None` for a forged, malformed or expired one.
+fn verified_link(state: &WebState, params: &HashMap<String, String>) -> Option<AckLink> {
+    let key = state.board.read().unwrap_or_else(|p| p.into_inner()).config.alerting.ack_key.clone()?;
+    let incident = params.get("incident")?.parse::<i64>().ok()?;
+    let expires = params.get("expires")?.parse::<i64>().ok()?;
+    // Hex only: the signature is shown back in the confirmation form.
+    let sig = params.get("sig").filter(|s| s.bytes().all(|b| b.is_ascii_hexdigit()))?;
+    crate::alert::message::verify_ack(&key, incident, expires, sig, now_ms()).then(|| AckLink {
+        incident,
+        expires,
+        sig: sig.clone(),
+    })
+}
+
+fn invalid_link() -> Reply {
+    text(StatusCode::FORBIDDEN, "this acknowledge link is invalid or has expired")
+}
+
+/// `GET /ack?incident=…&expires=…&sig=…`: the link in alerts shows a confirmation form and
+/// acknowledges nothing. Mail gateways' link scanners and chat previews open every link in
+/// a message within seconds; if opening it acknowledged, nobody would be reminded again.
+fn ack_confirmation(state: &WebState, query: Option<&str>) -> Reply {
+    let params: HashMap<String, String> =
+        url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect();
+    let Some(link) = verified_link(state, &params) else {
+        return invalid_link();
     };
-    let (Some(id), true) = (id, valid) else {
-        return text(StatusCode::FORBIDDEN, "this acknowledge link is invalid or has expired");
+    let AckLink { incident, expires, sig } = link;
+    reply_html(
+        StatusCode::OK,
+        &format!(
+            "<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
+             <title>Vigil — sự cố {incident}</title>\
+             <h1>Xác nhận tiếp nhận sự cố số {incident}? / Acknowledge incident {incident}?</h1>\
+             <p>Mở liên kết chưa xác nhận gì: bấm nút để xác nhận, nhắc lại và chuyển cấp sẽ dừng. / \
+             Opening this link acknowledged nothing: press the button to acknowledge; reminders and \
+             escalation then stop.</p>\
+             <form method=post action=ack>\
+             <input type=hidden name=incident value={incident}><input type=hidden name=expires value={expires}>\
+             <input type=hidden name=sig value=\"{sig}\">\
+             <p><label>Người tiếp nhận / Your name <input name=by maxlength={MAX_ACK_NAME} autocomplete=name></label></p>\
+             <p><button type=submit>Xác nhận / Acknowledge</button></p></form>"
+        ),
+    )
+}
+
+/// Longest name kept from the confirmation form.
+const MAX_ACK_NAME: usize = 100;
+
+/// `POST /ack` (the confirmation form): acknowledges, recording the name given.
+async fn ack_link(state: &WebState, form: &HashMap<String, String>) -> Reply {
+    let Some(AckLink { incident, .. }) = verified_link(state, form) else {
+        return invalid_link();
     };
-    let reply = acknowledge(state, id, "link".into(), String::new()).await;
+    let name: String = form
+        .get("by")
+        .map(|n| n.chars().filter(|c| !c.is_control()).take(MAX_ACK_NAME).collect::<String>())
+        .unwrap_or_default();
+    let by = match name.trim() {
+        "" => "link".to_string(),
+        name => name.to_string(),
+    };
+    let reply = acknowledge(state, incident, by, "acknowledged through the link in the alert".into()).await;
     if reply.status() != StatusCode::OK {
         return reply;
     }
     reply_html(
         StatusCode::OK,
         &format!(
-            "<!doctype html><meta charset=utf-8><title>Vigil</title><p>Đã xác nhận tiếp nhận sự cố số {id}. / Incident {id} acknowledged.</p>"
+            "<!doctype html><meta charset=utf-8><title>Vigil</title><p>Đã xác nhận tiếp nhận sự cố số {incident}. / Incident {incident} acknowledged.</p>"
         ),
     )
+}
+
+/// Largest form body read (the confirmation form is a few hundred bytes).
+const MAX_FORM: usize = 4 * 1024;
+
+/// Reads an `application/x-www-form-urlencoded` body of at most [`MAX_FORM`] bytes.
+async fn read_form(req: Request<Incoming>) -> Result<HashMap<String, String>, Reply> {
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_FORM);
+    let bytes = http_body_util::BodyExt::collect(limited)
+        .await
+        .map_err(|_| text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))?
+        .to_bytes();
+    Ok(url::form_urlencoded::parse(&bytes).into_owned().collect())
 }
 
 fn reply_html(status: StatusCode, body: &str) -> Reply {
