@@ -54,6 +54,7 @@ fn evaluation_table() {
         ("json string", "[BODY].status == UP", None),
         ("json missing", "[BODY].nope == 1", Some("[BODY].nope (missing) == 1")),
         ("len of array", "len([BODY].items) == 3", None),
+        ("negative index is the last (RFC 9535)", "[BODY].items[-1] == 3", None),
         ("has path", "has([BODY].queue) == true", None),
         ("has missing", "has([BODY].nope) == false", None),
         ("pattern unicode", "[BODY] == pat(*Dịch vụ công*)", None),
