@@ -69,8 +69,9 @@ fn raise_open_files_limit(max_concurrent_probes: usize) {
 pub enum ConfigSource {
     /// A root file on disk.
     File(PathBuf),
-    /// Text in memory (the demo's), with the path used in messages.
-    Text { path: PathBuf, text: String },
+    /// Text in memory (the demo's), with the path used in messages, and values for its
+    /// `${NAME}` references (and its includes'), looked up before the process environment.
+    Text { path: PathBuf, text: String, env: Vec<(String, String)> },
 }
 
 impl ConfigSource {
@@ -78,7 +79,15 @@ impl ConfigSource {
     pub fn load(&self) -> Result<Config, ConfigErrors> {
         match self {
             ConfigSource::File(path) => config::load(path),
-            ConfigSource::Text { path, text } => config::load_from_text(path, text),
+            ConfigSource::Text { path, text, env } => {
+                let lookup = |name: &str| {
+                    env.iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone())
+                        .or_else(|| config::env::process_env(name))
+                };
+                config::load_from_text(path, text, &lookup)
+            }
         }
     }
 }

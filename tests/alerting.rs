@@ -26,7 +26,7 @@ async fn email_firing_reminder_escalation_and_resolved() {
     let dir = tempfile::tempdir().expect("tempdir");
     let smtp = SmtpSink::start(dir.path());
     let config = format!(
-        "alerting: {{ ack_key: test-ack-key }}\n\
+        "alerting: {{ ack_key: {ACK_KEY} }}\n\
          receivers:\n{}{}\
          routes:\n  - {{ match: {{ severity: critical }}, receivers: [team], repeat_every: 2s, escalate: {{ after: 3s, to: [managers] }} }}\n\
          systems:\n  - id: procedures\n    name: {{ vi: \"Hệ thống giải quyết thủ tục hành chính\", en: \"Administrative procedures\" }}\n    checks:\n      - {{ id: portal, name: \"Cổng dịch vụ công\", http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"], runbook: \"https://wiki.laichau.test/portal\" }}\n",
@@ -122,7 +122,7 @@ async fn acknowledgement_stops_reminders() {
     let hooks = HookSink::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = format!(
-        "alerting: {{ ack_key: test-ack-key }}\n\
+        "alerting: {{ ack_key: {ACK_KEY} }}\n\
          receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\n\
          routes:\n  - {{ receivers: [team], repeat_every: 1s }}\n\
          systems:\n  - id: web\n    checks:\n      - {{ id: a, http: {{ url: \"http://{w}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",

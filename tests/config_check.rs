@@ -8,13 +8,36 @@ use vigil::config::ProbeSpec;
 
 const FIXTURES: &str = "tests/fixtures/invalid";
 
+/// The secrets the shipped example reads from the environment, with test values.
+const SHIPPED_SECRETS: &[(&str, &str)] = &[
+    ("VIGIL_ACK_KEY", "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978"),
+    ("VIGIL_HEARTBEAT_DOCUMENTS_BACKUP", "backup-token-5f0c9a7d2e"),
+    ("VIGIL_HEARTBEAT_REPORTING", "reporting-token-8b41e6f3a9"),
+    ("VIGIL_SMTP_PASSWORD", "smtp-password-for-tests"),
+    ("VIGIL_SMS_WEBHOOK_SECRET", "sms-webhook-secret-for-tests"),
+];
+
+fn shipped_env(name: &str) -> Option<String> {
+    SHIPPED_SECRETS.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+}
+
+/// The shipped example, loaded with its secrets set (and nothing read from this process's
+/// environment).
+fn load_shipped() -> vigil::config::Config {
+    vigil::config::load_with_env(Path::new("vigil.yaml"), &shipped_env)
+        .unwrap_or_else(|e| panic!("vigil.yaml is invalid:\n{e}"))
+}
+
+/// `vigil` with the shipped example's secrets in its environment.
 fn vigil() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    command.envs(SHIPPED_SECRETS.iter().copied());
+    command
 }
 
 #[test]
 fn shipped_example_is_valid_and_lists_five_systems() {
-    let config = vigil::config::load(Path::new("vigil.yaml")).unwrap_or_else(|e| panic!("vigil.yaml is invalid:\n{e}"));
+    let config = load_shipped();
     let ids: Vec<&str> = config.systems.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, ["procedures", "documents", "e-meeting", "reporting", "network"]);
     let gateways =
@@ -28,7 +51,7 @@ fn shipped_example_is_valid_and_lists_five_systems() {
 
 #[test]
 fn shipped_example_targets_only_reserved_example_names() {
-    let config = vigil::config::load(Path::new("vigil.yaml")).expect("valid");
+    let config = load_shipped();
     for (_, check, target) in config.targets() {
         let host = match &check.probe {
             ProbeSpec::Http(_) => {
@@ -111,11 +134,79 @@ fn three_errors_in_one_file_are_all_reported_by_the_command() {
 #[test]
 fn secrets_come_from_the_environment_and_files_and_never_show() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("token"), "file-secret\n").expect("write token");
+    std::fs::write(dir.path().join("token"), "file-secret-0123456789abcdef\n").expect("write token");
     let root = dir.path().join("vigil.yaml");
     std::fs::write(&root, "server: { admin_token_file: token }\nsystems: []\n").expect("write config");
     let config = vigil::config::load(&root).expect("valid");
     let token = config.server.admin_token.expect("token read");
-    assert_eq!(token.expose(), "file-secret");
+    assert_eq!(token.expose(), "file-secret-0123456789abcdef");
     assert!(!format!("{token:?}").contains("file-secret"), "Debug must redact secrets");
+}
+
+/// Issue #13, item 2: the shipped configuration has no default for any secret. Without the
+/// variables it does not load, with one located error per missing secret.
+#[test]
+fn the_shipped_example_needs_every_secret_set() {
+    let errors = match vigil::config::load_with_env(Path::new("vigil.yaml"), &|_| None) {
+        Ok(_) => panic!("the shipped example started without its secrets"),
+        Err(e) => e.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    };
+    for (name, _) in SHIPPED_SECRETS {
+        let matching: Vec<&String> = errors.iter().filter(|e| e.contains(&format!("\"{name}\" is not set"))).collect();
+        assert!(!matching.is_empty(), "no error for {name}: {errors:#?}");
+        for e in matching {
+            let location = e.split(": ").next().unwrap_or_default();
+            assert!(location.split(':').count() == 3, "{e} is not file:line:col");
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["check-config", "-c", "vigil.yaml"])
+        .env_clear()
+        .output()
+        .expect("run vigil");
+    assert_eq!(out.status.code(), Some(1), "check-config without secrets must fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Two receivers share VIGIL_SMTP_PASSWORD: one error for each place it is read.
+    assert_eq!(stderr.matches("is not set").count(), SHIPPED_SECRETS.len() + 1, "{stderr}");
+}
+
+/// A placeholder, a short key or an empty file is refused with its place, and the message
+/// never quotes the secret; two heartbeats may not share a token.
+#[test]
+fn weak_secrets_are_refused_without_being_shown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("empty-token"), "\n").expect("write");
+    let root = dir.path().join("vigil.yaml");
+    let short_key = "0123456789abcdef-short";
+    std::fs::write(
+        &root,
+        format!(
+            "server: {{ admin_token_file: empty-token }}\n\
+             alerting: {{ ack_key: {short_key} }}\n\
+             systems:\n\
+             \x20 - id: jobs\n\
+             \x20   checks:\n\
+             \x20     - {{ id: a, heartbeat: {{ token: replace-with-a-long-random-token, period: 1h }} }}\n\
+             \x20     - {{ id: b, heartbeat: {{ token: shared-token-0123456789, period: 1h }} }}\n\
+             \x20     - {{ id: c, heartbeat: {{ token: shared-token-0123456789, period: 1h }} }}\n"
+        ),
+    )
+    .expect("write config");
+    let errors = match vigil::config::load_with_env(&root, &|_| None) {
+        Ok(_) => panic!("weak secrets were accepted"),
+        Err(e) => e.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    };
+    let expect = [
+        ":1:29: server.admin_token_file: is empty",
+        ":2:22: alerting.ack_key: is 22 bytes long: it must be at least 32",
+        ":6:38: systems[0].checks[0].heartbeat.token: contains \"replace-with\"",
+        ":8:38: systems[0].checks[2].heartbeat.token: the same token as the heartbeat at",
+    ];
+    for part in expect {
+        assert!(errors.iter().any(|e| e.contains(part)), "no error like {part:?} in {errors:#?}");
+    }
+    assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+    for e in &errors {
+        assert!(!e.contains(short_key) && !e.contains("shared-token-0123456789"), "a secret is quoted: {e}");
+    }
 }

@@ -502,3 +502,145 @@ async fn heartbeats_pushed_missed_and_failed() {
     assert_eq!(request("POST", &format!("{base}/api/v1/heartbeat/not-a-token"), None).await.0, 404);
     app.shutdown().await;
 }
+
+/// What a recording server received: method, credential-bearing headers, body length.
+#[derive(Debug, Clone, PartialEq)]
+struct Received {
+    path: String,
+    method: String,
+    credentials: Vec<String>,
+    body_len: usize,
+}
+
+/// An HTTP(S) server on 127.0.0.1 that answers `/go?to=URL` with `302 Location: URL`
+/// (`/go303`, `/go307` likewise), anything else with 200, and records every request.
+async fn recording_server(
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> (std::net::SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (log, acceptor) = (log.clone(), acceptor.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let log = log.clone();
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body.collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
+                        let credentials = ["authorization", "cookie", "x-api-token", "accept"]
+                            .iter()
+                            .filter(|h| parts.headers.contains_key(**h))
+                            .map(|h| h.to_string())
+                            .collect();
+                        log.lock().expect("log").push(Received {
+                            path: parts.uri.path().to_string(),
+                            method: parts.method.to_string(),
+                            credentials,
+                            body_len: body,
+                        });
+                        let target = parts.uri.query().and_then(|q| q.strip_prefix("to=")).map(|t| {
+                            url::form_urlencoded::parse(format!("t={t}").as_bytes()).next().expect("t").1.into_owned()
+                        });
+                        let status = match parts.uri.path() {
+                            "/go" => 302,
+                            "/go303" => 303,
+                            "/go307" => 307,
+                            _ => 200,
+                        };
+                        let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(b"ok")));
+                        *r.status_mut() = hyper::StatusCode::from_u16(status).expect("status");
+                        if let (Some(t), true) = (target, status != 200) {
+                            r.headers_mut().insert("location", t.parse().expect("location"));
+                        }
+                        Ok::<_, std::convert::Infallible>(r)
+                    }
+                });
+                let http = hyper::server::conn::http1::Builder::new();
+                match acceptor {
+                    Some(a) => {
+                        if let Ok(s) = a.accept(stream).await {
+                            let _ = http.serve_connection(hyper_util::rt::TokioIo::new(s), service).await;
+                        }
+                    }
+                    None => {
+                        let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// Issue #13, item 7: a redirect to another origin (here another port) does not carry the
+/// check's credentials; a same-origin redirect does; https→http is refused unless allowed;
+/// a POST turns into a GET without its body on 302 and 303, and stays a POST on 307.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_redirects_keep_credentials_at_home() {
+    use vigil::config::{HttpSpec, TlsSpec};
+    let (home, home_seen) = recording_server(None).await;
+    let (other, other_seen) = recording_server(None).await;
+    let prober = Prober::new();
+    let mut spec = HttpSpec::get(TlsSpec::default());
+    spec.headers = vec![
+        ("Authorization".into(), "Bearer probe-secret".into()),
+        ("Cookie".into(), "session=probe-secret".into()),
+        ("X-Api-Token".into(), "probe-secret".into()),
+        ("Accept".into(), "application/json".into()),
+    ];
+    let probe = |spec: HttpSpec, url: String| {
+        let check = check_of(ProbeSpec::Http(spec), Duration::from_secs(5), &["[STATUS] == 200"]);
+        let prober = &prober;
+        async move { prober.probe(&check, &target_of("t", &url)).await }
+    };
+    let encode = |u: String| -> String { url::form_urlencoded::byte_serialize(u.as_bytes()).collect() };
+    let all = vec!["authorization".to_string(), "cookie".into(), "x-api-token".into(), "accept".into()];
+
+    let outcome =
+        probe(spec.clone(), format!("http://{home}/go?to={}", encode(format!("http://{other}/landing")))).await;
+    assert_eq!(outcome.health, Health::Up, "{outcome:?}");
+    let first = home_seen.lock().expect("log")[0].clone();
+    assert_eq!(first.credentials, all, "the configured origin gets every header");
+    let landed = other_seen.lock().expect("log")[0].clone();
+    assert_eq!(landed.credentials, ["accept"], "another origin gets no credential: {landed:?}");
+
+    let outcome = probe(spec.clone(), format!("http://{home}/go?to=/same-origin")).await;
+    assert_eq!(outcome.health, Health::Up, "{outcome:?}");
+    let same = home_seen.lock().expect("log").iter().find(|r| r.path == "/same-origin").cloned().expect("followed");
+    assert_eq!(same.credentials, all, "a same-origin redirect keeps them");
+
+    // POST with a body: 302 and 303 become a GET without it, 307 keeps both.
+    let mut post = spec.clone();
+    post.method = "POST".into();
+    post.body = Some("dossier=123".into());
+    for (hop, method, body) in [("go", "GET", 0), ("go303", "GET", 0), ("go307", "POST", 11)] {
+        let target = format!("http://{home}/{hop}?to=/after-{hop}");
+        assert_eq!(probe(post.clone(), target).await.health, Health::Up);
+        let after = home_seen.lock().expect("log").iter().find(|r| r.path == format!("/after-{hop}")).cloned();
+        let after = after.expect("followed");
+        assert_eq!((after.method.as_str(), after.body_len), (method, body), "{hop}: {after:?}");
+    }
+
+    // https → http is refused unless the check allows it.
+    let pki = TestPki::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).expect("ca");
+    let (secure, _) =
+        recording_server(Some(pki.server_config(&["127.0.0.1"], days_from_now(-1), days_from_now(30)))).await;
+    let mut tls_spec = spec.clone();
+    tls_spec.tls.ca_file = Some(dir.path().join("ca.pem"));
+    let downgrade = format!("https://{secure}/go?to={}", encode(format!("http://{other}/clear")));
+    let outcome = probe(tls_spec.clone(), downgrade.clone()).await;
+    assert_eq!((outcome.health, outcome.reason), (Health::Down, Some(FailureReason::Redirects)), "{outcome:?}");
+    assert!(outcome.message.contains("https to http"), "{}", outcome.message);
+    assert!(!other_seen.lock().expect("log").iter().any(|r| r.path == "/clear"), "nothing was sent in clear");
+    tls_spec.allow_insecure_redirects = true;
+    assert_eq!(probe(tls_spec, downgrade).await.health, Health::Up);
+    let clear = other_seen.lock().expect("log").iter().find(|r| r.path == "/clear").cloned().expect("followed");
+    assert_eq!(clear.credentials, ["accept"], "allowed, but still without credentials");
+}

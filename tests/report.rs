@@ -178,7 +178,8 @@ async fn pruning_removes_old_raw_results_and_leaves_reports_unchanged() {
         "storage: {{ path: \"{}\" }}\nsystems:\n  - id: web\n    sla: 99%\n    checks: [ {{ id: a, http: {{ url: \"http://127.0.0.1:9/\" }} }} ]\n",
         db.display()
     );
-    let config = vigil::config::load_from_text(&dir.path().join("vigil.yaml"), &text).expect("config");
+    let config = vigil::config::load_from_text(&dir.path().join("vigil.yaml"), &text, &vigil::config::env::process_env)
+        .expect("config");
     let tz = &config.instance.timezone;
     let span = vigil::report::Span { from_ms: now - 35 * day, to_ms: now - 25 * day, label: "old".into() };
     let render = || {

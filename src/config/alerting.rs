@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::fields::{Errors, duration_field, is_slug};
 use super::raw::{RawAlerting, RawChannel, RawReceiver, RawRoute};
+use super::secrets::{self, Strength};
 use super::source::SourceFile;
 use super::*;
 
@@ -181,36 +182,19 @@ impl Route {
     }
 }
 
-fn read_secret(
-    file: &SourceFile,
-    path: &str,
-    value: Option<&String>,
-    value_file: Option<&String>,
-    base: &Path,
-    errors: &mut Errors,
-) -> Option<Secret> {
-    match (value, value_file) {
-        (Some(_), Some(_)) => {
-            errors.at(file, path, "set the value or its _file, not both");
-            None
-        }
-        (Some(v), None) => Some(Secret::new(v.clone())),
-        (None, Some(f)) => match std::fs::read_to_string(base.join(f)) {
-            Ok(t) => Some(Secret::new(t.trim())),
-            Err(e) => {
-                errors.at(file, path, format!("cannot read \"{f}\": {e}"));
-                None
-            }
-        },
-        (None, None) => None,
-    }
-}
-
 pub(super) fn alerting(file: &SourceFile, raw: &RawAlerting, errors: &mut Errors) -> Alerting {
     let base = file.path.parent().unwrap_or(Path::new(""));
     let defaults = Alerting::default();
     Alerting {
-        ack_key: read_secret(file, "alerting.ack_key", raw.ack_key.as_ref(), raw.ack_key_file.as_ref(), base, errors),
+        ack_key: secrets::read(
+            file,
+            "alerting.ack_key",
+            raw.ack_key.as_ref(),
+            raw.ack_key_file.as_ref(),
+            Strength::SigningKey,
+            base,
+            errors,
+        ),
         ack_link_ttl: duration_field(
             file,
             "alerting.ack_link_ttl",
@@ -328,11 +312,12 @@ fn channel(file: &SourceFile, path: &str, raw: &RawChannel, base: &Path, errors:
             SmtpSecurity::StartTls => 587,
             SmtpSecurity::None => 25,
         });
-        let password = read_secret(
+        let password = secrets::read(
             file,
             &format!("{p}.smtp.password"),
             e.smtp.password.as_ref(),
             e.smtp.password_file.as_ref(),
+            Strength::Credential,
             base,
             errors,
         );
@@ -371,7 +356,15 @@ fn channel(file: &SourceFile, path: &str, raw: &RawChannel, base: &Path, errors:
             errors.at(file, &format!("{p}.chat_id"), "telegram webhooks need chat_id");
             return None;
         }
-        let secret = read_secret(file, &format!("{p}.secret"), w.secret.as_ref(), w.secret_file.as_ref(), base, errors);
+        let secret = secrets::read(
+            file,
+            &format!("{p}.secret"),
+            w.secret.as_ref(),
+            w.secret_file.as_ref(),
+            Strength::Credential,
+            base,
+            errors,
+        );
         return Some(Channel::Webhook(WebhookChannel { url, format, secret, chat_id: w.chat_id.clone() }));
     }
     let am = raw.alertmanager.as_ref()?;

@@ -10,8 +10,12 @@ use super::source::SourceFile;
 pub(super) struct Errors(pub(super) Vec<ConfigError>);
 
 impl Errors {
+    /// An error at `path`, unless its value named an unset variable (reported already:
+    /// one error per missing secret, not a second one about the empty value).
     pub(super) fn at(&mut self, file: &SourceFile, path: &str, message: impl Into<String>) {
-        self.0.push(file.error(path, message));
+        if !file.is_unresolved(path) {
+            self.0.push(file.error(path, message));
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::fields::{Errors, duration_field};
 use super::raw::{RawCheck, RawDns, RawExec, RawHeartbeat, RawHttp, RawIcmp, RawTcp, RawTlsProbe};
+use super::secrets::{self, Strength};
 use super::source::SourceFile;
 use super::*;
 use crate::condition::{Condition, Placeholder};
@@ -14,8 +15,6 @@ use crate::condition::{Condition, Placeholder};
 pub(super) const DEFAULT_MAX_BODY: u64 = 1 << 20;
 pub(super) const DEFAULT_MAX_REDIRECTS: u32 = 10;
 const DEFAULT_MAX_OUTPUT: usize = 64 * 1024;
-/// Shortest heartbeat token accepted: it is the only secret guarding the push URL.
-const MIN_TOKEN_LEN: usize = 16;
 
 /// The section names, in the order they are documented.
 pub(super) const KINDS: [&str; 7] = ["http", "tcp", "tls", "icmp", "dns", "exec", "heartbeat"];
@@ -292,35 +291,25 @@ fn heartbeat_spec(
     base: &Path,
     errors: &mut Errors,
 ) -> Option<(ProbeSpec, Option<String>)> {
-    let token = match (&raw.token, &raw.token_file) {
-        (Some(t), None) => Some(t.trim().to_string()),
-        (None, Some(f)) => match std::fs::read_to_string(base.join(f)) {
-            Ok(t) => Some(t.trim().to_string()),
-            Err(e) => {
-                errors.at(file, &format!("{path}.token_file"), format!("cannot read \"{f}\": {e}"));
-                None
-            }
-        },
-        (Some(_), Some(_)) => {
-            errors.at(file, &format!("{path}.token_file"), "set token or token_file, not both");
-            None
-        }
-        (None, None) => {
-            errors.at(file, path, "heartbeat needs a token (or token_file)");
-            None
-        }
-    };
-    let token = token.filter(|t| {
-        let valid = t.len() >= MIN_TOKEN_LEN && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !valid {
-            errors.at(
-                file,
-                &format!("{path}.token"),
-                format!("the token must be at least {MIN_TOKEN_LEN} characters of letters, digits, '-' or '_'"),
-            );
-        }
-        valid
-    })?;
+    if raw.token.is_none() && raw.token_file.is_none() {
+        errors.at(file, path, "heartbeat needs a token (or token_file)");
+        return None;
+    }
+    let token_path = format!("{path}.token");
+    let token = secrets::read(
+        file,
+        &token_path,
+        raw.token.as_ref(),
+        raw.token_file.as_ref(),
+        Strength::HeartbeatToken,
+        base,
+        errors,
+    )?;
+    // The token is a URL path segment.
+    if !token.expose().chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        errors.at(file, &token_path, "the token may hold only letters, digits, '-' and '_'");
+        return None;
+    }
     let Some(period_text) = &raw.period else {
         errors.at(file, path, "heartbeat needs a period (e.g. 24h)");
         return None;
@@ -330,7 +319,7 @@ fn heartbeat_spec(
         return None;
     }
     let grace = duration_field(file, &format!("{path}.grace"), raw.grace.as_ref(), period / 10, errors);
-    Some((ProbeSpec::Heartbeat(HeartbeatSpec { token: Secret::new(token), period, grace }), Some("heartbeat".into())))
+    Some((ProbeSpec::Heartbeat(HeartbeatSpec { token, period, grace }), Some("heartbeat".into())))
 }
 
 fn http_spec(
@@ -368,6 +357,7 @@ fn http_spec(
         max_redirects: raw.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS),
         max_body_bytes: raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
         tls: tls_spec(file, path, raw.insecure_skip_verify, raw.ca_file.as_ref(), None, base, errors)?,
+        allow_insecure_redirects: raw.allow_insecure_redirects,
     };
     ok.then_some((ProbeSpec::Http(spec), raw.url.clone()))
 }

@@ -5,11 +5,13 @@
 //! `file:line:col: key.path: message`. The typed config is plain data: no runtime inside.
 
 pub mod alerting;
+pub mod env;
 mod fields;
 mod kinds;
 pub mod maintenance;
 mod modules;
 mod raw;
+mod secrets;
 mod source;
 mod validate;
 
@@ -62,15 +64,22 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-/// Loads and validates the root file at `path` with all its includes.
+/// Loads and validates the root file at `path` with all its includes, `${NAME}` taken
+/// from the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    validate::load(path)
+    validate::load(path, &env::process_env)
+}
+
+/// Like [`load`], with `${NAME}` values from `env` (tests give a map; nothing reads the
+/// process environment then).
+pub fn load_with_env(path: &Path, env: env::Lookup<'_>) -> Result<Config, ConfigErrors> {
+    validate::load(path, env)
 }
 
 /// Loads a configuration held in memory (the demo's); `path` is used in messages and as
-/// the folder that relative includes and files resolve against.
-pub fn load_from_text(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
-    validate::load_text(path, text)
+/// the folder that relative includes and files resolve against; `${NAME}` from `env`.
+pub fn load_from_text(path: &Path, text: &str, env: env::Lookup<'_>) -> Result<Config, ConfigErrors> {
+    validate::load_text(path, text, env)
 }
 
 /// `reports.monthly`: mail the previous month's report on `day` at `hour:minute`.
@@ -383,6 +392,9 @@ pub struct HttpSpec {
     pub max_redirects: u32,
     pub max_body_bytes: u64,
     pub tls: TlsSpec,
+    /// Follow a redirect from https to http (refused by default: it would send the
+    /// request, and whatever it carries, in clear).
+    pub allow_insecure_redirects: bool,
 }
 
 impl HttpSpec {
@@ -396,6 +408,7 @@ impl HttpSpec {
             max_redirects: kinds::DEFAULT_MAX_REDIRECTS,
             max_body_bytes: kinds::DEFAULT_MAX_BODY,
             tls,
+            allow_insecure_redirects: false,
         }
     }
 }

@@ -174,6 +174,7 @@ pub struct RawHttp {
     pub max_body_bytes: Option<u64>,
     pub insecure_skip_verify: bool,
     pub ca_file: Option<String>,
+    pub allow_insecure_redirects: bool,
 }
 
 /// `tcp:` probe section.

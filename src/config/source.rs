@@ -1,4 +1,4 @@
-//! Reading configuration files: `${ENV}` substitution, decoding with every unknown key
+//! Reading configuration files: `${ENV}` substitution (see `env.rs`), decoding with every unknown key
 //! collected, and an index from key paths (`systems[0].checks[1].interval`) to the line
 //! and column where they were written, so that validation can point at the exact spot.
 
@@ -9,6 +9,7 @@ use saphyr_parser::{Event, Parser};
 use serde::de::DeserializeOwned;
 
 use super::ConfigError;
+use super::env::{self, Lookup};
 
 /// A position in a file, both 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,26 +29,45 @@ pub struct SourceFile {
     positions: HashMap<String, Pos>,
     /// Where each key itself is written.
     key_positions: HashMap<String, Pos>,
+    /// Values that named an unset variable (already reported): no error is added about them.
+    unresolved: Vec<Pos>,
+    /// The unset variables of this file, each at its place.
+    pub substitution_errors: Vec<ConfigError>,
 }
 
 impl SourceFile {
     /// Reads `path`, substitutes environment variables and indexes positions.
-    pub fn read(path: &Path) -> Result<SourceFile, ConfigError> {
-        let original = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            line: 1,
-            col: 1,
-            path: String::new(),
-            message: format!("cannot read file: {e}"),
+    pub fn read(path: &Path, env: Lookup<'_>) -> Result<SourceFile, Vec<ConfigError>> {
+        let original = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError {
+                file: path.to_path_buf(),
+                line: 1,
+                col: 1,
+                path: String::new(),
+                message: format!("cannot read file: {e}"),
+            }]
         })?;
-        Self::from_text(path, &original)
+        Self::from_text(path, &original, env)
     }
 
     /// Builds a source file from text already in memory (used for embedded configs).
-    pub fn from_text(path: &Path, original: &str) -> Result<SourceFile, ConfigError> {
-        let text = substitute_env(path, original)?;
-        let (positions, key_positions) = index_positions(&text);
-        Ok(SourceFile { path: path.to_path_buf(), text, positions, key_positions })
+    /// Positions are those the author wrote, also on lines where a `${…}` was substituted.
+    pub fn from_text(path: &Path, original: &str, env: Lookup<'_>) -> Result<SourceFile, Vec<ConfigError>> {
+        let substituted = env::substitute(path, original, env)?;
+        let (positions, key_positions) = index_positions(&substituted.marked);
+        Ok(SourceFile {
+            path: path.to_path_buf(),
+            text: substituted.text,
+            positions,
+            key_positions,
+            unresolved: substituted.unresolved.into_iter().map(|(line, col)| Pos { line, col }).collect(),
+            substitution_errors: substituted.errors,
+        })
+    }
+
+    /// Whether the value at `key_path` named an unset variable (an error said so already).
+    pub fn is_unresolved(&self, key_path: &str) -> bool {
+        self.positions.get(key_path).is_some_and(|pos| self.unresolved.contains(pos))
     }
 
     /// The position of the value at `key_path`, or of its nearest written ancestor.
@@ -154,58 +174,6 @@ fn path_string(path: &serde_ignored::Path) -> String {
     }
 }
 
-/// Replaces `${NAME}` with the environment variable's value, or `${NAME:-default}` with
-/// the default when it is unset or empty; an unset variable without a default is an error
-/// at its position. Comment lines are left alone.
-fn substitute_env(path: &Path, text: &str) -> Result<String, ConfigError> {
-    let mut out = String::with_capacity(text.len());
-    for (n, line) in text.split_inclusive('\n').enumerate() {
-        if line.trim_start().starts_with('#') || !line.contains("${") {
-            out.push_str(line);
-            continue;
-        }
-        let mut rest = line;
-        while let Some(start) = rest.find("${") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            let Some(end) = after.find('}') else {
-                out.push_str(&rest[start..]);
-                rest = "";
-                break;
-            };
-            let (name, default) = match after[..end].split_once(":-") {
-                Some((n, d)) => (n, Some(d)),
-                None => (&after[..end], None),
-            };
-            let col = line.len() - rest.len() + start + 1;
-            let valid = !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !name.starts_with(|c: char| c.is_ascii_digit());
-            let value = if valid {
-                std::env::var(name).ok().filter(|v| !v.is_empty()).or(default.map(str::to_string))
-            } else {
-                None
-            };
-            match value {
-                Some(v) => out.push_str(&v),
-                None => {
-                    let why = if valid { "is not set" } else { "is not a valid variable name" };
-                    return Err(ConfigError {
-                        file: path.to_path_buf(),
-                        line: n + 1,
-                        col,
-                        path: String::new(),
-                        message: format!("environment variable \"{name}\" {why}"),
-                    });
-                }
-            }
-            rest = &after[end + 1..];
-        }
-        out.push_str(rest);
-    }
-    Ok(out)
-}
-
 enum Frame {
     Map { path: String, key: Option<String> },
     Seq { path: String, next: usize },
@@ -282,23 +250,11 @@ mod tests {
     #[test]
     fn positions_of_nested_keys() {
         let text = "a: 1\nsystems:\n  - id: x\n    checks:\n      - id: y\n        interval: 5s\n";
-        let f = SourceFile::from_text(Path::new("t.yaml"), text).unwrap();
+        let f = SourceFile::from_text(Path::new("t.yaml"), text, &env::process_env).unwrap();
         assert_eq!(f.position("a"), Pos { line: 1, col: 4 });
         assert_eq!(f.position("systems[0].id"), Pos { line: 3, col: 9 });
         assert_eq!(f.position("systems[0].checks[0].interval"), Pos { line: 6, col: 19 });
         // A path that is not written falls back to its nearest ancestor.
         assert_eq!(f.position("systems[0].checks[0].timeout"), Pos { line: 5, col: 9 });
-    }
-
-    #[test]
-    fn env_substitution_and_unset_variable() {
-        // SAFETY: tests in this module do not read this variable concurrently.
-        unsafe { std::env::set_var("VIGIL_TEST_SUBST", "s3cret") };
-        let f = SourceFile::from_text(Path::new("t.yaml"), "token: ${VIGIL_TEST_SUBST}\n").unwrap();
-        assert_eq!(f.text, "token: s3cret\n");
-        let f = SourceFile::from_text(Path::new("t.yaml"), "a: ${VIGIL_UNSET_XYZ:-fallback}\n").unwrap();
-        assert_eq!(f.text, "a: fallback\n");
-        let err = SourceFile::from_text(Path::new("t.yaml"), "a: 1\nb: x${VIGIL_UNSET_XYZ}\n").unwrap_err();
-        assert_eq!(err.to_string(), "t.yaml:2:5: environment variable \"VIGIL_UNSET_XYZ\" is not set");
     }
 }

@@ -6,8 +6,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::hash_map::Entry;
+
+use super::env::Lookup;
 use super::fields::{Errors, duration_field, slug_field, threshold};
 use super::raw::{RawCheck, RawFragment, RawName, RawRoot, RawSystem, RawTarget};
+use super::secrets::{self, Strength};
 use super::source::SourceFile;
 use super::*;
 use super::{alerting, kinds, maintenance, modules};
@@ -18,18 +22,18 @@ const DEFAULT_TIMEZONE: &str = "Asia/Ho_Chi_Minh";
 const DEFAULT_STORE: &str = "data/vigil.db";
 const DEFAULT_MAX_CONCURRENT: usize = 1024;
 
-pub(super) fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let root = SourceFile::read(path).map_err(|e| ConfigErrors(vec![e]))?;
-    load_source(root)
+pub(super) fn load(path: &Path, env: Lookup<'_>) -> Result<Config, ConfigErrors> {
+    let root = SourceFile::read(path, env).map_err(ConfigErrors)?;
+    load_source(root, env)
 }
 
-pub(super) fn load_text(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
-    let root = SourceFile::from_text(path, text).map_err(|e| ConfigErrors(vec![e]))?;
-    load_source(root)
+pub(super) fn load_text(path: &Path, text: &str, env: Lookup<'_>) -> Result<Config, ConfigErrors> {
+    let root = SourceFile::from_text(path, text, env).map_err(ConfigErrors)?;
+    load_source(root, env)
 }
 
-fn load_source(root: SourceFile) -> Result<Config, ConfigErrors> {
-    let mut errors = Errors(Vec::new());
+fn load_source(mut root: SourceFile, env: Lookup<'_>) -> Result<Config, ConfigErrors> {
+    let mut errors = Errors(std::mem::take(&mut root.substitution_errors));
     let (raw, decode_errors) = root.decode::<RawRoot>();
     errors.0.extend(decode_errors);
     let base = root.path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -42,13 +46,14 @@ fn load_source(root: SourceFile) -> Result<Config, ConfigErrors> {
             if !seen.insert(path.clone()) {
                 continue;
             }
-            match SourceFile::read(&path) {
-                Ok(file) => {
+            match SourceFile::read(&path, env) {
+                Ok(mut file) => {
+                    errors.0.append(&mut file.substitution_errors);
                     let (fragment, errs) = file.decode::<RawFragment>();
                     errors.0.extend(errs);
                     fragments.push((file, fragment));
                 }
-                Err(e) => errors.0.push(e),
+                Err(e) => errors.0.extend(e),
             }
         }
     }
@@ -75,6 +80,7 @@ fn load_source(root: SourceFile) -> Result<Config, ConfigErrors> {
     let mut systems = Vec::new();
     let mut system_ids: HashMap<String, String> = HashMap::new();
     let mut pending_deps = Vec::new();
+    let mut heartbeat_tokens = HeartbeatTokens::default();
     for (file, raw_systems) in &units {
         for (i, raw_system) in raw_systems.iter().enumerate() {
             let path = format!("systems[{i}]");
@@ -88,6 +94,7 @@ fn load_source(root: SourceFile) -> Result<Config, ConfigErrors> {
                         format!("duplicate system id \"{}\" (first defined at {first})", system.id),
                     );
                 } else {
+                    heartbeat_tokens.check(file, &path, raw_system, &system, &mut errors);
                     systems.push(system);
                 }
             }
@@ -257,29 +264,15 @@ fn server(file: &SourceFile, raw: &RawRoot, base: &Path, errors: &mut Errors) ->
     {
         errors.at(file, "server.public_url", format!("invalid URL \"{url}\""));
     }
-    let admin_token = match (&raw.server.admin_token, &raw.server.admin_token_file) {
-        (Some(_), Some(_)) => {
-            errors.at(file, "server.admin_token_file", "set admin_token or admin_token_file, not both");
-            None
-        }
-        (Some(token), None) if token.trim().is_empty() => {
-            errors.at(file, "server.admin_token", "must not be empty");
-            None
-        }
-        (Some(token), None) => Some(Secret::new(token.clone())),
-        (None, Some(path)) => match std::fs::read_to_string(base.join(path)) {
-            Ok(text) if !text.trim().is_empty() => Some(Secret::new(text.trim())),
-            Ok(_) => {
-                errors.at(file, "server.admin_token_file", format!("file \"{path}\" is empty"));
-                None
-            }
-            Err(e) => {
-                errors.at(file, "server.admin_token_file", format!("cannot read \"{path}\": {e}"));
-                None
-            }
-        },
-        (None, None) => None,
-    };
+    let admin_token = secrets::read(
+        file,
+        "server.admin_token",
+        raw.server.admin_token.as_ref(),
+        raw.server.admin_token_file.as_ref(),
+        Strength::AdminToken,
+        base,
+        errors,
+    );
     let probe_endpoint = modules::probe_endpoint(file, &raw.server.probe_endpoint, errors);
     Server { listen, public_url: raw.server.public_url.clone(), admin_token, probe_endpoint }
 }
@@ -312,6 +305,35 @@ fn defaults(file: &SourceFile, raw: &RawRoot, errors: &mut Errors) -> Defaults {
         timeout: duration_field(file, "defaults.timeout", d.timeout.as_ref(), Duration::from_secs(10), errors),
         failure_threshold: threshold(file, "defaults.failure_threshold", d.failure_threshold, 3, errors),
         success_threshold: threshold(file, "defaults.success_threshold", d.success_threshold, 2, errors),
+    }
+}
+
+/// The heartbeat tokens seen so far and where: two heartbeats with one token would both
+/// be fed by one job, and the other job's pushes would be lost ("missed" forever).
+#[derive(Default)]
+struct HeartbeatTokens(HashMap<String, String>);
+
+impl HeartbeatTokens {
+    fn check(&mut self, file: &SourceFile, path: &str, raw: &RawSystem, system: &System, errors: &mut Errors) {
+        for (k, raw_check) in raw.checks.iter().enumerate() {
+            let built = system.checks.iter().find(|c| raw_check.id.as_deref() == Some(c.id.as_str()));
+            let Some(ProbeSpec::Heartbeat(hb)) = built.map(|c| &c.probe) else {
+                continue;
+            };
+            let key_path = format!("{path}.checks[{k}].heartbeat.token");
+            let pos = file.position(&key_path);
+            let here = format!("{}:{}:{}", file.path.display(), pos.line, pos.col);
+            match self.0.entry(hb.token.expose().to_string()) {
+                Entry::Occupied(first) => errors.at(
+                    file,
+                    &key_path,
+                    format!("the same token as the heartbeat at {}: give each its own", first.get()),
+                ),
+                Entry::Vacant(slot) => {
+                    slot.insert(here);
+                }
+            }
+        }
     }
 }
 

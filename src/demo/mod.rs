@@ -17,8 +17,13 @@ pub use sims::Simulators;
 
 use crate::app::{App, ConfigSource, Overrides};
 
-/// The admin token of the demo configuration.
-pub const DEMO_TOKEN: &str = "demo-admin-token";
+/// A fresh random secret (32 bytes, hex): the demo ships no fixed token or key either.
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("the system's random source is available");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// Communes whose gateways the demo simulates (slug, Vietnamese name).
 pub const DEMO_COMMUNES: [(&str, &str); 5] = [
@@ -35,6 +40,8 @@ pub struct Demo {
     pub sims: Simulators,
     /// Folder holding the demo's store.
     pub data_dir: PathBuf,
+    /// The admin token of this run (random, printed for the operator).
+    pub admin_token: String,
 }
 
 impl Demo {
@@ -51,10 +58,11 @@ impl Demo {
         std::fs::create_dir_all(&data_dir)?;
         std::fs::write(data_dir.join("demo-ca.pem"), ca_pem)?;
         let sims = Simulators::start(Faults::new(speed, timing.slow_delay), tls).await?;
-        let text = demo_config(&sims, &timing, &data_dir, &format!("http://{listen}"));
-        let source = ConfigSource::Text { path: PathBuf::from("demo.yaml"), text };
+        let admin_token = random_secret();
+        let text = demo_config(&sims, &timing, &data_dir, &format!("http://{listen}"), &admin_token);
+        let source = ConfigSource::Text { path: PathBuf::from("demo.yaml"), text, env: Vec::new() };
         let app = App::start(source, Overrides { listen: Some(listen), no_probes: false }).await?;
-        Ok(Demo { app, sims, data_dir })
+        Ok(Demo { app, sims, data_dir, admin_token })
     }
 
     /// Stops the monitor, then the simulators.
@@ -75,7 +83,7 @@ pub async fn run(listen: SocketAddr, speed: f64, shutdown: impl Future<Output = 
     println!("  metrics        {base}/metrics");
     println!("  health         {base}/-/healthy");
     println!("  incidents      {base}/api/v1/incidents");
-    println!("  reload         curl -X POST -H 'Authorization: Bearer {DEMO_TOKEN}' {base}/-/reload");
+    println!("  reload         curl -X POST -H 'Authorization: Bearer {}' {base}/-/reload", demo.admin_token);
     println!();
     println!("Simulated systems:");
     for (name, url) in demo.sims.urls() {
@@ -123,7 +131,14 @@ impl Timing {
 }
 
 /// The embedded configuration, pointing at the simulators' ports.
-fn demo_config(sims: &Simulators, timing: &Timing, data_dir: &std::path::Path, public_url: &str) -> String {
+fn demo_config(
+    sims: &Simulators,
+    timing: &Timing,
+    data_dir: &std::path::Path,
+    public_url: &str,
+    admin_token: &str,
+) -> String {
+    let ack_key = random_secret();
     let gateways: String = DEMO_COMMUNES
         .iter()
         .zip(&sims.gateways)
@@ -137,9 +152,9 @@ fn demo_config(sims: &Simulators, timing: &Timing, data_dir: &std::path::Path, p
         .collect();
     format!(
         r#"instance: {{ name: lai-chau-demo, location: demo, timezone: Asia/Ho_Chi_Minh, language: vi }}
-server: {{ admin_token: "{DEMO_TOKEN}", public_url: "{public_url}" }}
+server: {{ admin_token: "{admin_token}", public_url: "{public_url}" }}
 storage: {{ path: "{store}" }}
-alerting: {{ ack_key: demo-ack-key, flapping: {{ changes: 6, window: 2m }} }}
+alerting: {{ ack_key: "{ack_key}", flapping: {{ changes: 6, window: 2m }} }}
 receivers:
   - id: rapid-response
     channels:

@@ -35,8 +35,9 @@ pub(super) async fn observe(
     let mut obs = Observations::default();
     let mut url =
         Url::parse(address).map_err(|e| ProbeError::new(FailureReason::Network, format!("invalid URL: {e}")))?;
+    let mut hop = Hop::first(spec);
     loop {
-        let response = match fetch(spec, &url, tls, &mut obs, deadline).await {
+        let response = match fetch(spec, &url, &hop, tls, &mut obs, deadline).await {
             Ok(r) => r,
             Err(e) => return Err(e.with(obs)),
         };
@@ -47,9 +48,18 @@ pub(super) async fn observe(
                     let message = format!("more than {} redirects (last to {location})", spec.max_redirects);
                     return Err(ProbeError::new(FailureReason::Redirects, message).with(obs));
                 }
-                url = url.join(&location).map_err(|e| {
+                let next = url.join(&location).map_err(|e| {
                     ProbeError::new(FailureReason::Network, format!("bad redirect location \"{location}\": {e}"))
                 })?;
+                if url.scheme() == "https" && next.scheme() == "http" && !spec.allow_insecure_redirects {
+                    let message = format!(
+                        "redirect from https to http ({}) refused: set allow_insecure_redirects to follow it",
+                        next.origin().ascii_serialization()
+                    );
+                    return Err(ProbeError::new(FailureReason::Redirects, message).with(obs));
+                }
+                hop = hop.redirected(response.status, url.origin() == next.origin());
+                url = next;
                 obs.redirects += 1;
             }
             None => break,
@@ -59,9 +69,48 @@ pub(super) async fn observe(
     Ok(obs)
 }
 
+/// What one request of a redirect chain sends: the method, whether the configured body
+/// goes along, and whether credentials do.
+#[derive(Debug, Clone, PartialEq)]
+struct Hop {
+    method: Method,
+    body: bool,
+    credentials: bool,
+}
+
+impl Hop {
+    fn first(spec: &HttpSpec) -> Hop {
+        Hop { method: Method::from_bytes(spec.method.as_bytes()).unwrap_or(Method::GET), body: true, credentials: true }
+    }
+
+    /// The request after a redirect with `status`: a POST becomes a GET without its body on
+    /// 301, 302 and 303 (and every method but HEAD on 303), as browsers and curl do;
+    /// credentials stay behind once the chain leaves the first origin (scheme, host, port).
+    fn redirected(self, status: u16, same_origin: bool) -> Hop {
+        let to_get = match status {
+            303 => self.method != Method::HEAD,
+            301 | 302 => self.method == Method::POST,
+            _ => false,
+        };
+        Hop {
+            method: if to_get { Method::GET } else { self.method },
+            body: self.body && !to_get,
+            credentials: self.credentials && same_origin,
+        }
+    }
+}
+
+/// Headers that carry credentials: never sent to another origin than the configured one.
+fn is_credential(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    matches!(name.as_str(), "authorization" | "proxy-authorization" | "cookie")
+        || ["token", "secret", "api-key", "apikey", "auth", "session", "password"].iter().any(|w| name.contains(w))
+}
+
 async fn fetch(
     spec: &HttpSpec,
     url: &Url,
+    hop: &Hop,
     tls: &TlsContext,
     obs: &mut Observations,
     deadline: tokio::time::Instant,
@@ -90,9 +139,9 @@ async fn fetch(
         let stream = result?;
         obs.phases.push(("tls", phase.elapsed()));
         obs.tls_version = super::tls::version_name(&stream);
-        exchange(spec, url, stream, obs).await
+        exchange(spec, url, hop, stream, obs).await
     } else {
-        exchange(spec, url, stream, obs).await
+        exchange(spec, url, hop, stream, obs).await
     }
 }
 
@@ -128,7 +177,13 @@ pub(super) async fn connect(addrs: &[SocketAddr], deadline: tokio::time::Instant
     Err(last.unwrap_or_else(|| ProbeError::new(FailureReason::Network, "no address to connect to")))
 }
 
-async fn exchange<S>(spec: &HttpSpec, url: &Url, stream: S, obs: &mut Observations) -> Result<Response, ProbeError>
+async fn exchange<S>(
+    spec: &HttpSpec,
+    url: &Url,
+    hop: &Hop,
+    stream: S,
+    obs: &mut Observations,
+) -> Result<Response, ProbeError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -149,13 +204,15 @@ where
         Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
         None => url.host_str().unwrap_or_default().to_string(),
     };
-    let method = Method::from_bytes(spec.method.as_bytes()).unwrap_or(Method::GET);
-    let mut request =
-        Request::builder().method(method).uri(path).header(HOST, host_header).header(USER_AGENT, USER_AGENT_VALUE);
-    for (name, value) in &spec.headers {
+    let mut request = Request::builder()
+        .method(hop.method.clone())
+        .uri(path)
+        .header(HOST, host_header)
+        .header(USER_AGENT, USER_AGENT_VALUE);
+    for (name, value) in spec.headers.iter().filter(|(name, _)| hop.credentials || !is_credential(name)) {
         request = request.header(name.as_str(), value.as_str());
     }
-    let body = Full::new(Bytes::from(spec.body.clone().unwrap_or_default()));
+    let body = Full::new(Bytes::from(spec.body.clone().filter(|_| hop.body).unwrap_or_default()));
     let request = request
         .body(body)
         .map_err(|e| ProbeError::new(FailureReason::Network, format!("cannot build request: {e}")))?;

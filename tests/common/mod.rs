@@ -23,7 +23,10 @@ use vigil::alert::state::State;
 use vigil::app::{App, ConfigSource, Overrides};
 use vigil::pipeline::Event;
 
-pub const TOKEN: &str = "test-admin-token";
+pub const TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+/// An acknowledgement-link key for test configurations (at least 32 bytes).
+pub const ACK_KEY: &str = "test-ack-key-0123456789abcdef0123456789";
 
 /// A test HTTP(S) server with fixed routes and one switchable status.
 pub struct WebServer {
