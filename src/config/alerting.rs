@@ -321,6 +321,18 @@ fn channel(file: &SourceFile, path: &str, raw: &RawChannel, base: &Path, errors:
             base,
             errors,
         );
+        let has_credentials = e.smtp.username.is_some() || password.is_some();
+        if security == SmtpSecurity::None && has_credentials && !is_loopback_host(&host) {
+            errors.at(
+                file,
+                &format!("{p}.smtp.security"),
+                format!(
+                    "security none would send the SMTP login to \"{host}\" in clear: use starttls or tls \
+                     (a login without TLS is accepted only for a relay on loopback)"
+                ),
+            );
+            return None;
+        }
         let ca_pem = match &e.smtp.ca_file {
             Some(ca) => Some(smtp_ca_pem(file, &format!("{p}.smtp.ca_file"), ca, security, base, errors)?),
             None => None,
@@ -451,6 +463,12 @@ pub(super) fn route(file: &SourceFile, path: &str, raw: &RawRoute, errors: &mut 
 
 /// Reads `smtp.ca_file`: a PEM file with at least one certificate, for a server reached
 /// over TLS.
+/// `localhost` or a loopback address: the only place a login may travel without TLS.
+fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 fn smtp_ca_pem(
     file: &SourceFile,
     path: &str,
