@@ -4,6 +4,10 @@
 use std::time::Instant;
 
 use bytes::BytesMut;
+use regex_automata::Anchored;
+use regex_automata::hybrid::LazyStateID;
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::util::start;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::http::{connect, resolve};
@@ -89,6 +93,66 @@ async fn connect_and_talk(
     }
 }
 
+/// Decides whether what was read so far matches `expect`, in time linear in what is read:
+/// a lazy DFA is fed only the new bytes of each read (a server that drips its answer one
+/// byte at a time used to make every read re-run the regex over the whole buffer).
+/// Patterns the DFA cannot run (a Unicode `\b` meeting non-ASCII text) fall back to
+/// re-running the regex over the buffer.
+enum Matcher<'a> {
+    Streaming(Box<Stream<'a>>),
+    Rescan(&'a regex::Regex),
+}
+
+/// The lazy DFA, its cache, where it stands, and how much of the buffer it has read.
+struct Stream<'a> {
+    dfa: DFA,
+    cache: Cache,
+    state: LazyStateID,
+    fed: usize,
+    regex: &'a regex::Regex,
+}
+
+impl<'a> Matcher<'a> {
+    fn new(regex: &'a regex::Regex) -> Matcher<'a> {
+        let config = DFA::config().unicode_word_boundary(true);
+        let streaming = DFA::builder().configure(config).build(regex.as_str()).ok().and_then(|dfa| {
+            let mut cache = dfa.create_cache();
+            let state = dfa.start_state(&mut cache, &start::Config::new().anchored(Anchored::No)).ok()?;
+            Some(Matcher::Streaming(Box::new(Stream { dfa, cache, state, fed: 0, regex })))
+        });
+        streaming.unwrap_or(Matcher::Rescan(regex))
+    }
+
+    /// Whether `buf` (what was read so far, grown since the last call) holds a match, the
+    /// end of `buf` counting as the end of the text as it did for the whole-buffer regex.
+    fn matches(&mut self, buf: &[u8]) -> bool {
+        if let Matcher::Streaming(s) = self {
+            match s.feed(buf) {
+                Some(matched) => return matched,
+                None => *self = Matcher::Rescan(s.regex),
+            }
+        }
+        let Matcher::Rescan(regex) = self else { return false };
+        regex.is_match(&String::from_utf8_lossy(buf))
+    }
+}
+
+impl Stream<'_> {
+    /// Feeds the new bytes; `None` when the DFA gave up (a Unicode `\b` met non-ASCII).
+    fn feed(&mut self, buf: &[u8]) -> Option<bool> {
+        for &byte in &buf[self.fed..] {
+            let next = self.dfa.next_state(&mut self.cache, self.state, byte).ok().filter(|n| !n.is_quit())?;
+            self.state = next;
+            if next.is_match() {
+                return Some(true);
+            }
+        }
+        self.fed = buf.len();
+        // Match states come one transition late: ask as if the text ended here.
+        Some(self.dfa.next_eoi_state(&mut self.cache, self.state).is_ok_and(|s| s.is_match()))
+    }
+}
+
 async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
     send: Option<&str>,
     expect: Option<&RegexSpec>,
@@ -105,9 +169,9 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let phase = Instant::now();
     let mut buf = BytesMut::with_capacity(1024);
+    let mut matcher = Matcher::new(&expect.0);
     loop {
-        let text = String::from_utf8_lossy(&buf);
-        if expect.0.is_match(&text) {
+        if matcher.matches(&buf) {
             break;
         }
         if buf.len() >= MAX_READ {
@@ -130,4 +194,57 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
     obs.phases.push(("expect", phase.elapsed()));
     obs.body = Some(buf.freeze());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `text` in chunks of `step` bytes; returns after how many bytes a match was seen.
+    fn first_match(pattern: &str, text: &[u8], step: usize) -> Option<usize> {
+        let regex = regex::Regex::new(pattern).expect("pattern");
+        let mut matcher = Matcher::new(&regex);
+        (step..=text.len() + step - 1)
+            .step_by(step)
+            .map(|end| end.min(text.len()))
+            .find(|end| matcher.matches(&text[..*end]))
+    }
+
+    /// The streaming matcher answers exactly as the regex over the whole buffer does, at
+    /// every read, whatever the chunking (issue #14, item 9: it no longer re-reads the buffer).
+    #[test]
+    fn streaming_agrees_with_the_whole_buffer_regex() {
+        let cases: &[(&str, &[u8])] = &[
+            ("^220 ", b"220 mail.laichau.example ESMTP\r\n"),
+            ("^220 ", b"554 go away\r\n"),
+            ("ESMTP$", b"220 mail ESMTP"),
+            ("ready\\r\\n", b"+OK ready\r\nmore"),
+            ("(?i)dịch vụ", "Cổng DỊCH VỤ công".as_bytes()),
+            ("\\bOK\\b", b"status: OK."),
+            ("\\bOK\\b", "trạng thái: OK.".as_bytes()),
+            ("[0-9]{3} ", b"abc"),
+        ];
+        for (pattern, text) in cases {
+            let regex = regex::Regex::new(pattern).expect("pattern");
+            let whole = (1..=text.len()).find(|end| regex.is_match(&String::from_utf8_lossy(&text[..*end])));
+            for step in [1, 2, 7, 1024] {
+                let expected = whole.map(|end| end.div_ceil(step) * step).map(|e| e.min(text.len()));
+                assert_eq!(first_match(pattern, text, step), expected, "/{pattern}/ in steps of {step}");
+            }
+        }
+    }
+
+    #[test]
+    fn each_byte_is_fed_once() {
+        let regex = regex::Regex::new("^never$").expect("pattern");
+        let mut matcher = Matcher::new(&regex);
+        let drip = vec![b'x'; 4096];
+        for end in 1..=drip.len() {
+            assert!(!matcher.matches(&drip[..end]));
+            match &matcher {
+                Matcher::Streaming(s) => assert_eq!(s.fed, end),
+                Matcher::Rescan(_) => panic!("an ASCII pattern must stream"),
+            }
+        }
+    }
 }
