@@ -493,11 +493,24 @@ async fn malformed_requests_get_a_4xx_not_a_panic() {
     write_config_with(
         dir.path(),
         r#"probe_endpoint: { enabled: true, allow: ["127.0.0.0/8"] }"#,
-        "modules:\n  http_2xx: { http: {}, timeout: 5s }\nsystems: []\n",
+        &format!(
+            "modules:\n  http_2xx: {{ http: {{}}, timeout: 5s }}\n\
+             systems:\n  - id: web\n    checks:\n      - {{ id: ok, http: {{ url: \"http://{}/ok\" }} }}\n",
+            web.addr
+        ),
     );
     let app = start_daemon(dir.path()).await;
     let base = format!("http://{}", app.addr());
-    for path in ["/api/v1/checks/history", "/api/v1/checks//history", "/api/v1/checks/nope/history"] {
+    // Far times and windows once overflowed the arithmetic (debug builds panicked).
+    for path in [
+        "/api/v1/checks/history",
+        "/api/v1/checks//history",
+        "/api/v1/checks/nope/history",
+        "/api/v1/checks/web/ok/history?from=-9223372036854775808",
+        "/api/v1/checks/web/ok/history?from=0&to=9223372036854775807",
+        "/badge/web/uptime/500000y.svg",
+        "/badge/web/uptime/401d.svg",
+    ] {
         let (code, body) = request("GET", &format!("{base}{path}"), None).await;
         assert!((400..500).contains(&code), "{path}: {code} {body}");
     }
@@ -512,6 +525,10 @@ async fn malformed_requests_get_a_4xx_not_a_panic() {
         let resp = client.request(req).await.unwrap_or_else(|e| panic!("scrape timeout {timeout}: {e}"));
         assert_eq!(resp.status().as_u16(), expected, "scrape timeout {timeout}");
     }
+    let huge = r#"{"systems": ["web"], "duration": "500000y"}"#;
+    let auth = format!("Bearer {TOKEN}");
+    let (code, _, body) = send("POST", &format!("{base}/api/v1/maintenance"), &[("authorization", &auth)], huge).await;
+    assert_eq!(code, 400, "a maintenance window of 500000 years: {body}");
     // The server still answers (`get` asserts a 200).
     get(&format!("{base}/-/healthy")).await;
     app.shutdown().await;

@@ -644,3 +644,50 @@ async fn http_redirects_keep_credentials_at_home() {
     let clear = other_seen.lock().expect("log").iter().find(|r| r.path == "/clear").cloned().expect("followed");
     assert_eq!(clear.credentials, ["accept"], "allowed, but still without credentials");
 }
+
+/// Issue #14, item 5: a panic inside a probe (here injected by the test-only
+/// `fault-injection` feature) becomes an `unknown` result with reason `internal`, run after
+/// run; the check keeps its schedule and the other checks are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_probe_keeps_its_schedule_and_harms_no_other() {
+    if !cfg!(feature = "fault-injection") {
+        panic!("this test needs `cargo test --features fault-injection` (scripts/test passes it)");
+    }
+    let web = web_server(None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(
+        dir.path(),
+        &format!(
+            r#"systems:
+  - id: faults
+    checks:
+      - {{ id: exploding, exec: {{ command: [vigil-fault:panic] }} }}
+      - {{ id: fine, http: {{ url: "http://{}/ok" }} }}
+"#,
+            web.addr
+        ),
+    );
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    let (mut exploded, mut fine) = (0, 0);
+    while exploded < 3 || fine < 1 {
+        let e = wait_for(&mut events, WAIT, |e| e.target_id.starts_with("faults/")).await;
+        match e.target_id.as_str() {
+            "faults/exploding" => {
+                assert_eq!(e.health, Health::Unknown, "{e:?}");
+                exploded += 1;
+            }
+            _ => {
+                assert_eq!(e.health, Health::Up, "{e:?}");
+                fine += 1;
+            }
+        }
+    }
+    let base = format!("http://{}", app.addr());
+    let metrics = get(&format!("{base}/metrics")).await;
+    let internal = sample(&metrics, "vigil_check_failure_info", &[r#"check="exploding""#, r#"reason="internal""#]);
+    assert_eq!(internal, Some(1.0), "{metrics}");
+    let status = get(&format!("{base}/api/v1/status")).await;
+    assert!(status.contains("internal error in the probe"), "{status}");
+    app.shutdown().await;
+}

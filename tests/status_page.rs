@@ -272,3 +272,34 @@ async fn recovery_shows_on_the_pages() {
     );
     app.shutdown().await;
 }
+
+/// Issue #13, item 3: a check page shows an exec check's program, never its arguments, and
+/// a URL without its userinfo, query or fragment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_pages_show_no_credentials_from_commands_or_urls() {
+    let web = web_server(None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(
+        dir.path(),
+        &format!(
+            r#"systems:
+  - id: web
+    checks:
+      - {{ id: portal, http: {{ url: "http://monitor:url-password-canary@{}/ok?apikey=query-key-canary#fragment-canary" }} }}
+      - {{ id: plugin, exec: {{ command: [/usr/lib/nagios/plugins/check_dummy, "0", "argument-canary"] }} }}
+"#,
+            web.addr
+        ),
+    );
+    let app = start_daemon(dir.path()).await;
+    let base = format!("http://{}", app.addr());
+    // The templates escape '/' as an entity.
+    let portal = get(&format!("{base}/checks/web/portal")).await.replace("&#x2f;", "/");
+    let plugin = get(&format!("{base}/checks/web/plugin")).await.replace("&#x2f;", "/");
+    app.shutdown().await;
+    assert!(portal.contains(&format!("http://{}/ok", web.addr)), "the address is still shown: {portal}");
+    assert!(plugin.contains("/usr/lib/nagios/plugins/check_dummy"), "the program is still shown: {plugin}");
+    for canary in ["url-password-canary", "query-key-canary", "fragment-canary", "argument-canary", "monitor:"] {
+        assert!(!portal.contains(canary) && !plugin.contains(canary), "{canary} is on a page");
+    }
+}

@@ -19,10 +19,18 @@ impl Errors {
     }
 }
 
-/// Parses a duration such as `30s`, `5m` or `21d`.
+/// The longest duration a configuration may name (a yearly job with its grace fits): any
+/// arithmetic on configured durations then stays far from overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(400 * 86_400);
+
+/// Parses a duration such as `30s`, `5m` or `21d`, at most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|_| format!("\"{text}\" is not a duration (expected e.g. 500ms, 30s, 5m, 21d)"))
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|_| format!("\"{text}\" is not a duration (expected e.g. 500ms, 30s, 5m, 21d)"))?;
+    if d > MAX_DURATION {
+        return Err(format!("\"{text}\" is longer than the longest duration accepted, 400d"));
+    }
+    Ok(d)
 }
 
 /// Parses a percentage such as `99.9%` into a ratio (0.999).

@@ -280,8 +280,9 @@ fn exec_spec(file: &SourceFile, path: &str, raw: &RawExec, errors: &mut Errors) 
         perfdata: raw.perfdata.clone(),
         max_output_bytes: raw.max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT),
     };
-    let shown = raw.command.join(" ");
-    Some((ProbeSpec::Exec(spec), Some(shown)))
+    // Shown on pages as the target's address: the program only, since its arguments may
+    // carry a password (`-p "${DB_PASS}"`).
+    Some((ProbeSpec::Exec(spec), Some(program.clone())))
 }
 
 fn heartbeat_spec(

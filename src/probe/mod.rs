@@ -18,7 +18,9 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use serde::Serialize;
+use std::panic::AssertUnwindSafe;
 
 use crate::condition::{self, Condition, Facts, Placeholder, Value};
 use crate::config::{Check, ProbeSpec, Target};
@@ -90,11 +92,13 @@ pub enum FailureReason {
     Missed,
     /// The job pushed a heartbeat reporting a failure.
     Reported,
+    /// The probe itself failed (a bug in Vigil, logged as an error); state `unknown`.
+    Internal,
 }
 
 impl FailureReason {
     /// Every reason, in documentation order.
-    pub const ALL: [FailureReason; 18] = [
+    pub const ALL: [FailureReason; 19] = [
         FailureReason::Timeout,
         FailureReason::Dns,
         FailureReason::Refused,
@@ -113,6 +117,7 @@ impl FailureReason {
         FailureReason::Spawn,
         FailureReason::Missed,
         FailureReason::Reported,
+        FailureReason::Internal,
     ];
 
     /// The reason code, e.g. `http_status`.
@@ -136,12 +141,13 @@ impl FailureReason {
             FailureReason::Spawn => "spawn",
             FailureReason::Missed => "missed",
             FailureReason::Reported => "reported",
+            FailureReason::Internal => "internal",
         }
     }
 
     /// Whether the failure is the monitor's own (its outcome is `unknown`, not `down`).
     pub fn is_monitor_fault(self) -> bool {
-        matches!(self, FailureReason::Permission | FailureReason::Spawn)
+        matches!(self, FailureReason::Permission | FailureReason::Spawn | FailureReason::Internal)
     }
 
     /// Parses a reason code back (for the store).
@@ -286,9 +292,29 @@ impl Prober {
         Prober { heartbeats: book, ..Prober::default() }
     }
 
-    /// Probes `target` once, within the check's timeout, and judges the result.
+    /// Probes `target` once, within the check's timeout, and judges the result. A panic
+    /// inside the probe (a bug) becomes an `unknown` outcome with reason `internal` and an
+    /// error log: the check keeps its schedule and its state does not freeze.
     pub async fn probe(&self, check: &Check, target: &Target) -> ProbeOutcome {
         let started = Instant::now();
+        match AssertUnwindSafe(self.probe_unguarded(check, target, started)).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let what = panic_message(panic.as_ref());
+                tracing::error!(target = %target.key, error = %what, "the probe panicked: a bug in Vigil, please report it");
+                ProbeOutcome {
+                    health: Health::Unknown,
+                    reason: Some(FailureReason::Internal),
+                    message: format!("internal error in the probe: {what}"),
+                    failed_conditions: Vec::new(),
+                    observations: Observations::default(),
+                    duration: started.elapsed(),
+                }
+            }
+        }
+    }
+
+    async fn probe_unguarded(&self, check: &Check, target: &Target, started: Instant) -> ProbeOutcome {
         let deadline = tokio::time::Instant::now() + check.timeout;
         let observed = tokio::time::timeout_at(deadline, self.observe(check, target, deadline)).await;
         let duration = started.elapsed();
@@ -332,6 +358,12 @@ impl Prober {
         target: &Target,
         deadline: tokio::time::Instant,
     ) -> Result<Observations, ProbeError> {
+        #[cfg(feature = "fault-injection")]
+        if let ProbeSpec::Exec(exec) = &check.probe
+            && exec.command.first().is_some_and(|program| program == "vigil-fault:panic")
+        {
+            panic!("fault injected: the check's program is vigil-fault:panic");
+        }
         let address = target.address.as_str();
         match &check.probe {
             ProbeSpec::Http(http) => Box::pin(http::observe(http, address, &self.tls, deadline)).await,
@@ -343,6 +375,15 @@ impl Prober {
             ProbeSpec::Heartbeat(hb) => Ok(heartbeat::observe(hb, &target.key.id(), &self.heartbeats)),
         }
     }
+}
+
+/// The text of a panic's payload (a `&str` or a `String`, as `panic!` makes them).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
 /// Whether a probe failed before any connection was made (refused, timed out, no route).

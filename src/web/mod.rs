@@ -396,7 +396,12 @@ fn history(state: &WebState, check_id: &str, query: Option<&str>) -> Reply {
                 .map_err(|_| format!("{key}: \"{v}\" is not a time (RFC 3339 or Unix ms)")),
         }
     };
+    // Times Vigil could have recorded (1970 to 2100): far ones overflowed the day arithmetic.
+    let plausible = |t: i64| (0..=4_102_444_800_000).contains(&t);
     let (from, to) = match (time("from", now - 7 * 86_400_000), time("to", now)) {
+        (Ok(f), Ok(t)) if !plausible(f) || !plausible(t) => {
+            return text(StatusCode::BAD_REQUEST, "from and to must lie between 1970 and 2100");
+        }
         (Ok(f), Ok(t)) if t > f => (f, t),
         (Ok(_), Ok(_)) => return text(StatusCode::BAD_REQUEST, "to must be after from"),
         (Err(why), _) | (_, Err(why)) => return text(StatusCode::BAD_REQUEST, why),

@@ -504,7 +504,7 @@ fn check_page(state: &WebState, req: &Request<Incoming>, board: &Board, id: &str
                 .collect();
             json!({ "name": t.key.target, "state": st.as_str(), "word": word, "icon": icon,
                     "since": view.map(|x| local(x.state.since_ms, tz)).unwrap_or_default(),
-                    "address": t.address, "runs": runs, "chart": chart, "last": last, "incidents": incidents })
+                    "address": shown_address(&t.address), "runs": runs, "chart": chart, "last": last, "incidents": incidents })
         })
         .collect();
     let ctx = merge(
@@ -561,7 +561,10 @@ fn badge(state: &WebState, board: &Board, spec: &str) -> Reply {
             (system.id.clone(), state_word(st, lang).0.to_string(), color)
         }
         (Some("uptime"), Some(window)) => {
-            let Ok(span) = humantime::parse_duration(window) else { return text(StatusCode::NOT_FOUND, "bad window") };
+            // At most 400 days (a `500000y` window overflowed the arithmetic below).
+            let Ok(span) = crate::config::parse_duration(window) else {
+                return text(StatusCode::BAD_REQUEST, "bad window: a duration of at most 400d, e.g. 30d");
+            };
             let now = now_ms();
             let bounds = [now - span.as_millis() as i64, now];
             let periods: Vec<Vec<Period>> = system
@@ -701,4 +704,19 @@ async fn action(state: &WebState, req: Request<Incoming>, config: &Config) -> Re
         return if r.status() == StatusCode::CREATED { redirect(&next, None) } else { r };
     }
     text(StatusCode::NOT_FOUND, "no such action")
+}
+
+/// A target's address as a page may show it: a URL without its userinfo, query and
+/// fragment (which may hold a password or an API key); anything else as configured.
+fn shown_address(address: &str) -> String {
+    match url::Url::parse(address) {
+        Ok(mut url) if matches!(url.scheme(), "http" | "https") => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_query(None);
+            url.set_fragment(None);
+            url.to_string()
+        }
+        _ => address.to_string(),
+    }
 }
