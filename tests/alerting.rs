@@ -61,7 +61,7 @@ async fn email_firing_reminder_escalation_and_resolved() {
     let text = firing["text"].as_str().unwrap_or_default();
     assert!(text.contains("Nguyên nhân:   [STATUS] (503) == 200"), "{text}");
     assert!(text.contains("Hướng dẫn xử lý: https://wiki.laichau.test/portal"), "{text}");
-    assert!(text.contains("http://monitor.laichau.test/ack?incident=1&expires="), "{text}");
+    assert!(text.contains("http://monitor.laichau.test/ack?incident=1&target=procedures%2Fportal&expires="), "{text}");
     assert!(firing["html"].as_str().is_some_and(|h| h.contains("Xác nhận đã tiếp nhận")));
     for m in mails[1..].iter().filter(|m| m["rcpt_to"][0] == "ung-cuu@laichau.test") {
         assert_eq!(m["in_reply_to"], "<incident-1-firing-team@vigil>", "threaded under the first mail: {m}");
@@ -116,61 +116,81 @@ async fn email_firing_reminder_escalation_and_resolved() {
     app.shutdown().await;
 }
 
+/// Issue #13, items 1 and 9: the link in an alert, opened with GET the way a mail gateway's
+/// link scanner does, acknowledges nothing (the next reminder still reaches the real SMTP
+/// server); the confirmation form's POST acknowledges and records the name; a signature
+/// for another instance or target is refused; the previous key works while it is listed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledgement_stops_reminders() {
+async fn acknowledgement_links_survive_link_scanners_and_stop_reminders() {
+    use vigil::alert::message::AckClaim;
+    use vigil::config::Secret;
     let web = web_server(None).await;
-    let hooks = HookSink::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
+    let smtp = SmtpSink::start(dir.path());
+    let previous_key = "previous-ack-key-0123456789abcdef0123";
     let config = format!(
-        "alerting: {{ ack_key: {ACK_KEY} }}\n\
-         receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\n\
+        "alerting: {{ ack_keys: [{ACK_KEY}, {previous_key}] }}\n\
+         receivers:\n{}\
          routes:\n  - {{ receivers: [team], repeat_every: 1s }}\n\
          systems:\n  - id: web\n    checks:\n      - {{ id: a, http: {{ url: \"http://{w}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
-        hooks.addr,
+        email_receiver("team", smtp.port, "ung-cuu@laichau.test"),
         w = web.addr
     );
     write_config_with(dir.path(), "public_url: \"http://monitor.laichau.test\"", &config);
     let app = start_daemon(dir.path()).await;
     let base = format!("http://{}", app.addr());
     web.switch.store(500, Ordering::SeqCst);
-    let got = hooks.wait_until(WAIT, "a reminder", |h| h.iter().any(|x| x.body["event"] == "reminder")).await;
-    let ack_url = got[0].body["ack_url"].as_str().expect("ack link in the alert").to_string();
-    assert!(ack_url.starts_with("http://monitor.laichau.test/ack?incident=1&"), "{ack_url}");
+    let mails = smtp.wait_until(WAIT, "the alert", |m| !m.is_empty()).await;
+    let text = mails[0]["text"].as_str().unwrap_or_default();
+    let at = text.find("http://monitor.laichau.test/ack?").expect("an ack link in the alert");
+    let ack_url = text[at..].split_whitespace().next().expect("link").to_string();
+    assert!(ack_url.starts_with("http://monitor.laichau.test/ack?incident=1&target=web%2Fa&"), "{ack_url}");
 
-    // Writes need the token; the API records who and why.
+    // Writes need the token.
     assert_eq!(request("POST", &format!("{base}/api/v1/incidents/1/ack"), None).await.0, 401);
-    let (code, _) = request("GET", &format!("{base}/ack?incident=1&expires=9999999999&sig=00"), None).await;
+    let (code, _) =
+        request("GET", &format!("{base}/ack?incident=1&target=web%2Fa&expires=9999999999&sig=00"), None).await;
     assert_eq!(code, 403, "a forged link is refused");
-    // The link from the alert, opened against the daemon's own address the way a mail
-    // gateway's link scanner does (issue #13, item 1): a GET shows a confirmation form and
-    // acknowledges nothing, so the next reminder still goes out.
+
+    // The link scanner's GET: a confirmation form, no acknowledgement, reminders go on.
     let link = ack_url.replace("http://monitor.laichau.test", &base);
     let (code, page) = request("GET", &link, None).await;
     assert_eq!(code, 200, "{page}");
     assert!(page.contains("<form method=post action=ack>"), "{page}");
-    let reminders = |h: &[Hook]| h.iter().filter(|x| x.body["event"] == "reminder").count();
-    let before = reminders(&hooks.hooks());
-    hooks.wait_until(WAIT, "a reminder after the GET", |h| reminders(h) > before).await;
+    let reminders = |m: &[serde_json::Value]| {
+        m.iter().filter(|x| x["subject"].as_str().is_some_and(|s| s.contains("NHẮC LẠI"))).count()
+    };
+    let before = reminders(&smtp.mails());
+    smtp.wait_until(WAIT, "a reminder after the GET", |m| reminders(m) > before).await;
     let list: serde_json::Value =
         serde_json::from_str(&get(&format!("{base}/api/v1/incidents?state=open")).await).expect("json");
     assert!(list["incidents"][0]["ack"].is_null(), "a GET acknowledged: {list}");
 
-    // The form's POST acknowledges and records the name given; a tampered one is refused.
-    let query = link.split_once('?').expect("query").1;
+    // Misdirected signatures are refused: another instance of an HA pair, another target,
+    // another incident number.
     let form_headers = [("content-type", "application/x-www-form-urlencoded")];
-    let tampered = query.replace("incident=1", "incident=2");
-    let (code, _, _) = send("POST", &format!("{base}/ack"), &form_headers, &tampered).await;
-    assert_eq!(code, 403, "a signature for incident 1 does not acknowledge incident 2");
-    let name: String = url::form_urlencoded::byte_serialize("Nguyễn Văn An".as_bytes()).collect();
-    let (code, _, body) = send("POST", &format!("{base}/ack"), &form_headers, &format!("{query}&by={name}")).await;
-    assert_eq!(code, 200, "{body}");
-    let after_ack = hooks.hooks().len();
+    let expires = 9_999_999_999;
+    let post = |instance: &str, target: &str, incident: i64, key: &str, by: &str| {
+        let claim = AckClaim { instance, target, incident, expires };
+        let sig = claim.signature(&Secret::new(key));
+        let target: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+        let by: String = url::form_urlencoded::byte_serialize(by.as_bytes()).collect();
+        let body = format!("incident={incident}&target={target}&expires={expires}&sig={sig}&by={by}");
+        let url = format!("{base}/ack");
+        async move { send("POST", &url, &form_headers, &body).await.0 }
+    };
+    assert_eq!(post("peer", "web/a", 1, ACK_KEY, "x").await, 403, "signed for another instance");
+    assert_eq!(post("test", "web/b", 1, ACK_KEY, "x").await, 403, "signed for another target");
+    assert_eq!(post("test", "web/a", 1, "some-other-key-0123456789abcdef0123", "x").await, 403, "unknown key");
+    // The previous key, still listed, acknowledges; the name is recorded.
+    assert_eq!(post("test", "web/a", 1, previous_key, "Nguyễn Văn An").await, 200);
     let list: serde_json::Value =
         serde_json::from_str(&get(&format!("{base}/api/v1/incidents?state=open")).await).expect("json");
     assert_eq!(list["incidents"][0]["ack"]["by"], "Nguyễn Văn An");
-    // Reminders come every second while unacknowledged; none after the ack.
+    let after_ack = smtp.mails().len();
+    // Reminders came every second while unacknowledged; none after the acknowledgement.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(hooks.hooks().len(), after_ack, "no reminder after the acknowledgement");
+    assert_eq!(smtp.mails().len(), after_ack, "no reminder after the acknowledgement");
     app.shutdown().await;
 }
 

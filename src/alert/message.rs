@@ -31,7 +31,8 @@ pub struct MessageContext {
     pub timezone: jiff::tz::TimeZone,
     pub instance: String,
     pub public_url: Option<String>,
-    pub ack_key: Option<Secret>,
+    /// The first signs acknowledgement links; all verify them.
+    pub ack_keys: Vec<Secret>,
     pub ack_ttl: Duration,
     pub templates: Option<PathBuf>,
     pub flapping: crate::config::alerting::Flapping,
@@ -45,7 +46,7 @@ impl MessageContext {
             timezone: config.instance.timezone.clone(),
             instance: config.instance.name.clone(),
             public_url: config.server.public_url.clone(),
-            ack_key: config.alerting.ack_key.clone(),
+            ack_keys: config.alerting.ack_keys.clone(),
             ack_ttl: config.alerting.ack_link_ttl,
             templates: config.alerting.templates.clone(),
             flapping: config.alerting.flapping,
@@ -60,31 +61,57 @@ pub fn local(ms: i64, tz: &jiff::tz::TimeZone) -> String {
         .unwrap_or_default()
 }
 
-fn signature(key: &Secret, incident: i64, expires: i64) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, key.expose().as_bytes());
-    let tag = hmac::sign(&key, format!("{incident}.{expires}").as_bytes());
-    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+/// What an acknowledgement link's signature covers: the format version, the instance (so
+/// that a link of one instance of an HA pair sharing the key cannot acknowledge the other's
+/// incident of the same number), the target, the incident and the expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckClaim<'a> {
+    pub instance: &'a str,
+    pub target: &'a str,
+    pub incident: i64,
+    /// Unix seconds.
+    pub expires: i64,
 }
 
-/// A signed link acknowledging `incident`, valid until `now + ack_ttl`.
-pub fn ack_link(ctx: &MessageContext, incident: i64, now_ms: i64) -> Option<String> {
-    let key = ctx.ack_key.as_ref()?;
+impl AckClaim<'_> {
+    fn signed_text(&self) -> String {
+        format!("v1|{}|{}|{}|{}", self.instance, self.target, self.incident, self.expires)
+    }
+
+    /// The hex HMAC-SHA256 of the claim under `key`.
+    pub fn signature(&self, key: &Secret) -> String {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, key.expose().as_bytes());
+        let tag = hmac::sign(&key, self.signed_text().as_bytes());
+        tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Whether `sig` was made by one of `keys` for this claim, and it has not expired.
+    pub fn verify(&self, keys: &[Secret], sig: &str, now_ms: i64) -> bool {
+        let Some(bytes) = (0..sig.len())
+            .step_by(2)
+            .map(|i| sig.get(i..i + 2).filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit())))
+            .map(|h| h.and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect::<Option<Vec<u8>>>()
+        else {
+            return false;
+        };
+        let text = self.signed_text();
+        self.expires >= now_ms / 1000
+            && keys.iter().any(|key| {
+                let key = hmac::Key::new(hmac::HMAC_SHA256, key.expose().as_bytes());
+                hmac::verify(&key, text.as_bytes(), &bytes).is_ok()
+            })
+    }
+}
+
+/// A signed link acknowledging `incident` of `target`, valid until `now + ack_ttl`.
+pub fn ack_link(ctx: &MessageContext, target: &str, incident: i64, now_ms: i64) -> Option<String> {
+    let key = ctx.ack_keys.first()?;
     let base = ctx.public_url.as_deref()?.trim_end_matches('/');
     let expires = now_ms / 1000 + ctx.ack_ttl.as_secs() as i64;
-    Some(format!("{base}/ack?incident={incident}&expires={expires}&sig={}", signature(key, incident, expires)))
-}
-
-/// Checks a link's signature and expiry.
-pub fn verify_ack(key: &Secret, incident: i64, expires: i64, sig: &str, now_ms: i64) -> bool {
-    let hmac_key = hmac::Key::new(hmac::HMAC_SHA256, key.expose().as_bytes());
-    let Some(bytes) = (0..sig.len())
-        .step_by(2)
-        .map(|i| sig.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect::<Option<Vec<u8>>>()
-    else {
-        return false;
-    };
-    expires >= now_ms / 1000 && hmac::verify(&hmac_key, format!("{incident}.{expires}").as_bytes(), &bytes).is_ok()
+    let claim = AckClaim { instance: &ctx.instance, target, incident, expires };
+    let target: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+    Some(format!("{base}/ack?incident={incident}&target={target}&expires={expires}&sig={}", claim.signature(key)))
 }
 
 fn template(dir: Option<&Path>, name: &str, builtin: &'static str) -> String {
@@ -123,7 +150,7 @@ pub fn render(n: &Notification, ctx: &MessageContext, now_ms: i64) -> Rendered {
         started => local(i.started_ms, tz), detected => local(i.detected_ms, tz),
         resolved => i.resolved_ms.map(|r| local(r, tz)), duration,
         ack => i.ack, ack_at => i.ack.as_ref().map(|a| local(a.at_ms, tz)),
-        ack_url => ack_link(ctx, i.id, now_ms), status_url, blind => i.monitor_blind,
+        ack_url => ack_link(ctx, &i.target, i.id, now_ms), status_url, blind => i.monitor_blind,
         group => n.group,
         flapping_changes => ctx.flapping.changes, flapping_window => format_duration(ctx.flapping.window),
     };
@@ -201,7 +228,7 @@ mod tests {
             timezone: jiff::tz::TimeZone::get("Asia/Ho_Chi_Minh").expect("tz"),
             instance: "lai-chau".into(),
             public_url: Some("https://monitor.example".into()),
-            ack_key: Some(Secret::new("k3y")),
+            ack_keys: vec![Secret::new("k3y")],
             ack_ttl: Duration::from_secs(3600),
             templates: None,
             flapping: crate::config::alerting::Flapping { changes: 6, window: Duration::from_secs(1800) },
@@ -238,7 +265,11 @@ mod tests {
         assert!(r.text.contains("Bắt đầu:       27/11/2025 15:00:00 (+07:00)"), "{}", r.text);
         assert!(r.text.contains("Nguyên nhân:   [STATUS] (503) == 200"), "{}", r.text);
         assert!(r.text.contains("Ảnh hưởng kèm theo (1): procedures/api"), "{}", r.text);
-        assert!(r.text.contains("https://monitor.example/ack?incident=7&expires="), "{}", r.text);
+        assert!(
+            r.text.contains("https://monitor.example/ack?incident=7&target=vigil%2Fnotify-test&expires="),
+            "{}",
+            r.text
+        );
         assert!(r.html.contains("Xác nhận đã tiếp nhận"));
         n.event = EventKind::Resolved;
         n.incident.resolved_ms = Some(n.incident.started_ms + 3 * 3600 * 1000);
@@ -262,17 +293,28 @@ mod tests {
         assert!(r.html.contains("&lt;script&gt;") && !r.html.contains("<script>"), "{}", r.html);
     }
 
+    /// Issue #13, item 9: a link is bound to its instance and target, and a previous key
+    /// keeps verifying while it is listed.
     #[test]
     fn ack_links_verify_and_expire() {
         let c = ctx(Language::Vi);
-        let link = ack_link(&c, 7, 1_000_000).expect("link");
+        let link = ack_link(&c, "web/portal", 7, 1_000_000).expect("link");
         let query: std::collections::HashMap<String, String> =
             url::Url::parse(&link).expect("url").query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        assert_eq!(query["target"], "web/portal");
         let expires: i64 = query["expires"].parse().expect("expires");
-        let key = c.ack_key.as_ref().expect("key");
-        assert!(verify_ack(key, 7, expires, &query["sig"], 1_000_000));
-        assert!(!verify_ack(key, 8, expires, &query["sig"], 1_000_000), "other incident");
-        assert!(!verify_ack(key, 7, expires, &query["sig"], (expires + 1) * 1000), "expired");
-        assert!(!verify_ack(key, 7, expires, "zz", 1_000_000), "garbage signature");
+        let sig = &query["sig"];
+        let claim = AckClaim { instance: &c.instance, target: "web/portal", incident: 7, expires };
+        let keys = &c.ack_keys;
+        assert!(claim.verify(keys, sig, 1_000_000));
+        assert!(!AckClaim { incident: 8, ..claim.clone() }.verify(keys, sig, 1_000_000), "other incident");
+        assert!(!AckClaim { target: "web/other", ..claim.clone() }.verify(keys, sig, 1_000_000), "other target");
+        assert!(!AckClaim { instance: "peer", ..claim.clone() }.verify(keys, sig, 1_000_000), "other instance");
+        assert!(!claim.verify(keys, sig, (expires + 1) * 1000), "expired");
+        assert!(!claim.verify(keys, "zz", 1_000_000), "garbage signature");
+        assert!(!claim.verify(keys, "+a+b", 1_000_000), "signs are not hex");
+        let rotated = [Secret::new("n3w-k3y"), Secret::new("k3y")];
+        assert!(claim.verify(&rotated, sig, 1_000_000), "the previous key, still listed");
+        assert!(!claim.verify(&rotated[..1], sig, 1_000_000), "the previous key, removed");
     }
 }

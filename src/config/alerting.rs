@@ -16,8 +16,9 @@ pub const ROUTE_LABELS: [&str; 5] = ["system", "check", "target", "severity", "l
 /// `alerting:` settings.
 #[derive(Debug, Clone)]
 pub struct Alerting {
-    /// Key of the signed one-click acknowledge links; without it alerts carry no link.
-    pub ack_key: Option<Secret>,
+    /// Keys of the signed acknowledgement links: the first signs, every one verifies (the
+    /// previous key stays listed while its links are still out). Empty: no links.
+    pub ack_keys: Vec<Secret>,
     /// How long an acknowledge link stays valid.
     pub ack_link_ttl: Duration,
     /// How long a notification is retried before it is given up (with an ERROR log).
@@ -47,7 +48,7 @@ pub struct Deadman {
 impl Default for Alerting {
     fn default() -> Self {
         Alerting {
-            ack_key: None,
+            ack_keys: Vec::new(),
             ack_link_ttl: Duration::from_secs(86_400),
             max_age: Duration::from_secs(86_400),
             templates: None,
@@ -182,19 +183,40 @@ impl Route {
     }
 }
 
+/// `ack_key` (or its file), or `ack_keys: [current, previous…]` for a rotation.
+fn ack_keys(file: &SourceFile, raw: &RawAlerting, base: &Path, errors: &mut Errors) -> Vec<Secret> {
+    let single = secrets::read(
+        file,
+        "alerting.ack_key",
+        raw.ack_key.as_ref(),
+        raw.ack_key_file.as_ref(),
+        Strength::SigningKey,
+        base,
+        errors,
+    );
+    let listed: Vec<Secret> = raw
+        .ack_keys
+        .iter()
+        .enumerate()
+        .filter_map(|(i, k)| {
+            secrets::read(file, &format!("alerting.ack_keys[{i}]"), Some(k), None, Strength::SigningKey, base, errors)
+        })
+        .collect();
+    match single {
+        Some(_) if !raw.ack_keys.is_empty() => {
+            errors.at(file, "alerting.ack_keys", "set ack_key or ack_keys, not both");
+            Vec::new()
+        }
+        Some(key) => vec![key],
+        None => listed,
+    }
+}
+
 pub(super) fn alerting(file: &SourceFile, raw: &RawAlerting, errors: &mut Errors) -> Alerting {
     let base = file.path.parent().unwrap_or(Path::new(""));
     let defaults = Alerting::default();
     Alerting {
-        ack_key: secrets::read(
-            file,
-            "alerting.ack_key",
-            raw.ack_key.as_ref(),
-            raw.ack_key_file.as_ref(),
-            Strength::SigningKey,
-            base,
-            errors,
-        ),
+        ack_keys: ack_keys(file, raw, base, errors),
         ack_link_ttl: duration_field(
             file,
             "alerting.ack_link_ttl",

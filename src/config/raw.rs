@@ -248,6 +248,7 @@ pub struct RawHeartbeat {
 pub struct RawAlerting {
     pub ack_key: Option<String>,
     pub ack_key_file: Option<String>,
+    pub ack_keys: Vec<String>,
     pub ack_link_ttl: Option<String>,
     pub max_age: Option<String>,
     pub templates: Option<String>,

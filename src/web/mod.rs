@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::alert::message::AckClaim;
 use crate::config::Secret;
 use crate::metrics::Metrics;
 use crate::pipeline::Control;
@@ -582,29 +583,35 @@ async fn open_maintenance(state: &WebState, body: &serde_json::Value) -> Reply {
 /// The parameters of a signed acknowledgement link, once its signature is checked.
 struct AckLink {
     incident: i64,
+    target: String,
     expires: i64,
     sig: String,
 }
 
-/// Checks a link's signature; `None` for a forged, malformed or expired one.
+/// Checks a link's signature — made for this instance, this target and this incident, by
+/// one of the listed keys, not expired — and that the incident, if open, is that target's;
+/// `None` for a forged, malformed, expired or misdirected link.
 fn verified_link(state: &WebState, params: &HashMap<String, String>) -> Option<AckLink> {
-    let key = state.board.read().unwrap_or_else(|p| p.into_inner()).config.alerting.ack_key.clone()?;
+    let board = state.board.read().unwrap_or_else(|p| p.into_inner());
     let incident = params.get("incident")?.parse::<i64>().ok()?;
+    let target = params.get("target")?;
     let expires = params.get("expires")?.parse::<i64>().ok()?;
-    // Hex only: the signature is shown back in the confirmation form.
-    let sig = params.get("sig").filter(|s| s.bytes().all(|b| b.is_ascii_hexdigit()))?;
-    crate::alert::message::verify_ack(&key, incident, expires, sig, now_ms()).then(|| AckLink {
-        incident,
-        expires,
-        sig: sig.clone(),
-    })
+    let sig = params.get("sig")?;
+    let claim = AckClaim { instance: &board.config.instance.name, target, incident, expires };
+    if !claim.verify(&board.config.alerting.ack_keys, sig, now_ms()) {
+        return None;
+    }
+    if board.open_incidents.iter().any(|i| i.id == incident && i.target != *target) {
+        return None;
+    }
+    Some(AckLink { incident, target: target.clone(), expires, sig: sig.clone() })
 }
 
 fn invalid_link() -> Reply {
     text(StatusCode::FORBIDDEN, "this acknowledge link is invalid or has expired")
 }
 
-/// `GET /ack?incident=…&expires=…&sig=…`: the link in alerts shows a confirmation form and
+/// `GET /ack?incident=…&target=…&expires=…&sig=…`: the link in alerts shows a confirmation form and
 /// acknowledges nothing. Mail gateways' link scanners and chat previews open every link in
 /// a message within seconds; if opening it acknowledged, nobody would be reminded again.
 fn ack_confirmation(state: &WebState, query: Option<&str>) -> Reply {
@@ -613,7 +620,9 @@ fn ack_confirmation(state: &WebState, query: Option<&str>) -> Reply {
     let Some(link) = verified_link(state, &params) else {
         return invalid_link();
     };
-    let AckLink { incident, expires, sig } = link;
+    // The signature is hex (checked); the target is escaped all the same.
+    let AckLink { incident, target, expires, sig } = link;
+    let target = minijinja::HtmlEscape(&target).to_string();
     reply_html(
         StatusCode::OK,
         &format!(
@@ -625,6 +634,7 @@ fn ack_confirmation(state: &WebState, query: Option<&str>) -> Reply {
              escalation then stop.</p>\
              <form method=post action=ack>\
              <input type=hidden name=incident value={incident}><input type=hidden name=expires value={expires}>\
+             <input type=hidden name=target value=\"{target}\">\
              <input type=hidden name=sig value=\"{sig}\">\
              <p><label>Người tiếp nhận / Your name <input name=by maxlength={MAX_ACK_NAME} autocomplete=name></label></p>\
              <p><button type=submit>Xác nhận / Acknowledge</button></p></form>"

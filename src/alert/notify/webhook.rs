@@ -46,7 +46,7 @@ pub fn generic_body(n: &Notification, rendered: &Rendered, ctx: &MessageContext)
             "acknowledged": i.ack.as_ref().map(|a| json!({ "by": a.by, "comment": a.comment, "at": at(a.at_ms) })),
             "runbook": i.runbook,
         },
-        "ack_url": ack_link(ctx, i.id, n.created_ms),
+        "ack_url": ack_link(ctx, &i.target, i.id, n.created_ms),
         "group": n.group,
     })
 }
