@@ -533,3 +533,32 @@ async fn malformed_requests_get_a_4xx_not_a_panic() {
     get(&format!("{base}/-/healthy")).await;
     app.shutdown().await;
 }
+
+/// Issue #13, item 10: every answer carries the security headers (no script, no framing, no
+/// sniffing, no referrer — an acknowledgement link's signature sits in its query).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_carries_the_security_headers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), "systems: []\n");
+    let app = start_daemon(dir.path()).await;
+    let base = format!("http://{}", app.addr());
+    for (method, path) in [
+        ("GET", "/"),
+        ("GET", "/api/v1/status"),
+        ("GET", "/metrics"),
+        ("GET", "/nope"),
+        ("GET", "/ack?incident=1"),
+        ("POST", "/-/reload"),
+    ] {
+        let (code, heads, _) = send(method, &format!("{base}{path}"), &[], "").await;
+        let csp = heads.get("content-security-policy").map(String::as_str).unwrap_or_default();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{path} ({code}): {heads:?}"
+        );
+        assert_eq!(heads.get("x-content-type-options").map(String::as_str), Some("nosniff"), "{path}");
+        assert_eq!(heads.get("referrer-policy").map(String::as_str), Some("no-referrer"), "{path}");
+        assert_eq!(heads.get("x-frame-options").map(String::as_str), Some("DENY"), "{path}");
+    }
+    app.shutdown().await;
+}

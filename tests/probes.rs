@@ -482,7 +482,9 @@ async fn heartbeats_pushed_missed_and_failed() {
     let metrics = get(&format!("{base}/metrics")).await;
     assert_eq!(sample(&metrics, "vigil_check_failure_info", &[r#"check="nightly""#, r#"reason="missed""#]), Some(1.0));
 
-    assert_eq!(request("GET", &format!("{base}/api/v1/heartbeat/{token}"), None).await.0, 200);
+    // A GET (a link preview, a scanner) records nothing; the job's POST does.
+    assert_eq!(request("GET", &format!("{base}/api/v1/heartbeat/{token}"), None).await.0, 405);
+    assert_eq!(request("POST", &format!("{base}/api/v1/heartbeat/{token}"), None).await.0, 200);
     wait_for(&mut events, WAIT, |e| e.state == State::Up).await;
     let metrics = get(&format!("{base}/metrics")).await;
     let seen =
@@ -490,14 +492,18 @@ async fn heartbeats_pushed_missed_and_failed() {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
     assert!((now - seen).abs() < 5.0);
 
-    let (code, _) =
-        request("POST", &format!("{base}/api/v1/heartbeat/{token}?status=fail&msg=disk%20full"), None).await;
+    let (code, _) = request(
+        "POST",
+        &format!("{base}/api/v1/heartbeat/{token}?status=fail&msg=disk%20full%0Aforged%20log%20line"),
+        None,
+    )
+    .await;
     assert_eq!(code, 200);
     wait_for(&mut events, WAIT, |e| e.state == State::Down).await;
     let status: serde_json::Value = serde_json::from_str(&get(&format!("{base}/api/v1/status")).await).expect("json");
     let last = &status["systems"][0]["checks"][0]["targets"][0]["last_result"];
     assert_eq!(last["reason"], "reported");
-    assert_eq!(last["message"], "the job reported: disk full");
+    assert_eq!(last["message"], "the job reported: disk full forged log line", "no newline kept");
 
     assert_eq!(request("POST", &format!("{base}/api/v1/heartbeat/not-a-token"), None).await.0, 404);
     app.shutdown().await;

@@ -167,6 +167,18 @@ async fn actions_need_login_and_same_site_forms_and_everything_is_escaped() {
     )
     .await;
     assert_eq!(code, 303);
+    // After login, only a path on this server: `//host` and `/\host` (browsers read both as
+    // another host) send the visitor home instead.
+    for next in ["//evil.example/", "/%5Cevil.example/", "https://evil.example/"] {
+        let (code, heads, _) = send(
+            "POST",
+            &format!("{base}/ui/login"),
+            &[("content-type", "application/x-www-form-urlencoded")],
+            &format!("token={TOKEN}&next={next}"),
+        )
+        .await;
+        assert_eq!((code, heads.get("location").map(String::as_str)), (303, Some("/")), "next={next}");
+    }
     let set_cookie = heads.get("set-cookie").cloned().unwrap_or_default();
     assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"), "{set_cookie}");
     assert!(!set_cookie.contains(TOKEN), "the cookie does not carry the token itself");

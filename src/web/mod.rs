@@ -110,7 +110,7 @@ pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: Cancel
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
             async move {
-                let r = route(&state, req, peer).await;
+                let r = with_security_headers(route(&state, req, peer).await);
                 Ok::<_, std::convert::Infallible>(if gzip { compress(r).await } else { r })
             }
         });
@@ -126,6 +126,27 @@ pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: Cancel
         });
     }
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+}
+
+/// The headers every answer carries: no script runs (the pages need none), nothing frames
+/// them, types are not sniffed, and no referrer leaves — an acknowledgement link's
+/// signature sits in its query. Inline styles stay allowed (the self-contained report).
+const SECURITY_HEADERS: [(&str, &str); 4] = [
+    (
+        "content-security-policy",
+        "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+];
+
+fn with_security_headers(mut r: Reply) -> Reply {
+    for (name, value) in SECURITY_HEADERS {
+        r.headers_mut().insert(name, HeaderValue::from_static(value));
+    }
+    r
 }
 
 /// Bodies above this size are zipped at the fast level.
@@ -275,8 +296,12 @@ async fn route(state: &WebState, req: Request<Incoming>, _peer: SocketAddr) -> R
                 Err(r) => text(StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST), r.message),
             }
         }
-        (&Method::GET | &Method::POST, p) if p.starts_with("/api/v1/heartbeat/") => {
+        (&Method::POST, p) if p.starts_with("/api/v1/heartbeat/") => {
             heartbeat(state, &p["/api/v1/heartbeat/".len()..], req.uri().query())
+        }
+        // A GET records nothing: link previews and scanners open URLs they see.
+        (&Method::GET, p) if p.starts_with("/api/v1/heartbeat/") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "a heartbeat is a POST (curl -X POST …)")
         }
         (_, "/metrics" | "/api/v1/status" | "/-/healthy" | "/-/ready" | "/-/reload") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
@@ -697,7 +722,11 @@ fn heartbeat(state: &WebState, token: &str, query: Option<&str>) -> Reply {
     for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match key.as_ref() {
             "status" => ok = !matches!(value.as_ref(), "fail" | "failed" | "error"),
-            "msg" => message = value.chars().take(MAX_HEARTBEAT_MESSAGE).collect(),
+            // No control characters: a newline would forge a line in text logs.
+            "msg" => {
+                message =
+                    value.chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX_HEARTBEAT_MESSAGE).collect()
+            }
             _ => {}
         }
     }

@@ -612,7 +612,10 @@ async fn form(req: Request<Incoming>) -> Option<HashMap<String, String>> {
 
 fn redirect(to: &str, cookie: Option<String>) -> Reply {
     let mut r = reply(StatusCode::SEE_OTHER, "text/plain; charset=utf-8", "");
-    let to = if to.starts_with('/') && !to.starts_with("//") { to } else { "/" };
+    // A path on this server only: `//host` and `/\host` (which browsers read as `//host`)
+    // would send the visitor elsewhere.
+    let local = to.starts_with('/') && !to.starts_with("//") && !to.contains('\\') && !to.contains(char::is_control);
+    let to = if local { to } else { "/" };
     if let Ok(v) = hyper::header::HeaderValue::from_str(to) {
         r.headers_mut().insert(LOCATION, v);
     }
@@ -670,14 +673,17 @@ async fn action(state: &WebState, req: Request<Incoming>, config: &Config) -> Re
     if let Some(rest) = path.strip_prefix("/ui/incidents/") {
         let (id, what) = rest.split_once('/').unwrap_or((rest, ""));
         let Ok(id) = id.parse::<i64>() else { return text(StatusCode::NOT_FOUND, "no such incident") };
-        let by = field("by");
+        // As the API keeps them: a name of 100 characters, a comment of 1,000, no control
+        // characters (a newline would forge a line in text logs).
+        let clean = |s: String, max: usize| s.chars().filter(|c| !c.is_control()).take(max).collect::<String>();
+        let by = clean(field("by"), 100);
         if by.is_empty() {
             return text(StatusCode::BAD_REQUEST, "say who you are");
         }
         return match what {
             "ack" => {
                 let (respond, answer) = tokio::sync::oneshot::channel();
-                let comment = field("comment");
+                let comment = clean(field("comment"), 1000);
                 if state.pipeline.send(Control::Ack { id, by, comment, respond }).await.is_err() {
                     return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
                 }
