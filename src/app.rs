@@ -122,6 +122,7 @@ impl App {
             heartbeats.restore(h.target, Beat { at_ms: h.at_ms, ok: h.ok, message: h.message });
         }
         let store_writer = store.writer();
+        let store_health = store.health();
         let metrics = Arc::new(Metrics::new(config.instance.location.as_deref()));
         metrics.reload_ok.set(1);
         metrics.reload_time.set(now_ms() as f64 / 1000.0);
@@ -175,6 +176,7 @@ impl App {
             prober,
             pipeline: control_tx.clone(),
             store_path: config.storage.path.clone(),
+            store_health,
         });
         let shutdown = CancellationToken::new();
         let web = tokio::spawn(web::serve(listener, web_state.clone(), shutdown.child_token()));

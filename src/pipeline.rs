@@ -453,22 +453,22 @@ impl Pipeline {
         }
         // Results first, so the store sees every record in the order it happened.
         records.splice(0..0, std::mem::take(&mut self.waiting_results));
-        let mut notes = Vec::new();
+        let mut releases = Vec::new();
         let incidents_changed = !effects.is_empty();
         for effect in effects {
             match effect {
                 Effect::Save(i) => records.push(Record::Incident(Box::new(i))),
                 Effect::Notify(n) => {
                     records.push(Record::Outbox(Box::new(n.clone())));
-                    notes.push(n);
+                    releases.push(Record::Release(Box::new(n), self.notifications.clone()));
                 }
             }
         }
+        // Delivery gets a notification only once its batch is committed (the writer
+        // answers a release after the transaction before it).
+        records.extend(releases);
         if !records.is_empty() {
             self.store.send(Record::Batch(records));
-        }
-        for n in notes {
-            let _ = self.notifications.send(n);
         }
         if incidents_changed {
             self.publish_incidents();
@@ -545,6 +545,8 @@ impl Pipeline {
 
     fn tick(&mut self) {
         let now = now_ms();
+        let store = self.store.health().snapshot();
+        self.metrics.set_store(store.write_errors, store.last_success_ms, store.pending, store.shed_results);
         self.monthly_report(now);
         let window = self.config.alerting.flapping.window.as_millis() as i64;
         for (id, e) in self.entries.iter_mut() {

@@ -557,7 +557,7 @@ async fn every_answer_carries_the_security_headers() {
             "{path} ({code}): {heads:?}"
         );
         assert_eq!(heads.get("x-content-type-options").map(String::as_str), Some("nosniff"), "{path}");
-        assert_eq!(heads.get("referrer-policy").map(String::as_str), Some("no-referrer"), "{path}");
+        assert_eq!(heads.get("referrer-policy").map(String::as_str), Some("same-origin"), "{path}");
         assert_eq!(heads.get("x-frame-options").map(String::as_str), Some("DENY"), "{path}");
     }
     app.shutdown().await;

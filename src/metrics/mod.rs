@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::alert::state::State;
@@ -45,6 +45,10 @@ pub const INCIDENTS_TOTAL: &str = "vigil_incidents_total";
 pub const NOTIFICATIONS: &str = "vigil_notifications_total";
 pub const NOTIFICATION_QUEUE: &str = "vigil_notification_queue_depth";
 pub const NOTIFICATION_DELIVERY: &str = "vigil_notification_delivery_seconds";
+pub const STORE_WRITE_ERRORS: &str = "vigil_store_write_errors_total";
+pub const STORE_LAST_WRITE: &str = "vigil_store_last_successful_write_timestamp_seconds";
+pub const STORE_PENDING: &str = "vigil_store_pending_records";
+pub const STORE_SHED: &str = "vigil_store_shed_results_total";
 
 /// Buckets for probe durations and scheduler lag (seconds).
 const DURATION_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -76,6 +80,41 @@ pub struct Metrics {
     pub reload_ok: IntGauge,
     /// Time of the last successful (re)load.
     pub reload_time: Gauge,
+    store: StoreFamilies,
+}
+
+/// The store writer's health: writes that fail must show before anything is lost.
+struct StoreFamilies {
+    write_errors: IntCounter,
+    last_write: Gauge,
+    pending: IntGauge,
+    shed: IntCounter,
+}
+
+impl StoreFamilies {
+    fn new(registry: &Registry) -> StoreFamilies {
+        StoreFamilies {
+            write_errors: register(
+                registry,
+                IntCounter::new(STORE_WRITE_ERRORS, "Failed attempts to write to the store (each is retried).")
+                    .expect("valid metric"),
+            ),
+            last_write: register(
+                registry,
+                Gauge::new(STORE_LAST_WRITE, "Unix time of the last committed write to the store.")
+                    .expect("valid metric"),
+            ),
+            pending: register(
+                registry,
+                IntGauge::new(STORE_PENDING, "Records waiting to be written to the store.").expect("valid metric"),
+            ),
+            shed: register(
+                registry,
+                IntCounter::new(STORE_SHED, "Plain results dropped because the store failed for long.")
+                    .expect("valid metric"),
+            ),
+        }
+    }
 }
 
 fn register<C: Collector + Clone + 'static>(registry: &Registry, c: C) -> C {
@@ -160,6 +199,7 @@ impl Metrics {
                 &registry,
                 Gauge::new(RELOAD_TIME, "Unix time of the last successful configuration load.").expect("valid metric"),
             ),
+            store: StoreFamilies::new(&registry),
             registry,
         };
         let build = register(
@@ -175,6 +215,17 @@ impl Metrics {
             .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
             .expect("process metrics register once");
         m
+    }
+
+    /// Copies the store writer's figures (counters only grow).
+    pub fn set_store(&self, write_errors: u64, last_write_ms: i64, pending: u64, shed_results: u64) {
+        let s = &self.store;
+        s.write_errors.inc_by(write_errors.saturating_sub(s.write_errors.get()));
+        s.shed.inc_by(shed_results.saturating_sub(s.shed.get()));
+        if last_write_ms > 0 {
+            s.last_write.set(last_write_ms as f64 / 1000.0);
+        }
+        s.pending.set(pending as i64);
     }
 
     /// The text exposition of every family.

@@ -7,6 +7,9 @@
 
 mod schema;
 mod writer;
+mod writing;
+
+pub use writing::{StoreHealth, StoreHealthSnapshot};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,9 +20,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::alert::incident::{Incident, Notification};
 use crate::alert::state::{State, Streak, TargetState};
-
-/// Most records written in one transaction.
-const MAX_BATCH: usize = 2_000;
 
 /// A store error (opening, migrating, reading).
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +109,9 @@ pub enum Record {
     Batch(Vec<Record>),
     /// Answers once everything sent before it is on disk.
     Flush(oneshot::Sender<()>),
+    /// Hands a notification to delivery once everything sent before it — its outbox row
+    /// among them — is committed: no alert leaves for an incident that is not stored.
+    Release(Box<Notification>, mpsc::UnboundedSender<Notification>),
     /// Deletes raw results older than this (Unix ms); state changes and incidents stay.
     Prune(i64),
     /// Ends the writer after what was sent before it (other senders may still exist).
@@ -151,6 +154,7 @@ pub struct Store {
     path: PathBuf,
     sender: Option<mpsc::UnboundedSender<Record>>,
     writer: Option<JoinHandle<()>>,
+    health: std::sync::Arc<StoreHealth>,
 }
 
 fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -164,9 +168,10 @@ pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: dir.to_path_buf(), source })?;
     }
     let mut conn = Connection::open(path).map_err(sqlite(path))?;
+    // The busy timeout first: a lock held at start (a backup) is waited for, not fatal.
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite(path))?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite(path))?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite(path))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite(path))?;
     schema::migrate(&mut conn).map_err(sqlite(path))?;
     let states = load_states(&conn).map_err(sqlite(path))?;
     let heartbeats = load_heartbeats(&conn).map_err(sqlite(path))?;
@@ -181,12 +186,14 @@ pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
         .map_err(sqlite(path))?;
     let (sender, receiver) = mpsc::unbounded_channel();
     let writer_path = path.to_path_buf();
+    let health = std::sync::Arc::new(StoreHealth::default());
+    let writer_health = health.clone();
     let writer = std::thread::Builder::new()
         .name("vigil-store".into())
-        .spawn(move || write_loop(conn, receiver, &writer_path))
+        .spawn(move || writing::write_loop(conn, receiver, &writer_path, &writer_health))
         .map_err(|e| StoreError::CreateDir { path: path.to_path_buf(), source: e })?;
     Ok((
-        Store { path: path.to_path_buf(), sender: Some(sender), writer: Some(writer) },
+        Store { path: path.to_path_buf(), sender: Some(sender), writer: Some(writer), health },
         Restored { states, heartbeats, open_incidents, last_incident_id, pending, maintenance },
     ))
 }
@@ -226,6 +233,11 @@ impl Store {
     /// The file this store writes to.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How the writer is doing (failing writes, records waiting).
+    pub fn health(&self) -> std::sync::Arc<StoreHealth> {
+        self.health.clone()
     }
 }
 
@@ -276,31 +288,6 @@ fn load_heartbeats(conn: &Connection) -> rusqlite::Result<Vec<HeartbeatRecord>> 
         Ok(HeartbeatRecord { target: r.get(0)?, at_ms: r.get(1)?, ok: r.get(2)?, message: r.get(3)? })
     })?;
     rows.collect()
-}
-
-fn write_loop(mut conn: Connection, mut receiver: mpsc::UnboundedReceiver<Record>, path: &Path) {
-    let mut stopping = false;
-    while !stopping && let Some(first) = receiver.blocking_recv() {
-        let mut batch = Vec::new();
-        let mut next = Some(first);
-        while let Some(r) = next.take() {
-            if matches!(r, Record::Stop) {
-                stopping = true;
-                break;
-            }
-            batch.push(r);
-            if batch.len() < MAX_BATCH {
-                next = receiver.try_recv().ok();
-            }
-        }
-        let mut waiters = Vec::new();
-        if let Err(e) = writer::write_batch(&mut conn, batch, &mut waiters) {
-            tracing::error!(store = %path.display(), error = %e, "cannot write to the store");
-        }
-        for w in waiters {
-            let _ = w.send(());
-        }
-    }
 }
 
 /// Read-only queries, on their own connection (WAL lets them run beside the writer).

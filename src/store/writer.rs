@@ -1,20 +1,16 @@
 //! The writer's transaction: every record of a batch in one SQLite transaction, so a
 //! state change, its incident and its notifications are stored together or not at all.
+//! The records are only read: a batch that fails is kept whole and written again.
 
 use rusqlite::{Transaction, params};
-use tokio::sync::oneshot;
 
 use super::Record;
 
-/// Writes `batch` in one transaction; flush waiters are collected to answer afterwards.
-pub(super) fn write_batch(
-    conn: &mut rusqlite::Connection,
-    batch: Vec<Record>,
-    waiters: &mut Vec<oneshot::Sender<()>>,
-) -> rusqlite::Result<()> {
+/// Writes `batch` in one transaction (all of it or nothing).
+pub(super) fn write_batch(conn: &mut rusqlite::Connection, batch: &[Record]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     for record in batch {
-        write(&tx, record, waiters)?;
+        write(&tx, record)?;
     }
     tx.commit()
 }
@@ -41,7 +37,7 @@ fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-fn write(tx: &Transaction, record: Record, waiters: &mut Vec<oneshot::Sender<()>>) -> rusqlite::Result<()> {
+fn write(tx: &Transaction, record: &Record) -> rusqlite::Result<()> {
     match record {
         Record::Result(r) => {
             tx.prepare_cached(
@@ -104,14 +100,14 @@ fn write(tx: &Transaction, record: Record, waiters: &mut Vec<oneshot::Sender<()>
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT(id) DO UPDATE SET open = excluded.open, resolved_ms = excluded.resolved_ms, data = excluded.data",
             )?
-            .execute(params![i.id, i.target, i.system, i.severity.as_str(), i.is_open(), i.started_ms, i.resolved_ms, json(&*i)])?;
+            .execute(params![i.id, i.target, i.system, i.severity.as_str(), i.is_open(), i.started_ms, i.resolved_ms, json(&**i)])?;
         }
         Record::Outbox(n) => {
             // The key is the idempotency key: a notification already written is not written twice.
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO outbox (key, receiver, created_ms, state, data) VALUES (?1, ?2, ?3, 'pending', ?4)",
             )?
-            .execute(params![n.key, n.receiver, n.created_ms, json(&*n)])?;
+            .execute(params![n.key, n.receiver, n.created_ms, json(&**n)])?;
         }
         Record::Delivery(d) => {
             tx.prepare_cached(
@@ -132,17 +128,17 @@ fn write(tx: &Transaction, record: Record, waiters: &mut Vec<oneshot::Sender<()>
         }
         Record::Batch(records) => {
             for r in records {
-                write(tx, r, waiters)?;
+                write(tx, r)?;
             }
         }
         Record::Prune(before) => {
-            let gone = tx.prepare_cached("DELETE FROM results WHERE at_ms < ?1")?.execute([before])?;
+            let gone = tx.prepare_cached("DELETE FROM results WHERE at_ms < ?1")?.execute([*before])?;
             if gone > 0 {
                 tracing::info!(rows = gone, "pruned raw results older than storage.raw_retention");
             }
         }
-        Record::Flush(w) => waiters.push(w),
-        Record::Stop => {}
+        // Not data: the write loop answers these once the batch is committed.
+        Record::Flush(_) | Record::Release(..) | Record::Stop => {}
     }
     Ok(())
 }

@@ -64,6 +64,8 @@ pub struct WebState {
     pub pipeline: mpsc::Sender<Control>,
     /// The store, for read-only queries (incident history).
     pub store_path: std::path::PathBuf,
+    /// How the store's writer is doing (readiness and the status page say so).
+    pub store_health: Arc<crate::store::StoreHealth>,
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -129,8 +131,10 @@ pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: Cancel
 }
 
 /// The headers every answer carries: no script runs (the pages need none), nothing frames
-/// them, types are not sniffed, and no referrer leaves — an acknowledgement link's
-/// signature sits in its query. Inline styles stay allowed (the self-contained report).
+/// them, types are not sniffed, and no referrer leaves for another site — an
+/// acknowledgement link's signature sits in its query. (`same-origin`, not `no-referrer`:
+/// with the latter browsers send `Origin: null` on form posts, which the same-site check
+/// of the forms refuses.) Inline styles stay allowed (the self-contained report).
 const SECURITY_HEADERS: [(&str, &str); 4] = [
     (
         "content-security-policy",
@@ -138,7 +142,7 @@ const SECURITY_HEADERS: [(&str, &str); 4] = [
          frame-ancestors 'none'; base-uri 'none'",
     ),
     ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "no-referrer"),
+    ("referrer-policy", "same-origin"),
     ("x-frame-options", "DENY"),
 ];
 
@@ -223,7 +227,10 @@ async fn route(state: &WebState, req: Request<Incoming>, _peer: SocketAddr) -> R
         }
         (&Method::GET, "/-/healthy") => text(StatusCode::OK, "Vigil is healthy."),
         (&Method::GET, "/-/ready") => {
-            if state.ready.load(Ordering::Relaxed) {
+            if let Some((since, error)) = state.store_health.snapshot().failing {
+                let since = jiff::Timestamp::from_millisecond(since).map(|t| t.to_string()).unwrap_or_default();
+                text(StatusCode::SERVICE_UNAVAILABLE, format!("store: writes failing since {since}: {error}"))
+            } else if state.ready.load(Ordering::Relaxed) {
                 text(StatusCode::OK, "Vigil is ready.")
             } else {
                 text(StatusCode::SERVICE_UNAVAILABLE, "Vigil is starting.")

@@ -376,9 +376,20 @@ fn home(state: &WebState, req: &Request<Incoming>, board: &Board) -> Reply {
             .join(", ")
     };
     let pending = query::deliveries(&state.store_path).map(|d| d.iter().filter(|(_, s, _)| s == "pending").count());
+    let store = match (state.store_health.snapshot().failing, &pending) {
+        (Some((since, error)), _) => {
+            format!(
+                "{} {} ({error})",
+                store_failing_word(v.lang),
+                crate::alert::message::local(since, &config.instance.timezone)
+            )
+        }
+        (None, Ok(_)) => "OK".to_string(),
+        (None, Err(_)) => "!".to_string(),
+    };
     let health = json!({
         "uplink": uplink,
-        "store": if pending.is_ok() { "OK" } else { "!" },
+        "store": store,
         "outbox": pending.unwrap_or(0),
     });
     let ctx = merge(
@@ -724,5 +735,13 @@ fn shown_address(address: &str) -> String {
             url.to_string()
         }
         _ => address.to_string(),
+    }
+}
+
+/// "writes failing since", in the page's language.
+fn store_failing_word(lang: Language) -> &'static str {
+    match lang {
+        Language::Vi => "ghi thất bại từ",
+        Language::En => "writes failing since",
     }
 }

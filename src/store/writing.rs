@@ -1,0 +1,229 @@
+//! The writer thread: batches records, commits them, and only then answers flushes and
+//! releases notifications to delivery. A batch that cannot be written (disk full, a lock
+//! held by a backup tool, a read-only file) is kept and written again with backoff; while
+//! it fails, newer records join it, and only plain results are ever shed (counted) — never
+//! a state change, an incident or an outbox row. [`StoreHealth`] says how it goes.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Record, writer};
+use crate::alert::incident::Notification;
+
+/// Records per transaction when all goes well.
+const MAX_BATCH: usize = 2000;
+/// Records kept while writes fail; beyond it, plain results are shed (oldest first).
+const MAX_PENDING: usize = 200_000;
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const LAST_RETRY: Duration = Duration::from_secs(5);
+/// At stop, how long a failing store is retried before what is left is given up (logged).
+const STOP_PATIENCE: Duration = Duration::from_secs(10);
+
+/// How the writer is doing, read by metrics, readiness and the status page.
+#[derive(Debug, Default)]
+pub struct StoreHealth {
+    write_errors: AtomicU64,
+    last_success_ms: AtomicI64,
+    pending: AtomicU64,
+    shed_results: AtomicU64,
+    /// When writes began to fail (Unix ms); 0 while they succeed.
+    failing_since_ms: AtomicI64,
+    last_error: Mutex<String>,
+}
+
+/// A copy of [`StoreHealth`] at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreHealthSnapshot {
+    /// Failed write attempts since start.
+    pub write_errors: u64,
+    /// The last committed write, Unix ms (0: none yet).
+    pub last_success_ms: i64,
+    /// Records waiting to be written.
+    pub pending: u64,
+    /// Plain results dropped because writes failed for too long.
+    pub shed_results: u64,
+    /// Since when writes fail, with the last error; `None` while they succeed.
+    pub failing: Option<(i64, String)>,
+}
+
+impl StoreHealth {
+    /// The current figures.
+    pub fn snapshot(&self) -> StoreHealthSnapshot {
+        let since = self.failing_since_ms.load(Ordering::Relaxed);
+        StoreHealthSnapshot {
+            write_errors: self.write_errors.load(Ordering::Relaxed),
+            last_success_ms: self.last_success_ms.load(Ordering::Relaxed),
+            pending: self.pending.load(Ordering::Relaxed),
+            shed_results: self.shed_results.load(Ordering::Relaxed),
+            failing: (since > 0).then(|| (since, self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone())),
+        }
+    }
+
+    fn succeeded(&self, now_ms: i64) {
+        self.last_success_ms.store(now_ms, Ordering::Relaxed);
+        self.failing_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// Records a failure; true for the first of a run of failures.
+    fn failed(&self, now_ms: i64, error: &rusqlite::Error) -> bool {
+        self.write_errors.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = error.to_string();
+        self.failing_since_ms.compare_exchange(0, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
+}
+
+/// What must wait for the commit of the records before it.
+enum AfterCommit {
+    Flush(oneshot::Sender<()>),
+    Release(Box<Notification>, mpsc::UnboundedSender<Notification>),
+}
+
+/// Records not yet committed, and what waits for them.
+#[derive(Default)]
+struct Pending {
+    records: Vec<Record>,
+    after: Vec<AfterCommit>,
+    stopping: bool,
+}
+
+impl Pending {
+    fn take(&mut self, record: Record) {
+        match record {
+            Record::Batch(records) => records.into_iter().for_each(|r| self.take(r)),
+            Record::Flush(w) => self.after.push(AfterCommit::Flush(w)),
+            Record::Release(n, to) => self.after.push(AfterCommit::Release(n, to)),
+            Record::Stop => self.stopping = true,
+            data => self.records.push(data),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.after.is_empty()
+    }
+
+    /// Drops the oldest plain results beyond [`MAX_PENDING`]; returns how many.
+    fn shed(&mut self) -> u64 {
+        let mut excess = self.records.len().saturating_sub(MAX_PENDING);
+        let before = self.records.len();
+        self.records.retain(|r| {
+            let drop = excess > 0 && matches!(r, Record::Result(_));
+            excess -= usize::from(drop);
+            !drop
+        });
+        (before - self.records.len()) as u64
+    }
+
+    fn committed(&mut self) {
+        self.records.clear();
+        for after in self.after.drain(..) {
+            match after {
+                AfterCommit::Flush(w) => {
+                    let _ = w.send(());
+                }
+                AfterCommit::Release(n, to) => {
+                    let _ = to.send(*n);
+                }
+            }
+        }
+    }
+}
+
+/// Writes records until [`Record::Stop`] (or every sender is gone).
+pub(super) fn write_loop(
+    mut conn: Connection,
+    mut receiver: mpsc::UnboundedReceiver<Record>,
+    path: &std::path::Path,
+    health: &StoreHealth,
+) {
+    let mut pending = Pending::default();
+    let mut retry = FIRST_RETRY;
+    let mut stop_deadline = None;
+    loop {
+        if pending.is_empty() {
+            if pending.stopping {
+                return;
+            }
+            match receiver.blocking_recv() {
+                Some(r) => pending.take(r),
+                None => return,
+            }
+        }
+        // While writes fail, everything queued joins the retried batch (the channel does not
+        // grow meanwhile); while they succeed, batches stay small.
+        let failing = health.failing_since_ms.load(Ordering::Relaxed) > 0;
+        while !pending.stopping && (failing || pending.records.len() < MAX_BATCH) {
+            match receiver.try_recv() {
+                Ok(r) => pending.take(r),
+                Err(_) => break,
+            }
+        }
+        let now = crate::scheduler::now_ms();
+        match writer::write_batch(&mut conn, &pending.records) {
+            Ok(()) => {
+                if health.snapshot().failing.is_some() {
+                    tracing::info!(store = %path.display(), "the store accepts writes again; nothing was lost");
+                }
+                health.succeeded(now);
+                pending.committed();
+                retry = FIRST_RETRY;
+            }
+            Err(e) => {
+                if health.failed(now, &e) {
+                    tracing::error!(store = %path.display(), error = %e, "cannot write to the store: retrying, nothing is dropped");
+                }
+                let shed = pending.shed();
+                if shed > 0 {
+                    health.shed_results.fetch_add(shed, Ordering::Relaxed);
+                    tracing::warn!(results = shed, "the store has failed for long: oldest plain results dropped");
+                }
+                if pending.stopping {
+                    let deadline = *stop_deadline.get_or_insert_with(|| std::time::Instant::now() + STOP_PATIENCE);
+                    if std::time::Instant::now() >= deadline {
+                        tracing::error!(
+                            store = %path.display(), records = pending.records.len(), error = %e,
+                            "stopping with records the store would not take: they are lost"
+                        );
+                        return;
+                    }
+                }
+                std::thread::sleep(retry);
+                retry = (retry * 2).min(LAST_RETRY);
+            }
+        }
+        health.pending.store((pending.records.len() + receiver.len()) as u64, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(i: i64) -> Record {
+        Record::Result(super::super::ResultRecord {
+            target: format!("t{i}"),
+            at_ms: i,
+            health: "up",
+            reason: None,
+            duration_ms: 1.0,
+            message: String::new(),
+            state: crate::alert::state::TargetState::new(0),
+            day_ms: 0,
+        })
+    }
+
+    #[test]
+    fn shedding_keeps_everything_but_plain_results() {
+        let mut p = Pending::default();
+        for i in 0..(MAX_PENDING as i64 + 10) {
+            p.take(result(i));
+        }
+        p.take(Record::Prune(1));
+        assert_eq!(p.shed(), 11);
+        assert_eq!(p.records.len(), MAX_PENDING);
+        assert!(matches!(p.records.last(), Some(Record::Prune(1))), "non-results are never shed");
+    }
+}

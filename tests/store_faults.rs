@@ -1,0 +1,176 @@
+//! The store failing under the daemon (issue #14, items 2 and 3): a full disk and another
+//! process holding SQLite's lock. Writes are retried, nothing but plain results may be
+//! shed, no notification leaves before its outbox row is committed, and once the store
+//! takes writes again every state change, incident and notification is there exactly once
+//! and every notification reaches a real SMTP server exactly once.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::*;
+use vigil::alert::state::State;
+
+const TARGETS: usize = 20;
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A size-limited tmpfs the test mounts (as root) and unmounts when dropped.
+struct SmallDisk {
+    dir: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(dir: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(dir).expect("mount point");
+        run_ok("mount", "mount", &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", &dir.display().to_string()]);
+        SmallDisk { dir: dir.to_path_buf() }
+    }
+
+    /// Fills the disk to the last byte; returns the filler to delete.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let filler = self.dir.join("filler");
+        let mut f = std::fs::File::create(&filler).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        while f.write_all(&chunk[..512]).is_ok() {}
+        while f.write_all(&chunk[..1]).is_ok() {}
+        let _ = f.sync_all();
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+fn config(dir: &Path, store: &Path, web: &WebServer, smtp: &SmtpSink) -> String {
+    let targets: String = (1..=TARGETS)
+        .map(|i| format!("          - {{ name: t{i:02}, url: \"http://{}/switch\" }}\n", web.addr))
+        .collect();
+    let text = format!(
+        "instance: {{ name: faults }}\n\
+         server: {{ listen: \"127.0.0.1:0\", admin_token: \"{TOKEN}\" }}\n\
+         storage: {{ path: \"{}\" }}\n\
+         defaults: {{ interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1 }}\n\
+         receivers:\n  - id: team\n    channels:\n      - email: {{ to: [\"ung-cuu@laichau.test\"], from: \"vigil@laichau.test\", smtp: {{ host: 127.0.0.1, port: {}, security: none }} }}\n\
+         routes:\n  - {{ receivers: [team] }}\n\
+         systems:\n  - id: web\n    checks:\n      - id: many\n        http: {{}}\n        conditions: [\"[STATUS] == 200\"]\n        targets:\n{targets}",
+        store.display(),
+        smtp.port
+    );
+    std::fs::write(dir.join("vigil.yaml"), text).expect("config");
+    dir.join("vigil.yaml").display().to_string()
+}
+
+/// Every target down, then up again: 20 incidents opened and closed.
+async fn outage_and_recovery(web: &WebServer, events: &mut tokio::sync::broadcast::Receiver<vigil::pipeline::Event>) {
+    let ids: Vec<String> = (1..=TARGETS).map(|i| format!("web/many/t{i:02}")).collect();
+    web.switch.store(503, Ordering::SeqCst);
+    let down: Vec<(&str, State)> = ids.iter().map(|id| (id.as_str(), State::Down)).collect();
+    wait_states(events, WAIT, &down).await;
+    web.switch.store(200, Ordering::SeqCst);
+    let up: Vec<(&str, State)> = ids.iter().map(|id| (id.as_str(), State::Up)).collect();
+    wait_states(events, WAIT, &up).await;
+}
+
+/// What the store holds once the daemon has stopped: (state changes per target, incidents,
+/// delivered outbox rows, outbox rows).
+fn stored(store: &Path) -> (BTreeMap<String, Vec<String>>, i64, i64, i64) {
+    let conn = rusqlite::Connection::open(store).expect("open the store");
+    let mut changes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut stmt = conn.prepare("SELECT target, to_state FROM state_changes ORDER BY at_ms, rowid").expect("query");
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).expect("rows");
+    for row in rows {
+        let (target, to) = row.expect("row");
+        changes.entry(target).or_default().push(to);
+    }
+    let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).expect("count");
+    (
+        changes,
+        count("SELECT COUNT(*) FROM incidents"),
+        count("SELECT COUNT(*) FROM outbox WHERE state = 'delivered'"),
+        count("SELECT COUNT(*) FROM outbox"),
+    )
+}
+
+/// The checks made after each fault: exactly once everywhere.
+fn assert_exactly_once(store: &Path, smtp: &SmtpSink, rounds: usize) {
+    let (changes, incidents, delivered, outbox) = stored(store);
+    assert_eq!(changes.len(), TARGETS, "{changes:?}");
+    for (target, seq) in &changes {
+        let expected: Vec<&str> = ["up"].into_iter().chain((0..rounds).flat_map(|_| ["down", "up"])).collect();
+        assert_eq!(seq, &expected, "{target}: every state change, in order, once");
+    }
+    let notifications = (TARGETS * rounds * 2) as i64;
+    assert_eq!(incidents, (TARGETS * rounds) as i64, "every incident, once");
+    assert_eq!((outbox, delivered), (notifications, notifications), "every notification stored and delivered once");
+    let mails = smtp.mails();
+    let mut ids: BTreeMap<String, usize> = BTreeMap::new();
+    for m in &mails {
+        *ids.entry(m["message_id"].as_str().unwrap_or_default().to_string()).or_default() += 1;
+    }
+    assert_eq!(mails.len() as i64, notifications, "one mail per notification: {ids:?}");
+    assert!(ids.values().all(|n| *n == 1), "a notification was mailed twice: {ids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_then_a_held_lock_lose_nothing_and_send_nothing_twice() {
+    let web = web_server(None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let smtp = SmtpSink::start(dir.path());
+    let disk = SmallDisk::mount(&dir.path().join("disk"), "8m");
+    let store = disk.dir.join("vigil.db");
+    let config = config(dir.path(), &store, &web, &smtp);
+    let app = vigil::app::App::start(
+        vigil::app::ConfigSource::File(PathBuf::from(&config)),
+        vigil::app::Overrides::default(),
+    )
+    .await
+    .expect("daemon starts");
+    let base = format!("http://{}", app.addr());
+    let mut events = app.subscribe();
+    let ups: Vec<String> = (1..=TARGETS).map(|i| format!("web/many/t{i:02}")).collect();
+    let up: Vec<(&str, State)> = ups.iter().map(|id| (id.as_str(), State::Up)).collect();
+    wait_states(&mut events, WAIT, &up).await;
+
+    // 1. The disk fills up: 20 incidents open and close while nothing can be written.
+    let filler = disk.fill();
+    outage_and_recovery(&web, &mut events).await;
+    let (code, ready) = request("GET", &format!("{base}/-/ready"), None).await;
+    assert_eq!(code, 503, "readiness says the store fails: {ready}");
+    assert!(ready.contains("store: writes failing since"), "{ready}");
+    let metrics = get(&format!("{base}/metrics")).await;
+    assert!(sample(&metrics, "vigil_store_write_errors_total", &[]).is_some_and(|n| n > 0.0), "{metrics}");
+    assert!(smtp.mails().is_empty(), "no notification may leave before its outbox row is committed");
+    // Space comes back: everything is written, then delivered.
+    std::fs::remove_file(filler).expect("free the disk");
+    smtp.wait_until(WAIT, "every notification of the full-disk outage", |m| m.len() >= TARGETS * 2).await;
+    assert_eq!(request("GET", &format!("{base}/-/ready"), None).await.0, 200);
+
+    // 2. Another process holds SQLite's lock longer than the busy timeout.
+    let holder = rusqlite::Connection::open(&store).expect("second connection");
+    holder.execute_batch("BEGIN EXCLUSIVE").expect("take the lock");
+    outage_and_recovery(&web, &mut events).await;
+    // Past the writer's 5 s busy timeout, readiness says so.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while request("GET", &format!("{base}/-/ready"), None).await.0 != 503 {
+        assert!(std::time::Instant::now() < deadline, "readiness never said the store fails");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(smtp.mails().len(), TARGETS * 2, "nothing of the locked period has left yet");
+    holder.execute_batch("COMMIT").expect("release the lock");
+    drop(holder);
+    smtp.wait_until(WAIT, "every notification of the locked period", |m| m.len() >= TARGETS * 4).await;
+
+    app.shutdown().await;
+    // A last moment for a duplicate to show up, if one were on its way.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_exactly_once(&store, &smtp, 2);
+    drop(disk);
+}
