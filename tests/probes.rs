@@ -697,3 +697,39 @@ async fn a_panicking_probe_keeps_its_schedule_and_harms_no_other() {
     assert!(status.contains("internal error in the probe"), "{status}");
     app.shutdown().await;
 }
+
+/// Issue #14, item 8: a plugin whose grandchild leaves its process group and keeps stdout and
+/// stderr open leaks no pipe: after 20 runs the open descriptors are back at their baseline,
+/// and what the plugin printed before exiting is still read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_escaped_grandchild_leaks_no_pipe() {
+    use vigil::config::ExecSpec;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pids = dir.path().join("escaped.pids");
+    let spec = ExecSpec {
+        command: vec![fixture("escape.sh"), pids.display().to_string()],
+        env: Vec::new(),
+        perfdata: Vec::new(),
+        max_output_bytes: 64 * 1024,
+    };
+    let check = check_of(ProbeSpec::Exec(spec), Duration::from_secs(5), &[]);
+    let prober = Prober::new();
+    let open_fds = || std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count();
+    let run = || async {
+        let outcome = prober.probe(&check, &target_of("escape", "escape")).await;
+        assert_eq!(outcome.health, Health::Up, "{outcome:?}");
+        let said = outcome.observations.exec.as_ref().map(|e| e.message.clone()).unwrap_or_default();
+        assert_eq!(said, "OK - a grandchild escaped", "what it printed before exiting is read");
+    };
+    run().await;
+    let baseline = open_fds();
+    for _ in 0..20 {
+        run().await;
+    }
+    let after = open_fds();
+    // Stop the escaped grandchildren (this test's own processes, by pid).
+    for pid in std::fs::read_to_string(&pids).unwrap_or_default().lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+    assert!(after <= baseline + 2, "open descriptors grew from {baseline} to {after} over 20 runs");
+}

@@ -1,9 +1,12 @@
 //! exec probe — the Nagios plugin API: run an argv (never through a shell) in its own
-//! process group with a minimal environment; exit 0/1/2/3 = up/degraded/down/unknown; the
-//! first line is the message and perfdata follows `|`. On timeout, and after the plugin
-//! exits, the whole group is killed, so no child it left behind keeps running.
+//! process group with a minimal environment, in `/`, without the daemon's ambient
+//! capabilities; exit 0/1/2/3 = up/degraded/down/unknown; the first line is the message and
+//! perfdata follows `|`. On every way out — exit, timeout, the run abandoned by the check's
+//! deadline — the whole group is killed, and the pipes are closed after a short grace even
+//! if a grandchild that left the group still holds them.
 
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,17 +34,68 @@ pub struct ExecResult {
     pub perfdata: Vec<Perfdata>,
 }
 
-/// Reads at most `cap` bytes, then discards the rest so the writer never blocks.
-async fn read_capped<R: AsyncRead + Unpin>(mut reader: R, cap: usize) -> Vec<u8> {
-    let mut buf = Vec::new();
-    let _ = (&mut reader).take(cap as u64).read_to_end(&mut buf).await;
-    let _ = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await;
-    buf
+/// Reads at most `cap` bytes into `buf` as they come, then discards the rest so the
+/// writer never blocks. What was read stays in `buf` if the task is aborted.
+async fn read_capped<R: AsyncRead + Unpin>(mut reader: R, cap: usize, buf: Arc<Mutex<Vec<u8>>>) {
+    let mut chunk = [0u8; 8192];
+    loop {
+        match reader.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let mut b = buf.lock().unwrap_or_else(|p| p.into_inner());
+                let room = cap.saturating_sub(b.len());
+                b.extend_from_slice(&chunk[..n.min(room)]);
+            }
+        }
+    }
 }
 
-fn kill_group(pid: u32) {
-    // The plugin leads its own group (process_group(0)), so its id is the group id.
-    let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+/// A pipe being read, and what it gave so far.
+struct Reader {
+    task: tokio::task::JoinHandle<()>,
+    buf: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Reader {
+    fn start<R: AsyncRead + Unpin + Send + 'static>(pipe: Option<R>, cap: usize) -> Option<Reader> {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let task = tokio::spawn(read_capped(pipe?, cap, buf.clone()));
+        Some(Reader { task, buf })
+    }
+
+    /// What was read once the pipe closed, or after the grace: then the reader is stopped and
+    /// the pipe closed (a grandchild that left the group may keep its end open for ever).
+    async fn finish(reader: Option<Reader>) -> Vec<u8> {
+        let Some(mut r) = reader else {
+            return Vec::new();
+        };
+        if tokio::time::timeout(PIPE_GRACE, &mut r.task).await.is_err() {
+            r.task.abort();
+            let _ = (&mut r.task).await;
+        }
+        std::mem::take(&mut *r.buf.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Dropped on every way out (timeout, an abandoned run): the pipe closes with the task.
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Kills the plugin's process group when dropped: on exit, on timeout, and when the run is
+/// abandoned (the check's deadline drops this future mid-way).
+struct GroupGuard(Option<Pid>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        // The plugin leads its own group (process_group(0)), so its id is the group id. No
+        // id, no signal: killpg(0) would hit Vigil's own group.
+        if let Some(group) = self.0.filter(|p| p.as_raw() > 0) {
+            let _ = killpg(group, Signal::SIGKILL);
+        }
+    }
 }
 
 pub(super) async fn observe(spec: &ExecSpec, timeout: Duration) -> Result<Observations, ProbeError> {
@@ -56,20 +110,36 @@ pub(super) async fn observe(spec: &ExecSpec, timeout: Duration) -> Result<Observ
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .current_dir("/")
         .process_group(0)
         .kill_on_drop(true);
+    // SAFETY: between fork and exec only async-signal-safe calls are allowed; prctl is a
+    // plain system call. It drops the ambient capabilities (CAP_NET_RAW for ICMP) the unit
+    // grants Vigil, so a plugin runs with none of them.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 {
+                let e = std::io::Error::last_os_error();
+                // Kernels without ambient capabilities have none to clear.
+                if e.raw_os_error() != Some(libc::EINVAL) {
+                    return Err(e);
+                }
+            }
+            Ok(())
+        });
+    }
     let mut child = command
         .spawn()
         .map_err(|e| ProbeError::new(FailureReason::Spawn, format!("cannot run {}: {e}", spec.command[0])))?;
-    let pid = child.id().unwrap_or_default();
+    let group = GroupGuard(child.id().map(|id| Pid::from_raw(id as i32)));
     let cap = spec.max_output_bytes;
-    let stdout = child.stdout.take().map(|s| tokio::spawn(read_capped(s, cap)));
-    let stderr = child.stderr.take().map(|s| tokio::spawn(read_capped(s, cap)));
+    let stdout = Reader::start(child.stdout.take(), cap);
+    let stderr = Reader::start(child.stderr.take(), cap);
 
     // Finish just inside the check's deadline, so the kill below always runs.
     let budget = timeout.saturating_sub(Duration::from_millis(50));
     let status = tokio::time::timeout(budget, child.wait()).await;
-    kill_group(pid);
+    drop(group);
     let status = match status {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(ProbeError::new(FailureReason::Spawn, format!("waiting for the plugin: {e}"))),
@@ -81,14 +151,7 @@ pub(super) async fn observe(spec: &ExecSpec, timeout: Duration) -> Result<Observ
             ));
         }
     };
-    let collect = |h: Option<tokio::task::JoinHandle<Vec<u8>>>| async move {
-        match h {
-            Some(h) => tokio::time::timeout(PIPE_GRACE, h).await.ok().and_then(Result::ok).unwrap_or_default(),
-            None => Vec::new(),
-        }
-    };
-    let out = collect(stdout).await;
-    let err = collect(stderr).await;
+    let (out, err) = tokio::join!(Reader::finish(stdout), Reader::finish(stderr));
     let text = String::from_utf8_lossy(&out);
     let parsed = parse_output(&text);
     let exit_code = status.code();

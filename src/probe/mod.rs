@@ -298,7 +298,12 @@ impl Prober {
     pub async fn probe(&self, check: &Check, target: &Target) -> ProbeOutcome {
         let started = Instant::now();
         match AssertUnwindSafe(self.probe_unguarded(check, target, started)).catch_unwind().await {
-            Ok(outcome) => outcome,
+            Ok(mut outcome) => {
+                // The one place a probe's message is bounded: it is stored with every result,
+                // and a hostile target writes what it likes into it (a 400 KB Location).
+                outcome.message = bounded_message(&outcome.message);
+                outcome
+            }
             Err(panic) => {
                 let what = panic_message(panic.as_ref());
                 tracing::error!(target = %target.key, error = %what, "the probe panicked: a bug in Vigil, please report it");
@@ -375,6 +380,22 @@ impl Prober {
             ProbeSpec::Heartbeat(hb) => Ok(heartbeat::observe(hb, &target.key.id(), &self.heartbeats)),
         }
     }
+}
+
+/// Longest message kept from one probe run.
+pub const MAX_MESSAGE_CHARS: usize = 300;
+
+/// A message of at most [`MAX_MESSAGE_CHARS`] characters, control characters (a newline
+/// would forge a line in text logs) turned into spaces.
+pub fn bounded_message(message: &str) -> String {
+    let mut chars = message.chars();
+    let mut out: String =
+        chars.by_ref().take(MAX_MESSAGE_CHARS).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if chars.next().is_some() {
+        out.pop();
+        out.push('…');
+    }
+    out
 }
 
 /// The text of a panic's payload (a `&str` or a `String`, as `panic!` makes them).
@@ -458,5 +479,21 @@ fn severity(h: Health) -> u8 {
         Health::Unknown => 1,
         Health::Degraded => 2,
         Health::Down => 3,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue #14, item 7: a probe's message is bounded and keeps no control character.
+    #[test]
+    fn messages_are_bounded_at_one_place() {
+        let hostile = format!("more than 10 redirects (last to /{})\nforged: line", "x".repeat(400_000));
+        let bounded = bounded_message(&hostile);
+        assert_eq!(bounded.chars().count(), MAX_MESSAGE_CHARS);
+        assert!(bounded.ends_with('…') && !bounded.contains('\n'));
+        assert_eq!(bounded_message("refused\r\n"), "refused  ");
+        assert_eq!(bounded_message("dịch vụ công"), "dịch vụ công");
     }
 }

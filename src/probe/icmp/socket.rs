@@ -219,11 +219,35 @@ impl Shared {
     }
 }
 
-/// Reads every packet that arrives and hands each answer to its run.
+/// Consecutive receive errors after which the reader stops, so that the socket is opened
+/// anew on next use.
+const MAX_RECEIVE_ERRORS: u32 = 50;
+
+/// Reads every packet that arrives and hands each answer to its run. A receive error is
+/// waited out with a growing pause (a persistent one used to spin a core at 100 %); after
+/// [`MAX_RECEIVE_ERRORS`] in a row the reader ends and the socket is replaced.
 async fn receive(shared: Arc<Shared>) {
     let mut buffer = [0u8; 2048];
+    let mut errors = 0u32;
     loop {
-        let Ok((size, from)) = shared.socket.recv_from(&mut buffer).await else { continue };
+        let (size, from) = match shared.socket.recv_from(&mut buffer).await {
+            Ok(received) => {
+                errors = 0;
+                received
+            }
+            Err(e) => {
+                errors += 1;
+                if errors == 1 {
+                    tracing::warn!(error = %e, "cannot read ICMP answers; retrying");
+                }
+                if errors >= MAX_RECEIVE_ERRORS {
+                    tracing::error!(error = %e, "ICMP answers keep failing; the socket will be opened anew");
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10u64 << errors.min(6))).await;
+                continue;
+            }
+        };
         let arrived = Instant::now();
         let Some((key, answer)) = shared.decode(&buffer[..size], from.ip()) else { continue };
         let pending = shared.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
