@@ -174,3 +174,50 @@ async fn a_full_disk_then_a_held_lock_lose_nothing_and_send_nothing_twice() {
     assert_exactly_once(&store, &smtp, 2);
     drop(disk);
 }
+
+/// Issue #14, item 6: a store that cannot be read (here: its file moved away) makes the
+/// pages, the history API and `vigil report` say so — a 503 or a failing command — never a
+/// plausible page or report computed from no data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_store_is_an_error_not_empty_figures() {
+    let web = web_server(None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(
+        dir.path(),
+        &format!(
+            "systems:\n  - id: web\n    checks:\n      - {{ id: ok, http: {{ url: \"http://{}/ok\" }} }}\n",
+            web.addr
+        ),
+    );
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    wait_states(&mut events, WAIT, &[("web/ok", State::Up)]).await;
+    let base = format!("http://{}", app.addr());
+    assert_eq!(request("GET", &format!("{base}/"), None).await.0, 200, "readable: the page is served");
+
+    // The database file is moved away under the daemon (an unlucky operator, a broken mount):
+    // every new read connection fails.
+    std::fs::rename(dir.path().join("vigil.db"), dir.path().join("moved.db")).expect("move the store");
+    for path in [
+        "/",
+        "/systems/web",
+        "/checks/web/ok",
+        "/badge/web/uptime/30d.svg",
+        "/api/v1/checks/web/ok/history",
+        "/api/v1/maintenance",
+    ] {
+        let (code, body) = request("GET", &format!("{base}{path}"), None).await;
+        assert_eq!(code, 503, "{path}: {body}");
+        assert!(body.contains("the store cannot be read"), "{path}: {body}");
+    }
+    app.shutdown().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["report", "-c", &dir.path().join("vigil.yaml").display().to_string(), "--format", "json"])
+        .output()
+        .expect("run vigil report");
+    assert!(
+        !out.status.success(),
+        "a report from an unreadable store must fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -163,14 +163,16 @@ pub fn current_month(now_ms: i64, tz: &jiff::tz::TimeZone) -> String {
 
 /// Builds the report of `span` from the store.
 pub fn build(config: &Config, store: &Path, span: &Span, lang: Language, now: i64) -> Result<Report, ReportError> {
+    // A history that cannot be read is an error, never an empty one: a locked or corrupt
+    // store must not yield a plausible report.
     let histories: std::collections::HashMap<String, History> = config
         .targets()
         .map(|(_, _, t)| {
             let id = t.key.id();
-            let (initial, changes) = query::state_history(store, &id, span.from_ms).unwrap_or_default();
-            (id, History { initial, changes })
+            let (initial, changes) = query::state_history(store, &id, span.from_ms)?;
+            Ok((id, History { initial, changes }))
         })
-        .collect();
+        .collect::<Result<_, ReportError>>()?;
     build_from(config, Some(store), &histories, span, lang, now)
 }
 

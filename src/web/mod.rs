@@ -130,6 +130,13 @@ pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: Cancel
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
 }
 
+/// The answer when the store cannot be read: a 503 that says so, never a page or a figure
+/// computed from nothing (a locked or corrupt store must not look like "no data").
+pub(crate) fn store_unreadable(e: &dyn std::fmt::Display) -> Reply {
+    tracing::error!(error = %e, "cannot read the store");
+    text(StatusCode::SERVICE_UNAVAILABLE, format!("the store cannot be read: {e}"))
+}
+
 /// The headers every answer carries: no script runs (the pages need none), nothing frames
 /// them, types are not sniffed, and no referrer leaves for another site — an
 /// acknowledgement link's signature sits in its query. (`same-origin`, not `no-referrer`:
@@ -379,10 +386,7 @@ fn incidents(state: &WebState, query: Option<&str>) -> Reply {
     }
     match crate::store::query::incidents(&state.store_path, open_only, system.as_deref(), limit) {
         Ok(list) => json(&serde_json::json!({ "incidents": list })),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read incidents");
-            text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read incidents")
-        }
+        Err(e) => store_unreadable(&e),
     }
 }
 
@@ -445,10 +449,7 @@ fn history(state: &WebState, check_id: &str, query: Option<&str>) -> Reply {
         let id = t.key.id();
         let (initial, changes) = match crate::store::query::state_history(&state.store_path, &id, from) {
             Ok(h) => h,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read history");
-                return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read history");
-            }
+            Err(e) => return store_unreadable(&e),
         };
         let mut edges: Vec<(i64, Option<crate::alert::state::State>)> = vec![(from, initial)];
         edges.extend(changes.iter().filter(|(at, _)| *at < to).map(|(at, s)| (*at, Some(*s))));
@@ -461,7 +462,10 @@ fn history(state: &WebState, check_id: &str, query: Option<&str>) -> Reply {
                                     "state": s.map_or("no_data", |s| s.as_str()) })
             })
             .collect();
-        let rollups = crate::store::query::rollups(&state.store_path, &id, from - 86_400_000, to).unwrap_or_default();
+        let rollups = match crate::store::query::rollups(&state.store_path, &id, from - 86_400_000, to) {
+            Ok(r) => r,
+            Err(e) => return store_unreadable(&e),
+        };
         targets.push(serde_json::json!({ "id": id, "intervals": intervals, "rollups": rollups }));
     }
     json(
@@ -535,7 +539,10 @@ fn maintenance_list(state: &WebState) -> Reply {
     let config = state.board.read().unwrap_or_else(|p| p.into_inner()).config.clone();
     let tz = &config.instance.timezone;
     let now = now_ms();
-    let api = crate::store::query::maintenance(&state.store_path).unwrap_or_default();
+    let api = match crate::store::query::maintenance(&state.store_path) {
+        Ok(api) => api,
+        Err(e) => return store_unreadable(&e),
+    };
     let windows: Vec<serde_json::Value> = config
         .maintenance
         .iter()

@@ -24,7 +24,7 @@ use crate::history::{Period, day_bounds, split};
 use crate::pipeline::Control;
 use crate::scheduler::now_ms;
 use crate::status::{Board, system_state};
-use crate::store::query;
+use crate::store::{StoreError, query};
 
 const CSS: &str = include_str!("static/vigil.css");
 const SESSION_COOKIE: &str = "vigil_session";
@@ -199,18 +199,18 @@ struct Days {
 }
 
 /// Daily periods of each target, over the last `days` days.
-fn daily(state: &WebState, board: &Board, days: u32) -> HashMap<String, Days> {
+fn daily(state: &WebState, board: &Board, days: u32) -> Result<HashMap<String, Days>, StoreError> {
     let now = now_ms();
     let bounds = day_bounds(now, days, &board.config.instance.timezone);
-    let Some(&from) = bounds.first() else { return HashMap::new() };
+    let Some(&from) = bounds.first() else { return Ok(HashMap::new()) };
     board
         .config
         .targets()
         .map(|(_, _, t)| {
             let id = t.key.id();
-            let (initial, changes) = query::state_history(&state.store_path, &id, from).unwrap_or_default();
-            let causes = query::failure_causes(&state.store_path, &id, from).unwrap_or_default();
-            (id, Days { periods: split(initial, &changes, &bounds, now), causes })
+            let (initial, changes) = query::state_history(&state.store_path, &id, from)?;
+            let causes = query::failure_causes(&state.store_path, &id, from)?;
+            Ok((id, Days { periods: split(initial, &changes, &bounds, now), causes }))
         })
         .collect()
 }
@@ -297,7 +297,10 @@ fn home(state: &WebState, req: &Request<Incoming>, board: &Board) -> Reply {
     let config = &board.config;
     let v = visitor(state, req, config);
     let tz = &config.instance.timezone;
-    let days = daily(state, board, 90);
+    let days = match daily(state, board, 90) {
+        Ok(days) => days,
+        Err(e) => return super::store_unreadable(&e),
+    };
     let systems: Vec<Value> = config
         .systems
         .iter()
@@ -343,7 +346,10 @@ fn home(state: &WebState, req: &Request<Incoming>, board: &Board) -> Reply {
         })
         .collect();
     let now = now_ms();
-    let api = query::maintenance(&state.store_path).unwrap_or_default();
+    let api = match query::maintenance(&state.store_path) {
+        Ok(api) => api,
+        Err(e) => return super::store_unreadable(&e),
+    };
     let maintenance: Vec<Value> = config
         .maintenance
         .iter()
@@ -403,7 +409,10 @@ fn system_page(state: &WebState, req: &Request<Incoming>, board: &Board, system:
     let config = &board.config;
     let v = visitor(state, req, config);
     let tz = &config.instance.timezone;
-    let days = daily(state, board, 90);
+    let days = match daily(state, board, 90) {
+        Ok(days) => days,
+        Err(e) => return super::store_unreadable(&e),
+    };
     let st = system_state(system, &board.targets);
     let (word, icon) = state_word(st, v.lang);
     let critical: Vec<&Days> = system
@@ -462,6 +471,13 @@ fn check_page(state: &WebState, req: &Request<Incoming>, board: &Board, id: &str
         .iter()
         .map(|r| json!({ "label": r, "current": *r == range.0, "url": format!("/checks/{id}?range={r}{lang_param}") }))
         .collect();
+    let mut stored: HashMap<String, Vec<query::StoredResult>> = HashMap::new();
+    for t in &check.targets {
+        match query::results(&state.store_path, &t.key.id(), now - range.1) {
+            Ok(results) => stored.insert(t.key.id(), results),
+            Err(e) => return super::store_unreadable(&e),
+        };
+    }
     let targets: Vec<Value> = check
         .targets
         .iter()
@@ -470,7 +486,7 @@ fn check_page(state: &WebState, req: &Request<Incoming>, board: &Board, id: &str
             let view = board.targets.get(&tid);
             let st = view.map_or(State::Unknown, |x| x.state.state);
             let (word, icon) = state_word(st, v.lang);
-            let results = query::results(&state.store_path, &tid, now - range.1).unwrap_or_default();
+            let results = stored.remove(&tid).unwrap_or_default();
             let day_start = now - 86_400_000;
             let runs: Vec<Value> = (0..96)
                 .map(|i| {
@@ -578,17 +594,20 @@ fn badge(state: &WebState, board: &Board, spec: &str) -> Reply {
             };
             let now = now_ms();
             let bounds = [now - span.as_millis() as i64, now];
-            let periods: Vec<Vec<Period>> = system
+            let periods: Result<Vec<Vec<Period>>, StoreError> = system
                 .checks
                 .iter()
                 .filter(|c| c.critical)
                 .flat_map(|c| c.targets.iter())
                 .map(|t| {
-                    let (init, changes) =
-                        query::state_history(&state.store_path, &t.key.id(), bounds[0]).unwrap_or_default();
-                    split(init, &changes, &bounds, now)
+                    let (init, changes) = query::state_history(&state.store_path, &t.key.id(), bounds[0])?;
+                    Ok(split(init, &changes, &bounds, now))
                 })
                 .collect();
+            let periods: Vec<Vec<Period>> = match periods {
+                Ok(p) => p,
+                Err(e) => return super::store_unreadable(&e),
+            };
             let refs: Vec<&[Period]> = periods.iter().map(Vec::as_slice).collect();
             let shown = uptime_of(&refs, lang).unwrap_or_else(|| "–".into());
             let color = match system.sla {
