@@ -115,7 +115,7 @@ impl App {
     pub async fn start(source: ConfigSource, overrides: Overrides) -> anyhow::Result<App> {
         let config = Arc::new(source.load().map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?);
         raise_open_files_limit(config.scheduler.max_concurrent_probes);
-        let (store, restored) = store::open(&config.storage.path)?;
+        let (store, restored) = store::open_or_degraded(&config.storage.path);
         let heartbeats = Arc::new(HeartbeatBook::default());
         heartbeats.set_tokens(&config);
         for h in restored.heartbeats {

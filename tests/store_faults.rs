@@ -221,3 +221,49 @@ async fn an_unreadable_store_is_an_error_not_empty_figures() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Issue #14, item 4: a store that cannot be opened at start (here: a corrupt file) does not
+/// stop Vigil: it probes, serves /metrics, alerts from memory and says why it is degraded;
+/// once the file can be opened, what was kept in memory is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_store_at_start_still_probes_and_alerts() {
+    let web = web_server(None).await;
+    let hooks = HookSink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("vigil.db");
+    std::fs::write(&db, vec![0x5a; 64 * 1024]).expect("a corrupt store");
+    write_config(
+        dir.path(),
+        &format!(
+            "receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\n\
+             routes:\n  - {{ receivers: [team] }}\n\
+             systems:\n  - id: web\n    checks:\n      - {{ id: a, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+            hooks.addr, web.addr
+        ),
+    );
+    let app = start_daemon(dir.path()).await;
+    let base = format!("http://{}", app.addr());
+    let mut events = app.subscribe();
+    wait_states(&mut events, WAIT, &[("web/a", State::Up)]).await;
+    let (code, ready) = request("GET", &format!("{base}/-/ready"), None).await;
+    assert_eq!(code, 503, "{ready}");
+    assert!(ready.contains("cannot open"), "readiness explains: {ready}");
+    let metrics = get(&format!("{base}/metrics")).await;
+    assert!(sample(&metrics, "vigil_check_up", &[r#"check="a""#]) == Some(1.0), "{metrics}");
+
+    web.switch.store(503, Ordering::SeqCst);
+    hooks.wait_until(WAIT, "the alert, from memory", |h| h.iter().any(|x| x.body["event"] == "firing")).await;
+
+    // The file is repaired (moved away here): the store opens and takes what was kept.
+    std::fs::remove_file(&db).expect("remove the corrupt file");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while request("GET", &format!("{base}/-/ready"), None).await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "the store never opened");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.shutdown().await;
+    let conn = rusqlite::Connection::open(&db).expect("the store");
+    let incidents: i64 = conn.query_row("SELECT COUNT(*) FROM incidents", [], |r| r.get(0)).expect("count");
+    let changes: i64 = conn.query_row("SELECT COUNT(*) FROM state_changes", [], |r| r.get(0)).expect("count");
+    assert_eq!((incidents, changes), (1, 2), "the incident and the state changes kept in memory were written");
+}

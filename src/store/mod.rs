@@ -161,9 +161,8 @@ fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |source| StoreError::Sqlite { path: path.to_path_buf(), source }
 }
 
-/// Opens (or creates) the store at `path`, migrates it, and returns it with what it
-/// remembers.
-pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
+/// Opens (or creates) the database at `path` and migrates it.
+fn connect(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: dir.to_path_buf(), source })?;
     }
@@ -173,6 +172,41 @@ pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite(path))?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite(path))?;
     schema::migrate(&mut conn).map_err(sqlite(path))?;
+    Ok(conn)
+}
+
+/// Opens the store, or — when it cannot be opened (corrupt, unwritable, locked) — a
+/// degraded one: Vigil probes and alerts from memory (notifications leave at once), keeps
+/// records in memory and tries to open the file again in the background, and says so in
+/// its health. The error is logged here; a start never fails on the store.
+pub fn open_or_degraded(path: &Path) -> (Store, Restored) {
+    match open(path) {
+        Ok(opened) => opened,
+        Err(e) => {
+            tracing::error!(
+                store = %path.display(), error = %e,
+                "cannot open the store: running from memory (alerts still go out) and retrying"
+            );
+            let (sender, receiver) = mpsc::unbounded_channel();
+            let health = std::sync::Arc::new(StoreHealth::default());
+            let (writer_path, writer_health) = (path.to_path_buf(), health.clone());
+            let first_error = e.to_string();
+            let writer = std::thread::Builder::new().name("vigil-store".into()).spawn(move || {
+                writing::degraded_loop(&writer_path, &|p: &Path| connect(p), &first_error, receiver, &writer_health)
+            });
+            let now = crate::scheduler::now_ms();
+            // Incident numbers from the clock: when the file opens later, they cannot
+            // overwrite the incidents it already holds.
+            let restored = Restored { last_incident_id: now, ..Restored::default() };
+            (Store { path: path.to_path_buf(), sender: Some(sender), writer: writer.ok(), health }, restored)
+        }
+    }
+}
+
+/// Opens (or creates) the store at `path`, migrates it, and returns it with what it
+/// remembers.
+pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
+    let conn = connect(path)?;
     let states = load_states(&conn).map_err(sqlite(path))?;
     let heartbeats = load_heartbeats(&conn).map_err(sqlite(path))?;
     let open_incidents =
@@ -190,7 +224,7 @@ pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
     let writer_health = health.clone();
     let writer = std::thread::Builder::new()
         .name("vigil-store".into())
-        .spawn(move || writing::write_loop(conn, receiver, &writer_path, &writer_health))
+        .spawn(move || writing::write_loop(conn, receiver, &writer_path, &writer_health, Default::default()))
         .map_err(|e| StoreError::CreateDir { path: path.to_path_buf(), source: e })?;
     Ok((
         Store { path: path.to_path_buf(), sender: Some(sender), writer: Some(writer), health },

@@ -69,7 +69,7 @@ impl StoreHealth {
     }
 
     /// Records a failure; true for the first of a run of failures.
-    fn failed(&self, now_ms: i64, error: &rusqlite::Error) -> bool {
+    fn failed(&self, now_ms: i64, error: &dyn std::fmt::Display) -> bool {
         self.write_errors.fetch_add(1, Ordering::Relaxed);
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = error.to_string();
         self.failing_since_ms.compare_exchange(0, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok()
@@ -84,7 +84,7 @@ enum AfterCommit {
 
 /// Records not yet committed, and what waits for them.
 #[derive(Default)]
-struct Pending {
+pub(super) struct Pending {
     records: Vec<Record>,
     after: Vec<AfterCommit>,
     stopping: bool,
@@ -117,8 +117,14 @@ impl Pending {
         (before - self.records.len()) as u64
     }
 
-    fn committed(&mut self) {
-        self.records.clear();
+    /// Takes a record while there is no database: what waits for a commit is answered at
+    /// once — notifications leave from memory, flushes return.
+    fn take_without_store(&mut self, record: Record) {
+        self.take(record);
+        self.committed_after();
+    }
+
+    fn committed_after(&mut self) {
         for after in self.after.drain(..) {
             match after {
                 AfterCommit::Flush(w) => {
@@ -130,16 +136,70 @@ impl Pending {
             }
         }
     }
+
+    fn committed(&mut self) {
+        self.records.clear();
+        self.committed_after();
+    }
 }
 
-/// Writes records until [`Record::Stop`] (or every sender is gone).
+/// How often a store that could not be opened is tried again, at most.
+const REOPEN_EVERY: Duration = Duration::from_secs(30);
+
+/// The writer of a store that could not be opened: tries again with backoff, answers
+/// releases and flushes at once meanwhile, and keeps the records (bounded like failing
+/// writes) to write once the file opens.
+pub(super) fn degraded_loop(
+    path: &std::path::Path,
+    connect: &dyn Fn(&std::path::Path) -> Result<Connection, super::StoreError>,
+    first_error: &str,
+    mut receiver: mpsc::UnboundedReceiver<Record>,
+    health: &StoreHealth,
+) {
+    health.failed(crate::scheduler::now_ms(), &format!("cannot open: {first_error}"));
+    let mut pending = Pending::default();
+    let mut retry = Duration::from_secs(1);
+    loop {
+        let deadline = std::time::Instant::now() + retry;
+        while std::time::Instant::now() < deadline && !pending.stopping {
+            match receiver.try_recv() {
+                Ok(r) => pending.take_without_store(r),
+                Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(20)),
+                Err(mpsc::error::TryRecvError::Disconnected) => pending.stopping = true,
+            }
+        }
+        let shed = pending.shed();
+        health.shed_results.fetch_add(shed, Ordering::Relaxed);
+        health.pending.store(pending.records.len() as u64, Ordering::Relaxed);
+        match connect(path) {
+            Ok(conn) => {
+                tracing::warn!(
+                    store = %path.display(), records = pending.records.len(),
+                    "the store opened: writing what was kept in memory"
+                );
+                return write_loop(conn, receiver, path, health, pending);
+            }
+            Err(e) if pending.stopping => {
+                tracing::error!(store = %path.display(), records = pending.records.len(), error = %e,
+                    "stopping without a store: the records kept in memory are lost");
+                return;
+            }
+            Err(e) => {
+                health.failed(crate::scheduler::now_ms(), &format!("cannot open: {e}"));
+                retry = (retry * 2).min(REOPEN_EVERY);
+            }
+        }
+    }
+}
+
+/// Writes records until [`Record::Stop`] (or every sender is gone), starting with `pending`.
 pub(super) fn write_loop(
     mut conn: Connection,
     mut receiver: mpsc::UnboundedReceiver<Record>,
     path: &std::path::Path,
     health: &StoreHealth,
+    mut pending: Pending,
 ) {
-    let mut pending = Pending::default();
     let mut retry = FIRST_RETRY;
     let mut stop_deadline = None;
     loop {
