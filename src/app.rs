@@ -149,6 +149,7 @@ impl App {
         };
         let pipeline =
             Pipeline::new(config.clone(), metrics.clone(), board.clone(), store, resume, events.clone(), notes_tx);
+        let pipeline = if overrides.no_probes { pipeline.without_watchdog() } else { pipeline };
         let pipeline = tokio::spawn(pipeline.run(results_rx, control_rx));
         let delivery_stop = CancellationToken::new();
         let dispatcher = outbox::spawn(

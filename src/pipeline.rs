@@ -13,7 +13,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::alert::engine::{Effect, Engine, Opening, Routing};
 use crate::alert::incident::{Incident, Notification, Severity};
 use crate::alert::state::{self, Flap, FlapTracker, Rule, State, TargetState, Transition};
-use crate::config::maintenance::{ApiWindow, Window};
+use crate::config::maintenance::{ApiWindow, Schedule, Window};
 use crate::config::{Check, Config, ProbeSpec};
 use crate::metrics::{Metrics, TargetMetrics};
 use crate::probe::{Health, ProbeOutcome};
@@ -64,6 +64,8 @@ struct Entry {
     state: TargetState,
     metrics: TargetMetrics,
     flaps: FlapTracker,
+    /// When its last result came (or when it was configured), Unix ms: the watchdog's clock.
+    last_run_ms: i64,
 }
 
 /// The perfdata labels a check exports as metrics.
@@ -94,6 +96,8 @@ pub struct Pipeline {
     report_done: Option<String>,
     /// Plain results waiting to be written (see [`RESULTS_EVERY`]).
     waiting_results: Vec<Record>,
+    /// Whether results are expected (off when Vigil only serves, without probing).
+    watchdog: bool,
 }
 
 /// What the pipeline starts from.
@@ -147,10 +151,17 @@ impl Pipeline {
             day: None,
             report_done: None,
             waiting_results: Vec::new(),
+            watchdog: true,
         };
         p.configure(config);
         p.publish_incidents();
         p
+    }
+
+    /// A pipeline that expects no results (Vigil serving without probing): no watchdog.
+    pub fn without_watchdog(mut self) -> Pipeline {
+        self.watchdog = false;
+        self
     }
 
     fn configure(&mut self, config: Arc<Config>) {
@@ -165,6 +176,7 @@ impl Pipeline {
                     let kind = check.probe.kind();
                     let rule =
                         Rule { failure_threshold: check.failure_threshold, success_threshold: check.success_threshold };
+                    let last_run_ms = old.get(&id).map_or(now, |e| e.last_run_ms);
                     let (state, metrics) = match old.remove(&id) {
                         Some(e) if e.kind == kind => (e.state, e.metrics),
                         Some(e) => {
@@ -187,6 +199,7 @@ impl Pipeline {
                         state,
                         metrics,
                         flaps: FlapTracker::default(),
+                        last_run_ms,
                     };
                     self.entries.insert(id, entry);
                 }
@@ -209,7 +222,7 @@ impl Pipeline {
             .iter()
             .map(|(id, e)| {
                 let last = views.remove(id).and_then(|v| v.last);
-                (id.clone(), TargetView { state: e.state, last, flapping: e.flaps.is_flapping() })
+                (id.clone(), TargetView { state: e.state, last, flapping: e.flaps.is_flapping(), stale: false })
             })
             .collect();
         board.config = config.clone();
@@ -293,6 +306,7 @@ impl Pipeline {
         let blind = self.blind_for(&result.target_id);
         let flapping_rule = self.config.alerting.flapping;
         let Some(entry) = self.entries.get_mut(&result.target_id) else { return };
+        entry.last_run_ms = result.finished_ms;
         let outcome = &result.outcome;
         self.metrics.scheduler_lag.observe(result.lag.as_secs_f64());
         self.metrics.record(&entry.metrics, outcome, result.finished_ms as f64 / 1000.0);
@@ -355,7 +369,12 @@ impl Pipeline {
             outcome.observations.body = None; // bodies are not kept beyond the judgement
             board.targets.insert(
                 result.target_id,
-                TargetView { state: next, last: Some(LastResult { at_ms: result.finished_ms, outcome }), flapping },
+                TargetView {
+                    state: next,
+                    last: Some(LastResult { at_ms: result.finished_ms, outcome }),
+                    flapping,
+                    stale: false,
+                },
             );
             if transition.is_some()
                 && let Some(system) = board.config.systems.iter().find(|s| s.id == system_id)
@@ -543,8 +562,36 @@ impl Pipeline {
         self.report_done = Some(month);
     }
 
+    /// The watchdog: a target with no result for more than three intervals (and its
+    /// timeout) has a timer that stopped — a bug; it is logged, counted in
+    /// `vigil_checks_stale` and marked on the board.
+    fn watch_timers(&mut self, now: i64) {
+        let stale: std::collections::HashSet<&String> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| {
+                now - e.last_run_ms > 3 * e.check.interval.as_millis() as i64 + e.check.timeout.as_millis() as i64
+            })
+            .map(|(id, _)| id)
+            .collect();
+        self.metrics.checks_stale.set(stale.len() as i64);
+        let mut board = self.board.write().unwrap_or_else(|p| p.into_inner());
+        for (id, view) in board.targets.iter_mut() {
+            let is_stale = stale.contains(id);
+            if is_stale && !view.stale {
+                tracing::error!(target_id = %id, "no result for more than three intervals: the check has stopped running");
+            }
+            view.stale = is_stale;
+        }
+    }
+
     fn tick(&mut self) {
         let now = now_ms();
+        if self.watchdog {
+            self.watch_timers(now);
+        }
+        // Windows opened through the API are dropped once they have ended (they piled up).
+        self.api_windows.retain(|w| !matches!(w.schedule, Schedule::Once { to_ms, .. } if to_ms <= now));
         let store = self.store.health().snapshot();
         self.metrics.set_store(store.write_errors, store.last_success_ms, store.pending, store.shed_results);
         self.monthly_report(now);

@@ -134,6 +134,13 @@ impl Timer {
             if self.results.send(result).await.is_err() {
                 return;
             }
+            // Test-only: a timer that dies after its first run, for the watchdog's test.
+            #[cfg(feature = "fault-injection")]
+            if let crate::config::ProbeSpec::Exec(e) = &self.check.probe
+                && e.command.first().is_some_and(|p| p == "vigil-fault:stop-timer")
+            {
+                return;
+            }
         }
     }
 }

@@ -25,6 +25,9 @@ pub struct TargetView {
     pub last: Option<LastResult>,
     /// The target keeps changing state (its notifications pause).
     pub flapping: bool,
+    /// No result for more than three intervals: the check has stopped running (a bug the
+    /// watchdog reports), and its state is not current.
+    pub stale: bool,
 }
 
 /// The board: the running configuration and every target's view, keyed by target id.
@@ -93,6 +96,7 @@ impl Board {
                                     "name": t.key.target,
                                     "state": state.as_str(),
                                     "flapping": view.is_some_and(|v| v.flapping),
+                                    "stale": view.is_some_and(|v| v.stale),
                                     "since": view.map(|v| local_time(v.state.since_ms, tz)),
                                     "last_result": view.and_then(|v| v.last.as_ref()).map(|l| last_json(l, tz)),
                                 })

@@ -733,3 +733,41 @@ async fn an_escaped_grandchild_leaks_no_pipe() {
     }
     assert!(after <= baseline + 2, "open descriptors grew from {baseline} to {after} over 20 runs");
 }
+
+/// Issue #14, item 5: the watchdog marks a check whose timer stopped (here ended by the
+/// test-only fault injection after one run): counted in `vigil_checks_stale`, flagged in the
+/// status API and on its page; a healthy check beside it is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_marks_a_check_whose_timer_stopped() {
+    if !cfg!(feature = "fault-injection") {
+        panic!("this test needs `cargo test --features fault-injection` (scripts/test passes it)");
+    }
+    let web = web_server(None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(
+        dir.path(),
+        &format!(
+            "systems:\n  - id: faults\n    checks:\n      - {{ id: stopped, exec: {{ command: [vigil-fault:stop-timer] }} }}\n      - {{ id: fine, http: {{ url: \"http://{}/ok\" }} }}\n",
+            web.addr
+        ),
+    );
+    let app = start_daemon(dir.path()).await;
+    let base = format!("http://{}", app.addr());
+    // 3 intervals (1 s) and the timeout (800 ms) after its last run, and a tick.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let metrics = get(&format!("{base}/metrics")).await;
+        if sample(&metrics, "vigil_checks_stale", &[]) == Some(1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the stopped check was never marked stale:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let status: serde_json::Value = serde_json::from_str(&get(&format!("{base}/api/v1/status")).await).expect("json");
+    let checks = &status["systems"][0]["checks"];
+    assert_eq!(checks[0]["targets"][0]["stale"], true, "{status}");
+    assert_eq!(checks[1]["targets"][0]["stale"], false, "{status}");
+    let page = get(&format!("{base}/checks/faults/stopped?lang=en")).await;
+    assert!(page.contains("has stopped running"), "{page}");
+    app.shutdown().await;
+}

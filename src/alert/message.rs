@@ -54,6 +54,10 @@ impl MessageContext {
     }
 }
 
+/// Members of a grouped message, and dependents, listed by name at most; the rest are
+/// counted ("and 75 more"): a mass outage must still fit a chat message and a pager.
+pub const MAX_LISTED: usize = 25;
+
 /// `27/11/2026 15:04:05 (+07:00)` in the instance's time zone.
 pub fn local(ms: i64, tz: &jiff::tz::TimeZone) -> String {
     jiff::Timestamp::from_millisecond(ms)
@@ -146,12 +150,13 @@ pub fn render(n: &Notification, ctx: &MessageContext, now_ms: i64) -> Rendered {
         id => i.id, system => i.system, system_name => i.system_name, check => i.check,
         check_name => i.check_name, target_name => i.target_name, kind => i.kind,
         severity => i.severity.as_str(), cause => i.cause, reason => i.reason,
-        failed_conditions => i.failed_conditions, affected => i.affected, runbook => i.runbook,
+        failed_conditions => i.failed_conditions, runbook => i.runbook,
+        affected => i.affected.iter().take(MAX_LISTED).collect::<Vec<_>>(), affected_total => i.affected.len(),
         started => local(i.started_ms, tz), detected => local(i.detected_ms, tz),
         resolved => i.resolved_ms.map(|r| local(r, tz)), duration,
         ack => i.ack, ack_at => i.ack.as_ref().map(|a| local(a.at_ms, tz)),
         ack_url => ack_link(ctx, &i.target, i.id, now_ms), status_url, blind => i.monitor_blind,
-        group => n.group,
+        group => n.group.iter().take(MAX_LISTED).collect::<Vec<_>>(), group_total => n.group.len(),
         flapping_changes => ctx.flapping.changes, flapping_window => format_duration(ctx.flapping.window),
     };
     let dir = ctx.templates.as_deref();
@@ -220,7 +225,7 @@ pub fn test_notification(receiver: &str, now_ms: i64) -> Notification {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::incident::{Incident, Severity};
+    use crate::alert::incident::{GroupItem, Incident, Severity};
 
     fn ctx(language: Language) -> MessageContext {
         MessageContext {
@@ -280,6 +285,33 @@ mod tests {
             r.subject
         );
         assert!(r.text.contains("(gián đoạn 3h 0m)"), "{}", r.text);
+    }
+
+    /// Issue #14, item 7: a grouped message of a mass outage lists 25 members and counts
+    /// the rest; so does "also affected".
+    #[test]
+    fn long_groups_are_listed_in_part_and_counted() {
+        let mut n = test_notification("team", 0);
+        n.event = EventKind::Firing;
+        n.incident = incident();
+        n.incident.affected = (1..=40).map(|i| format!("network/gw/{i}")).collect();
+        n.group = (1..=100)
+            .map(|i| GroupItem {
+                incident_id: i,
+                target: format!("network/gateways/commune-{i:03}"),
+                target_name: format!("commune-{i:03}"),
+                check_name: "gateways".into(),
+                cause: "100% loss".into(),
+            })
+            .collect();
+        let r = render(&n, &ctx(Language::En), 0);
+        assert!(r.subject.ends_with("and 99 more"), "{}", r.subject);
+        assert!(r.text.contains("Failing together (100):"), "{}", r.text);
+        assert_eq!(r.text.matches("network/gateways/commune-").count(), MAX_LISTED, "{}", r.text);
+        assert!(r.text.contains("… and 75 more"), "{}", r.text);
+        assert!(r.text.contains("Also affected (40):") && r.text.contains("… and 15 more"), "{}", r.text);
+        let vi = render(&n, &ctx(Language::Vi), 0);
+        assert!(vi.text.contains("… và 75 mục khác") && vi.subject.ends_with("và 99 mục khác"), "{}", vi.text);
     }
 
     #[test]

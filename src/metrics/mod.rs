@@ -32,6 +32,7 @@ pub const SYSTEM_UP: &str = "vigil_system_up";
 pub const SYSTEM_SLA: &str = "vigil_system_sla_objective_ratio";
 pub const SCHEDULER_LAG: &str = "vigil_scheduler_lag_seconds";
 pub const CHECKS_CONFIGURED: &str = "vigil_checks_configured";
+pub const CHECKS_STALE: &str = "vigil_checks_stale";
 pub const RELOAD_OK: &str = "vigil_config_last_reload_successful";
 pub const RELOAD_TIME: &str = "vigil_config_last_reload_success_timestamp_seconds";
 pub const BUILD_INFO: &str = "vigil_build_info";
@@ -76,6 +77,8 @@ pub struct Metrics {
     pub scheduler_lag: Histogram,
     /// Number of check targets configured.
     pub checks_configured: IntGauge,
+    /// Check targets with no result for more than three intervals (the watchdog).
+    pub checks_stale: IntGauge,
     /// 1 if the last reload succeeded.
     pub reload_ok: IntGauge,
     /// Time of the last successful (re)load.
@@ -190,6 +193,11 @@ impl Metrics {
             checks_configured: register(
                 &registry,
                 IntGauge::new(CHECKS_CONFIGURED, "Check targets configured.").expect("valid metric"),
+            ),
+            checks_stale: register(
+                &registry,
+                IntGauge::new(CHECKS_STALE, "Check targets with no result for more than three intervals.")
+                    .expect("valid metric"),
             ),
             reload_ok: register(
                 &registry,

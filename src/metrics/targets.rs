@@ -15,6 +15,8 @@ use crate::alert::state::State;
 use crate::config::TargetKey;
 use crate::probe::{FailureReason, ProbeOutcome};
 
+/// Perfdata series kept per target at most.
+pub const MAX_PERFDATA_SERIES: usize = 64;
 /// The `stat` values of `vigil_icmp_rtt_seconds`.
 const RTT_STATS: [&str; 4] = ["min", "avg", "max", "jitter"];
 
@@ -315,9 +317,13 @@ impl TargetSeries {
                 if !all && !self.perfdata_allowed.contains(&p.label) {
                     continue;
                 }
+                // `perfdata: ["*"]` with a plugin that invents labels run after run would grow
+                // the series without end: at most MAX_PERFDATA_SERIES per target.
+                let room = r.perfdata.len() < MAX_PERFDATA_SERIES;
                 match r.perfdata.iter_mut().find(|(l, u, _)| *l == p.label && *u == p.uom) {
                     Some(series) => series.2 = value,
-                    None => r.perfdata.push((p.label.clone(), p.uom.clone(), value)),
+                    None if room => r.perfdata.push((p.label.clone(), p.uom.clone(), value)),
+                    None => {}
                 }
             }
         }
@@ -394,6 +400,21 @@ mod tests {
         assert!(!out.contains("vigil_check_failure_info"), "{out}");
         assert!(!out.contains(r#"target="a""#), "{out}");
         assert_eq!(out.lines().filter(|l| l.starts_with("vigil_check_state{")).count(), 6);
+    }
+
+    /// Issue #14, item 7: labels that change on every run do not grow a target's series.
+    #[test]
+    fn perfdata_series_are_bounded_per_target() {
+        let table = TargetTable::new(None);
+        let t = table.add(&key("disk"), "exec", &["*".to_string()]);
+        for run in 0..100 {
+            let perfdata = crate::probe::perfdata::parse_perfdata(&format!("run{run}=1 other{run}=2"));
+            let exec = ExecResult { exit_code: Some(0), message: "OK".into(), perfdata };
+            t.record(&outcome(None, Observations { exec: Some(exec), ..Observations::default() }), 0.0);
+        }
+        let mut out = String::new();
+        table.encode(&mut out);
+        assert_eq!(out.lines().filter(|l| l.starts_with("vigil_exec_perfdata{")).count(), MAX_PERFDATA_SERIES);
     }
 
     #[test]

@@ -364,10 +364,12 @@ impl Prober {
         deadline: tokio::time::Instant,
     ) -> Result<Observations, ProbeError> {
         #[cfg(feature = "fault-injection")]
-        if let ProbeSpec::Exec(exec) = &check.probe
-            && exec.command.first().is_some_and(|program| program == "vigil-fault:panic")
-        {
-            panic!("fault injected: the check's program is vigil-fault:panic");
+        if let ProbeSpec::Exec(exec) = &check.probe {
+            match exec.command.first().map(String::as_str) {
+                Some("vigil-fault:panic") => panic!("fault injected: the check's program is vigil-fault:panic"),
+                Some("vigil-fault:stop-timer") => return Ok(Observations::default()),
+                _ => {}
+            }
         }
         let address = target.address.as_str();
         match &check.probe {

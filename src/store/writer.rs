@@ -133,8 +133,21 @@ fn write(tx: &Transaction, record: &Record) -> rusqlite::Result<()> {
         }
         Record::Prune(before) => {
             let gone = tx.prepare_cached("DELETE FROM results WHERE at_ms < ?1")?.execute([*before])?;
-            if gone > 0 {
-                tracing::info!(rows = gone, "pruned raw results older than storage.raw_retention");
+            // Finished deliveries and ended API maintenance windows go with the raw results;
+            // pending notifications, incidents and state changes stay.
+            let delivered = tx
+                .prepare_cached(
+                    "DELETE FROM outbox WHERE state != 'pending' AND finished_ms IS NOT NULL AND finished_ms < ?1",
+                )?
+                .execute([*before])?;
+            let windows = tx.prepare_cached("DELETE FROM maintenance WHERE to_ms < ?1")?.execute([*before])?;
+            if gone + delivered + windows > 0 {
+                tracing::info!(
+                    results = gone,
+                    deliveries = delivered,
+                    maintenance = windows,
+                    "pruned rows older than storage.raw_retention"
+                );
             }
         }
         // Not data: the write loop answers these once the batch is committed.

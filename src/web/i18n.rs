@@ -45,6 +45,7 @@ const VI: &[(&str, &str)] = &[
     ("monitor", "Tình trạng của Vigil"),
     ("uplink", "Kết nối ra ngoài"),
     ("store", "Kho dữ liệu"),
+    ("stale", "Không có kết quả mới quá ba chu kỳ: kiểm tra này đã ngừng chạy, trạng thái trên không còn đúng."),
     ("outbox", "Thông báo chờ gửi"),
     ("sla", "Cam kết (SLA)"),
     ("check", "Kiểm tra"),
@@ -100,6 +101,10 @@ const EN: &[(&str, &str)] = &[
     ("monitor", "Vigil's own health"),
     ("uplink", "Uplink"),
     ("store", "Store"),
+    (
+        "stale",
+        "No result for more than three intervals: this check has stopped running; the state above is not current.",
+    ),
     ("outbox", "Notifications waiting"),
     ("sla", "SLA objective"),
     ("check", "Check"),

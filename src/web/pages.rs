@@ -531,6 +531,7 @@ fn check_page(state: &WebState, req: &Request<Incoming>, board: &Board, id: &str
                 .collect();
             json!({ "name": t.key.target, "state": st.as_str(), "word": word, "icon": icon,
                     "since": view.map(|x| local(x.state.since_ms, tz)).unwrap_or_default(),
+                    "stale": view.is_some_and(|x| x.stale),
                     "address": shown_address(&t.address), "runs": runs, "chart": chart, "last": last, "incidents": incidents })
         })
         .collect();
