@@ -98,6 +98,9 @@ pub struct Pipeline {
     waiting_results: Vec<Record>,
     /// Whether results are expected (off when Vigil only serves, without probing).
     watchdog: bool,
+    /// Since when the store fails, once every receiver has been told (straight, not through
+    /// the store).
+    store_alerted: Option<i64>,
 }
 
 /// What the pipeline starts from.
@@ -152,6 +155,7 @@ impl Pipeline {
             report_done: None,
             waiting_results: Vec::new(),
             watchdog: true,
+            store_alerted: None,
         };
         p.configure(config);
         p.publish_incidents();
@@ -585,6 +589,33 @@ impl Pipeline {
         }
     }
 
+    /// Tells every receiver when the store has failed to write for `store_alert_after`, and
+    /// when it writes again. These notices go straight to delivery — the store they would be
+    /// written to is the thing failing; every other notification waits for its commit.
+    fn watch_store(&mut self, now: i64, failing: Option<&(i64, String)>) {
+        let after = self.config.alerting.store_alert_after.as_millis() as i64;
+        let receivers = self.config.receivers.iter().map(|r| r.id.as_str());
+        let notices: Vec<Notification> = match (failing, self.store_alerted) {
+            (Some((since, error)), None) if now - since >= after => {
+                tracing::error!(since = *since, error = %error, "the store fails to write: telling every receiver");
+                self.store_alerted = Some(*since);
+                receivers
+                    .map(|r| crate::alert::message::store_failing_notification(r, *since, error, None, now))
+                    .collect()
+            }
+            (None, Some(since)) => {
+                self.store_alerted = None;
+                receivers
+                    .map(|r| crate::alert::message::store_failing_notification(r, since, "", Some(now), now))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        for n in notices {
+            let _ = self.notifications.send(n);
+        }
+    }
+
     fn tick(&mut self) {
         let now = now_ms();
         if self.watchdog {
@@ -594,6 +625,7 @@ impl Pipeline {
         self.api_windows.retain(|w| !matches!(w.schedule, Schedule::Once { to_ms, .. } if to_ms <= now));
         let store = self.store.health().snapshot();
         self.metrics.set_store(store.write_errors, store.last_success_ms, store.pending, store.shed_results);
+        self.watch_store(now, store.failing.as_ref());
         self.monthly_report(now);
         let window = self.config.alerting.flapping.window.as_millis() as i64;
         for (id, e) in self.entries.iter_mut() {

@@ -1,7 +1,8 @@
 //! Crash safety: the daemon (`vigil run`, a real process) is killed with SIGKILL at
 //! pseudo-random points of a scripted incident sequence, 20 times. After each restart it
 //! resumes: every stored notification is delivered, every incident is announced once — never
-//! a second "down" for the same incident — and no incident is opened twice for one outage.
+//! a second "down" for the same incident — no incident is opened twice for one outage, and
+//! nothing was delivered that the store does not hold (commit before send).
 
 mod common;
 
@@ -110,6 +111,17 @@ async fn sigkill_at_random_points_loses_nothing_and_never_repeats_a_down() {
     for (key, state, _) in &outbox {
         assert_eq!(state, "delivered", "{key} not delivered");
         assert!(received.contains_key(key), "{key} never reached the receiver");
+    }
+    // Issue #14, item 2: nothing reached the receiver that the store does not hold — no
+    // notification left before its outbox row (and its incident) was committed.
+    let stored_ids: BTreeSet<i64> = incidents.iter().map(|i| i.id).collect();
+    let stored_keys: BTreeSet<&String> = outbox.iter().map(|(k, _, _)| k).collect();
+    for key in received.keys() {
+        assert!(stored_keys.contains(key), "{key} was delivered, but its outbox row is not stored");
+        let id = key.strip_prefix("incident-").and_then(|r| r.split('-').next()).and_then(|n| n.parse::<i64>().ok());
+        if let Some(id) = id {
+            assert!(stored_ids.contains(&id), "{key} was delivered for incident {id}, which the store does not hold");
+        }
     }
     // One firing and one resolution per incident — each a single notification (a repeat
     // after a kill carries the same key, which the receiver drops).

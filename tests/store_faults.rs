@@ -58,6 +58,7 @@ fn config(dir: &Path, store: &Path, web: &WebServer, smtp: &SmtpSink) -> String 
          server: {{ listen: \"127.0.0.1:0\", admin_token: \"{TOKEN}\" }}\n\
          storage: {{ path: \"{}\" }}\n\
          defaults: {{ interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1 }}\n\
+         alerting: {{ store_alert_after: 2s }}\n\
          receivers:\n  - id: team\n    channels:\n      - email: {{ to: [\"ung-cuu@laichau.test\"], from: \"vigil@laichau.test\", smtp: {{ host: 127.0.0.1, port: {}, security: none }} }}\n\
          routes:\n  - {{ receivers: [team] }}\n\
          systems:\n  - id: web\n    checks:\n      - id: many\n        http: {{}}\n        conditions: [\"[STATUS] == 200\"]\n        targets:\n{targets}",
@@ -99,6 +100,23 @@ fn stored(store: &Path) -> (BTreeMap<String, Vec<String>>, i64, i64, i64) {
     )
 }
 
+/// Whether a mail is the notice that the store fails (or writes again), sent straight.
+fn is_store_notice(mail: &serde_json::Value) -> bool {
+    mail["message_id"].as_str().is_some_and(|id| id.starts_with("<vigil-store-failing-"))
+}
+
+/// The incident mails (everything but the store notices).
+fn incident_mails(mails: &[serde_json::Value]) -> usize {
+    mails.iter().filter(|m| !is_store_notice(m)).count()
+}
+
+/// The store notices received: (firing, resolved).
+fn store_notices(mails: &[serde_json::Value]) -> (usize, usize) {
+    let ids =
+        || mails.iter().filter_map(|m| m["message_id"].as_str()).filter(|id| id.starts_with("<vigil-store-failing-"));
+    (ids().filter(|id| id.contains("-firing-")).count(), ids().filter(|id| id.contains("-resolved-")).count())
+}
+
 /// The checks made after each fault: exactly once everywhere.
 fn assert_exactly_once(store: &Path, smtp: &SmtpSink, rounds: usize) {
     let (changes, incidents, delivered, outbox) = stored(store);
@@ -110,13 +128,14 @@ fn assert_exactly_once(store: &Path, smtp: &SmtpSink, rounds: usize) {
     let notifications = (TARGETS * rounds * 2) as i64;
     assert_eq!(incidents, (TARGETS * rounds) as i64, "every incident, once");
     assert_eq!((outbox, delivered), (notifications, notifications), "every notification stored and delivered once");
-    let mails = smtp.mails();
+    let mails: Vec<serde_json::Value> = smtp.mails().into_iter().filter(|m| !is_store_notice(m)).collect();
     let mut ids: BTreeMap<String, usize> = BTreeMap::new();
     for m in &mails {
         *ids.entry(m["message_id"].as_str().unwrap_or_default().to_string()).or_default() += 1;
     }
     assert_eq!(mails.len() as i64, notifications, "one mail per notification: {ids:?}");
     assert!(ids.values().all(|n| *n == 1), "a notification was mailed twice: {ids:?}");
+    assert_eq!(store_notices(&smtp.mails()), (rounds, rounds), "one 'store failing' and one 'writes again' per fault");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,10 +166,16 @@ async fn a_full_disk_then_a_held_lock_lose_nothing_and_send_nothing_twice() {
     assert!(ready.contains("store: writes failing since"), "{ready}");
     let metrics = get(&format!("{base}/metrics")).await;
     assert!(sample(&metrics, "vigil_store_write_errors_total", &[]).is_some_and(|n| n > 0.0), "{metrics}");
-    assert!(smtp.mails().is_empty(), "no notification may leave before its outbox row is committed");
+    // The team hears that the store fails, straight (no store needed); nothing else leaves
+    // before its outbox row is committed.
+    smtp.wait_until(WAIT, "the 'store failing' notice", |m| store_notices(m).0 == 1).await;
+    assert_eq!(incident_mails(&smtp.mails()), 0, "no notification may leave before its outbox row is committed");
     // Space comes back: everything is written, then delivered.
     std::fs::remove_file(filler).expect("free the disk");
-    smtp.wait_until(WAIT, "every notification of the full-disk outage", |m| m.len() >= TARGETS * 2).await;
+    smtp.wait_until(WAIT, "every notification of the full-disk outage", |m| {
+        incident_mails(m) >= TARGETS * 2 && store_notices(m) == (1, 1)
+    })
+    .await;
     assert_eq!(request("GET", &format!("{base}/-/ready"), None).await.0, 200);
 
     // 2. Another process holds SQLite's lock longer than the busy timeout.
@@ -163,10 +188,14 @@ async fn a_full_disk_then_a_held_lock_lose_nothing_and_send_nothing_twice() {
         assert!(std::time::Instant::now() < deadline, "readiness never said the store fails");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(smtp.mails().len(), TARGETS * 2, "nothing of the locked period has left yet");
+    smtp.wait_until(WAIT, "the second 'store failing' notice", |m| store_notices(m).0 == 2).await;
+    assert_eq!(incident_mails(&smtp.mails()), TARGETS * 2, "nothing of the locked period has left yet");
     holder.execute_batch("COMMIT").expect("release the lock");
     drop(holder);
-    smtp.wait_until(WAIT, "every notification of the locked period", |m| m.len() >= TARGETS * 4).await;
+    smtp.wait_until(WAIT, "every notification of the locked period", |m| {
+        incident_mails(m) >= TARGETS * 4 && store_notices(m) == (2, 2)
+    })
+    .await;
 
     app.shutdown().await;
     // A last moment for a duplicate to show up, if one were on its way.

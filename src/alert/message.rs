@@ -222,6 +222,34 @@ pub fn test_notification(receiver: &str, now_ms: i64) -> Notification {
     }
 }
 
+/// The notice that the store has failed to write since `since_ms` (`resolved`: it writes
+/// again), for `receiver`. It goes straight to delivery: the store cannot hold it.
+pub fn store_failing_notification(
+    receiver: &str,
+    since_ms: i64,
+    error: &str,
+    resolved_ms: Option<i64>,
+    now_ms: i64,
+) -> Notification {
+    use super::incident::Severity;
+    let mut n = test_notification(receiver, now_ms);
+    let event = if resolved_ms.is_some() { EventKind::Resolved } else { EventKind::Firing };
+    n.key = format!("vigil-store-failing-{since_ms}-{}-{receiver}", event.as_str());
+    n.event = event;
+    let i = &mut n.incident;
+    i.target = "vigil/store".into();
+    i.check = "store".into();
+    i.check_name = "store".into();
+    i.target_name = "store".into();
+    i.kind = "store".into();
+    i.severity = Severity::Critical;
+    i.started_ms = since_ms;
+    i.detected_ms = since_ms;
+    i.resolved_ms = resolved_ms;
+    i.cause = format!("the store cannot be written since then: {error} (notifications wait until it can)");
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

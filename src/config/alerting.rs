@@ -23,6 +23,9 @@ pub struct Alerting {
     pub ack_link_ttl: Duration,
     /// How long a notification is retried before it is given up (with an ERROR log).
     pub max_age: Duration,
+    /// How long the store may fail to write before every receiver is told, straight,
+    /// through a path that needs no store.
+    pub store_alert_after: Duration,
     /// A folder of templates overriding the built-in ones.
     pub templates: Option<PathBuf>,
     /// At least `changes` state changes within `window` make a target flapping.
@@ -51,6 +54,7 @@ impl Default for Alerting {
             ack_keys: Vec::new(),
             ack_link_ttl: Duration::from_secs(86_400),
             max_age: Duration::from_secs(86_400),
+            store_alert_after: Duration::from_secs(60),
             templates: None,
             flapping: Flapping { changes: 6, window: Duration::from_secs(1800) },
             deadman: None,
@@ -225,6 +229,13 @@ pub(super) fn alerting(file: &SourceFile, raw: &RawAlerting, errors: &mut Errors
             errors,
         ),
         max_age: duration_field(file, "alerting.max_age", raw.max_age.as_ref(), defaults.max_age, errors),
+        store_alert_after: duration_field(
+            file,
+            "alerting.store_alert_after",
+            raw.store_alert_after.as_ref(),
+            defaults.store_alert_after,
+            errors,
+        ),
         templates: raw.templates.as_ref().map(|t| base.join(t)),
         flapping: Flapping {
             changes: match raw.flapping.changes {

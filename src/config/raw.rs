@@ -251,6 +251,7 @@ pub struct RawAlerting {
     pub ack_keys: Vec<String>,
     pub ack_link_ttl: Option<String>,
     pub max_age: Option<String>,
+    pub store_alert_after: Option<String>,
     pub templates: Option<String>,
     pub flapping: RawFlapping,
     pub deadman: Option<RawDeadman>,
