@@ -18,6 +18,7 @@
 //! - [`history`]: state intervals split by day (heartbeat bars, badges).
 //! - [`report`]: uptime arithmetic and report renderers (html, csv, json, md).
 //! - [`demo`]: simulated systems on loopback for `vigil demo` and tests.
+//! - [`fuzzing`]: entry points of the fuzz targets (`fuzz/`) and of their corpus replay.
 //! - [`cli`]: the `vigil` command's subcommands.
 
 pub mod alert;
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod condition;
 pub mod config;
 pub mod demo;
+pub mod fuzzing;
 pub mod history;
 pub mod metrics;
 pub mod pipeline;

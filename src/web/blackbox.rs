@@ -84,6 +84,23 @@ fn scrape_budget(header: Option<&str>) -> Result<Option<Duration>, Refusal> {
     Ok(Some(secs.saturating_sub(TIMEOUT_OFFSET).max(Duration::from_millis(100))))
 }
 
+/// Runs the parsing of `/probe`'s parameters over arbitrary text (the fuzz target): the
+/// query, the scrape timeout header, and the host of a target of every kind. Returns how
+/// much was accepted, so that nothing is optimised away.
+#[doc(hidden)]
+pub fn fuzz_params(text: &str) -> usize {
+    let query: Vec<(String, String)> = url::form_urlencoded::parse(text.as_bytes()).into_owned().collect();
+    let mut accepted = query.len();
+    accepted += usize::from(matches!(scrape_budget(Some(text)), Ok(Some(_))));
+    for kind in ["http", "tcp", "tls", "icmp", "dns"] {
+        accepted += host_of(kind, text).map_or(0, |h| h.len());
+        for (_, value) in &query {
+            accepted += host_of(kind, value).map_or(0, |h| h.len());
+        }
+    }
+    accepted
+}
+
 /// The host part of a target, per kind.
 fn host_of(kind: &str, address: &str) -> Option<String> {
     let host = match kind {

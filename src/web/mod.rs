@@ -402,6 +402,36 @@ async fn acknowledge(state: &WebState, id: i64, by: String, comment: String) -> 
     }
 }
 
+/// `/probe`'s parameters (see `blackbox::fuzz_params`), for the fuzz target.
+#[doc(hidden)]
+pub fn fuzz_probe_params(text: &str) -> usize {
+    blackbox::fuzz_params(text)
+}
+
+/// Runs the hand-written parsing of request paths, queries, forms and headers over
+/// arbitrary text (the fuzz target): history paths, `/probe` parameters, signed links,
+/// times and durations. Returns how much was accepted, so nothing is optimised away.
+#[doc(hidden)]
+pub fn fuzz_inputs(text: &str) -> usize {
+    let mut accepted = history_check(text).map_or(0, str::len);
+    accepted += blackbox::fuzz_params(text);
+    accepted += usize::from(pages::is_local_path(text));
+    let params: HashMap<String, String> = url::form_urlencoded::parse(text.as_bytes()).into_owned().collect();
+    if let (Some(incident), Some(target), Some(expires), Some(sig)) =
+        (params.get("incident"), params.get("target"), params.get("expires"), params.get("sig"))
+    {
+        let (Ok(incident), Ok(expires)) = (incident.parse::<i64>(), expires.parse::<i64>()) else {
+            return accepted;
+        };
+        let claim = AckClaim { instance: "fuzz", target, incident, expires };
+        accepted += usize::from(claim.verify(&[crate::config::Secret::new("fuzz-key")], sig, 0));
+    }
+    let tz = jiff::tz::TimeZone::UTC;
+    accepted += usize::from(crate::config::maintenance::parse_time(text, &tz).is_ok());
+    accepted += usize::from(crate::config::parse_duration(text).is_ok());
+    accepted
+}
+
 /// The check id in `/api/v1/checks/{system}/{check}/history`; none for any other path
 /// (`/api/v1/checks/history` once sliced out of range and panicked).
 fn history_check(path: &str) -> Option<&str> {

@@ -641,12 +641,15 @@ async fn form(req: Request<Incoming>) -> Option<HashMap<String, String>> {
     Some(url::form_urlencoded::parse(&bytes).into_owned().collect())
 }
 
+/// A path on this server only: `//host` and `/\host` (which browsers read as `//host`)
+/// would send the visitor elsewhere.
+pub(super) fn is_local_path(to: &str) -> bool {
+    to.starts_with('/') && !to.starts_with("//") && !to.contains('\\') && !to.contains(char::is_control)
+}
+
 fn redirect(to: &str, cookie: Option<String>) -> Reply {
     let mut r = reply(StatusCode::SEE_OTHER, "text/plain; charset=utf-8", "");
-    // A path on this server only: `//host` and `/\host` (which browsers read as `//host`)
-    // would send the visitor elsewhere.
-    let local = to.starts_with('/') && !to.starts_with("//") && !to.contains('\\') && !to.contains(char::is_control);
-    let to = if local { to } else { "/" };
+    let to = if is_local_path(to) { to } else { "/" };
     if let Ok(v) = hyper::header::HeaderValue::from_str(to) {
         r.headers_mut().insert(LOCATION, v);
     }

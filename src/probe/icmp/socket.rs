@@ -187,36 +187,47 @@ impl Shared {
         }
     }
 
-    /// Reads one packet's meaning: the echo it answers (destination, sequence), and either
-    /// the reply's TTL or hop limit or what went wrong.
+    /// Reads one packet's meaning (see [`decode_packet`]).
     fn decode(&self, message: &[u8], from: IpAddr) -> Option<(EchoKey, Result<Option<u8>, String>)> {
-        let (packet, error) = match from {
-            IpAddr::V4(source) => {
-                let p = Icmpv4Packet::decode(message, self.socket.get_type(), source, Ipv4Addr::UNSPECIFIED).ok()?;
-                let error = (p.get_icmp_type() != IcmpTypes::EchoReply)
-                    .then(|| icmp4_error(p.get_icmp_type().0, p.get_icmp_code().0));
-                (IcmpPacket::V4(p), error)
-            }
-            IpAddr::V6(source) => {
-                let p = Icmpv6Packet::decode(message, source).ok()?;
-                let error = (p.get_icmpv6_type() != Icmpv6Types::EchoReply)
-                    .then(|| icmp6_error(p.get_icmpv6_type().0, p.get_icmpv6_code().0));
-                (IcmpPacket::V6(p), error)
-            }
-        };
-        if self.socket.get_type() == socket2::Type::RAW && packet.get_identifier().into_u16() != self.ident {
-            return None; // another program's ping
-        }
-        let destination = packet.real_destination();
-        let answer = match error {
-            None => Ok(match &packet {
-                IcmpPacket::V4(p) => p.get_ttl(),
-                IcmpPacket::V6(p) => Some(p.get_max_hop_limit()).filter(|h| *h > 0),
-            }),
-            Some(error) => Err(format!("{destination} unreachable: {error} (from {from})")),
-        };
-        Some(((destination, packet.get_sequence().into_u16()), answer))
+        decode_packet(message, from, self.socket.get_type(), self.ident)
     }
+}
+
+/// Reads one packet's meaning: the echo it answers (destination, sequence), and either the
+/// reply's TTL or hop limit or what went wrong. `None` for what is not an answer to us.
+/// Whatever the bytes, it returns (fuzzed: `vigil::fuzzing::icmp`).
+pub(super) fn decode_packet(
+    message: &[u8],
+    from: IpAddr,
+    socket_type: socket2::Type,
+    ident: u16,
+) -> Option<(EchoKey, Result<Option<u8>, String>)> {
+    let (packet, error) = match from {
+        IpAddr::V4(source) => {
+            let p = Icmpv4Packet::decode(message, socket_type, source, Ipv4Addr::UNSPECIFIED).ok()?;
+            let error = (p.get_icmp_type() != IcmpTypes::EchoReply)
+                .then(|| icmp4_error(p.get_icmp_type().0, p.get_icmp_code().0));
+            (IcmpPacket::V4(p), error)
+        }
+        IpAddr::V6(source) => {
+            let p = Icmpv6Packet::decode(message, source).ok()?;
+            let error = (p.get_icmpv6_type() != Icmpv6Types::EchoReply)
+                .then(|| icmp6_error(p.get_icmpv6_type().0, p.get_icmpv6_code().0));
+            (IcmpPacket::V6(p), error)
+        }
+    };
+    if socket_type == socket2::Type::RAW && packet.get_identifier().into_u16() != ident {
+        return None; // another program's ping
+    }
+    let destination = packet.real_destination();
+    let answer = match error {
+        None => Ok(match &packet {
+            IcmpPacket::V4(p) => p.get_ttl(),
+            IcmpPacket::V6(p) => Some(p.get_max_hop_limit()).filter(|h| *h > 0),
+        }),
+        Some(error) => Err(format!("{destination} unreachable: {error} (from {from})")),
+    };
+    Some(((destination, packet.get_sequence().into_u16()), answer))
 }
 
 /// Consecutive receive errors after which the reader stops, so that the socket is opened
