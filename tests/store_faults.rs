@@ -1,5 +1,5 @@
 //! The store failing under the daemon (issue #14, items 2 and 3): a full disk and another
-//! process holding SQLite's lock. Writes are retried, nothing but plain results may be
+//! process holding SQLite's lock for 20 s. Writes are retried, nothing but plain results may be
 //! shed, no notification leaves before its outbox row is committed, and once the store
 //! takes writes again every state change, incident and notification is there exactly once
 //! and every notification reaches a real SMTP server exactly once.
@@ -178,9 +178,26 @@ async fn a_full_disk_then_a_held_lock_lose_nothing_and_send_nothing_twice() {
     .await;
     assert_eq!(request("GET", &format!("{base}/-/ready"), None).await.0, 200);
 
-    // 2. Another process holds SQLite's lock longer than the busy timeout.
-    let holder = rusqlite::Connection::open(&store).expect("second connection");
-    holder.execute_batch("BEGIN EXCLUSIVE").expect("take the lock");
+    // 2. Another process (a backup tool, say) holds SQLite's lock for 20 s, far past the
+    // writer's 5 s busy timeout, while 20 incidents open and close.
+    let mut holder = std::process::Command::new(tool("python3", "python3").get_program())
+        .args([
+            "-c",
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(20)\n\
+             c.execute('COMMIT')",
+            &store.display().to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the lock holder");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.take().expect("stdout")), &mut line)
+        .expect("the lock holder speaks");
+    assert_eq!(line.trim(), "locked");
     outage_and_recovery(&web, &mut events).await;
     // Past the writer's 5 s busy timeout, readiness says so.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -190,8 +207,9 @@ async fn a_full_disk_then_a_held_lock_lose_nothing_and_send_nothing_twice() {
     }
     smtp.wait_until(WAIT, "the second 'store failing' notice", |m| store_notices(m).0 == 2).await;
     assert_eq!(incident_mails(&smtp.mails()), TARGETS * 2, "nothing of the locked period has left yet");
-    holder.execute_batch("COMMIT").expect("release the lock");
-    drop(holder);
+    // The holder lets go by itself after its 20 s.
+    let waited = tokio::task::spawn_blocking(move || holder.wait()).await.expect("join").expect("wait");
+    assert!(waited.success(), "the lock holder failed");
     smtp.wait_until(WAIT, "every notification of the locked period", |m| {
         incident_mails(m) >= TARGETS * 4 && store_notices(m) == (2, 2)
     })
