@@ -114,6 +114,9 @@ impl App {
     /// Loads the configuration, opens the store, binds the server and starts probing.
     pub async fn start(source: ConfigSource, overrides: Overrides) -> anyhow::Result<App> {
         let config = Arc::new(source.load().map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?);
+        for warning in config.warnings(overrides.listen) {
+            tracing::warn!("{warning}");
+        }
         raise_open_files_limit(config.scheduler.max_concurrent_probes);
         let (store, restored) = store::open_or_degraded(&config.storage.path);
         let heartbeats = Arc::new(HeartbeatBook::default());
@@ -178,6 +181,7 @@ impl App {
             pipeline: control_tx.clone(),
             store_path: config.storage.path.clone(),
             store_health,
+            probe_permits: tokio::sync::Semaphore::new(web::PROBE_CONCURRENCY),
         });
         let shutdown = CancellationToken::new();
         let web = tokio::spawn(web::serve(listener, web_state.clone(), shutdown.child_token()));
@@ -283,6 +287,9 @@ impl ControlLoop {
                 self.metrics.reload_ok.set(1);
                 self.metrics.reload_time.set(now_ms() as f64 / 1000.0);
                 tracing::info!(targets = config.targets().count(), "configuration reloaded");
+                for warning in config.warnings(None) {
+                    tracing::warn!("{warning}");
+                }
                 Ok(())
             }
             Err(errors) => {

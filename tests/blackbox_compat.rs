@@ -148,3 +148,71 @@ async fn probe_endpoint_is_off_unless_enabled() {
     assert!(body.contains("probe_endpoint.enabled"), "{body}");
     app.shutdown().await;
 }
+
+/// A server on `ip` that counts the connections it accepts and redirects each request to
+/// `location` (or answers 200 when there is none).
+async fn counting_server(
+    ip: &str,
+    location: Option<String>,
+) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let location = location.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let reply = match location {
+                    Some(l) => format!("HTTP/1.1 302 Found\r\nLocation: {l}\r\nContent-Length: 0\r\n\r\n"),
+                    None => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_string(),
+                };
+                let _ = s.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    (addr, count)
+}
+
+/// Issue #13, item 6: `/probe` with a token and an allow-list: the token is required, a
+/// redirect to a host outside the list is not followed (nothing connects there, so a
+/// module's credentials never reach it), and a module carrying credentials is refused at
+/// load when the list is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_endpoint_keeps_to_its_allow_list_and_token() {
+    let (outside, outside_count) = counting_server("127.0.0.2", None).await;
+    let (inside, _) = counting_server("127.0.0.1", Some(format!("http://{outside}/"))).await;
+    let token = "probe-token-0123456789abcdef";
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config_with(
+        dir.path(),
+        &format!(r#"probe_endpoint: {{ enabled: true, allow: ["127.0.0.1/32"], token: "{token}" }}"#),
+        "modules:\n  http_auth: { http: { headers: { Authorization: \"Bearer module-secret\" } }, timeout: 5s }\nsystems: []\n",
+    );
+    let app = start_daemon(dir.path()).await;
+    let url = format!("http://{}/probe?module=http_auth&target={}", app.addr(), encode(&format!("http://{inside}/")));
+    assert_eq!(send("GET", &url, &[], "").await.0, 401, "the token is required");
+    assert_eq!(send("GET", &url, &[("authorization", "Bearer wrong-token-0123456789abc")], "").await.0, 401);
+    let auth = format!("Bearer {token}");
+    let (code, _, body) = send("GET", &url, &[("authorization", &auth)], "").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(sample(&body, "probe_success", &[]), Some(0.0), "the redirect out of the list fails the probe:\n{body}");
+    assert_eq!(outside_count.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing connected outside the list");
+    let direct =
+        format!("http://{}/probe?module=http_auth&target={}", app.addr(), encode(&format!("http://{outside}/")));
+    assert_eq!(send("GET", &direct, &[("authorization", &auth)], "").await.0, 403);
+    assert_eq!(outside_count.load(std::sync::atomic::Ordering::SeqCst), 0);
+    app.shutdown().await;
+
+    // With an empty allow-list, a module that carries credentials does not load.
+    let text = "server: { probe_endpoint: { enabled: true } }\nmodules:\n  http_auth: { http: { headers: { Authorization: \"Bearer x\" } } }\nsystems: []\n";
+    let errors = match vigil::config::load_from_text(&dir.path().join("open.yaml"), text, &|_| None) {
+        Ok(_) => panic!("a credential-carrying module on an open /probe was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(errors.contains("modules.http_auth.http.headers.Authorization: a module that sends credentials needs server.probe_endpoint.allow"), "{errors}");
+}

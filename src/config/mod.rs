@@ -22,7 +22,7 @@ use std::time::Duration;
 
 pub use fields::{parse_duration, parse_percent};
 pub use kinds::{DNS_TYPES, default_condition};
-pub use modules::{AllowRule, Module, ProbeEndpoint};
+pub use modules::{AllowRule, Module, ProbeEndpoint, is_credential_header};
 pub use source::{Pos, SourceFile};
 
 use crate::condition::Condition;
@@ -80,6 +80,23 @@ pub fn load_with_env(path: &Path, env: env::Lookup<'_>) -> Result<Config, Config
 /// the folder that relative includes and files resolve against; `${NAME}` from `env`.
 pub fn load_from_text(path: &Path, text: &str, env: env::Lookup<'_>) -> Result<Config, ConfigErrors> {
     validate::load_text(path, text, env)
+}
+
+impl Config {
+    /// What the configuration allows but an operator should hear about, loudly, at load:
+    /// `/probe` enabled with an empty allow-list on a listener others can reach.
+    pub fn warnings(&self, listen: Option<std::net::SocketAddr>) -> Vec<String> {
+        let listen = listen.unwrap_or(self.server.listen);
+        let p = &self.server.probe_endpoint;
+        let mut out = Vec::new();
+        if p.enabled && p.allow.is_empty() && !listen.ip().is_loopback() {
+            out.push(format!(
+                "/probe is enabled with an empty server.probe_endpoint.allow on {listen}: whoever reaches it can make \
+                 Vigil connect anywhere — set allow (and token)"
+            ));
+        }
+        out
+    }
 }
 
 /// `reports.monthly`: mail the previous month's report on `day` at `hour:minute`.

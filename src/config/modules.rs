@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::Secret;
 use super::fields::{Errors, duration_field, is_slug};
 use super::kinds;
 use super::raw::{RawCheck, RawModule, RawProbeEndpoint};
+use super::secrets::{self, Strength};
 use super::source::SourceFile;
 use super::*;
 use crate::condition::Condition;
@@ -29,6 +31,29 @@ pub enum AllowRule {
     Host(glob::Pattern),
 }
 
+/// Whether a header carries credentials (`Authorization`, `Cookie`, `Proxy-Authorization`, or a
+/// name that speaks of a token, key, secret, session, password or auth): never sent to another
+/// origin than the configured one, and never by `/probe` to a target nobody vetted.
+pub fn is_credential_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    matches!(name.as_str(), "authorization" | "proxy-authorization" | "cookie")
+        || ["token", "secret", "api-key", "apikey", "auth", "session", "password"].iter().any(|w| name.contains(w))
+}
+
+impl AllowRule {
+    /// Whether a host pattern of `rules` admits the name `host`.
+    pub fn admits_name(rules: &[AllowRule], host: &str) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        host.parse::<std::net::IpAddr>().is_err()
+            && rules.iter().any(|r| matches!(r, AllowRule::Host(p) if p.matches(&host)))
+    }
+
+    /// Whether a network of `rules` holds `ip`.
+    pub fn admits_ip(rules: &[AllowRule], ip: std::net::IpAddr) -> bool {
+        rules.iter().any(|r| matches!(r, AllowRule::Network(n) if n.contains(&ip)))
+    }
+}
+
 /// `server.probe_endpoint`.
 #[derive(Debug, Clone, Default)]
 pub struct ProbeEndpoint {
@@ -36,9 +61,25 @@ pub struct ProbeEndpoint {
     pub enabled: bool,
     /// When not empty, the only targets `/probe` accepts.
     pub allow: Vec<AllowRule>,
+    /// When set, `/probe` needs `Authorization: Bearer <token>`.
+    pub token: Option<Secret>,
 }
 
-pub(super) fn probe_endpoint(file: &SourceFile, raw: &RawProbeEndpoint, errors: &mut Errors) -> ProbeEndpoint {
+pub(super) fn probe_endpoint(
+    file: &SourceFile,
+    raw: &RawProbeEndpoint,
+    base: &std::path::Path,
+    errors: &mut Errors,
+) -> ProbeEndpoint {
+    let token = secrets::read(
+        file,
+        "server.probe_endpoint.token",
+        raw.token.as_ref(),
+        raw.token_file.as_ref(),
+        Strength::AdminToken,
+        base,
+        errors,
+    );
     let mut allow = Vec::new();
     for (i, entry) in raw.allow.iter().enumerate() {
         let path = format!("server.probe_endpoint.allow[{i}]");
@@ -61,7 +102,7 @@ pub(super) fn probe_endpoint(file: &SourceFile, raw: &RawProbeEndpoint, errors: 
             );
         }
     }
-    ProbeEndpoint { enabled: raw.enabled, allow }
+    ProbeEndpoint { enabled: raw.enabled, allow, token }
 }
 
 pub(super) fn modules(file: &SourceFile, raw: &BTreeMap<String, RawModule>, errors: &mut Errors) -> Vec<Module> {

@@ -66,6 +66,8 @@ pub struct RawServer {
 pub struct RawProbeEndpoint {
     pub enabled: bool,
     pub allow: Vec<String>,
+    pub token: Option<String>,
+    pub token_file: Option<String>,
 }
 
 /// One entry of `modules:` (for `/probe`): a probe section, a timeout and conditions.

@@ -73,6 +73,20 @@ fn load_source(mut root: SourceFile, env: Lookup<'_>) -> Result<Config, ConfigEr
     };
     let defaults = defaults(&root, &raw, &mut errors);
     let modules = modules::modules(&root, &raw.modules, &mut errors);
+    // A module that carries credentials, on a /probe that goes anywhere, would hand them to
+    // whoever names a target.
+    if server.probe_endpoint.enabled && server.probe_endpoint.allow.is_empty() {
+        for m in &modules {
+            let ProbeSpec::Http(http) = &m.check.probe else { continue };
+            for (name, _) in http.headers.iter().filter(|(name, _)| is_credential_header(name)) {
+                errors.at(
+                    &root,
+                    &format!("modules.{}.http.headers.{name}", m.name),
+                    "a module that sends credentials needs server.probe_endpoint.allow (else /probe sends them wherever a caller asks)",
+                );
+            }
+        }
+    }
 
     let mut units: Vec<(&SourceFile, &[RawSystem])> = vec![(&root, &raw.systems)];
     units.extend(fragments.iter().map(|(f, s)| (f, s.systems.as_slice())));
@@ -273,7 +287,7 @@ fn server(file: &SourceFile, raw: &RawRoot, base: &Path, errors: &mut Errors) ->
         base,
         errors,
     );
-    let probe_endpoint = modules::probe_endpoint(file, &raw.server.probe_endpoint, errors);
+    let probe_endpoint = modules::probe_endpoint(file, &raw.server.probe_endpoint, base, errors);
     Server { listen, public_url: raw.server.public_url.clone(), admin_token, probe_endpoint }
 }
 

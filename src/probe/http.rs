@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use url::Url;
 
 use super::tls::TlsContext;
-use super::{FailureReason, Observations, ProbeError, connect_error};
+use super::{FailureReason, Observations, ProbeError, Reach, connect_error};
 use crate::config::HttpSpec;
 
 const USER_AGENT_VALUE: &str = concat!("Vigil/", env!("CARGO_PKG_VERSION"));
@@ -29,7 +29,7 @@ pub(super) async fn observe(
     spec: &HttpSpec,
     address: &str,
     tls: &TlsContext,
-    deadline: tokio::time::Instant,
+    reach: Reach<'_>,
 ) -> Result<Observations, ProbeError> {
     let started = Instant::now();
     let mut obs = Observations::default();
@@ -37,7 +37,7 @@ pub(super) async fn observe(
         Url::parse(address).map_err(|e| ProbeError::new(FailureReason::Network, format!("invalid URL: {e}")))?;
     let mut hop = Hop::first(spec);
     loop {
-        let response = match fetch(spec, &url, &hop, tls, &mut obs, deadline).await {
+        let response = match fetch(spec, &url, &hop, tls, &mut obs, reach).await {
             Ok(r) => r,
             Err(e) => return Err(e.with(obs)),
         };
@@ -100,12 +100,7 @@ impl Hop {
     }
 }
 
-/// Headers that carry credentials: never sent to another origin than the configured one.
-fn is_credential(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    matches!(name.as_str(), "authorization" | "proxy-authorization" | "cookie")
-        || ["token", "secret", "api-key", "apikey", "auth", "session", "password"].iter().any(|w| name.contains(w))
-}
+use crate::config::is_credential_header as is_credential;
 
 async fn fetch(
     spec: &HttpSpec,
@@ -113,7 +108,7 @@ async fn fetch(
     hop: &Hop,
     tls: &TlsContext,
     obs: &mut Observations,
-    deadline: tokio::time::Instant,
+    reach: Reach<'_>,
 ) -> Result<Response, ProbeError> {
     let host = url.host_str().unwrap_or_default().to_string();
     let port = url.port_or_known_default().unwrap_or(80);
@@ -125,9 +120,10 @@ async fn fetch(
     let addrs = resolve(&host, port).await?;
     obs.phases.push(("dns", phase.elapsed()));
     obs.ip = addrs.first().map(|a| a.ip());
+    reach.admit(&host, &addrs)?;
 
     phase = Instant::now();
-    let stream = connect(&addrs, deadline).await?;
+    let stream = connect(&addrs, reach.deadline).await?;
     obs.ip = stream.peer_addr().ok().map(|a| a.ip());
     obs.connected = Some(true);
     obs.phases.push(("connect", phase.elapsed()));

@@ -23,7 +23,7 @@ use serde::Serialize;
 use std::panic::AssertUnwindSafe;
 
 use crate::condition::{self, Condition, Facts, Placeholder, Value};
-use crate::config::{Check, ProbeSpec, Target};
+use crate::config::{AllowRule, Check, ProbeSpec, Target};
 
 pub use exec::ExecResult;
 pub use tls::CertInfo;
@@ -296,8 +296,16 @@ impl Prober {
     /// inside the probe (a bug) becomes an `unknown` outcome with reason `internal` and an
     /// error log: the check keeps its schedule and its state does not freeze.
     pub async fn probe(&self, check: &Check, target: &Target) -> ProbeOutcome {
+        self.probe_within(check, target, None).await
+    }
+
+    /// Like [`Prober::probe`], connecting only where `allow` admits (when it is given and
+    /// not empty): every address a name resolves to must be admitted, the connection goes to
+    /// those very addresses (no second lookup a rebinding DNS could answer differently), and
+    /// every redirect hop is checked the same way. For `/probe`.
+    pub async fn probe_within(&self, check: &Check, target: &Target, allow: Option<&[AllowRule]>) -> ProbeOutcome {
         let started = Instant::now();
-        match AssertUnwindSafe(self.probe_unguarded(check, target, started)).catch_unwind().await {
+        match AssertUnwindSafe(self.probe_unguarded(check, target, started, allow)).catch_unwind().await {
             Ok(mut outcome) => {
                 // The one place a probe's message is bounded: it is stored with every result,
                 // and a hostile target writes what it likes into it (a 400 KB Location).
@@ -319,9 +327,16 @@ impl Prober {
         }
     }
 
-    async fn probe_unguarded(&self, check: &Check, target: &Target, started: Instant) -> ProbeOutcome {
+    async fn probe_unguarded(
+        &self,
+        check: &Check,
+        target: &Target,
+        started: Instant,
+        allow: Option<&[AllowRule]>,
+    ) -> ProbeOutcome {
         let deadline = tokio::time::Instant::now() + check.timeout;
-        let observed = tokio::time::timeout_at(deadline, self.observe(check, target, deadline)).await;
+        let reach = Reach { deadline, allow: allow.filter(|rules| !rules.is_empty()) };
+        let observed = tokio::time::timeout_at(deadline, self.observe(check, target, reach)).await;
         let duration = started.elapsed();
         match observed {
             Err(_) => ProbeOutcome {
@@ -357,12 +372,7 @@ impl Prober {
     /// Each kind's future is boxed: in place, every probe in flight would take the room of
     /// the largest kind (an HTTPS exchange, ~5 KB), an ICMP run included. Connections give
     /// up at `deadline` themselves, so that a connect that timed out is known as one.
-    async fn observe(
-        &self,
-        check: &Check,
-        target: &Target,
-        deadline: tokio::time::Instant,
-    ) -> Result<Observations, ProbeError> {
+    async fn observe(&self, check: &Check, target: &Target, reach: Reach<'_>) -> Result<Observations, ProbeError> {
         #[cfg(feature = "fault-injection")]
         if let ProbeSpec::Exec(exec) = &check.probe {
             match exec.command.first().map(String::as_str) {
@@ -373,14 +383,36 @@ impl Prober {
         }
         let address = target.address.as_str();
         match &check.probe {
-            ProbeSpec::Http(http) => Box::pin(http::observe(http, address, &self.tls, deadline)).await,
-            ProbeSpec::Tcp(tcp) => Box::pin(tcp::observe(tcp, address, &self.tls, deadline)).await,
-            ProbeSpec::Tls(tls) => Box::pin(tcp::observe_tls(tls, address, &self.tls, deadline)).await,
+            ProbeSpec::Http(http) => Box::pin(http::observe(http, address, &self.tls, reach)).await,
+            ProbeSpec::Tcp(tcp) => Box::pin(tcp::observe(tcp, address, &self.tls, reach)).await,
+            ProbeSpec::Tls(tls) => Box::pin(tcp::observe_tls(tls, address, &self.tls, reach)).await,
             ProbeSpec::Icmp(icmp) => Box::pin(icmp::observe(icmp, address, check.timeout, &self.icmp)).await,
             ProbeSpec::Dns(dns) => Box::pin(dns::observe(dns, address, check.timeout)).await,
             ProbeSpec::Exec(exec) => Box::pin(exec::observe(exec, check.timeout)).await,
             ProbeSpec::Heartbeat(hb) => Ok(heartbeat::observe(hb, &target.key.id(), &self.heartbeats)),
         }
+    }
+}
+
+/// Until when a probe may run, and where it may connect.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reach<'a> {
+    /// The check's deadline: connections give up at it themselves.
+    pub deadline: tokio::time::Instant,
+    /// When set (and not empty), the only places a connection may go.
+    pub allow: Option<&'a [AllowRule]>,
+}
+
+impl Reach<'_> {
+    /// Refuses `host` unless its name or every address it resolved to is admitted.
+    fn admit(&self, host: &str, addrs: &[std::net::SocketAddr]) -> Result<(), ProbeError> {
+        let Some(rules) = self.allow else { return Ok(()) };
+        if AllowRule::admits_name(rules, host) || addrs.iter().all(|a| AllowRule::admits_ip(rules, a.ip())) {
+            return Ok(());
+        }
+        let shown: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
+        let message = format!("{host} ({}) is not in server.probe_endpoint.allow: not connected", shown.join(", "));
+        Err(ProbeError::new(FailureReason::Network, message))
     }
 }
 

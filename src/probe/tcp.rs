@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::http::{connect, resolve};
 use super::tls::TlsContext;
-use super::{FailureReason, Observations, ProbeError};
+use super::{FailureReason, Observations, ProbeError, Reach};
 use crate::config::{RegexSpec, TcpSpec, TlsSpec};
 
 /// How much of the answer is read while waiting for `expect` to match.
@@ -22,10 +22,10 @@ pub(super) async fn observe(
     spec: &TcpSpec,
     address: &str,
     tls: &TlsContext,
-    deadline: tokio::time::Instant,
+    reach: Reach<'_>,
 ) -> Result<Observations, ProbeError> {
     let talk = Talk { send: spec.send.as_deref(), expect: spec.expect.as_ref() };
-    connect_and_talk(address, spec.tls.as_ref(), talk, tls, deadline).await
+    connect_and_talk(address, spec.tls.as_ref(), talk, tls, reach).await
 }
 
 /// The `tls` kind: connect and complete a TLS handshake.
@@ -33,9 +33,9 @@ pub(super) async fn observe_tls(
     spec: &TlsSpec,
     address: &str,
     tls: &TlsContext,
-    deadline: tokio::time::Instant,
+    reach: Reach<'_>,
 ) -> Result<Observations, ProbeError> {
-    connect_and_talk(address, Some(spec), Talk { send: None, expect: None }, tls, deadline).await
+    connect_and_talk(address, Some(spec), Talk { send: None, expect: None }, tls, reach).await
 }
 
 /// What to say and what to wait for once connected.
@@ -49,7 +49,7 @@ async fn connect_and_talk(
     tls_spec: Option<&TlsSpec>,
     Talk { send, expect }: Talk<'_>,
     tls: &TlsContext,
-    deadline: tokio::time::Instant,
+    reach: Reach<'_>,
 ) -> Result<Observations, ProbeError> {
     let started = Instant::now();
     let mut obs = Observations::default();
@@ -62,8 +62,9 @@ async fn connect_and_talk(
     let addrs = resolve(host, port).await?;
     obs.phases.push(("dns", phase.elapsed()));
     obs.ip = addrs.first().map(|a| a.ip());
+    reach.admit(host, &addrs)?;
     phase = Instant::now();
-    let stream = connect(&addrs, deadline).await.map_err(|e| e.with(obs.clone()))?;
+    let stream = connect(&addrs, reach.deadline).await.map_err(|e| e.with(obs.clone()))?;
     obs.ip = stream.peer_addr().ok().map(|a| a.ip());
     obs.connected = Some(true);
     obs.phases.push(("connect", phase.elapsed()));

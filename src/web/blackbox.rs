@@ -52,15 +52,26 @@ pub async fn probe(
     let address = if kind == "http" && !target.contains("://") { format!("http://{target}") } else { target };
     let host = host_of(kind, &address)
         .ok_or_else(|| refuse(400, format!("invalid target \"{address}\" for a {kind} module")))?;
-    if !allowed(&config.server.probe_endpoint.allow, &host).await {
-        return Err(refuse(403, format!("target host \"{host}\" is not in server.probe_endpoint.allow")));
-    }
     let mut check = module.check.clone();
     if let Some(budget) = scrape_budget(scrape_timeout)? {
         check.timeout = check.timeout.min(budget);
     }
+    let rules = &config.server.probe_endpoint.allow;
+    let pinned = admit(rules, &host).await?;
+    // ICMP and DNS resolve their target themselves: they get the checked address instead of
+    // the name. HTTP, TCP and TLS keep the name (Host, SNI) and are checked as they connect.
+    let address = match (pinned, kind) {
+        (Some(ip), "icmp") => ip.to_string(),
+        (Some(ip), "dns") => match address.rsplit_once(':') {
+            Some((h, port)) if port.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']')) => {
+                std::net::SocketAddr::new(ip, port.parse().unwrap_or(53)).to_string()
+            }
+            _ => ip.to_string(),
+        },
+        _ => address,
+    };
     let key = TargetKey { system: "probe".into(), check: module.name.clone(), target: host.clone() };
-    let outcome = prober.probe(&check, &Target { key, address }).await;
+    let outcome = prober.probe_within(&check, &Target { key, address }, Some(rules)).await;
     Ok(render(kind, &outcome))
 }
 
@@ -116,25 +127,35 @@ fn host_of(kind: &str, address: &str) -> Option<String> {
     (!host.is_empty()).then_some(host)
 }
 
-/// Whether the allow-list admits `host`: an empty list admits all; a name passes by a
-/// host pattern or when every address it resolves to is in an allowed network.
-async fn allowed(rules: &[AllowRule], host: &str) -> bool {
+/// How long `/probe` waits for a target name to resolve.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether the allow-list admits `host`; with the address to use when one was checked. An
+/// empty list admits all (and pins nothing); a name passes by a host pattern, or when every
+/// address it resolves to is in an allowed network — and then the first of those addresses
+/// is the one to connect to. A name no network rule could admit is refused without a lookup.
+async fn admit(rules: &[AllowRule], host: &str) -> Result<Option<IpAddr>, Refusal> {
+    let refused = || refuse(403, format!("target host \"{host}\" is not in server.probe_endpoint.allow"));
     if rules.is_empty() {
-        return true;
+        return Ok(None);
     }
-    let in_nets = |ip: IpAddr| rules.iter().any(|r| matches!(r, AllowRule::Network(n) if n.contains(&ip)));
     if let Ok(ip) = host.parse::<IpAddr>() {
-        return in_nets(ip);
+        return if AllowRule::admits_ip(rules, ip) { Ok(Some(ip)) } else { Err(refused()) };
     }
-    if rules.iter().any(|r| matches!(r, AllowRule::Host(p) if p.matches(host))) {
-        return true;
+    if AllowRule::admits_name(rules, host) {
+        return Ok(None);
     }
-    match tokio::net::lookup_host((host, 0)).await {
-        Ok(addrs) => {
-            let ips: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
-            !ips.is_empty() && ips.into_iter().all(in_nets)
-        }
-        Err(_) => false,
+    if !rules.iter().any(|r| matches!(r, AllowRule::Network(_))) {
+        return Err(refused());
+    }
+    let ips: Vec<IpAddr> = match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, 0))).await {
+        Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
+        Ok(Err(_)) => return Err(refuse(400, format!("target host \"{host}\" does not resolve"))),
+        Err(_) => return Err(refuse(504, format!("target host \"{host}\" did not resolve in time"))),
+    };
+    match ips.first() {
+        Some(first) if ips.iter().all(|ip| AllowRule::admits_ip(rules, *ip)) => Ok(Some(*first)),
+        _ => Err(refused()),
     }
 }
 
@@ -330,10 +351,13 @@ mod tests {
             AllowRule::Network("127.0.0.0/8".parse().expect("net")),
             AllowRule::Host(glob::Pattern::new("*.laichau.example").expect("pattern")),
         ];
-        assert!(allowed(&rules, "127.0.0.1").await);
-        assert!(!allowed(&rules, "192.0.2.1").await);
-        assert!(allowed(&rules, "gw.laichau.example").await);
-        assert!(allowed(&rules, "localhost").await, "localhost resolves into 127.0.0.0/8 only");
-        assert!(allowed(&[], "192.0.2.1").await, "no list admits all");
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(admit(&rules, "127.0.0.1").await, Ok(Some(ip("127.0.0.1"))), "an address is pinned");
+        assert_eq!(admit(&rules, "192.0.2.1").await.map_err(|r| r.status), Err(403));
+        assert_eq!(admit(&rules, "gw.laichau.example").await, Ok(None), "a name admitted by pattern");
+        assert_eq!(admit(&rules, "localhost").await, Ok(Some(ip("127.0.0.1"))), "resolved once, checked, pinned");
+        assert_eq!(admit(&[], "192.0.2.1").await, Ok(None), "no list admits all");
+        let names_only = vec![AllowRule::Host(glob::Pattern::new("*.laichau.example").expect("pattern"))];
+        assert_eq!(admit(&names_only, "localhost").await.map_err(|r| r.status), Err(403), "refused without a lookup");
     }
 }

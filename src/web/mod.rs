@@ -66,7 +66,12 @@ pub struct WebState {
     pub store_path: std::path::PathBuf,
     /// How the store's writer is doing (readiness and the status page say so).
     pub store_health: Arc<crate::store::StoreHealth>,
+    /// `/probe` requests in flight at most ([`PROBE_CONCURRENCY`]).
+    pub probe_permits: tokio::sync::Semaphore,
 }
+
+/// `/probe` requests served at once at most.
+pub const PROBE_CONCURRENCY: usize = 64;
 
 type Reply = Response<Full<Bytes>>;
 
@@ -304,6 +309,21 @@ async fn route(state: &WebState, req: Request<Incoming>, _peer: SocketAddr) -> R
         }
         (&Method::GET, "/probe") => {
             let config = state.board.read().unwrap_or_else(|p| p.into_inner()).config.clone();
+            if let Some(token) = &config.server.probe_endpoint.token {
+                let given = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+                let given = given.strip_prefix("Bearer ").unwrap_or("");
+                if !bool::from(subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.expose().as_bytes())) {
+                    return text(
+                        StatusCode::UNAUTHORIZED,
+                        "/probe needs server.probe_endpoint.token as a bearer token",
+                    );
+                }
+            }
+            // Its own bound: /probe makes Vigil connect on request, and must not crowd out
+            // the checks' probes.
+            let Ok(_permit) = state.probe_permits.try_acquire() else {
+                return text(StatusCode::SERVICE_UNAVAILABLE, "too many /probe requests at once");
+            };
             let timeout = req.headers().get("x-prometheus-scrape-timeout-seconds").and_then(|v| v.to_str().ok());
             match blackbox::probe(&config, &state.prober, req.uri().query(), timeout).await {
                 Ok(body) => reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body),
