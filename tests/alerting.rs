@@ -736,3 +736,45 @@ async fn email_over_starttls_and_implicit_tls_trusting_the_organisations_ca() {
     assert!(stdout.contains("FAILED") && stdout.to_lowercase().contains("certificate"), "{stdout}");
     assert_eq!(starttls.mails().len(), 1, "the untrusted attempt delivered nothing");
 }
+
+/// Issue #13, item 3: a webhook URL is often itself a secret (a chat bot's token in its path):
+/// the error stored in the outbox (and logged) names the server, never the path, and a
+/// configuration error about such a URL does not quote it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_urls_stay_out_of_stored_errors_and_config_errors() {
+    let web = web_server(None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The test server answers 404 on this path: a permanent failure, stored with its error.
+    let hook = format!("http://{}/bot-token-canary/sendMessage", web.addr);
+    let config = format!(
+        "receivers:\n  - {{ id: chat, channels: [ {{ webhook: {{ url: \"{hook}\" }} }} ] }}\n\
+         routes:\n  - {{ receivers: [chat] }}\n\
+         systems:\n  - id: web\n    checks:\n      - {{ id: a, http: {{ url: \"http://{w}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+        w = web.addr
+    );
+    write_config(dir.path(), &config);
+    web.switch.store(500, Ordering::SeqCst);
+    let app = start_daemon(dir.path()).await;
+    let db = dir.path().join("vigil.db");
+    let deadline = Instant::now() + WAIT;
+    let error = loop {
+        let conn = rusqlite::Connection::open(&db).expect("store");
+        let error: Option<String> =
+            conn.query_row("SELECT error FROM outbox WHERE error IS NOT NULL LIMIT 1", [], |r| r.get(0)).ok();
+        if let Some(e) = error {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no failed delivery was stored");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    app.shutdown().await;
+    assert!(error.contains(&format!("http://{}/…", web.addr)), "{error}");
+    assert!(!error.contains("bot-token-canary"), "the stored error carries the URL's secret: {error}");
+
+    let bad = "receivers:\n  - { id: chat, channels: [ { webhook: { url: \"ftp://bot-token-canary@chat.laichau.example/x\" } } ] }\nsystems: []\n";
+    let errors = match vigil::config::load_from_text(&dir.path().join("bad.yaml"), bad, &|_| None) {
+        Ok(_) => panic!("an ftp webhook was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(errors.contains("is not an http(s) URL") && !errors.contains("bot-token-canary"), "{errors}");
+}

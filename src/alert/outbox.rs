@@ -228,13 +228,17 @@ async fn deadman(shared: Arc<Shared>, shutdown: CancellationToken) {
             match req {
                 Ok(req) => match tokio::time::timeout(notify::SEND_TIMEOUT, shared.http.request(req)).await {
                     Ok(Ok(resp)) if resp.status().is_success() => {
-                        tracing::debug!(url = %d.url, "dead-man's switch called")
+                        tracing::debug!(url = %crate::config::redact_url(&d.url), "dead-man's switch called")
                     }
                     Ok(Ok(resp)) => {
-                        tracing::warn!(url = %d.url, status = %resp.status(), "dead-man's switch refused the call")
+                        tracing::warn!(url = %crate::config::redact_url(&d.url), status = %resp.status(), "dead-man's switch refused the call")
                     }
-                    Ok(Err(e)) => tracing::warn!(url = %d.url, error = %e, "cannot reach the dead-man's switch"),
-                    Err(_) => tracing::warn!(url = %d.url, "the dead-man's switch did not answer in time"),
+                    Ok(Err(e)) => {
+                        tracing::warn!(url = %crate::config::redact_url(&d.url), error = %e, "cannot reach the dead-man's switch")
+                    }
+                    Err(_) => {
+                        tracing::warn!(url = %crate::config::redact_url(&d.url), "the dead-man's switch did not answer in time")
+                    }
                 },
                 Err(e) => tracing::error!(error = %e, "invalid dead-man's switch URL"),
             }
@@ -287,7 +291,7 @@ async fn refresh_alertmanager(shared: Arc<Shared>, shutdown: CancellationToken) 
         }
         for (url, alerts) in by_url {
             if let Err(e) = notify::post_alerts(&shared.http, &url, &alerts).await {
-                tracing::debug!(url, error = %e, "re-posting open alerts to Alertmanager failed");
+                tracing::debug!(url = %crate::config::redact_url(&url), error = %e, "re-posting open alerts to Alertmanager failed");
             }
         }
     }

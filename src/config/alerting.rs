@@ -425,7 +425,8 @@ fn http_url(file: &SourceFile, path: &str, url: Option<&String>, errors: &mut Er
     match url::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Some(url.clone()),
         _ => {
-            errors.at(file, path, format!("\"{url}\" is not an http(s) URL"));
+            // Not quoted: a webhook URL is often itself a secret (a chat bot's token).
+            errors.at(file, path, format!("{} is not an http(s) URL", redact_url(url)));
             None
         }
     }

@@ -109,6 +109,19 @@ pub struct MonthlyReport {
     pub language: Language,
 }
 
+/// A URL as logs, stored errors and messages may show it: `scheme://host[:port]/…` — the
+/// path, query and userinfo of a webhook or dead-man URL are often its secret (a chat bot's
+/// token). Text that is no URL shows as `<url>`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) if u.host_str().is_some() => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{}://{}{port}/…", u.scheme(), u.host_str().unwrap_or_default())
+        }
+        _ => "<url>".to_string(),
+    }
+}
+
 /// A secret (token, password): never shown by `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

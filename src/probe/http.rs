@@ -16,6 +16,7 @@ use url::Url;
 use super::tls::TlsContext;
 use super::{FailureReason, Observations, ProbeError, Reach, connect_error};
 use crate::config::HttpSpec;
+use crate::config::is_credential_header as is_credential;
 
 const USER_AGENT_VALUE: &str = concat!("Vigil/", env!("CARGO_PKG_VERSION"));
 
@@ -99,8 +100,6 @@ impl Hop {
         }
     }
 }
-
-use crate::config::is_credential_header as is_credential;
 
 async fn fetch(
     spec: &HttpSpec,

@@ -94,13 +94,15 @@ async fn post_json(http: &HttpClient, url: &str, body: Vec<u8>, headers: &[(&str
         req = req.header(*name, value.as_str());
     }
     let req = req.body(Full::new(Bytes::from(body))).map_err(|e| SendError::permanent(format!("bad request: {e}")))?;
-    let resp = http.request(req).await.map_err(|e| SendError::retry(format!("{url}: {e}")))?;
+    // Errors are logged and stored: the URL shows without its path, query or userinfo.
+    let shown = crate::config::redact_url(url);
+    let resp = http.request(req).await.map_err(|e| SendError::retry(format!("{shown}: {e}")))?;
     let status = resp.status();
     if status.is_success() {
         Ok(())
     } else if status.as_u16() == 429 || status.is_server_error() {
-        Err(SendError::retry(format!("{url} answered {status}")))
+        Err(SendError::retry(format!("{shown} answered {status}")))
     } else {
-        Err(SendError::permanent(format!("{url} answered {status}")))
+        Err(SendError::permanent(format!("{shown} answered {status}")))
     }
 }
