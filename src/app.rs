@@ -182,6 +182,7 @@ impl App {
             store_path: config.storage.path.clone(),
             store_health,
             probe_permits: tokio::sync::Semaphore::new(web::PROBE_CONCURRENCY),
+            sessions: Default::default(),
         });
         let shutdown = CancellationToken::new();
         let web = tokio::spawn(web::serve(listener, web_state.clone(), shutdown.child_token()));

@@ -315,3 +315,58 @@ async fn check_pages_show_no_credentials_from_commands_or_urls() {
         assert!(!portal.contains(canary) && !plugin.contains(canary), "{canary} is on a page");
     }
 }
+
+/// Issue #13, item 8: sessions are random and kept on the server: logout revokes the cookie
+/// (a copy the browser kept no longer works), a changed admin token revokes every session,
+/// and failed logins from one address are throttled — the right token too, while it waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_server_side_revocable_and_logins_throttled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), "systems: []\n");
+    let app = start_daemon(dir.path()).await;
+    let base = format!("http://{}", app.addr());
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let login = |token: &'static str| {
+        let url = format!("{base}/ui/login");
+        async move { send("POST", &url, &form, &format!("token={token}&next=/")).await }
+    };
+    let cookie_of = |heads: &std::collections::HashMap<String, String>| {
+        heads.get("set-cookie").and_then(|c| c.split(';').next()).map(str::to_string).expect("a session cookie")
+    };
+    let csrf_of = |cookie: String| {
+        let url = format!("{base}/");
+        async move {
+            let (_, _, page) = send("GET", &url, &[("cookie", &cookie)], "").await;
+            page.split("name=\"csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).map(str::to_string)
+        }
+    };
+    let (code, heads, _) = login(TOKEN).await;
+    assert_eq!(code, 303);
+    let first = cookie_of(&heads);
+    let second = cookie_of(&login(TOKEN).await.1);
+    assert_ne!(first, second, "session ids are random, not derived from the token");
+    assert!(heads.get("set-cookie").is_some_and(|c| c.contains("Max-Age=43200")), "{heads:?}");
+    let csrf = csrf_of(first.clone()).await.expect("logged in");
+
+    // Logout revokes the session on the server.
+    let logout_headers = [("content-type", "application/x-www-form-urlencoded"), ("cookie", first.as_str())];
+    let (code, _, _) = send("POST", &format!("{base}/ui/logout"), &logout_headers, &format!("csrf={csrf}")).await;
+    assert_eq!(code, 303);
+    assert_eq!(csrf_of(first).await, None, "a copy of the cookie no longer logs in");
+    assert!(csrf_of(second.clone()).await.is_some(), "other sessions live on");
+
+    // A new admin token (reloaded) revokes every session opened with the old one.
+    let config = dir.path().join("vigil.yaml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, text.replace(TOKEN, "the-new-admin-token-0123456789")).expect("write");
+    assert_eq!(request("POST", &format!("{base}/-/reload"), Some(TOKEN)).await.0, 200);
+    assert_eq!(csrf_of(second).await, None, "sessions of the old token are revoked");
+
+    // Five failed logins, then the address waits — even with the right token.
+    for _ in 0..5 {
+        assert_eq!(login("wrong-token-0123456789abcdef").await.0, 401);
+    }
+    assert_eq!(login("wrong-token-0123456789abcdef").await.0, 429);
+    assert_eq!(login("the-new-admin-token-0123456789").await.0, 429, "throttled, whatever the token");
+    app.shutdown().await;
+}

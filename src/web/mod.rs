@@ -5,6 +5,7 @@
 mod blackbox;
 mod i18n;
 mod pages;
+mod sessions;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -68,6 +69,8 @@ pub struct WebState {
     pub store_health: Arc<crate::store::StoreHealth>,
     /// `/probe` requests in flight at most ([`PROBE_CONCURRENCY`]).
     pub probe_permits: tokio::sync::Semaphore,
+    /// Administrator sessions of the status pages, and failed logins.
+    pub sessions: sessions::Sessions,
 }
 
 /// `/probe` requests served at once at most.
@@ -214,10 +217,10 @@ fn is_page(path: &str) -> bool {
     path == "/" || ["/static/", "/systems/", "/checks/", "/badge/", "/ui/"].iter().any(|p| path.starts_with(p))
 }
 
-async fn route(state: &WebState, req: Request<Incoming>, _peer: SocketAddr) -> Reply {
+async fn route(state: &WebState, req: Request<Incoming>, peer: SocketAddr) -> Reply {
     let path = req.uri().path().to_string();
     let req = if is_page(&path) {
-        match pages::route(state, req).await {
+        match pages::route(state, req, peer.ip()).await {
             Ok(reply) => return reply,
             Err(req) => req,
         }

@@ -12,7 +12,6 @@ use hyper::body::Incoming;
 use hyper::header::{ACCEPT_LANGUAGE, CACHE_CONTROL, COOKIE, HOST, LOCATION, ORIGIN, SET_COOKIE};
 use hyper::{Method, Request, StatusCode};
 use minijinja::Environment;
-use ring::hmac;
 use serde_json::{Value, json};
 
 use super::i18n::{state_word, strings};
@@ -57,11 +56,6 @@ struct Visitor {
     csrf: String,
 }
 
-fn sign(key: &str, what: &str) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, key.as_bytes());
-    hmac::sign(&key, what.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn cookie(req: &Request<Incoming>, name: &str) -> Option<String> {
     req.headers().get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
@@ -87,18 +81,11 @@ fn visitor(state: &WebState, req: &Request<Incoming>, config: &Config) -> Visito
         _ => String::new(),
     };
     let token = state.admin_token.read().unwrap_or_else(|p| p.into_inner()).clone();
-    let (logged_in, csrf) = match token {
-        Some(t) => {
-            let session = sign(t.expose(), "vigil-session");
-            (
-                cookie(req, SESSION_COOKIE)
-                    .is_some_and(|c| bool::from(subtle::ConstantTimeEq::ct_eq(c.as_bytes(), session.as_bytes()))),
-                sign(t.expose(), "vigil-csrf"),
-            )
-        }
-        None => (false, String::new()),
+    let csrf = match (token, cookie(req, SESSION_COOKIE)) {
+        (Some(t), Some(id)) => state.sessions.check(&id, &t, now_ms()),
+        _ => None,
     };
-    Visitor { lang, q, logged_in, csrf }
+    Visitor { lang, q, logged_in: csrf.is_some(), csrf: csrf.unwrap_or_default() }
 }
 
 fn local(ms: i64, tz: &jiff::tz::TimeZone) -> String {
@@ -145,7 +132,11 @@ fn render(name: &str, ctx: Value) -> Reply {
 }
 
 /// Handles the pages, badges, static files and form actions; None for other paths.
-pub async fn route(state: &WebState, req: Request<Incoming>) -> Result<Reply, Request<Incoming>> {
+pub async fn route(
+    state: &WebState,
+    req: Request<Incoming>,
+    peer: std::net::IpAddr,
+) -> Result<Reply, Request<Incoming>> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let board = state.board.read().unwrap_or_else(|p| p.into_inner()).clone();
@@ -176,7 +167,7 @@ pub async fn route(state: &WebState, req: Request<Incoming>) -> Result<Reply, Re
                 merge(base_context(&v, &config, "/ui/login"), json!({ "next": format!("/{}", v.q), "error": null }));
             render("login.html", ctx)
         }
-        (Method::POST, p) if p.starts_with("/ui/") => action(state, req, &config).await,
+        (Method::POST, p) if p.starts_with("/ui/") => action(state, req, &config, peer).await,
         _ => return Err(req),
     })
 }
@@ -660,7 +651,7 @@ fn redirect(to: &str, cookie: Option<String>) -> Reply {
 }
 
 /// The form actions: login, logout, acknowledge, exclude from the SLA, open maintenance.
-async fn action(state: &WebState, req: Request<Incoming>, config: &Config) -> Reply {
+async fn action(state: &WebState, req: Request<Incoming>, config: &Config, peer: std::net::IpAddr) -> Reply {
     // Cross-site posts are refused: the browser's Origin must be this server.
     let host = req.headers().get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
     if let Some(origin) = req.headers().get(ORIGIN).and_then(|o| o.to_str().ok())
@@ -669,6 +660,7 @@ async fn action(state: &WebState, req: Request<Incoming>, config: &Config) -> Re
         return text(StatusCode::FORBIDDEN, "cross-site form posts are refused");
     }
     let v = visitor(state, &req, config);
+    let session_id = cookie(&req, SESSION_COOKIE);
     let path = req.uri().path().to_string();
     let secure = config.server.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
     let Some(fields) = form(req).await else { return text(StatusCode::BAD_REQUEST, "bad form") };
@@ -679,7 +671,14 @@ async fn action(state: &WebState, req: Request<Incoming>, config: &Config) -> Re
         let Some(token) = token else {
             return text(StatusCode::FORBIDDEN, "writes are disabled: set server.admin_token");
         };
+        if let Some(wait) = state.sessions.wait_before_login(peer, now_ms()) {
+            tracing::warn!(client = %peer, "login refused: too many failed attempts from this address");
+            let message = format!("too many failed logins: try again in {} s", wait.as_secs().max(1));
+            return text(StatusCode::TOO_MANY_REQUESTS, message);
+        }
         if !bool::from(subtle::ConstantTimeEq::ct_eq(field("token").as_bytes(), token.expose().as_bytes())) {
+            state.sessions.login_failed(peer, now_ms());
+            tracing::warn!(client = %peer, "failed login to the status pages");
             let ctx = merge(
                 base_context(&v, config, "/ui/login"),
                 json!({ "next": next, "error": strings(v.lang)["wrong_token"] }),
@@ -688,9 +687,12 @@ async fn action(state: &WebState, req: Request<Incoming>, config: &Config) -> Re
             *r.status_mut() = StatusCode::UNAUTHORIZED;
             return r;
         }
-        let session = sign(token.expose(), "vigil-session");
+        state.sessions.login_succeeded(peer);
+        tracing::info!(client = %peer, "login to the status pages");
+        let (session, _) = state.sessions.open(&token, now_ms());
         let cookie = format!(
-            "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict{}",
+            "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+            super::sessions::LIFETIME.as_secs(),
             if secure { "; Secure" } else { "" }
         );
         return redirect(&next, Some(cookie));
@@ -702,6 +704,9 @@ async fn action(state: &WebState, req: Request<Incoming>, config: &Config) -> Re
         return text(StatusCode::FORBIDDEN, "invalid form token");
     }
     if path == "/ui/logout" {
+        if let Some(id) = &session_id {
+            state.sessions.close(id);
+        }
         return redirect("/", Some(format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")));
     }
     if let Some(rest) = path.strip_prefix("/ui/incidents/") {
