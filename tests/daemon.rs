@@ -562,3 +562,54 @@ async fn every_answer_carries_the_security_headers() {
     }
     app.shutdown().await;
 }
+
+/// Issue #13: every administrative action is recorded — who, from which address, what, how
+/// it ended — in the store, shown by `GET /api/v1/audit` (admin token) and on an admin page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn administrative_actions_leave_an_audit_trail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let web = web_server(None).await;
+    write_config(
+        dir.path(),
+        &format!(
+            "systems:\n  - id: web\n    checks:\n      - {{ id: ok, http: {{ url: \"http://{}/ok\" }} }}\n",
+            web.addr
+        ),
+    );
+    let app = start_daemon(dir.path()).await;
+    let base = format!("http://{}", app.addr());
+    let auth = format!("Bearer {TOKEN}");
+    assert_eq!(request("POST", &format!("{base}/-/reload"), Some(TOKEN)).await.0, 200);
+    let window = r#"{"systems": ["web"], "duration": "1h", "reason": "upgrade", "by": "Lò Văn Minh"}"#;
+    assert_eq!(send("POST", &format!("{base}/api/v1/maintenance"), &[("authorization", &auth)], window).await.0, 201);
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    assert_eq!(send("POST", &format!("{base}/ui/login"), &form, "token=wrong-token-0123456789ab&next=/").await.0, 401);
+    let (code, heads, _) = send("POST", &format!("{base}/ui/login"), &form, &format!("token={TOKEN}&next=/")).await;
+    assert_eq!(code, 303);
+    let cookie = heads.get("set-cookie").and_then(|c| c.split(';').next()).expect("cookie").to_string();
+
+    assert_eq!(request("GET", &format!("{base}/api/v1/audit"), None).await.0, 401, "the trail needs the token");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let entries = loop {
+        let (code, body) = request("GET", &format!("{base}/api/v1/audit"), Some(TOKEN)).await;
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let entries = v["audit"].as_array().cloned().unwrap_or_default();
+        if entries.len() >= 4 {
+            break entries;
+        }
+        assert!(Instant::now() < deadline, "the trail is incomplete: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let actions: Vec<&str> = entries.iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(actions, ["login", "login failed", "maintenance", "reload"], "newest first: {entries:?}");
+    assert!(entries.iter().all(|e| e["address"] == "127.0.0.1"), "{entries:?}");
+    assert!(entries[2]["detail"].as_str().is_some_and(|d| d.contains("upgrade") && d.contains("answered 201")));
+    assert_eq!(entries[3]["who"], "admin (token)");
+
+    let (code, _, page) = send("GET", &format!("{base}/ui/audit"), &[("cookie", &cookie)], "").await;
+    assert_eq!(code, 200);
+    assert!(page.contains("login failed") && page.contains("Lò Văn Minh"), "{page}");
+    assert_eq!(send("GET", &format!("{base}/ui/audit"), &[], "").await.0, 303, "the page needs a session");
+    app.shutdown().await;
+}

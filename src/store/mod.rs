@@ -53,6 +53,20 @@ pub struct ResultRecord {
     pub day_ms: i64,
 }
 
+/// An administrative action: who (as they identified), from where, what, and on what.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditRecord {
+    pub at_ms: i64,
+    /// `admin (token)`, `admin (session)`, or the name given on an acknowledgement link.
+    pub who: String,
+    /// The client's address.
+    pub address: String,
+    /// `acknowledge`, `maintenance`, `exclude`, `reload`, `login`, `login failed`, `logout`.
+    pub action: String,
+    /// On what: the incident, the window, the outcome.
+    pub detail: String,
+}
+
 /// Upper bounds (ms) of the latency histogram of the daily rollups; the last is open.
 pub const ROLLUP_BUCKETS_MS: [f64; 12] =
     [5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, f64::INFINITY];
@@ -114,6 +128,8 @@ pub enum Record {
     Release(Box<Notification>, mpsc::UnboundedSender<Notification>),
     /// Deletes raw results older than this (Unix ms); state changes and incidents stay.
     Prune(i64),
+    /// One administrative action, for the audit trail.
+    Audit(AuditRecord),
     /// Ends the writer after what was sent before it (other senders may still exist).
     Stop,
 }
@@ -587,6 +603,27 @@ pub mod query {
         let mut stmt =
             conn.prepare("SELECT key, state, channel FROM outbox ORDER BY created_ms, rowid").map_err(sqlite(path))?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(sqlite(path))?;
+        rows.collect::<Result<_, _>>().map_err(sqlite(path))
+    }
+
+    /// The audit trail, newest first, at most `limit` entries.
+    pub fn audit(path: &Path, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let conn =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(path))?;
+        let mut stmt = conn
+            .prepare("SELECT at_ms, who, address, action, detail FROM audit ORDER BY at_ms DESC, id DESC LIMIT ?1")
+            .map_err(sqlite(path))?;
+        let rows = stmt
+            .query_map([limit as i64], |r| {
+                Ok(AuditRecord {
+                    at_ms: r.get(0)?,
+                    who: r.get(1)?,
+                    address: r.get(2)?,
+                    action: r.get(3)?,
+                    detail: r.get(4)?,
+                })
+            })
+            .map_err(sqlite(path))?;
         rows.collect::<Result<_, _>>().map_err(sqlite(path))
     }
 

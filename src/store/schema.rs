@@ -96,6 +96,16 @@ const MIGRATIONS: &[&str] = &[
         b9 INTEGER NOT NULL DEFAULT 0, b10 INTEGER NOT NULL DEFAULT 0, b11 INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (target, day_ms)
     );",
+    // 7: the audit trail of administrative actions (kept like the reports' history).
+    "CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        who TEXT NOT NULL,
+        address TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_time ON audit (at_ms);",
 ];
 
 /// Brings the schema up to date.

@@ -150,6 +150,10 @@ fn write(tx: &Transaction, record: &Record) -> rusqlite::Result<()> {
                 );
             }
         }
+        Record::Audit(a) => {
+            tx.prepare_cached("INSERT INTO audit (at_ms, who, address, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                .execute(params![a.at_ms, a.who, a.address, a.action, a.detail])?;
+        }
         // Not data: the write loop answers these once the batch is committed.
         Record::Flush(_) | Record::Release(..) | Record::Stop => {}
     }

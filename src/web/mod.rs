@@ -138,6 +138,46 @@ pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: Cancel
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
 }
 
+/// Records an administrative action in the audit trail (the store, and an INFO log): who,
+/// from where, what, on what, and how it ended. Text is bounded and single-line.
+pub(crate) fn audit(state: &WebState, peer: std::net::IpAddr, who: &str, action: &str, detail: &str) {
+    let clean =
+        |s: &str, max: usize| s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(max).collect::<String>();
+    let (who, detail) = (clean(who, 100), clean(detail, 500));
+    tracing::info!(who = %who, address = %peer, action, detail = %detail, "administrative action");
+    if let Some(store) = &state.store {
+        store.send(Record::Audit(crate::store::AuditRecord {
+            at_ms: now_ms(),
+            who,
+            address: peer.to_string(),
+            action: action.to_string(),
+            detail,
+        }));
+    }
+}
+
+/// Records `action` with the status it ended with, and passes the reply on.
+fn audited(state: &WebState, peer: std::net::IpAddr, who: &str, action: &str, detail: String, reply: Reply) -> Reply {
+    let outcome = reply.status().as_u16();
+    let detail =
+        if detail.is_empty() { format!("answered {outcome}") } else { format!("{detail} (answered {outcome})") };
+    audit(state, peer, who, action, &detail);
+    reply
+}
+
+/// `GET /api/v1/audit?limit=…`: the audit trail, newest first (admin token).
+fn audit_list(state: &WebState, query: Option<&str>) -> Reply {
+    let limit = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "limit")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(100)
+        .clamp(1, 1000);
+    match crate::store::query::audit(&state.store_path, limit) {
+        Ok(entries) => json(&serde_json::json!({ "audit": entries })),
+        Err(e) => store_unreadable(&e),
+    }
+}
+
 /// The answer when the store cannot be read: a 503 that says so, never a page or a figure
 /// computed from nothing (a locked or corrupt store must not look like "no data").
 pub(crate) fn store_unreadable(e: &dyn std::fmt::Display) -> Reply {
@@ -255,7 +295,14 @@ async fn route(state: &WebState, req: Request<Incoming>, peer: SocketAddr) -> Re
             if let Some(denied) = refuse_unless_admin(state, &req) {
                 return denied;
             }
-            reload(state).await
+            let reply = reload(state).await;
+            audited(state, peer.ip(), "admin (token)", "reload", String::new(), reply)
+        }
+        (&Method::GET, "/api/v1/audit") => {
+            if let Some(denied) = refuse_unless_admin(state, &req) {
+                return denied;
+            }
+            blocking(|| audit_list(state, req.uri().query()))
         }
         (&Method::GET, "/api/v1/incidents") => blocking(|| incidents(state, req.uri().query())),
         (&Method::POST, p) if p.starts_with("/api/v1/incidents/") && p.ends_with("/ack") => {
@@ -266,16 +313,24 @@ async fn route(state: &WebState, req: Request<Incoming>, peer: SocketAddr) -> Re
             let Ok(id) = id else { return text(StatusCode::NOT_FOUND, "no such incident") };
             match read_json(req).await {
                 Ok(body) => {
-                    let by = body["by"].as_str().unwrap_or("admin").chars().take(100).collect();
+                    let by: String = body["by"].as_str().unwrap_or("admin").chars().take(100).collect();
                     let comment = body["comment"].as_str().unwrap_or("").chars().take(1000).collect();
-                    acknowledge(state, id, by, comment).await
+                    let detail = format!("incident {id}, by {by}");
+                    let reply = acknowledge(state, id, by, comment).await;
+                    audited(state, peer.ip(), "admin (token)", "acknowledge", detail, reply)
                 }
                 Err(r) => r,
             }
         }
         (&Method::GET, "/ack") => ack_confirmation(state, req.uri().query()),
         (&Method::POST, "/ack") => match read_form(req).await {
-            Ok(form) => ack_link(state, &form).await,
+            Ok(form) => {
+                let who = form.get("by").map(|b| b.trim()).filter(|b| !b.is_empty()).unwrap_or("link").to_string();
+                let detail =
+                    format!("incident {} through the signed link", form.get("incident").map_or("?", String::as_str));
+                let reply = ack_link(state, &form).await;
+                audited(state, peer.ip(), &who, "acknowledge", detail, reply)
+            }
             Err(r) => r,
         },
         (&Method::POST, p) if p.starts_with("/api/v1/incidents/") && p.ends_with("/exclude") => {
@@ -287,10 +342,18 @@ async fn route(state: &WebState, req: Request<Incoming>, peer: SocketAddr) -> Re
             match read_json(req).await {
                 Ok(body) => {
                     let (reason, by) = (body["reason"].as_str().unwrap_or(""), body["by"].as_str().unwrap_or(""));
-                    match blocking(|| exclude(state, id, reason, by)) {
+                    let reply = match blocking(|| exclude(state, id, reason, by)) {
                         None => text(StatusCode::OK, "excluded from the SLA"),
                         Some(refusal) => refusal,
-                    }
+                    };
+                    audited(
+                        state,
+                        peer.ip(),
+                        "admin (token)",
+                        "exclude",
+                        format!("incident {id}, by {by}: {reason}"),
+                        reply,
+                    )
                 }
                 Err(r) => r,
             }
@@ -306,7 +369,10 @@ async fn route(state: &WebState, req: Request<Incoming>, peer: SocketAddr) -> Re
                 return denied;
             }
             match read_json(req).await {
-                Ok(body) => open_maintenance(state, &body).await,
+                Ok(body) => {
+                    let reply = open_maintenance(state, &body).await;
+                    audited(state, peer.ip(), "admin (token)", "maintenance", body.to_string(), reply)
+                }
                 Err(r) => r,
             }
         }

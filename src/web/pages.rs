@@ -167,6 +167,13 @@ pub async fn route(
                 merge(base_context(&v, &config, "/ui/login"), json!({ "next": format!("/{}", v.q), "error": null }));
             render("login.html", ctx)
         }
+        (Method::GET, "/ui/audit") => {
+            let v = visitor(state, &req, &config);
+            if !v.logged_in {
+                return Ok(redirect("/ui/login", None));
+            }
+            audit_page(state, &config)
+        }
         (Method::POST, p) if p.starts_with("/ui/") => action(state, req, &config, peer).await,
         _ => return Err(req),
     })
@@ -673,12 +680,14 @@ async fn action(state: &WebState, req: Request<Incoming>, config: &Config, peer:
         };
         if let Some(wait) = state.sessions.wait_before_login(peer, now_ms()) {
             tracing::warn!(client = %peer, "login refused: too many failed attempts from this address");
+            super::audit(state, peer, "?", "login refused", "too many failed attempts");
             let message = format!("too many failed logins: try again in {} s", wait.as_secs().max(1));
             return text(StatusCode::TOO_MANY_REQUESTS, message);
         }
         if !bool::from(subtle::ConstantTimeEq::ct_eq(field("token").as_bytes(), token.expose().as_bytes())) {
             state.sessions.login_failed(peer, now_ms());
             tracing::warn!(client = %peer, "failed login to the status pages");
+            super::audit(state, peer, "?", "login failed", "wrong admin token");
             let ctx = merge(
                 base_context(&v, config, "/ui/login"),
                 json!({ "next": next, "error": strings(v.lang)["wrong_token"] }),
@@ -688,7 +697,7 @@ async fn action(state: &WebState, req: Request<Incoming>, config: &Config, peer:
             return r;
         }
         state.sessions.login_succeeded(peer);
-        tracing::info!(client = %peer, "login to the status pages");
+        super::audit(state, peer, "admin (session)", "login", "");
         let (session, _) = state.sessions.open(&token, now_ms());
         let cookie = format!(
             "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
@@ -707,6 +716,7 @@ async fn action(state: &WebState, req: Request<Incoming>, config: &Config, peer:
         if let Some(id) = &session_id {
             state.sessions.close(id);
         }
+        super::audit(state, peer, "admin (session)", "logout", "");
         return redirect("/", Some(format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")));
     }
     if let Some(rest) = path.strip_prefix("/ui/incidents/") {
@@ -723,6 +733,7 @@ async fn action(state: &WebState, req: Request<Incoming>, config: &Config, peer:
             "ack" => {
                 let (respond, answer) = tokio::sync::oneshot::channel();
                 let comment = clean(field("comment"), 1000);
+                super::audit(state, peer, "admin (session)", "acknowledge", &format!("incident {id}, by {by}"));
                 if state.pipeline.send(Control::Ack { id, by, comment, respond }).await.is_err() {
                     return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
                 }
@@ -732,10 +743,14 @@ async fn action(state: &WebState, req: Request<Incoming>, config: &Config, peer:
                     Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
                 }
             }
-            "exclude" => match super::exclude(state, id, &field("reason"), &by) {
-                None => redirect(&next, None),
-                Some(refusal) => refusal,
-            },
+            "exclude" => {
+                let reason = field("reason");
+                super::audit(state, peer, "admin (session)", "exclude", &format!("incident {id}, by {by}: {reason}"));
+                match super::exclude(state, id, &reason, &by) {
+                    None => redirect(&next, None),
+                    Some(refusal) => refusal,
+                }
+            }
             _ => text(StatusCode::NOT_FOUND, "no such action"),
         };
     }
@@ -746,6 +761,8 @@ async fn action(state: &WebState, req: Request<Incoming>, config: &Config, peer:
             "duration": field("duration"), "reason": field("reason"), "by": field("by"),
         });
         let r = super::open_maintenance(state, &body).await;
+        let detail = format!("{body} (answered {})", r.status().as_u16());
+        super::audit(state, peer, "admin (session)", "maintenance", &detail);
         return if r.status() == StatusCode::CREATED { redirect(&next, None) } else { r };
     }
     text(StatusCode::NOT_FOUND, "no such action")
@@ -772,4 +789,36 @@ fn store_failing_word(lang: Language) -> &'static str {
         Language::Vi => "ghi thất bại từ",
         Language::En => "writes failing since",
     }
+}
+
+/// The audit trail for a logged-in administrator: the last 500 actions, newest first.
+fn audit_page(state: &WebState, config: &Config) -> Reply {
+    let entries = match query::audit(&state.store_path, 500) {
+        Ok(entries) => entries,
+        Err(e) => return super::store_unreadable(&e),
+    };
+    let esc = |s: &str| minijinja::HtmlEscape(s).to_string();
+    let rows: String = entries
+        .iter()
+        .map(|a| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&local(a.at_ms, &config.instance.timezone)),
+                esc(&a.who),
+                esc(&a.address),
+                esc(&a.action),
+                esc(&a.detail)
+            )
+        })
+        .collect();
+    reply(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        format!(
+            "<!doctype html><meta charset=utf-8><title>Vigil — nhật ký quản trị / audit trail</title>\
+             <link rel=stylesheet href=/static/vigil.css><main><h2>Nhật ký quản trị / Audit trail</h2>\
+             <table><thead><tr><th>Thời điểm / When</th><th>Ai / Who</th><th>Từ / From</th><th>Việc / Action</th>\
+             <th>Chi tiết / Detail</th></tr></thead><tbody>{rows}</tbody></table></main>"
+        ),
+    )
 }
