@@ -210,3 +210,35 @@ fn weak_secrets_are_refused_without_being_shown() {
         assert!(!e.contains(short_key) && !e.contains("shared-token-0123456789"), "a secret is quoted: {e}");
     }
 }
+
+/// Issue #13, item 3: an error about a value that came from `${…}` does not quote it, be it
+/// found by validation or by the decoder.
+#[test]
+fn errors_never_quote_a_value_from_the_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("vigil.yaml");
+    std::fs::write(
+        &root,
+        "defaults: { interval: \"${VIGIL_INTERVAL}\" }\nscheduler: { max_concurrent_probes: \"${VIGIL_PROBES}\" }\nsystems: []\n",
+    )
+    .expect("write");
+    let env = |name: &str| match name {
+        "VIGIL_INTERVAL" => Some("soon-Kz7canaryQ".to_string()),
+        "VIGIL_PROBES" => Some("many-Kz7canaryQ".to_string()),
+        _ => None,
+    };
+    let errors = match vigil::config::load_with_env(&root, &env) {
+        Ok(_) => panic!("accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(errors.contains("(the value from the environment)"), "the decoder's error: {errors}");
+    assert!(!errors.contains("Kz7canaryQ"), "{errors}");
+    // Validation's own error, once the document decodes.
+    std::fs::write(&root, "defaults: { interval: \"${VIGIL_INTERVAL}\" }\nsystems: []\n").expect("write");
+    let errors = match vigil::config::load_with_env(&root, &env) {
+        Ok(_) => panic!("accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(errors.contains("defaults.interval: \"(the value from the environment)\" is not a duration"), "{errors}");
+    assert!(!errors.contains("Kz7canaryQ"), "{errors}");
+}

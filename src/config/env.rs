@@ -47,6 +47,9 @@ pub(super) struct Substituted {
     pub unresolved: Vec<(usize, usize)>,
     /// One error for each unset variable, at its place.
     pub errors: Vec<ConfigError>,
+    /// The values that came from the environment, with where they start (line, column):
+    /// an error about such a value must not quote it (it is usually a secret).
+    pub from_env: Vec<((usize, usize), String)>,
 }
 
 /// Substitutes the environment into `original`. An invalid variable name is an error that
@@ -61,11 +64,18 @@ pub(super) fn substitute(path: &Path, original: &str, env: Lookup<'_>) -> Result
     };
     let (marked, references) = mark(original).map_err(|(line, col, m)| vec![error(line, col, m)])?;
     if references.is_empty() {
-        return Ok(Substituted { text: marked.clone(), marked, unresolved: Vec::new(), errors: Vec::new() });
+        return Ok(Substituted {
+            text: marked.clone(),
+            marked,
+            unresolved: Vec::new(),
+            errors: Vec::new(),
+            from_env: Vec::new(),
+        });
     }
     let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
     let mut errors = Vec::new();
     let mut unresolved = Vec::new();
+    let mut from_env = Vec::new();
     let offsets: Vec<usize> = marked.char_indices().map(|(i, _)| i).chain([marked.len()]).collect();
     let mut parser = Parser::new_from_str(&marked);
     // A malformed document is left as it is: decoding reports it at its position.
@@ -93,12 +103,13 @@ pub(super) fn substitute(path: &Path, original: &str, env: Lookup<'_>) -> Result
         };
         let quoted = serde_json::to_string(&resolved).unwrap_or_default();
         edits.push((offsets[span.start.index()]..offsets[span.end.index()], quoted));
+        from_env.push(((span.start.line(), span.start.col() + 1), resolved));
     }
     let mut text = marked.clone();
     for (range, replacement) in edits.into_iter().rev() {
         text.replace_range(range, &replacement);
     }
-    Ok(Substituted { marked, text, unresolved, errors })
+    Ok(Substituted { marked, text, unresolved, errors, from_env })
 }
 
 /// Replaces each reference outside comment lines by a marker of the same length.

@@ -33,6 +33,8 @@ pub struct SourceFile {
     unresolved: Vec<Pos>,
     /// The unset variables of this file, each at its place.
     pub substitution_errors: Vec<ConfigError>,
+    /// Values that came from `${…}`, by where they start: never quoted in an error.
+    from_env: Vec<(Pos, String)>,
 }
 
 impl SourceFile {
@@ -62,6 +64,7 @@ impl SourceFile {
             key_positions,
             unresolved: substituted.unresolved.into_iter().map(|(line, col)| Pos { line, col }).collect(),
             substitution_errors: substituted.errors,
+            from_env: substituted.from_env.into_iter().map(|((line, col), value)| (Pos { line, col }, value)).collect(),
         })
     }
 
@@ -84,16 +87,18 @@ impl SourceFile {
         }
     }
 
-    /// An error located at `key_path` in this file.
+    /// An error located at `key_path` in this file. When the value there came from `${…}`,
+    /// the message does not quote it.
     pub fn error(&self, key_path: &str, message: impl Into<String>) -> ConfigError {
         let pos = self.position(key_path);
-        ConfigError {
-            file: self.path.clone(),
-            line: pos.line,
-            col: pos.col,
-            path: key_path.to_string(),
-            message: message.into(),
+        let mut message: String = message.into();
+        if let Some((_, value)) =
+            self.positions.get(key_path).and_then(|p| self.from_env.iter().find(|(at, _)| at == p))
+            && !value.is_empty()
+        {
+            message = message.replace(value.as_str(), "(the value from the environment)");
         }
+        ConfigError { file: self.path.clone(), line: pos.line, col: pos.col, path: key_path.to_string(), message }
     }
 
     /// Decodes the file into `T`. Unknown keys become errors (all of them); a malformed
@@ -131,10 +136,14 @@ impl SourceFile {
             Some(i) => text[..i].to_string(),
             None => text,
         };
-        let (path, message) = match message.split_once(": ") {
+        let (path, mut message) = match message.split_once(": ") {
             Some((p, m)) if !p.contains(' ') => (p.to_string(), m.to_string()),
             _ => (String::new(), message),
         };
+        // The decoder quotes what it could not read: never a value from the environment.
+        for (_, value) in self.from_env.iter().filter(|(_, v)| !v.is_empty()) {
+            message = message.replace(value.as_str(), "(the value from the environment)");
+        }
         let (line, col) = match e.location() {
             Some(loc) => (loc.line(), loc.column()),
             None => {
