@@ -246,3 +246,17 @@ fn placeholders_read_on_both_sides() {
     assert_eq!(reversed.placeholder(), Placeholder::Status);
     assert!(reversed.mentions(Placeholder::Status) && !reversed.mentions(Placeholder::Body));
 }
+
+/// Found by fuzzing (issue #14): a long JSON path of nested filters made the path parser
+/// backtrack for more than 10 s — a configuration that hangs the load. It is refused now,
+/// at once, and ordinary paths still parse.
+#[test]
+fn json_paths_are_bounded_before_parsing() {
+    let nested = format!("1 > [BODY].a{}", "..[?@.b".repeat(34));
+    let started = std::time::Instant::now();
+    let err = Condition::parse(&nested).expect_err("refused");
+    assert!(err.message.contains("JSON path too long or complex"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert!(Condition::parse("[BODY].items[?@.state == 'down'].name == x").is_ok());
+    assert!(Condition::parse("len([BODY].data[0].users[-1].roles) > 0").is_ok());
+}
