@@ -183,6 +183,7 @@ impl App {
             store_health,
             probe_permits: tokio::sync::Semaphore::new(web::PROBE_CONCURRENCY),
             sessions: Default::default(),
+            metrics_cache: Default::default(),
         });
         let shutdown = CancellationToken::new();
         let web = tokio::spawn(web::serve(listener, web_state.clone(), shutdown.child_token()));

@@ -613,3 +613,43 @@ async fn administrative_actions_leave_an_audit_trail() {
     assert_eq!(send("GET", &format!("{base}/ui/audit"), &[], "").await.0, 303, "the page needs a session");
     app.shutdown().await;
 }
+
+/// Issue #13, item 4: one client holding connections is capped (a connection beyond its cap
+/// is closed at once) while every other client is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_flooding_connections_is_capped_and_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), "systems: []\n");
+    let app = start_daemon(dir.path()).await;
+    let addr = app.addr();
+    let from_flooder = || async move {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind("127.0.0.2:0".parse().expect("addr")).expect("bind 127.0.0.2");
+        socket.connect(addr).await.expect("connect")
+    };
+    let mut idle = Vec::new();
+    for _ in 0..vigil::web::MAX_PER_CLIENT {
+        idle.push(from_flooder().await);
+    }
+    // Let the server accept them all, then one more is closed at once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut extra = from_flooder().await;
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the connection beyond the cap was not closed: {read:?}");
+    // Another client is served meanwhile.
+    get(&format!("http://{addr}/-/healthy")).await;
+    // Once the flooder lets go, it is served again.
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = from_flooder().await;
+    again.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("write");
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), again.read_to_string(&mut answer))
+        .await
+        .expect("in time")
+        .expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    app.shutdown().await;
+}

@@ -71,7 +71,12 @@ pub struct WebState {
     pub probe_permits: tokio::sync::Semaphore,
     /// Administrator sessions of the status pages, and failed logins.
     pub sessions: sessions::Sessions,
+    /// The last `/metrics` exposition and when it was encoded.
+    pub metrics_cache: tokio::sync::Mutex<Option<(std::time::Instant, Bytes)>>,
 }
+
+/// How old a `/metrics` exposition may be when served again.
+const METRICS_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// `/probe` requests served at once at most.
 pub const PROBE_CONCURRENCY: usize = 64;
@@ -96,9 +101,57 @@ fn json(value: &serde_json::Value) -> Reply {
     reply(StatusCode::OK, "application/json", serde_json::to_vec_pretty(value).unwrap_or_default())
 }
 
-/// Serves until `shutdown` is cancelled, then lets open connections finish briefly.
+/// Connections served at once at most; beyond, a new one is closed at once.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections from one client address at most (a wall display, Prometheus and a few
+/// browsers fit; one host holding hundreds idle does not).
+pub const MAX_PER_CLIENT: usize = 64;
+/// One request's deadline: reading its body, handling it, compressing the answer.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+/// A connection's whole life (keep-alive included): a client that reads an answer a byte
+/// at a time cannot hold it, and its memory, for ever.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
+
+/// Counts a client's open connections; the count drops with this guard.
+struct ClientSlot {
+    clients: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+}
+
+impl ClientSlot {
+    fn take(
+        clients: &Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>,
+        ip: std::net::IpAddr,
+    ) -> Option<ClientSlot> {
+        let mut map = clients.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= MAX_PER_CLIENT {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot { clients: clients.clone(), ip })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Serves until `shutdown` is cancelled, then lets open connections finish briefly. At most
+/// [`MAX_CONNECTIONS`] connections, [`MAX_PER_CLIENT`] per client address; each request has
+/// [`REQUEST_DEADLINE`], each connection [`CONNECTION_LIFETIME`].
 pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: CancellationToken) {
     let graceful = GracefulShutdown::new();
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let clients = Arc::new(std::sync::Mutex::new(HashMap::new()));
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -111,6 +164,15 @@ pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: Cancel
                 }
             },
         };
+        // Over a cap, the connection is closed at once: refused quickly, nothing read.
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tracing::debug!(client = %peer.ip(), "connection refused: the server is at its connection cap");
+            continue;
+        };
+        let Some(slot) = ClientSlot::take(&clients, peer.ip()) else {
+            tracing::debug!(client = %peer.ip(), "connection refused: this client is at its cap");
+            continue;
+        };
         let state = state.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let state = state.clone();
@@ -120,8 +182,15 @@ pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: Cancel
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
             async move {
-                let r = with_security_headers(route(&state, req, peer).await);
-                Ok::<_, std::convert::Infallible>(if gzip { compress(r).await } else { r })
+                let answer = async {
+                    let r = with_security_headers(route(&state, req, peer).await);
+                    if gzip { compress(r).await } else { r }
+                };
+                let r = match tokio::time::timeout(REQUEST_DEADLINE, answer).await {
+                    Ok(r) => r,
+                    Err(_) => with_security_headers(text(StatusCode::SERVICE_UNAVAILABLE, "the request took too long")),
+                };
+                Ok::<_, std::convert::Infallible>(r)
             }
         });
         let conn = hyper::server::conn::http1::Builder::new()
@@ -130,8 +199,11 @@ pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: Cancel
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            let _held = (permit, slot);
+            match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
+                Ok(Err(e)) => tracing::debug!(error = %e, "connection ended with an error"),
+                Err(_) => tracing::debug!("connection closed at the end of its lifetime"),
+                Ok(Ok(())) => {}
             }
         });
     }
@@ -269,12 +341,25 @@ async fn route(state: &WebState, req: Request<Incoming>, peer: SocketAddr) -> Re
     };
     match (req.method(), path.as_str()) {
         (&Method::GET, "/metrics") => {
-            // Encoding 10,000 targets takes a while: off the runtime, so probes keep their schedule.
-            // On the blocking pool, not `blocking()`: block_in_place moves the worker to a new thread
-            // each time, and each new thread's allocator arena kept ~20 MB more in the scale run.
-            let metrics = state.metrics.clone();
-            let text = tokio::task::spawn_blocking(move || metrics.encode()).await.unwrap_or_default();
-            reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", text)
+            // Encoded at most once a second, and shared: concurrent scrapes (or a flood of
+            // them) wait for one encoding instead of each building 15 MB.
+            let mut cached = state.metrics_cache.lock().await;
+            let body = match &*cached {
+                Some((at, body)) if at.elapsed() < METRICS_MAX_AGE => body.clone(),
+                _ => {
+                    // Encoding 10,000 targets takes a while: off the runtime, so probes keep
+                    // their schedule. On the blocking pool, not `blocking()`: block_in_place
+                    // moves the worker to a new thread each time, and each new thread's
+                    // allocator arena kept ~20 MB more in the scale run.
+                    let metrics = state.metrics.clone();
+                    let text = tokio::task::spawn_blocking(move || metrics.encode()).await.unwrap_or_default();
+                    let body = Bytes::from(text);
+                    *cached = Some((std::time::Instant::now(), body.clone()));
+                    body
+                }
+            };
+            drop(cached);
+            reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body)
         }
         (&Method::GET, "/api/v1/status") => {
             let doc = state.board.read().unwrap_or_else(|p| p.into_inner()).to_json();
