@@ -287,7 +287,9 @@ async fn reload_keeps_old_config_on_error_and_applies_a_valid_one() {
     let (status, body) = request("POST", &format!("{base}/-/reload"), Some(TOKEN)).await;
     assert_eq!(status, 200, "{body}");
     wait_states(&mut events, WAIT, &[("web/second", State::Up)]).await;
-    let metrics = get(&format!("{base}/metrics")).await;
+    let metrics =
+        metrics_until(&base, "the second check", |m| sample(m, "vigil_check_up", &[r#"check="second""#]).is_some())
+            .await;
     assert_eq!(sample(&metrics, "vigil_config_last_reload_successful", &[]), Some(1.0));
     assert_eq!(sample(&metrics, "vigil_check_up", &[r#"check="second""#]), Some(1.0));
     assert!(!metrics.contains(r#"check="first""#), "series of the removed check are gone");

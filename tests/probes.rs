@@ -486,7 +486,8 @@ async fn heartbeats_pushed_missed_and_failed() {
     assert_eq!(request("GET", &format!("{base}/api/v1/heartbeat/{token}"), None).await.0, 405);
     assert_eq!(request("POST", &format!("{base}/api/v1/heartbeat/{token}"), None).await.0, 200);
     wait_for(&mut events, WAIT, |e| e.state == State::Up).await;
-    let metrics = get(&format!("{base}/metrics")).await;
+    let last_seen = |m: &str| sample(m, "vigil_heartbeat_last_seen_timestamp_seconds", &[r#"check="nightly""#]);
+    let metrics = metrics_until(&base, "the heartbeat's last push", |m| last_seen(m).is_some()).await;
     let seen =
         sample(&metrics, "vigil_heartbeat_last_seen_timestamp_seconds", &[r#"check="nightly""#]).expect("last seen");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();

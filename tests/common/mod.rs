@@ -263,6 +263,20 @@ pub async fn request(method: &str, url: &str, token: Option<&str>) -> (u16, Stri
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// GETs `/metrics` until `pred` holds (an exposition may be up to a second old: Vigil
+/// encodes it at most once a second).
+pub async fn metrics_until(base: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = get(&format!("{base}/metrics")).await;
+        if pred(&metrics) {
+            return metrics;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: not in /metrics:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// GET and expect 200.
 pub async fn get(url: &str) -> String {
     let (status, body) = request("GET", url, None).await;
