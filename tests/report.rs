@@ -54,12 +54,24 @@ async fn report_formats_agree_on_a_seeded_store() {
     assert_eq!(code, 200);
 
     // History: exact intervals and today's rollup.
-    let history: serde_json::Value =
-        serde_json::from_str(&get(&format!("{base}/api/v1/checks/procedures/portal/history")).await).expect("json");
+    // The last state change reaches the store within a write batch: read until it is there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let history: serde_json::Value = loop {
+        let history: serde_json::Value =
+            serde_json::from_str(&get(&format!("{base}/api/v1/checks/procedures/portal/history")).await).expect("json");
+        let states: Vec<String> = history["targets"][0]["intervals"]
+            .as_array()
+            .expect("intervals")
+            .iter()
+            .filter_map(|i| i["state"].as_str().map(str::to_string))
+            .collect();
+        if states.ends_with(&["up", "down", "up", "down", "up"].map(String::from)) {
+            break history;
+        }
+        assert!(std::time::Instant::now() < deadline, "{states:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let target = &history["targets"][0];
-    let states: Vec<&str> =
-        target["intervals"].as_array().expect("intervals").iter().filter_map(|i| i["state"].as_str()).collect();
-    assert!(states.ends_with(&["up", "down", "up", "down", "up"]), "{states:?}");
     let today = &target["rollups"][0];
     assert!(
         today["runs"].as_i64().is_some_and(|n| n >= 5) && today["failures"].as_i64().is_some_and(|n| n >= 2),

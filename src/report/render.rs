@@ -97,11 +97,31 @@ fn csv(report: &Report) -> String {
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
+/// Text from outside (a target's answer in a cause, a name, a reason) as Markdown shows it
+/// literally: no HTML, no emphasis, no links or images, on one line.
+fn md_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' | '\r' => out.push(' '),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '|' | '!' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 fn markdown(report: &Report, tz: &jiff::tz::TimeZone) -> String {
     let vi = report.language == "vi";
     let mut out = String::new();
     let title = if vi { "Báo cáo thời gian hoạt động" } else { "Uptime report" };
-    out.push_str(&format!("# {title} – {} – {}\n\n", report.instance, report.span.label));
+    out.push_str(&format!("# {title} – {} – {}\n\n", md_text(&report.instance), md_text(&report.span.label)));
     let head = if vi {
         "| Hệ thống / kiểm tra | Cam kết | Đạt được | Đạt? | Hoạt động | Gián đoạn | Bảo trì | Không có dữ liệu | Loại trừ | Sự cố | MTTA | MTTR | Dài nhất |"
     } else {
@@ -130,11 +150,7 @@ fn markdown(report: &Report, tz: &jiff::tz::TimeZone) -> String {
         };
         format!(
             "| {} | {} | {} | {met} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            if system {
-                format!("**{}**", f.name.replace('|', "/"))
-            } else {
-                format!("↳ {}", f.name.replace('|', "/"))
-            },
+            if system { format!("**{}**", md_text(&f.name)) } else { format!("↳ {}", md_text(&f.name)) },
             pct(f.objective, vi),
             pct(f.uptime, vi),
             dur(Some(a.up_ms)),
@@ -160,16 +176,19 @@ fn markdown(report: &Report, tz: &jiff::tz::TimeZone) -> String {
             let excluded = i
                 .excluded
                 .as_ref()
-                .map(|e| format!(" — {} ({}: {})", if vi { "loại trừ" } else { "excluded" }, e.by, e.reason))
+                .map(|e| {
+                    let what = if vi { "loại trừ" } else { "excluded" };
+                    format!(" — {what} ({}: {})", md_text(&e.by), md_text(&e.reason))
+                })
                 .unwrap_or_default();
             out.push_str(&format!(
                 "- #{} {} {} → {} ({}): {}{excluded}\n",
                 i.id,
-                i.target,
+                md_text(&i.target),
                 local(i.started_ms, tz),
                 i.resolved_ms.map(|r| local(r, tz)).unwrap_or_else(|| "…".into()),
                 dur(i.duration_ms),
-                i.cause.replace('\n', " ")
+                md_text(&i.cause)
             ));
         }
     }
@@ -229,4 +248,20 @@ fn html(report: &Report, tz: &jiff::tz::TimeZone) -> String {
     env.get_template("report.html")
         .and_then(|t| t.render(ctx))
         .unwrap_or_else(|e| format!("cannot render the report: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue #13, item 10: target-controlled text is shown literally in Markdown reports.
+    #[test]
+    fn markdown_shows_hostile_text_literally() {
+        let cause = "[BODY] (<img src=x onerror=alert(1)>) **bold** [link](http://evil.example) | cell\nline";
+        let shown = md_text(cause);
+        assert_eq!(
+            shown,
+            r"\[BODY\] \(&lt;img src=x onerror=alert\(1\)&gt;\) \*\*bold\*\* \[link\]\(http://evil.example\) \| cell line"
+        );
+    }
 }
