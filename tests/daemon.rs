@@ -655,3 +655,35 @@ async fn a_client_flooding_connections_is_capped_and_others_are_served() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     app.shutdown().await;
 }
+
+/// Issue #13, item 8: `server.pages_auth` puts pages, API and metrics behind a read
+/// credential (basic here); liveness, readiness, heartbeats and acknowledgement links keep
+/// their own checks; the admin token reads too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_api_and_metrics_need_the_read_credential_when_set() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let password = "reader-password-0123456789abcdef";
+    write_config_with(
+        dir.path(),
+        &format!(r#"pages_auth: {{ basic: {{ user: "so-tttt", password: "{password}" }} }}"#),
+        "systems: []\n",
+    );
+    let app = start_daemon(dir.path()).await;
+    let base = format!("http://{}", app.addr());
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("so-tttt:{password}")));
+    let wrong = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("so-tttt:guess"));
+    for path in ["/", "/api/v1/status", "/metrics", "/api/v1/incidents", "/reports", "/badge/none.svg"] {
+        let (code, heads, _) = send("GET", &format!("{base}{path}"), &[], "").await;
+        assert_eq!(code, 401, "{path} without the credential");
+        assert!(heads.get("www-authenticate").is_some_and(|h| h.starts_with("Basic")), "{path}: {heads:?}");
+        assert_eq!(send("GET", &format!("{base}{path}"), &[("authorization", &wrong)], "").await.0, 401, "{path}");
+        let (code, _, _) = send("GET", &format!("{base}{path}"), &[("authorization", &basic)], "").await;
+        assert_ne!(code, 401, "{path} with the credential");
+    }
+    assert_eq!(request("GET", &format!("{base}/metrics"), Some(TOKEN)).await.0, 200, "the admin token reads too");
+    assert_eq!(request("GET", &format!("{base}/-/healthy"), None).await.0, 200);
+    assert_eq!(request("POST", &format!("{base}/api/v1/heartbeat/unknown-token-0123456789"), None).await.0, 404);
+    assert_eq!(request("GET", &format!("{base}/ack?incident=1"), None).await.0, 403, "the link's own check");
+    app.shutdown().await;
+}

@@ -201,6 +201,18 @@ pub struct Server {
     /// Bearer token for writes; writes are refused when none is configured.
     pub admin_token: Option<Secret>,
     pub probe_endpoint: ProbeEndpoint,
+    /// A read credential for pages, API and metrics (none: they are open to whoever reaches
+    /// the listener).
+    pub pages_auth: Option<PagesAuth>,
+}
+
+/// `server.pages_auth`: what a reader must present.
+#[derive(Debug, Clone)]
+pub enum PagesAuth {
+    /// HTTP Basic (browsers ask for it).
+    Basic { user: String, password: Secret },
+    /// `Authorization: Bearer …` (Prometheus, scripts).
+    Bearer(Secret),
 }
 
 /// `storage:` — the embedded SQLite store.

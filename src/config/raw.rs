@@ -58,6 +58,32 @@ pub struct RawServer {
     pub admin_token: Option<String>,
     pub admin_token_file: Option<String>,
     pub probe_endpoint: RawProbeEndpoint,
+    pub pages_auth: Option<RawPagesAuth>,
+}
+
+/// `server.pages_auth:` — a read credential for pages, API and metrics.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawPagesAuth {
+    pub basic: Option<RawBasicAuth>,
+    pub bearer: Option<RawBearerAuth>,
+}
+
+/// `pages_auth.basic:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawBasicAuth {
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+}
+
+/// `pages_auth.bearer:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawBearerAuth {
+    pub token: Option<String>,
+    pub token_file: Option<String>,
 }
 
 /// `server.probe_endpoint:` — the blackbox-compatible `/probe`.

@@ -288,7 +288,64 @@ fn server(file: &SourceFile, raw: &RawRoot, base: &Path, errors: &mut Errors) ->
         errors,
     );
     let probe_endpoint = modules::probe_endpoint(file, &raw.server.probe_endpoint, base, errors);
-    Server { listen, public_url: raw.server.public_url.clone(), admin_token, probe_endpoint }
+    let pages_auth = pages_auth(file, raw.server.pages_auth.as_ref(), base, errors);
+    Server { listen, public_url: raw.server.public_url.clone(), admin_token, probe_endpoint, pages_auth }
+}
+
+/// `server.pages_auth`: basic (user and password) or bearer (token), not both.
+fn pages_auth(
+    file: &SourceFile,
+    raw: Option<&super::raw::RawPagesAuth>,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<PagesAuth> {
+    let raw = raw?;
+    match (&raw.basic, &raw.bearer) {
+        (Some(_), Some(_)) => {
+            errors.at(file, "server.pages_auth", "set basic or bearer, not both");
+            None
+        }
+        (Some(b), None) => {
+            let Some(user) = b.user.clone().filter(|u| !u.is_empty() && !u.contains(':')) else {
+                errors.at(file, "server.pages_auth.basic.user", "a user name (without ':') is required");
+                return None;
+            };
+            let password = secrets::read(
+                file,
+                "server.pages_auth.basic.password",
+                b.password.as_ref(),
+                b.password_file.as_ref(),
+                Strength::AdminToken,
+                base,
+                errors,
+            );
+            let Some(password) = password else {
+                errors.at(file, "server.pages_auth.basic", "a password (or password_file) is required");
+                return None;
+            };
+            Some(PagesAuth::Basic { user, password })
+        }
+        (None, Some(b)) => {
+            let token = secrets::read(
+                file,
+                "server.pages_auth.bearer.token",
+                b.token.as_ref(),
+                b.token_file.as_ref(),
+                Strength::AdminToken,
+                base,
+                errors,
+            );
+            let Some(token) = token else {
+                errors.at(file, "server.pages_auth.bearer", "a token (or token_file) is required");
+                return None;
+            };
+            Some(PagesAuth::Bearer(token))
+        }
+        (None, None) => {
+            errors.at(file, "server.pages_auth", "set basic or bearer");
+            None
+        }
+    }
 }
 
 fn storage(file: &SourceFile, raw: &RawRoot, errors: &mut Errors) -> Storage {

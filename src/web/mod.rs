@@ -331,6 +331,9 @@ fn is_page(path: &str) -> bool {
 
 async fn route(state: &WebState, req: Request<Incoming>, peer: SocketAddr) -> Reply {
     let path = req.uri().path().to_string();
+    if let Some(denied) = refuse_unless_reader(state, &req, &path) {
+        return denied;
+    }
     let req = if is_page(&path) {
         match pages::route(state, req, peer.ip()).await {
             Ok(reply) => return reply,
@@ -500,6 +503,48 @@ async fn route(state: &WebState, req: Request<Incoming>, peer: SocketAddr) -> Re
 
 /// Checks the bearer token and returns the refusal, if any (writes are refused when no
 /// token is configured).
+/// Paths open without the read credential: liveness and readiness, a job's heartbeat (its
+/// own token), an acknowledgement link (its signature) and `/probe` (its own token).
+fn open_without_reader(path: &str) -> bool {
+    matches!(path, "/-/healthy" | "/-/ready" | "/ack" | "/probe") || path.starts_with("/api/v1/heartbeat/")
+}
+
+/// With `server.pages_auth`, pages, API and metrics need it (or the admin token).
+fn refuse_unless_reader(state: &WebState, req: &Request<Incoming>, path: &str) -> Option<Reply> {
+    let auth = state.board.read().unwrap_or_else(|p| p.into_inner()).config.server.pages_auth.clone()?;
+    if open_without_reader(path) {
+        return None;
+    }
+    let given = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let same = |a: &[u8], b: &[u8]| bool::from(a.ct_eq(b));
+    let admin = state.admin_token.read().unwrap_or_else(|p| p.into_inner()).clone();
+    if let (Some(admin), Some(bearer)) = (&admin, given.strip_prefix("Bearer "))
+        && same(bearer.as_bytes(), admin.expose().as_bytes())
+    {
+        return None;
+    }
+    let (admitted, challenge) = match &auth {
+        crate::config::PagesAuth::Bearer(token) => {
+            (given.strip_prefix("Bearer ").is_some_and(|t| same(t.as_bytes(), token.expose().as_bytes())), "Bearer")
+        }
+        crate::config::PagesAuth::Basic { user, password } => {
+            use base64::Engine;
+            let decoded = given
+                .strip_prefix("Basic ")
+                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+                .unwrap_or_default();
+            let expected = format!("{user}:{}", password.expose());
+            (same(&decoded, expected.as_bytes()), "Basic realm=\"Vigil\", charset=\"UTF-8\"")
+        }
+    };
+    if admitted {
+        return None;
+    }
+    let mut r = text(StatusCode::UNAUTHORIZED, "this Vigil needs its read credential (server.pages_auth)");
+    r.headers_mut().insert("www-authenticate", HeaderValue::from_static(challenge));
+    Some(r)
+}
+
 fn refuse_unless_admin(state: &WebState, req: &Request<Incoming>) -> Option<Reply> {
     let expected = state.admin_token.read().unwrap_or_else(|p| p.into_inner()).clone();
     let Some(expected) = expected else {
