@@ -57,3 +57,13 @@ fn alert_latency_measures_every_incident() {
         assert!(ms >= 0, "a mail cannot arrive before the probe that caused it: {line}");
     }
 }
+
+#[test]
+fn web_abuse_serves_the_checks_and_a_legitimate_client_through_an_attack() {
+    let stdout = smoke("web-abuse");
+    for figure in ["connections refused", "refusal time max", "RSS peak", "scheduler lag p99", "legit /api/v1/status"] {
+        assert!(stdout.lines().any(|l| l.starts_with(figure)), "{figure} in\n{stdout}");
+    }
+    let changes = stdout.lines().find(|l| l.starts_with("false state changes")).expect("state changes line");
+    assert_eq!(changes.split_whitespace().nth(3), Some("0"), "the attack changed no check's state: {stdout}");
+}
