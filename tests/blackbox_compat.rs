@@ -216,3 +216,69 @@ async fn probe_endpoint_keeps_to_its_allow_list_and_token() {
     };
     assert!(errors.contains("modules.http_auth.http.headers.Authorization: a module that sends credentials needs server.probe_endpoint.allow"), "{errors}");
 }
+
+/// A DNS server on 127.0.0.1 that rebinds: the first A query for any name is answered with
+/// 127.0.0.1, every later one with 127.0.0.2 (TTL 0); AAAA queries get no answer.
+async fn rebinding_dns() -> std::net::SocketAddr {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        let mut a_queries = 0u32;
+        while let Ok((len, from)) = socket.recv_from(&mut buf).await {
+            if len < 12 {
+                continue;
+            }
+            // The question: labels up to the zero byte, then type and class.
+            let mut end = 12;
+            while end < len && buf[end] != 0 {
+                end += 1 + usize::from(buf[end]);
+            }
+            let question = &buf[12..(end + 5).min(len)];
+            let qtype = u16::from_be_bytes([buf[end + 1], buf[end + 2]]);
+            let mut reply = vec![buf[0], buf[1], 0x81, 0x80, 0, 1, 0, u8::from(qtype == 1), 0, 0, 0, 0];
+            reply.extend_from_slice(question);
+            if qtype == 1 {
+                a_queries += 1;
+                let last = if a_queries == 1 { 1 } else { 2 };
+                reply.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 127, 0, 0, last]);
+            }
+            let _ = socket.send_to(&reply, from).await;
+        }
+    });
+    addr
+}
+
+/// Issue #13, item 6: a DNS answer that changes between the check and the connection cannot
+/// lead `/probe` to a refused address: the name is resolved once (by a test resolver on
+/// loopback), every address checked, and the probe connects to exactly those; the next
+/// request sees the rebound answer and is refused — nothing ever connects to 127.0.0.2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_endpoint_cannot_be_rebound() {
+    let (allowed, _) = counting_server("127.0.0.1", None).await;
+    let rebound = tokio::net::TcpListener::bind(("127.0.0.2", allowed.port())).await.expect("bind 127.0.0.2");
+    let rebound_hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hits = rebound_hits.clone();
+    tokio::spawn(async move {
+        while let Ok((_s, _)) = rebound.accept().await {
+            hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let dns = rebinding_dns().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config_with(
+        dir.path(),
+        &format!(r#"probe_endpoint: {{ enabled: true, allow: ["127.0.0.1/32"], resolver: "{dns}" }}"#),
+        "modules:\n  http_2xx: { http: {}, timeout: 5s }\nsystems: []\n",
+    );
+    let app = start_daemon(dir.path()).await;
+    let target = encode(&format!("http://portal.rebind.test:{}/", allowed.port()));
+    let url = format!("http://{}/probe?module=http_2xx&target={target}", app.addr());
+    let (code, body) = request("GET", &url, None).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(sample(&body, "probe_success", &[]), Some(1.0), "connected to the checked address:\n{body}");
+    let (code, body) = request("GET", &url, None).await;
+    assert_eq!(code, 403, "the rebound answer is refused: {body}");
+    assert_eq!(rebound_hits.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing connected to 127.0.0.2");
+    app.shutdown().await;
+}

@@ -63,6 +63,8 @@ pub struct ProbeEndpoint {
     pub allow: Vec<AllowRule>,
     /// When set, `/probe` needs `Authorization: Bearer <token>`.
     pub token: Option<Secret>,
+    /// The DNS server that resolves `/probe` targets (else the system's resolver).
+    pub resolver: Option<std::net::SocketAddr>,
 }
 
 pub(super) fn probe_endpoint(
@@ -102,7 +104,14 @@ pub(super) fn probe_endpoint(
             );
         }
     }
-    ProbeEndpoint { enabled: raw.enabled, allow, token }
+    let resolver = raw.resolver.as_ref().and_then(|r| match r.parse::<std::net::SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            errors.at(file, "server.probe_endpoint.resolver", format!("\"{r}\" is not an address:port"));
+            None
+        }
+    });
+    ProbeEndpoint { enabled: raw.enabled, allow, token, resolver }
 }
 
 pub(super) fn modules(file: &SourceFile, raw: &BTreeMap<String, RawModule>, errors: &mut Errors) -> Vec<Module> {

@@ -94,6 +94,7 @@ pub struct RawProbeEndpoint {
     pub allow: Vec<String>,
     pub token: Option<String>,
     pub token_file: Option<String>,
+    pub resolver: Option<String>,
 }
 
 /// One entry of `modules:` (for `/probe`): a probe section, a timeout and conditions.

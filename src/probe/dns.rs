@@ -125,6 +125,38 @@ pub(super) async fn observe(spec: &DnsSpec, server: &str, timeout: Duration) -> 
     Ok(obs)
 }
 
+/// The addresses `host` resolves to, asked of `server` (a DNS server, over UDP then TCP)
+/// or, without one, of the system's resolver.
+pub async fn resolve_with(server: Option<SocketAddr>, host: &str, timeout: Duration) -> Result<Vec<IpAddr>, String> {
+    let Some(server) = server else {
+        return match tokio::time::timeout(timeout, tokio::net::lookup_host((host, 0))).await {
+            Ok(Ok(addrs)) => Ok(addrs.map(|a| a.ip()).collect()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("no answer in time".into()),
+        };
+    };
+    let with_port = |mut c: ConnectionConfig| {
+        c.port = server.port();
+        c
+    };
+    let connections = vec![with_port(ConnectionConfig::udp()), with_port(ConnectionConfig::tcp())];
+    let config =
+        ResolverConfig::from_parts(None, Vec::new(), vec![NameServerConfig::new(server.ip(), true, connections)]);
+    let mut opts = ResolverOpts::default();
+    opts.timeout = timeout;
+    opts.attempts = 1;
+    opts.cache_size = 0;
+    opts.use_hosts_file = ResolveHosts::Never;
+    opts.ndots = 0;
+    let resolver = Resolver::builder_with_config(config, TokioRuntimeProvider::default())
+        .with_options(opts)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let name = if host.ends_with('.') { host.to_string() } else { format!("{host}.") };
+    let lookup = resolver.lookup_ip(name.as_str()).await.map_err(|e| e.to_string())?;
+    Ok(lookup.iter().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

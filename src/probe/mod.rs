@@ -5,7 +5,7 @@
 //! deadline and judges the observations against the check's conditions. Thresholds,
 //! retries and dependencies are not here: they belong to the state machine.
 
-mod dns;
+pub mod dns;
 mod exec;
 pub mod heartbeat;
 mod http;
@@ -296,16 +296,22 @@ impl Prober {
     /// inside the probe (a bug) becomes an `unknown` outcome with reason `internal` and an
     /// error log: the check keeps its schedule and its state does not freeze.
     pub async fn probe(&self, check: &Check, target: &Target) -> ProbeOutcome {
-        self.probe_within(check, target, None).await
+        self.probe_within(check, target, None, None).await
     }
 
     /// Like [`Prober::probe`], connecting only where `allow` admits (when it is given and
     /// not empty): every address a name resolves to must be admitted, the connection goes to
     /// those very addresses (no second lookup a rebinding DNS could answer differently), and
     /// every redirect hop is checked the same way. For `/probe`.
-    pub async fn probe_within(&self, check: &Check, target: &Target, allow: Option<&[AllowRule]>) -> ProbeOutcome {
+    pub async fn probe_within(
+        &self,
+        check: &Check,
+        target: &Target,
+        allow: Option<&[AllowRule]>,
+        pinned: Option<(&str, &[IpAddr])>,
+    ) -> ProbeOutcome {
         let started = Instant::now();
-        match AssertUnwindSafe(self.probe_unguarded(check, target, started, allow)).catch_unwind().await {
+        match AssertUnwindSafe(self.probe_unguarded(check, target, started, allow, pinned)).catch_unwind().await {
             Ok(mut outcome) => {
                 // The one place a probe's message is bounded: it is stored with every result,
                 // and a hostile target writes what it likes into it (a 400 KB Location).
@@ -333,9 +339,10 @@ impl Prober {
         target: &Target,
         started: Instant,
         allow: Option<&[AllowRule]>,
+        pinned: Option<(&str, &[IpAddr])>,
     ) -> ProbeOutcome {
         let deadline = tokio::time::Instant::now() + check.timeout;
-        let reach = Reach { deadline, allow: allow.filter(|rules| !rules.is_empty()) };
+        let reach = Reach { deadline, allow: allow.filter(|rules| !rules.is_empty()), pinned };
         let observed = tokio::time::timeout_at(deadline, self.observe(check, target, reach)).await;
         let duration = started.elapsed();
         match observed {
@@ -401,9 +408,20 @@ pub(crate) struct Reach<'a> {
     pub deadline: tokio::time::Instant,
     /// When set (and not empty), the only places a connection may go.
     pub allow: Option<&'a [AllowRule]>,
+    /// A host already resolved and checked, and its addresses: connections to it go there,
+    /// without a second lookup (that a rebinding DNS could answer differently).
+    pub pinned: Option<(&'a str, &'a [IpAddr])>,
 }
 
 impl Reach<'_> {
+    /// The addresses to connect to for `host:port`: the pinned ones for the pinned host.
+    pub(crate) fn pinned_addrs(&self, host: &str, port: u16) -> Option<Vec<std::net::SocketAddr>> {
+        let (pinned_host, ips) = self.pinned?;
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        bare.eq_ignore_ascii_case(pinned_host)
+            .then(|| ips.iter().map(|ip| std::net::SocketAddr::new(*ip, port)).collect())
+    }
+
     /// Refuses `host` unless its name or every address it resolved to is admitted.
     fn admit(&self, host: &str, addrs: &[std::net::SocketAddr]) -> Result<(), ProbeError> {
         let Some(rules) = self.allow else { return Ok(()) };

@@ -59,7 +59,10 @@ async fn connect_and_talk(
         .ok_or_else(|| ProbeError::new(FailureReason::Network, format!("\"{address}\" is not host:port")))?;
 
     let mut phase = Instant::now();
-    let addrs = resolve(host, port).await?;
+    let addrs = match reach.pinned_addrs(host, port) {
+        Some(addrs) => addrs,
+        None => resolve(host, port).await?,
+    };
     obs.phases.push(("dns", phase.elapsed()));
     obs.ip = addrs.first().map(|a| a.ip());
     reach.admit(host, &addrs)?;

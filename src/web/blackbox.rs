@@ -57,7 +57,9 @@ pub async fn probe(
         check.timeout = check.timeout.min(budget);
     }
     let rules = &config.server.probe_endpoint.allow;
-    let pinned = admit(rules, &host).await?;
+    let resolver = config.server.probe_endpoint.resolver;
+    let checked = admit(rules, &host, resolver).await?;
+    let pinned = checked.first().copied();
     // ICMP and DNS resolve their target themselves: they get the checked address instead of
     // the name. HTTP, TCP and TLS keep the name (Host, SNI) and are checked as they connect.
     let address = match (pinned, kind) {
@@ -71,7 +73,9 @@ pub async fn probe(
         _ => address,
     };
     let key = TargetKey { system: "probe".into(), check: module.name.clone(), target: host.clone() };
-    let outcome = prober.probe_within(&check, &Target { key, address }, Some(rules)).await;
+    // HTTP, TCP and TLS connect to the checked addresses of the name, not to a new lookup's.
+    let pin = (!checked.is_empty() && host.parse::<IpAddr>().is_err()).then_some((host.as_str(), checked.as_slice()));
+    let outcome = prober.probe_within(&check, &Target { key, address }, Some(rules), pin).await;
     Ok(render(kind, &outcome))
 }
 
@@ -130,33 +134,33 @@ fn host_of(kind: &str, address: &str) -> Option<String> {
 /// How long `/probe` waits for a target name to resolve.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Whether the allow-list admits `host`; with the address to use when one was checked. An
-/// empty list admits all (and pins nothing); a name passes by a host pattern, or when every
-/// address it resolves to is in an allowed network — and then the first of those addresses
-/// is the one to connect to. A name no network rule could admit is refused without a lookup.
-async fn admit(rules: &[AllowRule], host: &str) -> Result<Option<IpAddr>, Refusal> {
+/// Whether the allow-list admits `host`; with the addresses to use when they were checked
+/// (resolved once, by `resolver` or the system's). An empty list admits all (and pins
+/// nothing); a name passes by a host pattern, or when every address it resolves to is in an
+/// allowed network — and then those addresses are the ones to connect to. A name no network
+/// rule could admit is refused without a lookup.
+async fn admit(
+    rules: &[AllowRule],
+    host: &str,
+    resolver: Option<std::net::SocketAddr>,
+) -> Result<Vec<IpAddr>, Refusal> {
     let refused = || refuse(403, format!("target host \"{host}\" is not in server.probe_endpoint.allow"));
     if rules.is_empty() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     if let Ok(ip) = host.parse::<IpAddr>() {
-        return if AllowRule::admits_ip(rules, ip) { Ok(Some(ip)) } else { Err(refused()) };
+        return if AllowRule::admits_ip(rules, ip) { Ok(vec![ip]) } else { Err(refused()) };
     }
     if AllowRule::admits_name(rules, host) {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     if !rules.iter().any(|r| matches!(r, AllowRule::Network(_))) {
         return Err(refused());
     }
-    let ips: Vec<IpAddr> = match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, 0))).await {
-        Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
-        Ok(Err(_)) => return Err(refuse(400, format!("target host \"{host}\" does not resolve"))),
-        Err(_) => return Err(refuse(504, format!("target host \"{host}\" did not resolve in time"))),
-    };
-    match ips.first() {
-        Some(first) if ips.iter().all(|ip| AllowRule::admits_ip(rules, *ip)) => Ok(Some(*first)),
-        _ => Err(refused()),
-    }
+    let ips = crate::probe::dns::resolve_with(resolver, host, RESOLVE_TIMEOUT)
+        .await
+        .map_err(|e| refuse(400, format!("target host \"{host}\" does not resolve: {e}")))?;
+    if !ips.is_empty() && ips.iter().all(|ip| AllowRule::admits_ip(rules, *ip)) { Ok(ips) } else { Err(refused()) }
 }
 
 /// FNV-1a (32 bit) of the address octets, as blackbox_exporter's `probe_ip_addr_hash`.
@@ -352,12 +356,14 @@ mod tests {
             AllowRule::Host(glob::Pattern::new("*.laichau.example").expect("pattern")),
         ];
         let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
-        assert_eq!(admit(&rules, "127.0.0.1").await, Ok(Some(ip("127.0.0.1"))), "an address is pinned");
-        assert_eq!(admit(&rules, "192.0.2.1").await.map_err(|r| r.status), Err(403));
-        assert_eq!(admit(&rules, "gw.laichau.example").await, Ok(None), "a name admitted by pattern");
-        assert_eq!(admit(&rules, "localhost").await, Ok(Some(ip("127.0.0.1"))), "resolved once, checked, pinned");
-        assert_eq!(admit(&[], "192.0.2.1").await, Ok(None), "no list admits all");
+        assert_eq!(admit(&rules, "127.0.0.1", None).await, Ok(vec![ip("127.0.0.1")]), "an address is pinned");
+        assert_eq!(admit(&rules, "192.0.2.1", None).await.map_err(|r| r.status), Err(403));
+        assert_eq!(admit(&rules, "gw.laichau.example", None).await, Ok(Vec::new()), "a name admitted by pattern");
+        let local = admit(&rules, "localhost", None).await.expect("localhost resolves into 127.0.0.0/8");
+        assert!(local.contains(&ip("127.0.0.1")), "resolved once, checked, pinned: {local:?}");
+        assert_eq!(admit(&[], "192.0.2.1", None).await, Ok(Vec::new()), "no list admits all");
         let names_only = vec![AllowRule::Host(glob::Pattern::new("*.laichau.example").expect("pattern"))];
-        assert_eq!(admit(&names_only, "localhost").await.map_err(|r| r.status), Err(403), "refused without a lookup");
+        let refused = admit(&names_only, "localhost", None).await.map_err(|r| r.status);
+        assert_eq!(refused, Err(403), "refused without a lookup");
     }
 }
