@@ -184,6 +184,7 @@ impl App {
             probe_permits: tokio::sync::Semaphore::new(web::PROBE_CONCURRENCY),
             sessions: Default::default(),
             metrics_cache: Default::default(),
+            heavy: tokio::sync::Semaphore::new(web::HEAVY_AT_ONCE),
         });
         let shutdown = CancellationToken::new();
         let web = tokio::spawn(web::serve(listener, web_state.clone(), shutdown.child_token()));

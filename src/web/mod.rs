@@ -73,6 +73,8 @@ pub struct WebState {
     pub sessions: sessions::Sessions,
     /// The last `/metrics` exposition and when it was encoded.
     pub metrics_cache: tokio::sync::Mutex<Option<(std::time::Instant, Bytes)>>,
+    /// Heavy handlers in flight at most ([`HEAVY_AT_ONCE`]).
+    pub heavy: tokio::sync::Semaphore,
 }
 
 /// How old a `/metrics` exposition may be when served again.
@@ -318,11 +320,17 @@ async fn compress(r: Reply) -> Reply {
     }
 }
 
-/// Runs a handler that reads the store or renders a large page: the runtime moves this
-/// worker's other tasks (the probes) elsewhere meanwhile, so they keep their schedule.
-pub(crate) fn blocking<T>(handler: impl FnOnce() -> T) -> T {
+/// Runs a handler that reads the store or renders a large page: at most [`HEAVY_AT_ONCE`]
+/// at a time (a flood of page requests queues here instead of crowding the runtime), and
+/// the runtime moves this worker's other tasks (the probes) elsewhere meanwhile, so they
+/// keep their schedule.
+pub(crate) async fn heavy<T>(state: &WebState, handler: impl FnOnce() -> T) -> T {
+    let _permit = state.heavy.acquire().await;
     tokio::task::block_in_place(handler)
 }
+
+/// Heavy handlers (store reads, page rendering) running at once at most.
+pub const HEAVY_AT_ONCE: usize = 4;
 
 /// Paths served by the status pages.
 fn is_page(path: &str) -> bool {
@@ -390,9 +398,9 @@ async fn route(state: &WebState, req: Request<Incoming>, peer: SocketAddr) -> Re
             if let Some(denied) = refuse_unless_admin(state, &req) {
                 return denied;
             }
-            blocking(|| audit_list(state, req.uri().query()))
+            heavy(state, || audit_list(state, req.uri().query())).await
         }
-        (&Method::GET, "/api/v1/incidents") => blocking(|| incidents(state, req.uri().query())),
+        (&Method::GET, "/api/v1/incidents") => heavy(state, || incidents(state, req.uri().query())).await,
         (&Method::POST, p) if p.starts_with("/api/v1/incidents/") && p.ends_with("/ack") => {
             if let Some(denied) = refuse_unless_admin(state, &req) {
                 return denied;
@@ -430,7 +438,7 @@ async fn route(state: &WebState, req: Request<Incoming>, peer: SocketAddr) -> Re
             match read_json(req).await {
                 Ok(body) => {
                     let (reason, by) = (body["reason"].as_str().unwrap_or(""), body["by"].as_str().unwrap_or(""));
-                    let reply = match blocking(|| exclude(state, id, reason, by)) {
+                    let reply = match heavy(state, || exclude(state, id, reason, by)).await {
                         None => text(StatusCode::OK, "excluded from the SLA"),
                         Some(refusal) => refusal,
                     };
@@ -446,11 +454,11 @@ async fn route(state: &WebState, req: Request<Incoming>, peer: SocketAddr) -> Re
                 Err(r) => r,
             }
         }
-        (&Method::GET, "/api/v1/maintenance") => blocking(|| maintenance_list(state)),
-        (&Method::GET, "/reports") => blocking(|| reports(state, req.uri().query())),
+        (&Method::GET, "/api/v1/maintenance") => heavy(state, || maintenance_list(state)).await,
+        (&Method::GET, "/reports") => heavy(state, || reports(state, req.uri().query())).await,
         (&Method::GET, p) if history_check(p).is_some() => {
             let check_id = history_check(p).unwrap_or_default();
-            blocking(|| history(state, check_id, req.uri().query()))
+            heavy(state, || history(state, check_id, req.uri().query())).await
         }
         (&Method::POST, "/api/v1/maintenance") => {
             if let Some(denied) = refuse_unless_admin(state, &req) {

@@ -15,7 +15,7 @@ use minijinja::Environment;
 use serde_json::{Value, json};
 
 use super::i18n::{state_word, strings};
-use super::{Reply, WebState, blocking, reply, text};
+use super::{Reply, WebState, heavy, reply, text};
 use crate::alert::state::State;
 use crate::condition::format_duration;
 use crate::config::{Config, Language};
@@ -148,18 +148,18 @@ pub async fn route(
                 .insert(CACHE_CONTROL, hyper::header::HeaderValue::from_static("public, max-age=31536000, immutable"));
             r
         }
-        (Method::GET, "/") => blocking(|| home(state, &req, &board)),
+        (Method::GET, "/") => heavy(state, || home(state, &req, &board)).await,
         (Method::GET, p) if p.starts_with("/systems/") => {
             match config.systems.iter().find(|s| s.id == p["/systems/".len()..]) {
-                Some(system) => blocking(|| system_page(state, &req, &board, system)),
+                Some(system) => heavy(state, || system_page(state, &req, &board, system)).await,
                 None => text(StatusCode::NOT_FOUND, "no such system"),
             }
         }
         (Method::GET, p) if p.starts_with("/checks/") => {
-            blocking(|| check_page(state, &req, &board, &p["/checks/".len()..]))
+            heavy(state, || check_page(state, &req, &board, &p["/checks/".len()..])).await
         }
         (Method::GET, p) if p.starts_with("/badge/") && p.ends_with(".svg") => {
-            blocking(|| badge(state, &board, &p["/badge/".len()..p.len() - 4]))
+            heavy(state, || badge(state, &board, &p["/badge/".len()..p.len() - 4])).await
         }
         (Method::GET, "/ui/login") => {
             let v = visitor(state, &req, &config);
