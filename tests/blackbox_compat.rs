@@ -133,7 +133,7 @@ systems: []
     // before any connection is attempted).
     assert_eq!(request("GET", &format!("{vigil}/probe?module=nope&target=127.0.0.1"), None).await.0, 400);
     assert_eq!(request("GET", &format!("{vigil}/probe?module=icmp"), None).await.0, 400);
-    let (code, body) = request("GET", &format!("{vigil}/probe?module=icmp&target=203.0.113.7"), None).await;
+    let (code, body) = request("GET", &format!("{vigil}/probe?module=icmp&target=::1"), None).await;
     assert_eq!(code, 403, "{body}");
     app.shutdown().await;
 }
