@@ -190,9 +190,47 @@ fn subject(text: &str, col: usize) -> Result<Subject, ParseError> {
         );
         return Err(parse_error(col + end + 2, message));
     }
-    let json_path = JsonPath::parse(&format!("${path}"))
-        .map_err(|e| parse_error(col + end + 2, format!("invalid JSON path \"{path}\": {e}")))?;
+    let invalid = |why: String| parse_error(col + end + 2, format!("invalid JSON path \"{path}\": {why}"));
+    if let Some(why) = unfinished_escape(path) {
+        return Err(invalid(why.to_string()));
+    }
+    // The path parser panics on some inputs it cannot finish (found by fuzzing: a `\u`
+    // escape at the very end); the check above refuses those, and any other panic of the
+    // parser is a refused path too, never a crashed load.
+    let parsed = std::panic::catch_unwind(|| JsonPath::parse(&format!("${path}")))
+        .map_err(|_| invalid("not understood by the JSON path parser".to_string()))?;
+    let json_path = parsed.map_err(|e| invalid(e.to_string()))?;
     Ok(Subject { placeholder, json_path: Some(json_path) })
+}
+
+/// Why a `\u` escape in a JSON path is unfinished (fewer than four hex digits, or a high
+/// surrogate without its low half), if one is.
+fn unfinished_escape(path: &str) -> Option<&'static str> {
+    let mut rest = path;
+    while let Some(at) = rest.find('\\') {
+        rest = &rest[at + 1..];
+        let Some(next) = rest.chars().next() else { return Some("a \\ escape at the end") };
+        rest = &rest[next.len_utf8()..];
+        if next != 'u' {
+            continue;
+        }
+        let Some(unit) = hex4(rest) else { return Some("\\u needs four hex digits") };
+        rest = &rest[4..];
+        if (0xD800..0xDC00).contains(&unit) {
+            let low = rest.strip_prefix("\\u").and_then(hex4);
+            if !low.is_some_and(|low| (0xDC00..0xE000).contains(&low)) {
+                return Some("a high surrogate needs \\u and its low half");
+            }
+            rest = &rest[6..];
+        }
+    }
+    None
+}
+
+/// The four hex digits at the start of `s`, as a number.
+fn hex4(s: &str) -> Option<u32> {
+    let digits = s.get(..4).filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()))?;
+    u32::from_str_radix(digits, 16).ok()
 }
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {

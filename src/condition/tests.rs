@@ -260,3 +260,24 @@ fn json_paths_are_bounded_before_parsing() {
     assert!(Condition::parse("[BODY].items[?@.state == 'down'].name == x").is_ok());
     assert!(Condition::parse("len([BODY].data[0].users[-1].roles) > 0").is_ok());
 }
+
+/// Found by fuzzing (issue #14): a JSON path ending inside a `\u` escape made the path
+/// parser panic (`unreachable!` on an incomplete input). Unfinished escapes are refused
+/// with their reason; finished ones, and an escaped backslash before `u`, still parse.
+#[test]
+fn unfinished_json_path_escapes_are_refused_not_a_panic() {
+    for (path, why) in [
+        (r"[BODY]['\u", r"\u needs four hex digits"),
+        (r"[BODY]['\u12", r"\u needs four hex digits"),
+        (r"[BODY]['\uD83D", "a high surrogate needs"),
+        (r"[BODY]['\uD83D\u", "a high surrogate needs"),
+        (r"[BODY]['\uD83D\u00e9']", "a high surrogate needs"),
+        (r"[BODY]['a\", r"a \ escape at the end"),
+    ] {
+        let err = Condition::parse(&format!("1 == {path}")).expect_err(path);
+        assert!(err.message.contains("invalid JSON path") && err.message.contains(why), "{path}: {err}");
+    }
+    for path in [r"[BODY]['\u00e9']", r"[BODY]['\uD83D\uDE00']", r"[BODY]['a\\u']"] {
+        assert!(Condition::parse(&format!("{path} == 1")).is_ok(), "{path}");
+    }
+}
