@@ -74,24 +74,7 @@ pub(super) async fn observe(spec: &DnsSpec, server: &str, timeout: Duration) -> 
     obs.phases.push(("resolve", started.elapsed()));
     obs.ip = Some(ip);
 
-    let with_port = |mut c: ConnectionConfig| {
-        c.port = port;
-        c
-    };
-    let connections = match spec.transport {
-        DnsTransport::Udp => vec![with_port(ConnectionConfig::udp()), with_port(ConnectionConfig::tcp())],
-        DnsTransport::Tcp => vec![with_port(ConnectionConfig::tcp())],
-    };
-    let config = ResolverConfig::from_parts(None, Vec::new(), vec![NameServerConfig::new(ip, true, connections)]);
-    let mut opts = ResolverOpts::default();
-    opts.timeout = timeout;
-    opts.attempts = 1;
-    opts.cache_size = 0;
-    opts.use_hosts_file = ResolveHosts::Never;
-    opts.ndots = 0;
-    let resolver = Resolver::builder_with_config(config, TokioRuntimeProvider::default())
-        .with_options(opts)
-        .build()
+    let resolver = one_server_resolver(SocketAddr::new(ip, port), spec.transport == DnsTransport::Udp, timeout)
         .map_err(|e| ProbeError::new(FailureReason::Network, format!("dns client: {e}")))?;
     let record_type = RecordType::from_str(&spec.query_type)
         .map_err(|e| ProbeError::new(FailureReason::Network, format!("query type {}: {e}", spec.query_type)))?;
@@ -125,6 +108,32 @@ pub(super) async fn observe(spec: &DnsSpec, server: &str, timeout: Duration) -> 
     Ok(obs)
 }
 
+/// A resolver that asks only `server` (over UDP then TCP, or TCP alone), once, with no
+/// cache, hosts file or search domains: what it answers is what the server said.
+fn one_server_resolver(
+    server: SocketAddr,
+    udp: bool,
+    timeout: Duration,
+) -> Result<Resolver<TokioRuntimeProvider>, impl std::fmt::Display> {
+    let on_port = |mut c: ConnectionConfig| {
+        c.port = server.port();
+        c
+    };
+    let mut connections = vec![on_port(ConnectionConfig::tcp())];
+    if udp {
+        connections.insert(0, on_port(ConnectionConfig::udp()));
+    }
+    let config =
+        ResolverConfig::from_parts(None, Vec::new(), vec![NameServerConfig::new(server.ip(), true, connections)]);
+    let mut opts = ResolverOpts::default();
+    opts.timeout = timeout;
+    opts.attempts = 1;
+    opts.cache_size = 0;
+    opts.use_hosts_file = ResolveHosts::Never;
+    opts.ndots = 0;
+    Resolver::builder_with_config(config, TokioRuntimeProvider::default()).with_options(opts).build()
+}
+
 /// The addresses `host` resolves to, asked of `server` (a DNS server, over UDP then TCP)
 /// or, without one, of the system's resolver.
 pub async fn resolve_with(server: Option<SocketAddr>, host: &str, timeout: Duration) -> Result<Vec<IpAddr>, String> {
@@ -135,23 +144,7 @@ pub async fn resolve_with(server: Option<SocketAddr>, host: &str, timeout: Durat
             Err(_) => Err("no answer in time".into()),
         };
     };
-    let with_port = |mut c: ConnectionConfig| {
-        c.port = server.port();
-        c
-    };
-    let connections = vec![with_port(ConnectionConfig::udp()), with_port(ConnectionConfig::tcp())];
-    let config =
-        ResolverConfig::from_parts(None, Vec::new(), vec![NameServerConfig::new(server.ip(), true, connections)]);
-    let mut opts = ResolverOpts::default();
-    opts.timeout = timeout;
-    opts.attempts = 1;
-    opts.cache_size = 0;
-    opts.use_hosts_file = ResolveHosts::Never;
-    opts.ndots = 0;
-    let resolver = Resolver::builder_with_config(config, TokioRuntimeProvider::default())
-        .with_options(opts)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let resolver = one_server_resolver(server, true, timeout).map_err(|e| e.to_string())?;
     let name = if host.ends_with('.') { host.to_string() } else { format!("{host}.") };
     let lookup = resolver.lookup_ip(name.as_str()).await.map_err(|e| e.to_string())?;
     Ok(lookup.iter().collect())
