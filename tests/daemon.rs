@@ -497,8 +497,8 @@ async fn malformed_requests_get_a_4xx_not_a_panic() {
         r#"probe_endpoint: { enabled: true, allow: ["127.0.0.0/8"] }"#,
         &format!(
             "modules:\n  http_2xx: {{ http: {{}}, timeout: 5s }}\n\
-             systems:\n  - id: web\n    checks:\n      - {{ id: ok, http: {{ url: \"http://{}/ok\" }} }}\n",
-            web.addr
+             {}",
+            one_http_check(web.addr)
         ),
     );
     let app = start_daemon(dir.path()).await;
@@ -571,13 +571,7 @@ async fn every_answer_carries_the_security_headers() {
 async fn administrative_actions_leave_an_audit_trail() {
     let dir = tempfile::tempdir().expect("tempdir");
     let web = web_server(None).await;
-    write_config(
-        dir.path(),
-        &format!(
-            "systems:\n  - id: web\n    checks:\n      - {{ id: ok, http: {{ url: \"http://{}/ok\" }} }}\n",
-            web.addr
-        ),
-    );
+    write_config(dir.path(), &one_http_check(web.addr));
     let app = start_daemon(dir.path()).await;
     let base = format!("http://{}", app.addr());
     let auth = format!("Bearer {TOKEN}");

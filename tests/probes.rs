@@ -657,9 +657,7 @@ async fn http_redirects_keep_credentials_at_home() {
 /// run; the check keeps its schedule and the other checks are unaffected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_probe_keeps_its_schedule_and_harms_no_other() {
-    if !cfg!(feature = "fault-injection") {
-        panic!("this test needs `cargo test --features fault-injection` (scripts/test passes it)");
-    }
+    require_fault_injection();
     let web = web_server(None).await;
     let dir = tempfile::tempdir().expect("tempdir");
     write_config(
@@ -740,9 +738,7 @@ async fn an_escaped_grandchild_leaks_no_pipe() {
 /// status API and on its page; a healthy check beside it is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watchdog_marks_a_check_whose_timer_stopped() {
-    if !cfg!(feature = "fault-injection") {
-        panic!("this test needs `cargo test --features fault-injection` (scripts/test passes it)");
-    }
+    require_fault_injection();
     let web = web_server(None).await;
     let dir = tempfile::tempdir().expect("tempdir");
     write_config(

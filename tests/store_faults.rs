@@ -229,13 +229,7 @@ async fn a_full_disk_then_a_held_lock_lose_nothing_and_send_nothing_twice() {
 async fn an_unreadable_store_is_an_error_not_empty_figures() {
     let web = web_server(None).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    write_config(
-        dir.path(),
-        &format!(
-            "systems:\n  - id: web\n    checks:\n      - {{ id: ok, http: {{ url: \"http://{}/ok\" }} }}\n",
-            web.addr
-        ),
-    );
+    write_config(dir.path(), &one_http_check(web.addr));
     let app = start_daemon(dir.path()).await;
     let mut events = app.subscribe();
     wait_states(&mut events, WAIT, &[("web/ok", State::Up)]).await;

@@ -195,6 +195,19 @@ impl TestPki {
 
 /// Writes `dir/vigil.yaml` with test defaults (1 s interval, thresholds 1/1 unless the
 /// systems say otherwise) and the given `systems:` block.
+/// One system `web` with one HTTP check `ok` of `http://ADDR/ok` (the `systems:` text).
+pub fn one_http_check(web: SocketAddr) -> String {
+    format!("systems:\n  - id: web\n    checks:\n      - {{ id: ok, http: {{ url: \"http://{web}/ok\" }} }}\n")
+}
+
+/// Fails the test, naming the flag, unless it was built with the test-only
+/// `fault-injection` feature (`scripts/test` passes it).
+pub fn require_fault_injection() {
+    if !cfg!(feature = "fault-injection") {
+        panic!("this test needs `cargo test --features fault-injection` (scripts/test passes it)");
+    }
+}
+
 pub fn write_config(dir: &Path, systems: &str) {
     write_config_with(dir, "", systems);
 }
