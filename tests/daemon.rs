@@ -624,28 +624,37 @@ async fn a_client_flooding_connections_is_capped_and_others_are_served() {
         socket.bind("127.0.0.2:0".parse().expect("addr")).expect("bind 127.0.0.2");
         socket.connect(addr).await.expect("connect")
     };
+    // Each of the flooder's connections is known to be accepted once it has been answered
+    // (kept alive); then one more is closed at once.
     let mut idle = Vec::new();
     for _ in 0..vigil::web::MAX_PER_CLIENT {
-        idle.push(from_flooder().await);
+        let mut held = from_flooder().await;
+        held.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+        let mut head = [0u8; 12];
+        tokio::time::timeout(Duration::from_secs(5), held.read_exact(&mut head)).await.expect("in time").expect("read");
+        assert_eq!(&head, b"HTTP/1.1 200", "a connection under the cap is served");
+        idle.push(held);
     }
-    // Let the server accept them all, then one more is closed at once.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let mut extra = from_flooder().await;
     let mut buf = [0u8; 64];
     let read = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf)).await;
     assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the connection beyond the cap was not closed: {read:?}");
     // Another client is served meanwhile.
     get(&format!("http://{addr}/-/healthy")).await;
-    // Once the flooder lets go, it is served again.
+    // Once the flooder lets go, it is served again (as soon as the server has seen the
+    // connections close: tried until then, within 5 s).
     drop(idle);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut again = from_flooder().await;
-    again.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("write");
-    let mut answer = String::new();
-    tokio::time::timeout(Duration::from_secs(5), again.read_to_string(&mut answer))
-        .await
-        .expect("in time")
-        .expect("read");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let answer = loop {
+        let mut again = from_flooder().await;
+        again.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.ok();
+        let mut answer = String::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), again.read_to_string(&mut answer)).await;
+        if answer.starts_with("HTTP/1.1 200") || Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     app.shutdown().await;
 }

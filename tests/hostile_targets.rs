@@ -5,7 +5,7 @@
 //! where they were.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -265,7 +265,7 @@ systems:
                 assert_eq!(check.id, *id);
                 let outcomes: Vec<_> = futures_util::stream::iter(0..runs)
                     .map(|_| async move {
-                        let started = std::time::Instant::now();
+                        let started = Instant::now();
                         let outcome = prober.probe(check, target).await;
                         (outcome, started.elapsed())
                     })
@@ -283,7 +283,11 @@ systems:
     run_all(AT_ONCE).await; // warm-up: allocator pools, runtime threads, TLS roots
     let (rss, fds) = (rss_kb(), open_fds());
     run_all(RUNS).await;
-    tokio::time::sleep(Duration::from_millis(300)).await; // connections closing
+    // Closing connections take a moment: wait (at most 5 s) for the descriptors to come back.
+    let settled = Instant::now() + Duration::from_secs(5);
+    while open_fds() > fds + 4 && Instant::now() < settled {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (rss_after, fds_after) = (rss_kb(), open_fds());
     for pid in std::fs::read_to_string(&pids).unwrap_or_default().lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);

@@ -91,7 +91,19 @@ systems:
     // Failures and failing deliveries: the portal goes down (mail and webhook both fail),
     // the heartbeat is pushed (ok, then failed with a message), a wrong token is tried.
     web.switch.store(503, std::sync::atomic::Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Until both channels have failed a delivery (their errors are what must stay clean).
+    let log_path = dir.path().join("vigil.log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let failed =
+            |channel: &str| log.lines().any(|l| l.contains("notification not delivered") && l.contains(channel));
+        if failed("email") && failed("webhook") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed delivery on both channels within 30 s:\n{log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for path in [format!("/api/v1/heartbeat/{beat}"), format!("/api/v1/heartbeat/{beat}?status=fail&msg=disk")] {
         assert_eq!(request("POST", &format!("{base}{path}"), None).await.0, 200);
     }
