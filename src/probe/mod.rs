@@ -315,7 +315,7 @@ impl Prober {
             Ok(mut outcome) => {
                 // The one place a probe's message is bounded: it is stored with every result,
                 // and a hostile target writes what it likes into it (a 400 KB Location).
-                outcome.message = bounded_message(&outcome.message);
+                outcome.message = bounded_message(std::mem::take(&mut outcome.message));
                 outcome
             }
             Err(panic) => {
@@ -438,8 +438,12 @@ impl Reach<'_> {
 pub const MAX_MESSAGE_CHARS: usize = 300;
 
 /// A message of at most [`MAX_MESSAGE_CHARS`] characters, control characters (a newline
-/// would forge a line in text logs) turned into spaces.
-pub fn bounded_message(message: &str) -> String {
+/// would forge a line in text logs) turned into spaces. The usual short, clean message is
+/// returned as it is (no copy on every probe run).
+pub fn bounded_message(message: String) -> String {
+    if message.len() <= MAX_MESSAGE_CHARS && !message.chars().any(char::is_control) {
+        return message;
+    }
     let mut chars = message.chars();
     let mut out: String =
         chars.by_ref().take(MAX_MESSAGE_CHARS).map(|c| if c.is_control() { ' ' } else { c }).collect();
@@ -542,10 +546,12 @@ mod tests {
     #[test]
     fn messages_are_bounded_at_one_place() {
         let hostile = format!("more than 10 redirects (last to /{})\nforged: line", "x".repeat(400_000));
-        let bounded = bounded_message(&hostile);
+        let bounded = bounded_message(hostile);
         assert_eq!(bounded.chars().count(), MAX_MESSAGE_CHARS);
         assert!(bounded.ends_with('…') && !bounded.contains('\n'));
-        assert_eq!(bounded_message("refused\r\n"), "refused  ");
-        assert_eq!(bounded_message("dịch vụ công"), "dịch vụ công");
+        assert_eq!(bounded_message("refused\r\n".into()), "refused  ");
+        assert_eq!(bounded_message("dịch vụ công".into()), "dịch vụ công");
+        let exactly = "é".repeat(MAX_MESSAGE_CHARS);
+        assert_eq!(bounded_message(exactly.clone()), exactly, "300 characters (600 bytes) are kept whole");
     }
 }
