@@ -149,6 +149,7 @@ impl App {
             open_incidents: restored.open_incidents,
             last_incident_id: restored.last_incident_id,
             maintenance: restored.maintenance,
+            watched: restored.watched,
         };
         let pipeline =
             Pipeline::new(config.clone(), metrics.clone(), board.clone(), store, resume, events.clone(), notes_tx);

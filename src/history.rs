@@ -1,6 +1,7 @@
-//! History arithmetic (pure): a target's exact state intervals, split by day (in the
-//! instance's time zone) into time per state. Used by the status page's heartbeat bars and
-//! the badges; times are Unix milliseconds.
+//! History splitting (pure): a target's exact state intervals, split by day (in the
+//! instance's time zone) into time per state — the colour of the status page's bars. No
+//! uptime is computed here: every figure comes from [`crate::report::Ledger`]. Times are
+//! Unix milliseconds.
 
 use std::collections::BTreeMap;
 
@@ -22,14 +23,6 @@ impl Period {
         const ORDER: [State; 6] =
             [State::Down, State::Unreachable, State::Degraded, State::Maintenance, State::Unknown, State::Up];
         ORDER.into_iter().find(|s| self.time.get(s.as_str()).is_some_and(|t| *t > 0))
-    }
-
-    /// Share of the period (with data) spent up or degraded; None without data.
-    pub fn uptime(&self) -> Option<f64> {
-        let get = |s: State| self.time.get(s.as_str()).copied().unwrap_or(0);
-        let up = get(State::Up) + get(State::Degraded);
-        let judged = up + get(State::Down) + get(State::Unreachable);
-        (judged > 0).then(|| up as f64 / judged as f64)
     }
 }
 
@@ -94,7 +87,6 @@ mod tests {
         assert_eq!(p[0].time.get("up"), Some(&(22 * H)));
         assert_eq!(p[1].time.get("down"), Some(&(3 * H)));
         assert_eq!(p[1].worst(), Some(State::Down));
-        assert!((p[1].uptime().expect("data") - 21.0 / 24.0).abs() < 1e-9);
     }
 
     #[test]
@@ -103,7 +95,6 @@ mod tests {
         let p = split(None, &[(30 * H, State::Up)], &bounds, 36 * H);
         assert_eq!(p[0].worst(), None, "nothing known on the first day");
         assert_eq!(p[1].time.get("up"), Some(&(6 * H)), "only up to now");
-        assert_eq!(p[1].uptime(), Some(1.0));
     }
 
     #[test]

@@ -66,6 +66,9 @@ struct Entry {
     flaps: FlapTracker,
     /// When its last result came (or when it was configured), Unix ms: the watchdog's clock.
     last_run_ms: i64,
+    /// The stored history ends in "not watched" (Vigil stopped or crashed): the first
+    /// result records the state again, even when it did not change.
+    resume_history: bool,
 }
 
 /// The perfdata labels a check exports as metrics.
@@ -111,6 +114,8 @@ pub struct Resume {
     pub last_incident_id: i64,
     /// Maintenance windows opened through the API.
     pub maintenance: Vec<ApiWindow>,
+    /// Each target's last result and the state its stored history ended on.
+    pub watched: HashMap<String, (i64, Option<State>)>,
 }
 
 /// Expands `depends_on` references (check or target ids) to target ids.
@@ -158,8 +163,59 @@ impl Pipeline {
             store_alerted: None,
         };
         p.configure(config);
+        p.record_unwatched(&resume.watched, now_ms());
         p.publish_incidents();
         p
+    }
+
+    /// Time Vigil did not watch is no data: after a crash (the history does not end in a
+    /// clean stop), each target's gap is recorded from one interval after its last result;
+    /// and every restored target records its state again with its first result.
+    fn record_unwatched(&mut self, watched: &HashMap<String, (i64, Option<State>)>, now: i64) {
+        let mut records = Vec::new();
+        for (id, entry) in self.entries.iter_mut() {
+            let Some((last_ms, tail)) = watched.get(id) else { continue };
+            entry.resume_history = true;
+            let gap = last_ms + entry.check.interval.as_millis() as i64;
+            if *tail != Some(State::Unknown) && gap < now {
+                records.push(Record::Change(ChangeRecord {
+                    target: id.clone(),
+                    at_ms: gap,
+                    from: entry.state.state,
+                    to: State::Unknown,
+                    reason: Some("not_watched"),
+                    message: "Vigil was not running (no result after this time)".into(),
+                }));
+            }
+        }
+        if !records.is_empty() {
+            tracing::warn!(
+                targets = records.len(),
+                "Vigil did not stop cleanly: the time since each target's last result is recorded as no data"
+            );
+            self.store.send(Record::Batch(records));
+        }
+    }
+
+    /// A clean stop: from now on nothing is watched, and the history says so.
+    fn record_stop(&mut self, now: i64) {
+        let records: Vec<Record> = self
+            .entries
+            .iter()
+            .map(|(id, e)| {
+                Record::Change(ChangeRecord {
+                    target: id.clone(),
+                    at_ms: now,
+                    from: e.state.state,
+                    to: State::Unknown,
+                    reason: Some("stopped"),
+                    message: "Vigil stopped".into(),
+                })
+            })
+            .collect();
+        if !records.is_empty() {
+            self.store.send(Record::Batch(records));
+        }
     }
 
     /// A pipeline that expects no results (Vigil serving without probing): no watchdog.
@@ -181,6 +237,7 @@ impl Pipeline {
                     let rule =
                         Rule { failure_threshold: check.failure_threshold, success_threshold: check.success_threshold };
                     let last_run_ms = old.get(&id).map_or(now, |e| e.last_run_ms);
+                    let resume_history = old.get(&id).is_some_and(|e| e.resume_history);
                     let (state, metrics) = match old.remove(&id) {
                         Some(e) if e.kind == kind => (e.state, e.metrics),
                         Some(e) => {
@@ -204,6 +261,7 @@ impl Pipeline {
                         metrics,
                         flaps: FlapTracker::default(),
                         last_run_ms,
+                        resume_history,
                     };
                     self.entries.insert(id, entry);
                 }
@@ -334,6 +392,16 @@ impl Pipeline {
         let reason = outcome.reason.map(|r| r.code());
         let mut records = Vec::new();
         let mut effects = Vec::new();
+        if std::mem::take(&mut entry.resume_history) && transition.is_none() {
+            records.push(Record::Change(ChangeRecord {
+                target: result.target_id.clone(),
+                at_ms: now,
+                from: State::Unknown,
+                to: next.state,
+                reason: Some("resumed"),
+                message: "monitoring resumed".into(),
+            }));
+        }
         if let Some(t) = transition {
             tracing::info!(target_id = %result.target_id, from = t.from.as_str(), to = t.to.as_str(), reason = reason.unwrap_or(""), message = %outcome.message, "state changed");
             records.push(Record::Change(ChangeRecord {
@@ -696,6 +764,7 @@ impl Pipeline {
                     Some(r) => self.handle(r),
                     None => {
                         self.write_results();
+                        self.record_stop(now_ms());
                         return self.store;
                     }
                 },

@@ -94,7 +94,7 @@ async fn report_formats_agree_on_a_seeded_store() {
     let report = |format: &str| report(dir.path(), format, &at);
     let json_text = report("json");
     let json: serde_json::Value = serde_json::from_str(&json_text).expect("json");
-    assert_eq!(json["schema"], 1);
+    assert_eq!(json["schema"], 2);
     let sys = &json["systems"][0];
     assert_eq!(sys["id"], "procedures");
     assert_eq!(sys["incidents"], 2);
@@ -107,10 +107,15 @@ async fn report_formats_agree_on_a_seeded_store() {
     assert_eq!(sys["incident_list"][1]["excluded"]["reason"], "planned power cut");
     assert_eq!(sys["checks"].as_array().map(Vec::len), Some(2));
 
-    // CSV, read by Python's csv module: one row per system and check, the same seconds.
+    // CSV, read by Python's csv module as a spreadsheet reads it (a UTF-8 byte-order mark
+    // first): one row per system and check, the same milliseconds.
     let csv = report("csv");
+    assert!(csv.starts_with('\u{feff}'), "a UTF-8 BOM first");
     let parsed = Command::new("/usr/bin/python3")
-        .args(["-c", "import csv,json,sys; print(json.dumps(list(csv.DictReader(sys.stdin))))"])
+        .args([
+            "-c",
+            "import csv,io,json,sys; print(json.dumps(list(csv.DictReader(io.TextIOWrapper(sys.stdin.buffer, encoding='utf-8-sig')))))",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -123,8 +128,13 @@ async fn report_formats_agree_on_a_seeded_store() {
     let rows: serde_json::Value = serde_json::from_slice(&parsed.stdout).expect("csv rows");
     assert_eq!(rows.as_array().map(Vec::len), Some(3), "{csv}");
     assert_eq!(rows[0]["level"], "system");
-    assert_eq!(rows[0]["down_s"], (duration(1) / 1000).to_string());
-    assert_eq!(rows[0]["excluded_s"], (duration(2) / 1000).to_string());
+    assert_eq!(rows[0]["down_ms"], duration(1).to_string());
+    assert_eq!(rows[0]["excluded_ms"], duration(2).to_string());
+    let sum: i64 = ["up_ms", "down_ms", "maintenance_ms", "no_data_ms", "excluded_ms"]
+        .iter()
+        .map(|k| rows[0][*k].as_str().and_then(|v| v.parse::<i64>().ok()).expect("a number"))
+        .sum();
+    assert_eq!(sum, json["span"]["to_ms"].as_i64().expect("to") - json["span"]["from_ms"].as_i64().expect("from"));
     assert_eq!(rows[0]["name"], "Hệ thống giải quyết thủ tục hành chính");
 
     // Markdown and HTML show the same achieved figure.
@@ -199,7 +209,7 @@ async fn pruning_removes_old_raw_results_and_leaves_reports_unchanged() {
         vigil::report::render(&r, vigil::report::Format::Csv, tz)
     };
     let before = render();
-    assert!(before.contains(",3600,"), "a one-hour outage in the old period: {before}");
+    assert!(before.contains(",3600000,"), "a one-hour outage in the old period: {before}");
 
     store.send(Record::Prune(now - 14 * day));
     store.flush().await;
@@ -251,7 +261,9 @@ async fn monthly_report_is_mailed_once_with_the_csv_attached() {
     let attachment = &mail["attachments"][0];
     assert_eq!(attachment["filename"], format!("vigil-report-{previous}.csv"));
     assert!(
-        attachment["content"].as_str().is_some_and(|c| c.starts_with("level,id,name") && c.contains("system,web,")),
+        attachment["content"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("\u{feff}level,id,name") && c.contains("system,web,")),
         "{attachment}"
     );
     app.shutdown().await;

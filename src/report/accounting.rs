@@ -8,8 +8,13 @@
 //! up / (up + down): the four quantities are shown side by side so anyone can recompute it.
 //!
 //! Several targets (a check's, or a system's critical checks') combine moment by moment:
-//! down if any is down; otherwise maintenance if any is in maintenance; otherwise no data if
-//! any has no data; otherwise up.
+//! down if any is down; otherwise excluded if any is excluded; otherwise maintenance if any
+//! is in maintenance; otherwise no data if any has no data; otherwise up.
+//!
+//! An exclusion belongs to its incident: it turns only that incident's target's downtime
+//! (and the unreachable time of the dependants attributed to it) into excluded time, never
+//! another target's. This is the only uptime arithmetic in Vigil: pages, badges, the API
+//! and every report format call [`account`] through [`super::ledger::Ledger`].
 
 use crate::alert::state::State;
 
@@ -55,14 +60,37 @@ fn category(state: Option<State>) -> Category {
 pub struct History {
     pub initial: Option<State>,
     pub changes: Vec<(i64, State)>,
+    /// Spans of this target's excluded downtime.
+    pub excluded: Vec<Excluded>,
+}
+
+/// A span of excluded downtime of one target: its own excluded incident (down or
+/// unreachable), or a root cause's excluded incident (its unreachable time only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Excluded {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// Only unreachable time is excluded (the span is another target's incident).
+    pub unreachable_only: bool,
+}
+
+impl Excluded {
+    fn covers(&self, at: i64, state: Option<State>) -> bool {
+        (self.from_ms..self.to_ms).contains(&at)
+            && match state {
+                Some(State::Unreachable) => true,
+                Some(State::Down) => !self.unreachable_only,
+                _ => false,
+            }
+    }
 }
 
 /// A target's category from `from` to `to` as a list of (start, category) segments.
-fn segments(h: &History, from: i64, to: i64, excluded: &[(i64, i64)]) -> Vec<(i64, Category)> {
+fn segments(h: &History, from: i64, to: i64) -> Vec<(i64, Category)> {
     let mut points: Vec<i64> = vec![from];
     points.extend(h.changes.iter().map(|(t, _)| *t).filter(|t| *t > from && *t < to));
-    for (a, b) in excluded {
-        points.extend([*a, *b].into_iter().filter(|t| *t > from && *t < to));
+    for e in &h.excluded {
+        points.extend([e.from_ms, e.to_ms].into_iter().filter(|t| *t > from && *t < to));
     }
     points.sort_unstable();
     points.dedup();
@@ -71,7 +99,7 @@ fn segments(h: &History, from: i64, to: i64, excluded: &[(i64, i64)]) -> Vec<(i6
         .map(|at| {
             let state = h.changes.iter().take_while(|(t, _)| *t <= at).last().map(|(_, s)| *s).or(h.initial);
             let mut c = category(state);
-            if c == Category::Down && excluded.iter().any(|(a, b)| at >= *a && at < *b) {
+            if c == Category::Down && h.excluded.iter().any(|e| e.covers(at, state)) {
                 c = Category::Excluded;
             }
             (at, c)
@@ -80,14 +108,13 @@ fn segments(h: &History, from: i64, to: i64, excluded: &[(i64, i64)]) -> Vec<(i6
 }
 
 /// Accounts several targets combined over [from, to); time after `now` is no data.
-/// `excluded` are the spans of incidents excluded from the SLA.
-pub fn account(targets: &[History], from: i64, to: i64, now: i64, excluded: &[(i64, i64)]) -> Accounting {
+pub fn account(targets: &[&History], from: i64, to: i64, now: i64) -> Accounting {
     let mut acc = Accounting::default();
     if to <= from {
         return acc;
     }
     let end = to.min(now).max(from);
-    let segs: Vec<Vec<(i64, Category)>> = targets.iter().map(|h| segments(h, from, end, excluded)).collect();
+    let segs: Vec<Vec<(i64, Category)>> = targets.iter().map(|h| segments(h, from, end)).collect();
     let mut points: Vec<i64> = segs.iter().flat_map(|s| s.iter().map(|(t, _)| *t)).chain([from, end]).collect();
     points.sort_unstable();
     points.dedup();
@@ -121,7 +148,11 @@ mod tests {
     const MONTH: i64 = 30 * DAY;
 
     fn h(initial: State, changes: &[(i64, State)]) -> History {
-        History { initial: Some(initial), changes: changes.to_vec() }
+        History { initial: Some(initial), changes: changes.to_vec(), excluded: Vec::new() }
+    }
+
+    fn own(spans: &[(i64, i64)]) -> Vec<Excluded> {
+        spans.iter().map(|(a, b)| Excluded { from_ms: *a, to_ms: *b, unreachable_only: false }).collect()
     }
 
     #[test]
@@ -191,8 +222,12 @@ mod tests {
                 Accounting { no_data_ms: MONTH, ..Accounting::default() },
             ),
         ];
-        for (name, targets, excluded, want) in cases {
-            let got = account(&targets, 0, MONTH, MONTH, &excluded);
+        for (name, mut targets, excluded, want) in cases {
+            for t in &mut targets {
+                t.excluded = own(&excluded);
+            }
+            let refs: Vec<&History> = targets.iter().collect();
+            let got = account(&refs, 0, MONTH, MONTH);
             assert_eq!(got, want, "{name}");
             assert_eq!(
                 got.up_ms + got.down_ms + got.maintenance_ms + got.no_data_ms + got.excluded_ms,
@@ -203,8 +238,25 @@ mod tests {
     }
 
     #[test]
+    fn an_exclusion_belongs_to_its_target() {
+        use State::*;
+        // Two targets down together; only the first's incident is excluded.
+        let mut first = h(Up, &[(DAY, Down), (DAY + H, Up)]);
+        first.excluded = own(&[(DAY, DAY + H)]);
+        let second = h(Up, &[(DAY, Down), (DAY + H, Up)]);
+        assert_eq!(account(&[&first], 0, MONTH, MONTH).excluded_ms, H);
+        assert_eq!(account(&[&second], 0, MONTH, MONTH).down_ms, H, "the other target keeps its downtime");
+        assert_eq!(account(&[&first, &second], 0, MONTH, MONTH).down_ms, H, "a system with both is down");
+        // A dependant's span excludes its unreachable time, not its own outage.
+        let mut dependant = h(Up, &[(DAY, Unreachable), (DAY + H, Down), (DAY + 2 * H, Up)]);
+        dependant.excluded = vec![Excluded { from_ms: DAY, to_ms: DAY + 2 * H, unreachable_only: true }];
+        let acc = account(&[&dependant], 0, MONTH, MONTH);
+        assert_eq!((acc.excluded_ms, acc.down_ms), (H, H));
+    }
+
+    #[test]
     fn the_future_is_no_data_and_uptime_is_recomputable() {
-        let acc = account(&[h(State::Up, &[(DAY, State::Down), (DAY + H, State::Up)])], 0, MONTH, 2 * DAY, &[]);
+        let acc = account(&[&h(State::Up, &[(DAY, State::Down), (DAY + H, State::Up)])], 0, MONTH, 2 * DAY);
         assert_eq!(acc.no_data_ms, MONTH - 2 * DAY);
         assert_eq!(acc.uptime(), Some((2 * DAY - H) as f64 / (2 * DAY) as f64));
     }

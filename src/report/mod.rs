@@ -4,6 +4,7 @@
 //! JSON or Markdown, in Vietnamese or English. The arithmetic is in [`accounting`].
 
 pub mod accounting;
+pub mod ledger;
 pub mod prometheus;
 mod render;
 
@@ -11,10 +12,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::alert::incident::{Incident, Severity};
+use crate::alert::incident::Severity;
 use crate::config::{Config, Language};
 use crate::store::query;
 pub use accounting::{Accounting, History, account};
+pub use ledger::Ledger;
 pub use render::{Format, render};
 
 /// The span a report covers, in the instance time zone.
@@ -31,7 +33,7 @@ pub struct Span {
 pub enum ReportError {
     #[error("\"{0}\" is not a month (expected e.g. 2026-10)")]
     Month(String),
-    #[error("\"{0}\" is not a date (expected e.g. 2026-10-01)")]
+    #[error("\"{0}\" is not a date (expected e.g. 2026-10-01, without a time of day)")]
     Date(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -44,7 +46,7 @@ fn midnight(date: jiff::civil::Date, tz: &jiff::tz::TimeZone) -> Option<i64> {
 /// The calendar month `2026-10` (midnight to midnight in the instance time zone).
 pub fn month(spec: &str, tz: &jiff::tz::TimeZone) -> Result<Span, ReportError> {
     let bad = || ReportError::Month(spec.to_string());
-    let first: jiff::civil::Date = format!("{spec}-01").parse().map_err(|_| bad())?;
+    let first = jiff::civil::Date::strptime("%Y-%m-%d", format!("{spec}-01")).map_err(|_| bad())?;
     let next = first.checked_add(jiff::Span::new().months(1)).map_err(|_| bad())?;
     Ok(Span {
         from_ms: midnight(first, tz).ok_or_else(bad)?,
@@ -55,7 +57,8 @@ pub fn month(spec: &str, tz: &jiff::tz::TimeZone) -> Result<Span, ReportError> {
 
 /// From the start of `from` to the end of `to` (dates, inclusive).
 pub fn dates(from: &str, to: &str, tz: &jiff::tz::TimeZone) -> Result<Span, ReportError> {
-    let parse = |s: &str| s.parse::<jiff::civil::Date>().map_err(|_| ReportError::Date(s.to_string()));
+    // Exactly a date: a time of day would be silently ignored.
+    let parse = |s: &str| jiff::civil::Date::strptime("%Y-%m-%d", s).map_err(|_| ReportError::Date(s.to_string()));
     let (a, b) = (parse(from)?, parse(to)?);
     let end = b.checked_add(jiff::Span::new().days(1)).map_err(|_| ReportError::Date(to.to_string()))?;
     let bad = || ReportError::Date(from.to_string());
@@ -71,10 +74,16 @@ pub fn dates(from: &str, to: &str, tz: &jiff::tz::TimeZone) -> Result<Span, Repo
 pub struct IncidentRow {
     pub id: i64,
     pub target: String,
+    /// `system/check`.
+    pub check: String,
+    /// Whether the check is critical, i.e. whether the incident counts for its system.
+    pub critical_check: bool,
     pub severity: Severity,
     pub started_ms: i64,
     pub resolved_ms: Option<i64>,
     pub duration_ms: Option<i64>,
+    /// Downtime inside the report's span, net of maintenance and no data (0 if excluded).
+    pub downtime_ms: i64,
     pub cause: String,
     pub acknowledged_by: Option<String>,
     pub excluded: Option<query::Exclusion>,
@@ -89,11 +98,13 @@ pub struct Figures {
     pub accounting: Accounting,
     pub uptime: Option<f64>,
     pub met: Option<bool>,
+    /// Incidents listed (every severity, excluded ones too).
     pub incidents: usize,
-    /// Mean time to acknowledge, over acknowledged incidents.
+    /// Mean time to acknowledge, over acknowledged outages.
     pub mtta_ms: Option<i64>,
-    /// Mean time to repair, over resolved incidents.
+    /// Mean time to repair: the mean downtime of resolved outages, inside the span.
     pub mttr_ms: Option<i64>,
+    /// The longest downtime of an outage inside the span.
     pub longest_outage_ms: Option<i64>,
 }
 
@@ -105,6 +116,8 @@ pub struct SystemReport {
     /// Uptime per day of the span (None: no data that day).
     pub daily: Vec<Option<f64>>,
     pub checks: Vec<Figures>,
+    /// Every incident of the system's checks; those of non-critical checks are marked and
+    /// not counted in the system's figures.
     pub incident_list: Vec<IncidentRow>,
 }
 
@@ -126,30 +139,34 @@ fn mean(values: impl Iterator<Item = i64>) -> Option<i64> {
     (!v.is_empty()).then(|| v.iter().sum::<i64>() / v.len() as i64)
 }
 
+/// The figures over `rows` (the incidents of the check or system). MTTA, MTTR and the
+/// longest outage count outages only: critical incidents that are not excluded.
 fn figures(
     id: String,
     name: String,
     objective: Option<f64>,
     accounting: Accounting,
-    incidents: &[&IncidentRow],
-    all: &[Incident],
+    rows: &[&IncidentRow],
+    known: &[ledger::KnownIncident],
 ) -> Figures {
     let uptime = accounting.uptime();
-    let full: Vec<&Incident> = incidents.iter().filter_map(|r| all.iter().find(|i| i.id == r.id)).collect();
+    let outages: Vec<(&IncidentRow, &ledger::KnownIncident)> = rows
+        .iter()
+        .filter_map(|r| known.iter().find(|k| k.incident.id == r.id).map(|k| (*r, k)))
+        .filter(|(_, k)| k.is_outage())
+        .collect();
     Figures {
         id,
         name,
         objective,
         uptime,
         met: objective.zip(uptime).map(|(o, u)| u >= o),
-        incidents: incidents.len(),
-        mtta_ms: mean(full.iter().filter_map(|i| i.ack.as_ref().map(|a| a.at_ms - i.detected_ms))),
-        mttr_ms: mean(incidents.iter().filter_map(|r| r.duration_ms)),
-        longest_outage_ms: incidents
-            .iter()
-            .filter(|r| r.severity == Severity::Critical && r.excluded.is_none())
-            .filter_map(|r| r.duration_ms)
-            .max(),
+        incidents: rows.len(),
+        mtta_ms: mean(
+            outages.iter().filter_map(|(_, k)| k.incident.ack.as_ref().map(|a| a.at_ms - k.incident.detected_ms)),
+        ),
+        mttr_ms: mean(outages.iter().filter(|(r, _)| r.resolved_ms.is_some()).map(|(r, _)| r.downtime_ms)),
+        longest_outage_ms: outages.iter().map(|(r, _)| r.downtime_ms).max(),
         accounting,
     }
 }
@@ -161,23 +178,16 @@ pub fn current_month(now_ms: i64, tz: &jiff::tz::TimeZone) -> String {
         .unwrap_or_default()
 }
 
-/// Builds the report of `span` from the store.
+/// Builds the report of `span` from the store, as known at `now`.
 pub fn build(config: &Config, store: &Path, span: &Span, lang: Language, now: i64) -> Result<Report, ReportError> {
     // A history that cannot be read is an error, never an empty one: a locked or corrupt
     // store must not yield a plausible report.
-    let histories: std::collections::HashMap<String, History> = config
-        .targets()
-        .map(|(_, _, t)| {
-            let id = t.key.id();
-            let (initial, changes) = query::state_history(store, &id, span.from_ms)?;
-            Ok((id, History { initial, changes }))
-        })
-        .collect::<Result<_, ReportError>>()?;
-    build_from(config, Some(store), &histories, span, lang, now)
+    let ledger = Ledger::load(config, store, span.from_ms, span.to_ms, now)?;
+    Ok(build_from_ledger(config, &ledger, span, lang))
 }
 
-/// Builds the report from given histories; incidents, exclusions and MTTA/MTTR come from the
-/// store when there is one.
+/// Builds the report from given histories; incidents and exclusions come from the store
+/// when there is one.
 pub fn build_from(
     config: &Config,
     store: Option<&Path>,
@@ -186,91 +196,95 @@ pub fn build_from(
     lang: Language,
     now: i64,
 ) -> Result<Report, ReportError> {
-    let incidents = match store {
-        Some(store) => query::incidents_between(store, span.from_ms, span.to_ms)?,
-        None => Vec::new(),
-    };
-    let mut rows = Vec::new();
-    for i in &incidents {
-        rows.push(IncidentRow {
-            id: i.id,
-            target: i.target.clone(),
-            severity: i.severity,
-            started_ms: i.started_ms,
-            resolved_ms: i.resolved_ms,
-            duration_ms: i.resolved_ms.map(|r| r - i.started_ms),
-            cause: i.cause.clone(),
-            acknowledged_by: i.ack.as_ref().map(|a| a.by.clone()),
-            excluded: match store {
-                Some(store) => query::exclusion(store, i.id)?,
-                None => None,
-            },
-        });
-    }
-    let excluded: Vec<(i64, i64)> = rows
-        .iter()
-        .filter(|r| r.excluded.is_some())
-        .map(|r| (r.started_ms, r.resolved_ms.unwrap_or(span.to_ms)))
-        .collect();
-    let days: Vec<i64> = {
-        let mut b = vec![span.from_ms];
-        while let Some(&last) = b.last() {
-            let next = jiff::Timestamp::from_millisecond(last)
-                .ok()
-                .and_then(|t| t.to_zoned(config.instance.timezone.clone()).checked_add(jiff::Span::new().days(1)).ok())
-                .map_or(span.to_ms, |z| z.timestamp().as_millisecond());
-            if next >= span.to_ms {
-                b.push(span.to_ms);
-                break;
-            }
-            b.push(next);
+    let ledger = Ledger::with_histories(store, histories.clone(), span.from_ms, span.to_ms, now)?;
+    Ok(build_from_ledger(config, &ledger, span, lang))
+}
+
+/// The local midnights from the span's start to its end (the end included).
+fn day_bounds(span: &Span, tz: &jiff::tz::TimeZone) -> Vec<i64> {
+    let mut b = vec![span.from_ms];
+    while let Some(&last) = b.last() {
+        let next = jiff::Timestamp::from_millisecond(last)
+            .ok()
+            .and_then(|t| t.to_zoned(tz.clone()).checked_add(jiff::Span::new().days(1)).ok())
+            .map_or(span.to_ms, |z| z.timestamp().as_millisecond());
+        if next >= span.to_ms {
+            b.push(span.to_ms);
+            break;
         }
-        b
-    };
+        b.push(next);
+    }
+    b
+}
+
+/// Builds the report from a ledger.
+pub fn build_from_ledger(config: &Config, ledger: &Ledger, span: &Span, lang: Language) -> Report {
+    let critical_checks: Vec<(String, String)> = config
+        .systems
+        .iter()
+        .flat_map(|s| s.checks.iter().filter(|c| c.critical).map(move |c| (s.id.clone(), c.id.clone())))
+        .collect();
+    let rows: Vec<IncidentRow> = ledger
+        .incidents()
+        .iter()
+        .map(|k| {
+            let i = &k.incident;
+            IncidentRow {
+                id: i.id,
+                target: i.target.clone(),
+                check: format!("{}/{}", i.system, i.check),
+                critical_check: critical_checks.iter().any(|(s, c)| *s == i.system && *c == i.check),
+                severity: i.severity,
+                started_ms: i.started_ms,
+                resolved_ms: i.resolved_ms,
+                duration_ms: i.resolved_ms.map(|r| r - i.started_ms),
+                downtime_ms: ledger.downtime(k, span.from_ms, span.to_ms),
+                cause: i.cause.clone(),
+                acknowledged_by: i.ack.as_ref().map(|a| a.by.clone()),
+                excluded: k.exclusion.clone(),
+            }
+        })
+        .collect();
+    let days = day_bounds(span, &config.instance.timezone);
     let systems = config
         .systems
         .iter()
         .map(|s| {
             let name = if lang == Language::Vi { s.name_vi.clone() } else { s.name_en.clone() };
-            let of =
-                |ids: &[String]| -> Vec<History> { ids.iter().filter_map(|id| histories.get(id).cloned()).collect() };
             let critical: Vec<String> =
                 s.checks.iter().filter(|c| c.critical).flat_map(|c| c.targets.iter().map(|t| t.key.id())).collect();
             let sys_rows: Vec<&IncidentRow> =
-                rows.iter().filter(|r| r.target.starts_with(&format!("{}/", s.id))).collect();
+                rows.iter().filter(|r| r.check.split('/').next() == Some(s.id.as_str())).collect();
             let checks = s
                 .checks
                 .iter()
                 .map(|c| {
                     let ids: Vec<String> = c.targets.iter().map(|t| t.key.id()).collect();
                     let prefix = format!("{}/{}", s.id, c.id);
-                    let check_rows: Vec<&IncidentRow> = sys_rows
-                        .iter()
-                        .copied()
-                        .filter(|r| r.target == prefix || r.target.starts_with(&format!("{prefix}/")))
-                        .collect();
-                    let acc = account(&of(&ids), span.from_ms, span.to_ms, now, &excluded);
-                    figures(prefix, c.name.clone(), s.sla, acc, &check_rows, &incidents)
+                    let check_rows: Vec<&IncidentRow> =
+                        sys_rows.iter().copied().filter(|r| r.check == prefix).collect();
+                    let acc = ledger.account(&ids, span.from_ms, span.to_ms);
+                    figures(prefix, c.name.clone(), s.sla, acc, &check_rows, ledger.incidents())
                 })
                 .collect();
-            let targets = of(&critical);
-            let daily = days.windows(2).map(|w| account(&targets, w[0], w[1], now, &excluded).uptime()).collect();
-            let acc = account(&targets, span.from_ms, span.to_ms, now, &excluded);
+            let daily = days.windows(2).map(|w| ledger.account(&critical, w[0], w[1]).uptime()).collect();
+            let acc = ledger.account(&critical, span.from_ms, span.to_ms);
+            let counted: Vec<&IncidentRow> = sys_rows.iter().copied().filter(|r| r.critical_check).collect();
             SystemReport {
-                figures: figures(s.id.clone(), name, s.sla, acc, &sys_rows, &incidents),
+                figures: figures(s.id.clone(), name, s.sla, acc, &counted, ledger.incidents()),
                 daily,
                 checks,
                 incident_list: sys_rows.into_iter().cloned().collect(),
             }
         })
         .collect();
-    Ok(Report {
-        schema: 1,
+    Report {
+        schema: 2,
         instance: config.instance.name.clone(),
         timezone: config.instance.timezone_name.clone(),
         language: if lang == Language::Vi { "vi" } else { "en" },
         span: span.clone(),
-        generated_ms: now,
+        generated_ms: ledger.at(),
         systems,
-    })
+    }
 }

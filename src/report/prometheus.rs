@@ -46,7 +46,7 @@ pub async fn histories(
         .map(|id| {
             let mut points = samples.remove(id.as_str()).unwrap_or_default();
             points.sort_by_key(|(at, _)| *at);
-            (id.clone(), History { initial: None, changes: changes(&points, step_ms, to) })
+            (id.clone(), History { initial: None, changes: changes(&points, step_ms, to), excluded: Vec::new() })
         })
         .collect())
 }

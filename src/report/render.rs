@@ -56,18 +56,18 @@ fn csv(report: &Report) -> String {
         "objective",
         "uptime",
         "met",
-        "up_s",
-        "down_s",
-        "maintenance_s",
-        "no_data_s",
-        "excluded_s",
+        "up_ms",
+        "down_ms",
+        "maintenance_ms",
+        "no_data_ms",
+        "excluded_ms",
         "incidents",
-        "mtta_s",
-        "mttr_s",
-        "longest_outage_s",
+        "mtta_ms",
+        "mttr_ms",
+        "longest_outage_ms",
     ]);
     let opt = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
-    let secs = |v: Option<i64>| v.map(|x| (x / 1000).to_string()).unwrap_or_default();
+    let ms = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_default();
     let mut row = |level: &str, f: &Figures| {
         let a = &f.accounting;
         let _ = w.write_record([
@@ -77,15 +77,15 @@ fn csv(report: &Report) -> String {
             opt(f.objective),
             opt(f.uptime),
             f.met.map(|m| m.to_string()).unwrap_or_default(),
-            (a.up_ms / 1000).to_string(),
-            (a.down_ms / 1000).to_string(),
-            (a.maintenance_ms / 1000).to_string(),
-            (a.no_data_ms / 1000).to_string(),
-            (a.excluded_ms / 1000).to_string(),
+            a.up_ms.to_string(),
+            a.down_ms.to_string(),
+            a.maintenance_ms.to_string(),
+            a.no_data_ms.to_string(),
+            a.excluded_ms.to_string(),
             f.incidents.to_string(),
-            secs(f.mtta_ms),
-            secs(f.mttr_ms),
-            secs(f.longest_outage_ms),
+            ms(f.mtta_ms),
+            ms(f.mttr_ms),
+            ms(f.longest_outage_ms),
         ]);
     };
     for s in &report.systems {
@@ -94,7 +94,8 @@ fn csv(report: &Report) -> String {
             row("check", c);
         }
     }
-    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    // A byte-order mark, so spreadsheet programs read the Vietnamese names as UTF-8.
+    format!("\u{feff}{}", String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default())
 }
 
 /// Text from outside (a target's answer in a cause, a name, a reason) as Markdown shows it
@@ -181,13 +182,20 @@ fn markdown(report: &Report, tz: &jiff::tz::TimeZone) -> String {
                     format!(" — {what} ({}: {})", md_text(&e.by), md_text(&e.reason))
                 })
                 .unwrap_or_default();
+            let not_counted = match (i.critical_check, vi) {
+                (true, _) => "",
+                (false, true) => " (kiểm tra không quan trọng)",
+                (false, false) => " (non-critical check)",
+            };
             out.push_str(&format!(
-                "- #{} {} {} → {} ({}): {}{excluded}\n",
+                "- #{} {}{not_counted} {} → {} ({}; {} {}): {}{excluded}\n",
                 i.id,
                 md_text(&i.target),
                 local(i.started_ms, tz),
                 i.resolved_ms.map(|r| local(r, tz)).unwrap_or_else(|| "…".into()),
                 dur(i.duration_ms),
+                if vi { "gián đoạn trong kỳ" } else { "downtime in period" },
+                dur(Some(i.downtime_ms)),
                 md_text(&i.cause)
             ));
         }
@@ -231,7 +239,7 @@ fn html(report: &Report, tz: &jiff::tz::TimeZone) -> String {
                 .incident_list
                 .iter()
                 .map(|i| json!({ "id": i.id, "target": i.target, "start": local(i.started_ms, tz),
-                    "end": i.resolved_ms.map(|r| local(r, tz)), "duration": dur(i.duration_ms), "cause": i.cause,
+                    "end": i.resolved_ms.map(|r| local(r, tz)), "duration": dur(i.duration_ms), "downtime": dur(Some(i.downtime_ms)), "critical_check": i.critical_check, "cause": i.cause,
                     "acked_by": i.acknowledged_by, "excluded": i.excluded }))
                 .collect();
             json!({ "figures": fig(&s.figures), "checks": s.checks.iter().map(fig).collect::<Vec<_>>(), "chart": chart(&s.daily), "incidents": incidents })

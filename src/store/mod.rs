@@ -149,6 +149,9 @@ pub struct Restored {
     pub pending: Vec<Notification>,
     /// Maintenance windows opened through the API that have not ended.
     pub maintenance: Vec<crate::config::maintenance::ApiWindow>,
+    /// Each target's last result (Unix ms) and the state its history ended on (`unknown`
+    /// after a clean stop), keyed by target id.
+    pub watched: HashMap<String, (i64, Option<State>)>,
 }
 
 /// A cloneable sender of records, for writers other than the pipeline.
@@ -237,6 +240,7 @@ pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
             .map_err(sqlite(path))?;
     let pending = load_json(&conn, "SELECT data FROM outbox WHERE state = 'pending' ORDER BY created_ms, rowid", [])
         .map_err(sqlite(path))?;
+    let watched = load_watched(&conn).map_err(sqlite(path))?;
     let (sender, receiver) = mpsc::unbounded_channel();
     let writer_path = path.to_path_buf();
     let health = std::sync::Arc::new(StoreHealth::default());
@@ -247,7 +251,7 @@ pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
         .map_err(|e| StoreError::CreateDir { path: path.to_path_buf(), source: e })?;
     Ok((
         Store { path: path.to_path_buf(), sender: Some(sender), writer: Some(writer), health },
-        Restored { states, heartbeats, open_incidents, last_incident_id, pending, maintenance },
+        Restored { states, heartbeats, open_incidents, last_incident_id, pending, maintenance, watched },
     ))
 }
 
@@ -292,6 +296,18 @@ impl Store {
     pub fn health(&self) -> std::sync::Arc<StoreHealth> {
         self.health.clone()
     }
+}
+
+fn load_watched(conn: &Connection) -> rusqlite::Result<HashMap<String, (i64, Option<State>)>> {
+    let mut stmt = conn.prepare(
+        "SELECT t.target, t.updated_ms, (SELECT c.to_state FROM state_changes c WHERE c.target = t.target
+           ORDER BY c.at_ms DESC, c.id DESC LIMIT 1) FROM target_state t",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let tail: Option<String> = r.get(2)?;
+        Ok((r.get::<_, String>(0)?, (r.get::<_, i64>(1)?, tail.and_then(|s| State::from_name(&s)))))
+    })?;
+    rows.collect()
 }
 
 fn load_states(conn: &Connection) -> rusqlite::Result<HashMap<String, TargetState>> {
@@ -369,6 +385,40 @@ pub mod query {
             Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
             Err(e) => Err(sqlite(path)(e)),
         }
+    }
+
+    /// Every exclusion, keyed by incident id.
+    pub fn exclusions(path: &Path) -> Result<HashMap<i64, Exclusion>, StoreError> {
+        let conn =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(path))?;
+        let mut stmt = conn.prepare("SELECT incident_id, reason, by, at_ms FROM exclusions").map_err(sqlite(path))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Exclusion { incident_id: r.get(0)?, reason: r.get(1)?, by: r.get(2)?, at_ms: r.get(3)? })
+            })
+            .map_err(sqlite(path))?;
+        rows.map(|r| r.map(|e| (e.incident_id, e))).collect::<Result<_, _>>().map_err(sqlite(path))
+    }
+
+    /// When a target's last result was stored, and the state its history ended on (`unknown`
+    /// after a clean stop); None for a target never probed.
+    pub fn last_watched(path: &Path, target: &str) -> Result<Option<(i64, Option<State>)>, StoreError> {
+        let conn =
+            Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite(path))?;
+        let updated = conn.query_row("SELECT updated_ms FROM target_state WHERE target = ?1", [target], |r| r.get(0));
+        let updated: i64 = match updated {
+            Ok(u) => u,
+            Err(rusqlite::Error::QueryReturnedNoRows) => return Ok(None),
+            Err(e) => return Err(sqlite(path)(e)),
+        };
+        let tail: Option<String> = conn
+            .query_row(
+                "SELECT to_state FROM state_changes WHERE target = ?1 ORDER BY at_ms DESC, id DESC LIMIT 1",
+                [target],
+                |r| r.get(0),
+            )
+            .ok();
+        Ok(Some((updated, tail.and_then(|s| State::from_name(&s)))))
     }
 
     /// Incidents that overlap [from, to), oldest first.

@@ -701,32 +701,46 @@ fn history(state: &WebState, check_id: &str, query: Option<&str>) -> Reply {
         (Err(why), _) | (_, Err(why)) => return text(StatusCode::BAD_REQUEST, why),
     };
     let tz = &config.instance.timezone;
+    let ledger = match crate::report::Ledger::load(&config, &state.store_path, from, to, now) {
+        Ok(l) => l,
+        Err(e) => return store_unreadable(&e),
+    };
     let mut targets = Vec::new();
-    for t in &check.targets {
-        let id = t.key.id();
-        let (initial, changes) = match crate::store::query::state_history(&state.store_path, &id, from) {
-            Ok(h) => h,
-            Err(e) => return store_unreadable(&e),
-        };
-        let mut edges: Vec<(i64, Option<crate::alert::state::State>)> = vec![(from, initial)];
-        edges.extend(changes.iter().filter(|(at, _)| *at < to).map(|(at, s)| (*at, Some(*s))));
-        let intervals: Vec<serde_json::Value> = edges
+    let ids: Vec<String> = check.targets.iter().map(|t| t.key.id()).collect();
+    for id in &ids {
+        // Up to now what was recorded; after now (a range in the future) no data.
+        let seen_to = to.min(now).max(from);
+        let mut edges: Vec<(i64, Option<crate::alert::state::State>)> = Vec::new();
+        if seen_to > from {
+            let h = ledger.history(id).cloned().unwrap_or_default();
+            edges.push((from, h.initial));
+            edges.extend(h.changes.iter().filter(|(at, _)| *at < seen_to).map(|(at, s)| (*at, Some(*s))));
+        }
+        let mut intervals: Vec<serde_json::Value> = edges
             .iter()
             .enumerate()
             .map(|(i, (start, s))| {
-                let end = edges.get(i + 1).map_or(to.min(now), |(e, _)| *e);
+                let end = edges.get(i + 1).map_or(seen_to, |(e, _)| *e);
                 serde_json::json!({ "from": crate::status::local_time(*start, tz), "to": crate::status::local_time(end, tz),
                                     "state": s.map_or("no_data", |s| s.as_str()) })
             })
             .collect();
-        let rollups = match crate::store::query::rollups(&state.store_path, &id, from - 86_400_000, to) {
+        if to > seen_to {
+            intervals.push(serde_json::json!({ "from": crate::status::local_time(seen_to, tz),
+                "to": crate::status::local_time(to, tz), "state": "no_data" }));
+        }
+        let rollups = match crate::store::query::rollups(&state.store_path, id, from - 86_400_000, to) {
             Ok(r) => r,
             Err(e) => return store_unreadable(&e),
         };
-        targets.push(serde_json::json!({ "id": id, "intervals": intervals, "rollups": rollups }));
+        let accounting = ledger.account(std::slice::from_ref(id), from, to);
+        targets.push(serde_json::json!({ "id": id, "intervals": intervals, "rollups": rollups,
+                                         "accounting": accounting, "uptime": accounting.uptime() }));
     }
+    let accounting = ledger.account(&ids, from, to);
     json(
-        &serde_json::json!({ "check": check_id, "from": crate::status::local_time(from, tz), "to": crate::status::local_time(to, tz), "targets": targets }),
+        &serde_json::json!({ "check": check_id, "from": crate::status::local_time(from, tz), "to": crate::status::local_time(to, tz),
+                              "accounting": accounting, "uptime": accounting.uptime(), "targets": targets }),
     )
 }
 
@@ -746,13 +760,17 @@ fn reports(state: &WebState, query: Option<&str>) -> Reply {
     let lang = match params.get("lang").map(String::as_str) {
         Some("en") => crate::config::Language::En,
         Some("vi") => crate::config::Language::Vi,
-        _ => config.instance.language,
+        None => config.instance.language,
+        Some(other) => return text(StatusCode::BAD_REQUEST, format!("lang: \"{other}\" is not vi or en")),
     };
     let (format, content_type) = match params.get("format").map(String::as_str) {
         Some("csv") => (Format::Csv, "text/csv; charset=utf-8"),
         Some("json") => (Format::Json, "application/json"),
         Some("md") => (Format::Md, "text/markdown; charset=utf-8"),
-        _ => (Format::Html, "text/html; charset=utf-8"),
+        Some("html") | None => (Format::Html, "text/html; charset=utf-8"),
+        Some(other) => {
+            return text(StatusCode::BAD_REQUEST, format!("format: \"{other}\" is not html, csv, json or md"));
+        }
     };
     match report::build(&config, &state.store_path, &span, lang, now) {
         Ok(r) => reply(StatusCode::OK, content_type, report::render(&r, format, tz)),
@@ -763,14 +781,17 @@ fn reports(state: &WebState, query: Option<&str>) -> Reply {
     }
 }
 
-/// Excludes a (resolved or open) incident from the SLA, with a reason and an author;
-/// returns the refusal, if any.
+/// Excludes a resolved incident from the SLA, with a reason and an author; returns the
+/// refusal, if any. An open incident cannot be excluded: its end is not known yet.
 fn exclude(state: &WebState, id: i64, reason: &str, by: &str) -> Option<Reply> {
     let (reason, by) = (reason.trim(), by.trim());
     if reason.is_empty() || by.is_empty() {
         return Some(text(StatusCode::BAD_REQUEST, "an exclusion needs a reason and who decided it"));
     }
     match crate::store::query::incident(&state.store_path, id) {
+        Ok(Some(i)) if i.is_open() => {
+            return Some(text(StatusCode::CONFLICT, "only a resolved incident can be excluded from the SLA"));
+        }
         Ok(Some(_)) => {}
         Ok(None) => return Some(text(StatusCode::NOT_FOUND, "no such incident")),
         Err(e) => {

@@ -21,6 +21,7 @@ use crate::condition::format_duration;
 use crate::config::{Config, Language};
 use crate::history::{Period, day_bounds, split};
 use crate::pipeline::Control;
+use crate::report::Ledger;
 use crate::scheduler::now_ms;
 use crate::status::{Board, system_state};
 use crate::store::{StoreError, query};
@@ -192,41 +193,72 @@ fn rank(s: State) -> u8 {
 
 /// A target's days: time per state, and why it failed (time, message).
 struct Days {
+    id: String,
     periods: Vec<Period>,
     causes: Vec<(i64, String)>,
 }
 
-/// Daily periods of each target, over the last `days` days.
-fn daily(state: &WebState, board: &Board, days: u32) -> Result<HashMap<String, Days>, StoreError> {
+/// The last `days` days of every target: the ledger every figure comes from, and each
+/// target's daily periods (for the colour of the bars).
+struct Recent {
+    ledger: Ledger,
+    from: i64,
+    to: i64,
+    days: HashMap<String, Days>,
+}
+
+impl Recent {
+    fn of(&self, ids: &[String]) -> Vec<&Days> {
+        ids.iter().filter_map(|id| self.days.get(id)).collect()
+    }
+
+    /// The uptime of `ids` combined (a system's critical targets, a check's targets) over
+    /// the whole span, formatted for the language.
+    fn uptime(&self, ids: &[String], lang: Language) -> Option<String> {
+        format_uptime(self.ledger.account(ids, self.from, self.to).uptime(), lang)
+    }
+}
+
+/// Reads the last `days` days of every target.
+fn recent(state: &WebState, board: &Board, days: u32) -> Result<Recent, StoreError> {
     let now = now_ms();
     let bounds = day_bounds(now, days, &board.config.instance.timezone);
-    let Some(&from) = bounds.first() else { return Ok(HashMap::new()) };
-    board
+    let (Some(&from), Some(&to)) = (bounds.first(), bounds.last()) else {
+        return Ok(Recent { ledger: Ledger::default(), from: now, to: now, days: HashMap::new() });
+    };
+    let ledger = Ledger::load(&board.config, &state.store_path, from, to, now)?;
+    let days = board
         .config
         .targets()
         .map(|(_, _, t)| {
             let id = t.key.id();
-            let (initial, changes) = query::state_history(&state.store_path, &id, from)?;
             let causes = query::failure_causes(&state.store_path, &id, from)?;
-            Ok((id, Days { periods: split(initial, &changes, &bounds, now), causes }))
+            let periods = match ledger.history(&id) {
+                Some(h) => split(h.initial, &h.changes, &bounds, now),
+                None => split(None, &[], &bounds, now),
+            };
+            Ok((id.clone(), Days { id, periods, causes }))
         })
-        .collect()
+        .collect::<Result<_, StoreError>>()?;
+    Ok(Recent { ledger, from, to, days })
+}
+
+/// A system's critical target ids.
+fn critical_ids(system: &crate::config::System) -> Vec<String> {
+    system.checks.iter().filter(|c| c.critical).flat_map(|c| c.targets.iter().map(|t| t.key.id())).collect()
 }
 
 /// One bar from several targets' days: each cell is the worst state of the day, its
-/// tooltip the date, the state, the downtime and the day's last cause.
-fn bar(days: &[&Days], lang: Language, tz: &jiff::tz::TimeZone) -> Vec<Value> {
+/// tooltip the date, the state, the downtime (the accounting's, for the targets combined)
+/// and the day's last cause.
+fn bar(recent: &Recent, days: &[&Days], lang: Language, tz: &jiff::tz::TimeZone) -> Vec<Value> {
     let Some(first) = days.first() else { return Vec::new() };
+    let ids: Vec<String> = days.iter().map(|d| d.id.clone()).collect();
     (0..first.periods.len())
         .map(|i| {
             let day = &first.periods[i];
             let worst = days.iter().filter_map(|d| d.periods.get(i).and_then(Period::worst)).max_by_key(|s| rank(*s));
-            let down: i64 = days
-                .iter()
-                .filter_map(|d| d.periods.get(i))
-                .map(|p| p.time.get("down").copied().unwrap_or(0))
-                .max()
-                .unwrap_or(0);
+            let down = recent.ledger.account(&ids, day.start_ms, day.end_ms).down_ms;
             let cause = days
                 .iter()
                 .flat_map(|d| d.causes.iter())
@@ -253,17 +285,10 @@ fn bar(days: &[&Days], lang: Language, tz: &jiff::tz::TimeZone) -> Vec<Value> {
         .collect()
 }
 
-/// The uptime over the periods, formatted for the language (decimal comma in Vietnamese).
-fn uptime_of(days: &[&[Period]], lang: Language) -> Option<String> {
-    let (mut up, mut judged) = (0.0, 0.0);
-    for d in days {
-        for p in d.iter() {
-            let get = |s: &str| p.time.get(s).copied().unwrap_or(0) as f64;
-            up += get("up") + get("degraded");
-            judged += get("up") + get("degraded") + get("down") + get("unreachable");
-        }
-    }
-    let shown = (judged > 0.0).then(|| format!("{:.3}%", up * 100.0 / judged))?;
+/// An uptime as the pages show it: three decimals, a decimal comma in Vietnamese (the
+/// reports' format).
+fn format_uptime(uptime: Option<f64>, lang: Language) -> Option<String> {
+    let shown = format!("{:.3}%", uptime? * 100.0);
     Some(if lang == Language::Vi { shown.replace('.', ",") } else { shown })
 }
 
@@ -295,8 +320,8 @@ fn home(state: &WebState, req: &Request<Incoming>, board: &Board) -> Reply {
     let config = &board.config;
     let v = visitor(state, req, config);
     let tz = &config.instance.timezone;
-    let days = match daily(state, board, 90) {
-        Ok(days) => days,
+    let recent = match recent(state, board, 90) {
+        Ok(recent) => recent,
         Err(e) => return super::store_unreadable(&e),
     };
     let systems: Vec<Value> = config
@@ -305,19 +330,17 @@ fn home(state: &WebState, req: &Request<Incoming>, board: &Board) -> Reply {
         .map(|s| {
             let st = system_state(s, &board.targets);
             let (word, icon) = state_word(st, v.lang);
-            let critical: Vec<&Days> =
-                s.checks.iter().filter(|c| c.critical).flat_map(|c| c.targets.iter()).filter_map(|t| days.get(&t.key.id())).collect();
-            let critical_periods: Vec<&[Period]> = critical.iter().map(|d| d.periods.as_slice()).collect();
-            let ids: Vec<String> = s.checks.iter().flat_map(|c| c.targets.iter().map(|t| t.key.id())).collect();
+            let ids = critical_ids(s);
+            let critical = recent.of(&ids);
             let checks: Vec<Value> = s
                 .checks
                 .iter()
                 .map(|c| {
                     let (cs, summary) = check_summary(board, c, v.lang);
                     let (cw, ci) = state_word(cs, v.lang);
-                    let cd: Vec<&Days> = c.targets.iter().filter_map(|t| days.get(&t.key.id())).collect();
+                    let cids: Vec<String> = c.targets.iter().map(|t| t.key.id()).collect();
                     json!({ "id": format!("{}/{}", s.id, c.id), "name": c.name, "state": cs.as_str(), "word": cw, "icon": ci,
-                            "targets": c.targets.len(), "summary": summary, "bar": bar(&cd, v.lang, tz) })
+                            "targets": c.targets.len(), "summary": summary, "bar": bar(&recent, &recent.of(&cids), v.lang, tz) })
                 })
                 .collect();
             json!({
@@ -325,8 +348,8 @@ fn home(state: &WebState, req: &Request<Incoming>, board: &Board) -> Reply {
                 "name": if v.lang == Language::Vi { &s.name_vi } else { &s.name_en },
                 "state": st.as_str(), "word": word, "icon": icon,
                 "since": since_of(board, &ids, tz),
-                "uptime": uptime_of(&critical_periods, v.lang),
-                "bar": bar(&critical, v.lang, tz),
+                "uptime": recent.uptime(&ids, v.lang),
+                "bar": bar(&recent, &critical, v.lang, tz),
                 "checks": checks,
             })
         })
@@ -407,20 +430,14 @@ fn system_page(state: &WebState, req: &Request<Incoming>, board: &Board, system:
     let config = &board.config;
     let v = visitor(state, req, config);
     let tz = &config.instance.timezone;
-    let days = match daily(state, board, 90) {
-        Ok(days) => days,
+    let recent = match recent(state, board, 90) {
+        Ok(recent) => recent,
         Err(e) => return super::store_unreadable(&e),
     };
     let st = system_state(system, &board.targets);
     let (word, icon) = state_word(st, v.lang);
-    let critical: Vec<&Days> = system
-        .checks
-        .iter()
-        .filter(|c| c.critical)
-        .flat_map(|c| c.targets.iter())
-        .filter_map(|t| days.get(&t.key.id()))
-        .collect();
-    let critical_periods: Vec<&[Period]> = critical.iter().map(|d| d.periods.as_slice()).collect();
+    let ids = critical_ids(system);
+    let critical = recent.of(&ids);
     let checks: Vec<Value> = system
         .checks
         .iter()
@@ -437,7 +454,7 @@ fn system_page(state: &WebState, req: &Request<Incoming>, board: &Board, system:
         json!({ "refresh": REFRESH_SECONDS, "system": {
             "id": system.id, "name": if v.lang == Language::Vi { &system.name_vi } else { &system.name_en },
             "state": st.as_str(), "word": word, "icon": icon, "sla": system.sla.map(|s| format!("{}%", s * 100.0)),
-            "uptime": uptime_of(&critical_periods, v.lang), "bar": bar(&critical, v.lang, tz), "checks": checks,
+            "uptime": recent.uptime(&ids, v.lang), "bar": bar(&recent, &critical, v.lang, tz), "checks": checks,
         }}),
     );
     render("system.html", ctx)
@@ -592,27 +609,17 @@ fn badge(state: &WebState, board: &Board, spec: &str) -> Reply {
                 return text(StatusCode::BAD_REQUEST, "bad window: a duration of at most 400d, e.g. 30d");
             };
             let now = now_ms();
-            let bounds = [now - span.as_millis() as i64, now];
-            let periods: Result<Vec<Vec<Period>>, StoreError> = system
-                .checks
-                .iter()
-                .filter(|c| c.critical)
-                .flat_map(|c| c.targets.iter())
-                .map(|t| {
-                    let (init, changes) = query::state_history(&state.store_path, &t.key.id(), bounds[0])?;
-                    Ok(split(init, &changes, &bounds, now))
-                })
-                .collect();
-            let periods: Vec<Vec<Period>> = match periods {
-                Ok(p) => p,
+            let from = now - span.as_millis() as i64;
+            let ledger = match Ledger::load(config, &state.store_path, from, now, now) {
+                Ok(l) => l,
                 Err(e) => return super::store_unreadable(&e),
             };
-            let refs: Vec<&[Period]> = periods.iter().map(Vec::as_slice).collect();
-            let shown = uptime_of(&refs, lang).unwrap_or_else(|| "–".into());
-            let color = match system.sla {
-                Some(sla) if refs.iter().all(|p| p.iter().all(|x| x.uptime().is_none_or(|u| u >= sla))) => "#1a7f37",
-                Some(_) => "#b42318",
-                None => "#0b57d0",
+            let uptime = ledger.account(&critical_ids(system), from, now).uptime();
+            let shown = format_uptime(uptime, lang).unwrap_or_else(|| "–".into());
+            let color = match (system.sla, uptime) {
+                (Some(sla), Some(u)) if u >= sla => "#1a7f37",
+                (Some(_), Some(_)) => "#b42318",
+                _ => "#0b57d0",
             };
             (format!("{} {window}", system.id), shown, color)
         }
