@@ -36,7 +36,20 @@ pub struct Scheduler {
 
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64) + clock_offset_ms()
+}
+
+/// Tests built with `fault-injection` may shift Vigil's clock (`VIGIL_FAULT_CLOCK_OFFSET_MS`),
+/// e.g. to put an outage across a local midnight; timers are not affected.
+#[cfg(feature = "fault-injection")]
+fn clock_offset_ms() -> i64 {
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| std::env::var("VIGIL_FAULT_CLOCK_OFFSET_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn clock_offset_ms() -> i64 {
+    0
 }
 
 /// Start offsets are multiples of this: targets that share a slot start together, so the
