@@ -39,6 +39,19 @@ pub struct Board {
     pub open_incidents: Vec<Incident>,
 }
 
+/// Since when a system is in its state: the latest change among its critical checks'
+/// targets (a non-critical check's change does not move it); None without critical targets.
+pub fn system_since(system: &System, targets: &HashMap<String, TargetView>) -> Option<i64> {
+    system
+        .checks
+        .iter()
+        .filter(|c| c.critical)
+        .flat_map(|c| c.targets.iter())
+        .filter_map(|t| targets.get(&t.key.id()))
+        .map(|v| v.state.since_ms)
+        .max()
+}
+
 /// The state of a system: the worst state among its critical checks' targets
 /// (down > degraded > unknown > up).
 pub fn system_state(system: &System, targets: &HashMap<String, TargetView>) -> State {
@@ -116,6 +129,7 @@ impl Board {
                     "id": system.id,
                     "name": { "vi": system.name_vi, "en": system.name_en },
                     "state": system_state(system, &self.targets).as_str(),
+                    "since": system_since(system, &self.targets).map(|ms| local_time(ms, tz)),
                     "sla_objective": system.sla,
                     "checks": checks,
                 })

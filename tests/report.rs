@@ -276,3 +276,49 @@ async fn monthly_report_is_mailed_once_with_the_csv_attached() {
     let log = vigil::store::query::deliveries(&dir.path().join("vigil.db")).expect("outbox");
     assert_eq!(log, [(format!("report-{previous}-managers"), "delivered".to_string(), Some("email".to_string()))]);
 }
+
+/// Issue #15, item 6: what is not a report is refused, the future is no data, and a
+/// system's "since" follows its critical checks only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_edges_are_refused_or_no_data() {
+    let web = web_server(None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let systems = format!(
+        "systems:\n  - id: web\n    checks:\n      - {{ id: main, http: {{ url: \"http://{0}/ok\" }} }}\n      - {{ id: extra, critical: false, http: {{ url: \"http://{0}/switch\" }} }}\n",
+        web.addr
+    );
+    write_config(dir.path(), &systems);
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    let base = format!("http://{}", app.addr());
+    wait_states(&mut events, WAIT, &[("web/main", State::Up), ("web/extra", State::Up)]).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await; // the next change is a later second
+    web.switch.store(503, Ordering::SeqCst);
+    wait_states(&mut events, WAIT, &[("web/extra", State::Down)]).await;
+    let status: serde_json::Value = serde_json::from_str(&get(&format!("{base}/api/v1/status")).await).expect("json");
+    let system = &status["systems"][0];
+    let (main, extra) = (&system["checks"][0]["targets"][0]["since"], &system["checks"][1]["targets"][0]["since"]);
+    assert_eq!(&system["since"], main, "a system's since follows its critical check");
+    assert_ne!(main, extra, "the non-critical check changed later");
+
+    for (query, code) in [("format=xml", 400), ("lang=fr", 400), ("format=csv&lang=en", 200), ("", 200)] {
+        assert_eq!(request("GET", &format!("{base}/reports?{query}"), None).await.0, code, "/reports?{query}");
+    }
+    let url = format!("{base}/api/v1/checks/web/main/history?from=2099-06-01T00:00:00Z&to=2099-06-02T00:00:00Z");
+    let future: serde_json::Value = serde_json::from_str(&get(&url).await).expect("json");
+    let intervals = &future["targets"][0]["intervals"];
+    assert_eq!(intervals.as_array().map(Vec::len), Some(1), "{future}");
+    assert_eq!(intervals[0]["state"], "no_data", "the future is no data: {future}");
+    assert_eq!(future["accounting"]["no_data_ms"], 86_400_000);
+    assert_eq!(future["uptime"], serde_json::Value::Null);
+    app.shutdown().await;
+
+    for (from, to) in [("2026-10-01T10:00", "2026-10-02"), ("2026-10-01", "2026-10-02 23:00")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["report", "-c", &dir.path().join("vigil.yaml").display().to_string(), "--from", from, "--to", to])
+            .output()
+            .expect("vigil report");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains("without a time of day"), "--from {from} --to {to}: {stderr}");
+    }
+}

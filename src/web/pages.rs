@@ -347,7 +347,7 @@ fn home(state: &WebState, req: &Request<Incoming>, board: &Board) -> Reply {
                 "id": s.id,
                 "name": if v.lang == Language::Vi { &s.name_vi } else { &s.name_en },
                 "state": st.as_str(), "word": word, "icon": icon,
-                "since": since_of(board, &ids, tz),
+                "since": crate::status::system_since(s, &board.targets).map(|ms| local(ms, tz)).unwrap_or_default(),
                 "uptime": recent.uptime(&ids, v.lang),
                 "bar": bar(&recent, &critical, v.lang, tz),
                 "checks": checks,
