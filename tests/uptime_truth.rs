@@ -204,7 +204,7 @@ fn truth(changes: &Changes, ids: &[&str], excluded: &[(String, i64, i64)], from:
         let worst = ids
             .iter()
             .map(|id| {
-                let state = changes[*id].iter().filter(|(t, _)| *t <= a && *t <= at).last().map(|(_, s)| s.as_str());
+                let state = changes[*id].iter().rfind(|(t, _)| *t <= a && *t <= at).map(|(_, s)| s.as_str());
                 match state {
                     Some("up" | "degraded") => 0,
                     Some("down" | "unreachable") => {
