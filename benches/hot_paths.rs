@@ -6,10 +6,12 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use vigil::alert::state::{Context, Rule, State, TargetState, step};
+use vigil::alert::state::{Context, Rule, step};
 use vigil::condition::{Condition, failures};
 use vigil::config::TargetKey;
-use vigil::probe::{Health, Observations, ProbeOutcome};
+use vigil::model::Health;
+use vigil::model::{State, TargetState};
+use vigil::probe::{Observations, ProbeOutcome};
 
 fn observations() -> Observations {
     Observations {

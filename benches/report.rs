@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::Criterion;
-use vigil::alert::state::{State, TargetState};
+use vigil::model::{State, TargetState};
 use vigil::store::{ChangeRecord, Record, ResultRecord};
 
 /// 2026-10-01T00:00:00+07:00 (Asia/Ho_Chi_Minh), Unix ms.

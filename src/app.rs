@@ -12,17 +12,18 @@ use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::alert::outbox;
 use crate::config::{self, Config, ConfigErrors};
+use crate::delivery::{Outlook, outbox};
 use crate::metrics::Metrics;
-use crate::pipeline::{Control, Event, Pipeline, Resume};
+use crate::model::now_ms;
+use crate::pipeline::{Control, Event, Outputs, Pipeline, Resume};
 use crate::probe::Prober;
 use crate::probe::heartbeat::{Beat, HeartbeatBook};
-use crate::scheduler::{Scheduler, now_ms};
+use crate::scheduler::Scheduler;
 use crate::status::Board;
 use crate::store;
 use crate::web::{self, ReloadRequest, WebState};
@@ -144,6 +145,8 @@ impl App {
         let (reload_tx, reload_rx) = mpsc::channel(8);
 
         let (notes_tx, notes_rx) = mpsc::unbounded_channel();
+        let (outlook, outlook_rx) =
+            watch::channel(Outlook { config: config.clone(), open_incidents: restored.open_incidents.clone() });
         let resume = Resume {
             states: restored.states,
             open_incidents: restored.open_incidents,
@@ -151,15 +154,15 @@ impl App {
             maintenance: restored.maintenance,
             watched: restored.watched,
         };
-        let pipeline =
-            Pipeline::new(config.clone(), metrics.clone(), board.clone(), store, resume, events.clone(), notes_tx);
+        let outputs = Outputs { board: board.clone(), outlook, events: events.clone(), notifications: notes_tx };
+        let pipeline = Pipeline::new(config.clone(), metrics.clone(), store, resume, outputs);
         let pipeline = if overrides.no_probes { pipeline.without_watchdog() } else { pipeline };
         let pipeline = tokio::spawn(pipeline.run(results_rx, control_rx));
         let delivery_stop = CancellationToken::new();
         let dispatcher = outbox::spawn(
             restored.pending,
             notes_rx,
-            board.clone(),
+            outlook_rx,
             store_writer.clone(),
             metrics.clone(),
             delivery_stop.clone(),

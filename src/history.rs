@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::alert::state::State;
+use crate::model::State;
 
 /// Time a target spent in each state during one period.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,9 +20,10 @@ impl Period {
     /// The worst state seen in the period (down > unreachable > degraded > maintenance >
     /// unknown > up), or None for a period with no data at all.
     pub fn worst(&self) -> Option<State> {
-        const ORDER: [State; 6] =
-            [State::Down, State::Unreachable, State::Degraded, State::Maintenance, State::Unknown, State::Up];
-        ORDER.into_iter().find(|s| self.time.get(s.as_str()).is_some_and(|t| *t > 0))
+        State::ALL
+            .into_iter()
+            .filter(|s| self.time.get(s.as_str()).is_some_and(|t| *t > 0))
+            .max_by_key(|s| s.severity())
     }
 }
 

@@ -8,16 +8,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::alert::engine::{Effect, Engine, Opening, Routing};
-use crate::alert::incident::{Incident, Notification, Severity};
-use crate::alert::state::{self, Flap, FlapTracker, Rule, State, TargetState, Transition};
+use crate::alert::state::{self, Flap, FlapTracker, Rule, Transition};
 use crate::config::maintenance::{ApiWindow, Schedule, Window};
 use crate::config::{Check, Config, ProbeSpec};
+use crate::delivery::Outlook;
 use crate::metrics::{Metrics, TargetMetrics};
-use crate::probe::{Health, ProbeOutcome};
-use crate::scheduler::{ProbeResult, now_ms};
+use crate::model::Health;
+use crate::model::incident::{Incident, Notification, Severity};
+use crate::model::now_ms;
+use crate::model::{State, TargetState};
+use crate::probe::ProbeOutcome;
+use crate::scheduler::ProbeResult;
 use crate::status::{Board, LastResult, TargetView, system_state};
 use crate::store::{ChangeRecord, Record, ResultRecord, Store};
 
@@ -84,6 +88,8 @@ pub struct Pipeline {
     config: Arc<Config>,
     metrics: Arc<Metrics>,
     board: Arc<RwLock<Board>>,
+    /// What delivery sees: the configuration and the open incidents.
+    outlook: watch::Sender<Outlook>,
     store: Store,
     events: broadcast::Sender<Event>,
     notifications: mpsc::UnboundedSender<Notification>,
@@ -104,6 +110,18 @@ pub struct Pipeline {
     /// Since when the store fails, once every receiver has been told (straight, not through
     /// the store).
     store_alerted: Option<i64>,
+}
+
+/// Where the pipeline publishes what it learns.
+pub struct Outputs {
+    /// The status board the pages and the API read.
+    pub board: Arc<RwLock<Board>>,
+    /// What delivery sees: the configuration and the open incidents.
+    pub outlook: watch::Sender<Outlook>,
+    /// Every judged result, for tests and live views.
+    pub events: broadcast::Sender<Event>,
+    /// Notifications, handed on once their outbox rows are committed.
+    pub notifications: mpsc::UnboundedSender<Notification>,
 }
 
 /// What the pipeline starts from.
@@ -133,22 +151,16 @@ fn expand_dependencies(config: &Config, refs: &[String]) -> Vec<String> {
 }
 
 impl Pipeline {
-    /// A pipeline for `config`, resuming from what the store remembers; notifications go
-    /// to `notifications` after they are stored.
-    pub fn new(
-        config: Arc<Config>,
-        metrics: Arc<Metrics>,
-        board: Arc<RwLock<Board>>,
-        store: Store,
-        resume: Resume,
-        events: broadcast::Sender<Event>,
-        notifications: mpsc::UnboundedSender<Notification>,
-    ) -> Pipeline {
+    /// A pipeline for `config`, resuming from what the store remembers; it publishes to
+    /// `outputs` (notifications only after they are stored).
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, store: Store, resume: Resume, outputs: Outputs) -> Pipeline {
+        let Outputs { board, outlook, events, notifications } = outputs;
         let engine = Engine::new(resume.open_incidents, resume.last_incident_id);
         let mut p = Pipeline {
             config: config.clone(),
             metrics,
             board,
+            outlook,
             store,
             events,
             notifications,
@@ -293,6 +305,7 @@ impl Pipeline {
             self.metrics.set_system(&system.id, up, system.sla);
         }
         drop(board);
+        self.outlook.send_modify(|o| o.config = config.clone());
         self.config = config;
     }
 
@@ -575,6 +588,7 @@ impl Pipeline {
                 self.metrics.incidents_open.with_label_values(&[&system.id, severity.as_str()]).set(n as i64);
             }
         }
+        self.outlook.send_modify(|o| o.open_incidents = open.clone());
         self.board.write().unwrap_or_else(|p| p.into_inner()).open_incidents = open;
     }
 
@@ -607,7 +621,7 @@ impl Pipeline {
                 return;
             }
         };
-        let mail = crate::alert::incident::ReportMail {
+        let mail = crate::model::incident::ReportMail {
             month: month.clone(),
             subject: match m.language {
                 crate::config::Language::Vi => {
@@ -624,7 +638,7 @@ impl Pipeline {
             .map(|r| {
                 let mut n = crate::alert::message::test_notification(r, now);
                 n.key = key(r);
-                n.event = crate::alert::incident::EventKind::Report;
+                n.event = crate::model::incident::EventKind::Report;
                 n.report = Some(Box::new(mail.clone()));
                 Effect::Notify(n)
             })

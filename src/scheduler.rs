@@ -4,7 +4,7 @@
 //! Results go, in completion order, to one consumer.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -12,6 +12,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Check, Config, Target};
+use crate::model::now_ms;
 use crate::probe::{ProbeOutcome, Prober};
 
 /// One finished probe.
@@ -32,24 +33,6 @@ pub struct Scheduler {
     permits: Arc<Semaphore>,
     generation: CancellationToken,
     tasks: JoinSet<()>,
-}
-
-/// Unix milliseconds now.
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64) + clock_offset_ms()
-}
-
-/// Tests built with `fault-injection` may shift Vigil's clock (`VIGIL_FAULT_CLOCK_OFFSET_MS`),
-/// e.g. to put an outage across a local midnight; timers are not affected.
-#[cfg(feature = "fault-injection")]
-fn clock_offset_ms() -> i64 {
-    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-    *OFFSET.get_or_init(|| std::env::var("VIGIL_FAULT_CLOCK_OFFSET_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
-}
-
-#[cfg(not(feature = "fault-injection"))]
-fn clock_offset_ms() -> i64 {
-    0
 }
 
 /// Start offsets are multiples of this: targets that share a slot start together, so the

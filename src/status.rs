@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use serde_json::{Value as Json, json};
 
-use crate::alert::incident::Incident;
-use crate::alert::state::{State, TargetState};
 use crate::config::{Config, System};
+use crate::model::incident::Incident;
+use crate::model::{State, TargetState};
 use crate::probe::ProbeOutcome;
 
 /// The last result of a target.
@@ -53,7 +53,7 @@ pub fn system_since(system: &System, targets: &HashMap<String, TargetView>) -> O
 }
 
 /// The state of a system: the worst state among its critical checks' targets
-/// (down > degraded > unknown > up).
+/// ([`State::severity`]: down > unreachable > degraded > maintenance > unknown > up).
 pub fn system_state(system: &System, targets: &HashMap<String, TargetView>) -> State {
     let mut worst = State::Up;
     let mut any = false;
@@ -61,14 +61,7 @@ pub fn system_state(system: &System, targets: &HashMap<String, TargetView>) -> S
         for t in &check.targets {
             any = true;
             let s = targets.get(&t.key.id()).map_or(State::Unknown, |v| v.state.state);
-            let rank = |s: State| match s {
-                State::Up => 0,
-                State::Maintenance => 1,
-                State::Unknown => 1,
-                State::Degraded => 2,
-                State::Down | State::Unreachable => 3,
-            };
-            if rank(s) > rank(worst) {
+            if s.severity() > worst.severity() {
                 worst = s;
             }
         }

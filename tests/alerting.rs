@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
-use vigil::alert::state::State;
+use vigil::model::State;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
-use vigil::alert::state::State;
-use vigil::probe::Health;
+use vigil::model::Health;
+use vigil::model::State;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -239,8 +239,14 @@ async fn thresholds_hold_and_state_survives_a_restart() {
     app.shutdown().await;
 
     let changes = vigil::store::query::changes(&dir.path().join("vigil.db"), "web/switch").expect("read store");
-    let path: Vec<(&str, &str)> = changes.iter().map(|c| (c.from.as_str(), c.to.as_str())).collect();
-    assert_eq!(path, [("unknown", "up"), ("up", "down"), ("down", "up"), ("up", "down")]);
+    let judged: Vec<(&str, &str)> = changes
+        .iter()
+        .filter(|c| c.reason.as_deref() != Some("stopped"))
+        .map(|c| (c.from.as_str(), c.to.as_str()))
+        .collect();
+    assert_eq!(judged, [("unknown", "up"), ("up", "down"), ("down", "up"), ("up", "down")]);
+    let stops = changes.iter().filter(|c| c.reason.as_deref() == Some("stopped") && c.to == "unknown").count();
+    assert_eq!(stops, 2, "each clean stop is recorded: the time after it is no data");
     assert!(changes.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
 }
 

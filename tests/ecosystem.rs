@@ -257,7 +257,7 @@ fn report_json(dir: &Path, at: &str, prometheus: Option<&str>) -> serde_json::Va
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_from_prometheus_matches_the_store_within_the_scrape_interval() {
     use std::sync::atomic::Ordering;
-    use vigil::alert::state::State;
+    use vigil::model::State;
     let web = web_server(None).await;
     let dir = tempfile::tempdir().expect("tempdir");
     write_config(

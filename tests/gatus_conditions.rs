@@ -28,7 +28,7 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use vigil::condition::{Condition, Facts, Placeholder, Value, failures};
-use vigil::probe::Health;
+use vigil::model::Health;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,9 +7,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use vigil::alert::state::State;
 use vigil::config::{IcmpSpec, IpPreference, ProbeSpec};
-use vigil::probe::{FailureReason, Health, Prober};
+use vigil::model::Health;
+use vigil::model::State;
+use vigil::probe::{FailureReason, Prober};
 
 const WAIT: Duration = Duration::from_secs(20);
 const PLUGINS: &str = "/usr/lib/nagios/plugins";

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use vigil::alert::state::State;
+use vigil::model::State;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -167,13 +167,13 @@ async fn report_formats_agree_on_a_seeded_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pruning_removes_old_raw_results_and_leaves_reports_unchanged() {
-    use vigil::alert::state::TargetState;
+    use vigil::model::TargetState;
     use vigil::store::{ChangeRecord, Record, ResultRecord};
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("vigil.db");
     let (store, _) = vigil::store::open(&db).expect("store");
     let day = 86_400_000i64;
-    let now = vigil::scheduler::now_ms();
+    let now = vigil::model::now_ms();
     let result = |at_ms: i64| {
         Record::Result(ResultRecord {
             target: "web/a".into(),

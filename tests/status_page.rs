@@ -10,8 +10,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use vigil::alert::state::State;
 use vigil::app::{App, ConfigSource, Overrides};
+use vigil::model::State;
 
 const WAIT: Duration = Duration::from_secs(20);
 

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use vigil::alert::state::State;
+use vigil::model::State;
 
 const TARGETS: usize = 20;
 const WAIT: Duration = Duration::from_secs(60);

@@ -240,7 +240,7 @@ struct Expected {
 
 struct Truth<'a> {
     changes: &'a Changes,
-    incidents: &'a [vigil::alert::incident::Incident],
+    incidents: &'a [vigil::model::incident::Incident],
     excluded: &'a [(String, i64, i64)],
     excluded_ids: &'a [i64],
     at: i64,
@@ -249,16 +249,16 @@ struct Truth<'a> {
 impl Truth<'_> {
     /// `ids`: the targets combined; `checks`: the checks whose incidents count.
     fn expected(&self, ids: &[&str], checks: &[&str], from: i64, to: i64) -> Expected {
-        let mine: Vec<&vigil::alert::incident::Incident> = self
+        let mine: Vec<&vigil::model::incident::Incident> = self
             .incidents
             .iter()
             .filter(|i| checks.contains(&format!("{}/{}", i.system, i.check).as_str()))
             .filter(|i| i.started_ms < to && i.resolved_ms.is_none_or(|r| r > from) && i.detected_ms <= self.at)
             .collect();
-        let outage = |i: &&&vigil::alert::incident::Incident| {
-            i.severity == vigil::alert::incident::Severity::Critical && !self.excluded_ids.contains(&i.id)
+        let outage = |i: &&&vigil::model::incident::Incident| {
+            i.severity == vigil::model::incident::Severity::Critical && !self.excluded_ids.contains(&i.id)
         };
-        let downtime = |i: &vigil::alert::incident::Incident| {
+        let downtime = |i: &vigil::model::incident::Incident| {
             let (a, b) = (i.started_ms.max(from), i.resolved_ms.unwrap_or(self.at).min(to));
             truth(self.changes, &[i.target.as_str()], &[], a, b.max(a), self.at).down
         };
@@ -504,7 +504,7 @@ async fn every_figure_agrees_with_the_ground_truth() {
             let text = world.report(&[&args[..], &["--format", format]].concat());
             for want in [core(from, to), procedures(from, to), search_check(from, to)] {
                 let shown = pct(want.acc.uptime());
-                let down = vigil::condition::format_duration(Duration::from_millis(want.acc.down as u64));
+                let down = vigil::model::format_duration(Duration::from_millis(want.acc.down as u64));
                 assert!(text.contains(&shown) && text.contains(&down), "{format} {what}: {shown}, {down}");
             }
         }

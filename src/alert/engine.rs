@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use super::incident::{Ack, EventKind, GroupItem, Incident, Notification, Severity, Told};
 use super::route;
 use crate::config::alerting::Route;
+use crate::model::incident::{Ack, EventKind, GroupItem, Incident, Notification, Severity, Told};
 
 /// What the caller must do.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,9 +8,9 @@ use std::time::Duration;
 use minijinja::{Environment, context};
 use ring::hmac;
 
-use super::incident::{EventKind, Notification};
-use crate::condition::format_duration;
 use crate::config::{Config, Language, Secret};
+use crate::model::format_duration;
+use crate::model::incident::{EventKind, Notification};
 
 const SUBJECT: &str = include_str!("templates/subject.j2");
 const TEXT: &str = include_str!("templates/text.j2");
@@ -185,7 +185,7 @@ pub fn render(n: &Notification, ctx: &MessageContext, now_ms: i64) -> Rendered {
 
 /// A notification announcing nothing, to try a receiver's channels.
 pub fn test_notification(receiver: &str, now_ms: i64) -> Notification {
-    use super::incident::{Incident, Severity};
+    use crate::model::incident::{Incident, Severity};
     Notification {
         key: format!("test-{receiver}-{now_ms}"),
         receiver: receiver.to_string(),
@@ -231,7 +231,7 @@ pub fn store_failing_notification(
     resolved_ms: Option<i64>,
     now_ms: i64,
 ) -> Notification {
-    use super::incident::Severity;
+    use crate::model::incident::Severity;
     let mut n = test_notification(receiver, now_ms);
     let event = if resolved_ms.is_some() { EventKind::Resolved } else { EventKind::Firing };
     n.key = format!("vigil-store-failing-{since_ms}-{}-{receiver}", event.as_str());
@@ -253,7 +253,7 @@ pub fn store_failing_notification(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::incident::{GroupItem, Incident, Severity};
+    use crate::model::incident::{GroupItem, Incident, Severity};
 
     fn ctx(language: Language) -> MessageContext {
         MessageContext {

@@ -1,7 +1,7 @@
 //! Routing: which receivers hear about an incident, by its labels.
 
-use crate::alert::incident::Incident;
 use crate::config::alerting::Route;
+use crate::model::incident::Incident;
 
 /// The routing labels of an incident.
 pub fn label(incident: &Incident, location: &str, name: &str) -> String {

@@ -18,55 +18,7 @@
 //! Flapping ([`FlapTracker`]): enough changes within a window make a target flapping until
 //! it has been stable for the window.
 
-use serde::{Deserialize, Serialize};
-
-use crate::probe::Health;
-
-/// The state of one check target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    Unknown,
-    Up,
-    Degraded,
-    Down,
-    /// Failing because a dependency is down: counted against the root cause.
-    Unreachable,
-    /// Inside a maintenance window: no alerts, excluded from the SLA.
-    Maintenance,
-}
-
-impl State {
-    /// Every state, for one metric series each.
-    pub const ALL: [State; 6] =
-        [State::Up, State::Degraded, State::Down, State::Unreachable, State::Maintenance, State::Unknown];
-
-    /// Lowercase name, as in metrics and the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Unknown => "unknown",
-            State::Up => "up",
-            State::Degraded => "degraded",
-            State::Down => "down",
-            State::Unreachable => "unreachable",
-            State::Maintenance => "maintenance",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn from_name(name: &str) -> Option<State> {
-        Self::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-
-    fn rank(self) -> u8 {
-        match self {
-            State::Up => 0,
-            State::Degraded => 1,
-            State::Down | State::Unreachable => 2,
-            State::Unknown | State::Maintenance => 0,
-        }
-    }
-}
+use crate::model::{Health, State, Streak, TargetState};
 
 /// Thresholds of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,31 +27,13 @@ pub struct Rule {
     pub success_threshold: u32,
 }
 
-/// Consecutive results pulling away from the current state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Streak {
-    /// Whether the results are worse than the current state.
-    pub worse: bool,
-    pub count: u32,
-    /// The state the streak leads to (the latest result's).
-    pub target: State,
-    /// When the first result of the streak came, Unix milliseconds.
-    #[serde(default)]
-    pub since_ms: i64,
-}
-
-/// The remembered state of one target; `since` in Unix milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TargetState {
-    pub state: State,
-    pub since_ms: i64,
-    pub streak: Option<Streak>,
-}
-
-impl TargetState {
-    /// The state of a target never probed.
-    pub fn new(now_ms: i64) -> TargetState {
-        TargetState { state: State::Unknown, since_ms: now_ms, streak: None }
+/// How far from healthy a state is for the streak rules: up (and the states judged afresh)
+/// < degraded < down or unreachable. Not the display order ([`State::severity`]).
+fn judgement_rank(s: State) -> u8 {
+    match s {
+        State::Up | State::Unknown | State::Maintenance => 0,
+        State::Degraded => 1,
+        State::Down | State::Unreachable => 2,
     }
 }
 
@@ -184,7 +118,11 @@ fn judge(
         let next = TargetState { state: State::Down, since_ms: now_ms, streak: None };
         return (next, Some(Transition { from: prev.state, to: State::Down, at_ms: now_ms }));
     }
-    let worse = if prev.state == State::Unknown { observed != State::Up } else { observed.rank() > prev.state.rank() };
+    let worse = if prev.state == State::Unknown {
+        observed != State::Up
+    } else {
+        judgement_rank(observed) > judgement_rank(prev.state)
+    };
     let (count, since_ms) = match prev.streak {
         Some(s) if s.worse == worse => (s.count + 1, s.since_ms),
         _ => (1, now_ms),

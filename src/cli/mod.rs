@@ -152,7 +152,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(t) => {
                     t.parse::<jiff::Timestamp>().map_err(|e| anyhow::anyhow!("--at \"{t}\": {e}"))?.as_millisecond()
                 }
-                None => crate::scheduler::now_ms(),
+                None => crate::model::now_ms(),
             };
             report(
                 &config,
@@ -223,7 +223,7 @@ async fn report(path: &Path, req: ReportRequest<'_>) -> anyhow::Result<ExitCode>
 
 async fn notify_test(path: &Path, receiver: &str) -> anyhow::Result<ExitCode> {
     use crate::alert::message::{MessageContext, render, test_notification};
-    use crate::alert::notify;
+    use crate::delivery::notify;
     let config = config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
     let rcv = config
         .receivers
@@ -232,7 +232,7 @@ async fn notify_test(path: &Path, receiver: &str) -> anyhow::Result<ExitCode> {
         .ok_or_else(|| anyhow::anyhow!("no receiver \"{receiver}\" in {}", path.display()))?;
     let ctx = MessageContext::from_config(&config);
     let http = notify::http_client();
-    let now = crate::scheduler::now_ms();
+    let now = crate::model::now_ms();
     let n = test_notification(receiver, now);
     let rendered = render(&n, &ctx, now);
     let mut all_ok = true;

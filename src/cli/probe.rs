@@ -9,12 +9,14 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use futures_util::StreamExt;
 
-use crate::condition::{Condition, format_duration};
+use crate::condition::Condition;
 use crate::config::{
     self, Check, DnsSpec, DnsTransport, HttpSpec, IcmpSpec, IpPreference, ProbeSpec, Target, TargetKey, TcpSpec,
     TlsSpec,
 };
-use crate::probe::{Health, ProbeOutcome, Prober};
+use crate::model::Health;
+use crate::model::format_duration;
+use crate::probe::{ProbeOutcome, Prober};
 
 /// What `vigil probe` is asked to do.
 #[derive(Debug, Args)]

@@ -22,6 +22,8 @@ use std::time::Duration;
 
 use serde_json_path::JsonPath;
 
+use crate::model::format_duration;
+
 /// A value a probe measures, named in brackets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Placeholder {
@@ -137,24 +139,6 @@ impl fmt::Display for Value {
                 let head = head.replace(['\n', '\r'], " ");
                 if chars.next().is_some() { write!(f, "{head}…") } else { write!(f, "{head}") }
             }
-        }
-    }
-}
-
-/// Formats a duration compactly: `850ms`, `3.2s`, `21d 4h`.
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    if ms < 1000.0 {
-        format!("{}ms", (ms * 10.0).round() / 10.0)
-    } else if ms < 120_000.0 {
-        format!("{}s", (ms / 100.0).round() / 10.0)
-    } else {
-        let secs = d.as_secs();
-        let (days, hours, mins) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
-        match (days, hours) {
-            (0, 0) => format!("{mins}m"),
-            (0, h) => format!("{h}h {mins}m"),
-            (d, h) => format!("{d}d {h}h"),
         }
     }
 }

@@ -14,8 +14,8 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
-use crate::alert::state::State;
 use crate::config::TargetKey;
+use crate::model::State;
 use crate::probe::ProbeOutcome;
 use targets::{TargetSeries, TargetTable};
 

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::text;
-use crate::alert::state::State;
 use crate::config::TargetKey;
+use crate::model::State;
 use crate::probe::{FailureReason, ProbeOutcome};
 
 /// Perfdata series kept per target at most.
@@ -340,7 +340,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::probe::{ExecResult, Health, Observations};
+    use crate::model::Health;
+    use crate::probe::{ExecResult, Observations};
 
     fn key(target: &str) -> TargetKey {
         TargetKey { system: "web".into(), check: "portal".into(), target: target.into() }

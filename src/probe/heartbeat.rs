@@ -8,7 +8,7 @@ use std::sync::RwLock;
 
 use super::{FailureReason, Health, Observations, Verdict};
 use crate::config::{Config, HeartbeatSpec, ProbeSpec};
-use crate::scheduler::now_ms;
+use crate::model::now_ms;
 
 /// One push.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,33 +24,10 @@ use std::panic::AssertUnwindSafe;
 
 use crate::condition::{self, Condition, Facts, Placeholder, Value};
 use crate::config::{AllowRule, Check, ProbeSpec, Target};
+pub use crate::model::Health;
 
 pub use exec::ExecResult;
 pub use tls::CertInfo;
-
-/// What a probe concluded about its target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    Up,
-    /// Only warning conditions failed.
-    Degraded,
-    Down,
-    /// The monitor could not tell (its own fault); never paged to the target's owner.
-    Unknown,
-}
-
-impl Health {
-    /// Lowercase name, as used in metrics and the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Up => "up",
-            Health::Degraded => "degraded",
-            Health::Down => "down",
-            Health::Unknown => "unknown",
-        }
-    }
-}
 
 /// Why a probe failed: one bounded vocabulary shared by every kind (metric label `reason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -16,7 +16,7 @@
 //! another target's. This is the only uptime arithmetic in Vigil: pages, badges, the API
 //! and every report format call [`account`] through [`super::ledger::Ledger`].
 
-use crate::alert::state::State;
+use crate::model::State;
 
 /// Time per category over a period.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

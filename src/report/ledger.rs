@@ -17,9 +17,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::accounting::{Accounting, Excluded, History, account};
-use crate::alert::incident::{Incident, Severity};
-use crate::alert::state::State;
 use crate::config::Config;
+use crate::model::State;
+use crate::model::incident::{Incident, Severity};
 use crate::store::{StoreError, query};
 
 /// How long past one interval and the timeout a target's last result still counts as

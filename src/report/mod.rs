@@ -12,8 +12,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::alert::incident::Severity;
 use crate::config::{Config, Language};
+use crate::model::incident::Severity;
 use crate::store::query;
 pub use accounting::{Accounting, History, account};
 pub use ledger::Ledger;

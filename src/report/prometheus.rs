@@ -8,8 +8,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
 use super::History;
-use crate::alert::state::State;
 use crate::config::Config;
+use crate::model::State;
 
 /// Most points Prometheus returns per series and query.
 const MAX_POINTS: i64 = 10_000;
@@ -23,7 +23,7 @@ pub async fn histories(
     to: i64,
     step_ms: i64,
 ) -> anyhow::Result<HashMap<String, History>> {
-    let http = crate::alert::notify::http_client();
+    let http = crate::http_client::http_client();
     let step_ms = step_ms.max(1000);
     let ids: HashMap<Labels, String> = config
         .targets()
@@ -80,7 +80,7 @@ fn changes(samples: &[(i64, State)], step_ms: i64, to: i64) -> Vec<(i64, State)>
 }
 
 async fn range(
-    http: &crate::alert::notify::HttpClient,
+    http: &crate::http_client::HttpClient,
     url: &str,
     query: &str,
     start: i64,

@@ -6,7 +6,7 @@ use minijinja::{Environment, context};
 use serde_json::{Value, json};
 
 use super::{Figures, Report};
-use crate::condition::format_duration;
+use crate::model::format_duration;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -18,8 +18,8 @@ use std::thread::JoinHandle;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::alert::incident::{Incident, Notification};
-use crate::alert::state::{State, Streak, TargetState};
+use crate::model::incident::{Incident, Notification};
+use crate::model::{State, Streak, TargetState};
 
 /// A store error (opening, migrating, reading).
 #[derive(Debug, thiserror::Error)]
@@ -216,7 +216,7 @@ pub fn open_or_degraded(path: &Path) -> (Store, Restored) {
             let writer = std::thread::Builder::new().name("vigil-store".into()).spawn(move || {
                 writing::degraded_loop(&writer_path, &|p: &Path| connect(p), &first_error, receiver, &writer_health)
             });
-            let now = crate::scheduler::now_ms();
+            let now = crate::model::now_ms();
             // Incident numbers from the clock: when the file opens later, they cannot
             // overwrite the incidents it already holds.
             let restored = Restored { last_incident_id: now, ..Restored::default() };
@@ -236,7 +236,7 @@ pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
     let last_incident_id =
         conn.query_row("SELECT COALESCE(MAX(id), 0) FROM incidents", [], |r| r.get(0)).map_err(sqlite(path))?;
     let maintenance =
-        load_json(&conn, "SELECT data FROM maintenance WHERE to_ms > ?1 ORDER BY id", [crate::scheduler::now_ms()])
+        load_json(&conn, "SELECT data FROM maintenance WHERE to_ms > ?1 ORDER BY id", [crate::model::now_ms()])
             .map_err(sqlite(path))?;
     let pending = load_json(&conn, "SELECT data FROM outbox WHERE state = 'pending' ORDER BY created_ms, rowid", [])
         .map_err(sqlite(path))?;

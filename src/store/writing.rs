@@ -12,7 +12,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Record, writer};
-use crate::alert::incident::Notification;
+use crate::model::incident::Notification;
 
 /// Records per transaction when all goes well.
 const MAX_BATCH: usize = 2000;
@@ -156,7 +156,7 @@ pub(super) fn degraded_loop(
     mut receiver: mpsc::UnboundedReceiver<Record>,
     health: &StoreHealth,
 ) {
-    health.failed(crate::scheduler::now_ms(), &format!("cannot open: {first_error}"));
+    health.failed(crate::model::now_ms(), &format!("cannot open: {first_error}"));
     let mut pending = Pending::default();
     let mut retry = Duration::from_secs(1);
     loop {
@@ -185,7 +185,7 @@ pub(super) fn degraded_loop(
                 return;
             }
             Err(e) => {
-                health.failed(crate::scheduler::now_ms(), &format!("cannot open: {e}"));
+                health.failed(crate::model::now_ms(), &format!("cannot open: {e}"));
                 retry = (retry * 2).min(REOPEN_EVERY);
             }
         }
@@ -221,7 +221,7 @@ pub(super) fn write_loop(
                 Err(_) => break,
             }
         }
-        let now = crate::scheduler::now_ms();
+        let now = crate::model::now_ms();
         match writer::write_batch(&mut conn, &pending.records) {
             Ok(()) => {
                 if health.snapshot().failing.is_some() {
@@ -270,7 +270,7 @@ mod tests {
             reason: None,
             duration_ms: 1.0,
             message: String::new(),
-            state: crate::alert::state::TargetState::new(0),
+            state: crate::model::TargetState::new(0),
             day_ms: 0,
         })
     }

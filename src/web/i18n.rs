@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
-use crate::alert::state::State;
 use crate::config::Language;
+use crate::model::State;
 
 /// A state in words, and a symbol so colour is never the only signal.
 pub fn state_word(state: State, lang: Language) -> (&'static str, &'static str) {

@@ -28,10 +28,10 @@ use tokio_util::sync::CancellationToken;
 use crate::alert::message::AckClaim;
 use crate::config::Secret;
 use crate::metrics::Metrics;
+use crate::model::now_ms;
 use crate::pipeline::Control;
 use crate::probe::Prober;
 use crate::probe::heartbeat::{Beat, HeartbeatBook};
-use crate::scheduler::now_ms;
 use crate::status::Board;
 use crate::store::{HeartbeatRecord, Record, StoreWriter};
 
@@ -605,7 +605,7 @@ fn incidents(state: &WebState, query: Option<&str>) -> Reply {
     if open_only {
         // Open incidents from memory: always current, also right after an acknowledgement.
         let board = state.board.read().unwrap_or_else(|p| p.into_inner());
-        let mut list: Vec<&crate::alert::incident::Incident> =
+        let mut list: Vec<&crate::model::incident::Incident> =
             board.open_incidents.iter().filter(|i| system.as_deref().is_none_or(|s| s == i.system)).collect();
         list.sort_by_key(|i| std::cmp::Reverse(i.id));
         list.truncate(limit);
@@ -710,7 +710,7 @@ fn history(state: &WebState, check_id: &str, query: Option<&str>) -> Reply {
     for id in &ids {
         // Up to now what was recorded; after now (a range in the future) no data.
         let seen_to = to.min(now).max(from);
-        let mut edges: Vec<(i64, Option<crate::alert::state::State>)> = Vec::new();
+        let mut edges: Vec<(i64, Option<crate::model::State>)> = Vec::new();
         if seen_to > from {
             let h = ledger.history(id).cloned().unwrap_or_default();
             edges.push((from, h.initial));

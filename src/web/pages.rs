@@ -16,13 +16,13 @@ use serde_json::{Value, json};
 
 use super::i18n::{state_word, strings};
 use super::{Reply, WebState, heavy, reply, text};
-use crate::alert::state::State;
-use crate::condition::format_duration;
 use crate::config::{Config, Language};
 use crate::history::{Period, day_bounds, split};
+use crate::model::State;
+use crate::model::format_duration;
+use crate::model::now_ms;
 use crate::pipeline::Control;
 use crate::report::Ledger;
-use crate::scheduler::now_ms;
 use crate::status::{Board, system_state};
 use crate::store::{StoreError, query};
 
@@ -180,17 +180,6 @@ pub async fn route(
     })
 }
 
-fn rank(s: State) -> u8 {
-    match s {
-        State::Up => 0,
-        State::Unknown => 1,
-        State::Maintenance => 2,
-        State::Degraded => 3,
-        State::Unreachable => 4,
-        State::Down => 5,
-    }
-}
-
 /// A target's days: time per state, and why it failed (time, message).
 struct Days {
     id: String,
@@ -257,7 +246,8 @@ fn bar(recent: &Recent, days: &[&Days], lang: Language, tz: &jiff::tz::TimeZone)
     (0..first.periods.len())
         .map(|i| {
             let day = &first.periods[i];
-            let worst = days.iter().filter_map(|d| d.periods.get(i).and_then(Period::worst)).max_by_key(|s| rank(*s));
+            let worst =
+                days.iter().filter_map(|d| d.periods.get(i).and_then(Period::worst)).max_by_key(|s| s.severity());
             let down = recent.ledger.account(&ids, day.start_ms, day.end_ms).down_ms;
             let cause = days
                 .iter()
@@ -298,7 +288,7 @@ fn check_summary(board: &Board, check: &crate::config::Check, lang: Language) ->
         .iter()
         .map(|t| board.targets.get(&t.key.id()).map_or(State::Unknown, |v| v.state.state))
         .collect();
-    let worst = states.iter().copied().max_by_key(|s| rank(*s)).unwrap_or(State::Unknown);
+    let worst = states.iter().copied().max_by_key(|s| s.severity()).unwrap_or(State::Unknown);
     let up = states.iter().filter(|s| **s == State::Up).count();
     let summary = match lang {
         Language::Vi => format!("{up}/{} hoạt động", states.len()),
@@ -358,7 +348,7 @@ fn home(state: &WebState, req: &Request<Incoming>, board: &Board) -> Reply {
         .open_incidents
         .iter()
         .map(|i| {
-            let st = if i.severity == crate::alert::incident::Severity::Critical { State::Down } else { State::Degraded };
+            let st = if i.severity == crate::model::incident::Severity::Critical { State::Down } else { State::Degraded };
             let (word, icon) = state_word(st, v.lang);
             json!({ "id": i.id, "system_name": i.system_name, "check_name": i.check_name, "check": i.check, "target_name": i.target_name,
                     "severity": i.severity.as_str(), "state": st.as_str(), "state_word": word, "icon": icon,
@@ -522,10 +512,10 @@ fn check_page(state: &WebState, req: &Request<Incoming>, board: &Board, id: &str
             let last = view.and_then(|x| x.last.as_ref()).map(|l| {
                 let o = &l.outcome;
                 let hs = match o.health {
-                    crate::probe::Health::Up => State::Up,
-                    crate::probe::Health::Degraded => State::Degraded,
-                    crate::probe::Health::Down => State::Down,
-                    crate::probe::Health::Unknown => State::Unknown,
+                    crate::model::Health::Up => State::Up,
+                    crate::model::Health::Degraded => State::Degraded,
+                    crate::model::Health::Down => State::Down,
+                    crate::model::Health::Unknown => State::Unknown,
                 };
                 let ms = |d: Duration| format_duration(d);
                 json!({

@@ -19,8 +19,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
-use vigil::alert::state::State;
 use vigil::app::{App, ConfigSource, Overrides};
+use vigil::model::State;
 use vigil::pipeline::Event;
 
 pub const TOKEN: &str = "test-admin-token-0123456789abcdef";

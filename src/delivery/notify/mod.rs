@@ -9,12 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 
-use super::incident::Notification;
-use super::message::{MessageContext, Rendered};
+use crate::alert::message::{MessageContext, Rendered};
 use crate::config::alerting::Channel;
+use crate::model::incident::Notification;
 
 pub use alertmanager::{alert as alertmanager_alert, post_alerts};
 pub use email::message_id;
@@ -23,27 +21,7 @@ pub use webhook::generic_body;
 /// How long one delivery attempt may take.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The HTTP(S) client for webhooks and Alertmanager (rustls on ring, system roots).
-pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// Builds the shared HTTP client.
-pub fn http_client() -> HttpClient {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let builder = hyper_rustls::HttpsConnectorBuilder::new();
-    let connector = match builder.with_provider_and_native_roots(provider.clone()) {
-        Ok(b) => b.https_or_http().enable_http1().build(),
-        Err(e) => {
-            tracing::warn!(error = %e, "no system CA roots for webhooks; only plain http works");
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("default protocol versions")
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth();
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config).https_or_http().enable_http1().build()
-        }
-    };
-    Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector)
-}
+pub use crate::http_client::{HttpClient, http_client};
 
 /// A failed delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

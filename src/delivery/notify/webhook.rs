@@ -5,10 +5,10 @@ use ring::hmac;
 use serde_json::json;
 
 use super::{HttpClient, SendError, post_json};
-use crate::alert::incident::Notification;
 use crate::alert::message::{MessageContext, Rendered, ack_link, local};
 use crate::config::Language;
 use crate::config::alerting::{WebhookChannel, WebhookFormat};
+use crate::model::incident::Notification;
 
 /// Schema version of the generic JSON body.
 pub const SCHEMA_VERSION: u32 = 1;

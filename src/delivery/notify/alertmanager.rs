@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::{HttpClient, SendError, post_json};
-use crate::alert::incident::{EventKind, Incident, Notification};
 use crate::alert::message::{MessageContext, Rendered};
 use crate::config::alerting::AlertmanagerChannel;
+use crate::model::incident::{EventKind, Incident, Notification};
 
 /// How far ahead a firing alert's `endsAt` is set; re-posts come well before it.
 pub const FIRING_TTL: Duration = Duration::from_secs(300);
@@ -21,11 +21,11 @@ fn rfc3339(ms: i64) -> String {
 
 /// The Alertmanager alert of an incident.
 pub fn alert(incident: &Incident, summary: &str, description: &str, ctx: &MessageContext) -> serde_json::Value {
-    let now_ms = crate::scheduler::now_ms();
+    let now_ms = crate::model::now_ms();
     let ends = incident.resolved_ms.unwrap_or(now_ms + FIRING_TTL.as_millis() as i64);
     let alertname = match incident.severity {
-        crate::alert::incident::Severity::Critical => "VigilCheckDown",
-        crate::alert::incident::Severity::Warning => "VigilCheckDegraded",
+        crate::model::incident::Severity::Critical => "VigilCheckDown",
+        crate::model::incident::Severity::Warning => "VigilCheckDegraded",
     };
     let generator = ctx
         .public_url

@@ -9,9 +9,9 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::SendError;
-use crate::alert::incident::Notification;
 use crate::alert::message::Rendered;
 use crate::config::alerting::{EmailChannel, SmtpSecurity};
+use crate::model::incident::Notification;
 
 /// The Message-ID of a notification key.
 pub fn message_id(key: &str) -> String {

@@ -6,20 +6,19 @@
 //! are written back to the store, so a restart resumes exactly the undelivered ones.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::incident::Notification;
-use super::message::{MessageContext, render};
 use super::notify::{self, HttpClient};
+use crate::alert::message::{MessageContext, render};
 use crate::config::alerting::Channel;
 use crate::metrics::Metrics;
-use crate::scheduler::now_ms;
-use crate::status::Board;
+use crate::model::incident::Notification;
+use crate::model::now_ms;
 use crate::store::{DeliveryRecord, Record, StoreWriter};
 
 /// First retry delay; doubled per attempt up to [`MAX_BACKOFF`].
@@ -30,7 +29,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const ALERTMANAGER_REFRESH: Duration = Duration::from_secs(60);
 
 struct Shared {
-    board: Arc<RwLock<Board>>,
+    outlook: watch::Receiver<super::Outlook>,
     store: Option<StoreWriter>,
     metrics: Arc<Metrics>,
     http: HttpClient,
@@ -40,12 +39,12 @@ struct Shared {
 pub fn spawn(
     pending: Vec<Notification>,
     mut incoming: mpsc::UnboundedReceiver<Notification>,
-    board: Arc<RwLock<Board>>,
+    outlook: watch::Receiver<super::Outlook>,
     store: Option<StoreWriter>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
-    let shared = Arc::new(Shared { board, store, metrics, http: notify::http_client() });
+    let shared = Arc::new(Shared { outlook, store, metrics, http: notify::http_client() });
     tokio::spawn(async move {
         let mut workers: HashMap<String, mpsc::UnboundedSender<Notification>> = HashMap::new();
         let mut tasks = tokio::task::JoinSet::new();
@@ -132,7 +131,7 @@ async fn worker(
             }
             continue;
         };
-        let config = shared.board.read().unwrap_or_else(|p| p.into_inner()).config.clone();
+        let config = shared.outlook.borrow().config.clone();
         let Some(rcv) = config.receivers.iter().find(|r| r.id == receiver) else {
             tracing::error!(receiver, key = %n.key, "receiver no longer configured; notification dropped");
             give_up(&shared, &n.key, "", attempts, now_ms(), "receiver removed".into());
@@ -219,7 +218,7 @@ async fn worker(
 /// an outside service notices when Vigil itself stops.
 async fn deadman(shared: Arc<Shared>, shutdown: CancellationToken) {
     loop {
-        let deadman = shared.board.read().unwrap_or_else(|p| p.into_inner()).config.alerting.deadman.clone();
+        let deadman = shared.outlook.borrow().config.alerting.deadman.clone();
         let wait = deadman.as_ref().map_or(Duration::from_secs(30), |d| d.interval);
         if let Some(d) = deadman {
             let req = hyper::Request::get(&d.url)
@@ -260,8 +259,8 @@ async fn refresh_alertmanager(shared: Arc<Shared>, shutdown: CancellationToken) 
             _ = ticker.tick() => {}
         }
         let (config, open) = {
-            let board = shared.board.read().unwrap_or_else(|p| p.into_inner());
-            (board.config.clone(), board.open_incidents.clone())
+            let outlook = shared.outlook.borrow();
+            (outlook.config.clone(), outlook.open_incidents.clone())
         };
         let ctx = MessageContext::from_config(&config);
         let mut by_url: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
@@ -273,7 +272,7 @@ async fn refresh_alertmanager(shared: Arc<Shared>, shutdown: CancellationToken) 
                         let n = Notification {
                             key: String::new(),
                             receiver: told.receiver.clone(),
-                            event: super::incident::EventKind::Firing,
+                            event: crate::model::incident::EventKind::Firing,
                             incident: incident.clone(),
                             created_ms: now_ms(),
                             reply_to: None,
