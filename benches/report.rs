@@ -87,7 +87,7 @@ fn main() {
     let lang = vigil::config::Language::Vi;
 
     // The seeded downtime is what the report finds: 30 × 5 min per check.
-    let built = vigil::report::build(&config, &db, &span, lang, now).expect("report");
+    let built = vigil::report::build(&config, &vigil::store::Reader::new(&db), &span, lang, now).expect("report");
     let json: serde_json::Value =
         serde_json::from_str(&vigil::report::render(&built, vigil::report::Format::Json, &tz)).expect("json");
     let down: i64 = json["systems"]
@@ -103,7 +103,9 @@ fn main() {
     let mut c = Criterion::default().configure_from_args().sample_size(10);
     let label = format!("{checks} checks × 30 days");
     c.bench_function(&format!("report: build the month, {label}"), |b| {
-        b.iter(|| black_box(vigil::report::build(&config, &db, &span, lang, now).expect("report")))
+        b.iter(|| {
+            black_box(vigil::report::build(&config, &vigil::store::Reader::new(&db), &span, lang, now).expect("report"))
+        })
     });
     c.bench_function(&format!("report: render HTML, {label}"), |b| {
         b.iter(|| black_box(vigil::report::render(&built, vigil::report::Format::Html, &tz).len()))

@@ -183,7 +183,7 @@ impl App {
             store: store_writer,
             prober,
             pipeline: control_tx.clone(),
-            store_path: config.storage.path.clone(),
+            reader: store::Reader::new(&config.storage.path),
             store_health,
             probe_permits: tokio::sync::Semaphore::new(web::PROBE_CONCURRENCY),
             sessions: Default::default(),

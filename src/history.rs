@@ -1,59 +1,45 @@
-//! History splitting (pure): a target's exact state intervals, split by day (in the
-//! instance's time zone) into time per state — the colour of the status page's bars. No
-//! uptime is computed here: every figure comes from [`crate::report::Ledger`]. Times are
-//! Unix milliseconds.
-
-use std::collections::BTreeMap;
+//! The colour of the status page's bars (pure): the worst state each day saw, and the
+//! days themselves (midnights in the instance's time zone). No uptime is computed here:
+//! every figure comes from [`crate::report::Ledger`]. Times are Unix milliseconds.
 
 use crate::model::State;
+use crate::report::History;
 
-/// Time a target spent in each state during one period.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Period {
-    pub start_ms: i64,
-    pub end_ms: i64,
-    /// Milliseconds per state (states not present were not seen).
-    pub time: BTreeMap<&'static str, i64>,
-}
-
-impl Period {
-    /// The worst state seen in the period (down > unreachable > degraded > maintenance >
-    /// unknown > up), or None for a period with no data at all.
-    pub fn worst(&self) -> Option<State> {
-        State::ALL
-            .into_iter()
-            .filter(|s| self.time.get(s.as_str()).is_some_and(|t| *t > 0))
-            .max_by_key(|s| s.severity())
-    }
-}
-
-/// Splits a state history into periods. `initial` is the state at `bounds[0]` (None = no
-/// data), `changes` the (time, new state) pairs in time order, `bounds` the period limits in
-/// ascending order; time after `now_ms` counts for nothing.
-pub fn split(initial: Option<State>, changes: &[(i64, State)], bounds: &[i64], now_ms: i64) -> Vec<Period> {
-    let mut periods: Vec<Period> =
-        bounds.windows(2).map(|w| Period { start_ms: w[0], end_ms: w[1], time: BTreeMap::new() }).collect();
-    let (Some(&first), Some(&last)) = (bounds.first(), bounds.last()) else { return periods };
+/// The worst state each period saw across `histories` combined ([`State::severity`]), or
+/// None for a period without data. `bounds` are the period limits, ascending; time after
+/// `now_ms` counts for nothing. One pass over each history: no per-target periods.
+pub fn worst_per_period(histories: &[&History], bounds: &[i64], now_ms: i64) -> Vec<Option<State>> {
+    let mut seen = vec![0u8; bounds.len().saturating_sub(1)];
+    let (Some(&first), Some(&last)) = (bounds.first(), bounds.last()) else { return Vec::new() };
     let end = last.min(now_ms);
-    let mut state = initial;
-    let mut from = first;
-    let mut edges: Vec<(i64, State)> = changes.iter().copied().filter(|(t, _)| *t > first && *t < end).collect();
-    edges.push((end, State::Unknown));
-    for (at, next) in edges {
-        if let Some(s) = state {
-            add(&mut periods, from, at, s);
+    for h in histories {
+        let mut state = h.initial;
+        let mut from = first;
+        let edges = h.changes.iter().copied().filter(|(t, _)| *t > first && *t < end).map(|(t, s)| (t, Some(s)));
+        for (at, next) in edges.chain([(end, None)]) {
+            if let Some(s) = state {
+                mark(&mut seen, bounds, from, at, s);
+            }
+            state = next;
+            from = at;
         }
-        state = Some(next);
-        from = at;
     }
-    periods
+    seen.into_iter()
+        .map(|bits| State::ALL.into_iter().filter(|s| bits & bit(*s) != 0).max_by_key(|s| s.severity()))
+        .collect()
 }
 
-fn add(periods: &mut [Period], from: i64, to: i64, state: State) {
-    for p in periods.iter_mut() {
-        let (a, b) = (from.max(p.start_ms), to.min(p.end_ms));
-        if b > a {
-            *p.time.entry(state.as_str()).or_default() += b - a;
+fn bit(state: State) -> u8 {
+    1 << State::ALL.iter().position(|s| *s == state).unwrap_or(0)
+}
+
+/// Marks `state` as seen in every period [from, to) reaches.
+fn mark(seen: &mut [u8], bounds: &[i64], from: i64, to: i64, state: State) {
+    // Periods are ascending and contiguous: start at the first one the span reaches.
+    let first = bounds.partition_point(|b| *b <= from).saturating_sub(1);
+    for (i, w) in bounds.windows(2).enumerate().skip(first).take_while(|(_, w)| w[0] < to) {
+        if to.min(w[1]) > from.max(w[0]) {
+            seen[i] |= bit(state);
         }
     }
 }
@@ -78,24 +64,26 @@ mod tests {
 
     const H: i64 = 3_600_000;
 
+    fn h(initial: Option<State>, changes: &[(i64, State)]) -> History {
+        History { initial, changes: changes.to_vec(), excluded: Vec::new() }
+    }
+
     #[test]
-    fn split_table() {
-        let bounds = [0, 24 * H, 48 * H];
-        // Up from the start, down 22:00–03:00 across midnight, up again.
-        let changes = [(22 * H, State::Down), (27 * H, State::Up)];
-        let p = split(Some(State::Up), &changes, &bounds, 100 * H);
-        assert_eq!(p[0].time.get("down"), Some(&(2 * H)));
-        assert_eq!(p[0].time.get("up"), Some(&(22 * H)));
-        assert_eq!(p[1].time.get("down"), Some(&(3 * H)));
-        assert_eq!(p[1].worst(), Some(State::Down));
+    fn worst_state_per_day() {
+        let bounds = [0, 24 * H, 48 * H, 72 * H];
+        // Up from the start, down 22:00–03:00 across midnight, up again; another target in
+        // maintenance on the third day.
+        let a = h(Some(State::Up), &[(22 * H, State::Down), (27 * H, State::Up)]);
+        let b = h(Some(State::Up), &[(50 * H, State::Maintenance), (51 * H, State::Up)]);
+        let worst = worst_per_period(&[&a, &b], &bounds, 100 * H);
+        assert_eq!(worst, [Some(State::Down), Some(State::Down), Some(State::Maintenance)]);
     }
 
     #[test]
     fn no_data_before_the_first_state_and_after_now() {
-        let bounds = [0, 24 * H, 48 * H];
-        let p = split(None, &[(30 * H, State::Up)], &bounds, 36 * H);
-        assert_eq!(p[0].worst(), None, "nothing known on the first day");
-        assert_eq!(p[1].time.get("up"), Some(&(6 * H)), "only up to now");
+        let bounds = [0, 24 * H, 48 * H, 72 * H];
+        let a = h(None, &[(30 * H, State::Up)]);
+        assert_eq!(worst_per_period(&[&a], &bounds, 36 * H), [None, Some(State::Up), None]);
     }
 
     #[test]

@@ -611,8 +611,9 @@ impl Pipeline {
             self.report_done = Some(month);
             return;
         }
-        let built = crate::report::month(&month, &tz)
-            .and_then(|span| crate::report::build(&self.config, &store, &span, m.language, now));
+        let built = crate::report::month(&month, &tz).and_then(|span| {
+            crate::report::build(&self.config, &crate::store::Reader::new(&store), &span, m.language, now)
+        });
         let report = match built {
             Ok(r) => r,
             Err(e) => {

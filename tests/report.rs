@@ -205,7 +205,8 @@ async fn pruning_removes_old_raw_results_and_leaves_reports_unchanged() {
     let tz = &config.instance.timezone;
     let span = vigil::report::Span { from_ms: now - 35 * day, to_ms: now - 25 * day, label: "old".into() };
     let render = || {
-        let r = vigil::report::build(&config, &db, &span, vigil::config::Language::En, now).expect("report");
+        let r = vigil::report::build(&config, &vigil::store::Reader::new(&db), &span, vigil::config::Language::En, now)
+            .expect("report");
         vigil::report::render(&r, vigil::report::Format::Csv, tz)
     };
     let before = render();

@@ -201,14 +201,14 @@ async fn report(path: &Path, req: ReportRequest<'_>) -> anyhow::Result<ExitCode>
         Some(other) => anyhow::bail!("unknown language \"{other}\" (expected vi or en)"),
         None => config.instance.language,
     };
-    let store = config.storage.path.exists().then_some(config.storage.path.as_path());
+    let store = config.storage.path.exists().then(|| crate::store::Reader::new(&config.storage.path));
     let built = match (prometheus, store) {
         (Some((url, step)), store) => {
             let to = span.to_ms.min(now);
             let histories = report::prometheus::histories(&config, &url, span.from_ms, to, step).await?;
-            report::build_from(&config, store, &histories, &span, lang, now)?
+            report::build_from(&config, store.as_ref(), &histories, &span, lang, now)?
         }
-        (None, Some(store)) => report::build(&config, store, &span, lang, now)?,
+        (None, Some(store)) => report::build(&config, &store, &span, lang, now)?,
         (None, None) => anyhow::bail!("no store at {} (run vigil first)", config.storage.path.display()),
     };
     let text = report::render(&built, format, tz);

@@ -36,14 +36,19 @@ impl Accounting {
     }
 }
 
-/// What a moment counts as.
+/// What a moment counts as, from the mildest to the worst (the order targets combine in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Category {
-    Up,
-    NoData,
-    Maintenance,
-    Excluded,
-    Down,
+    Up = 0,
+    NoData = 1,
+    Maintenance = 2,
+    Excluded = 3,
+    Down = 4,
+}
+
+impl Category {
+    const ALL: [Category; 5] =
+        [Category::Up, Category::NoData, Category::Maintenance, Category::Excluded, Category::Down];
 }
 
 fn category(state: Option<State>) -> Category {
@@ -85,57 +90,107 @@ impl Excluded {
     }
 }
 
-/// A target's category from `from` to `to` as a list of (start, category) segments.
-fn segments(h: &History, from: i64, to: i64) -> Vec<(i64, Category)> {
+/// A target's category from `from` to `end` as (start, category) steps, the first at
+/// `from`; linear in the target's changes.
+fn steps(h: &History, from: i64, end: i64) -> Vec<(i64, Category)> {
     let mut points: Vec<i64> = vec![from];
-    points.extend(h.changes.iter().map(|(t, _)| *t).filter(|t| *t > from && *t < to));
+    points.extend(h.changes.iter().map(|(t, _)| *t).filter(|t| *t > from && *t < end));
     for e in &h.excluded {
-        points.extend([e.from_ms, e.to_ms].into_iter().filter(|t| *t > from && *t < to));
+        points.extend([e.from_ms, e.to_ms].into_iter().filter(|t| *t > from && *t < end));
     }
     points.sort_unstable();
     points.dedup();
-    points
-        .into_iter()
-        .map(|at| {
-            let state = h.changes.iter().take_while(|(t, _)| *t <= at).last().map(|(_, s)| *s).or(h.initial);
-            let mut c = category(state);
-            if c == Category::Down && h.excluded.iter().any(|e| e.covers(at, state)) {
-                c = Category::Excluded;
+    let mut next = 0; // changes[..next] are at or before the current point
+    let mut state = h.initial;
+    let mut out: Vec<(i64, Category)> = Vec::with_capacity(points.len());
+    for at in points {
+        while let Some((_, s)) = h.changes.get(next).filter(|(t, _)| *t <= at) {
+            state = Some(*s);
+            next += 1;
+        }
+        let mut c = category(state);
+        if c == Category::Down && h.excluded.iter().any(|e| e.covers(at, state)) {
+            c = Category::Excluded;
+        }
+        if out.last().is_none_or(|(_, last)| *last != c) {
+            out.push((at, c));
+        }
+    }
+    out
+}
+
+/// The targets combined moment by moment over [from, end) as (start, category) steps,
+/// the first at `from`: one sweep over every target's steps.
+fn combined(targets: &[&History], from: i64, end: i64) -> Vec<(i64, Category)> {
+    if targets.is_empty() {
+        return vec![(from, Category::NoData)];
+    }
+    let mut events: Vec<(i64, usize, Category)> = Vec::new();
+    for (i, h) in targets.iter().enumerate() {
+        events.extend(steps(h, from, end).into_iter().map(|(t, c)| (t, i, c)));
+    }
+    events.sort_by_key(|(t, _, _)| *t);
+    let mut current: Vec<Option<Category>> = vec![None; targets.len()];
+    let mut counts = [0usize; 5];
+    let mut out: Vec<(i64, Category)> = Vec::new();
+    let mut i = 0;
+    while i < events.len() {
+        let at = events[i].0;
+        while let Some((_, target, c)) = events.get(i).filter(|(t, _, _)| *t == at) {
+            if let Some(old) = current[*target].replace(*c) {
+                counts[old as usize] -= 1;
             }
-            (at, c)
-        })
-        .collect()
+            counts[*c as usize] += 1;
+            i += 1;
+        }
+        let worst = Category::ALL.into_iter().rev().find(|c| counts[*c as usize] > 0).unwrap_or(Category::NoData);
+        if out.last().is_none_or(|(_, last)| *last != worst) {
+            out.push((at, worst));
+        }
+    }
+    out
 }
 
 /// Accounts several targets combined over [from, to); time after `now` is no data.
 pub fn account(targets: &[&History], from: i64, to: i64, now: i64) -> Accounting {
-    let mut acc = Accounting::default();
+    account_split(targets, &[from, to], now).pop().unwrap_or_default()
+}
+
+/// Accounts several targets combined over each period between consecutive `bounds`
+/// (ascending), in one pass; time after `now` is no data.
+pub fn account_split(targets: &[&History], bounds: &[i64], now: i64) -> Vec<Accounting> {
+    let mut out = vec![Accounting::default(); bounds.len().saturating_sub(1)];
+    let (Some(&from), Some(&to)) = (bounds.first(), bounds.last()) else { return out };
     if to <= from {
-        return acc;
+        return out;
     }
     let end = to.min(now).max(from);
-    let segs: Vec<Vec<(i64, Category)>> = targets.iter().map(|h| segments(h, from, end)).collect();
-    let mut points: Vec<i64> = segs.iter().flat_map(|s| s.iter().map(|(t, _)| *t)).chain([from, end]).collect();
-    points.sort_unstable();
-    points.dedup();
-    for w in points.windows(2) {
+    let timeline = combined(targets, from, end);
+    for (k, w) in bounds.windows(2).enumerate() {
         let (a, b) = (w[0], w[1]);
-        let combined = segs
-            .iter()
-            .map(|s| s.iter().take_while(|(t, _)| *t <= a).last().map_or(Category::NoData, |(_, c)| *c))
-            .max()
-            .unwrap_or(Category::NoData);
-        let slot = match combined {
-            Category::Up => &mut acc.up_ms,
-            Category::Down => &mut acc.down_ms,
-            Category::Maintenance => &mut acc.maintenance_ms,
-            Category::Excluded => &mut acc.excluded_ms,
-            Category::NoData => &mut acc.no_data_ms,
-        };
-        *slot += b - a;
+        let acc = &mut out[k];
+        for (j, (start, c)) in timeline.iter().enumerate() {
+            let stop = timeline.get(j + 1).map_or(end, |(t, _)| *t);
+            let (x, y) = ((*start).max(a), stop.min(b));
+            if y > x {
+                *acc.slot(*c) += y - x;
+            }
+        }
+        acc.no_data_ms += b - a.max(end.min(b));
     }
-    acc.no_data_ms += to - end;
-    acc
+    out
+}
+
+impl Accounting {
+    fn slot(&mut self, c: Category) -> &mut i64 {
+        match c {
+            Category::Up => &mut self.up_ms,
+            Category::Down => &mut self.down_ms,
+            Category::Maintenance => &mut self.maintenance_ms,
+            Category::Excluded => &mut self.excluded_ms,
+            Category::NoData => &mut self.no_data_ms,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -235,6 +290,29 @@ mod tests {
                 "{name}: adds up"
             );
         }
+    }
+
+    #[test]
+    fn split_periods_add_up_to_the_whole() {
+        use State::*;
+        let a = h(Up, &[(DAY - H, Down), (DAY + 2 * H, Maintenance), (DAY + 3 * H, Up), (5 * DAY, Unreachable)]);
+        let b = h(Up, &[(DAY + H, Down), (DAY + 4 * H, Up), (5 * DAY + H, Unknown)]);
+        let bounds: Vec<i64> = (0..=7).map(|d| d * DAY).collect();
+        let now = 6 * DAY + 5 * H;
+        let days = account_split(&[&a, &b], &bounds, now);
+        for (d, got) in days.iter().enumerate() {
+            assert_eq!(*got, account(&[&a, &b], bounds[d], bounds[d + 1], now), "day {d}");
+        }
+        let sum = days.iter().fold(Accounting::default(), |s, d| Accounting {
+            up_ms: s.up_ms + d.up_ms,
+            down_ms: s.down_ms + d.down_ms,
+            maintenance_ms: s.maintenance_ms + d.maintenance_ms,
+            no_data_ms: s.no_data_ms + d.no_data_ms,
+            excluded_ms: s.excluded_ms + d.excluded_ms,
+        });
+        assert_eq!(sum, account(&[&a, &b], 0, 7 * DAY, now));
+        assert_eq!(days[0].down_ms, H, "the outage before midnight");
+        assert_eq!(days[1].down_ms, 4 * H, "and after it, with the other target's overlap");
     }
 
     #[test]

@@ -13,14 +13,13 @@
 //! no data from one interval after that result — the same span a restart later records.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 
 use super::accounting::{Accounting, Excluded, History, account};
 use crate::config::Config;
 use crate::model::State;
 use crate::model::incident::{Incident, Severity};
-use crate::store::{StoreError, query};
+use crate::store::{Reader, StoreError, query};
 
 /// How long past one interval and the timeout a target's last result still counts as
 /// watched (results are written in batches) before its silence means Vigil is not running.
@@ -52,15 +51,17 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Reads what the store knew at `at` about the configured targets over [from, to).
-    pub fn load(config: &Config, store: &Path, from: i64, to: i64, at: i64) -> Result<Ledger, StoreError> {
+    /// Reads what the store knew at `at` about the configured targets over [from, to)
+    /// (a few set queries, whatever the number of targets).
+    pub fn load(config: &Config, store: &Reader, from: i64, to: i64, at: i64) -> Result<Ledger, StoreError> {
+        let mut all = store.state_histories(from)?;
+        let watched = store.last_watched_all()?;
         let mut histories = HashMap::new();
         for (_, check, t) in config.targets() {
             let id = t.key.id();
-            let (initial, changes) = query::state_history(store, &id, from)?;
+            let (initial, changes) = all.remove(&id).unwrap_or_default();
             let mut history = History { initial, changes, excluded: Vec::new() };
-            let last = query::last_watched(store, &id)?;
-            unwatched_tail(&mut history, last, check.interval, check.timeout, from, at);
+            unwatched_tail(&mut history, watched.get(&id).copied(), check.interval, check.timeout, from, at);
             histories.insert(id, history);
         }
         Ledger::with_histories(Some(store), histories, from, to, at)
@@ -69,7 +70,7 @@ impl Ledger {
     /// A ledger over given histories (from Prometheus, say); incidents and exclusions come
     /// from the store when there is one.
     pub fn with_histories(
-        store: Option<&Path>,
+        store: Option<&Reader>,
         mut histories: HashMap<String, History>,
         from: i64,
         to: i64,
@@ -112,6 +113,14 @@ impl Ledger {
         static NOTHING: History = History { initial: None, changes: Vec::new(), excluded: Vec::new() };
         let histories: Vec<&History> = ids.iter().map(|id| self.histories.get(id).unwrap_or(&NOTHING)).collect();
         account(&histories, from, to, self.at)
+    }
+
+    /// The targets `ids` combined over each period between consecutive `bounds` (e.g. the
+    /// days of a bar), in one pass.
+    pub fn account_split(&self, ids: &[String], bounds: &[i64]) -> Vec<Accounting> {
+        static NOTHING: History = History { initial: None, changes: Vec::new(), excluded: Vec::new() };
+        let histories: Vec<&History> = ids.iter().map(|id| self.histories.get(id).unwrap_or(&NOTHING)).collect();
+        super::accounting::account_split(&histories, bounds, self.at)
     }
 
     /// The incidents overlapping the ledger's span, oldest first.
@@ -160,9 +169,10 @@ fn unwatched_tail(
 }
 
 /// The incidents overlapping [from, to) as known at `at`.
-fn known_incidents(store: &Path, from: i64, to: i64, at: i64) -> Result<Vec<KnownIncident>, StoreError> {
-    let exclusions = query::exclusions(store)?;
-    Ok(query::incidents_between(store, from, to)?
+fn known_incidents(store: &Reader, from: i64, to: i64, at: i64) -> Result<Vec<KnownIncident>, StoreError> {
+    let exclusions = store.exclusions()?;
+    Ok(store
+        .incidents_between(from, to)?
         .into_iter()
         .filter(|i| i.detected_ms <= at)
         .map(|mut i| {

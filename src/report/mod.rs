@@ -8,13 +8,11 @@ pub mod ledger;
 pub mod prometheus;
 mod render;
 
-use std::path::Path;
-
 use serde::Serialize;
 
 use crate::config::{Config, Language};
 use crate::model::incident::Severity;
-use crate::store::query;
+use crate::store::{Reader, query};
 pub use accounting::{Accounting, History, account};
 pub use ledger::Ledger;
 pub use render::{Format, render};
@@ -179,7 +177,7 @@ pub fn current_month(now_ms: i64, tz: &jiff::tz::TimeZone) -> String {
 }
 
 /// Builds the report of `span` from the store, as known at `now`.
-pub fn build(config: &Config, store: &Path, span: &Span, lang: Language, now: i64) -> Result<Report, ReportError> {
+pub fn build(config: &Config, store: &Reader, span: &Span, lang: Language, now: i64) -> Result<Report, ReportError> {
     // A history that cannot be read is an error, never an empty one: a locked or corrupt
     // store must not yield a plausible report.
     let ledger = Ledger::load(config, store, span.from_ms, span.to_ms, now)?;
@@ -190,7 +188,7 @@ pub fn build(config: &Config, store: &Path, span: &Span, lang: Language, now: i6
 /// when there is one.
 pub fn build_from(
     config: &Config,
-    store: Option<&Path>,
+    store: Option<&Reader>,
     histories: &std::collections::HashMap<String, History>,
     span: &Span,
     lang: Language,

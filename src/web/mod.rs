@@ -63,8 +63,8 @@ pub struct WebState {
     pub prober: Arc<Prober>,
     /// Commands to the pipeline (acknowledgements).
     pub pipeline: mpsc::Sender<Control>,
-    /// The store, for read-only queries (incident history).
-    pub store_path: std::path::PathBuf,
+    /// The store's reader: one long-lived read connection for every page and API read.
+    pub reader: crate::store::Reader,
     /// How the store's writer is doing (readiness and the status page say so).
     pub store_health: Arc<crate::store::StoreHealth>,
     /// `/probe` requests in flight at most ([`PROBE_CONCURRENCY`]).
@@ -246,7 +246,7 @@ fn audit_list(state: &WebState, query: Option<&str>) -> Reply {
         .and_then(|(_, v)| v.parse::<usize>().ok())
         .unwrap_or(100)
         .clamp(1, 1000);
-    match crate::store::query::audit(&state.store_path, limit) {
+    match state.reader.audit(limit) {
         Ok(entries) => json(&serde_json::json!({ "audit": entries })),
         Err(e) => store_unreadable(&e),
     }
@@ -611,7 +611,7 @@ fn incidents(state: &WebState, query: Option<&str>) -> Reply {
         list.truncate(limit);
         return json(&serde_json::json!({ "incidents": list }));
     }
-    match crate::store::query::incidents(&state.store_path, open_only, system.as_deref(), limit) {
+    match state.reader.incidents(open_only, system.as_deref(), limit) {
         Ok(list) => json(&serde_json::json!({ "incidents": list })),
         Err(e) => store_unreadable(&e),
     }
@@ -701,7 +701,7 @@ fn history(state: &WebState, check_id: &str, query: Option<&str>) -> Reply {
         (Err(why), _) | (_, Err(why)) => return text(StatusCode::BAD_REQUEST, why),
     };
     let tz = &config.instance.timezone;
-    let ledger = match crate::report::Ledger::load(&config, &state.store_path, from, to, now) {
+    let ledger = match crate::report::Ledger::load(&config, &state.reader, from, to, now) {
         Ok(l) => l,
         Err(e) => return store_unreadable(&e),
     };
@@ -729,7 +729,7 @@ fn history(state: &WebState, check_id: &str, query: Option<&str>) -> Reply {
             intervals.push(serde_json::json!({ "from": crate::status::local_time(seen_to, tz),
                 "to": crate::status::local_time(to, tz), "state": "no_data" }));
         }
-        let rollups = match crate::store::query::rollups(&state.store_path, id, from - 86_400_000, to) {
+        let rollups = match state.reader.rollups(id, from - 86_400_000, to) {
             Ok(r) => r,
             Err(e) => return store_unreadable(&e),
         };
@@ -772,7 +772,7 @@ fn reports(state: &WebState, query: Option<&str>) -> Reply {
             return text(StatusCode::BAD_REQUEST, format!("format: \"{other}\" is not html, csv, json or md"));
         }
     };
-    match report::build(&config, &state.store_path, &span, lang, now) {
+    match report::build(&config, &state.reader, &span, lang, now) {
         Ok(r) => reply(StatusCode::OK, content_type, report::render(&r, format, tz)),
         Err(e) => {
             tracing::error!(error = %e, "cannot build the report");
@@ -788,7 +788,7 @@ fn exclude(state: &WebState, id: i64, reason: &str, by: &str) -> Option<Reply> {
     if reason.is_empty() || by.is_empty() {
         return Some(text(StatusCode::BAD_REQUEST, "an exclusion needs a reason and who decided it"));
     }
-    match crate::store::query::incident(&state.store_path, id) {
+    match state.reader.incident(id) {
         Ok(Some(i)) if i.is_open() => {
             return Some(text(StatusCode::CONFLICT, "only a resolved incident can be excluded from the SLA"));
         }
@@ -817,7 +817,7 @@ fn maintenance_list(state: &WebState) -> Reply {
     let config = state.board.read().unwrap_or_else(|p| p.into_inner()).config.clone();
     let tz = &config.instance.timezone;
     let now = now_ms();
-    let api = match crate::store::query::maintenance(&state.store_path) {
+    let api = match state.reader.maintenance() {
         Ok(api) => api,
         Err(e) => return store_unreadable(&e),
     };

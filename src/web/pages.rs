@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::i18n::{state_word, strings};
 use super::{Reply, WebState, heavy, reply, text};
 use crate::config::{Config, Language};
-use crate::history::{Period, day_bounds, split};
+use crate::history::{day_bounds, worst_per_period};
 use crate::model::State;
 use crate::model::format_duration;
 use crate::model::now_ms;
@@ -28,6 +28,11 @@ use crate::store::{StoreError, query};
 
 const CSS: &str = include_str!("static/vigil.css");
 const SESSION_COOKIE: &str = "vigil_session";
+/// Up to this many targets the home page lists every check with its 90-day bar; beyond,
+/// it lists per system only the checks that are not up (the rest are on the system page).
+const HOME_CHECK_BARS_UP_TO: usize = 300;
+/// Checks listed per system on a compact home page, at most.
+const HOME_LISTED_AT_MOST: usize = 50;
 /// Auto-refresh of the pages, without JavaScript.
 const REFRESH_SECONDS: u32 = 30;
 
@@ -180,56 +185,33 @@ pub async fn route(
     })
 }
 
-/// A target's days: time per state, and why it failed (time, message).
-struct Days {
-    id: String,
-    periods: Vec<Period>,
-    causes: Vec<(i64, String)>,
-}
-
-/// The last `days` days of every target: the ledger every figure comes from, and each
-/// target's daily periods (for the colour of the bars).
+/// The last days of every target: the ledger every figure comes from, the day bounds
+/// and why targets failed (time, message) — what the bars are drawn from.
 struct Recent {
     ledger: Ledger,
-    from: i64,
-    to: i64,
-    days: HashMap<String, Days>,
+    bounds: Vec<i64>,
+    causes: HashMap<String, Vec<(i64, String)>>,
 }
 
 impl Recent {
-    fn of(&self, ids: &[String]) -> Vec<&Days> {
-        ids.iter().filter_map(|id| self.days.get(id)).collect()
-    }
-
     /// The uptime of `ids` combined (a system's critical targets, a check's targets) over
     /// the whole span, formatted for the language.
     fn uptime(&self, ids: &[String], lang: Language) -> Option<String> {
-        format_uptime(self.ledger.account(ids, self.from, self.to).uptime(), lang)
+        let (Some(&from), Some(&to)) = (self.bounds.first(), self.bounds.last()) else { return None };
+        format_uptime(self.ledger.account(ids, from, to).uptime(), lang)
     }
 }
 
-/// Reads the last `days` days of every target.
+/// Reads the last `days` days of every target (a few set queries).
 fn recent(state: &WebState, board: &Board, days: u32) -> Result<Recent, StoreError> {
     let now = now_ms();
     let bounds = day_bounds(now, days, &board.config.instance.timezone);
     let (Some(&from), Some(&to)) = (bounds.first(), bounds.last()) else {
-        return Ok(Recent { ledger: Ledger::default(), from: now, to: now, days: HashMap::new() });
+        return Ok(Recent { ledger: Ledger::default(), bounds, causes: HashMap::new() });
     };
-    let ledger = Ledger::load(&board.config, &state.store_path, from, to, now)?;
-    let days = board
-        .config
-        .targets()
-        .map(|(_, _, t)| {
-            let id = t.key.id();
-            let causes = query::failure_causes(&state.store_path, &id, from)?;
-            let periods = match ledger.history(&id) {
-                Some(h) => split(h.initial, &h.changes, &bounds, now),
-                None => split(None, &[], &bounds, now),
-            };
-            Ok((id.clone(), Days { id, periods, causes }))
-        })
-        .collect::<Result<_, StoreError>>()?;
-    Ok(Recent { ledger, from, to, days })
+    let ledger = Ledger::load(&board.config, &state.reader, from, to, now)?;
+    let causes = state.reader.failure_causes_all(from)?;
+    Ok(Recent { ledger, bounds, causes })
 }
 
 /// A system's critical target ids.
@@ -237,29 +219,32 @@ fn critical_ids(system: &crate::config::System) -> Vec<String> {
     system.checks.iter().filter(|c| c.critical).flat_map(|c| c.targets.iter().map(|t| t.key.id())).collect()
 }
 
-/// One bar from several targets' days: each cell is the worst state of the day, its
-/// tooltip the date, the state, the downtime (the accounting's, for the targets combined)
-/// and the day's last cause.
-fn bar(recent: &Recent, days: &[&Days], lang: Language, tz: &jiff::tz::TimeZone) -> Vec<Value> {
-    let Some(first) = days.first() else { return Vec::new() };
-    let ids: Vec<String> = days.iter().map(|d| d.id.clone()).collect();
-    (0..first.periods.len())
-        .map(|i| {
-            let day = &first.periods[i];
-            let worst =
-                days.iter().filter_map(|d| d.periods.get(i).and_then(Period::worst)).max_by_key(|s| s.severity());
-            let down = recent.ledger.account(&ids, day.start_ms, day.end_ms).down_ms;
-            let cause = days
+/// One bar for targets `ids` combined: each cell is the worst state of the day, its
+/// tooltip the date, the state, the downtime (the accounting's) and the day's last cause.
+fn bar(recent: &Recent, ids: &[String], lang: Language, tz: &jiff::tz::TimeZone) -> Vec<Value> {
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    let histories: Vec<&crate::report::History> = ids.iter().filter_map(|id| recent.ledger.history(id)).collect();
+    let worst = worst_per_period(&histories, &recent.bounds, recent.ledger.at());
+    let per_day = recent.ledger.account_split(ids, &recent.bounds);
+    let causes: Vec<&(i64, String)> = ids.iter().filter_map(|id| recent.causes.get(id)).flatten().collect();
+    recent
+        .bounds
+        .windows(2)
+        .enumerate()
+        .map(|(i, day)| {
+            let down = per_day[i].down_ms;
+            let cause = causes
                 .iter()
-                .flat_map(|d| d.causes.iter())
-                .filter(|(at, _)| (day.start_ms..day.end_ms).contains(at))
+                .filter(|(at, _)| (day[0]..day[1]).contains(at))
                 .max_by_key(|(at, _)| *at)
                 .map(|(_, m)| format!(" – {m}"))
                 .unwrap_or_default();
-            let date = jiff::Timestamp::from_millisecond(day.start_ms)
+            let date = jiff::Timestamp::from_millisecond(day[0])
                 .map(|t| t.to_zoned(tz.clone()).strftime("%d/%m/%Y").to_string())
                 .unwrap_or_default();
-            match worst {
+            match worst[i] {
                 Some(s) => {
                     let word = state_word(s, lang).0;
                     let extra = if down > 0 {
@@ -310,6 +295,9 @@ fn home(state: &WebState, req: &Request<Incoming>, board: &Board) -> Reply {
     let config = &board.config;
     let v = visitor(state, req, config);
     let tz = &config.instance.timezone;
+    // A bar per check only while it stays readable; beyond that the checks' bars are on
+    // their system's page (a 10,000-check home page would carry 900,000 day cells).
+    let compact = config.targets().count() > HOME_CHECK_BARS_UP_TO;
     let recent = match recent(state, board, 90) {
         Ok(recent) => recent,
         Err(e) => return super::store_unreadable(&e),
@@ -321,16 +309,24 @@ fn home(state: &WebState, req: &Request<Incoming>, board: &Board) -> Reply {
             let st = system_state(s, &board.targets);
             let (word, icon) = state_word(st, v.lang);
             let ids = critical_ids(s);
-            let critical = recent.of(&ids);
+            // Compact: only the checks that are not up are listed (at most HOME_LISTED_AT_MOST).
+            let mut listed = 0;
+            let mut hidden = 0;
             let checks: Vec<Value> = s
                 .checks
                 .iter()
-                .map(|c| {
+                .filter_map(|c| {
                     let (cs, summary) = check_summary(board, c, v.lang);
+                    if compact && (cs == State::Up || listed >= HOME_LISTED_AT_MOST) {
+                        hidden += 1;
+                        return None;
+                    }
+                    listed += 1;
                     let (cw, ci) = state_word(cs, v.lang);
                     let cids: Vec<String> = c.targets.iter().map(|t| t.key.id()).collect();
-                    json!({ "id": format!("{}/{}", s.id, c.id), "name": c.name, "state": cs.as_str(), "word": cw, "icon": ci,
-                            "targets": c.targets.len(), "summary": summary, "bar": bar(&recent, &recent.of(&cids), v.lang, tz) })
+                    Some(json!({ "id": format!("{}/{}", s.id, c.id), "name": c.name, "state": cs.as_str(), "word": cw, "icon": ci,
+                            "targets": c.targets.len(), "summary": summary,
+                            "bar": if compact { Vec::new() } else { bar(&recent, &cids, v.lang, tz) } }))
                 })
                 .collect();
             json!({
@@ -339,8 +335,9 @@ fn home(state: &WebState, req: &Request<Incoming>, board: &Board) -> Reply {
                 "state": st.as_str(), "word": word, "icon": icon,
                 "since": crate::status::system_since(s, &board.targets).map(|ms| local(ms, tz)).unwrap_or_default(),
                 "uptime": recent.uptime(&ids, v.lang),
-                "bar": bar(&recent, &critical, v.lang, tz),
+                "bar": bar(&recent, &ids, v.lang, tz),
                 "checks": checks,
+                "hidden_checks": hidden,
             })
         })
         .collect();
@@ -357,7 +354,7 @@ fn home(state: &WebState, req: &Request<Incoming>, board: &Board) -> Reply {
         })
         .collect();
     let now = now_ms();
-    let api = match query::maintenance(&state.store_path) {
+    let api = match state.reader.maintenance() {
         Ok(api) => api,
         Err(e) => return super::store_unreadable(&e),
     };
@@ -392,7 +389,7 @@ fn home(state: &WebState, req: &Request<Incoming>, board: &Board) -> Reply {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let pending = query::deliveries(&state.store_path).map(|d| d.iter().filter(|(_, s, _)| s == "pending").count());
+    let pending = state.reader.deliveries().map(|d| d.iter().filter(|(_, s, _)| s == "pending").count());
     let store = match (state.store_health.snapshot().failing, &pending) {
         (Some((since, error)), _) => {
             format!(
@@ -427,7 +424,6 @@ fn system_page(state: &WebState, req: &Request<Incoming>, board: &Board, system:
     let st = system_state(system, &board.targets);
     let (word, icon) = state_word(st, v.lang);
     let ids = critical_ids(system);
-    let critical = recent.of(&ids);
     let checks: Vec<Value> = system
         .checks
         .iter()
@@ -444,7 +440,7 @@ fn system_page(state: &WebState, req: &Request<Incoming>, board: &Board, system:
         json!({ "refresh": REFRESH_SECONDS, "system": {
             "id": system.id, "name": if v.lang == Language::Vi { &system.name_vi } else { &system.name_en },
             "state": st.as_str(), "word": word, "icon": icon, "sla": system.sla.map(|s| format!("{}%", s * 100.0)),
-            "uptime": recent.uptime(&ids, v.lang), "bar": bar(&recent, &critical, v.lang, tz), "checks": checks,
+            "uptime": recent.uptime(&ids, v.lang), "bar": bar(&recent, &ids, v.lang, tz), "checks": checks,
         }}),
     );
     render("system.html", ctx)
@@ -478,7 +474,7 @@ fn check_page(state: &WebState, req: &Request<Incoming>, board: &Board, id: &str
         .collect();
     let mut stored: HashMap<String, Vec<query::StoredResult>> = HashMap::new();
     for t in &check.targets {
-        match query::results(&state.store_path, &t.key.id(), now - range.1) {
+        match state.reader.results(&t.key.id(), now - range.1) {
             Ok(results) => stored.insert(t.key.id(), results),
             Err(e) => return super::store_unreadable(&e),
         };
@@ -526,7 +522,7 @@ fn check_page(state: &WebState, req: &Request<Incoming>, board: &Board, id: &str
                     "certs": o.observations.certificates.iter().map(|c| json!({ "subject": c.subject, "issuer": c.issuer, "not_after": local(c.not_after * 1000, tz), "sans": c.sans.join(", ") })).collect::<Vec<_>>(),
                 })
             });
-            let incidents: Vec<Value> = query::incidents_of(&state.store_path, &tid, 20)
+            let incidents: Vec<Value> = state.reader.incidents_of(&tid, 20)
                 .unwrap_or_default()
                 .iter()
                 .map(|i| json!({
@@ -600,7 +596,7 @@ fn badge(state: &WebState, board: &Board, spec: &str) -> Reply {
             };
             let now = now_ms();
             let from = now - span.as_millis() as i64;
-            let ledger = match Ledger::load(config, &state.store_path, from, now, now) {
+            let ledger = match Ledger::load(config, &state.reader, from, now, now) {
                 Ok(l) => l,
                 Err(e) => return super::store_unreadable(&e),
             };
@@ -790,7 +786,7 @@ fn store_failing_word(lang: Language) -> &'static str {
 
 /// The audit trail for a logged-in administrator: the last 500 actions, newest first.
 fn audit_page(state: &WebState, config: &Config) -> Reply {
-    let entries = match query::audit(&state.store_path, 500) {
+    let entries = match state.reader.audit(500) {
         Ok(entries) => entries,
         Err(e) => return super::store_unreadable(&e),
     };
