@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -26,7 +25,7 @@ use crate::probe::heartbeat::{Beat, HeartbeatBook};
 use crate::scheduler::Scheduler;
 use crate::status::Board;
 use crate::store;
-use crate::web::{self, ReloadRequest, WebState};
+use crate::web::{self, ReloadError, ReloadRequest, WebState};
 
 /// Connections waiting to be accepted: Rust's default of 128 overflows when a scrape burst
 /// or many `/probe` requests arrive at once (seen at 200 parallel requests: SYNs dropped,
@@ -113,8 +112,8 @@ pub struct App {
 
 impl App {
     /// Loads the configuration, opens the store, binds the server and starts probing.
-    pub async fn start(source: ConfigSource, overrides: Overrides) -> anyhow::Result<App> {
-        let config = Arc::new(source.load().map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?);
+    pub async fn start(source: ConfigSource, overrides: Overrides) -> Result<App, StartError> {
+        let config = Arc::new(source.load().map_err(StartError::Config)?);
         for warning in config.warnings(overrides.listen) {
             tracing::warn!("{warning}");
         }
@@ -131,8 +130,8 @@ impl App {
         metrics.reload_ok.set(1);
         metrics.reload_time.set(now_ms() as f64 / 1000.0);
         let listen = overrides.listen.unwrap_or(config.server.listen);
-        let listener = bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
-        let addr = listener.local_addr()?;
+        let listener = bind(listen).map_err(|error| StartError::Listen { addr: listen, error })?;
+        let addr = listener.local_addr().map_err(|error| StartError::Listen { addr: listen, error })?;
 
         let board = Arc::new(RwLock::new(Board {
             config: config.clone(),
@@ -154,6 +153,14 @@ impl App {
             maintenance: restored.maintenance,
             watched: restored.watched,
         };
+        let monthly_stop = CancellationToken::new();
+        let monthly = crate::report::monthly::spawn(
+            outlook_rx.clone(),
+            config.storage.path.clone(),
+            store_writer.clone(),
+            notes_tx.clone(),
+            monthly_stop.clone(),
+        );
         let outputs = Outputs { board: board.clone(), outlook, events: events.clone(), notifications: notes_tx };
         let pipeline = Pipeline::new(config.clone(), metrics.clone(), store, resume, outputs);
         let pipeline = if overrides.no_probes { pipeline.without_watchdog() } else { pipeline };
@@ -205,6 +212,8 @@ impl App {
         let stop = shutdown.clone();
         let done = tokio::spawn(async move {
             control.run(reload_rx, stop).await;
+            monthly_stop.cancel();
+            let _ = monthly.await;
             let store = pipeline.await;
             // Deliveries in flight finish and record their outcome; the rest stay in the outbox.
             delivery_stop.cancel();
@@ -230,7 +239,7 @@ impl App {
     }
 
     /// Reloads the configuration (as SIGHUP does); returns the errors of a rejected one.
-    pub async fn reload(&self) -> Result<(), String> {
+    pub async fn reload(&self) -> Result<(), ReloadError> {
         request_reload(&self.reload).await
     }
 
@@ -247,10 +256,19 @@ impl App {
 }
 
 /// Asks the control loop for a reload and waits for its answer.
-pub async fn request_reload(sender: &mpsc::Sender<ReloadRequest>) -> Result<(), String> {
+pub async fn request_reload(sender: &mpsc::Sender<ReloadRequest>) -> Result<(), ReloadError> {
     let (respond, answer) = oneshot::channel();
-    sender.send(ReloadRequest { respond }).await.map_err(|_| "shutting down".to_string())?;
-    answer.await.map_err(|_| "shutting down".to_string())?
+    sender.send(ReloadRequest { respond }).await.map_err(|_| ReloadError::ShuttingDown)?;
+    answer.await.map_err(|_| ReloadError::ShuttingDown)?
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid configuration:\n{0}")]
+    Config(ConfigErrors),
+    #[error("cannot listen on {addr}: {error}")]
+    Listen { addr: SocketAddr, error: std::io::Error },
 }
 
 /// Owns the scheduler; applies reloads, and stops everything at shutdown.
@@ -279,14 +297,14 @@ impl ControlLoop {
         // Dropping the scheduler and the control sender lets the pipeline drain and end.
     }
 
-    async fn reload(&mut self) -> Result<(), String> {
+    async fn reload(&mut self) -> Result<(), ReloadError> {
         match self.source.load() {
             Ok(config) => {
                 let config = Arc::new(config);
                 *self.web.admin_token.write().unwrap_or_else(|p| p.into_inner()) = config.server.admin_token.clone();
                 self.web.heartbeats.set_tokens(&config);
                 if self.control.send(Control::Reconfigure(config.clone())).await.is_err() {
-                    return Err("shutting down".into());
+                    return Err(ReloadError::ShuttingDown);
                 }
                 if self.probing {
                     self.scheduler.apply(&config);
@@ -302,14 +320,18 @@ impl ControlLoop {
             Err(errors) => {
                 self.metrics.reload_ok.set(0);
                 tracing::error!(errors = %errors, "configuration reload failed; the previous configuration keeps running");
-                Err(errors.to_string())
+                Err(ReloadError::Invalid(errors))
             }
         }
     }
 }
 
 /// Runs the daemon until `shutdown` completes; SIGHUP reloads.
-pub async fn run(source: ConfigSource, overrides: Overrides, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    source: ConfigSource,
+    overrides: Overrides,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
     let app = App::start(source, overrides).await?;
     let reload = app.reload_handle();
     #[cfg(unix)]

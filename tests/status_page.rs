@@ -215,7 +215,7 @@ async fn actions_need_login_and_same_site_forms_and_everything_is_escaped() {
         serde_json::from_str(&get(&format!("{base}/api/v1/incidents?state=open")).await).expect("json");
     assert_eq!(list["incidents"][0]["ack"]["by"], "An");
 
-    // Exclusion from the SLA needs a reason.
+    // Exclusion from the SLA needs a reason, and a resolved incident (this one is open).
     let admin = [("authorization", format!("Bearer {TOKEN}"))];
     let auth: Vec<(&str, &str)> = admin.iter().map(|(k, v)| (*k, v.as_str())).collect();
     assert_eq!(send("POST", &format!("{base}/api/v1/incidents/1/exclude"), &auth, r#"{"by": "An"}"#).await.0, 400);
@@ -228,7 +228,7 @@ async fn actions_need_login_and_same_site_forms_and_everything_is_escaped() {
         )
         .await
         .0,
-        200
+        409
     );
 
     // What targets and people write is shown as text, never as markup.

@@ -34,6 +34,17 @@ pub const DEMO_COMMUNES: [(&str, &str); 5] = [
     ("muong-te", "Mường Tè"),
 ];
 
+/// Why the demo could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::DemoTlsError),
+    #[error(transparent)]
+    Start(#[from] crate::app::StartError),
+}
+
 /// A running demo: the simulators and the monitor watching them.
 pub struct Demo {
     pub app: App,
@@ -47,7 +58,7 @@ pub struct Demo {
 impl Demo {
     /// Starts the simulators and the monitor. `speed` compresses the fault schedule and the
     /// probe intervals (1 = real time; tests use more).
-    pub async fn start(listen: SocketAddr, speed: f64, data_dir: PathBuf) -> anyhow::Result<Demo> {
+    pub async fn start(listen: SocketAddr, speed: f64, data_dir: PathBuf) -> Result<Demo, DemoError> {
         // The configuration names the monitor's own address (for ack links), so bind first.
         let listener = std::net::TcpListener::bind(listen)?;
         let listen = listener.local_addr()?;
@@ -73,7 +84,7 @@ impl Demo {
 }
 
 /// Runs the demo until `shutdown` completes, printing where to look.
-pub async fn run(listen: SocketAddr, speed: f64, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(listen: SocketAddr, speed: f64, shutdown: impl Future<Output = ()>) -> Result<(), DemoError> {
     let data_dir = std::env::temp_dir().join(format!("vigil-demo-{}", std::process::id()));
     let demo = Demo::start(listen, speed, data_dir.clone()).await?;
     let base = format!("http://{}", demo.app.addr());

@@ -6,9 +6,18 @@ use std::sync::Arc;
 use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+/// Why the demo's certificates could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoTlsError {
+    #[error(transparent)]
+    Certificate(#[from] rcgen::Error),
+    #[error(transparent)]
+    Tls(#[from] rustls::Error),
+}
+
 /// The demo CA's PEM (for `ca_file`) and a server config presenting a leaf for 127.0.0.1
 /// that expires in `days_left` days.
-pub fn demo_tls(days_left: i64) -> anyhow::Result<(String, Arc<rustls::ServerConfig>)> {
+pub fn demo_tls(days_left: i64) -> Result<(String, Arc<rustls::ServerConfig>), DemoTlsError> {
     let now = time::OffsetDateTime::now_utc();
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;

@@ -5,6 +5,7 @@
 
 pub mod accounting;
 pub mod ledger;
+pub mod monthly;
 pub mod prometheus;
 mod render;
 

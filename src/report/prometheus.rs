@@ -22,7 +22,7 @@ pub async fn histories(
     from: i64,
     to: i64,
     step_ms: i64,
-) -> anyhow::Result<HashMap<String, History>> {
+) -> Result<HashMap<String, History>, PrometheusError> {
     let http = crate::http_client::http_client();
     let step_ms = step_ms.max(1000);
     let ids: HashMap<Labels, String> = config
@@ -49,6 +49,15 @@ pub async fn histories(
             (id.clone(), History { initial: None, changes: changes(&points, step_ms, to), excluded: Vec::new() })
         })
         .collect())
+}
+
+/// Why Prometheus could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PrometheusError {
+    #[error("cannot query Prometheus: {0}")]
+    Request(String),
+    #[error("Prometheus answered {0}")]
+    Answer(String),
 }
 
 /// `system`, `check` and `target` label values.
@@ -86,7 +95,7 @@ async fn range(
     start: i64,
     end: i64,
     step_ms: i64,
-) -> anyhow::Result<Vec<(Labels, i64, State)>> {
+) -> Result<Vec<(Labels, i64, State)>, PrometheusError> {
     let q: String = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("query", query)
         .append_pair("start", &format!("{:.3}", start as f64 / 1000.0))
@@ -94,13 +103,16 @@ async fn range(
         .append_pair("step", &format!("{:.3}", step_ms as f64 / 1000.0))
         .finish();
     let req = hyper::Request::get(format!("{}/api/v1/query_range?{q}", url.trim_end_matches('/')))
-        .body(Full::new(Bytes::new()))?;
-    let resp = http.request(req).await?;
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| PrometheusError::Request(e.to_string()))?;
+    let resp = http.request(req).await.map_err(|e| PrometheusError::Request(e.to_string()))?;
     let status = resp.status();
-    let body = resp.into_body().collect().await?.to_bytes();
-    let doc: serde_json::Value = serde_json::from_slice(&body)?;
+    let body = resp.into_body().collect().await.map_err(|e| PrometheusError::Request(e.to_string()))?.to_bytes();
+    let answer = || String::from_utf8_lossy(&body).chars().take(500).collect::<String>();
+    let doc: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| PrometheusError::Answer(format!("{status}, not JSON ({e}): {}", answer())))?;
     if !status.is_success() || doc["status"] != "success" {
-        anyhow::bail!("Prometheus answered {status}: {}", String::from_utf8_lossy(&body));
+        return Err(PrometheusError::Answer(format!("{status}: {}", answer())));
     }
     let mut out = Vec::new();
     for series in doc["data"]["result"].as_array().into_iter().flatten() {

@@ -21,21 +21,16 @@ use tokio::sync::{mpsc, oneshot};
 use crate::model::incident::{Incident, Notification};
 use crate::model::{State, Streak, TargetState};
 
-/// A store error (opening, migrating, reading).
+/// A store error (opening, migrating, reading). The message carries the cause, once: it
+/// is not also a `source()`, so a chain printer does not repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot create folder {path}: {source}")]
-    CreateDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("store {path}: {source}")]
-    Sqlite {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
+    #[error("cannot create folder {path}: {error}")]
+    CreateDir { path: PathBuf, error: std::io::Error },
+    #[error("store {path}: {error}")]
+    Sqlite { path: PathBuf, error: rusqlite::Error },
+    #[error("store {path}: no such file")]
+    Missing { path: PathBuf },
 }
 
 /// One probe result of one target.
@@ -177,13 +172,13 @@ pub struct Store {
 }
 
 fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-    move |source| StoreError::Sqlite { path: path.to_path_buf(), source }
+    move |error| StoreError::Sqlite { path: path.to_path_buf(), error }
 }
 
 /// Opens (or creates) the database at `path` and migrates it.
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|error| StoreError::CreateDir { path: dir.to_path_buf(), error })?;
     }
     let mut conn = Connection::open(path).map_err(sqlite(path))?;
     // The busy timeout first: a lock held at start (a backup) is waited for, not fatal.
@@ -248,7 +243,7 @@ pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
     let writer = std::thread::Builder::new()
         .name("vigil-store".into())
         .spawn(move || writing::write_loop(conn, receiver, &writer_path, &writer_health, Default::default()))
-        .map_err(|e| StoreError::CreateDir { path: path.to_path_buf(), source: e })?;
+        .map_err(|error| StoreError::CreateDir { path: path.to_path_buf(), error })?;
     Ok((
         Store { path: path.to_path_buf(), sender: Some(sender), writer: Some(writer), health },
         Restored { states, heartbeats, open_incidents, last_incident_id, pending, maintenance, watched },

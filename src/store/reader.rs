@@ -18,7 +18,14 @@ use crate::model::incident::Incident;
 #[derive(Debug)]
 pub struct Reader {
     path: PathBuf,
-    conn: Mutex<Option<Connection>>,
+    /// The open connection and the file (device, inode) it was opened on.
+    conn: Mutex<Option<(Connection, (u64, u64))>>,
+}
+
+/// The file at `path` now: (device, inode), if there is one.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl Reader {
@@ -32,18 +39,26 @@ impl Reader {
         &self.path
     }
 
-    /// Runs `f` on the connection, opening it first if needed; after an error the
-    /// connection is dropped, so the next read opens the file afresh.
+    /// Runs `f` on the connection, opening it first if needed. The connection is opened
+    /// afresh after an error, and when the file at the path is no longer the one it was
+    /// opened on (moved, replaced, deleted): a moved store is unreadable, not silently old.
     fn with<T>(&self, f: impl FnOnce(&Connection, &Path) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let conn = match guard.take() {
-            Some(conn) => conn,
-            None => Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                .map_err(sqlite(&self.path))?,
+        let now = file_id(&self.path);
+        let (conn, id) = match guard.take() {
+            Some((conn, id)) if Some(id) == now => (conn, id),
+            _ => {
+                let conn = Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                    .map_err(sqlite(&self.path))?;
+                match file_id(&self.path) {
+                    Some(id) => (conn, id),
+                    None => return Err(StoreError::Missing { path: self.path.clone() }),
+                }
+            }
         };
         let result = f(&conn, &self.path);
         if result.is_ok() {
-            *guard = Some(conn);
+            *guard = Some((conn, id));
         }
         result
     }

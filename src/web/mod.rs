@@ -40,10 +40,20 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long open connections get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why a reload did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new configuration is invalid; the previous one keeps running.
+    #[error(transparent)]
+    Invalid(#[from] crate::config::ConfigErrors),
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
 /// A request to reload the configuration; answered with the errors, if any.
 #[derive(Debug)]
 pub struct ReloadRequest {
-    pub respond: oneshot::Sender<Result<(), String>>,
+    pub respond: oneshot::Sender<Result<(), ReloadError>>,
 }
 
 /// What the handlers read.
@@ -624,7 +634,7 @@ async fn acknowledge(state: &WebState, id: i64, by: String, comment: String) -> 
     }
     match answer.await {
         Ok(Ok(incident)) => json(&serde_json::json!({ "incident": incident })),
-        Ok(Err(why)) => text(StatusCode::NOT_FOUND, why),
+        Ok(Err(why)) => text(StatusCode::NOT_FOUND, why.to_string()),
         Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
     }
 }

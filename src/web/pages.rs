@@ -732,7 +732,7 @@ async fn action(state: &WebState, req: Request<Incoming>, config: &Config, peer:
                 }
                 match answer.await {
                     Ok(Ok(_)) => redirect(&next, None),
-                    Ok(Err(why)) => text(StatusCode::NOT_FOUND, why),
+                    Ok(Err(why)) => text(StatusCode::NOT_FOUND, why.to_string()),
                     Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
                 }
             }

@@ -1,0 +1,194 @@
+//! Judging one result: the state machine's step, flapping, the incident it opens or
+//! resolves, the records stored with it, and what the board and the events show.
+
+use super::{Event, Pipeline};
+use crate::alert::engine::{Effect, Opening, Routing};
+use crate::alert::state::{self, Flap, Transition};
+use crate::model::State;
+use crate::model::incident::Severity;
+use crate::probe::ProbeOutcome;
+use crate::scheduler::ProbeResult;
+use crate::status::{LastResult, TargetView, system_state};
+use crate::store::{ChangeRecord, Record, ResultRecord};
+
+impl Pipeline {
+    pub(super) fn handle(&mut self, result: ProbeResult) {
+        let Some(depends_on) = self.entries.get(&result.target_id).map(|e| e.depends_on.clone()) else {
+            return; // A target removed by a reload while its probe was running.
+        };
+        let failing_deps = self.dependency_failing(&depends_on);
+        let in_window = self.in_maintenance(&result.target_id, result.finished_ms);
+        let blind = self.blind_for(&result.target_id);
+        let flapping_rule = self.config.alerting.flapping;
+        let Some(entry) = self.entries.get_mut(&result.target_id) else { return };
+        entry.last_run_ms = result.finished_ms;
+        let outcome = &result.outcome;
+        self.metrics.scheduler_lag.observe(result.lag.as_secs_f64());
+        self.metrics.record(&entry.metrics, outcome, result.finished_ms as f64 / 1000.0);
+        let prev = entry.state;
+        let now = result.finished_ms;
+        let ctx = state::Context { dependency_failing: !failing_deps.is_empty(), maintenance: in_window, blind };
+        let (next, transition) = state::step(&prev, outcome.health, entry.rule, ctx, now);
+        entry.state = next;
+        let mut flapping_started = false;
+        if let Some(t) = transition
+            && [t.from, t.to]
+                .iter()
+                .all(|s| matches!(s, State::Up | State::Degraded | State::Down | State::Unreachable))
+            && entry.flaps.change(now, flapping_rule.changes, flapping_rule.window.as_millis() as i64) == Flap::Started
+        {
+            flapping_started = true;
+            tracing::warn!(target_id = %result.target_id, "target is flapping; its notifications pause until it is stable");
+        }
+        let quiet = entry.flaps.is_flapping();
+        let flapping = quiet;
+        let reason = outcome.reason.map(|r| r.code());
+        let mut records = Vec::new();
+        let mut effects = Vec::new();
+        if std::mem::take(&mut entry.resume_history) && transition.is_none() {
+            records.push(Record::Change(ChangeRecord {
+                target: result.target_id.clone(),
+                at_ms: now,
+                from: State::Unknown,
+                to: next.state,
+                reason: Some("resumed"),
+                message: "monitoring resumed".into(),
+            }));
+        }
+        if let Some(t) = transition {
+            tracing::info!(target_id = %result.target_id, from = t.from.as_str(), to = t.to.as_str(), reason = reason.unwrap_or(""), message = %outcome.message, "state changed");
+            records.push(Record::Change(ChangeRecord {
+                target: result.target_id.clone(),
+                at_ms: t.at_ms,
+                from: t.from,
+                to: t.to,
+                reason,
+                message: outcome.message.clone(),
+            }));
+            self.metrics.set_state(&entry.metrics, t.to);
+            let started = prev.streak.map_or(t.at_ms, |s| s.since_ms.min(t.at_ms).max(1));
+            effects = self.on_transition(&result.target_id, t, outcome, started, &failing_deps, quiet);
+            if flapping_started && let Some(o) = self.opening(&result.target_id, Severity::Critical, outcome, started) {
+                let (config, location) = self.routing();
+                effects.extend(self.engine.flapping(o, Routing { routes: &config.routes, location: &location }, now));
+            }
+        }
+        records.push(Record::Result(ResultRecord {
+            target: result.target_id.clone(),
+            at_ms: result.finished_ms,
+            health: outcome.health.as_str(),
+            reason,
+            duration_ms: outcome.duration.as_secs_f64() * 1000.0,
+            message: outcome.message.clone(),
+            state: next,
+            day_ms: self.day_of(result.finished_ms),
+        }));
+        self.apply(effects, records);
+
+        let system_id = self.entries.get(&result.target_id).map(|e| e.system.clone()).unwrap_or_default();
+        let event =
+            Event { target_id: result.target_id.clone(), health: result.outcome.health, state: next.state, transition };
+        {
+            let mut board = self.board.write().unwrap_or_else(|p| p.into_inner());
+            let mut outcome = result.outcome;
+            outcome.observations.body = None; // bodies are not kept beyond the judgement
+            board.targets.insert(
+                result.target_id,
+                TargetView {
+                    state: next,
+                    last: Some(LastResult { at_ms: result.finished_ms, outcome }),
+                    flapping,
+                    stale: false,
+                },
+            );
+            if transition.is_some()
+                && let Some(system) = board.config.systems.iter().find(|s| s.id == system_id)
+            {
+                let up = !matches!(system_state(system, &board.targets), State::Down | State::Unreachable);
+                self.metrics.set_system(&system.id, up, system.sla);
+            }
+        }
+        let _ = self.events.send(event);
+    }
+
+    /// Incidents and notifications caused by a transition.
+    /// What an incident of `target` would say.
+    pub(super) fn opening(
+        &self,
+        target: &str,
+        severity: Severity,
+        outcome: &ProbeOutcome,
+        started_ms: i64,
+    ) -> Option<Opening> {
+        let entry = self.entries.get(target)?;
+        let system = self.config.systems.iter().find(|s| s.id == entry.system)?;
+        let system_name = match self.config.instance.language {
+            crate::config::Language::Vi => system.name_vi.clone(),
+            crate::config::Language::En => system.name_en.clone(),
+        };
+        // Dependents already unreachable because of this target are listed at once.
+        let mut affected: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.state.state == State::Unreachable && e.depends_on.iter().any(|d| d == target))
+            .map(|(id, _)| id.clone())
+            .collect();
+        affected.sort();
+        Some(Opening {
+            target: target.to_string(),
+            system: entry.system.clone(),
+            system_name,
+            check: entry.check.id.clone(),
+            check_name: entry.check.name.clone(),
+            target_name: entry.target_name.clone(),
+            kind: entry.kind.to_string(),
+            severity,
+            started_ms,
+            cause: outcome.message.clone(),
+            reason: outcome.reason.map(|r| r.code().to_string()),
+            failed_conditions: outcome.failed_conditions.clone(),
+            affected,
+            runbook: entry.check.runbook.clone(),
+            monitor_blind: self.config.instance.uplink.iter().any(|u| u == target),
+        })
+    }
+
+    pub(super) fn on_transition(
+        &mut self,
+        target: &str,
+        t: Transition,
+        outcome: &ProbeOutcome,
+        started_ms: i64,
+        failing_deps: &[String],
+        quiet: bool,
+    ) -> Vec<Effect> {
+        let (config, location) = self.routing();
+        let routing = Routing { routes: &config.routes, location: &location };
+        let severity = match t.to {
+            State::Down => Some(Severity::Critical),
+            State::Degraded => Some(Severity::Warning),
+            _ => None,
+        };
+        // Still the same trouble (e.g. back from maintenance): the open incident goes on.
+        if let Some(severity) = severity
+            && self.engine.open_incident(target).is_some_and(|i| i.severity == severity)
+        {
+            return Vec::new();
+        }
+        if matches!(t.to, State::Maintenance | State::Unknown) {
+            return Vec::new();
+        }
+        let mut effects = match severity {
+            Some(severity) => {
+                let Some(opening) = self.opening(target, severity, outcome, started_ms) else { return Vec::new() };
+                self.metrics.incidents_total.with_label_values(&[&opening.system, severity.as_str()]).inc();
+                self.engine.open(opening, routing, t.at_ms, quiet)
+            }
+            None => self.engine.resolve(target, t.at_ms),
+        };
+        if t.to == State::Unreachable {
+            effects.extend(self.engine.add_affected(failing_deps, target));
+        }
+        effects
+    }
+}

@@ -1,0 +1,275 @@
+//! The pipeline: the one task that consumes probe results in order. For each result it
+//! updates metrics, steps the target's state machine (with its dependencies' states),
+//! opens and resolves incidents, and writes the result, the state change, the incident and
+//! its notifications to the store in one transaction before handing the notifications to
+//! the outbox dispatcher. Being the only writer of alert state, it needs no locks for it.
+
+mod judge;
+mod targets;
+mod watching;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::alert::engine::{Effect, Engine};
+use crate::alert::state::Transition;
+use crate::config::Config;
+use crate::config::maintenance::{ApiWindow, Window};
+use crate::delivery::Outlook;
+use crate::metrics::Metrics;
+use crate::model::Health;
+use crate::model::incident::{Incident, Notification, Severity};
+use crate::model::now_ms;
+use crate::model::{State, TargetState};
+use crate::scheduler::ProbeResult;
+use crate::status::Board;
+use crate::store::{Record, Store};
+use targets::Entry;
+
+/// How often reminders and escalations are checked.
+const TICK: Duration = Duration::from_secs(1);
+/// How long plain probe results (no state change) wait to be written together: at 200
+/// results a second, one transaction per quarter second instead of one per result. Anything
+/// else (a state change, an incident, a notification) is written at once, with the results
+/// waiting before it.
+const RESULTS_EVERY: Duration = Duration::from_millis(250);
+/// Most plain results kept waiting.
+const RESULTS_MAX: usize = 1000;
+/// How often raw results older than `storage.raw_retention` are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Something that happened to a target, published for tests and live views.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub target_id: String,
+    pub health: Health,
+    pub state: State,
+    pub transition: Option<Transition>,
+}
+
+/// Commands from the control loop and the web server.
+#[derive(Debug)]
+pub enum Control {
+    /// Switch to a new (validated) configuration, keeping the state of targets that stay.
+    Reconfigure(Arc<Config>),
+    /// Acknowledge an open incident; answers with the incident, or why not.
+    Ack { id: i64, by: String, comment: String, respond: oneshot::Sender<Result<Incident, AckError>> },
+    /// Open a maintenance window (stored, then in force).
+    AddMaintenance(ApiWindow),
+}
+
+/// The result consumer.
+pub struct Pipeline {
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    board: Arc<RwLock<Board>>,
+    /// What delivery sees: the configuration and the open incidents.
+    outlook: watch::Sender<Outlook>,
+    store: Store,
+    events: broadcast::Sender<Event>,
+    notifications: mpsc::UnboundedSender<Notification>,
+    engine: Engine,
+    entries: HashMap<String, Entry>,
+    /// States read from the store at start-up, used when a target first appears.
+    restored: HashMap<String, TargetState>,
+    /// Maintenance windows opened through the API.
+    api_windows: Vec<Window>,
+    /// The current day (instance time zone) for rollups: [start, end) in Unix ms.
+    day: Option<(i64, i64)>,
+    /// The last month whose report was queued (or found queued).
+    /// Plain results waiting to be written (see [`RESULTS_EVERY`]).
+    waiting_results: Vec<Record>,
+    /// Whether results are expected (off when Vigil only serves, without probing).
+    watchdog: bool,
+    /// Since when the store fails, once every receiver has been told (straight, not through
+    /// the store).
+    store_alerted: Option<i64>,
+}
+
+/// Why an acknowledgement was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AckError {
+    #[error("incident {0} is not open")]
+    NotOpen(i64),
+}
+
+/// Where the pipeline publishes what it learns.
+pub struct Outputs {
+    /// The status board the pages and the API read.
+    pub board: Arc<RwLock<Board>>,
+    /// What delivery sees: the configuration and the open incidents.
+    pub outlook: watch::Sender<Outlook>,
+    /// Every judged result, for tests and live views.
+    pub events: broadcast::Sender<Event>,
+    /// Notifications, handed on once their outbox rows are committed.
+    pub notifications: mpsc::UnboundedSender<Notification>,
+}
+
+/// What the pipeline starts from.
+pub struct Resume {
+    /// Target states, keyed by target id.
+    pub states: HashMap<String, TargetState>,
+    pub open_incidents: Vec<Incident>,
+    pub last_incident_id: i64,
+    /// Maintenance windows opened through the API.
+    pub maintenance: Vec<ApiWindow>,
+    /// Each target's last result and the state its stored history ended on.
+    pub watched: HashMap<String, (i64, Option<State>)>,
+}
+
+impl Pipeline {
+    /// A pipeline for `config`, resuming from what the store remembers; it publishes to
+    /// `outputs` (notifications only after they are stored).
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, store: Store, resume: Resume, outputs: Outputs) -> Pipeline {
+        let Outputs { board, outlook, events, notifications } = outputs;
+        let engine = Engine::new(resume.open_incidents, resume.last_incident_id);
+        let mut p = Pipeline {
+            config: config.clone(),
+            metrics,
+            board,
+            outlook,
+            store,
+            events,
+            notifications,
+            engine,
+            entries: HashMap::new(),
+            restored: resume.states,
+            api_windows: resume.maintenance.iter().map(ApiWindow::window).collect(),
+            day: None,
+            waiting_results: Vec::new(),
+            watchdog: true,
+            store_alerted: None,
+        };
+        p.configure(config);
+        p.record_unwatched(&resume.watched, now_ms());
+        p.publish_incidents();
+        p
+    }
+
+    /// A pipeline that expects no results (Vigil serving without probing): no watchdog.
+    pub fn without_watchdog(mut self) -> Pipeline {
+        self.watchdog = false;
+        self
+    }
+
+    pub(super) fn routing(&self) -> (Arc<Config>, String) {
+        (self.config.clone(), self.config.instance.location.clone().unwrap_or_default())
+    }
+
+    /// Stores records and effects in one transaction, then hands notifications on.
+    pub(super) fn apply(&mut self, effects: Vec<Effect>, mut records: Vec<Record>) {
+        if effects.is_empty() && records.len() == 1 && matches!(records[0], Record::Result(_)) {
+            self.waiting_results.append(&mut records);
+            if self.waiting_results.len() >= RESULTS_MAX {
+                self.write_results();
+            }
+            return;
+        }
+        // Results first, so the store sees every record in the order it happened.
+        records.splice(0..0, std::mem::take(&mut self.waiting_results));
+        let mut releases = Vec::new();
+        let incidents_changed = !effects.is_empty();
+        for effect in effects {
+            match effect {
+                Effect::Save(i) => records.push(Record::Incident(Box::new(i))),
+                Effect::Notify(n) => {
+                    records.push(Record::Outbox(Box::new(n.clone())));
+                    releases.push(Record::Release(Box::new(n), self.notifications.clone()));
+                }
+            }
+        }
+        // Delivery gets a notification only once its batch is committed (the writer
+        // answers a release after the transaction before it).
+        records.extend(releases);
+        if !records.is_empty() {
+            self.store.send(Record::Batch(records));
+        }
+        if incidents_changed {
+            self.publish_incidents();
+        }
+    }
+
+    /// Updates the open-incident gauges and the board's list.
+    pub(super) fn publish_incidents(&self) {
+        let open: Vec<Incident> = self.engine.open_incidents().cloned().collect();
+        for system in &self.config.systems {
+            for severity in [Severity::Critical, Severity::Warning] {
+                let n = open.iter().filter(|i| i.system == system.id && i.severity == severity).count();
+                self.metrics.incidents_open.with_label_values(&[&system.id, severity.as_str()]).set(n as i64);
+            }
+        }
+        self.outlook.send_modify(|o| o.open_incidents = open.clone());
+        self.board.write().unwrap_or_else(|p| p.into_inner()).open_incidents = open;
+    }
+
+    pub(super) fn ack(&mut self, id: i64, by: &str, comment: &str) -> Result<Incident, AckError> {
+        let effects = self.engine.ack(id, by, comment, now_ms()).ok_or(AckError::NotOpen(id))?;
+        let incident = effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::Save(i) => Some(i.clone()),
+                Effect::Notify(_) => None,
+            })
+            .ok_or(AckError::NotOpen(id))?;
+        tracing::info!(incident = id, by, comment, "incident acknowledged");
+        self.apply(effects, Vec::new());
+        Ok(incident)
+    }
+
+    /// Sends the waiting plain results to the store.
+    pub(super) fn write_results(&mut self) {
+        if !self.waiting_results.is_empty() {
+            self.store.send(Record::Batch(std::mem::take(&mut self.waiting_results)));
+        }
+    }
+
+    /// Consumes results and commands until the results channel closes (every timer has
+    /// stopped); returns the store so the caller can flush and close it.
+    pub async fn run(
+        mut self,
+        mut results: mpsc::Receiver<ProbeResult>,
+        mut control: mpsc::Receiver<Control>,
+    ) -> Store {
+        let mut ticker = tokio::time::interval(TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut pruner = tokio::time::interval(PRUNE_EVERY);
+        pruner.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut results_timer = tokio::time::interval(RESULTS_EVERY);
+        results_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut control_open = true;
+        loop {
+            tokio::select! {
+                biased;
+                cmd = control.recv(), if control_open => match cmd {
+                    Some(Control::Reconfigure(config)) => self.configure(config),
+                    Some(Control::Ack { id, by, comment, respond }) => {
+                        let _ = respond.send(self.ack(id, &by, &comment));
+                    }
+                    Some(Control::AddMaintenance(w)) => {
+                        tracing::info!(name = %w.name, by = %w.by, "maintenance window opened");
+                        self.api_windows.push(w.window());
+                        self.store.send(Record::Maintenance(w));
+                    }
+                    None => control_open = false,
+                },
+                r = results.recv() => match r {
+                    Some(r) => self.handle(r),
+                    None => {
+                        self.write_results();
+                        self.record_stop(now_ms());
+                        return self.store;
+                    }
+                },
+                _ = results_timer.tick() => self.write_results(),
+                _ = ticker.tick() => self.tick(),
+                _ = pruner.tick() => {
+                    let before = now_ms() - self.config.storage.raw_retention.as_millis() as i64;
+                    self.store.send(Record::Prune(before));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The pipeline's targets: one entry per configured target (its state, thresholds,
+//! dependencies, metrics handle and flapping history), rebuilt on every reload without
+//! losing state, and the questions asked of them (maintenance, dependencies, blindness).
+
+use std::sync::Arc;
+
+use super::Pipeline;
+use crate::alert::state::{FlapTracker, Rule};
+use crate::config::{Check, Config, ProbeSpec};
+use crate::metrics::TargetMetrics;
+use crate::model::{State, TargetState, now_ms};
+use crate::status::{TargetView, system_state};
+
+pub(super) struct Entry {
+    pub(super) system: String,
+    pub(super) kind: &'static str,
+    pub(super) rule: Rule,
+    pub(super) check: Arc<Check>,
+    pub(super) target_name: String,
+    /// Target ids this target depends on.
+    pub(super) depends_on: Vec<String>,
+    pub(super) state: TargetState,
+    pub(super) metrics: TargetMetrics,
+    pub(super) flaps: FlapTracker,
+    /// When its last result came (or when it was configured), Unix ms: the watchdog's clock.
+    pub(super) last_run_ms: i64,
+    /// The stored history ends in "not watched" (Vigil stopped or crashed): the first
+    /// result records the state again, even when it did not change.
+    pub(super) resume_history: bool,
+}
+
+/// The perfdata labels a check exports as metrics.
+pub(super) fn perfdata_labels(check: &Check) -> &[String] {
+    match &check.probe {
+        ProbeSpec::Exec(e) => &e.perfdata,
+        _ => &[],
+    }
+}
+
+/// Expands `depends_on` references (check or target ids) to target ids.
+pub(super) fn expand_dependencies(config: &Config, refs: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in refs {
+        for (s, c, t) in config.targets() {
+            let check_id = format!("{}/{}", s.id, c.id);
+            if &check_id == r || &t.key.id() == r {
+                out.push(t.key.id());
+            }
+        }
+    }
+    out
+}
+
+impl Pipeline {
+    pub(super) fn configure(&mut self, config: Arc<Config>) {
+        let now = now_ms();
+        let mut old = std::mem::take(&mut self.entries);
+        for system in &config.systems {
+            for check in &system.checks {
+                let shared = Arc::new(check.clone());
+                let depends_on = expand_dependencies(&config, &check.depends_on);
+                for target in &check.targets {
+                    let id = target.key.id();
+                    let kind = check.probe.kind();
+                    let rule =
+                        Rule { failure_threshold: check.failure_threshold, success_threshold: check.success_threshold };
+                    let last_run_ms = old.get(&id).map_or(now, |e| e.last_run_ms);
+                    let resume_history = old.get(&id).is_some_and(|e| e.resume_history);
+                    let (state, metrics) = match old.remove(&id) {
+                        Some(e) if e.kind == kind => (e.state, e.metrics),
+                        Some(e) => {
+                            self.metrics.remove(&e.metrics);
+                            (e.state, self.metrics.target(&target.key, kind, perfdata_labels(check)))
+                        }
+                        None => {
+                            let state = self.restored.remove(&id).unwrap_or_else(|| TargetState::new(now));
+                            (state, self.metrics.target(&target.key, kind, perfdata_labels(check)))
+                        }
+                    };
+                    self.metrics.set_state(&metrics, state.state);
+                    let entry = Entry {
+                        system: system.id.clone(),
+                        kind,
+                        rule,
+                        check: shared.clone(),
+                        target_name: target.key.target.clone(),
+                        depends_on: depends_on.clone(),
+                        state,
+                        metrics,
+                        flaps: FlapTracker::default(),
+                        last_run_ms,
+                        resume_history,
+                    };
+                    self.entries.insert(id, entry);
+                }
+            }
+        }
+        for entry in old.values() {
+            self.metrics.remove(&entry.metrics);
+        }
+        self.metrics.checks_configured.set(self.entries.len() as i64);
+
+        let mut board = self.board.write().unwrap_or_else(|p| p.into_inner());
+        for system in &board.config.systems {
+            if !config.systems.iter().any(|s| s.id == system.id) {
+                self.metrics.remove_system(&system.id);
+            }
+        }
+        let mut views = std::mem::take(&mut board.targets);
+        board.targets = self
+            .entries
+            .iter()
+            .map(|(id, e)| {
+                let last = views.remove(id).and_then(|v| v.last);
+                (id.clone(), TargetView { state: e.state, last, flapping: e.flaps.is_flapping(), stale: false })
+            })
+            .collect();
+        board.config = config.clone();
+        for system in &board.config.systems {
+            let up = !matches!(system_state(system, &board.targets), State::Down | State::Unreachable);
+            self.metrics.set_system(&system.id, up, system.sla);
+        }
+        drop(board);
+        self.outlook.send_modify(|o| o.config = config.clone());
+        self.config = config;
+    }
+
+    /// Whether any dependency of `entry` is down, unreachable or failing its way there.
+    pub(super) fn dependency_failing(&self, depends_on: &[String]) -> Vec<String> {
+        depends_on
+            .iter()
+            .filter(|d| {
+                self.entries.get(*d).is_some_and(|e| {
+                    matches!(e.state.state, State::Down | State::Unreachable) || e.state.streak.is_some_and(|s| s.worse)
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// The start of the day (instance time zone) holding `at`, cached for the current day.
+    pub(super) fn day_of(&mut self, at: i64) -> i64 {
+        if let Some((start, end)) = self.day
+            && (start..end).contains(&at)
+        {
+            return start;
+        }
+        let tz = &self.config.instance.timezone;
+        let bounds = jiff::Timestamp::from_millisecond(at).ok().and_then(|t| {
+            let date = t.to_zoned(tz.clone()).date();
+            let start = date.to_zoned(tz.clone()).ok()?.timestamp().as_millisecond();
+            let end = date.tomorrow().ok()?.to_zoned(tz.clone()).ok()?.timestamp().as_millisecond();
+            Some((start, end))
+        });
+        self.day = bounds;
+        bounds.map_or(at - at.rem_euclid(86_400_000), |(s, _)| s)
+    }
+
+    /// Whether a maintenance window covers the target now.
+    pub(super) fn in_maintenance(&self, target: &str, now: i64) -> bool {
+        if self.config.maintenance.is_empty() && self.api_windows.is_empty() {
+            return false;
+        }
+        let Some(e) = self.entries.get(target) else { return false };
+        let check = format!("{}/{}", e.system, e.check.id);
+        let tz = &self.config.instance.timezone;
+        self.config
+            .maintenance
+            .iter()
+            .chain(&self.api_windows)
+            .any(|w| w.covers(&e.system, &check, target) && w.active(now, tz))
+    }
+
+    /// Whether target `id` is failing or down (or on its way there).
+    pub(super) fn failing(&self, id: &str) -> bool {
+        self.entries.get(id).is_some_and(|e| {
+            matches!(e.state.state, State::Down | State::Unreachable) || e.state.streak.is_some_and(|s| s.worse)
+        })
+    }
+
+    /// Whether Vigil is blind for `target`: every uplink check fails, and `target` is not one.
+    pub(super) fn blind_for(&self, target: &str) -> bool {
+        let uplink = &self.config.instance.uplink;
+        !uplink.is_empty() && !uplink.iter().any(|u| u == target) && uplink.iter().all(|u| self.failing(u))
+    }
+}

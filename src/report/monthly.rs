@@ -1,0 +1,143 @@
+//! The monthly report email as its own task: once a minute it asks whether the previous
+//! month's report is due (`reports.monthly`), builds it on the blocking pool — never on
+//! the pipeline, whose results channel must keep flowing — and writes one outbox row per
+//! receiver; delivery gets each notification only after its row is committed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Language, MonthlyReport};
+use crate::delivery::Outlook;
+use crate::model::incident::{EventKind, Notification, ReportMail};
+use crate::model::now_ms;
+use crate::store::{Reader, Record, StoreWriter};
+
+/// How often the task looks at the clock.
+const CHECK_EVERY: Duration = Duration::from_secs(30);
+
+/// The month (`2026-10`) whose report is due at `now`, if the schedule's day and time of
+/// the current month have come (pure).
+pub fn due_month(now_ms: i64, schedule: &MonthlyReport, tz: &jiff::tz::TimeZone) -> Option<String> {
+    let local = jiff::Timestamp::from_millisecond(now_ms).ok()?.to_zoned(tz.clone());
+    if (local.day(), local.hour(), local.minute()) < (schedule.day as i8, schedule.hour as i8, schedule.minute as i8) {
+        return None;
+    }
+    let previous = local.date().first_of_month().yesterday().ok()?;
+    Some(previous.strftime("%Y-%m").to_string())
+}
+
+/// The outbox key of a month's report for one receiver (a restart does not send it again).
+fn key(month: &str, receiver: &str) -> String {
+    format!("report-{month}-{receiver}")
+}
+
+/// Starts the task; it ends with `shutdown`.
+pub fn spawn(
+    outlook: watch::Receiver<Outlook>,
+    store: PathBuf,
+    writer: Option<StoreWriter>,
+    notifications: mpsc::UnboundedSender<Notification>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut done: Option<String> = None;
+        let mut ticker = tokio::time::interval(CHECK_EVERY);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let config = outlook.borrow().config.clone();
+            let Some(schedule) = config.monthly_report.clone() else { continue };
+            let now = now_ms();
+            let Some(month) = due_month(now, &schedule, &config.instance.timezone) else { continue };
+            if done.as_deref() == Some(month.as_str()) {
+                continue;
+            }
+            let (path, m) = (store.clone(), month.clone());
+            let built = tokio::task::spawn_blocking(move || mails(&config, &path, &schedule, &m, now)).await;
+            match built {
+                Ok(Ok(list)) if !list.is_empty() => {
+                    tracing::info!(month, receivers = list.len(), "monthly report queued");
+                    queue(list, writer.as_ref(), &notifications);
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(month, error = %e, "cannot build the monthly report"),
+                Err(e) => tracing::error!(month, error = %e, "the monthly report task failed"),
+            }
+            done = Some(month);
+        }
+    })
+}
+
+/// The report of `month` as one notification per receiver not yet sent it.
+fn mails(
+    config: &Config,
+    store: &std::path::Path,
+    schedule: &MonthlyReport,
+    month: &str,
+    now: i64,
+) -> Result<Vec<Notification>, super::ReportError> {
+    let reader = Reader::new(store);
+    let waiting: Vec<&String> =
+        schedule.receivers.iter().filter(|r| !reader.outbox_has(&key(month, r)).unwrap_or(false)).collect();
+    if waiting.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tz = &config.instance.timezone;
+    let report = super::build(config, &reader, &super::month(month, tz)?, schedule.language, now)?;
+    let subject = match schedule.language {
+        Language::Vi => format!("[Vigil] Báo cáo thời gian hoạt động tháng {month} – {}", config.instance.name),
+        Language::En => format!("[Vigil] Uptime report {month} – {}", config.instance.name),
+    };
+    let mail = ReportMail {
+        month: month.to_string(),
+        subject,
+        html: super::render(&report, super::Format::Html, tz),
+        csv: super::render(&report, super::Format::Csv, tz),
+    };
+    Ok(waiting
+        .into_iter()
+        .map(|r| {
+            let mut n = crate::alert::message::test_notification(r, now);
+            n.key = key(month, r);
+            n.event = EventKind::Report;
+            n.report = Some(Box::new(mail.clone()));
+            n
+        })
+        .collect())
+}
+
+/// Writes the outbox rows, and releases each notification to delivery once committed.
+fn queue(list: Vec<Notification>, writer: Option<&StoreWriter>, notifications: &mpsc::UnboundedSender<Notification>) {
+    let Some(writer) = writer else {
+        // No store (it could not be opened): deliver from memory, as the pipeline does.
+        list.into_iter().for_each(|n| {
+            let _ = notifications.send(n);
+        });
+        return;
+    };
+    let mut records: Vec<Record> = list.iter().map(|n| Record::Outbox(Box::new(n.clone()))).collect();
+    records.extend(list.into_iter().map(|n| Record::Release(Box::new(n), notifications.clone())));
+    writer.send(Record::Batch(records));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_from_the_scheduled_day_and_time_of_the_next_month() {
+        let tz = jiff::tz::TimeZone::get("Asia/Ho_Chi_Minh").expect("tz");
+        let schedule = MonthlyReport { day: 1, hour: 8, minute: 0, receivers: vec![], language: Language::Vi };
+        let at = |s: &str| s.parse::<jiff::Timestamp>().expect("ts").as_millisecond();
+        assert_eq!(due_month(at("2026-11-01T00:59:00Z"), &schedule, &tz), None, "07:59 local");
+        assert_eq!(due_month(at("2026-11-01T01:00:00Z"), &schedule, &tz).as_deref(), Some("2026-10"), "08:00 local");
+        assert_eq!(due_month(at("2026-11-20T10:00:00Z"), &schedule, &tz).as_deref(), Some("2026-10"));
+        assert_eq!(due_month(at("2027-01-01T02:00:00Z"), &schedule, &tz).as_deref(), Some("2026-12"));
+    }
+}
