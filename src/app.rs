@@ -3,6 +3,8 @@
 //!
 //! [`App::start`] returns once the server is listening, so tests run the whole daemon
 //! in-process; [`run`] is the daemon's main loop with shutdown as a parameter.
+//!
+//! size: `App::start` wires every subsystem in the order they depend on one another — one place to read the wiring.
 
 use std::future::Future;
 use std::net::SocketAddr;

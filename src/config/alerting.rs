@@ -1,5 +1,7 @@
 //! `alerting:`, `receivers:` and `routes:` (usually in `alerts/routing.yaml`): who is told
 //! about incidents, through which channels, and when.
+//!
+//! size: `channel` validates each channel type (email, webhook, Alertmanager) in one match, field by field.
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! Validation: raw structs → typed [`Config`], collecting every error with its position.
 //! Pure apart from reading the files it is asked to read (includes, `*_file` secrets).
+//!
+//! size: validation walks one file's keys in order and collects every error with its position; splitting it would scatter that walk.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

@@ -4,6 +4,8 @@
 //! exponential backoff and jitter; a channel failing for `fallback_after` hands over to the
 //! next one; a notification older than `max_age` is given up with an ERROR log. Outcomes
 //! are written back to the store, so a restart resumes exactly the undelivered ones.
+//!
+//! size: `worker` is one receiver's delivery loop — retries, backoff and fallback share its state.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

@@ -2,6 +2,8 @@
 //! configuration that monitors them, and a fault schedule so that within two minutes
 //! something goes down (e-meeting), something is slow (documents), a backlog grows
 //! (procedures) and a commune link flaps (Sìn Hồ). Nothing leaves the loopback interface.
+//!
+//! size: `demo_config` is the demo's configuration as data (five systems), not logic.
 
 mod faults;
 mod sims;

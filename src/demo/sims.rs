@@ -1,5 +1,7 @@
 //! The simulated systems: small HTTP and TCP servers on 127.0.0.1 whose answers follow
 //! the fault schedule.
+//!
+//! size: `Simulators::start` starts the five simulators side by side, one block each.
 
 use std::convert::Infallible;
 use std::future::Future;

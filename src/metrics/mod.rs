@@ -1,6 +1,8 @@
 //! Prometheus metrics: names as constants, families in a registry the app owns (never the
 //! global default) for the instance-wide families, and a compact [`targets::TargetTable`]
 //! for the per-target ones.
+//!
+//! size: `Metrics::new` registers every metric Vigil exports, one after the other — the list is the contract.
 
 mod targets;
 pub mod text;

@@ -4,8 +4,8 @@
 use super::{Event, Pipeline};
 use crate::alert::engine::{Effect, Opening, Routing};
 use crate::alert::state::{self, Flap, Transition};
-use crate::model::State;
 use crate::model::incident::Severity;
+use crate::model::{State, TargetState};
 use crate::probe::ProbeOutcome;
 use crate::scheduler::ProbeResult;
 use crate::status::{LastResult, TargetView, system_state};
@@ -85,6 +85,18 @@ impl Pipeline {
         }));
         self.apply(effects, records);
 
+        self.publish_result(result, next, flapping, transition);
+    }
+
+    /// Shows a judged result on the board (without its body), updates the system's
+    /// metric on a transition, and sends the event.
+    fn publish_result(
+        &mut self,
+        result: ProbeResult,
+        next: TargetState,
+        flapping: bool,
+        transition: Option<Transition>,
+    ) {
         let system_id = self.entries.get(&result.target_id).map(|e| e.system.clone()).unwrap_or_default();
         let event =
             Event { target_id: result.target_id.clone(), health: result.outcome.health, state: next.state, transition };
@@ -111,7 +123,6 @@ impl Pipeline {
         let _ = self.events.send(event);
     }
 
-    /// Incidents and notifications caused by a transition.
     /// What an incident of `target` would say.
     pub(super) fn opening(
         &self,

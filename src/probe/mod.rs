@@ -4,6 +4,8 @@
 //! [`Observations`] or a [`ProbeError`] with a reason code. [`Prober::probe`] enforces the
 //! deadline and judges the observations against the check's conditions. Thresholds,
 //! retries and dependencies are not here: they belong to the state machine.
+//!
+//! size: the probe vocabulary (outcome, observations, failure reasons) and the dispatch to every kind, together.
 
 pub mod dns;
 mod exec;

@@ -1,4 +1,6 @@
 //! Report renderers: HTML (self-contained, prints on A4), CSV, JSON and Markdown.
+//!
+//! size: `markdown` writes the report's table and incident list in one pass, as the reader reads them.
 
 use std::time::Duration;
 

@@ -1,6 +1,8 @@
 //! `/probe?target=…&module=…`: one probe on demand, answered with blackbox_exporter's
 //! metric names, so Prometheus multi-target jobs and dashboards built for blackbox work
 //! unchanged. Off unless `server.probe_endpoint.enabled`; limited to its allow-list.
+//!
+//! size: `render` writes blackbox_exporter's metric names kind by kind, as blackbox lists them.
 
 use std::net::IpAddr;
 use std::time::Duration;

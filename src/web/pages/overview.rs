@@ -1,0 +1,291 @@
+//! The home page and the system pages: every system's state, 90-day bar and uptime (from
+//! the [`Ledger`], like every figure), open incidents, maintenance and Vigil's own health.
+
+use super::*;
+
+/// Up to this many targets the home page lists every check with its 90-day bar; beyond,
+/// it lists per system only the checks that are not up (the rest are on the system page).
+pub(super) const HOME_CHECK_BARS_UP_TO: usize = 300;
+
+/// Checks listed per system on a compact home page, at most.
+pub(super) const HOME_LISTED_AT_MOST: usize = 50;
+
+/// The last days of every target: the ledger every figure comes from, the day bounds
+/// and why targets failed (time, message) — what the bars are drawn from.
+pub(super) struct Recent {
+    ledger: Ledger,
+    bounds: Vec<i64>,
+    causes: HashMap<String, Vec<(i64, String)>>,
+}
+
+impl Recent {
+    /// The uptime of `ids` combined (a system's critical targets, a check's targets) over
+    /// the whole span, formatted for the language.
+    fn uptime(&self, ids: &[String], lang: Language) -> Option<String> {
+        let (Some(&from), Some(&to)) = (self.bounds.first(), self.bounds.last()) else { return None };
+        format_uptime(self.ledger.account(ids, from, to).uptime(), lang)
+    }
+}
+
+/// Reads the last `days` days of every target (a few set queries).
+pub(super) fn recent(state: &WebState, board: &Board, days: u32) -> Result<Recent, StoreError> {
+    let now = now_ms();
+    let bounds = day_bounds(now, days, &board.config.instance.timezone);
+    let (Some(&from), Some(&to)) = (bounds.first(), bounds.last()) else {
+        return Ok(Recent { ledger: Ledger::default(), bounds, causes: HashMap::new() });
+    };
+    let ledger = Ledger::load(&board.config, &state.reader, from, to, now)?;
+    let causes = state.reader.failure_causes_all(from)?;
+    Ok(Recent { ledger, bounds, causes })
+}
+
+/// A system's critical target ids.
+pub(super) fn critical_ids(system: &crate::config::System) -> Vec<String> {
+    system.checks.iter().filter(|c| c.critical).flat_map(|c| c.targets.iter().map(|t| t.key.id())).collect()
+}
+
+/// One bar for targets `ids` combined: each cell is the worst state of the day, its
+/// tooltip the date, the state, the downtime (the accounting's) and the day's last cause.
+pub(super) fn bar(recent: &Recent, ids: &[String], lang: Language, tz: &jiff::tz::TimeZone) -> Vec<Value> {
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    let histories: Vec<&crate::report::History> = ids.iter().filter_map(|id| recent.ledger.history(id)).collect();
+    let worst = worst_per_period(&histories, &recent.bounds, recent.ledger.at());
+    let per_day = recent.ledger.account_split(ids, &recent.bounds);
+    let causes: Vec<&(i64, String)> = ids.iter().filter_map(|id| recent.causes.get(id)).flatten().collect();
+    recent
+        .bounds
+        .windows(2)
+        .enumerate()
+        .map(|(i, day)| {
+            let down = per_day[i].down_ms;
+            let cause = causes
+                .iter()
+                .filter(|(at, _)| (day[0]..day[1]).contains(at))
+                .max_by_key(|(at, _)| *at)
+                .map(|(_, m)| format!(" – {m}"))
+                .unwrap_or_default();
+            let date = jiff::Timestamp::from_millisecond(day[0])
+                .map(|t| t.to_zoned(tz.clone()).strftime("%d/%m/%Y").to_string())
+                .unwrap_or_default();
+            match worst[i] {
+                Some(s) => {
+                    let word = state_word(s, lang).0;
+                    let extra = if down > 0 {
+                        format!(" {}", format_duration(Duration::from_millis(down as u64)))
+                    } else {
+                        String::new()
+                    };
+                    json!({ "cls": s.as_str(), "title": format!("{date}: {word}{extra}{cause}") })
+                }
+                None => json!({ "cls": "", "title": format!("{date}: –") }),
+            }
+        })
+        .collect()
+}
+
+/// An uptime as the pages show it: three decimals, a decimal comma in Vietnamese (the
+/// reports' format).
+pub(super) fn format_uptime(uptime: Option<f64>, lang: Language) -> Option<String> {
+    let shown = format!("{:.3}%", uptime? * 100.0);
+    Some(if lang == Language::Vi { shown.replace('.', ",") } else { shown })
+}
+
+pub(super) fn check_summary(board: &Board, check: &crate::config::Check, lang: Language) -> (State, String) {
+    let states: Vec<State> = check
+        .targets
+        .iter()
+        .map(|t| board.targets.get(&t.key.id()).map_or(State::Unknown, |v| v.state.state))
+        .collect();
+    let worst = states.iter().copied().max_by_key(|s| s.severity()).unwrap_or(State::Unknown);
+    let up = states.iter().filter(|s| **s == State::Up).count();
+    let summary = match lang {
+        Language::Vi => format!("{up}/{} hoạt động", states.len()),
+        Language::En => format!("{up}/{} up", states.len()),
+    };
+    (worst, summary)
+}
+
+pub(super) fn since_of(board: &Board, ids: &[String], tz: &jiff::tz::TimeZone) -> String {
+    ids.iter()
+        .filter_map(|id| board.targets.get(id))
+        .map(|v| v.state.since_ms)
+        .max()
+        .map(|ms| local(ms, tz))
+        .unwrap_or_default()
+}
+
+pub(super) fn home(state: &WebState, req: &Request<Incoming>, board: &Board) -> Reply {
+    let config = &board.config;
+    let v = visitor(state, req, config);
+    let recent = match recent(state, board, 90) {
+        Ok(recent) => recent,
+        Err(e) => return super::super::store_unreadable(&e),
+    };
+    let systems: Vec<Value> = config.systems.iter().map(|s| system_card(board, &recent, s, &v)).collect();
+    let incidents: Vec<Value> = board.open_incidents.iter().map(|i| incident_card(i, &v, config)).collect();
+    let maintenance = match maintenance_list(state, config) {
+        Ok(m) => m,
+        Err(e) => return super::super::store_unreadable(&e),
+    };
+    let ctx = merge(
+        base_context(&v, config, "/"),
+        json!({ "refresh": REFRESH_SECONDS, "systems": systems, "incidents": incidents, "maintenance": maintenance,
+                "health": health(state, board, &v) }),
+    );
+    render("home.html", ctx)
+}
+
+/// One system on the home page: state, since, 90-day uptime and bar, and its checks — all
+/// of them with their bars on a small instance; only those not up beyond
+/// [`HOME_CHECK_BARS_UP_TO`] targets (a 10,000-check home page would carry 900,000 cells).
+fn system_card(board: &Board, recent: &Recent, s: &crate::config::System, v: &Visitor) -> Value {
+    let tz = &board.config.instance.timezone;
+    let compact = board.config.targets().count() > HOME_CHECK_BARS_UP_TO;
+    let st = system_state(s, &board.targets);
+    let (word, icon) = state_word(st, v.lang);
+    let ids = critical_ids(s);
+    let (mut listed, mut hidden) = (0, 0);
+    let checks: Vec<Value> = s
+        .checks
+        .iter()
+        .filter_map(|c| {
+            let (cs, summary) = check_summary(board, c, v.lang);
+            if compact && (cs == State::Up || listed >= HOME_LISTED_AT_MOST) {
+                hidden += 1;
+                return None;
+            }
+            listed += 1;
+            let (cw, ci) = state_word(cs, v.lang);
+            let cids: Vec<String> = c.targets.iter().map(|t| t.key.id()).collect();
+            Some(json!({ "id": format!("{}/{}", s.id, c.id), "name": c.name, "state": cs.as_str(), "word": cw, "icon": ci,
+                    "targets": c.targets.len(), "summary": summary,
+                    "bar": if compact { Vec::new() } else { bar(recent, &cids, v.lang, tz) } }))
+        })
+        .collect();
+    json!({
+        "id": s.id,
+        "name": if v.lang == Language::Vi { &s.name_vi } else { &s.name_en },
+        "state": st.as_str(), "word": word, "icon": icon,
+        "since": crate::status::system_since(s, &board.targets).map(|ms| local(ms, tz)).unwrap_or_default(),
+        "uptime": recent.uptime(&ids, v.lang),
+        "bar": bar(recent, &ids, v.lang, tz),
+        "checks": checks,
+        "hidden_checks": hidden,
+    })
+}
+
+/// An open incident as the home page lists it.
+fn incident_card(i: &crate::model::incident::Incident, v: &Visitor, config: &Config) -> Value {
+    let tz = &config.instance.timezone;
+    let st = if i.severity == crate::model::incident::Severity::Critical { State::Down } else { State::Degraded };
+    let (word, icon) = state_word(st, v.lang);
+    json!({ "id": i.id, "system_name": i.system_name, "check_name": i.check_name, "check": i.check, "target_name": i.target_name,
+            "severity": i.severity.as_str(), "state": st.as_str(), "state_word": word, "icon": icon,
+            "since": local(i.started_ms, tz), "cause": i.cause, "affected": i.affected,
+            "ack": i.ack, "ack_at": i.ack.as_ref().map(|a| local(a.at_ms, tz)) })
+}
+
+/// Maintenance windows from the configuration and those opened through the API that have
+/// not ended.
+fn maintenance_list(state: &WebState, config: &Config) -> Result<Vec<Value>, StoreError> {
+    let tz = &config.instance.timezone;
+    let now = now_ms();
+    let api = state.reader.maintenance()?;
+    Ok(config
+        .maintenance
+        .iter()
+        .cloned()
+        .chain(api.iter().filter(|a| a.to_ms > now).map(|a| a.window()))
+        .map(|w| {
+            let scope: Vec<String> = w.systems.iter().chain(&w.checks).chain(&w.targets).cloned().collect();
+            let when = match &w.schedule {
+                crate::config::maintenance::Schedule::Once { from_ms, to_ms } => {
+                    format!("{} → {}", local(*from_ms, tz), local(*to_ms, tz))
+                }
+                crate::config::maintenance::Schedule::Recurring { pattern, duration, .. } => {
+                    format!("cron {pattern}, {}", format_duration(*duration))
+                }
+            };
+            json!({ "name": w.name, "scope": scope.join(", "), "when": when, "active": w.active(now, tz) })
+        })
+        .collect())
+}
+
+/// Vigil's own health: its uplinks, its store, its outbox.
+fn health(state: &WebState, board: &Board, v: &Visitor) -> Value {
+    let config = &board.config;
+    let uplink = if config.instance.uplink.is_empty() {
+        "–".to_string()
+    } else {
+        config
+            .instance
+            .uplink
+            .iter()
+            .map(|u| {
+                format!("{u}: {}", state_word(board.targets.get(u).map_or(State::Unknown, |v| v.state.state), v.lang).0)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let pending = state.reader.deliveries().map(|d| d.iter().filter(|(_, s, _)| s == "pending").count());
+    let store = match (state.store_health.snapshot().failing, &pending) {
+        (Some((since, error)), _) => {
+            format!(
+                "{} {} ({error})",
+                store_failing_word(v.lang),
+                crate::alert::message::local(since, &config.instance.timezone)
+            )
+        }
+        (None, Ok(_)) => "OK".to_string(),
+        (None, Err(_)) => "!".to_string(),
+    };
+    json!({ "uplink": uplink, "store": store, "outbox": pending.unwrap_or(0) })
+}
+
+pub(super) fn system_page(
+    state: &WebState,
+    req: &Request<Incoming>,
+    board: &Board,
+    system: &crate::config::System,
+) -> Reply {
+    let config = &board.config;
+    let v = visitor(state, req, config);
+    let tz = &config.instance.timezone;
+    let recent = match recent(state, board, 90) {
+        Ok(recent) => recent,
+        Err(e) => return super::super::store_unreadable(&e),
+    };
+    let st = system_state(system, &board.targets);
+    let (word, icon) = state_word(st, v.lang);
+    let ids = critical_ids(system);
+    let checks: Vec<Value> = system
+        .checks
+        .iter()
+        .map(|c| {
+            let (cs, summary) = check_summary(board, c, v.lang);
+            let (cw, ci) = state_word(cs, v.lang);
+            let ids: Vec<String> = c.targets.iter().map(|t| t.key.id()).collect();
+            json!({ "id": format!("{}/{}", system.id, c.id), "name": c.name, "state": cs.as_str(), "word": cw, "icon": ci,
+                    "targets": c.targets.len(), "summary": summary, "since": since_of(board, &ids, tz), "kind": c.probe.kind() })
+        })
+        .collect();
+    let ctx = merge(
+        base_context(&v, config, &format!("/systems/{}", system.id)),
+        json!({ "refresh": REFRESH_SECONDS, "system": {
+            "id": system.id, "name": if v.lang == Language::Vi { &system.name_vi } else { &system.name_en },
+            "state": st.as_str(), "word": word, "icon": icon, "sla": system.sla.map(|s| format!("{}%", s * 100.0)),
+            "uptime": recent.uptime(&ids, v.lang), "bar": bar(&recent, &ids, v.lang, tz), "checks": checks,
+        }}),
+    );
+    render("system.html", ctx)
+}
+
+/// "writes failing since", in the page's language.
+pub(super) fn store_failing_word(lang: Language) -> &'static str {
+    match lang {
+        Language::Vi => "ghi thất bại từ",
+        Language::En => "writes failing since",
+    }
+}

@@ -1,0 +1,178 @@
+//! The HTTP server around the routes: accepting connections within the limits (1,024
+//! connections, 64 per client address, a header timeout, a request deadline, a connection
+//! lifetime), security headers on every answer, gzip for large ones, a graceful drain.
+
+use super::*;
+
+/// Connections served at once at most; beyond, a new one is closed at once.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// Connections from one client address at most (a wall display, Prometheus and a few
+/// browsers fit; one host holding hundreds idle does not).
+pub const MAX_PER_CLIENT: usize = 64;
+
+/// One request's deadline: reading its body, handling it, compressing the answer.
+pub(super) const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A connection's whole life (keep-alive included): a client that reads an answer a byte
+/// at a time cannot hold it, and its memory, for ever.
+pub(super) const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
+
+/// Counts a client's open connections; the count drops with this guard.
+pub(super) struct ClientSlot {
+    clients: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+}
+
+impl ClientSlot {
+    fn take(
+        clients: &Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>,
+        ip: std::net::IpAddr,
+    ) -> Option<ClientSlot> {
+        let mut map = clients.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= MAX_PER_CLIENT {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot { clients: clients.clone(), ip })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Serves until `shutdown` is cancelled, then lets open connections finish briefly. At most
+/// [`MAX_CONNECTIONS`] connections, [`MAX_PER_CLIENT`] per client address; each request has
+/// [`REQUEST_DEADLINE`], each connection [`CONNECTION_LIFETIME`].
+pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: CancellationToken) {
+    let graceful = GracefulShutdown::new();
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let clients = Arc::new(std::sync::Mutex::new(HashMap::new()));
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Over a cap, the connection is closed at once: refused quickly, nothing read.
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tracing::debug!(client = %peer.ip(), "connection refused: the server is at its connection cap");
+            continue;
+        };
+        let Some(slot) = ClientSlot::take(&clients, peer.ip()) else {
+            tracing::debug!(client = %peer.ip(), "connection refused: this client is at its cap");
+            continue;
+        };
+        let state = state.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let state = state.clone();
+            let gzip = req
+                .headers()
+                .get(hyper::header::ACCEPT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+            async move {
+                let answer = async {
+                    let r = with_security_headers(route(&state, req, peer).await);
+                    if gzip { compress(r).await } else { r }
+                };
+                let r = match tokio::time::timeout(REQUEST_DEADLINE, answer).await {
+                    Ok(r) => r,
+                    Err(_) => with_security_headers(text(StatusCode::SERVICE_UNAVAILABLE, "the request took too long")),
+                };
+                Ok::<_, std::convert::Infallible>(r)
+            }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _held = (permit, slot);
+            match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
+                Ok(Err(e)) => tracing::debug!(error = %e, "connection ended with an error"),
+                Err(_) => tracing::debug!("connection closed at the end of its lifetime"),
+                Ok(Ok(())) => {}
+            }
+        });
+    }
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+}
+
+/// The headers every answer carries: no script runs (the pages need none), nothing frames
+/// them, types are not sniffed, and no referrer leaves for another site — an
+/// acknowledgement link's signature sits in its query. (`same-origin`, not `no-referrer`:
+/// with the latter browsers send `Origin: null` on form posts, which the same-site check
+/// of the forms refuses.) Inline styles stay allowed (the self-contained report).
+pub(super) const SECURITY_HEADERS: [(&str, &str); 4] = [
+    (
+        "content-security-policy",
+        "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "same-origin"),
+    ("x-frame-options", "DENY"),
+];
+
+pub(super) fn with_security_headers(mut r: Reply) -> Reply {
+    for (name, value) in SECURITY_HEADERS {
+        r.headers_mut().insert(name, HeaderValue::from_static(value));
+    }
+    r
+}
+
+/// Bodies above this size are zipped at the fast level.
+pub(super) const LARGE_BODY: usize = 1 << 20;
+
+/// Gzips a textual reply of some size (the status pages over weak commune links).
+pub(super) async fn compress(r: Reply) -> Reply {
+    use std::io::Write;
+    let textual = r
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/") || t.starts_with("application/json") || t.starts_with("image/svg"));
+    if !textual {
+        return r;
+    }
+    let (mut parts, body) = r.into_parts();
+    let bytes = http_body_util::BodyExt::collect(body).await.map(|b| b.to_bytes()).unwrap_or_default();
+    if bytes.len() < 1024 {
+        return Response::from_parts(parts, Full::new(bytes));
+    }
+    // A 10,000-target /metrics is ~15 MB: zip it off the runtime, at the fast level.
+    let input = bytes.clone(); // a reference count, not a copy
+    let zipped = tokio::task::spawn_blocking(move || {
+        let level = if input.len() > LARGE_BODY { flate2::Compression::fast() } else { flate2::Compression::default() };
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
+        encoder.write_all(&input).and_then(|_| encoder.finish())
+    })
+    .await;
+    match zipped {
+        Ok(Ok(zipped)) => {
+            parts.headers.insert(hyper::header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            parts.headers.insert(hyper::header::VARY, HeaderValue::from_static("Accept-Encoding"));
+            parts.headers.remove(hyper::header::CONTENT_LENGTH);
+            Response::from_parts(parts, Full::new(Bytes::from(zipped)))
+        }
+        _ => Response::from_parts(parts, Full::new(bytes)),
+    }
+}
