@@ -1,22 +1,29 @@
 //! Vigil: a health monitor for critical 24/7 systems.
 //!
 //! # Layout
-//! Data flows one way: scheduler → probe → outcome → pipeline (metrics, state machine,
-//! store, status board) → web.
+//! Data flows one way: scheduler → probe → outcome → pipeline (state machine, incidents,
+//! metrics, store, status board) → delivery (outbox, notifiers). The web, the reports and
+//! the CLI read what the pipeline and the store hold. The rooms, from the bottom up
+//! (`scripts/check-modules` keeps every import pointing down and fails on a cycle):
 //!
-//! - [`config`]: YAML → validated, typed configuration (every error with file:line:col).
+//! - [`model`]: the shared vocabulary — states, health, incidents, notifications, time.
 //! - [`condition`]: the Gatus-style condition language (parse, evaluate, display).
-//! - [`probe`]: one attempt against one target per kind (http, tcp), giving an outcome.
-//! - [`scheduler`]: one timer per target, start jitter, a concurrency bound.
-//! - [`alert`]: the pure per-target state machine.
-//! - [`pipeline`]: the single consumer of results.
-//! - [`store`]: SQLite history and current state, written by one thread.
+//! - [`config`]: YAML → validated, typed configuration (every error with file:line:col),
+//!   and the probe kinds ([`config::Kind`]: http, tcp, tls, icmp, dns, exec, heartbeat).
+//! - [`probe`]: one attempt against one target per kind, giving an outcome.
+//! - [`alert`]: pure decisions — the per-target state machine, incidents, routes, messages.
+//! - [`store`]: SQLite history and state: one writer thread, one reader ([`store::Reader`]).
 //! - [`metrics`]: Prometheus families in an app-owned registry.
-//! - [`status`]: the live board behind `/api/v1/status`.
-//! - [`web`]: the hyper server.
+//! - [`status`]: the live board behind `/api/v1/status` and the pages.
+//! - [`http_client`]: the one outbound HTTP(S) client.
+//! - [`delivery`]: the outbox and the notifiers (email, webhook, Alertmanager).
+//! - [`report`]: the one uptime accounting ([`report::Ledger`]), the report renderers, the
+//!   monthly email task and reading history back from Prometheus.
+//! - [`history`]: the colour of the pages' day bars.
+//! - [`scheduler`]: one timer per target, start jitter, a concurrency bound.
+//! - [`pipeline`]: the single consumer of results (targets, judging, watching).
+//! - [`web`]: the hyper server — pages, badges, the API, `/probe`, `/metrics`.
 //! - [`app`]: wiring, reload and shutdown.
-//! - [`history`]: state intervals split by day (heartbeat bars, badges).
-//! - [`report`]: uptime arithmetic and report renderers (html, csv, json, md).
 //! - [`demo`]: simulated systems on loopback for `vigil demo` and tests.
 //! - [`fuzzing`]: entry points of the fuzz targets (`fuzz/`) and of their corpus replay.
 //! - [`cli`]: the `vigil` command's subcommands.

@@ -43,8 +43,8 @@ fn shipped_example_is_valid_and_lists_five_systems() {
     let gateways =
         config.systems[4].checks.iter().find(|c| c.id == "commune-gateways").expect("commune gateways check");
     assert_eq!(gateways.targets.len(), 38, "one gateway per commune and ward");
-    assert_eq!(gateways.probe.kind(), "icmp");
-    let kinds: std::collections::BTreeSet<&str> = config.targets().map(|(_, c, _)| c.probe.kind()).collect();
+    assert_eq!(gateways.probe.kind().as_str(), "icmp");
+    let kinds: std::collections::BTreeSet<&str> = config.targets().map(|(_, c, _)| c.probe.kind().as_str()).collect();
     assert_eq!(kinds.len(), 7, "the example shows every probe kind: {kinds:?}");
     assert!(gateways.targets.iter().any(|t| t.key.id() == "network/commune-gateways/sin-ho"));
 }

@@ -769,3 +769,58 @@ async fn the_watchdog_marks_a_check_whose_timer_stopped() {
     assert!(page.contains("has stopped running"), "{page}");
     app.shutdown().await;
 }
+
+/// Issue #18: each probe kind measures exactly the placeholders its kind declares
+/// (`config::Kind::spec().measures`, which validation checks conditions against): one real
+/// probe of every kind against a loopback peer, its observations read back through the
+/// condition language's `Facts`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_kind_measures_exactly_what_it_declares() {
+    use vigil::condition::{Facts, Placeholder};
+    use vigil::config::Kind;
+    let pki = TestPki::new();
+    let https = web_server(Some(pki.server_config(&["127.0.0.1"], days_from_now(-1), days_from_now(90)))).await;
+    let dns = Dnsmasq::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).expect("ca");
+    let systems = format!(
+        r#"systems:
+  - id: kinds
+    checks:
+      - {{ id: http, http: {{ url: "https://{tls}/ok", ca_file: ca.pem }} }}
+      - {{ id: tcp, tcp: {{ address: "{tls}", tls: true, ca_file: ca.pem, send: "GET /ok HTTP/1.0\r\n\r\n", expect: "HTTP" }} }}
+      - {{ id: tls, tls: {{ address: "{tls}", ca_file: ca.pem }} }}
+      - {{ id: icmp, icmp: {{ host: 127.0.0.1, count: 2, spacing: 20ms }} }}
+      - {{ id: dns, dns: {{ host: "{dns}", query_name: portal.laichau.test, query_type: A }} }}
+      - {{ id: exec, exec: {{ command: [/bin/echo, "OK - all fine"] }} }}
+      - {{ id: heartbeat, heartbeat: {{ token: kinds-test-token-0123456789abcdef, period: 1h, grace: 1m }} }}
+"#,
+        tls = https.addr,
+        dns = dns.addr
+    );
+    write_config(dir.path(), &systems);
+    let config = vigil::config::load(&dir.path().join("vigil.yaml")).expect("config");
+    let prober = Prober::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (_, check, target) in config.targets() {
+        let kind = check.probe.kind();
+        seen.insert(kind.as_str());
+        let outcome = prober.probe(check, target).await;
+        let obs = &outcome.observations;
+        let filled: Vec<Placeholder> = Placeholder::ALL
+            .into_iter()
+            .filter(|p| match p {
+                // `[CONNECTED]` reads false for a probe that never set it (Gatus's meaning of a
+                // failed connection): what the probe filled is the field itself.
+                Placeholder::Connected => obs.connected.is_some(),
+                Placeholder::Body => obs.body().is_some(),
+                _ => obs.value(*p).is_some(),
+            })
+            .collect();
+        let mut declared = kind.spec().measures.to_vec();
+        declared.sort_by_key(|p| Placeholder::ALL.iter().position(|q| q == p));
+        assert_eq!(filled, declared, "{kind}: measured vs declared ({:?}: {})", outcome.health, outcome.message);
+    }
+    let all: std::collections::BTreeSet<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+    assert_eq!(seen, all, "every kind was probed");
+}

@@ -146,7 +146,7 @@ fn check(args: &ProbeArgs, kind: ProbeKind) -> anyhow::Result<Check> {
             count: args.count,
             spacing: args.spacing,
             ip_protocol: IpPreference::Auto,
-            payload_size: 56,
+            payload_size: config::DEFAULT_ICMP_PAYLOAD,
         }),
         ProbeKind::Dns => {
             anyhow::ensure!(
@@ -161,8 +161,9 @@ fn check(args: &ProbeArgs, kind: ProbeKind) -> anyhow::Result<Check> {
     for c in &args.conditions {
         conditions.push(Condition::parse(c).map_err(|e| anyhow::anyhow!("condition \"{c}\": {e}"))?);
     }
-    if conditions.is_empty() {
-        let default = config::default_condition(probe.kind()).expect("every kind here has a default condition");
+    if conditions.is_empty()
+        && let Some(default) = config::default_condition(probe.kind())
+    {
         conditions.push(Condition::parse(default).expect("default condition parses"));
     }
     Ok(Check::standalone("probe", probe, args.timeout, conditions, Vec::new()))

@@ -63,7 +63,8 @@ impl ValueType {
 }
 
 impl Placeholder {
-    const ALL: [Placeholder; 12] = [
+    /// Every placeholder.
+    pub const ALL: [Placeholder; 12] = [
         Placeholder::Status,
         Placeholder::Body,
         Placeholder::ResponseTime,

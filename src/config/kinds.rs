@@ -6,18 +6,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::fields::{Errors, duration_field};
+pub use super::kind::{Kind, KindSpec};
 use super::raw::{RawCheck, RawDns, RawExec, RawHeartbeat, RawHttp, RawIcmp, RawTcp, RawTlsProbe};
 use super::secrets::{self, Strength};
 use super::source::SourceFile;
 use super::*;
-use crate::condition::{Condition, Placeholder};
+use crate::condition::Condition;
 
 pub(super) const DEFAULT_MAX_BODY: u64 = 1 << 20;
 pub(super) const DEFAULT_MAX_REDIRECTS: u32 = 10;
 const DEFAULT_MAX_OUTPUT: usize = 64 * 1024;
-
-/// The section names, in the order they are documented.
-pub(super) const KINDS: [&str; 7] = ["http", "tcp", "tls", "icmp", "dns", "exec", "heartbeat"];
 
 /// The probe sections a raw check sets.
 pub(super) fn sections(raw: &RawCheck) -> Vec<&'static str> {
@@ -30,56 +28,36 @@ pub(super) fn sections(raw: &RawCheck) -> Vec<&'static str> {
         raw.exec.is_some(),
         raw.heartbeat.is_some(),
     ];
-    KINDS.iter().zip(set).filter(|(_, on)| *on).map(|(k, _)| *k).collect()
+    Kind::ALL.iter().zip(set).filter(|(_, on)| *on).map(|(k, _)| k.as_str()).collect()
+}
+
+/// The section names, for error messages.
+pub(super) fn section_names() -> Vec<&'static str> {
+    Kind::ALL.iter().map(|k| k.as_str()).collect()
 }
 
 /// The field a kind's targets give (`url`, `address`, `host`), if it takes targets.
-pub(super) fn address_field(kind: &str) -> Option<&'static str> {
-    match kind {
-        "http" => Some("url"),
-        "tcp" | "tls" => Some("address"),
-        "icmp" | "dns" => Some("host"),
-        _ => None,
-    }
+pub(super) fn address_field(kind: Kind) -> Option<&'static str> {
+    kind.spec().address_field
 }
 
 /// The condition a check of this kind gets when it sets none.
-pub fn default_condition(kind: &str) -> Option<&'static str> {
-    match kind {
-        "http" => Some("[STATUS] < 400"),
-        "tcp" | "tls" => Some("[CONNECTED] == true"),
-        "icmp" => Some("[PACKET_LOSS] < 100%"),
-        "dns" => Some("[DNS_RCODE] == NOERROR"),
-        _ => None,
-    }
-}
-
-/// Which placeholders each kind measures.
-pub(super) fn provides(kind: &str, placeholder: Placeholder) -> bool {
-    use Placeholder::*;
-    match kind {
-        "http" => matches!(placeholder, Status | Body | ResponseTime | Connected | Ip | CertificateExpiration),
-        "tcp" => matches!(placeholder, Body | ResponseTime | Connected | Ip | CertificateExpiration),
-        "tls" => matches!(placeholder, ResponseTime | Connected | Ip | CertificateExpiration),
-        "icmp" => matches!(placeholder, PacketLoss | RttAvg | RttMax | Jitter | Connected | Ip | ResponseTime),
-        "dns" => matches!(placeholder, DnsRcode | Body | ResponseTime | Connected | Ip),
-        "exec" => matches!(placeholder, ExitCode | Body | ResponseTime),
-        _ => false,
-    }
+pub fn default_condition(kind: Kind) -> Option<&'static str> {
+    kind.spec().default_condition
 }
 
 pub(super) fn parse_conditions(
     file: &SourceFile,
     path: &str,
     raw: &[String],
-    kind: Option<&str>,
+    kind: Option<Kind>,
     errors: &mut Errors,
 ) -> Vec<Condition> {
     let mut out = Vec::new();
     for (i, text) in raw.iter().enumerate() {
         let key = format!("{path}[{i}]");
         match Condition::parse(text) {
-            Ok(c) => match kind.and_then(|kind| c.placeholders().find(|p| !provides(kind, *p)).map(|p| (kind, p))) {
+            Ok(c) => match kind.and_then(|kind| c.placeholders().find(|p| !kind.measures(*p)).map(|p| (kind, p))) {
                 Some((kind, missing)) => errors.at(file, &key, format!("{missing} is not measured by {kind} checks")),
                 None => out.push(c),
             },
@@ -125,16 +103,16 @@ pub(super) fn probe_spec(
 pub(super) fn check_target_address(
     file: &SourceFile,
     path: &str,
-    kind: &str,
+    kind: Kind,
     value: &str,
     errors: &mut Errors,
 ) -> bool {
     match kind {
-        "http" => check_url(file, path, value, errors),
-        "tcp" | "tls" => check_address(file, path, value, errors),
-        "icmp" => check_host(file, path, value, false, errors),
-        "dns" => check_host(file, path, value, true, errors),
-        _ => true,
+        Kind::Http => check_url(file, path, value, errors),
+        Kind::Tcp | Kind::Tls => check_address(file, path, value, errors),
+        Kind::Icmp => check_host(file, path, value, false, errors),
+        Kind::Dns => check_host(file, path, value, true, errors),
+        Kind::Exec | Kind::Heartbeat => true,
     }
 }
 
@@ -212,7 +190,7 @@ fn icmp_spec(file: &SourceFile, path: &str, raw: &RawIcmp, errors: &mut Errors) 
             IpPreference::Auto
         }
     };
-    let payload_size = raw.payload_size.unwrap_or(56);
+    let payload_size = raw.payload_size.unwrap_or(DEFAULT_ICMP_PAYLOAD);
     if payload_size > 1400 {
         errors.at(file, &format!("{path}.payload_size"), "payload_size must be at most 1400 bytes");
         ok = false;

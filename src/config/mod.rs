@@ -7,6 +7,7 @@
 pub mod alerting;
 pub mod env;
 mod fields;
+mod kind;
 mod kinds;
 pub mod maintenance;
 mod modules;
@@ -21,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use fields::{parse_duration, parse_percent};
-pub use kinds::{DNS_TYPES, default_condition};
+pub use kinds::{DNS_TYPES, Kind, KindSpec, default_condition};
 pub use modules::{AllowRule, Module, ProbeEndpoint, is_credential_header};
 pub use source::{Pos, SourceFile};
 
@@ -339,16 +340,16 @@ pub enum ProbeSpec {
 }
 
 impl ProbeSpec {
-    /// The kind's name, as used in the `kind` metric label.
-    pub fn kind(&self) -> &'static str {
+    /// The probe's kind.
+    pub fn kind(&self) -> Kind {
         match self {
-            ProbeSpec::Http(_) => "http",
-            ProbeSpec::Tcp(_) => "tcp",
-            ProbeSpec::Tls(_) => "tls",
-            ProbeSpec::Icmp(_) => "icmp",
-            ProbeSpec::Dns(_) => "dns",
-            ProbeSpec::Exec(_) => "exec",
-            ProbeSpec::Heartbeat(_) => "heartbeat",
+            ProbeSpec::Http(_) => Kind::Http,
+            ProbeSpec::Tcp(_) => Kind::Tcp,
+            ProbeSpec::Tls(_) => Kind::Tls,
+            ProbeSpec::Icmp(_) => Kind::Icmp,
+            ProbeSpec::Dns(_) => Kind::Dns,
+            ProbeSpec::Exec(_) => Kind::Exec,
+            ProbeSpec::Heartbeat(_) => Kind::Heartbeat,
         }
     }
 }
@@ -361,6 +362,9 @@ pub enum IpPreference {
     V4,
     V6,
 }
+
+/// The ICMP echo payload when none is set: 56 bytes, as ping sends.
+pub const DEFAULT_ICMP_PAYLOAD: u16 = 56;
 
 /// `icmp:` settings.
 #[derive(Debug, Clone, PartialEq)]

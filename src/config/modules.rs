@@ -169,9 +169,9 @@ fn module(file: &SourceFile, name: &str, raw: &RawModule, errors: &mut Errors) -
 }
 
 /// blackbox_exporter's defaults: http accepts 2xx only.
-fn default_conditions(kind: &str) -> Vec<Condition> {
+fn default_conditions(kind: Kind) -> Vec<Condition> {
     let texts: Vec<&str> = match kind {
-        "http" => vec!["[STATUS] >= 200", "[STATUS] < 300"],
+        Kind::Http => vec!["[STATUS] >= 200", "[STATUS] < 300"],
         other => kinds::default_condition(other).into_iter().collect(),
     };
     texts.into_iter().map(|t| Condition::parse(t).expect("default condition parses")).collect()
@@ -186,7 +186,7 @@ fn builtin_modules() -> Vec<Module> {
         count: 1,
         spacing: Duration::from_millis(200),
         ip_protocol: IpPreference::Auto,
-        payload_size: 56,
+        payload_size: DEFAULT_ICMP_PAYLOAD,
     });
     [("http_2xx", http), ("tcp_connect", tcp), ("icmp", icmp)]
         .into_iter()

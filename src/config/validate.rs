@@ -538,7 +538,7 @@ fn check(
     let probe_and_address = match sections.as_slice() {
         [_] => kinds::probe_spec(file, path, raw, errors),
         [] => {
-            errors.at(file, path, format!("a check needs one probe section ({})", kinds::KINDS.join(", ")));
+            errors.at(file, path, format!("a check needs one probe section ({})", kinds::section_names().join(", ")));
             None
         }
         many => {

@@ -13,7 +13,7 @@ use crate::status::{TargetView, system_state};
 
 pub(super) struct Entry {
     pub(super) system: String,
-    pub(super) kind: &'static str,
+    pub(super) kind: crate::config::Kind,
     pub(super) rule: Rule,
     pub(super) check: Arc<Check>,
     pub(super) target_name: String,
@@ -70,11 +70,11 @@ impl Pipeline {
                         Some(e) if e.kind == kind => (e.state, e.metrics),
                         Some(e) => {
                             self.metrics.remove(&e.metrics);
-                            (e.state, self.metrics.target(&target.key, kind, perfdata_labels(check)))
+                            (e.state, self.metrics.target(&target.key, kind.as_str(), perfdata_labels(check)))
                         }
                         None => {
                             let state = self.restored.remove(&id).unwrap_or_else(|| TargetState::new(now));
-                            (state, self.metrics.target(&target.key, kind, perfdata_labels(check)))
+                            (state, self.metrics.target(&target.key, kind.as_str(), perfdata_labels(check)))
                         }
                     };
                     self.metrics.set_state(&metrics, state.state);

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::config::{AllowRule, Config, Target, TargetKey};
+use crate::config::{AllowRule, Config, Kind, Target, TargetKey};
 use crate::metrics::text;
 use crate::probe::{Observations, ProbeOutcome, Prober};
 
@@ -51,7 +51,7 @@ pub async fn probe(
         .find(|m| m.name == module_name)
         .ok_or_else(|| refuse(400, format!("Unknown module \"{module_name}\"")))?;
     let kind = module.check.probe.kind();
-    let address = if kind == "http" && !target.contains("://") { format!("http://{target}") } else { target };
+    let address = if kind == Kind::Http && !target.contains("://") { format!("http://{target}") } else { target };
     let host = host_of(kind, &address)
         .ok_or_else(|| refuse(400, format!("invalid target \"{address}\" for a {kind} module")))?;
     let mut check = module.check.clone();
@@ -65,8 +65,8 @@ pub async fn probe(
     // ICMP and DNS resolve their target themselves: they get the checked address instead of
     // the name. HTTP, TCP and TLS keep the name (Host, SNI) and are checked as they connect.
     let address = match (pinned, kind) {
-        (Some(ip), "icmp") => ip.to_string(),
-        (Some(ip), "dns") => match address.rsplit_once(':') {
+        (Some(ip), Kind::Icmp) => ip.to_string(),
+        (Some(ip), Kind::Dns) => match address.rsplit_once(':') {
             Some((h, port)) if port.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']')) => {
                 std::net::SocketAddr::new(ip, port.parse().unwrap_or(53)).to_string()
             }
@@ -109,7 +109,7 @@ pub fn fuzz_params(text: &str) -> usize {
     let query: Vec<(String, String)> = url::form_urlencoded::parse(text.as_bytes()).into_owned().collect();
     let mut accepted = query.len();
     accepted += usize::from(matches!(scrape_budget(Some(text)), Ok(Some(_))));
-    for kind in ["http", "tcp", "tls", "icmp", "dns"] {
+    for kind in Kind::ALL {
         accepted += host_of(kind, text).map_or(0, |h| h.len());
         for (_, value) in &query {
             accepted += host_of(kind, value).map_or(0, |h| h.len());
@@ -119,15 +119,15 @@ pub fn fuzz_params(text: &str) -> usize {
 }
 
 /// The host part of a target, per kind.
-fn host_of(kind: &str, address: &str) -> Option<String> {
+fn host_of(kind: Kind, address: &str) -> Option<String> {
     let host = match kind {
-        "http" => url::Url::parse(address).ok()?.host_str()?.to_string(),
-        "tcp" | "tls" => address.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok())?.0.to_string(),
-        "dns" => match address.rsplit_once(':') {
+        Kind::Http => url::Url::parse(address).ok()?.host_str()?.to_string(),
+        Kind::Tcp | Kind::Tls => address.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok())?.0.to_string(),
+        Kind::Dns => match address.rsplit_once(':') {
             Some((h, p)) if p.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']')) => h.to_string(),
             _ => address.to_string(),
         },
-        _ => address.to_string(),
+        Kind::Icmp | Kind::Exec | Kind::Heartbeat => address.to_string(),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
     (!host.is_empty()).then_some(host)
@@ -199,7 +199,7 @@ fn phase(obs: &Observations, names: &[&str]) -> f64 {
 }
 
 /// The blackbox_exporter exposition of one outcome.
-fn render(kind: &str, outcome: &ProbeOutcome) -> String {
+fn render(kind: Kind, outcome: &ProbeOutcome) -> String {
     let mut sheet = Sheet::default();
     let obs = &outcome.observations;
     let success = if outcome.reason.is_none() { 1.0 } else { 0.0 };
@@ -226,7 +226,7 @@ fn render(kind: &str, outcome: &ProbeOutcome) -> String {
     let failed_regex = outcome.failed_conditions.iter().any(|c| c.starts_with("[BODY]"))
         || outcome.reason.is_some_and(|r| r.code() == "expect");
     match kind {
-        "http" => {
+        Kind::Http => {
             sheet.set(
                 "probe_failed_due_to_regex",
                 "Indicates if probe failed due to regex",
@@ -261,14 +261,14 @@ fn render(kind: &str, outcome: &ProbeOutcome) -> String {
                 &phases,
             );
         }
-        "tcp" | "tls" => {
+        Kind::Tcp | Kind::Tls => {
             sheet.set(
                 "probe_failed_due_to_regex",
                 "Indicates if probe failed due to regex",
                 f64::from(u8::from(failed_regex)),
             );
         }
-        "icmp" => {
+        Kind::Icmp => {
             let rtt = obs.icmp.as_ref().filter(|i| i.received > 0).map_or(0.0, |i| i.rtt_avg.as_secs_f64());
             let phases = [("resolve", resolve), ("setup", phase(obs, &["setup"])), ("rtt", rtt)];
             sheet.set_labelled("probe_icmp_duration_seconds", "Duration of icmp request by phase", "phase", &phases);
@@ -276,7 +276,7 @@ fn render(kind: &str, outcome: &ProbeOutcome) -> String {
                 sheet.set("probe_icmp_reply_hop_limit", "Replied packet hop limit (TTL for ipv4)", f64::from(hop));
             }
         }
-        "dns" => {
+        Kind::Dns => {
             let (answers, authorities, additionals) =
                 obs.dns.as_ref().map_or((0, 0, 0), |d| (d.answers.len(), d.authorities, d.additionals));
             sheet.set(
@@ -310,7 +310,7 @@ fn render(kind: &str, outcome: &ProbeOutcome) -> String {
                 sheet.set("probe_dns_serial", "Returns the serial number of the zone", serial);
             }
         }
-        _ => {}
+        Kind::Exec | Kind::Heartbeat => {}
     }
     if let Some(earliest) = obs.earliest_not_after() {
         let earliest = earliest as f64;
@@ -344,11 +344,11 @@ mod tests {
 
     #[test]
     fn hosts_of_targets() {
-        assert_eq!(host_of("http", "https://Portal.example:8443/x").as_deref(), Some("portal.example"));
-        assert_eq!(host_of("tcp", "127.0.0.1:22").as_deref(), Some("127.0.0.1"));
-        assert_eq!(host_of("tcp", "no-port"), None);
-        assert_eq!(host_of("dns", "[::1]:53").as_deref(), Some("::1"));
-        assert_eq!(host_of("icmp", "gw.example").as_deref(), Some("gw.example"));
+        assert_eq!(host_of(Kind::Http, "https://Portal.example:8443/x").as_deref(), Some("portal.example"));
+        assert_eq!(host_of(Kind::Tcp, "127.0.0.1:22").as_deref(), Some("127.0.0.1"));
+        assert_eq!(host_of(Kind::Tcp, "no-port"), None);
+        assert_eq!(host_of(Kind::Dns, "[::1]:53").as_deref(), Some("::1"));
+        assert_eq!(host_of(Kind::Icmp, "gw.example").as_deref(), Some("gw.example"));
     }
 
     #[tokio::test]

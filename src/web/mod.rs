@@ -1,6 +1,12 @@
-//! The HTTP server (hyper): metrics, the status API, health and readiness, and reload.
-//! Every write needs the admin bearer token (compared in constant time); no request can
-//! panic the server, and slow clients are cut off by header and connection time limits.
+//! The HTTP server (hyper) and its route table. Machine endpoints: `/metrics`, `/probe`
+//! (blackbox-compatible), `/-/healthy`, `/-/ready`, `POST /-/reload`; the API:
+//! `/api/v1/status`, `/api/v1/incidents` (+ `POST …/{id}/ack`, `…/{id}/exclude`),
+//! `/api/v1/checks/{system}/{check}/history`, `/api/v1/maintenance` (GET, POST),
+//! `/api/v1/heartbeat/{token}` (GET, POST), `/api/v1/audit`; `/reports`; signed
+//! acknowledgement links (`/ack`, GET then POST); and the pages ([`pages`]: `/`,
+//! `/systems/…`, `/checks/…`, `/badge/…`, `/ui/…`). Every write needs the admin bearer
+//! token (compared in constant time) or a session; no request can panic the server, and
+//! slow clients are cut off by header and connection time limits ([`server`]).
 //!
 //! size: `route` is the route table — every endpoint in one match, so none hides.
 
