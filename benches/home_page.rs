@@ -62,7 +62,7 @@ fn main() {
     let app = runtime
         .block_on(vigil::app::App::start(
             vigil::app::ConfigSource::File(dir.path().join("vigil.yaml")),
-            vigil::app::Overrides { listen: None, no_probes: true },
+            vigil::app::Overrides { no_probes: true, ..Default::default() },
         ))
         .expect("daemon");
     let url = format!("http://{}/", app.addr());

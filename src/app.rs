@@ -101,6 +101,9 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     /// Serve only, without probing (to look at a configuration's pages safely).
     pub no_probes: bool,
+    /// The clock the pipeline decides by (reminders, escalations, flapping, maintenance);
+    /// the system's when None. Tests hand in a [`crate::model::TestClock`].
+    pub clock: Option<Arc<dyn crate::model::Clock>>,
 }
 
 /// A running daemon.
@@ -109,6 +112,9 @@ pub struct App {
     shutdown: CancellationToken,
     reload: mpsc::Sender<ReloadRequest>,
     events: broadcast::Sender<Event>,
+    control: mpsc::Sender<Control>,
+    monthly_checks: watch::Receiver<u64>,
+    monthly_queued: Arc<std::sync::atomic::AtomicU64>,
     done: JoinHandle<()>,
 }
 
@@ -164,7 +170,8 @@ impl App {
             monthly_stop.clone(),
         );
         let outputs = Outputs { board: board.clone(), outlook, events: events.clone(), notifications: notes_tx };
-        let pipeline = Pipeline::new(config.clone(), metrics.clone(), store, resume, outputs);
+        let clock = overrides.clock.clone().unwrap_or_else(|| Arc::new(crate::model::SystemClock));
+        let pipeline = Pipeline::new(config.clone(), metrics.clone(), store, resume, outputs, clock);
         let pipeline = if overrides.no_probes { pipeline.without_watchdog() } else { pipeline };
         let pipeline = tokio::spawn(pipeline.run(results_rx, control_rx));
         let delivery_stop = CancellationToken::new();
@@ -203,6 +210,8 @@ impl App {
         let web = tokio::spawn(web::serve(listener, web_state.clone(), shutdown.child_token()));
         tracing::info!(%addr, systems = config.systems.len(), targets = config.targets().count(), "vigil is running");
 
+        let app_control = control_tx.clone();
+        let monthly_task = monthly.task;
         let control = ControlLoop {
             source,
             scheduler,
@@ -215,7 +224,7 @@ impl App {
         let done = tokio::spawn(async move {
             control.run(reload_rx, stop).await;
             monthly_stop.cancel();
-            let _ = monthly.await;
+            let _ = monthly_task.await;
             let store = pipeline.await;
             // Deliveries in flight finish and record their outcome; the rest stay in the outbox.
             delivery_stop.cancel();
@@ -227,7 +236,16 @@ impl App {
             let _ = web.await;
             tracing::info!("vigil stopped");
         });
-        Ok(App { addr, shutdown, reload: reload_tx, events, done })
+        Ok(App {
+            addr,
+            shutdown,
+            reload: reload_tx,
+            events,
+            control: app_control,
+            monthly_checks: monthly.checks,
+            monthly_queued: monthly.queued,
+            done,
+        })
     }
 
     /// The address the server listens on.
@@ -243,6 +261,25 @@ impl App {
     /// Reloads the configuration (as SIGHUP does); returns the errors of a rejected one.
     pub async fn reload(&self) -> Result<(), ReloadError> {
         request_reload(&self.reload).await
+    }
+
+    /// Runs the pipeline's timers now and waits until every notification and record they
+    /// (and every result before) decided is committed to the store — so a test proves that
+    /// something did not happen without sleeping. The monthly report task's first look at
+    /// the clock is waited for too.
+    pub async fn settle(&self) {
+        let (done, answer) = oneshot::channel();
+        if self.control.send(Control::Settle(done)).await.is_ok() {
+            let _ = answer.await;
+        }
+        let mut checked = self.monthly_checks.clone();
+        let _ = checked.wait_for(|n| *n > 0).await;
+    }
+
+    /// How many monthly reports were queued since start (each one a notification per
+    /// receiver not yet sent it).
+    pub fn monthly_reports_queued(&self) -> u64 {
+        self.monthly_queued.load(Ordering::Relaxed)
     }
 
     /// A handle that can request reloads (for signal handlers).

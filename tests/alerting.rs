@@ -137,7 +137,8 @@ async fn acknowledgement_links_survive_link_scanners_and_stop_reminders() {
         w = web.addr
     );
     write_config_with(dir.path(), "public_url: \"http://monitor.laichau.test\"", &config);
-    let app = start_daemon(dir.path()).await;
+    let clock = vigil::model::TestClock::new();
+    let app = start_daemon_with_clock(dir.path(), clock.clone()).await;
     let base = format!("http://{}", app.addr());
     web.switch.store(500, Ordering::SeqCst);
     let mails = smtp.wait_until(WAIT, "the alert", |m| !m.is_empty()).await;
@@ -187,10 +188,14 @@ async fn acknowledgement_links_survive_link_scanners_and_stop_reminders() {
     let list: serde_json::Value =
         serde_json::from_str(&get(&format!("{base}/api/v1/incidents?state=open")).await).expect("json");
     assert_eq!(list["incidents"][0]["ack"]["by"], "Nguyễn Văn An");
-    let after_ack = smtp.mails().len();
-    // Reminders came every second while unacknowledged; none after the acknowledgement.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(smtp.mails().len(), after_ack, "no reminder after the acknowledgement");
+    // Reminders come every second while unacknowledged; none after the acknowledgement,
+    // however long the incident stays open: an hour passes on the daemon's clock, its
+    // timers run, and no reminder is decided (every decision is in the outbox first).
+    app.settle().await;
+    let reminders = outbox_rows(dir.path(), "reminder");
+    clock.advance(Duration::from_secs(3_600));
+    app.settle().await;
+    assert_eq!(outbox_rows(dir.path(), "reminder"), reminders, "no reminder after the acknowledgement");
     app.shutdown().await;
 }
 
@@ -395,9 +400,9 @@ async fn ten_targets_of_one_check_failing_together_are_one_message() {
     web.switch.store(503, Ordering::SeqCst);
     wait_states(&mut events, WAIT, &states(State::Down)).await;
     let got = hooks.wait_until(WAIT, "the group's announcement", |h| !h.is_empty()).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let got_later = hooks.hooks();
-    assert_eq!(got_later.len(), got.len(), "one message only: {:?}", events_of(&got_later));
+    // Every decision is in the outbox before it is sent: after the timers ran, one row.
+    app.settle().await;
+    assert_eq!(outbox_rows(dir.path(), ""), 1, "one message only: {:?}", events_of(&hooks.hooks()));
     assert_eq!(got[0].body["group"].as_array().map(Vec::len), Some(10), "{}", got[0].body);
     assert!(
         got[0].body["summary"].as_str().is_some_and(|s| s.ends_with("và 9 mục khác")),
@@ -562,10 +567,10 @@ async fn flapping_sends_one_notice_then_stays_quiet() {
         wait_for(&mut events, WAIT, |e| e.transition.is_some_and(|t| t.to == want)).await;
     }
     let got = hooks.wait_until(WAIT, "the flapping notice", |h| events_of(h).contains(&"flapping".to_string())).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let got_later = hooks.hooks();
-    assert_eq!(got_later.len(), got.len(), "quiet after the notice");
-    assert_eq!(events_of(&got_later), ["firing", "resolved", "firing", "resolved", "flapping"]);
+    // Every decision is in the outbox before it is sent: after the timers ran, nothing more.
+    app.settle().await;
+    assert_eq!(outbox_rows(dir.path(), ""), got.len(), "quiet after the notice");
+    assert_eq!(events_of(&got), ["firing", "resolved", "firing", "resolved", "flapping"]);
     let status: serde_json::Value =
         serde_json::from_str(&get(&format!("http://{}/api/v1/status", app.addr())).await).expect("json");
     assert_eq!(status["systems"][0]["checks"][0]["targets"][0]["flapping"], true);

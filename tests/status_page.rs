@@ -113,7 +113,7 @@ async fn shipped_example_home_page_is_under_60_kb_compressed() {
     .map(|name| (name.to_string(), format!("{}-0123456789abcdef0123456789abcdef", name.to_lowercase())))
     .collect();
     let source = ConfigSource::Text { path: dir.path().join("vigil.yaml"), text, env };
-    let app = App::start(source, Overrides { listen: None, no_probes: true }).await.expect("start");
+    let app = App::start(source, Overrides { no_probes: true, ..Overrides::default() }).await.expect("start");
     let base = format!("http://{}", app.addr());
     let (code, heads, page) = send("GET", &format!("{base}/"), &[("accept-encoding", "gzip")], "").await;
     assert_eq!(code, 200);

@@ -74,7 +74,7 @@ impl Demo {
         let admin_token = random_secret();
         let text = demo_config(&sims, &timing, &data_dir, &format!("http://{listen}"), &admin_token);
         let source = ConfigSource::Text { path: PathBuf::from("demo.yaml"), text, env: Vec::new() };
-        let app = App::start(source, Overrides { listen: Some(listen), no_probes: false }).await?;
+        let app = App::start(source, Overrides { listen: Some(listen), ..Overrides::default() }).await?;
         Ok(Demo { app, sims, data_dir, admin_token })
     }
 

@@ -20,9 +20,9 @@ use crate::config::Config;
 use crate::config::maintenance::{ApiWindow, Window};
 use crate::delivery::Outlook;
 use crate::metrics::Metrics;
+use crate::model::Clock;
 use crate::model::Health;
 use crate::model::incident::{Incident, Notification, Severity};
-use crate::model::now_ms;
 use crate::model::{State, TargetState};
 use crate::scheduler::ProbeResult;
 use crate::status::Board;
@@ -59,6 +59,9 @@ pub enum Control {
     Ack { id: i64, by: String, comment: String, respond: oneshot::Sender<Result<Incident, AckError>> },
     /// Open a maintenance window (stored, then in force).
     AddMaintenance(ApiWindow),
+    /// Run the timers now (reminders, escalations, flapping, the watchdog) and answer once
+    /// everything decided so far is committed: what a test waits on instead of sleeping.
+    Settle(oneshot::Sender<()>),
 }
 
 /// The result consumer.
@@ -87,6 +90,8 @@ pub struct Pipeline {
     /// Since when the store fails, once every receiver has been told (straight, not through
     /// the store).
     store_alerted: Option<i64>,
+    /// What "now" is for every decision by time.
+    clock: Arc<dyn Clock>,
 }
 
 /// Why an acknowledgement was refused.
@@ -123,7 +128,14 @@ pub struct Resume {
 impl Pipeline {
     /// A pipeline for `config`, resuming from what the store remembers; it publishes to
     /// `outputs` (notifications only after they are stored).
-    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, store: Store, resume: Resume, outputs: Outputs) -> Pipeline {
+    pub fn new(
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        store: Store,
+        resume: Resume,
+        outputs: Outputs,
+        clock: Arc<dyn Clock>,
+    ) -> Pipeline {
         let Outputs { board, outlook, events, notifications } = outputs;
         let engine = Engine::new(resume.open_incidents, resume.last_incident_id);
         let mut p = Pipeline {
@@ -142,9 +154,11 @@ impl Pipeline {
             waiting_results: Vec::new(),
             watchdog: true,
             store_alerted: None,
+            clock,
         };
         p.configure(config);
-        p.record_unwatched(&resume.watched, now_ms());
+        let now = p.clock.now_ms();
+        p.record_unwatched(&resume.watched, now);
         p.publish_incidents();
         p
     }
@@ -206,7 +220,7 @@ impl Pipeline {
     }
 
     pub(super) fn ack(&mut self, id: i64, by: &str, comment: &str) -> Result<Incident, AckError> {
-        let effects = self.engine.ack(id, by, comment, now_ms()).ok_or(AckError::NotOpen(id))?;
+        let effects = self.engine.ack(id, by, comment, self.clock.now_ms()).ok_or(AckError::NotOpen(id))?;
         let incident = effects
             .iter()
             .find_map(|e| match e {
@@ -253,20 +267,25 @@ impl Pipeline {
                         self.api_windows.push(w.window());
                         self.store.send(Record::Maintenance(w));
                     }
+                    Some(Control::Settle(done)) => {
+                        self.tick();
+                        self.write_results();
+                        self.store.send(Record::Flush(done));
+                    }
                     None => control_open = false,
                 },
                 r = results.recv() => match r {
                     Some(r) => self.handle(r),
                     None => {
                         self.write_results();
-                        self.record_stop(now_ms());
+                        self.record_stop(self.clock.now_ms());
                         return self.store;
                     }
                 },
                 _ = results_timer.tick() => self.write_results(),
                 _ = ticker.tick() => self.tick(),
                 _ = pruner.tick() => {
-                    let before = now_ms() - self.config.storage.raw_retention.as_millis() as i64;
+                    let before = self.clock.now_ms() - self.config.storage.raw_retention.as_millis() as i64;
                     self.store.send(Record::Prune(before));
                 }
             }

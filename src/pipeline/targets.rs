@@ -8,7 +8,7 @@ use super::Pipeline;
 use crate::alert::state::{FlapTracker, Rule};
 use crate::config::{Check, Config, ProbeSpec};
 use crate::metrics::TargetMetrics;
-use crate::model::{State, TargetState, now_ms};
+use crate::model::{State, TargetState};
 use crate::status::{TargetView, system_state};
 
 pub(super) struct Entry {
@@ -53,7 +53,7 @@ pub(super) fn expand_dependencies(config: &Config, refs: &[String]) -> Vec<Strin
 
 impl Pipeline {
     pub(super) fn configure(&mut self, config: Arc<Config>) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut old = std::mem::take(&mut self.entries);
         for system in &config.systems {
             for check in &system.checks {

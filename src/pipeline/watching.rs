@@ -8,8 +8,8 @@ use super::Pipeline;
 use crate::alert::engine::Routing;
 use crate::alert::state::Flap;
 use crate::config::maintenance::Schedule;
+use crate::model::State;
 use crate::model::incident::Notification;
-use crate::model::{State, now_ms};
 use crate::store::{ChangeRecord, Record};
 
 impl Pipeline {
@@ -114,7 +114,7 @@ impl Pipeline {
     }
 
     pub(super) fn tick(&mut self) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         if self.watchdog {
             self.watch_timers(now);
         }
@@ -132,7 +132,7 @@ impl Pipeline {
         let (config, location) = self.routing();
         let entries = &self.entries;
         let paused = |t: &str| entries.get(t).is_some_and(|e| e.state.state == State::Maintenance);
-        let effects = self.engine.tick(Routing { routes: &config.routes, location: &location }, now_ms(), &paused);
+        let effects = self.engine.tick(Routing { routes: &config.routes, location: &location }, now, &paused);
         if !effects.is_empty() {
             self.apply(effects, Vec::new());
         }

@@ -4,6 +4,8 @@
 //! receiver; delivery gets each notification only after its row is committed.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -35,6 +37,15 @@ fn key(month: &str, receiver: &str) -> String {
     format!("report-{month}-{receiver}")
 }
 
+/// The running task, and what it tells about itself.
+pub struct MonthlyTask {
+    pub task: JoinHandle<()>,
+    /// How many times it has looked at the clock (a test waits for the first).
+    pub checks: watch::Receiver<u64>,
+    /// How many reports it queued since start.
+    pub queued: Arc<AtomicU64>,
+}
+
 /// Starts the task; it ends with `shutdown`.
 pub fn spawn(
     outlook: watch::Receiver<Outlook>,
@@ -42,8 +53,11 @@ pub fn spawn(
     writer: Option<StoreWriter>,
     notifications: mpsc::UnboundedSender<Notification>,
     shutdown: CancellationToken,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
+) -> MonthlyTask {
+    let (checks_tx, checks) = watch::channel(0u64);
+    let queued = Arc::new(AtomicU64::new(0));
+    let counter = queued.clone();
+    let task = tokio::spawn(async move {
         let mut done: Option<String> = None;
         let mut ticker = tokio::time::interval(CHECK_EVERY);
         loop {
@@ -51,27 +65,42 @@ pub fn spawn(
                 _ = shutdown.cancelled() => return,
                 _ = ticker.tick() => {}
             }
-            let config = outlook.borrow().config.clone();
-            let Some(schedule) = config.monthly_report.clone() else { continue };
-            let now = now_ms();
-            let Some(month) = due_month(now, &schedule, &config.instance.timezone) else { continue };
-            if done.as_deref() == Some(month.as_str()) {
-                continue;
-            }
-            let (path, m) = (store.clone(), month.clone());
-            let built = tokio::task::spawn_blocking(move || mails(&config, &path, &schedule, &m, now)).await;
-            match built {
-                Ok(Ok(list)) if !list.is_empty() => {
-                    tracing::info!(month, receivers = list.len(), "monthly report queued");
-                    queue(list, writer.as_ref(), &notifications);
-                }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::error!(month, error = %e, "cannot build the monthly report"),
-                Err(e) => tracing::error!(month, error = %e, "the monthly report task failed"),
-            }
-            done = Some(month);
+            check_once(&outlook, &store, writer.as_ref(), &notifications, &mut done, &counter).await;
+            checks_tx.send_modify(|n| *n += 1);
         }
-    })
+    });
+    MonthlyTask { task, checks, queued }
+}
+
+/// One look at the clock: queues the previous month's report if it is due and not done.
+async fn check_once(
+    outlook: &watch::Receiver<Outlook>,
+    store: &std::path::Path,
+    writer: Option<&StoreWriter>,
+    notifications: &mpsc::UnboundedSender<Notification>,
+    done: &mut Option<String>,
+    queued: &AtomicU64,
+) {
+    let config = outlook.borrow().config.clone();
+    let Some(schedule) = config.monthly_report.clone() else { return };
+    let now = now_ms();
+    let Some(month) = due_month(now, &schedule, &config.instance.timezone) else { return };
+    if done.as_deref() == Some(month.as_str()) {
+        return;
+    }
+    let (path, m) = (store.to_path_buf(), month.clone());
+    let built = tokio::task::spawn_blocking(move || mails(&config, &path, &schedule, &m, now)).await;
+    match built {
+        Ok(Ok(list)) if !list.is_empty() => {
+            tracing::info!(month, receivers = list.len(), "monthly report queued");
+            queue(list, writer, notifications);
+            queued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(month, error = %e, "cannot build the monthly report"),
+        Err(e) => tracing::error!(month, error = %e, "the monthly report task failed"),
+    }
+    *done = Some(month);
 }
 
 /// The report of `month` as one notification per receiver not yet sent it.

@@ -157,9 +157,21 @@ pub(crate) fn store_unreadable(e: &dyn std::fmt::Display) -> Reply {
 /// at a time (a flood of page requests queues here instead of crowding the runtime), and
 /// the runtime moves this worker's other tasks (the probes) elsewhere meanwhile, so they
 /// keep their schedule.
-pub(crate) async fn heavy<T>(state: &WebState, handler: impl FnOnce() -> T) -> T {
+pub(crate) async fn heavy<T: Send + 'static>(
+    state: &Arc<WebState>,
+    handler: impl FnOnce(&WebState) -> T + Send + 'static,
+) -> T {
     let _permit = state.heavy.acquire().await;
-    tokio::task::block_in_place(handler)
+    let state = state.clone();
+    // On the blocking pool (block_in_place would panic on a current-thread runtime); a
+    // panic in the handler is the request's, as if it had run here.
+    match tokio::task::spawn_blocking(move || handler(&state)).await {
+        Ok(value) => value,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("a page handler was cancelled: {e}"),
+        },
+    }
 }
 
 /// Heavy handlers (store reads, page rendering) running at once at most.
@@ -170,7 +182,7 @@ fn is_page(path: &str) -> bool {
     path == "/" || ["/static/", "/systems/", "/checks/", "/badge/", "/ui/"].iter().any(|p| path.starts_with(p))
 }
 
-async fn route(state: &WebState, req: Request<Incoming>, peer: SocketAddr) -> Reply {
+async fn route(state: &Arc<WebState>, req: Request<Incoming>, peer: SocketAddr) -> Reply {
     let path = req.uri().path().to_string();
     if let Some(denied) = refuse_unless_reader(state, &req, &path) {
         return denied;
@@ -231,9 +243,13 @@ async fn route(state: &WebState, req: Request<Incoming>, peer: SocketAddr) -> Re
             if let Some(denied) = refuse_unless_admin(state, &req) {
                 return denied;
             }
-            heavy(state, || audit_list(state, req.uri().query())).await
+            let query = req.uri().query().map(str::to_string);
+            heavy(state, move |state| audit_list(state, query.as_deref())).await
         }
-        (&Method::GET, "/api/v1/incidents") => heavy(state, || incidents(state, req.uri().query())).await,
+        (&Method::GET, "/api/v1/incidents") => {
+            let query = req.uri().query().map(str::to_string);
+            heavy(state, move |state| incidents(state, query.as_deref())).await
+        }
         (&Method::POST, p) if p.starts_with("/api/v1/incidents/") && p.ends_with("/ack") => {
             if let Some(denied) = refuse_unless_admin(state, &req) {
                 return denied;
@@ -270,8 +286,10 @@ async fn route(state: &WebState, req: Request<Incoming>, peer: SocketAddr) -> Re
             let Ok(id) = id else { return text(StatusCode::NOT_FOUND, "no such incident") };
             match read_json(req).await {
                 Ok(body) => {
-                    let (reason, by) = (body["reason"].as_str().unwrap_or(""), body["by"].as_str().unwrap_or(""));
-                    let reply = match heavy(state, || exclude(state, id, reason, by)).await {
+                    let reason = body["reason"].as_str().unwrap_or("").to_string();
+                    let by = body["by"].as_str().unwrap_or("").to_string();
+                    let (r, b) = (reason.clone(), by.clone());
+                    let reply = match heavy(state, move |state| exclude(state, id, &r, &b)).await {
                         None => text(StatusCode::OK, "excluded from the SLA"),
                         Some(refusal) => refusal,
                     };
@@ -287,11 +305,15 @@ async fn route(state: &WebState, req: Request<Incoming>, peer: SocketAddr) -> Re
                 Err(r) => r,
             }
         }
-        (&Method::GET, "/api/v1/maintenance") => heavy(state, || maintenance_list(state)).await,
-        (&Method::GET, "/reports") => heavy(state, || reports(state, req.uri().query())).await,
+        (&Method::GET, "/api/v1/maintenance") => heavy(state, maintenance_list).await,
+        (&Method::GET, "/reports") => {
+            let query = req.uri().query().map(str::to_string);
+            heavy(state, move |state| reports(state, query.as_deref())).await
+        }
         (&Method::GET, p) if history_check(p).is_some() => {
-            let check_id = history_check(p).unwrap_or_default();
-            heavy(state, || history(state, check_id, req.uri().query())).await
+            let check_id = history_check(p).unwrap_or_default().to_string();
+            let query = req.uri().query().map(str::to_string);
+            heavy(state, move |state| history(state, &check_id, query.as_deref())).await
         }
         (&Method::POST, "/api/v1/maintenance") => {
             if let Some(denied) = refuse_unless_admin(state, &req) {

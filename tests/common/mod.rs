@@ -231,6 +231,22 @@ pub async fn start_daemon(dir: &Path) -> App {
     App::start(ConfigSource::File(dir.join("vigil.yaml")), Overrides::default()).await.expect("daemon starts")
 }
 
+/// Starts the daemon in-process on the config in `dir`, deciding by `clock` (a test jumps
+/// it forward instead of sleeping, then calls `App::settle`).
+pub async fn start_daemon_with_clock(dir: &Path, clock: vigil::model::TestClock) -> App {
+    let overrides = Overrides { clock: Some(std::sync::Arc::new(clock)), ..Overrides::default() };
+    App::start(ConfigSource::File(dir.join("vigil.yaml")), overrides).await.expect("daemon starts")
+}
+
+/// The outbox rows of the store in `dir` whose key contains `part`, e.g. `-reminder-`.
+pub fn outbox_rows(dir: &Path, part: &str) -> usize {
+    vigil::store::query::deliveries(&dir.join("vigil.db"))
+        .expect("outbox")
+        .iter()
+        .filter(|(key, _, _)| key.contains(part))
+        .count()
+}
+
 /// Waits (up to `within`) for an event matching `pred`.
 pub async fn wait_for(
     rx: &mut broadcast::Receiver<Event>,

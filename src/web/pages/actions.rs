@@ -38,8 +38,9 @@ pub(super) async fn action(state: &WebState, req: Request<Incoming>, config: &Co
     {
         return text(StatusCode::FORBIDDEN, "cross-site form posts are refused");
     }
-    let v = visitor(state, &req, config);
-    let session_id = cookie(&req, SESSION_COOKIE);
+    let head = Head::of(&req);
+    let v = visitor(state, &head, config);
+    let session_id = cookie(&head, SESSION_COOKIE);
     let path = req.uri().path().to_string();
     let Some(fields) = form(req).await else { return text(StatusCode::BAD_REQUEST, "bad form") };
     let field = |k: &str| fields.get(k).map(|s| s.trim().to_string()).unwrap_or_default();

@@ -3,7 +3,7 @@
 
 use super::*;
 
-pub(super) fn check_page(state: &WebState, req: &Request<Incoming>, board: &Board, id: &str) -> Reply {
+pub(super) fn check_page(state: &WebState, req: &Head, board: &Board, id: &str) -> Reply {
     let config = &board.config;
     let Some((system, check)) = config
         .systems

@@ -9,6 +9,7 @@ mod check;
 mod overview;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -68,14 +69,34 @@ struct Visitor {
     csrf: String,
 }
 
-fn cookie(req: &Request<Incoming>, name: &str) -> Option<String> {
+/// What the page handlers read of a request (owned, so they can run on the blocking pool).
+struct Head {
+    uri: hyper::Uri,
+    headers: hyper::HeaderMap,
+}
+
+impl Head {
+    fn of<B>(req: &Request<B>) -> Head {
+        Head { uri: req.uri().clone(), headers: req.headers().clone() }
+    }
+
+    fn uri(&self) -> &hyper::Uri {
+        &self.uri
+    }
+
+    fn headers(&self) -> &hyper::HeaderMap {
+        &self.headers
+    }
+}
+
+fn cookie(req: &Head, name: &str) -> Option<String> {
     req.headers().get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
         (k == name).then(|| v.to_string())
     })
 }
 
-fn visitor(state: &WebState, req: &Request<Incoming>, config: &Config) -> Visitor {
+fn visitor(state: &WebState, req: &Head, config: &Config) -> Visitor {
     let query: HashMap<String, String> =
         url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()).into_owned().collect();
     let explicit = query.get("lang").map(String::as_str);
@@ -145,7 +166,7 @@ fn render(name: &str, ctx: Value) -> Reply {
 
 /// Handles the pages, badges, static files and form actions; None for other paths.
 pub async fn route(
-    state: &WebState,
+    state: &Arc<WebState>,
     req: Request<Incoming>,
     peer: std::net::IpAddr,
 ) -> Result<Reply, Request<Incoming>> {
@@ -153,6 +174,7 @@ pub async fn route(
     let method = req.method().clone();
     let board = state.board.read().unwrap_or_else(|p| p.into_inner()).clone();
     let config = board.config.clone();
+    let head = Head::of(&req);
     Ok(match (method, path.as_str()) {
         (Method::GET, "/static/vigil.css") => {
             let mut r = reply(StatusCode::OK, "text/css; charset=utf-8", CSS);
@@ -160,27 +182,29 @@ pub async fn route(
                 .insert(CACHE_CONTROL, hyper::header::HeaderValue::from_static("public, max-age=31536000, immutable"));
             r
         }
-        (Method::GET, "/") => heavy(state, || home(state, &req, &board)).await,
+        (Method::GET, "/") => heavy(state, move |state| home(state, &head, &board)).await,
         (Method::GET, p) if p.starts_with("/systems/") => {
-            match config.systems.iter().find(|s| s.id == p["/systems/".len()..]) {
-                Some(system) => heavy(state, || system_page(state, &req, &board, system)).await,
+            match config.systems.iter().find(|s| s.id == p["/systems/".len()..]).cloned() {
+                Some(system) => heavy(state, move |state| system_page(state, &head, &board, &system)).await,
                 None => text(StatusCode::NOT_FOUND, "no such system"),
             }
         }
         (Method::GET, p) if p.starts_with("/checks/") => {
-            heavy(state, || check_page(state, &req, &board, &p["/checks/".len()..])).await
+            let id = p["/checks/".len()..].to_string();
+            heavy(state, move |state| check_page(state, &head, &board, &id)).await
         }
         (Method::GET, p) if p.starts_with("/badge/") && p.ends_with(".svg") => {
-            heavy(state, || badge(state, &board, &p["/badge/".len()..p.len() - 4])).await
+            let spec = p["/badge/".len()..p.len() - 4].to_string();
+            heavy(state, move |state| badge(state, &board, &spec)).await
         }
         (Method::GET, "/ui/login") => {
-            let v = visitor(state, &req, &config);
+            let v = visitor(state, &head, &config);
             let ctx =
                 merge(base_context(&v, &config, "/ui/login"), json!({ "next": format!("/{}", v.q), "error": null }));
             render("login.html", ctx)
         }
         (Method::GET, "/ui/audit") => {
-            let v = visitor(state, &req, &config);
+            let v = visitor(state, &head, &config);
             if !v.logged_in {
                 return Ok(redirect("/ui/login", None));
             }

@@ -116,7 +116,7 @@ pub(super) fn since_of(board: &Board, ids: &[String], tz: &jiff::tz::TimeZone) -
         .unwrap_or_default()
 }
 
-pub(super) fn home(state: &WebState, req: &Request<Incoming>, board: &Board) -> Reply {
+pub(super) fn home(state: &WebState, req: &Head, board: &Board) -> Reply {
     let config = &board.config;
     let v = visitor(state, req, config);
     let recent = match recent(state, board, 90) {
@@ -244,12 +244,7 @@ fn health(state: &WebState, board: &Board, v: &Visitor) -> Value {
     json!({ "uplink": uplink, "store": store, "outbox": pending.unwrap_or(0) })
 }
 
-pub(super) fn system_page(
-    state: &WebState,
-    req: &Request<Incoming>,
-    board: &Board,
-    system: &crate::config::System,
-) -> Reply {
+pub(super) fn system_page(state: &WebState, req: &Head, board: &Board, system: &crate::config::System) -> Reply {
     let config = &board.config;
     let v = visitor(state, req, config);
     let tz = &config.instance.timezone;
