@@ -169,7 +169,14 @@ impl App {
             notes_tx.clone(),
             monthly_stop.clone(),
         );
-        let outputs = Outputs { board: board.clone(), outlook, events: events.clone(), notifications: notes_tx };
+        let on_demand = Arc::new(crate::scheduler::OnDemand::default());
+        let outputs = Outputs {
+            board: board.clone(),
+            outlook,
+            events: events.clone(),
+            notifications: notes_tx,
+            on_demand: on_demand.clone(),
+        };
         let clock = overrides.clock.clone().unwrap_or_else(|| Arc::new(crate::model::SystemClock));
         let pipeline = Pipeline::new(config.clone(), metrics.clone(), store, resume, outputs, clock);
         let pipeline = if overrides.no_probes { pipeline.without_watchdog() } else { pipeline };
@@ -184,7 +191,8 @@ impl App {
             delivery_stop.clone(),
         );
         let prober = Arc::new(Prober::with_heartbeats(heartbeats.clone()));
-        let mut scheduler = Scheduler::new(prober.clone(), results_tx, config.scheduler.max_concurrent_probes);
+        let mut scheduler =
+            Scheduler::new(prober.clone(), results_tx, config.scheduler.max_concurrent_probes, on_demand);
         if !overrides.no_probes {
             scheduler.apply(&config);
         }

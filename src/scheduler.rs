@@ -26,6 +26,27 @@ pub struct ProbeResult {
     pub lag: Duration,
 }
 
+/// Probes on demand: the pipeline asks for a target's probe now (a parent whose result is
+/// older than a failing child's, see `pipeline::judge`); the target's timer runs it at once,
+/// within the concurrency bound, and keeps its schedule.
+#[derive(Debug, Default)]
+pub struct OnDemand {
+    wake: std::sync::RwLock<std::collections::HashMap<String, Arc<tokio::sync::Notify>>>,
+}
+
+impl OnDemand {
+    /// Asks for a probe of `target_id` now; false if no timer runs it.
+    pub fn probe_now(&self, target_id: &str) -> bool {
+        let wake = self.wake.read().unwrap_or_else(|p| p.into_inner());
+        wake.get(target_id).map(|n| n.notify_one()).is_some()
+    }
+
+    fn register(&self, target_id: String) -> Arc<tokio::sync::Notify> {
+        let mut wake = self.wake.write().unwrap_or_else(|p| p.into_inner());
+        wake.entry(target_id).or_default().clone()
+    }
+}
+
 /// Runs the probe timers of one configuration at a time.
 pub struct Scheduler {
     prober: Arc<Prober>,
@@ -33,6 +54,7 @@ pub struct Scheduler {
     permits: Arc<Semaphore>,
     generation: CancellationToken,
     tasks: JoinSet<()>,
+    on_demand: Arc<OnDemand>,
 }
 
 /// Start offsets are multiples of this: targets that share a slot start together, so the
@@ -50,14 +72,21 @@ pub fn start_offset(target_id: &str, interval: Duration) -> Duration {
 }
 
 impl Scheduler {
-    /// A scheduler sending results to `results`, running at most `max_concurrent` probes.
-    pub fn new(prober: Arc<Prober>, results: mpsc::Sender<ProbeResult>, max_concurrent: usize) -> Scheduler {
+    /// A scheduler sending results to `results`, running at most `max_concurrent` probes,
+    /// and probes on demand asked through `on_demand`.
+    pub fn new(
+        prober: Arc<Prober>,
+        results: mpsc::Sender<ProbeResult>,
+        max_concurrent: usize,
+        on_demand: Arc<OnDemand>,
+    ) -> Scheduler {
         Scheduler {
             prober,
             results,
             permits: Arc::new(Semaphore::new(max_concurrent)),
             generation: CancellationToken::new(),
             tasks: JoinSet::new(),
+            on_demand,
         }
     }
 
@@ -73,6 +102,7 @@ impl Scheduler {
                 let check = Arc::new(check.clone());
                 for target in &check.targets {
                     let timer = Timer {
+                        wake: self.on_demand.register(target.key.id()),
                         check: check.clone(),
                         target: target.clone(),
                         prober: self.prober.clone(),
@@ -94,6 +124,8 @@ impl Scheduler {
 }
 
 struct Timer {
+    /// Wakes the timer for a probe now.
+    wake: Arc<tokio::sync::Notify>,
     check: Arc<Check>,
     target: Target,
     prober: Arc<Prober>,
@@ -116,6 +148,7 @@ impl Timer {
             let scheduled = tokio::select! {
                 _ = &mut cancelled => return,
                 t = ticker.tick() => t,
+                _ = self.wake.notified() => tokio::time::Instant::now(),
             };
             let _permit = tokio::select! {
                 _ = &mut cancelled => return,

@@ -783,3 +783,58 @@ async fn webhook_urls_stay_out_of_stored_errors_and_config_errors() {
     };
     assert!(errors.contains("is not an http(s) URL") && !errors.contains("bot-token-canary"), "{errors}");
 }
+
+/// Issue #16, item 1: the root cause is known before anyone is paged, whatever order the
+/// probes finish in. A core router and ten commune gateways behind it (`depends_on`) fail
+/// at the same instant, `failure_threshold: 1`, 20 rounds at pseudo-random phases: a gateway
+/// whose failure arrives first is held while the router is probed at once, so no gateway
+/// is ever paged, the router is paged once per round, and its incident lists all ten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_cause_first_in_any_probe_order() {
+    const ROUNDS: usize = 20;
+    let web = web_server(None).await;
+    let hooks = HookSink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let targets: String =
+        (1..=10).map(|i| format!("          - {{ name: gw{i:02}, url: \"http://{}/switch\" }}\n", web.addr)).collect();
+    let systems = format!(
+        "systems:\n  - id: core\n    checks:\n      - {{ id: router, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n  - id: communes\n    checks:\n      - id: gateways\n        http: {{}}\n        conditions: [\"[STATUS] == 200\"]\n        depends_on: [core/router]\n        targets:\n{targets}",
+        web.addr
+    );
+    let config =
+        format!("alerting: {{ flapping: {{ changes: 1000, window: 1m }} }}\n{}", webhook_config(&hooks, "", &systems));
+    write_config(dir.path(), &config);
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    let gateways: Vec<String> = (1..=10).map(|i| format!("communes/gateways/gw{i:02}")).collect();
+    let all = |gw: State, router: State| {
+        let mut s: Vec<(&str, State)> = gateways.iter().map(|id| (id.as_str(), gw)).collect();
+        s.push(("core/router", router));
+        s
+    };
+    wait_states(&mut events, WAIT, &all(State::Up, State::Up)).await;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..ROUNDS {
+        // A pseudo-random phase against the 1 s schedules.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        tokio::time::sleep(Duration::from_millis(seed % 1000)).await;
+        web.switch.store(503, Ordering::SeqCst);
+        wait_states(&mut events, WAIT, &all(State::Unreachable, State::Down)).await;
+        web.switch.store(200, Ordering::SeqCst);
+        wait_states(&mut events, WAIT, &all(State::Up, State::Up)).await;
+    }
+    app.settle().await;
+    let incidents = vigil::store::query::incidents(&dir.path().join("vigil.db"), false, None, 1000).expect("incidents");
+    let of_gateways = incidents.iter().filter(|i| i.system == "communes").count();
+    assert_eq!(of_gateways, 0, "no gateway was paged: {:?}", incidents.iter().map(|i| &i.target).collect::<Vec<_>>());
+    assert_eq!(incidents.len(), ROUNDS, "the router, once per round");
+    for i in &incidents {
+        let mut affected = i.affected.clone();
+        affected.sort();
+        assert_eq!(affected, gateways, "incident {} lists every gateway as also affected", i.id);
+    }
+    assert_eq!(outbox_rows(dir.path(), "-firing-"), ROUNDS, "one page per round");
+    app.shutdown().await;
+}

@@ -11,8 +11,114 @@ use crate::scheduler::ProbeResult;
 use crate::status::{LastResult, TargetView, system_state};
 use crate::store::{ChangeRecord, Record, ResultRecord};
 
+/// A target's failing results, held until the parents it depends on (its `depends_on`
+/// and the instance's uplinks) have answered a probe made after its first failing result —
+/// so the root cause is known before anyone is paged, whatever the order probes finish in.
+#[derive(Debug)]
+pub(super) struct Held {
+    /// The results, in arrival order (the first one crosses the threshold).
+    queue: Vec<ProbeResult>,
+    /// The parents asked for a probe now, and the child's first failing result.
+    parents: Vec<String>,
+    first_failure_ms: i64,
+    /// When the child is judged anyway (its parents' timeout, and a second).
+    deadline_ms: i64,
+}
+
 impl Pipeline {
+    /// Takes one result: held behind a hold of its target, held itself when it would turn
+    /// its target down while a parent's state is older than the failure, or judged.
     pub(super) fn handle(&mut self, result: ProbeResult) {
+        if let Some(held) = self.held.get_mut(&result.target_id) {
+            held.queue.push(result);
+            return;
+        }
+        if let Some(held) = self.hold_for_parents(&result) {
+            for parent in &held.parents {
+                self.on_demand.probe_now(parent);
+            }
+            let mut held = held;
+            held.queue.push(result);
+            self.held.insert(held.queue[0].target_id.clone(), held);
+            return;
+        }
+        self.judge(result);
+        self.release_held();
+    }
+
+    /// The parents of `target` whose state could decide its failure: its dependencies, and
+    /// the uplinks when it is not one.
+    fn parents_of(&self, target: &str) -> Vec<String> {
+        let mut parents = self.entries.get(target).map(|e| e.depends_on.clone()).unwrap_or_default();
+        let uplink = &self.config.instance.uplink;
+        if !uplink.iter().any(|u| u == target) {
+            parents.extend(uplink.iter().filter(|u| self.entries.contains_key(*u)).cloned());
+        }
+        parents
+    }
+
+    /// A hold for `result` if judging it would turn its target down while a parent has no
+    /// result since the target's first failing one (and is not known to be failing).
+    fn hold_for_parents(&self, result: &ProbeResult) -> Option<Held> {
+        let entry = self.entries.get(&result.target_id)?;
+        if result.outcome.health != crate::model::Health::Down {
+            return None;
+        }
+        let parents = self.parents_of(&result.target_id);
+        if parents.is_empty() {
+            return None;
+        }
+        let ctx = state::Context {
+            dependency_failing: !self.dependency_failing(&entry.depends_on).is_empty(),
+            maintenance: self.in_maintenance(&result.target_id, result.finished_ms),
+            blind: self.blind_for(&result.target_id),
+        };
+        let (_, transition) = state::step(&entry.state, result.outcome.health, entry.rule, ctx, result.finished_ms);
+        if transition.is_none_or(|t| t.to != State::Down) {
+            return None;
+        }
+        let first_failure_ms = entry.state.streak.map_or(result.finished_ms, |s| s.since_ms.min(result.finished_ms));
+        let stale: Vec<String> = parents
+            .into_iter()
+            .filter(|p| !self.failing(p) && self.entries.get(p).is_some_and(|e| e.last_run_ms < first_failure_ms))
+            .collect();
+        let wait =
+            stale.iter().filter_map(|p| self.entries.get(p)).map(|e| e.check.timeout.as_millis() as i64).max()?;
+        Some(Held {
+            queue: Vec::new(),
+            parents: stale,
+            first_failure_ms,
+            deadline_ms: self.clock.now_ms() + wait + 1_000,
+        })
+    }
+
+    /// Judges the held results whose parents have now answered (or whose wait is over),
+    /// in their order.
+    pub(super) fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let now = self.clock.now_ms();
+        let ready: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, h)| {
+                now >= h.deadline_ms
+                    || h.parents.iter().all(|p| self.entries.get(p).is_none_or(|e| e.last_run_ms >= h.first_failure_ms))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ready {
+            if let Some(held) = self.held.remove(&id) {
+                for result in held.queue {
+                    self.judge(result);
+                }
+            }
+        }
+    }
+
+    /// Judges one result: the state machine's step, its records, incidents and notices.
+    fn judge(&mut self, result: ProbeResult) {
         let Some(depends_on) = self.entries.get(&result.target_id).map(|e| e.depends_on.clone()) else {
             return; // A target removed by a reload while its probe was running.
         };

@@ -92,6 +92,9 @@ pub struct Pipeline {
     store_alerted: Option<i64>,
     /// What "now" is for every decision by time.
     clock: Arc<dyn Clock>,
+    on_demand: Arc<crate::scheduler::OnDemand>,
+    /// Failing results held until their parents answer (see `judge`), by target id.
+    held: HashMap<String, judge::Held>,
 }
 
 /// Why an acknowledgement was refused.
@@ -111,6 +114,8 @@ pub struct Outputs {
     pub events: broadcast::Sender<Event>,
     /// Notifications, handed on once their outbox rows are committed.
     pub notifications: mpsc::UnboundedSender<Notification>,
+    /// Where the pipeline asks the scheduler for a probe now (a stale parent).
+    pub on_demand: Arc<crate::scheduler::OnDemand>,
 }
 
 /// What the pipeline starts from.
@@ -136,7 +141,7 @@ impl Pipeline {
         outputs: Outputs,
         clock: Arc<dyn Clock>,
     ) -> Pipeline {
-        let Outputs { board, outlook, events, notifications } = outputs;
+        let Outputs { board, outlook, events, notifications, on_demand } = outputs;
         let engine = Engine::new(resume.open_incidents, resume.last_incident_id);
         let mut p = Pipeline {
             config: config.clone(),
@@ -155,6 +160,8 @@ impl Pipeline {
             watchdog: true,
             store_alerted: None,
             clock,
+            on_demand,
+            held: HashMap::new(),
         };
         p.configure(config);
         let now = p.clock.now_ms();

@@ -114,6 +114,7 @@ impl Pipeline {
     }
 
     pub(super) fn tick(&mut self) {
+        self.release_held();
         let now = self.clock.now_ms();
         if self.watchdog {
             self.watch_timers(now);
