@@ -386,8 +386,7 @@ async fn ten_targets_of_one_check_failing_together_are_one_message() {
     let web = web_server(None).await;
     let hooks = HookSink::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let targets: String =
-        (1..=10).map(|i| format!("          - {{ name: gw{i:02}, url: \"http://{}/switch\" }}\n", web.addr)).collect();
+    let targets = gateway_targets(web.addr);
     let systems = format!(
         "systems:\n  - id: network\n    checks:\n      - id: gateways\n        http: {{}}\n        conditions: [\"[STATUS] == 200\"]\n        targets:\n{targets}"
     );
@@ -465,6 +464,11 @@ fn webhook_config(hooks: &HookSink, extra_route: &str, systems: &str) -> String 
         "receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\nroutes:\n  - {{ receivers: [team]{extra_route} }}\n{systems}",
         hooks.addr
     )
+}
+
+/// Ten targets `gw01`…`gw10` answering from the test server's `/switch`, as YAML list items.
+fn gateway_targets(addr: std::net::SocketAddr) -> String {
+    (1..=10).map(|i| format!("          - {{ name: gw{i:02}, url: \"http://{addr}/switch\" }}\n")).collect()
 }
 
 fn events_of(hooks: &[Hook]) -> Vec<String> {
@@ -795,8 +799,7 @@ async fn root_cause_first_in_any_probe_order() {
     let web = web_server(None).await;
     let hooks = HookSink::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let targets: String =
-        (1..=10).map(|i| format!("          - {{ name: gw{i:02}, url: \"http://{}/switch\" }}\n", web.addr)).collect();
+    let targets = gateway_targets(web.addr);
     let systems = format!(
         "systems:\n  - id: core\n    checks:\n      - {{ id: router, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n  - id: communes\n    checks:\n      - id: gateways\n        http: {{}}\n        conditions: [\"[STATUS] == 200\"]\n        depends_on: [core/router]\n        targets:\n{targets}",
         web.addr
@@ -836,5 +839,40 @@ async fn root_cause_first_in_any_probe_order() {
         assert_eq!(affected, gateways, "incident {} lists every gateway as also affected", i.id);
     }
     assert_eq!(outbox_rows(dir.path(), "-firing-"), ROUNDS, "one page per round");
+    app.shutdown().await;
+}
+
+/// Issue #16, item 8: a degraded target whose dependency goes down is unreachable, not
+/// "back up": its incident stays open (no "resolved" is decided) until it really recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_is_never_resolved() {
+    let (parent, child) = (web_server(None).await, web_server(None).await);
+    let hooks = HookSink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let systems = format!(
+        "systems:\n  - id: core\n    checks:\n      - {{ id: router, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n  - id: documents\n    checks:\n      - {{ id: web, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] < 500\"], warning_conditions: [\"[STATUS] == 200\"], depends_on: [core/router] }}\n",
+        parent.addr, child.addr
+    );
+    write_config(dir.path(), &webhook_config(&hooks, "", &systems));
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    wait_states(&mut events, WAIT, &[("core/router", State::Up), ("documents/web", State::Up)]).await;
+    child.switch.store(404, Ordering::SeqCst);
+    wait_states(&mut events, WAIT, &[("documents/web", State::Degraded)]).await;
+    parent.switch.store(503, Ordering::SeqCst);
+    child.switch.store(503, Ordering::SeqCst);
+    wait_states(&mut events, WAIT, &[("core/router", State::Down), ("documents/web", State::Unreachable)]).await;
+    app.settle().await;
+    let db = dir.path().join("vigil.db");
+    let open = vigil::store::query::incidents(&db, true, Some("documents"), 10).expect("incidents");
+    assert_eq!(open.len(), 1, "the degraded incident stays open while unreachable");
+    assert_eq!(outbox_rows(dir.path(), "-resolved-"), 0, "nothing says it is back up");
+    // Really back: now it is resolved, once.
+    parent.switch.store(200, Ordering::SeqCst);
+    child.switch.store(200, Ordering::SeqCst);
+    wait_states(&mut events, WAIT, &[("core/router", State::Up), ("documents/web", State::Up)]).await;
+    app.settle().await;
+    let open = vigil::store::query::incidents(&db, true, Some("documents"), 10).expect("incidents");
+    assert!(open.is_empty(), "resolved once it is up");
     app.shutdown().await;
 }

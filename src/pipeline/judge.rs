@@ -301,6 +301,10 @@ impl Pipeline {
                 self.metrics.incidents_total.with_label_values(&[&opening.system, severity.as_str()]).inc();
                 self.engine.open(opening, routing, t.at_ms, quiet)
             }
+            // Unreachable is not "back up": the target still fails, now because of its root
+            // cause; its open incident stays open (its reminders pause, see `tick`) and it
+            // is listed under the root cause's incident.
+            None if t.to == State::Unreachable => Vec::new(),
             None => self.engine.resolve(target, t.at_ms),
         };
         if t.to == State::Unreachable {

@@ -132,7 +132,9 @@ impl Pipeline {
         }
         let (config, location) = self.routing();
         let entries = &self.entries;
-        let paused = |t: &str| entries.get(t).is_some_and(|e| e.state.state == State::Maintenance);
+        // In maintenance, or unreachable (its root cause's incident speaks for it).
+        let paused =
+            |t: &str| entries.get(t).is_some_and(|e| matches!(e.state.state, State::Maintenance | State::Unreachable));
         let effects = self.engine.tick(Routing { routes: &config.routes, location: &location }, now, &paused);
         if !effects.is_empty() {
             self.apply(effects, Vec::new());
