@@ -876,3 +876,57 @@ async fn unreachable_is_never_resolved() {
     assert!(open.is_empty(), "resolved once it is up");
     app.shutdown().await;
 }
+
+/// Issue #16, item 3: reminders and escalations only for incidents their receivers were
+/// told about. A grouped route (`group_wait: 8s`, `repeat_every: 3s`): nothing is decided
+/// before the group's announcement — no reminder ahead of it — and the first message is the
+/// announcement. A flapping target's quiet incident: no reminder and no escalation, however
+/// long it stays open (the daemon's clock jumps an hour).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_announced_incidents_get_reminders_and_escalations() {
+    let web = web_server(None).await;
+    let flappy = web_server(None).await;
+    let hooks = HookSink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let systems = format!(
+        "systems:\n  - id: documents\n    checks:\n      - {{ id: web, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n  - id: network\n    checks:\n      - {{ id: sin-ho, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+        web.addr, flappy.addr
+    );
+    let routes = "receivers:\n  - { id: team, channels: [ { webhook: { url: \"http://HOOK/hook\" } } ] }\n  - { id: managers, channels: [ { webhook: { url: \"http://HOOK/hook\" } } ] }\nroutes:\n  - { receivers: [team], match: { system: documents }, group_by: [system], group_wait: 8s, repeat_every: 3s }\n  - { receivers: [team], match: { system: network }, repeat_every: 1s, escalate: { after: 2s, to: [managers] } }\n"
+        .replace("HOOK", &hooks.addr.to_string());
+    let config = format!("alerting: {{ flapping: {{ changes: 4, window: 10m }} }}\n{routes}{systems}");
+    write_config(dir.path(), &config);
+    let clock = vigil::model::TestClock::new();
+    let app = start_daemon_with_clock(dir.path(), clock.clone()).await;
+    let mut events = app.subscribe();
+    wait_states(&mut events, WAIT, &[("documents/web", State::Up), ("network/sin-ho", State::Up)]).await;
+
+    // The grouped incident: 5 s later (past one repeat_every), still nothing decided.
+    web.switch.store(503, Ordering::SeqCst);
+    wait_states(&mut events, WAIT, &[("documents/web", State::Down)]).await;
+    clock.advance(Duration::from_secs(5));
+    app.settle().await;
+    assert_eq!(outbox_rows(dir.path(), ""), 0, "no reminder before the group's announcement");
+    clock.advance(Duration::from_secs(4));
+    app.settle().await;
+    assert_eq!(outbox_rows(dir.path(), "-firing-"), 1, "then the announcement");
+    assert_eq!(outbox_rows(dir.path(), ""), 1, "and only it");
+
+    // The flapping target: five flips (the fourth change starts flapping), then down for good.
+    for i in 0..5 {
+        let (status, want) = if i % 2 == 0 { (503, State::Down) } else { (200, State::Up) };
+        flappy.switch.store(status, Ordering::SeqCst);
+        wait_for(&mut events, WAIT, |e| e.target_id == "network/sin-ho" && e.transition.is_some_and(|t| t.to == want))
+            .await;
+    }
+    app.settle().await;
+    let before = (outbox_rows(dir.path(), "-reminder-"), outbox_rows(dir.path(), "-escalation-"));
+    let quiet = vigil::store::query::incidents(&dir.path().join("vigil.db"), true, Some("network"), 10).expect("open");
+    assert!(quiet.first().is_some_and(|i| i.told.is_empty()), "the incident under flapping is quiet: {quiet:?}");
+    clock.advance(Duration::from_secs(3_600));
+    app.settle().await;
+    let after = (outbox_rows(dir.path(), "-reminder-"), outbox_rows(dir.path(), "-escalation-"));
+    assert_eq!(after.1, before.1, "no escalation of an incident nobody was told about");
+    assert_eq!(after.0, before.0 + 1, "one reminder, for the grouped incident only");
+    app.shutdown().await;
+}

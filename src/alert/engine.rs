@@ -220,6 +220,8 @@ impl Engine {
                         t.announced = true;
                         t.first_key = key.clone();
                     }
+                    // Reminders count from the announcement, not from the opening.
+                    i.last_notified_ms = now;
                     effects.push(Effect::Save(i.clone()));
                 }
             }
@@ -289,6 +291,13 @@ impl Engine {
     pub fn tick(&mut self, routing: Routing, now: i64, paused: &dyn Fn(&str) -> bool) -> Vec<Effect> {
         let mut effects = self.flush_groups(now);
         for incident in self.open.values_mut().filter(|i| i.ack.is_none() && !paused(&i.target)) {
+            // Only what somebody was told about is followed up: not a quiet incident (opened
+            // while flapping), not one whose group is still collecting.
+            let announced: HashSet<String> =
+                incident.told.iter().filter(|t| t.announced).map(|t| t.receiver.clone()).collect();
+            if announced.is_empty() {
+                continue;
+            }
             let routes = route::matching(routing.routes, incident, routing.location);
             let mut changed = false;
             let since = Duration::from_millis((now - incident.detected_ms).max(0) as u64);
@@ -326,6 +335,7 @@ impl Engine {
                     .iter()
                     .filter(|r| r.repeat_every.is_some())
                     .flat_map(|r| r.receivers.clone())
+                    .filter(|r| announced.contains(r))
                     .collect::<Vec<_>>();
                 let mut seen = HashSet::new();
                 for receiver in receivers.into_iter().filter(|r| seen.insert(r.clone())) {
