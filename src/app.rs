@@ -184,6 +184,7 @@ impl App {
         let delivery_stop = CancellationToken::new();
         let dispatcher = outbox::spawn(
             restored.pending,
+            restored.pending_attempts,
             notes_rx,
             outlook_rx,
             store_writer.clone(),

@@ -930,3 +930,67 @@ async fn only_announced_incidents_get_reminders_and_escalations() {
     assert_eq!(after.0, before.0 + 1, "one reminder, for the grouped incident only");
     app.shutdown().await;
 }
+
+/// Issue #16, item 9: a notification's delivery attempts are counted across restarts —
+/// the delivery log says how many times it was really tried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_attempts_are_counted_across_restarts() {
+    let web = web_server(None).await;
+    let port = free_port(); // nothing listens yet: every delivery is refused (and retried)
+    let dir = tempfile::tempdir().expect("tempdir");
+    let systems = format!(
+        "receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://127.0.0.1:{port}/hook\" }} }} ] }}\nroutes:\n  - {{ receivers: [team] }}\nsystems:\n  - id: web\n    checks:\n      - {{ id: a, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+        web.addr
+    );
+    write_config(dir.path(), &systems);
+    let db = dir.path().join("vigil.db");
+    let attempts = || {
+        let conn = rusqlite::Connection::open(&db).expect("store");
+        conn.query_row("SELECT attempts, state FROM outbox WHERE key LIKE '%-firing-%'", [], |r| {
+            Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?))
+        })
+        .unwrap_or((0, String::new()))
+    };
+    let wait_attempts = |at_least: u32| async move {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let (n, state) = attempts();
+            if n >= at_least {
+                return (n, state);
+            }
+            assert!(std::time::Instant::now() < deadline, "attempts stayed at {n}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let app = start_daemon(dir.path()).await;
+    web.switch.store(503, Ordering::SeqCst);
+    wait_attempts(2).await;
+    app.shutdown().await;
+    let (before, _) = attempts();
+    let app = start_daemon(dir.path()).await;
+    // The first try after the restart is counted on top of the earlier ones.
+    let deadline = std::time::Instant::now() + WAIT;
+    let after_restart = loop {
+        let (n, _) = attempts();
+        if n != before {
+            break n;
+        }
+        assert!(std::time::Instant::now() < deadline, "no try after the restart");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(after_restart, before + 1, "the count goes on after the restart");
+    let hooks = HookSink::start_on(port).await;
+    hooks.wait_until(WAIT, "the alert, at last", |h| !h.is_empty()).await;
+    app.settle().await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let (total, state) = loop {
+        let (n, state) = attempts();
+        if state == "delivered" || std::time::Instant::now() > deadline {
+            break (n, state);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(state, "delivered");
+    assert!(total > after_restart, "every try counted, the successful one too: {total}");
+    app.shutdown().await;
+}

@@ -32,6 +32,8 @@ const ALERTMANAGER_REFRESH: Duration = Duration::from_secs(60);
 
 struct Shared {
     outlook: watch::Receiver<super::Outlook>,
+    /// Attempts made before a restart, by notification key (taken when it is tried again).
+    prior_attempts: std::sync::Mutex<HashMap<String, u32>>,
     store: Option<StoreWriter>,
     metrics: Arc<Metrics>,
     http: HttpClient,
@@ -40,13 +42,20 @@ struct Shared {
 /// Starts delivering: `pending` (from the store) first, then what arrives on `incoming`.
 pub fn spawn(
     pending: Vec<Notification>,
+    prior_attempts: HashMap<String, u32>,
     mut incoming: mpsc::UnboundedReceiver<Notification>,
     outlook: watch::Receiver<super::Outlook>,
     store: Option<StoreWriter>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
-    let shared = Arc::new(Shared { outlook, store, metrics, http: notify::http_client() });
+    let shared = Arc::new(Shared {
+        outlook,
+        prior_attempts: std::sync::Mutex::new(prior_attempts),
+        store,
+        metrics,
+        http: notify::http_client(),
+    });
     tokio::spawn(async move {
         let mut workers: HashMap<String, mpsc::UnboundedSender<Notification>> = HashMap::new();
         let mut tasks = tokio::task::JoinSet::new();
@@ -114,6 +123,7 @@ async fn worker(
     let mut switched_at: Option<Instant> = None;
     let mut failing_since: Option<Instant> = None;
     let mut attempts = 0u32;
+    let mut trying: Option<String> = None;
     let depth = shared.metrics.notification_queue.with_label_values(&[&receiver]);
     loop {
         if shutdown.is_cancelled() {
@@ -133,6 +143,12 @@ async fn worker(
             }
             continue;
         };
+        if trying.as_deref() != Some(n.key.as_str()) {
+            // A new notification: its count goes on from the tries made before a restart.
+            let prior = shared.prior_attempts.lock().unwrap_or_else(|p| p.into_inner()).remove(&n.key);
+            attempts = prior.unwrap_or(0);
+            trying = Some(n.key.clone());
+        }
         let config = shared.outlook.borrow().config.clone();
         let Some(rcv) = config.receivers.iter().find(|r| r.id == receiver) else {
             tracing::error!(receiver, key = %n.key, "receiver no longer configured; notification dropped");
@@ -183,6 +199,9 @@ async fn worker(
             Err(e) => {
                 shared.metrics.notifications.with_label_values(&[&receiver, channel.kind(), "failed"]).inc();
                 tracing::warn!(receiver, channel = channel.kind(), key = %n.key, attempts, error = %e, "notification not delivered; will retry");
+                if let Some(store) = &shared.store {
+                    store.send(Record::Attempt { key: n.key.clone(), attempts });
+                }
                 let since = *failing_since.get_or_insert_with(Instant::now);
                 let has_next = active + 1 < rcv.channels.len();
                 if has_next && (!e.retryable || since.elapsed() >= rcv.fallback_after) {

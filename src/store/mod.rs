@@ -110,6 +110,12 @@ pub enum Record {
     /// A notification to deliver.
     Outbox(Box<Notification>),
     Delivery(DeliveryRecord),
+    /// A failed delivery attempt of a pending notification: how many so far (kept across
+    /// restarts, so the delivery log counts every try).
+    Attempt {
+        key: String,
+        attempts: u32,
+    },
     /// A maintenance window opened through the API.
     Maintenance(crate::config::maintenance::ApiWindow),
     /// An incident excluded from the SLA.
@@ -142,6 +148,8 @@ pub struct Restored {
     pub last_incident_id: i64,
     /// Notifications not yet delivered (nor given up), oldest first.
     pub pending: Vec<Notification>,
+    /// Delivery attempts already made for pending notifications, by key.
+    pub pending_attempts: HashMap<String, u32>,
     /// Maintenance windows opened through the API that have not ended.
     pub maintenance: Vec<crate::config::maintenance::ApiWindow>,
     /// Each target's last result (Unix ms) and the state its history ended on (`unknown`
@@ -236,6 +244,7 @@ pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
     let pending = load_json(&conn, "SELECT data FROM outbox WHERE state = 'pending' ORDER BY created_ms, rowid", [])
         .map_err(sqlite(path))?;
     let watched = load_watched(&conn).map_err(sqlite(path))?;
+    let pending_attempts = load_attempts(&conn).map_err(sqlite(path))?;
     let (sender, receiver) = mpsc::unbounded_channel();
     let writer_path = path.to_path_buf();
     let health = std::sync::Arc::new(StoreHealth::default());
@@ -246,7 +255,16 @@ pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
         .map_err(|error| StoreError::CreateDir { path: path.to_path_buf(), error })?;
     Ok((
         Store { path: path.to_path_buf(), sender: Some(sender), writer: Some(writer), health },
-        Restored { states, heartbeats, open_incidents, last_incident_id, pending, maintenance, watched },
+        Restored {
+            states,
+            heartbeats,
+            open_incidents,
+            last_incident_id,
+            pending,
+            maintenance,
+            watched,
+            pending_attempts,
+        },
     ))
 }
 
@@ -291,6 +309,12 @@ impl Store {
     pub fn health(&self) -> std::sync::Arc<StoreHealth> {
         self.health.clone()
     }
+}
+
+fn load_attempts(conn: &Connection) -> rusqlite::Result<HashMap<String, u32>> {
+    let mut stmt = conn.prepare("SELECT key, attempts FROM outbox WHERE state = 'pending' AND attempts > 0")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?;
+    rows.collect()
 }
 
 fn load_watched(conn: &Connection) -> rusqlite::Result<HashMap<String, (i64, Option<State>)>> {

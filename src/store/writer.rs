@@ -117,6 +117,10 @@ fn write(tx: &Transaction, record: &Record) -> rusqlite::Result<()> {
             )?
             .execute(params![d.key, d.state, d.channel, d.attempts, d.at_ms, d.error])?;
         }
+        Record::Attempt { key, attempts } => {
+            tx.prepare_cached("UPDATE outbox SET attempts = ?2 WHERE key = ?1 AND state = 'pending'")?
+                .execute(params![key, attempts])?;
+        }
         Record::Maintenance(w) => {
             tx.prepare_cached("INSERT INTO maintenance (to_ms, data) VALUES (?1, ?2)")?
                 .execute(params![w.to_ms, json(&w)])?;

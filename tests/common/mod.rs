@@ -603,7 +603,12 @@ pub struct HookSink {
 impl HookSink {
     /// Starts the sink on 127.0.0.1.
     pub async fn start() -> HookSink {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        HookSink::start_on(0).await
+    }
+
+    /// Starts the sink on 127.0.0.1:`port` (0: any free port).
+    pub async fn start_on(port: u16) -> HookSink {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let hooks: Arc<std::sync::Mutex<Vec<Hook>>> = Arc::default();
         let store = hooks.clone();
