@@ -994,3 +994,43 @@ async fn delivery_attempts_are_counted_across_restarts() {
     assert!(total > after_restart, "every try counted, the successful one too: {total}");
     app.shutdown().await;
 }
+
+/// Issue #16, item 2: a flapping target that then stays down is paged. Five flips (the
+/// fourth change starts flapping), down for good: its incident opens quietly; once the
+/// flapping window has passed without a change (the daemon's clock jumps past it), the
+/// still-open incident is announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flapping_never_hides_an_outage() {
+    let web = web_server(None).await;
+    let hooks = HookSink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let systems = format!(
+        "systems:\n  - id: network\n    checks:\n      - {{ id: sin-ho, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+        web.addr
+    );
+    let config =
+        format!("alerting: {{ flapping: {{ changes: 4, window: 10m }} }}\n{}", webhook_config(&hooks, "", &systems));
+    write_config(dir.path(), &config);
+    let clock = vigil::model::TestClock::new();
+    let app = start_daemon_with_clock(dir.path(), clock.clone()).await;
+    let mut events = app.subscribe();
+    wait_states(&mut events, WAIT, &[("network/sin-ho", State::Up)]).await;
+    for i in 0..5 {
+        let (status, want) = if i % 2 == 0 { (503, State::Down) } else { (200, State::Up) };
+        web.switch.store(status, Ordering::SeqCst);
+        wait_for(&mut events, WAIT, |e| e.transition.is_some_and(|t| t.to == want)).await;
+    }
+    app.settle().await;
+    let db = dir.path().join("vigil.db");
+    let open = vigil::store::query::incidents(&db, true, None, 10).expect("incidents");
+    let quiet = open.first().expect("the outage's incident").id;
+    assert!(open[0].told.is_empty(), "opened quietly while flapping");
+    let announced = || outbox_rows(dir.path(), &format!("incident-{quiet}-firing-"));
+    assert_eq!(announced(), 0);
+    clock.advance(Duration::from_secs(11 * 60));
+    app.settle().await;
+    assert_eq!(announced(), 1, "the outage is announced once the flapping is over");
+    app.settle().await;
+    assert_eq!(announced(), 1, "once");
+    app.shutdown().await;
+}

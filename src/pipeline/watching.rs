@@ -125,12 +125,27 @@ impl Pipeline {
         self.metrics.set_store(store.write_errors, store.last_success_ms, store.pending, store.shed_results);
         self.watch_store(now, store.failing.as_ref());
         let window = self.config.alerting.flapping.window.as_millis() as i64;
+        let mut settled = Vec::new();
         for (id, e) in self.entries.iter_mut() {
             if e.flaps.settle(now, window) == Flap::Ended {
                 tracing::info!(target_id = %id, "target is stable again; notifications resume");
+                settled.push(id.clone());
             }
         }
         let (config, location) = self.routing();
+        // Flapping never hides an outage: an incident opened quietly while the target
+        // flapped is announced now if it is still open.
+        let mut announced = Vec::new();
+        for id in &settled {
+            announced.extend(self.engine.announce_quiet(
+                id,
+                Routing { routes: &config.routes, location: &location },
+                now,
+            ));
+        }
+        if !announced.is_empty() {
+            self.apply(announced, Vec::new());
+        }
         let entries = &self.entries;
         // In maintenance, or unreachable (its root cause's incident speaks for it).
         let paused =

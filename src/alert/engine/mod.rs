@@ -132,8 +132,18 @@ impl Engine {
             monitor_blind: o.monitor_blind,
         };
         self.next_id += 1;
+        let notes = if quiet { Vec::new() } else { self.tell(&mut incident, routing, now) };
+        effects.push(Effect::Save(incident.clone()));
+        effects.extend(notes);
+        self.open.insert(incident.target.clone(), incident);
+        effects
+    }
+
+    /// Tells the receivers of the incident's routes (grouped ones once their group is
+    /// announced); returns the notifications due now.
+    fn tell(&mut self, incident: &mut Incident, routing: Routing, now: i64) -> Vec<Effect> {
         let mut seen = HashSet::new();
-        let routes = if quiet { Vec::new() } else { route::matching(routing.routes, &incident, routing.location) };
+        let routes = route::matching(routing.routes, incident, routing.location);
         for r in routes {
             for receiver in &r.receivers {
                 if !seen.insert(receiver.clone()) {
@@ -141,7 +151,7 @@ impl Engine {
                 }
                 let group = (!r.group_by.is_empty()).then(|| {
                     let values: Vec<String> =
-                        r.group_by.iter().map(|l| route::label(&incident, routing.location, l)).collect();
+                        r.group_by.iter().map(|l| route::label(incident, routing.location, l)).collect();
                     format!("{receiver}|{}", values.join("|"))
                 });
                 let group_wait_ms = r.group_wait.as_millis() as i64;
@@ -155,7 +165,7 @@ impl Engine {
                     first_key: if group.is_some() {
                         String::new()
                     } else {
-                        key(&incident, receiver, EventKind::Firing, 0)
+                        key(incident, receiver, EventKind::Firing, 0)
                     },
                     announced: group.is_none(),
                     group,
@@ -163,15 +173,28 @@ impl Engine {
                 });
             }
         }
-        let notes: Vec<Effect> = incident
+        incident
             .told
             .iter()
             .filter(|t| t.announced)
-            .map(|t| Effect::Notify(notification(&incident, &t.receiver, EventKind::Firing, 0, now)))
-            .collect();
-        effects.push(Effect::Save(incident.clone()));
+            .map(|t| Effect::Notify(notification(incident, &t.receiver, EventKind::Firing, 0, now)))
+            .collect()
+    }
+
+    /// Announces an incident nobody was told about (opened while its target was flapping),
+    /// once the flapping is over and the target is still failing: flapping never hides an
+    /// outage. Nothing if there is no such incident.
+    pub fn announce_quiet(&mut self, target: &str, routing: Routing, now: i64) -> Vec<Effect> {
+        let Some(mut incident) = self.open.remove(target) else { return Vec::new() };
+        if !incident.told.is_empty() {
+            self.open.insert(target.to_string(), incident);
+            return Vec::new();
+        }
+        let notes = self.tell(&mut incident, routing, now);
+        incident.last_notified_ms = now;
+        let mut effects = vec![Effect::Save(incident.clone())];
         effects.extend(notes);
-        self.open.insert(incident.target.clone(), incident);
+        self.open.insert(target.to_string(), incident);
         effects
     }
 
