@@ -218,10 +218,13 @@ pub(super) fn exclude(state: &WebState, id: i64, reason: &str, by: &str) -> Opti
     if reason.is_empty() || by.is_empty() {
         return Some(text(StatusCode::BAD_REQUEST, "an exclusion needs a reason and who decided it"));
     }
+    // Open or not is the pipeline's word (its list is current the moment an incident
+    // resolves; the store follows within a write batch).
+    let open = state.board.read().unwrap_or_else(|p| p.into_inner()).open_incidents.iter().any(|i| i.id == id);
+    if open {
+        return Some(text(StatusCode::CONFLICT, "only a resolved incident can be excluded from the SLA"));
+    }
     match state.reader.incident(id) {
-        Ok(Some(i)) if i.is_open() => {
-            return Some(text(StatusCode::CONFLICT, "only a resolved incident can be excluded from the SLA"));
-        }
         Ok(Some(_)) => {}
         Ok(None) => return Some(text(StatusCode::NOT_FOUND, "no such incident")),
         Err(e) => {
