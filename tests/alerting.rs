@@ -466,6 +466,24 @@ fn webhook_config(hooks: &HookSink, extra_route: &str, systems: &str) -> String 
     )
 }
 
+/// One check `network/sin-ho` on the test server's `/switch`, flapping after 4 changes in
+/// 10 minutes, its notifications to the webhook sink.
+fn flapping_config(hooks: &HookSink, addr: std::net::SocketAddr) -> String {
+    let systems = format!(
+        "systems:\n  - id: network\n    checks:\n      - {{ id: sin-ho, http: {{ url: \"http://{addr}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n"
+    );
+    format!("alerting: {{ flapping: {{ changes: 4, window: 10m }} }}\n{}", webhook_config(hooks, "", &systems))
+}
+
+/// Flips the test server `times` times (down first), each flip waiting for its transition.
+async fn flip(web: &WebServer, events: &mut tokio::sync::broadcast::Receiver<vigil::pipeline::Event>, times: usize) {
+    for i in 0..times {
+        let (status, want) = if i % 2 == 0 { (503, State::Down) } else { (200, State::Up) };
+        web.switch.store(status, Ordering::SeqCst);
+        wait_for(events, WAIT, |e| e.transition.is_some_and(|t| t.to == want)).await;
+    }
+}
+
 /// Ten targets `gw01`…`gw10` answering from the test server's `/switch`, as YAML list items.
 fn gateway_targets(addr: std::net::SocketAddr) -> String {
     (1..=10).map(|i| format!("          - {{ name: gw{i:02}, url: \"http://{addr}/switch\" }}\n")).collect()
@@ -554,22 +572,12 @@ async fn flapping_sends_one_notice_then_stays_quiet() {
     let web = web_server(None).await;
     let hooks = HookSink::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let systems = format!(
-        "systems:\n  - id: network\n    checks:\n      - {{ id: sin-ho, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
-        web.addr
-    );
-    let config =
-        format!("alerting: {{ flapping: {{ changes: 4, window: 10m }} }}\n{}", webhook_config(&hooks, "", &systems));
-    write_config(dir.path(), &config);
+    write_config(dir.path(), &flapping_config(&hooks, web.addr));
     let app = start_daemon(dir.path()).await;
     let mut events = app.subscribe();
     wait_states(&mut events, WAIT, &[("network/sin-ho", State::Up)]).await;
     // Six changes, each driven by the previous one.
-    for i in 0..6 {
-        let (status, want) = if i % 2 == 0 { (503, State::Down) } else { (200, State::Up) };
-        web.switch.store(status, Ordering::SeqCst);
-        wait_for(&mut events, WAIT, |e| e.transition.is_some_and(|t| t.to == want)).await;
-    }
+    flip(&web, &mut events, 6).await;
     let got = hooks.wait_until(WAIT, "the flapping notice", |h| events_of(h).contains(&"flapping".to_string())).await;
     // Every decision is in the outbox before it is sent: after the timers ran, nothing more.
     app.settle().await;
@@ -1005,22 +1013,12 @@ async fn flapping_never_hides_an_outage() {
     let web = web_server(None).await;
     let hooks = HookSink::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let systems = format!(
-        "systems:\n  - id: network\n    checks:\n      - {{ id: sin-ho, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
-        web.addr
-    );
-    let config =
-        format!("alerting: {{ flapping: {{ changes: 4, window: 10m }} }}\n{}", webhook_config(&hooks, "", &systems));
-    write_config(dir.path(), &config);
+    write_config(dir.path(), &flapping_config(&hooks, web.addr));
     let clock = vigil::model::TestClock::new();
     let app = start_daemon_with_clock(dir.path(), clock.clone()).await;
     let mut events = app.subscribe();
     wait_states(&mut events, WAIT, &[("network/sin-ho", State::Up)]).await;
-    for i in 0..5 {
-        let (status, want) = if i % 2 == 0 { (503, State::Down) } else { (200, State::Up) };
-        web.switch.store(status, Ordering::SeqCst);
-        wait_for(&mut events, WAIT, |e| e.transition.is_some_and(|t| t.to == want)).await;
-    }
+    flip(&web, &mut events, 5).await;
     app.settle().await;
     let db = dir.path().join("vigil.db");
     let open = vigil::store::query::incidents(&db, true, None, 10).expect("incidents");
