@@ -97,7 +97,12 @@ async fn check_once(
             queued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::error!(month, error = %e, "cannot build the monthly report"),
+        // Not marked done: the next look tries again (an unreadable store must neither lose
+        // the report nor send it twice).
+        Ok(Err(e)) => {
+            tracing::error!(month, error = %e, "cannot build the monthly report; trying again shortly");
+            return;
+        }
         Err(e) => tracing::error!(month, error = %e, "the monthly report task failed"),
     }
     *done = Some(month);
@@ -112,8 +117,14 @@ fn mails(
     now: i64,
 ) -> Result<Vec<Notification>, super::ReportError> {
     let reader = Reader::new(store);
-    let waiting: Vec<&String> =
-        schedule.receivers.iter().filter(|r| !reader.outbox_has(&key(month, r)).unwrap_or(false)).collect();
+    // Whether it was sent is read, never guessed: a store that cannot say is an error (a
+    // guess of "not sent" would mail the report again).
+    let mut waiting = Vec::new();
+    for r in &schedule.receivers {
+        if !reader.outbox_has(&key(month, r))? {
+            waiting.push(r);
+        }
+    }
     if waiting.is_empty() {
         return Ok(Vec::new());
     }
@@ -158,6 +169,24 @@ fn queue(list: Vec<Notification>, writer: Option<&StoreWriter>, notifications: &
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_that_cannot_say_what_was_sent_sends_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("vigil.yaml");
+        let text = "reports: { monthly: { day: 1, at: \"08:00\", receivers: [managers] } }\n\
+                    receivers:\n  - { id: managers, channels: [ { webhook: { url: \"http://127.0.0.1:9/\" } } ] }\n\
+                    systems:\n  - { id: web, checks: [ { id: a, tcp: { address: \"127.0.0.1:9\" } } ] }\n";
+        let config = crate::config::load_from_text(&path, text, &crate::config::env::process_env).expect("config");
+        let schedule = config.monthly_report.clone().expect("schedule");
+        // A store whose history reads fine but whose outbox cannot be read.
+        let db = dir.path().join("vigil.db");
+        drop(crate::store::open(&db).expect("store"));
+        rusqlite::Connection::open(&db).and_then(|c| c.execute_batch("DROP TABLE outbox")).expect("drop the outbox");
+        let built = mails(&config, &db, &schedule, "2026-10", 1_793_500_000_000);
+        let queued = built.as_ref().map(Vec::len);
+        assert!(queued.is_err(), "an unreadable store is an error, not \"nothing sent yet\": {queued:?}");
+    }
 
     #[test]
     fn due_from_the_scheduled_day_and_time_of_the_next_month() {
