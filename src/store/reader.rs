@@ -340,6 +340,14 @@ impl Reader {
         })
     }
 
+    /// How many notifications wait for delivery (one statement, not a read of the outbox).
+    pub fn pending_deliveries(&self) -> Result<u64, StoreError> {
+        self.with(|conn, path| {
+            conn.query_row("SELECT COUNT(*) FROM outbox WHERE state = 'pending'", [], |r| r.get(0))
+                .map_err(sqlite(path))
+        })
+    }
+
     /// Every target's state history from `from_ms` (see [`Reader::state_history`]), in three
     /// statements whatever the number of targets.
     pub fn state_histories(&self, from_ms: i64) -> Result<HashMap<String, StateHistory>, StoreError> {

@@ -229,7 +229,7 @@ fn health(state: &WebState, board: &Board, v: &Visitor) -> Value {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let pending = state.reader.deliveries().map(|d| d.iter().filter(|(_, s, _)| s == "pending").count());
+    let pending = state.reader.pending_deliveries();
     let store = match (state.store_health.snapshot().failing, &pending) {
         (Some((since, error)), _) => {
             format!(
