@@ -2,13 +2,17 @@
 //! receiver, in order (so an incident's resolution never overtakes its alert). Each
 //! attempt goes to the receiver's active channel; failures are retried with capped
 //! exponential backoff and jitter; a channel failing for `fallback_after` hands over to the
-//! next one; a notification older than `max_age` is given up with an ERROR log. Outcomes
-//! are written back to the store, so a restart resumes exactly the undelivered ones.
+//! next one on time (no try or wait runs past it), and the fallback sticks: later
+//! notifications go straight to the channel that works, while the first channel is tried in
+//! the background with a copy of each until it answers again. A notification older than
+//! `max_age` is given up with an ERROR log. Outcomes are written back to the store, so a
+//! restart resumes exactly the undelivered ones.
 //!
 //! size: `worker` is one receiver's delivery loop — retries, backoff and fallback share its state.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
@@ -120,8 +124,10 @@ async fn worker(
 ) {
     let mut queue: VecDeque<Notification> = VecDeque::new();
     let mut active = 0usize;
-    let mut switched_at: Option<Instant> = None;
     let mut failing_since: Option<Instant> = None;
+    // Set by the background try of the first channel once it answers again.
+    let first_is_back = Arc::new(AtomicBool::new(false));
+    let mut trying_first: Option<JoinHandle<()>> = None;
     let mut attempts = 0u32;
     let mut trying: Option<String> = None;
     let depth = shared.metrics.notification_queue.with_label_values(&[&receiver]);
@@ -165,17 +171,32 @@ async fn worker(
             attempts = 0;
             continue;
         }
-        // After a fallback, the first channel gets another chance once fallback_after passed.
-        if active > 0 && switched_at.is_some_and(|t| t.elapsed() >= rcv.fallback_after) {
+        // The fallback sticks until the first channel has answered again.
+        if active > 0 && first_is_back.swap(false, Ordering::SeqCst) {
+            tracing::info!(receiver, channel = rcv.channels[0].kind(), "the first channel answers again; back to it");
             active = 0;
-            switched_at = None;
+            failing_since = None;
         }
         active = active.min(rcv.channels.len().saturating_sub(1));
+        let has_next = active + 1 < rcv.channels.len();
+        let since = *failing_since.get_or_insert_with(Instant::now);
+        if has_next && since.elapsed() >= rcv.fallback_after {
+            active += 1;
+            failing_since = None;
+            tracing::warn!(receiver, channel = rcv.channels[active].kind(), "falling back to the next channel");
+            continue;
+        }
         let channel: &Channel = &rcv.channels[active];
         let ctx = MessageContext::from_config(&config);
         let rendered = render(&n, &ctx, now);
         attempts += 1;
-        match notify::send(channel, &n, &rendered, &ctx, &shared.http).await {
+        // With a channel to fall back to, no try runs past the moment of the switch.
+        let budget = if has_next { rcv.fallback_after.saturating_sub(since.elapsed()) } else { notify::SEND_TIMEOUT };
+        let sent = match tokio::time::timeout(budget, notify::send(channel, &n, &rendered, &ctx, &shared.http)).await {
+            Ok(sent) => sent,
+            Err(_) => Err(notify::SendError::retry("no answer before fallback_after")),
+        };
+        match sent {
             Ok(()) => {
                 let took = (now_ms() - n.created_ms).max(0) as f64 / 1000.0;
                 shared.metrics.notifications.with_label_values(&[&receiver, channel.kind(), "delivered"]).inc();
@@ -195,6 +216,16 @@ async fn worker(
                 queue.pop_front();
                 attempts = 0;
                 failing_since = None;
+                if active > 0 && trying_first.as_ref().is_none_or(|t| t.is_finished()) {
+                    let first = rcv.channels[0].clone();
+                    let (shared, back, receiver) = (shared.clone(), first_is_back.clone(), receiver.clone());
+                    trying_first = Some(tokio::spawn(async move {
+                        if notify::send(&first, &n, &rendered, &ctx, &shared.http).await.is_ok() {
+                            shared.metrics.notifications.with_label_values(&[&receiver, first.kind(), "delivered"]).inc();
+                            back.store(true, Ordering::SeqCst);
+                        }
+                    }));
+                }
             }
             Err(e) => {
                 shared.metrics.notifications.with_label_values(&[&receiver, channel.kind(), "failed"]).inc();
@@ -202,11 +233,8 @@ async fn worker(
                 if let Some(store) = &shared.store {
                     store.send(Record::Attempt { key: n.key.clone(), attempts });
                 }
-                let since = *failing_since.get_or_insert_with(Instant::now);
-                let has_next = active + 1 < rcv.channels.len();
                 if has_next && (!e.retryable || since.elapsed() >= rcv.fallback_after) {
                     active += 1;
-                    switched_at = Some(Instant::now());
                     failing_since = None;
                     tracing::warn!(receiver, channel = rcv.channels[active].kind(), "falling back to the next channel");
                     continue;
@@ -218,7 +246,11 @@ async fn worker(
                     attempts = 0;
                     continue;
                 }
-                let wait = tokio::time::sleep(backoff(attempts));
+                let mut wait = backoff(attempts);
+                if has_next {
+                    wait = wait.min(rcv.fallback_after.saturating_sub(since.elapsed()));
+                }
+                let wait = tokio::time::sleep(wait);
                 tokio::pin!(wait);
                 loop {
                     tokio::select! {

@@ -33,7 +33,8 @@ pub struct SendError {
 }
 
 impl SendError {
-    fn retry(message: impl Into<String>) -> SendError {
+    /// A failure worth trying again.
+    pub fn retry(message: impl Into<String>) -> SendError {
         SendError { retryable: true, message: message.into() }
     }
 

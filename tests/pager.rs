@@ -1,0 +1,80 @@
+//! The pager tells the truth (issue #16, items 4–7): a fallback channel that sticks and
+//! switches on time, flapping detection that survives reloads and restarts, and reloads
+//! that close what they remove — real daemon, loopback targets, a webhook sink.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::*;
+use vigil::model::State;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Issue #16, item 7: with the first channel failing throughout, the first alert switches
+/// to the second channel when `fallback_after` is over (not at the next retry after it), a
+/// later alert goes straight to the second channel, and the first channel gets the
+/// notifications again only once it has answered a background try.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_sticks_and_switches_on_time() {
+    let (a, b) = (web_server(None).await, web_server(None).await);
+    let hooks = HookSink::start().await;
+    let first_port = free_port(); // nobody listens there yet: every try is refused
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "receivers:\n  - id: team\n    fallback_after: 4s\n    channels:\n      - webhook: {{ url: \"http://127.0.0.1:{first_port}/first\" }}\n      - webhook: {{ url: \"http://{h}/second\" }}\n\
+         routes:\n  - {{ receivers: [team] }}\n\
+         systems:\n  - id: web\n    checks:\n      - {{ id: a, http: {{ url: \"http://{a}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n      - {{ id: b, http: {{ url: \"http://{b}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+        h = hooks.addr,
+        a = a.addr,
+        b = b.addr
+    );
+    write_config(dir.path(), &config);
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    wait_states(&mut events, WAIT, &[("web/a", State::Up), ("web/b", State::Up)]).await;
+    let on_second = |target: &'static str, event: &'static str| {
+        move |h: &[Hook]| h.iter().any(|x| x.path == "/second" && x.body["incident"]["target"] == target && x.body["event"] == event)
+    };
+
+    a.switch.store(503, Ordering::SeqCst);
+    wait_states(&mut events, WAIT, &[("web/a", State::Down)]).await;
+    let down = Instant::now();
+    hooks.wait_until(WAIT, "a's alert on the second channel", on_second("web/a", "firing")).await;
+    let switched = down.elapsed();
+    // Tries at 0 s, ~1 s and ~3 s, then the switch at 4 s; before the fix the next retry (~7 s).
+    assert!(switched < Duration::from_millis(5_500), "switched after {switched:?}, fallback_after is 4 s");
+
+    tokio::time::sleep(Duration::from_secs(5)).await; // past fallback_after since the switch
+    b.switch.store(503, Ordering::SeqCst);
+    wait_states(&mut events, WAIT, &[("web/b", State::Down)]).await;
+    let down = Instant::now();
+    hooks.wait_until(WAIT, "b's alert on the second channel", on_second("web/b", "firing")).await;
+    let took = down.elapsed();
+    assert!(took < Duration::from_secs(2), "the fallback sticks: b's alert took {took:?}");
+
+    // The first channel comes back: the next notification still goes to the second channel
+    // (it is the one that works) and a copy tries the first in the background …
+    let first = HookSink::start_on(first_port).await;
+    b.switch.store(200, Ordering::SeqCst);
+    hooks.wait_until(WAIT, "b's resolution on the second channel", on_second("web/b", "resolved")).await;
+    first
+        .wait_until(WAIT, "the background try of the first channel", |h| {
+            h.iter().any(|x| x.body["incident"]["target"] == "web/b" && x.body["event"] == "resolved")
+        })
+        .await;
+    // … which answered, so the next one goes to the first channel again, and only there.
+    a.switch.store(200, Ordering::SeqCst);
+    first
+        .wait_until(WAIT, "a's resolution on the first channel", |h| {
+            h.iter().any(|x| x.body["incident"]["target"] == "web/a" && x.body["event"] == "resolved")
+        })
+        .await;
+    app.settle().await;
+    assert!(
+        !hooks.hooks().iter().any(|x| x.body["incident"]["target"] == "web/a" && x.body["event"] == "resolved"),
+        "back on the first channel, the second is not used"
+    );
+    app.shutdown().await;
+}
