@@ -160,6 +160,7 @@ impl App {
             last_incident_id: restored.last_incident_id,
             maintenance: restored.maintenance,
             watched: restored.watched,
+            flap_changes: restored.flap_changes,
         };
         let monthly_stop = CancellationToken::new();
         let monthly = crate::report::monthly::spawn(

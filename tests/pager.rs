@@ -78,3 +78,50 @@ async fn fallback_sticks_and_switches_on_time() {
     );
     app.shutdown().await;
 }
+
+/// Issue #16, item 4: flapping detection survives a reload that keeps the target and a
+/// restart (it is resumed from the stored state changes): a still-flapping target is not
+/// paged again and no second "flapping" notice goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flapping_survives_reloads_and_restarts() {
+    let web = web_server(None).await;
+    let hooks = HookSink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "alerting: {{ flapping: {{ changes: 4, window: 10m }} }}\n\
+         receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\nroutes:\n  - {{ receivers: [team] }}\n\
+         systems:\n  - id: network\n    checks:\n      - {{ id: sin-ho, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+        hooks.addr, web.addr
+    );
+    write_config(dir.path(), &config);
+    let flips = |app: &vigil::app::App, from: usize, times: usize| {
+        let mut events = app.subscribe();
+        let web = &web;
+        async move {
+            for i in from..from + times {
+                let (status, want) = if i % 2 == 0 { (503, State::Down) } else { (200, State::Up) };
+                web.switch.store(status, Ordering::SeqCst);
+                wait_for(&mut events, WAIT, |e| e.transition.is_some_and(|t| t.to == want)).await;
+            }
+        }
+    };
+    let app = start_daemon(dir.path()).await;
+    wait_states(&mut app.subscribe(), WAIT, &[("network/sin-ho", State::Up)]).await;
+    flips(&app, 0, 5).await; // the fourth change starts flapping; down at the end
+    app.settle().await;
+    let told = outbox_rows(dir.path(), "");
+    assert_eq!(outbox_rows(dir.path(), "flapping-"), 1, "one flapping notice");
+
+    app.reload().await.expect("a reload without changes");
+    flips(&app, 5, 2).await; // up, down: still flapping
+    app.settle().await;
+    assert_eq!(outbox_rows(dir.path(), ""), told, "a reload does not reset flapping");
+    app.shutdown().await;
+
+    let app = start_daemon(dir.path()).await;
+    wait_states(&mut app.subscribe(), WAIT, &[("network/sin-ho", State::Down)]).await;
+    flips(&app, 7, 2).await; // up, down
+    app.settle().await;
+    assert_eq!(outbox_rows(dir.path(), ""), told, "nor does a restart");
+    app.shutdown().await;
+}

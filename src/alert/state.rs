@@ -175,6 +175,18 @@ impl FlapTracker {
         Flap::Unchanged
     }
 
+    /// The tracker after the changes at `times` (oldest first), as of `now_ms`: what it
+    /// would be had it seen them live.
+    pub fn replay(times: &[i64], changes: u32, window_ms: i64, now_ms: i64) -> FlapTracker {
+        let mut tracker = FlapTracker::default();
+        for &t in times {
+            tracker.settle(t, window_ms);
+            tracker.change(t, changes, window_ms);
+        }
+        tracker.settle(now_ms, window_ms);
+        tracker
+    }
+
     /// Ends flapping once no change came for the window.
     pub fn settle(&mut self, now_ms: i64, window_ms: i64) -> Flap {
         if self.flapping && self.changes.back().is_none_or(|last| now_ms - last > window_ms) {
@@ -362,6 +374,21 @@ mod tests {
         // Changes spread wider than the window never start flapping.
         let mut slow = FlapTracker::default();
         assert!((0..6).all(|i| slow.change(i * 61_000, 4, window) == Flap::Unchanged));
+    }
+
+    #[test]
+    fn replayed_changes_resume_flapping_as_it_was() {
+        let window = 60_000;
+        let times = [0, 10_000, 20_000, 30_000, 40_000];
+        let mut live = FlapTracker::default();
+        times.iter().for_each(|t| _ = live.change(*t, 4, window));
+        assert_eq!(FlapTracker::replay(&times, 4, window, 50_000), live, "still flapping, same history");
+        let mut resumed = FlapTracker::replay(&times, 4, window, 50_000);
+        assert_eq!(resumed.change(55_000, 4, window), Flap::Unchanged, "no second start");
+        assert!(!FlapTracker::replay(&times, 4, window, 100_001).is_flapping(), "stable for a window: over");
+        // An old flapping spell that ended does not count towards a new one.
+        let old_then_new = [0, 1_000, 2_000, 3_000, 200_000];
+        assert!(!FlapTracker::replay(&old_then_new, 4, window, 200_500).is_flapping());
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub struct Pipeline {
     entries: HashMap<String, Entry>,
     /// States read from the store at start-up, used when a target first appears.
     restored: HashMap<String, TargetState>,
+    /// Recent state changes read from the store, replayed into a target's flapping
+    /// detection when it first appears.
+    restored_flaps: HashMap<String, Vec<i64>>,
     /// Maintenance windows opened through the API.
     api_windows: Vec<Window>,
     /// The current day (instance time zone) for rollups: [start, end) in Unix ms.
@@ -128,6 +131,8 @@ pub struct Resume {
     pub maintenance: Vec<ApiWindow>,
     /// Each target's last result and the state its stored history ended on.
     pub watched: HashMap<String, (i64, Option<State>)>,
+    /// Each target's recent changes between judged states, to resume flapping detection.
+    pub flap_changes: HashMap<String, Vec<i64>>,
 }
 
 impl Pipeline {
@@ -154,6 +159,7 @@ impl Pipeline {
             engine,
             entries: HashMap::new(),
             restored: resume.states,
+            restored_flaps: resume.flap_changes,
             api_windows: resume.maintenance.iter().map(ApiWindow::window).collect(),
             day: None,
             waiting_results: Vec::new(),

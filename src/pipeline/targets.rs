@@ -66,15 +66,24 @@ impl Pipeline {
                         Rule { failure_threshold: check.failure_threshold, success_threshold: check.success_threshold };
                     let last_run_ms = old.get(&id).map_or(now, |e| e.last_run_ms);
                     let resume_history = old.get(&id).is_some_and(|e| e.resume_history);
-                    let (state, metrics) = match old.remove(&id) {
-                        Some(e) if e.kind == kind => (e.state, e.metrics),
+                    // Flapping detection goes on across reloads (and restarts, from the store).
+                    let (state, metrics, flaps) = match old.remove(&id) {
+                        Some(e) if e.kind == kind => (e.state, e.metrics, e.flaps),
                         Some(e) => {
                             self.metrics.remove(&e.metrics);
-                            (e.state, self.metrics.target(&target.key, kind.as_str(), perfdata_labels(check)))
+                            let metrics = self.metrics.target(&target.key, kind.as_str(), perfdata_labels(check));
+                            (e.state, metrics, e.flaps)
                         }
                         None => {
                             let state = self.restored.remove(&id).unwrap_or_else(|| TargetState::new(now));
-                            (state, self.metrics.target(&target.key, kind.as_str(), perfdata_labels(check)))
+                            let flapping = config.alerting.flapping;
+                            let flaps = FlapTracker::replay(
+                                &self.restored_flaps.remove(&id).unwrap_or_default(),
+                                flapping.changes,
+                                flapping.window.as_millis() as i64,
+                                now,
+                            );
+                            (state, self.metrics.target(&target.key, kind.as_str(), perfdata_labels(check)), flaps)
                         }
                     };
                     self.metrics.set_state(&metrics, state.state);
@@ -87,7 +96,7 @@ impl Pipeline {
                         depends_on: depends_on.clone(),
                         state,
                         metrics,
-                        flaps: FlapTracker::default(),
+                        flaps,
                         last_run_ms,
                         resume_history,
                     };

@@ -155,7 +155,13 @@ pub struct Restored {
     /// Each target's last result (Unix ms) and the state its history ended on (`unknown`
     /// after a clean stop), keyed by target id.
     pub watched: HashMap<String, (i64, Option<State>)>,
+    /// When each target changed between judged states (up, degraded, down, unreachable)
+    /// in the last [`FLAP_HISTORY`], oldest first: flapping detection goes on after a restart.
+    pub flap_changes: HashMap<String, Vec<i64>>,
 }
+
+/// How far back state changes are read to resume flapping detection after a restart.
+pub const FLAP_HISTORY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// A cloneable sender of records, for writers other than the pipeline.
 #[derive(Debug, Clone)]
@@ -245,6 +251,8 @@ pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
         .map_err(sqlite(path))?;
     let watched = load_watched(&conn).map_err(sqlite(path))?;
     let pending_attempts = load_attempts(&conn).map_err(sqlite(path))?;
+    let since = crate::model::now_ms() - FLAP_HISTORY.as_millis() as i64;
+    let flap_changes = load_flap_changes(&conn, since).map_err(sqlite(path))?;
     let (sender, receiver) = mpsc::unbounded_channel();
     let writer_path = path.to_path_buf();
     let health = std::sync::Arc::new(StoreHealth::default());
@@ -264,6 +272,7 @@ pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
             maintenance,
             watched,
             pending_attempts,
+            flap_changes,
         },
     ))
 }
@@ -315,6 +324,21 @@ fn load_attempts(conn: &Connection) -> rusqlite::Result<HashMap<String, u32>> {
     let mut stmt = conn.prepare("SELECT key, attempts FROM outbox WHERE state = 'pending' AND attempts > 0")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?;
     rows.collect()
+}
+
+fn load_flap_changes(conn: &Connection, since_ms: i64) -> rusqlite::Result<HashMap<String, Vec<i64>>> {
+    let mut stmt = conn.prepare(
+        "SELECT target, at_ms FROM state_changes WHERE at_ms > ?1
+           AND from_state IN ('up', 'degraded', 'down', 'unreachable')
+           AND to_state IN ('up', 'degraded', 'down', 'unreachable') ORDER BY at_ms, id",
+    )?;
+    let mut out: HashMap<String, Vec<i64>> = HashMap::new();
+    let rows = stmt.query_map([since_ms], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    for row in rows {
+        let (target, at) = row?;
+        out.entry(target).or_default().push(at);
+    }
+    Ok(out)
 }
 
 fn load_watched(conn: &Connection) -> rusqlite::Result<HashMap<String, (i64, Option<State>)>> {
