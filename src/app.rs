@@ -179,7 +179,7 @@ impl App {
             on_demand: on_demand.clone(),
         };
         let clock = overrides.clock.clone().unwrap_or_else(|| Arc::new(crate::model::SystemClock));
-        let pipeline = Pipeline::new(config.clone(), metrics.clone(), store, resume, outputs, clock);
+        let pipeline = Pipeline::new(config.clone(), metrics.clone(), store, resume, outputs, clock.clone());
         let pipeline = if overrides.no_probes { pipeline.without_watchdog() } else { pipeline };
         let pipeline = tokio::spawn(pipeline.run(results_rx, control_rx));
         let delivery_stop = CancellationToken::new();
@@ -193,8 +193,13 @@ impl App {
             delivery_stop.clone(),
         );
         let prober = Arc::new(Prober::with_heartbeats(heartbeats.clone()));
-        let mut scheduler =
-            Scheduler::new(prober.clone(), results_tx, config.scheduler.max_concurrent_probes, on_demand);
+        let mut scheduler = Scheduler::new(
+            prober.clone(),
+            results_tx,
+            config.scheduler.max_concurrent_probes,
+            on_demand,
+            clock.clone(),
+        );
         if !overrides.no_probes {
             scheduler.apply(&config);
         }

@@ -12,7 +12,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Check, Config, Target};
-use crate::model::now_ms;
+use crate::model::Clock;
 use crate::probe::{ProbeOutcome, Prober};
 
 /// One finished probe.
@@ -55,6 +55,8 @@ pub struct Scheduler {
     generation: CancellationToken,
     tasks: JoinSet<()>,
     on_demand: Arc<OnDemand>,
+    /// What stamps each result.
+    clock: Arc<dyn Clock>,
 }
 
 /// Start offsets are multiples of this: targets that share a slot start together, so the
@@ -73,14 +75,17 @@ pub fn start_offset(target_id: &str, interval: Duration) -> Duration {
 
 impl Scheduler {
     /// A scheduler sending results to `results`, running at most `max_concurrent` probes,
-    /// and probes on demand asked through `on_demand`.
+    /// and probes on demand asked through `on_demand`; results are stamped by `clock` (the
+    /// one the pipeline decides by).
     pub fn new(
         prober: Arc<Prober>,
         results: mpsc::Sender<ProbeResult>,
         max_concurrent: usize,
         on_demand: Arc<OnDemand>,
+        clock: Arc<dyn Clock>,
     ) -> Scheduler {
         Scheduler {
+            clock,
             prober,
             results,
             permits: Arc::new(Semaphore::new(max_concurrent)),
@@ -109,6 +114,7 @@ impl Scheduler {
                         results: self.results.clone(),
                         permits: self.permits.clone(),
                         cancel: self.generation.clone(),
+                        clock: self.clock.clone(),
                     };
                     self.tasks.spawn(timer.run());
                 }
@@ -132,6 +138,7 @@ struct Timer {
     results: mpsc::Sender<ProbeResult>,
     permits: Arc<Semaphore>,
     cancel: CancellationToken,
+    clock: Arc<dyn Clock>,
 }
 
 impl Timer {
@@ -159,7 +166,7 @@ impl Timer {
             // Boxed: a probe's future is large, and 10,000 idle timers must not each carry one.
             let probe = Box::pin(self.prober.probe(&self.check, &self.target));
             let outcome = tracing::Instrument::instrument(probe, span).await;
-            let result = ProbeResult { target_id: id.clone(), outcome, finished_ms: now_ms(), lag };
+            let result = ProbeResult { target_id: id.clone(), outcome, finished_ms: self.clock.now_ms(), lag };
             if self.results.send(result).await.is_err() {
                 return;
             }

@@ -125,3 +125,51 @@ async fn flapping_survives_reloads_and_restarts() {
     assert_eq!(outbox_rows(dir.path(), ""), told, "nor does a restart");
     app.shutdown().await;
 }
+
+/// Issue #16, item 2 (the bound): a target that never stops flapping — down, with a short
+/// blip up every few minutes — has its outage announced after at most three flapping
+/// windows, although the flapping never ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_never_stops_flapping_is_still_paged() {
+    let web = web_server(None).await;
+    let hooks = HookSink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "alerting: {{ flapping: {{ changes: 4, window: 10m }} }}\n\
+         receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\nroutes:\n  - {{ receivers: [team] }}\n\
+         systems:\n  - id: network\n    checks:\n      - {{ id: sin-ho, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+        hooks.addr, web.addr
+    );
+    write_config(dir.path(), &config);
+    let clock = vigil::model::TestClock::new();
+    let app = start_daemon_with_clock(dir.path(), clock.clone()).await;
+    let mut events = app.subscribe();
+    wait_states(&mut events, WAIT, &[("network/sin-ho", State::Up)]).await;
+    let mut flip_to = async |status: u16, want: State| {
+        web.switch.store(status, Ordering::SeqCst);
+        wait_for(&mut events, WAIT, |e| e.transition.is_some_and(|t| t.to == want)).await;
+    };
+    for _ in 0..2 {
+        flip_to(503, State::Down).await;
+        flip_to(200, State::Up).await;
+    }
+    flip_to(503, State::Down).await; // flapping since the fourth change; down, quietly
+    let db = dir.path().join("vigil.db");
+    let latest_quiet = || {
+        let open = vigil::store::query::incidents(&db, true, None, 10).expect("incidents");
+        open.first().map(|i| (i.id, i.told.is_empty())).expect("an open incident")
+    };
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(9 * 60)); // never a whole window without a change
+        flip_to(200, State::Up).await;
+        flip_to(503, State::Down).await;
+        app.settle().await;
+        assert!(latest_quiet().1, "within three windows of flapping, the outage stays quiet");
+    }
+    clock.advance(Duration::from_secs(4 * 60)); // 31 min since the flapping began
+    app.settle().await;
+    let (id, quiet) = latest_quiet();
+    assert!(!quiet, "the outage is announced although the target still flaps");
+    assert_eq!(outbox_rows(dir.path(), &format!("incident-{id}-firing-")), 1);
+    app.shutdown().await;
+}

@@ -146,6 +146,9 @@ fn judge(
 pub struct FlapTracker {
     changes: std::collections::VecDeque<i64>,
     flapping: bool,
+    /// Since when the team has heard nothing new while it flaps: the start of the spell,
+    /// then the last announcement forced by [`FlapTracker::overdue`].
+    quiet_since_ms: i64,
 }
 
 /// What a change or a quiet spell did to flapping.
@@ -170,9 +173,21 @@ impl FlapTracker {
         }
         if !self.flapping && self.changes.len() as u32 >= changes {
             self.flapping = true;
+            self.quiet_since_ms = now_ms;
             return Flap::Started;
         }
         Flap::Unchanged
+    }
+
+    /// Whether a spell of flapping has kept the team uninformed for `windows` windows (the
+    /// target never stops flapping); if so, the clock restarts at `now_ms` — at most one
+    /// forced announcement per `windows` windows.
+    pub fn overdue(&mut self, now_ms: i64, window_ms: i64, windows: i64) -> bool {
+        if self.flapping && now_ms - self.quiet_since_ms >= window_ms.saturating_mul(windows) {
+            self.quiet_since_ms = now_ms;
+            return true;
+        }
+        false
     }
 
     /// The tracker after the changes at `times` (oldest first), as of `now_ms`: what it
@@ -389,6 +404,18 @@ mod tests {
         // An old flapping spell that ended does not count towards a new one.
         let old_then_new = [0, 1_000, 2_000, 3_000, 200_000];
         assert!(!FlapTracker::replay(&old_then_new, 4, window, 200_500).is_flapping());
+    }
+
+    #[test]
+    fn a_target_that_never_stops_flapping_is_overdue_once_per_windows() {
+        let window = 60_000;
+        let mut f = FlapTracker::default();
+        (0..4).for_each(|i| _ = f.change(i * 10_000, 4, window)); // starts at 30 s
+        assert!(!f.overdue(30_000 + 3 * window - 1, window, 3));
+        assert!(f.overdue(30_000 + 3 * window, window, 3), "three windows after it started");
+        assert!(!f.overdue(30_000 + 3 * window + 1, window, 3), "then the count starts again");
+        assert!(f.overdue(30_000 + 6 * window, window, 3));
+        assert!(!FlapTracker::default().overdue(i64::MAX / 2, window, 3), "not flapping: never overdue");
     }
 
     #[test]

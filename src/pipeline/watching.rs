@@ -12,6 +12,10 @@ use crate::model::State;
 use crate::model::incident::Notification;
 use crate::store::{ChangeRecord, Record};
 
+/// A target that never stops flapping keeps the team uninformed at most this many flapping
+/// windows: then its quiet incident, if one is open, is announced.
+const QUIET_WINDOWS_MAX: i64 = 3;
+
 impl Pipeline {
     /// Time Vigil did not watch is no data: after a crash (the history does not end in a
     /// clean stop), each target's gap is recorded from one interval after its last result;
@@ -130,11 +134,14 @@ impl Pipeline {
             if e.flaps.settle(now, window) == Flap::Ended {
                 tracing::info!(target_id = %id, "target is stable again; notifications resume");
                 settled.push(id.clone());
+            } else if e.flaps.overdue(now, window, QUIET_WINDOWS_MAX) {
+                settled.push(id.clone());
             }
         }
         let (config, location) = self.routing();
         // Flapping never hides an outage: an incident opened quietly while the target
-        // flapped is announced now if it is still open.
+        // flapped is announced when the flapping ends — or, for a target that never stops,
+        // every QUIET_WINDOWS_MAX windows — if it is still open.
         let mut announced = Vec::new();
         for id in &settled {
             announced.extend(self.engine.announce_quiet(
