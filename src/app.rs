@@ -152,8 +152,11 @@ impl App {
         let (reload_tx, reload_rx) = mpsc::channel(8);
 
         let (notes_tx, notes_rx) = mpsc::unbounded_channel();
-        let (outlook, outlook_rx) =
-            watch::channel(Outlook { config: config.clone(), open_incidents: restored.open_incidents.clone() });
+        let (outlook, outlook_rx) = watch::channel(Outlook {
+            config: config.clone(),
+            open_incidents: restored.open_incidents.clone(),
+            retired: Vec::new(),
+        });
         let resume = Resume {
             states: restored.states,
             open_incidents: restored.open_incidents,
@@ -273,8 +276,9 @@ impl App {
         self.events.subscribe()
     }
 
-    /// Reloads the configuration (as SIGHUP does); returns the errors of a rejected one.
-    pub async fn reload(&self) -> Result<(), ReloadError> {
+    /// Reloads the configuration (as SIGHUP does); returns its warnings, or the errors of a
+    /// rejected one.
+    pub async fn reload(&self) -> Result<Vec<String>, ReloadError> {
         request_reload(&self.reload).await
     }
 
@@ -310,7 +314,7 @@ impl App {
 }
 
 /// Asks the control loop for a reload and waits for its answer.
-pub async fn request_reload(sender: &mpsc::Sender<ReloadRequest>) -> Result<(), ReloadError> {
+pub async fn request_reload(sender: &mpsc::Sender<ReloadRequest>) -> Result<Vec<String>, ReloadError> {
     let (respond, answer) = oneshot::channel();
     sender.send(ReloadRequest { respond }).await.map_err(|_| ReloadError::ShuttingDown)?;
     answer.await.map_err(|_| ReloadError::ShuttingDown)?
@@ -351,25 +355,28 @@ impl ControlLoop {
         // Dropping the scheduler and the control sender lets the pipeline drain and end.
     }
 
-    async fn reload(&mut self) -> Result<(), ReloadError> {
+    async fn reload(&mut self) -> Result<Vec<String>, ReloadError> {
         match self.source.load() {
             Ok(config) => {
                 let config = Arc::new(config);
                 *self.web.admin_token.write().unwrap_or_else(|p| p.into_inner()) = config.server.admin_token.clone();
                 self.web.heartbeats.set_tokens(&config);
-                if self.control.send(Control::Reconfigure(config.clone())).await.is_err() {
+                let (respond, answer) = oneshot::channel();
+                if self.control.send(Control::Reconfigure(config.clone(), respond)).await.is_err() {
                     return Err(ReloadError::ShuttingDown);
                 }
+                let mut warnings = answer.await.map_err(|_| ReloadError::ShuttingDown)?;
                 if self.probing {
                     self.scheduler.apply(&config);
                 }
                 self.metrics.reload_ok.set(1);
                 self.metrics.reload_time.set(now_ms() as f64 / 1000.0);
                 tracing::info!(targets = config.targets().count(), "configuration reloaded");
-                for warning in config.warnings(None) {
+                warnings.extend(config.warnings(None).into_iter().map(|w| w.to_string()));
+                for warning in &warnings {
                     tracing::warn!("{warning}");
                 }
-                Ok(())
+                Ok(warnings)
             }
             Err(errors) => {
                 self.metrics.reload_ok.set(0);

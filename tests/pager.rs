@@ -35,7 +35,9 @@ async fn fallback_sticks_and_switches_on_time() {
     let mut events = app.subscribe();
     wait_states(&mut events, WAIT, &[("web/a", State::Up), ("web/b", State::Up)]).await;
     let on_second = |target: &'static str, event: &'static str| {
-        move |h: &[Hook]| h.iter().any(|x| x.path == "/second" && x.body["incident"]["target"] == target && x.body["event"] == event)
+        move |h: &[Hook]| {
+            h.iter().any(|x| x.path == "/second" && x.body["incident"]["target"] == target && x.body["event"] == event)
+        }
     };
 
     a.switch.store(503, Ordering::SeqCst);
@@ -171,5 +173,99 @@ async fn a_target_that_never_stops_flapping_is_still_paged() {
     let (id, quiet) = latest_quiet();
     assert!(!quiet, "the outage is announced although the target still flaps");
     assert_eq!(outbox_rows(dir.path(), &format!("incident-{id}-firing-")), 1);
+    app.shutdown().await;
+}
+
+/// The configuration of `reload_reconciles_incidents`: `gone/a`, `moved/<b>` and `kept/c`,
+/// each on its own test server; `kept` goes to receiver `<ops>`, the rest to `team`.
+fn reconcile_config(hooks: &HookSink, servers: [std::net::SocketAddr; 3], v2: bool) -> String {
+    let (b, ops, rename, gone) = if v2 {
+        ("b2", "ops2", ", renamed_from: b", String::new())
+    } else {
+        (
+            "b",
+            "ops",
+            "",
+            format!(
+                "  - id: gone\n    checks:\n      - {{ id: a, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+                servers[0]
+            ),
+        )
+    };
+    format!(
+        "receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{h}/team\" }} }} ] }}\n  - {{ id: {ops}, channels: [ {{ webhook: {{ url: \"http://{h}/{ops}\" }} }} ] }}\n\
+         routes:\n  - {{ receivers: [{ops}], match: {{ system: kept }} }}\n  - {{ receivers: [team] }}\n\
+         systems:\n{gone}  - id: moved\n    checks:\n      - {{ id: {b}, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"]{rename} }}\n  - id: kept\n    checks:\n      - {{ id: c, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+        servers[1],
+        servers[2],
+        h = hooks.addr
+    )
+}
+
+/// Issue #16, items 5 and 6: a reload that removes a check closes its open incident (the
+/// team is told it is no longer monitored), one that renames a check with `renamed_from`
+/// keeps its incident and history under the new id, and a removed (renamed) receiver still
+/// gets the resolution of the incident it was paged about — the reload answer warns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_reconciles_incidents_and_receivers() {
+    let servers = [web_server(None).await, web_server(None).await, web_server(None).await];
+    let addrs = [servers[0].addr, servers[1].addr, servers[2].addr];
+    let hooks = HookSink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), &reconcile_config(&hooks, addrs, false));
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    wait_states(&mut events, WAIT, &[("gone/a", State::Up), ("moved/b", State::Up), ("kept/c", State::Up)]).await;
+    servers.iter().for_each(|s| s.switch.store(503, Ordering::SeqCst));
+    wait_states(&mut events, WAIT, &[("gone/a", State::Down), ("moved/b", State::Down), ("kept/c", State::Down)]).await;
+    let fired = |h: &[Hook], path: &str, target: &str, event: &str| {
+        h.iter().any(|x| x.path == path && x.body["incident"]["target"] == target && x.body["event"] == event)
+    };
+    hooks
+        .wait_until(WAIT, "three alerts", |h| {
+            fired(h, "/team", "gone/a", "firing")
+                && fired(h, "/team", "moved/b", "firing")
+                && fired(h, "/ops", "kept/c", "firing")
+        })
+        .await;
+    let db = dir.path().join("vigil.db");
+    let before = vigil::store::query::incidents(&db, true, Some("moved"), 10).expect("incidents");
+    let moved_id = before.first().expect("moved/b's incident").id;
+
+    write_config(dir.path(), &reconcile_config(&hooks, addrs, true));
+    let (status, answer) = request("POST", &format!("http://{}/-/reload", app.addr()), Some(TOKEN)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("warning: receiver \"ops\" was removed while 1 open incident"), "{answer}");
+
+    // The removed check: closed, and the team told it is no longer monitored.
+    let got = hooks.wait_until(WAIT, "gone/a closed", |h| fired(h, "/team", "gone/a", "resolved")).await;
+    let closed = got.iter().find(|x| fired(std::slice::from_ref(x), "/team", "gone/a", "resolved")).expect("closed");
+    assert!(closed.body["summary"].as_str().is_some_and(|s| s.contains("gỡ khỏi cấu hình")), "{:?}", closed.body);
+    app.settle().await;
+    let open = vigil::store::query::incidents(&db, true, None, 10).expect("incidents");
+    let mut open_targets: Vec<&str> = open.iter().map(|i| i.target.as_str()).collect();
+    open_targets.sort();
+    assert_eq!(open_targets, ["kept/c", "moved/b2"], "the removed check's incident is closed, the renamed one moved");
+    assert_eq!(open.iter().find(|i| i.target == "moved/b2").map(|i| i.id), Some(moved_id), "the same incident");
+    let metrics = get(&format!("http://{}/metrics", app.addr())).await;
+    assert_ne!(sample(&metrics, "vigil_incidents_open", &[r#"system="gone""#]), Some(1.0), "no orphan in the gauge");
+    let history = vigil::store::query::changes(&db, "moved/b2").expect("changes");
+    assert!(history.iter().any(|c| c.to == "down"), "the renamed check keeps its history: {history:?}");
+    assert!(vigil::store::query::changes(&db, "moved/b").expect("changes").is_empty(), "nothing left under the old id");
+
+    // Recoveries: the renamed check's resolution to the team; the renamed receiver's
+    // incident resolved through the channel it was paged on.
+    servers.iter().for_each(|s| s.switch.store(200, Ordering::SeqCst));
+    hooks
+        .wait_until(WAIT, "both resolutions", |h| {
+            fired(h, "/team", "moved/b2", "resolved") && fired(h, "/ops", "kept/c", "resolved")
+        })
+        .await;
+    app.shutdown().await;
+
+    // A restart brings nothing back.
+    let app = start_daemon(dir.path()).await;
+    app.settle().await;
+    assert!(vigil::store::query::incidents(&db, true, None, 10).expect("incidents").is_empty());
     app.shutdown().await;
 }

@@ -262,6 +262,9 @@ pub struct Check {
     /// Whether this check counts for its system being up (default true).
     pub critical: bool,
     pub runbook: Option<String>,
+    /// The check's former id, `system/check` (`renamed_from:`): its targets' history, state
+    /// and open incidents move to the new ids.
+    pub renamed_from: Option<String>,
 }
 
 impl Check {
@@ -286,6 +289,7 @@ impl Check {
             conditions,
             warning_conditions,
             depends_on: Vec::new(),
+            renamed_from: None,
             critical: true,
             runbook: None,
         }

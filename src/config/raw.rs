@@ -178,6 +178,9 @@ pub struct RawCheck {
     pub depends_on: Vec<String>,
     pub critical: Option<bool>,
     pub runbook: Option<String>,
+    /// The check's former id (`check` or `system/check`): its history and open incidents
+    /// carry over instead of being closed as removed.
+    pub renamed_from: Option<String>,
 }
 
 /// One entry of `targets:`: a name and the address field of the check's kind.

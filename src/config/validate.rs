@@ -410,13 +410,15 @@ impl HeartbeatTokens {
     }
 }
 
-/// A `depends_on` entry waiting for every check id to be known.
+/// A `depends_on` (or `renamed_from`) entry waiting for every check id to be known.
 struct PendingDep {
     file_path: PathBuf,
     key_path: String,
     system: String,
     check: String,
     reference: String,
+    /// A `renamed_from`: it must name no check that still exists.
+    rename: bool,
 }
 
 fn system(
@@ -473,6 +475,17 @@ fn system(
                 system: id.clone().unwrap_or_default(),
                 check: check.id.clone(),
                 reference: reference.clone(),
+                rename: false,
+            });
+        }
+        if let Some(former) = &raw_check.renamed_from {
+            deps.push(PendingDep {
+                file_path: file.path.clone(),
+                key_path: format!("{check_path}.renamed_from"),
+                system: id.clone().unwrap_or_default(),
+                check: check.id.clone(),
+                reference: former.clone(),
+                rename: true,
             });
         }
         checks.push(check);
@@ -573,6 +586,7 @@ fn check(
         conditions,
         warning_conditions,
         depends_on: Vec::new(),
+        renamed_from: None,
         critical: raw.critical.unwrap_or(true),
         runbook: raw.runbook.clone(),
     })
@@ -698,6 +712,29 @@ fn resolve_dependencies(
             format!("{}/{}", dep.system, dep.reference)
         };
         let own = format!("{}/{}", dep.system, dep.check);
+        if dep.rename {
+            let well_formed = full.split('/').count() == 2 && full.split('/').all(super::fields::is_slug);
+            if !well_formed {
+                errors.at(
+                    file,
+                    &dep.key_path,
+                    format!("renamed_from \"{}\" is not a check id (expected check or system/check)", dep.reference),
+                );
+            } else if known.contains(&full) {
+                errors.at(
+                    file,
+                    &dep.key_path,
+                    format!("renamed_from \"{}\" names a check that still exists", dep.reference),
+                );
+            } else if let Some(check) = systems
+                .iter_mut()
+                .find(|s| s.id == dep.system)
+                .and_then(|s| s.checks.iter_mut().find(|c| c.id == dep.check))
+            {
+                check.renamed_from = Some(full);
+            }
+            continue;
+        }
         if full == own || full.starts_with(&format!("{own}/")) {
             errors.at(file, &dep.key_path, format!("check \"{own}\" cannot depend on itself"));
         } else if !known.contains(&full) {

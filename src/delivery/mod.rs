@@ -18,4 +18,14 @@ use crate::model::incident::Incident;
 pub struct Outlook {
     pub config: Arc<Config>,
     pub open_incidents: Vec<Incident>,
+    /// Receivers a reload removed (their last definition): what was already decided for
+    /// them — the resolution of an incident they were told about — still reaches them.
+    pub retired: Vec<crate::config::alerting::Receiver>,
+}
+
+impl Outlook {
+    /// The receiver `id`: configured now, or removed by a reload since Vigil started.
+    pub fn receiver(&self, id: &str) -> Option<&crate::config::alerting::Receiver> {
+        self.config.receivers.iter().find(|r| r.id == id).or_else(|| self.retired.iter().find(|r| r.id == id))
+    }
 }

@@ -155,9 +155,12 @@ async fn worker(
             attempts = prior.unwrap_or(0);
             trying = Some(n.key.clone());
         }
-        let config = shared.outlook.borrow().config.clone();
-        let Some(rcv) = config.receivers.iter().find(|r| r.id == receiver) else {
-            tracing::error!(receiver, key = %n.key, "receiver no longer configured; notification dropped");
+        let (config, rcv) = {
+            let outlook = shared.outlook.borrow();
+            (outlook.config.clone(), outlook.receiver(&receiver).cloned())
+        };
+        let Some(rcv) = rcv else {
+            tracing::error!(receiver, key = %n.key, "receiver not configured (removed before a restart); notification dropped");
             give_up(&shared, &n.key, "", attempts, now_ms(), "receiver removed".into());
             queue.pop_front();
             continue;
@@ -221,7 +224,11 @@ async fn worker(
                     let (shared, back, receiver) = (shared.clone(), first_is_back.clone(), receiver.clone());
                     trying_first = Some(tokio::spawn(async move {
                         if notify::send(&first, &n, &rendered, &ctx, &shared.http).await.is_ok() {
-                            shared.metrics.notifications.with_label_values(&[&receiver, first.kind(), "delivered"]).inc();
+                            shared
+                                .metrics
+                                .notifications
+                                .with_label_values(&[&receiver, first.kind(), "delivered"])
+                                .inc();
                             back.store(true, Ordering::SeqCst);
                         }
                     }));

@@ -292,6 +292,9 @@ impl Metrics {
     pub fn remove_system(&self, system: &str) {
         let _ = self.system_up.remove_label_values(&[system]);
         let _ = self.system_sla.remove_label_values(&[system]);
+        for severity in ["critical", "warning"] {
+            let _ = self.incidents_open.remove_label_values(&[system, severity]);
+        }
     }
 }
 

@@ -109,6 +109,10 @@ pub struct Incident {
     /// The failing target is Vigil's own uplink: Vigil cannot judge the others.
     #[serde(default)]
     pub monitor_blind: bool,
+    /// Why it was closed, when not because the target recovered: `removed` (its check was
+    /// removed from the configuration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_as: Option<String>,
 }
 
 impl Incident {

@@ -54,7 +54,9 @@ pub struct Event {
 #[derive(Debug)]
 pub enum Control {
     /// Switch to a new (validated) configuration, keeping the state of targets that stay.
-    Reconfigure(Arc<Config>),
+    /// Answers with warnings for the operator (e.g. a receiver removed while incidents
+    /// announced on it are open).
+    Reconfigure(Arc<Config>, oneshot::Sender<Vec<String>>),
     /// Acknowledge an open incident; answers with the incident, or why not.
     Ack { id: i64, by: String, comment: String, respond: oneshot::Sender<Result<Incident, AckError>> },
     /// Open a maintenance window (stored, then in force).
@@ -169,7 +171,9 @@ impl Pipeline {
             on_demand,
             held: HashMap::new(),
         };
-        p.configure(config);
+        for warning in p.configure(config) {
+            tracing::warn!("{warning}");
+        }
         let now = p.clock.now_ms();
         p.record_unwatched(&resume.watched, now);
         p.publish_incidents();
@@ -271,7 +275,9 @@ impl Pipeline {
             tokio::select! {
                 biased;
                 cmd = control.recv(), if control_open => match cmd {
-                    Some(Control::Reconfigure(config)) => self.configure(config),
+                    Some(Control::Reconfigure(config, respond)) => {
+                        let _ = respond.send(self.configure(config));
+                    }
                     Some(Control::Ack { id, by, comment, respond }) => {
                         let _ = respond.send(self.ack(id, &by, &comment));
                     }

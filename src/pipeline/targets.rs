@@ -8,8 +8,9 @@ use super::Pipeline;
 use crate::alert::state::{FlapTracker, Rule};
 use crate::config::{Check, Config, ProbeSpec};
 use crate::metrics::TargetMetrics;
-use crate::model::{State, TargetState};
+use crate::model::{State, TargetKey, TargetState};
 use crate::status::{TargetView, system_state};
+use crate::store::Record;
 
 pub(super) struct Entry {
     pub(super) system: String,
@@ -37,6 +38,13 @@ pub(super) fn perfdata_labels(check: &Check) -> &[String] {
     }
 }
 
+/// The id a target had before its check was renamed (`renamed_from: system/check`).
+fn former_id(check: &Check, key: &TargetKey) -> Option<String> {
+    let (system, former) = check.renamed_from.as_deref()?.split_once('/')?;
+    let target = if key.target == check.id { former } else { key.target.as_str() };
+    Some(TargetKey { system: system.into(), check: former.into(), target: target.into() }.id())
+}
+
 /// Expands `depends_on` references (check or target ids) to target ids.
 pub(super) fn expand_dependencies(config: &Config, refs: &[String]) -> Vec<String> {
     let mut out = Vec::new();
@@ -52,9 +60,14 @@ pub(super) fn expand_dependencies(config: &Config, refs: &[String]) -> Vec<Strin
 }
 
 impl Pipeline {
-    pub(super) fn configure(&mut self, config: Arc<Config>) {
+    /// Switches to `config`, keeping what is known of the targets that stay (or were
+    /// renamed); returns warnings for the operator.
+    pub(super) fn configure(&mut self, config: Arc<Config>) -> Vec<String> {
+        let warnings = self.retire_receivers(&config);
         let now = self.clock.now_ms();
         let mut old = std::mem::take(&mut self.entries);
+        // (former id, new id) of the targets of checks renamed with `renamed_from`.
+        let mut renamed: Vec<(String, String)> = Vec::new();
         for system in &config.systems {
             for check in &system.checks {
                 let shared = Arc::new(check.clone());
@@ -64,21 +77,33 @@ impl Pipeline {
                     let kind = check.probe.kind();
                     let rule =
                         Rule { failure_threshold: check.failure_threshold, success_threshold: check.success_threshold };
-                    let last_run_ms = old.get(&id).map_or(now, |e| e.last_run_ms);
-                    let resume_history = old.get(&id).is_some_and(|e| e.resume_history);
+                    // What is known under the target's id — or, for a renamed check not yet
+                    // known under its new id, under its former one.
+                    let known = |x: &str| {
+                        old.contains_key(x) || self.restored.contains_key(x) || self.engine.open_incident(x).is_some()
+                    };
+                    let source = match former_id(check, &target.key) {
+                        Some(former) if !known(&id) && known(&former) => {
+                            renamed.push((former.clone(), id.clone()));
+                            former
+                        }
+                        _ => id.clone(),
+                    };
+                    let last_run_ms = old.get(&source).map_or(now, |e| e.last_run_ms);
+                    let resume_history = old.get(&source).is_some_and(|e| e.resume_history);
                     // Flapping detection goes on across reloads (and restarts, from the store).
-                    let (state, metrics, flaps) = match old.remove(&id) {
-                        Some(e) if e.kind == kind => (e.state, e.metrics, e.flaps),
+                    let (state, metrics, flaps) = match old.remove(&source) {
+                        Some(e) if e.kind == kind && source == id => (e.state, e.metrics, e.flaps),
                         Some(e) => {
                             self.metrics.remove(&e.metrics);
                             let metrics = self.metrics.target(&target.key, kind.as_str(), perfdata_labels(check));
                             (e.state, metrics, e.flaps)
                         }
                         None => {
-                            let state = self.restored.remove(&id).unwrap_or_else(|| TargetState::new(now));
+                            let state = self.restored.remove(&source).unwrap_or_else(|| TargetState::new(now));
                             let flapping = config.alerting.flapping;
                             let flaps = FlapTracker::replay(
-                                &self.restored_flaps.remove(&id).unwrap_or_default(),
+                                &self.restored_flaps.remove(&source).unwrap_or_default(),
                                 flapping.changes,
                                 flapping.window.as_millis() as i64,
                                 now,
@@ -108,6 +133,8 @@ impl Pipeline {
             self.metrics.remove(&entry.metrics);
         }
         self.metrics.checks_configured.set(self.entries.len() as i64);
+        self.config = config.clone();
+        self.reconcile_incidents(&renamed, now);
 
         let mut board = self.board.write().unwrap_or_else(|p| p.into_inner());
         for system in &board.config.systems {
@@ -132,6 +159,68 @@ impl Pipeline {
         drop(board);
         self.outlook.send_modify(|o| o.config = config.clone());
         self.config = config;
+        warnings
+    }
+
+    /// Keeps the receivers `config` removes for delivery (the resolutions of incidents
+    /// announced on them still go out, through their former channels), and warns about each
+    /// one that open incidents were announced on.
+    fn retire_receivers(&mut self, config: &Config) -> Vec<String> {
+        let gone: Vec<crate::config::alerting::Receiver> =
+            self.config.receivers.iter().filter(|r| !config.receivers.iter().any(|n| n.id == r.id)).cloned().collect();
+        let mut warnings = Vec::new();
+        for r in &gone {
+            let open = self.engine.open_incidents().filter(|i| i.told.iter().any(|t| t.receiver == r.id)).count();
+            if open > 0 {
+                warnings.push(format!(
+                    "receiver \"{}\" was removed while {open} open incident(s) were announced on it: their resolutions still go to its former channels until Vigil restarts",
+                    r.id
+                ));
+            }
+        }
+        self.outlook.send_modify(|o| {
+            o.retired.retain(|r| !config.receivers.iter().any(|n| n.id == r.id) && !gone.iter().any(|g| g.id == r.id));
+            o.retired.extend(gone);
+        });
+        warnings
+    }
+
+    /// Moves the history and open incidents of renamed targets to their new ids, and closes
+    /// the open incidents of targets no longer configured (resolved as `removed`, and the
+    /// receivers told hear of it): no incident outlives its check.
+    fn reconcile_incidents(&mut self, renamed: &[(String, String)], now: i64) {
+        let mut records = Vec::new();
+        let mut effects = Vec::new();
+        let language = self.config.instance.language;
+        for (from, to) in renamed {
+            tracing::info!(from = %from, to = %to, "check renamed: its history and incidents move to the new id");
+            records.push(Record::Rename { from: from.clone(), to: to.clone() });
+            let Some(entry) = self.entries.get(to) else { continue };
+            let Some(system) = self.config.systems.iter().find(|s| s.id == entry.system) else { continue };
+            effects.extend(self.engine.rename(from, to, |i| {
+                i.system = system.id.clone();
+                i.system_name = match language {
+                    crate::config::Language::Vi => system.name_vi.clone(),
+                    crate::config::Language::En => system.name_en.clone(),
+                };
+                i.check = entry.check.id.clone();
+                i.check_name = entry.check.name.clone();
+                i.target_name = entry.target_name.clone();
+            }));
+        }
+        let removed: Vec<String> = self
+            .engine
+            .open_incidents()
+            .filter(|i| !self.entries.contains_key(&i.target))
+            .map(|i| i.target.clone())
+            .collect();
+        for target in removed {
+            tracing::warn!(target_id = %target, "check removed from the configuration: its open incident is closed");
+            effects.extend(self.engine.close_removed(&target, now));
+        }
+        if !effects.is_empty() || !records.is_empty() {
+            self.apply(effects, records);
+        }
     }
 
     /// Whether any dependency of `entry` is down, unreachable or failing its way there.

@@ -118,6 +118,11 @@ pub enum Record {
     },
     /// A maintenance window opened through the API.
     Maintenance(crate::config::maintenance::ApiWindow),
+    /// A target renamed (`renamed_from`): its history, state and incidents move to the new id.
+    Rename {
+        from: String,
+        to: String,
+    },
     /// An incident excluded from the SLA.
     Exclusion(query::Exclusion),
     /// Records written in the same transaction (a state change and what it causes).

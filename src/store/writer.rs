@@ -132,6 +132,14 @@ fn write(tx: &Transaction, record: &Record) -> rusqlite::Result<()> {
             )?
             .execute(params![e.incident_id, e.reason, e.by, e.at_ms])?;
         }
+        Record::Rename { from, to } => {
+            for table in ["results", "state_changes", "rollups", "heartbeats", "target_state"] {
+                tx.execute(&format!("UPDATE OR REPLACE {table} SET target = ?2 WHERE target = ?1"), params![from, to])?;
+            }
+            let system = to.split('/').next().unwrap_or_default();
+            tx.prepare_cached("UPDATE incidents SET target = ?2, system = ?3 WHERE target = ?1")?
+                .execute(params![from, to, system])?;
+        }
         Record::Batch(records) => {
             for r in records {
                 write(tx, r)?;

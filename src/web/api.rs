@@ -366,7 +366,10 @@ pub(super) async fn reload(state: &WebState) -> Reply {
         return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
     match answer.await {
-        Ok(Ok(())) => text(StatusCode::OK, "configuration reloaded"),
+        Ok(Ok(warnings)) => {
+            let lines: String = warnings.iter().map(|w| format!("\nwarning: {w}")).collect();
+            text(StatusCode::OK, format!("configuration reloaded{lines}"))
+        }
         Ok(Err(errors)) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("configuration not reloaded, the previous one keeps running:\n{errors}"),

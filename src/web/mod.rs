@@ -65,10 +65,10 @@ pub enum ReloadError {
     ShuttingDown,
 }
 
-/// A request to reload the configuration; answered with the errors, if any.
+/// A request to reload the configuration; answered with its warnings, or the errors.
 #[derive(Debug)]
 pub struct ReloadRequest {
-    pub respond: oneshot::Sender<Result<(), ReloadError>>,
+    pub respond: oneshot::Sender<Result<Vec<String>, ReloadError>>,
 }
 
 /// What the handlers read.

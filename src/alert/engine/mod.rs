@@ -130,6 +130,7 @@ impl Engine {
             escalated: false,
             last_notified_ms: now,
             monitor_blind: o.monitor_blind,
+            closed_as: None,
         };
         self.next_id += 1;
         let notes = if quiet { Vec::new() } else { self.tell(&mut incident, routing, now) };
@@ -196,6 +197,28 @@ impl Engine {
         effects.extend(notes);
         self.open.insert(target.to_string(), incident);
         effects
+    }
+
+    /// Closes the open incident of a target whose check was removed from the
+    /// configuration: resolved as `removed`, and the receivers told hear of it.
+    pub fn close_removed(&mut self, target: &str, now: i64) -> Vec<Effect> {
+        if let Some(incident) = self.open.get_mut(target) {
+            incident.closed_as = Some("removed".into());
+        }
+        self.resolve(target, now)
+    }
+
+    /// Moves a target's open incident to its new id `to` (the check was renamed with
+    /// `renamed_from`): same incident, same receivers; `rename` gives it the new names.
+    pub fn rename(&mut self, from: &str, to: &str, rename: impl FnOnce(&mut Incident)) -> Vec<Effect> {
+        let Some(mut incident) = self.open.remove(from) else { return Vec::new() };
+        incident.target = to.to_string();
+        rename(&mut incident);
+        for (_, targets) in self.groups.values_mut() {
+            targets.iter_mut().filter(|t| *t == from).for_each(|t| *t = to.to_string());
+        }
+        self.open.insert(to.to_string(), incident.clone());
+        vec![Effect::Save(incident)]
     }
 
     /// Resolves the target's open incident, if any; resolution goes to everyone told who
