@@ -74,9 +74,6 @@ impl Pipeline {
                 let depends_on = expand_dependencies(&config, &check.depends_on);
                 for target in &check.targets {
                     let id = target.key.id();
-                    let kind = check.probe.kind();
-                    let rule =
-                        Rule { failure_threshold: check.failure_threshold, success_threshold: check.success_threshold };
                     // What is known under the target's id — or, for a renamed check not yet
                     // known under its new id, under its former one.
                     let known = |x: &str| {
@@ -89,42 +86,9 @@ impl Pipeline {
                         }
                         _ => id.clone(),
                     };
-                    let last_run_ms = old.get(&source).map_or(now, |e| e.last_run_ms);
-                    let resume_history = old.get(&source).is_some_and(|e| e.resume_history);
-                    // Flapping detection goes on across reloads (and restarts, from the store).
-                    let (state, metrics, flaps) = match old.remove(&source) {
-                        Some(e) if e.kind == kind && source == id => (e.state, e.metrics, e.flaps),
-                        Some(e) => {
-                            self.metrics.remove(&e.metrics);
-                            let metrics = self.metrics.target(&target.key, kind.as_str(), perfdata_labels(check));
-                            (e.state, metrics, e.flaps)
-                        }
-                        None => {
-                            let state = self.restored.remove(&source).unwrap_or_else(|| TargetState::new(now));
-                            let flapping = config.alerting.flapping;
-                            let flaps = FlapTracker::replay(
-                                &self.restored_flaps.remove(&source).unwrap_or_default(),
-                                flapping.changes,
-                                flapping.window.as_millis() as i64,
-                                now,
-                            );
-                            (state, self.metrics.target(&target.key, kind.as_str(), perfdata_labels(check)), flaps)
-                        }
-                    };
-                    self.metrics.set_state(&metrics, state.state);
-                    let entry = Entry {
-                        system: system.id.clone(),
-                        kind,
-                        rule,
-                        check: shared.clone(),
-                        target_name: target.key.target.clone(),
-                        depends_on: depends_on.clone(),
-                        state,
-                        metrics,
-                        flaps,
-                        last_run_ms,
-                        resume_history,
-                    };
+                    let previous = old.remove(&source);
+                    let mut entry = self.entry(&config, &shared, &target.key, &source, previous, now);
+                    entry.depends_on = depends_on.clone();
                     self.entries.insert(id, entry);
                 }
             }
@@ -160,6 +124,56 @@ impl Pipeline {
         self.outlook.send_modify(|o| o.config = config.clone());
         self.config = config;
         warnings
+    }
+
+    /// The entry of `key` in `config`, carrying on from what was known under `source` (its
+    /// id, or its former one): the `previous` entry, else what the store remembered.
+    fn entry(
+        &mut self,
+        config: &Config,
+        check: &Arc<Check>,
+        key: &TargetKey,
+        source: &str,
+        previous: Option<Entry>,
+        now: i64,
+    ) -> Entry {
+        let kind = check.probe.kind();
+        let same = source == key.id();
+        let last_run_ms = previous.as_ref().map_or(now, |e| e.last_run_ms);
+        let resume_history = previous.as_ref().is_some_and(|e| e.resume_history);
+        // Flapping detection goes on across reloads (and restarts, from the store).
+        let (state, metrics, flaps) = match previous {
+            Some(e) if e.kind == kind && same => (e.state, e.metrics, e.flaps),
+            Some(e) => {
+                self.metrics.remove(&e.metrics);
+                (e.state, self.metrics.target(key, kind.as_str(), perfdata_labels(check)), e.flaps)
+            }
+            None => {
+                let state = self.restored.remove(source).unwrap_or_else(|| TargetState::new(now));
+                let flapping = config.alerting.flapping;
+                let flaps = FlapTracker::replay(
+                    &self.restored_flaps.remove(source).unwrap_or_default(),
+                    flapping.changes,
+                    flapping.window.as_millis() as i64,
+                    now,
+                );
+                (state, self.metrics.target(key, kind.as_str(), perfdata_labels(check)), flaps)
+            }
+        };
+        self.metrics.set_state(&metrics, state.state);
+        Entry {
+            system: key.system.clone(),
+            kind,
+            rule: Rule { failure_threshold: check.failure_threshold, success_threshold: check.success_threshold },
+            check: check.clone(),
+            target_name: key.target.clone(),
+            depends_on: Vec::new(),
+            state,
+            metrics,
+            flaps,
+            last_run_ms,
+            resume_history,
+        }
     }
 
     /// Keeps the receivers `config` removes for delivery (the resolutions of incidents
