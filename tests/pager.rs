@@ -269,3 +269,121 @@ async fn reload_reconciles_incidents_and_receivers() {
     assert!(vigil::store::query::incidents(&db, true, None, 10).expect("incidents").is_empty());
     app.shutdown().await;
 }
+
+/// A pseudo-random phase (xorshift) below `max_ms`, so rounds start at varied points of
+/// the probes' schedules.
+fn next_phase(seed: &mut u64, max_ms: u64) -> Duration {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    Duration::from_millis(*seed % max_ms)
+}
+
+/// Issue #16, item 1 (the slow parent): ten gateways probed every second behind a router
+/// probed every ten seconds fail at the same instant, 20 rounds at random phases. Each
+/// gateway's failure waits for a probe of the router made now, so no gateway is ever
+/// paged; the router is paged once per round with every gateway listed as affected. The
+/// gateways' answers after the outage bring the router's next probe forward.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_cause_first_when_the_parent_is_probed_ten_times_slower() {
+    const ROUNDS: usize = 20;
+    let web = web_server(None).await;
+    let hooks = HookSink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let targets: String =
+        (1..=10).map(|i| format!("          - {{ name: gw{i:02}, url: \"http://{}/switch\" }}\n", web.addr)).collect();
+    let config = format!(
+        "alerting: {{ flapping: {{ changes: 1000, window: 1m }} }}\n\
+         receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\nroutes:\n  - {{ receivers: [team] }}\n\
+         systems:\n  - id: core\n    checks:\n      - {{ id: router, interval: 10s, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n  - id: communes\n    checks:\n      - id: gateways\n        http: {{}}\n        conditions: [\"[STATUS] == 200\"]\n        depends_on: [core/router]\n        targets:\n{targets}",
+        hooks.addr, web.addr
+    );
+    write_config(dir.path(), &config);
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    let gateways: Vec<String> = (1..=10).map(|i| format!("communes/gateways/gw{i:02}")).collect();
+    let all = |gw: State, router: State| {
+        let mut s: Vec<(&str, State)> = gateways.iter().map(|id| (id.as_str(), gw)).collect();
+        s.push(("core/router", router));
+        s
+    };
+    wait_states(&mut events, WAIT, &all(State::Up, State::Up)).await;
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..ROUNDS {
+        tokio::time::sleep(next_phase(&mut seed, 1_000)).await;
+        web.switch.store(503, Ordering::SeqCst);
+        wait_states(&mut events, WAIT, &all(State::Unreachable, State::Down)).await;
+        web.switch.store(200, Ordering::SeqCst);
+        wait_states(&mut events, WAIT, &all(State::Up, State::Up)).await;
+    }
+    app.settle().await;
+    let incidents = vigil::store::query::incidents(&dir.path().join("vigil.db"), false, None, 1000).expect("incidents");
+    let paged: Vec<&str> = incidents.iter().map(|i| i.target.as_str()).filter(|t| *t != "core/router").collect();
+    assert!(paged.is_empty(), "no gateway was paged: {paged:?}");
+    assert_eq!(incidents.len(), ROUNDS, "the router, once per round");
+    for i in &incidents {
+        let mut affected = i.affected.clone();
+        affected.sort();
+        assert_eq!(affected, gateways, "incident {} lists every gateway as also affected", i.id);
+    }
+    assert_eq!(outbox_rows(dir.path(), "-firing-"), ROUNDS, "one page per round");
+    let metrics = get(&format!("http://{}/metrics", app.addr())).await;
+    let parent_down = sample(&metrics, "vigil_dependency_checks_total", &[r#"result="parent_down""#]);
+    // Mostly the gateways' failures come first and wait; in a round where the router's own
+    // tick comes first, nothing needs to wait.
+    assert!(parent_down.is_some_and(|n| n >= 1.0), "held failures counted: {parent_down:?}");
+    app.shutdown().await;
+}
+
+/// Issue #16, item 1 (monitor blind): Vigil's uplink and two applications fail at the same
+/// instant, 20 rounds at random phases: only "monitor blind" is ever paged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_monitor_blind_when_the_uplink_and_applications_fail_together() {
+    const ROUNDS: usize = 20;
+    let web = web_server(None).await;
+    let hooks = HookSink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let check = |id: &str| {
+        format!(
+            "      - {{ id: {id}, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+            web.addr
+        )
+    };
+    let text = format!(
+        "instance: {{ name: test, location: test-lab, uplink: [core/uplink] }}\n\
+         server: {{ listen: \"127.0.0.1:0\", admin_token: \"{TOKEN}\" }}\n\
+         storage: {{ path: \"{db}\" }}\n\
+         defaults: {{ interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1 }}\n\
+         alerting: {{ flapping: {{ changes: 1000, window: 1m }} }}\n\
+         receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{h}/hook\" }} }} ] }}\nroutes:\n  - {{ receivers: [team] }}\n\
+         systems:\n  - id: core\n    checks:\n{uplink}  - id: procedures\n    checks:\n{portal}  - id: documents\n    checks:\n{web}",
+        db = dir.path().join("vigil.db").display(),
+        h = hooks.addr,
+        uplink = check("uplink"),
+        portal = check("portal"),
+        web = check("web"),
+    );
+    std::fs::write(dir.path().join("vigil.yaml"), text).expect("write config");
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    let all = |apps: State, uplink: State| {
+        vec![("core/uplink", uplink), ("procedures/portal", apps), ("documents/web", apps)]
+    };
+    wait_states(&mut events, WAIT, &all(State::Up, State::Up)).await;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..ROUNDS {
+        tokio::time::sleep(next_phase(&mut seed, 1_000)).await;
+        web.switch.store(503, Ordering::SeqCst);
+        wait_states(&mut events, WAIT, &all(State::Unknown, State::Down)).await;
+        web.switch.store(200, Ordering::SeqCst);
+        wait_states(&mut events, WAIT, &all(State::Up, State::Up)).await;
+    }
+    app.settle().await;
+    let incidents = vigil::store::query::incidents(&dir.path().join("vigil.db"), false, None, 1000).expect("incidents");
+    let paged: Vec<&str> = incidents.iter().map(|i| i.target.as_str()).filter(|t| *t != "core/uplink").collect();
+    assert!(paged.is_empty(), "no application was paged: {paged:?}");
+    assert_eq!(incidents.len(), ROUNDS, "monitor blind, once per round");
+    assert!(incidents.iter().all(|i| i.monitor_blind), "each one says the monitor is blind");
+    assert_eq!(outbox_rows(dir.path(), "-firing-"), ROUNDS, "one page per round");
+    app.shutdown().await;
+}

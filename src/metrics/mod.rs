@@ -52,6 +52,8 @@ pub const STORE_WRITE_ERRORS: &str = "vigil_store_write_errors_total";
 pub const STORE_LAST_WRITE: &str = "vigil_store_last_successful_write_timestamp_seconds";
 pub const STORE_PENDING: &str = "vigil_store_pending_records";
 pub const STORE_SHED: &str = "vigil_store_shed_results_total";
+pub const DEPENDENCY_CHECKS: &str = "vigil_dependency_checks_total";
+pub const DEPENDENCY_HOLD: &str = "vigil_dependency_hold_seconds";
 
 /// Buckets for probe durations and scheduler lag (seconds).
 const DURATION_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -77,6 +79,11 @@ pub struct Metrics {
     pub notification_delivery: Histogram,
     /// Scheduler lag: time from a probe's scheduled tick to its start.
     pub scheduler_lag: Histogram,
+    /// Failing results held for their parents' answer, by how it ended (`parent_down`,
+    /// `parent_up`, `timeout`).
+    pub dependency_checks: IntCounterVec,
+    /// How long a failing result was held for its parents.
+    pub dependency_hold: Histogram,
     /// Number of check targets configured.
     pub checks_configured: IntGauge,
     /// Check targets with no result for more than three intervals (the watchdog).
@@ -189,6 +196,25 @@ impl Metrics {
                 Histogram::with_opts(
                     HistogramOpts::new(NOTIFICATION_DELIVERY, "Time from a notification's creation to its delivery.")
                         .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0]),
+                )
+                .expect("valid metric"),
+            ),
+            dependency_checks: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        DEPENDENCY_CHECKS,
+                        "Failing results held until their parents answered a probe, by result (parent_down, parent_up, timeout).",
+                    ),
+                    &["result"],
+                )
+                .expect("valid metric"),
+            ),
+            dependency_hold: register(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(DEPENDENCY_HOLD, "How long a failing result was held for its parents' answer.")
+                        .buckets(DURATION_BUCKETS.to_vec()),
                 )
                 .expect("valid metric"),
             ),

@@ -23,6 +23,8 @@ pub(super) struct Held {
     first_failure_ms: i64,
     /// When the child is judged anyway (its parents' timeout, and a second).
     deadline_ms: i64,
+    /// When the hold began.
+    held_ms: i64,
 }
 
 impl Pipeline {
@@ -42,8 +44,29 @@ impl Pipeline {
             self.held.insert(held.queue[0].target_id.clone(), held);
             return;
         }
+        if result.outcome.health == crate::model::Health::Up {
+            self.confirm_parents(&result);
+        }
         self.judge(result);
         self.release_held();
+    }
+
+    /// A target that answers while a parent of it is down is evidence that the parent is
+    /// back: the parent is probed now (at most once a second) instead of at its next tick,
+    /// so the root cause's recovery is known as soon as its dependents'.
+    fn confirm_parents(&self, result: &ProbeResult) {
+        let Some(entry) = self.entries.get(&result.target_id) else { return };
+        let uplink = &self.config.instance.uplink;
+        let is_uplink = uplink.contains(&result.target_id);
+        let uplinks = uplink.iter().filter(|_| !is_uplink);
+        for parent in entry.depends_on.iter().chain(uplinks) {
+            if let Some(p) = self.entries.get(parent)
+                && p.state.state == State::Down
+                && result.finished_ms - p.last_run_ms >= 1_000
+            {
+                self.on_demand.probe_now(parent);
+            }
+        }
     }
 
     /// The parents of `target` whose state could decide its failure: its dependencies, and
@@ -84,11 +107,13 @@ impl Pipeline {
             .collect();
         let wait =
             stale.iter().filter_map(|p| self.entries.get(p)).map(|e| e.check.timeout.as_millis() as i64).max()?;
+        let now = self.clock.now_ms();
         Some(Held {
             queue: Vec::new(),
             parents: stale,
             first_failure_ms,
-            deadline_ms: self.clock.now_ms() + wait + 1_000,
+            deadline_ms: now + wait + 1_000,
+            held_ms: now,
         })
     }
 
@@ -99,17 +124,27 @@ impl Pipeline {
             return;
         }
         let now = self.clock.now_ms();
-        let ready: Vec<String> = self
+        let answered = |h: &Held| {
+            h.parents.iter().all(|p| self.entries.get(p).is_none_or(|e| e.last_run_ms >= h.first_failure_ms))
+        };
+        let ready: Vec<(String, &'static str)> = self
             .held
             .iter()
-            .filter(|(_, h)| {
-                now >= h.deadline_ms
-                    || h.parents.iter().all(|p| self.entries.get(p).is_none_or(|e| e.last_run_ms >= h.first_failure_ms))
+            .filter_map(|(id, h)| {
+                let outcome = if !answered(h) {
+                    "timeout"
+                } else if h.parents.iter().any(|p| self.failing(p)) {
+                    "parent_down"
+                } else {
+                    "parent_up"
+                };
+                (answered(h) || now >= h.deadline_ms).then(|| (id.clone(), outcome))
             })
-            .map(|(id, _)| id.clone())
             .collect();
-        for id in ready {
+        for (id, outcome) in ready {
             if let Some(held) = self.held.remove(&id) {
+                self.metrics.dependency_checks.with_label_values(&[outcome]).inc();
+                self.metrics.dependency_hold.observe((now - held.held_ms).max(0) as f64 / 1000.0);
                 for result in held.queue {
                     self.judge(result);
                 }
