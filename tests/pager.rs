@@ -387,3 +387,70 @@ async fn only_monitor_blind_when_the_uplink_and_applications_fail_together() {
     assert_eq!(outbox_rows(dir.path(), "-firing-"), ROUNDS, "one page per round");
     app.shutdown().await;
 }
+
+/// Issue #16, item 1 (the settle window): three gateways fail and are paged while their
+/// router still answers; the router fails seconds later. The gateways' incidents are
+/// re-attributed to it, once: one "update" of the router's incident lists them as also
+/// affected, each gateway's incident says why (on its check page too), and nothing more
+/// is sent about them while the router is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_root_cause_failing_just_after_takes_its_dependents_under_it() {
+    let (router, gateways) = (web_server(None).await, web_server(None).await);
+    let hooks = HookSink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let targets: String = (1..=3)
+        .map(|i| format!("          - {{ name: gw{i:02}, url: \"http://{}/switch\" }}\n", gateways.addr))
+        .collect();
+    let config = format!(
+        "receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\nroutes:\n  - {{ receivers: [team], repeat_every: 1m }}\n\
+         systems:\n  - id: core\n    checks:\n      - {{ id: router, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n  - id: communes\n    checks:\n      - id: gateways\n        http: {{}}\n        conditions: [\"[STATUS] == 200\"]\n        depends_on: [core/router]\n        targets:\n{targets}",
+        hooks.addr, router.addr
+    );
+    write_config(dir.path(), &config);
+    let clock = vigil::model::TestClock::new();
+    let app = start_daemon_with_clock(dir.path(), clock.clone()).await;
+    let mut events = app.subscribe();
+    let ids = ["communes/gateways/gw01", "communes/gateways/gw02", "communes/gateways/gw03"];
+    let each = |s: State| ids.iter().map(|id| (*id, s)).collect::<Vec<_>>();
+    wait_states(&mut events, WAIT, &[each(State::Up), vec![("core/router", State::Up)]].concat()).await;
+    gateways.switch.store(503, Ordering::SeqCst);
+    wait_states(&mut events, WAIT, &each(State::Down)).await;
+    router.switch.store(503, Ordering::SeqCst);
+    // The gateways stay down (their own outage began first); the router's incident takes them.
+    wait_states(&mut events, WAIT, &[("core/router", State::Down)]).await;
+    app.settle().await;
+    assert_eq!(outbox_rows(dir.path(), "-firing-"), 4, "three gateways, then the router");
+    assert_eq!(outbox_rows(dir.path(), "-update-"), 0, "the update waits for the others");
+    clock.advance(Duration::from_secs(11));
+    app.settle().await;
+    assert_eq!(outbox_rows(dir.path(), "-update-"), 1, "one update for the three");
+    let got = hooks.wait_until(WAIT, "the update", |h| h.iter().any(|x| x.body["event"] == "update")).await;
+    let update = got.iter().find(|x| x.body["event"] == "update").expect("update");
+    assert_eq!(update.body["incident"]["target"], "core/router");
+    let mut affected: Vec<String> = serde_json::from_value(update.body["incident"]["affected"].clone()).expect("list");
+    affected.sort();
+    assert_eq!(affected, ids, "the router's incident lists the gateways");
+    let db = dir.path().join("vigil.db");
+    let open = vigil::store::query::incidents(&db, true, Some("communes"), 10).expect("incidents");
+    assert_eq!(open.len(), 3, "the gateways' incidents stay open (they still fail)");
+    for i in &open {
+        let decisions: Vec<_> = i.why.iter().map(|w| w.decision).collect();
+        use vigil::model::incident::Decision::*;
+        assert_eq!(decisions, [Announced, Reattributed], "incident {}: {:?}", i.id, i.why);
+    }
+    let page = get(&format!("http://{}/checks/communes/gateways?lang=en", app.addr())).await;
+    assert!(page.contains("Re-attributed to the root cause, core&#x2f;router"), "the check page says why: {page}");
+    // Nothing more about the gateways while the router is down: no reminder, no second update.
+    clock.advance(Duration::from_secs(120));
+    app.settle().await;
+    assert_eq!(outbox_rows(dir.path(), "-update-"), 1, "once");
+    let reminded: Vec<String> =
+        vigil::store::query::deliveries(&db).expect("outbox").into_iter().map(|(key, _, _)| key).collect();
+    let about_gateways: Vec<&String> = reminded
+        .iter()
+        .filter(|k| k.contains("-reminder-") && open.iter().any(|i| k.starts_with(&format!("incident-{}-", i.id))))
+        .collect();
+    assert!(about_gateways.is_empty(), "no reminders about the gateways: {about_gateways:?}");
+    assert!(reminded.iter().any(|k| k.contains("-reminder-")), "the router's incident is reminded");
+    app.shutdown().await;
+}

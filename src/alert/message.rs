@@ -216,6 +216,7 @@ pub fn test_notification(receiver: &str, now_ms: i64) -> Notification {
             last_notified_ms: now_ms,
             monitor_blind: false,
             closed_as: None,
+            why: Vec::new(),
         },
         created_ms: now_ms,
         reply_to: None,

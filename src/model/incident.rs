@@ -53,6 +53,73 @@ fn announced_default() -> bool {
     true
 }
 
+/// A decision about telling people of an incident — kept with it, so its page can say why
+/// it was (or was not) announced, and to whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Told at once.
+    Announced,
+    /// Waiting for its group's announcement (`group_wait`).
+    Grouped,
+    /// Told with its group.
+    GroupAnnounced,
+    /// No route matched: nobody is told.
+    NoRoute,
+    /// Not told: the target was flapping.
+    QuietFlapping,
+    /// Told late: the flapping ended (or went on too long) with the incident still open.
+    AnnouncedAfterFlapping,
+    /// Told to the escalation receivers.
+    Escalated,
+    /// The target became unreachable: its root cause's incident speaks for it (reminders pause).
+    Unreachable,
+    /// Listed under the root cause's incident, which failed just after it was announced.
+    Reattributed,
+    /// Closed because its check was removed from the configuration.
+    Removed,
+}
+
+impl Decision {
+    /// What the decision means, for people; `who` are the receivers (or root causes).
+    pub fn describe(self, who: &[String], vietnamese: bool) -> String {
+        let who = who.join(", ");
+        match (self, vietnamese) {
+            (Decision::Announced, true) => format!("Đã báo cho {who}"),
+            (Decision::Announced, false) => format!("Announced to {who}"),
+            (Decision::Grouped, true) => format!("Chờ gộp nhóm trước khi báo cho {who}"),
+            (Decision::Grouped, false) => format!("Waiting for its group before telling {who}"),
+            (Decision::GroupAnnounced, true) => format!("Đã báo cho {who} cùng nhóm"),
+            (Decision::GroupAnnounced, false) => format!("Announced to {who} with its group"),
+            (Decision::NoRoute, true) => "Không báo: không tuyến cảnh báo nào khớp".into(),
+            (Decision::NoRoute, false) => "Not announced: no route matched".into(),
+            (Decision::QuietFlapping, true) => "Không báo: đối tượng đang dao động".into(),
+            (Decision::QuietFlapping, false) => "Not announced: the target was flapping".into(),
+            (Decision::AnnouncedAfterFlapping, true) => "Báo muộn: hết dao động mà sự cố vẫn còn".into(),
+            (Decision::AnnouncedAfterFlapping, false) => {
+                "Announced late: the flapping is over (or went on too long) and it still fails".into()
+            }
+            (Decision::Escalated, true) => format!("Leo thang tới {who}"),
+            (Decision::Escalated, false) => format!("Escalated to {who}"),
+            (Decision::Unreachable, true) => format!("Không truy cập được do {who} lỗi; tạm dừng nhắc lại"),
+            (Decision::Unreachable, false) => format!("Unreachable because {who} fails; reminders paused"),
+            (Decision::Reattributed, true) => format!("Gộp vào sự cố gốc của {who}"),
+            (Decision::Reattributed, false) => format!("Re-attributed to the root cause, {who}"),
+            (Decision::Removed, true) => "Đóng: kiểm tra đã bị gỡ khỏi cấu hình".into(),
+            (Decision::Removed, false) => "Closed: the check was removed from the configuration".into(),
+        }
+    }
+}
+
+/// One decision, when it was taken, and whom it concerned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Why {
+    pub at_ms: i64,
+    pub decision: Decision,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub who: Vec<String>,
+}
+
 /// One incident of a grouped announcement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupItem {
@@ -113,9 +180,17 @@ pub struct Incident {
     /// removed from the configuration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_as: Option<String>,
+    /// Why it was, or was not, announced — every decision, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub why: Vec<Why>,
 }
 
 impl Incident {
+    /// Records a decision about telling people of it.
+    pub fn decided(&mut self, at_ms: i64, decision: Decision, who: Vec<String>) {
+        self.why.push(Why { at_ms, decision, who });
+    }
+
     /// Whether the incident is still open.
     pub fn is_open(&self) -> bool {
         self.resolved_ms.is_none()
@@ -132,6 +207,9 @@ pub enum EventKind {
     Resolved,
     /// The target keeps changing state; notifications pause until it is stable.
     Flapping,
+    /// The incident turned out to be the root cause of others already announced: it now
+    /// lists them as also affected.
+    Update,
     /// The monthly uptime report.
     Report,
     Test,
@@ -146,6 +224,7 @@ impl EventKind {
             EventKind::Escalation => "escalation",
             EventKind::Resolved => "resolved",
             EventKind::Flapping => "flapping",
+            EventKind::Update => "update",
             EventKind::Report => "report",
             EventKind::Test => "test",
         }

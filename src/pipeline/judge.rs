@@ -4,7 +4,7 @@
 use super::{Event, Pipeline};
 use crate::alert::engine::{Effect, Opening, Routing};
 use crate::alert::state::{self, Flap, Transition};
-use crate::model::incident::Severity;
+use crate::model::incident::{Decision, Severity};
 use crate::model::{State, TargetState};
 use crate::probe::ProbeOutcome;
 use crate::scheduler::ProbeResult;
@@ -344,6 +344,23 @@ impl Pipeline {
         };
         if t.to == State::Unreachable {
             effects.extend(self.engine.add_affected(failing_deps, target));
+            effects.extend(self.engine.decide(target, t.at_ms, Decision::Unreachable, failing_deps.to_vec()));
+        }
+        if t.to == State::Down {
+            // Dependents paged just before this root cause failed are taken under it.
+            let dependents: Vec<String> = self
+                .entries
+                .iter()
+                .filter(|(_, e)| e.state.state == State::Down && e.depends_on.iter().any(|d| d == target))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for dependent in dependents {
+                let taken = self.engine.reattribute(target, &dependent, t.at_ms);
+                if !taken.is_empty() {
+                    effects.extend(taken);
+                    effects.extend(self.engine.add_affected(&[target.to_string()], &dependent));
+                }
+            }
         }
         effects
     }

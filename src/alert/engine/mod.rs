@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::route;
 use crate::config::alerting::Route;
-use crate::model::incident::{Ack, EventKind, GroupItem, Incident, Notification, Severity, Told};
+use crate::model::incident::{Ack, Decision, EventKind, GroupItem, Incident, Notification, Severity, Told};
 
 /// What the caller must do.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,7 +53,16 @@ pub struct Engine {
     next_id: i64,
     /// Group key → (due time, targets), for grouped routes.
     groups: BTreeMap<String, (i64, Vec<String>)>,
+    /// Root cause target → (due time, dependents already announced that it now explains):
+    /// one "update" per batch instead of one per dependent.
+    reattributed: BTreeMap<String, (i64, Vec<String>)>,
 }
+
+/// A root cause that fails within this time after a dependent of it was announced takes
+/// that dependent's incident under its own ("also affected"), once.
+pub const REATTRIBUTE_WITHIN_MS: i64 = 120_000;
+/// How long re-attributed dependents are collected before the one update goes out.
+pub(super) const REATTRIBUTE_WAIT_MS: i64 = 10_000;
 
 /// The idempotency key of a notification.
 fn key(incident: &Incident, receiver: &str, event: EventKind, n: u32) -> String {
@@ -89,7 +98,7 @@ impl Engine {
                 }
             }
         }
-        Engine { open, next_id: last_id + 1, groups }
+        Engine { open, next_id: last_id + 1, groups, reattributed: BTreeMap::new() }
     }
 
     /// The open incident of a target.
@@ -131,9 +140,15 @@ impl Engine {
             last_notified_ms: now,
             monitor_blind: o.monitor_blind,
             closed_as: None,
+            why: Vec::new(),
         };
         self.next_id += 1;
-        let notes = if quiet { Vec::new() } else { self.tell(&mut incident, routing, now) };
+        let notes = if quiet {
+            incident.decided(now, Decision::QuietFlapping, Vec::new());
+            Vec::new()
+        } else {
+            self.tell(&mut incident, routing, now)
+        };
         effects.push(Effect::Save(incident.clone()));
         effects.extend(notes);
         self.open.insert(incident.target.clone(), incident);
@@ -174,6 +189,18 @@ impl Engine {
                 });
             }
         }
+        let (now_told, waiting): (Vec<&Told>, Vec<&Told>) = incident.told.iter().partition(|t| t.announced);
+        let names = |told: &[&Told]| told.iter().map(|t| t.receiver.clone()).collect::<Vec<_>>();
+        let (now_told, waiting) = (names(&now_told), names(&waiting));
+        if now_told.is_empty() && waiting.is_empty() {
+            incident.decided(now, Decision::NoRoute, Vec::new());
+        }
+        if !now_told.is_empty() {
+            incident.decided(now, Decision::Announced, now_told);
+        }
+        if !waiting.is_empty() {
+            incident.decided(now, Decision::Grouped, waiting);
+        }
         incident
             .told
             .iter()
@@ -191,6 +218,7 @@ impl Engine {
             self.open.insert(target.to_string(), incident);
             return Vec::new();
         }
+        incident.decided(now, Decision::AnnouncedAfterFlapping, Vec::new());
         let notes = self.tell(&mut incident, routing, now);
         incident.last_notified_ms = now;
         let mut effects = vec![Effect::Save(incident.clone())];
@@ -204,6 +232,7 @@ impl Engine {
     pub fn close_removed(&mut self, target: &str, now: i64) -> Vec<Effect> {
         if let Some(incident) = self.open.get_mut(target) {
             incident.closed_as = Some("removed".into());
+            incident.decided(now, Decision::Removed, Vec::new());
         }
         self.resolve(target, now)
     }
@@ -266,6 +295,7 @@ impl Engine {
                         t.announced = true;
                         t.first_key = key.clone();
                     }
+                    i.decided(now, Decision::GroupAnnounced, vec![receiver.clone()]);
                     // Reminders count from the announcement, not from the opening.
                     i.last_notified_ms = now;
                     effects.push(Effect::Save(i.clone()));
@@ -309,6 +339,13 @@ impl Engine {
         effects
     }
 
+    /// Records a decision on the target's open incident (if any).
+    pub fn decide(&mut self, target: &str, now: i64, decision: Decision, who: Vec<String>) -> Vec<Effect> {
+        let Some(incident) = self.open.get_mut(target) else { return Vec::new() };
+        incident.decided(now, decision, who);
+        vec![Effect::Save(incident.clone())]
+    }
+
     /// Lists `dependent` as also affected by the open incidents of `roots`.
     pub fn add_affected(&mut self, roots: &[String], dependent: &str) -> Vec<Effect> {
         let mut effects = Vec::new();
@@ -336,12 +373,14 @@ impl Engine {
     /// maintenance) wait.
     pub fn tick(&mut self, routing: Routing, now: i64, paused: &dyn Fn(&str) -> bool) -> Vec<Effect> {
         let mut effects = self.flush_groups(now);
+        effects.extend(self.flush_reattributed(now));
+        let under_root = self.under_open_roots();
         for incident in self.open.values_mut().filter(|i| i.ack.is_none() && !paused(&i.target)) {
             // Only what somebody was told about is followed up: not a quiet incident (opened
             // while flapping), not one whose group is still collecting.
             let announced: HashSet<String> =
                 incident.told.iter().filter(|t| t.announced).map(|t| t.receiver.clone()).collect();
-            if announced.is_empty() {
+            if announced.is_empty() || under_root.contains(&incident.target) {
                 continue;
             }
             let routes = route::matching(routing.routes, incident, routing.location);
@@ -354,6 +393,7 @@ impl Engine {
                 {
                     incident.escalated = true;
                     changed = true;
+                    incident.decided(now, Decision::Escalated, esc.to.clone());
                     for receiver in &esc.to {
                         if !incident.told.iter().any(|t| &t.receiver == receiver) {
                             let first_key = key(incident, receiver, EventKind::Escalation, 0);
@@ -402,5 +442,6 @@ impl Engine {
     }
 }
 
+mod reattribute;
 #[cfg(test)]
 mod tests;

@@ -148,3 +148,33 @@ fn keys_are_stable_and_distinct() {
     assert!(engine.add_affected(&["web/portal".into()], "web/api").len() == 1);
     assert!(engine.add_affected(&["web/portal".into()], "web/api").is_empty(), "listed once");
 }
+
+#[test]
+fn a_root_cause_just_after_takes_its_announced_dependents_once() {
+    let routes = vec![route(&[("system", "communes")], &["commune-team"]), route(&[], &["core-team"])];
+    let routing = Routing { routes: &routes, location: "dc" };
+    let mut engine = Engine::default();
+    engine.open(opening("communes/gw01", Severity::Critical), routing, 1_000, false);
+    engine.open(opening("communes/gw02", Severity::Critical), routing, 1_000, true); // quiet: nobody told
+    engine.open(opening("core/router", Severity::Critical), routing, 5_000, false);
+    assert_eq!(engine.reattribute("core/router", "communes/gw01", 5_000).len(), 1);
+    assert!(engine.reattribute("core/router", "communes/gw01", 5_500).is_empty(), "once");
+    assert!(
+        engine.reattribute("core/router", "communes/gw02", 5_000).is_empty(),
+        "not announced: nothing to take back"
+    );
+    assert!(notified(&engine.tick(routing, 14_999, &|_| false)).is_empty(), "collecting");
+    let update = notified(&engine.tick(routing, 15_000, &|_| false));
+    assert_eq!(
+        update,
+        [("core-team".to_string(), EventKind::Update), ("commune-team".to_string(), EventKind::Update)],
+        "one update, to everyone told about the root or the dependent"
+    );
+    assert!(notified(&engine.tick(routing, 20_000, &|_| false)).is_empty());
+
+    // A root cause failing long after the dependent was announced is a separate story.
+    let mut late = Engine::default();
+    late.open(opening("communes/gw01", Severity::Critical), routing, 0, false);
+    late.open(opening("core/router", Severity::Critical), routing, REATTRIBUTE_WITHIN_MS + 1, false);
+    assert!(late.reattribute("core/router", "communes/gw01", REATTRIBUTE_WITHIN_MS + 1).is_empty());
+}

@@ -53,6 +53,7 @@ pub(super) fn check_page(state: &WebState, req: &Head, board: &Board, id: &str) 
                 .iter()
                 .map(|i| json!({
                     "id": i.id, "since": local(i.started_ms, tz), "open": i.is_open(), "cause": i.cause, "ack": i.ack,
+                    "why": i.why.iter().map(|w| format!("{} — {}", local(w.at_ms, tz), w.decision.describe(&w.who, v.lang == Language::Vi))).collect::<Vec<_>>(),
                     "duration": i.resolved_ms.map(|r| format_duration(Duration::from_millis((r - i.started_ms).max(0) as u64))).unwrap_or_else(|| "…".into()),
                 }))
                 .collect();
