@@ -51,7 +51,9 @@ fn alert_latency_measures_every_incident() {
     let stdout = smoke("alert-latency");
     let incidents = stdout.lines().find(|l| l.starts_with("incidents")).expect("incidents line");
     assert_eq!(incidents.split_whitespace().last(), Some("5"), "{stdout}");
-    for figure in ["latency p50", "latency p99", "latency max"] {
+    let behind = stdout.lines().find(|l| l.starts_with("incidents behind a parent")).expect("behind line");
+    assert_eq!(behind.split_whitespace().last(), Some("5"), "{stdout}");
+    for figure in ["latency p50", "latency p99", "latency max", "behind p50", "behind p99", "behind max"] {
         let line = stdout.lines().find(|l| l.starts_with(figure)).unwrap_or_else(|| panic!("{figure} in\n{stdout}"));
         let ms: i64 = line.split_whitespace().nth(2).and_then(|v| v.parse().ok()).expect("a number of ms");
         assert!(ms >= 0, "a mail cannot arrive before the probe that caused it: {line}");
