@@ -50,6 +50,7 @@ async fn sigkill_at_random_points_loses_nothing_and_never_repeats_a_down() {
          server: {{ listen: \"127.0.0.1:{port}\", admin_token: \"{TOKEN}\" }}\n\
          storage: {{ path: \"{}\" }}\n\
          defaults: {{ interval: 1s, timeout: 500ms, failure_threshold: 1, success_threshold: 1 }}\n\
+         alerting: {{ flapping: {{ changes: 1000, window: 1m }} }}\n\
          receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\n\
          routes:\n  - {{ receivers: [team] }}\n\
          systems:\n  - id: web\n    checks:\n      - id: many\n        http: {{}}\n        conditions: [\"[STATUS] == 200\"]\n        targets:\n{targets}",
