@@ -196,6 +196,22 @@ impl Pipeline {
             o.retired.retain(|r| !config.receivers.iter().any(|n| n.id == r.id) && !gone.iter().any(|g| g.id == r.id));
             o.retired.extend(gone);
         });
+        // Receivers neither configured nor kept from a reload (removed while Vigil was stopped).
+        let outlook = self.outlook.borrow();
+        let mut unknown: Vec<&str> = self
+            .engine
+            .open_incidents()
+            .flat_map(|i| i.told.iter().map(|t| t.receiver.as_str()))
+            .filter(|r| outlook.receiver(r).is_none() && !config.receivers.iter().any(|n| n.id == *r))
+            .collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        for r in unknown {
+            warnings.push(format!(
+                "receiver \"{r}\" is not configured, but open incidents were announced on it: their resolutions cannot reach it"
+            ));
+        }
+        drop(outlook);
         warnings
     }
 
