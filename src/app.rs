@@ -126,6 +126,14 @@ impl App {
             tracing::warn!("{warning}");
         }
         raise_open_files_limit(config.scheduler.max_concurrent_probes);
+        // An agent queues what it measures for its centre, in the transaction that stores it.
+        if let Err(e) = store::forward::set_forwarding(&config.storage.path, config.agent.is_some()) {
+            if config.agent.is_some() {
+                tracing::error!(error = %e, "cannot queue results for the centre");
+            } else {
+                tracing::debug!(error = %e, "cannot check the store's forwarding triggers");
+            }
+        }
         let (store, restored) = store::open_or_degraded(&config.storage.path);
         let heartbeats = Arc::new(HeartbeatBook::default());
         heartbeats.set_tokens(&config);
@@ -195,6 +203,17 @@ impl App {
             metrics.clone(),
             delivery_stop.clone(),
         );
+        let forwarder = match (&config.agent, store_writer.clone()) {
+            (Some(agent), Some(writer)) => Some(crate::agent::spawn(
+                agent.clone(),
+                config.storage.path.clone(),
+                writer,
+                metrics.clone(),
+                clock.clone(),
+                delivery_stop.clone(),
+            )),
+            _ => None,
+        };
         let prober = Arc::new(Prober::with_heartbeats(heartbeats.clone()));
         let mut scheduler = Scheduler::new(
             prober.clone(),
@@ -247,6 +266,9 @@ impl App {
             // Deliveries in flight finish and record their outcome; the rest stay in the outbox.
             delivery_stop.cancel();
             let _ = dispatcher.await;
+            if let Some(forwarder) = forwarder {
+                let _ = forwarder.await;
+            }
             match store {
                 Ok(store) => store.close().await,
                 Err(e) => tracing::error!(error = %e, "pipeline task failed"),

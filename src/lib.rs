@@ -28,6 +28,7 @@
 //! - [`fuzzing`]: entry points of the fuzz targets (`fuzz/`) and of their corpus replay.
 //! - [`cli`]: the `vigil` command's subcommands.
 
+pub mod agent;
 pub mod alert;
 pub mod app;
 pub mod cli;

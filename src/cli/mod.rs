@@ -62,6 +62,13 @@ pub enum Command {
         #[arg(short, long, default_value = "vigil.yaml")]
         config: PathBuf,
     },
+    /// Run as an agent at a vantage point: probe the configured checks and forward every
+    /// result to the centre named in `agent:` (results wait on disk while it is unreachable).
+    Agent {
+        /// Configuration file with an `agent:` section.
+        #[arg(short, long, default_value = "agent.yaml")]
+        config: PathBuf,
+    },
     /// Start simulated systems on loopback and monitor them, with a fault schedule.
     Demo {
         /// Where the monitor listens.
@@ -138,6 +145,17 @@ pub enum ReportSource {
 pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config } => {
+            app::run(ConfigSource::File(config), Overrides::default(), app::shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Agent { config } => {
+            match crate::config::load(&config) {
+                Ok(c) if c.agent.is_none() => {
+                    eprintln!("{}: an agent needs an `agent:` section (vantage, centre, token_file)", config.display());
+                    return Ok(ExitCode::from(2));
+                }
+                _ => {}
+            }
             app::run(ConfigSource::File(config), Overrides::default(), app::shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }

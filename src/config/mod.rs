@@ -15,6 +15,7 @@ mod raw;
 mod secrets;
 mod source;
 mod validate;
+pub mod vantage;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -166,6 +167,10 @@ pub struct Config {
     pub monthly_report: Option<MonthlyReport>,
     /// Every file read (root first).
     pub files: Vec<PathBuf>,
+    /// This Vigil's vantage point and centre, when it runs as an agent.
+    pub agent: Option<vantage::Agent>,
+    /// The agents this Vigil (a centre) accepts results from.
+    pub vantages: Vec<vantage::Vantage>,
 }
 
 impl Config {

@@ -26,6 +26,28 @@ pub struct RawRoot {
     pub receivers: Vec<RawReceiver>,
     pub routes: Vec<RawRoute>,
     pub maintenance: Vec<RawMaintenance>,
+    pub agent: Option<RawAgent>,
+    pub vantages: Vec<RawVantage>,
+}
+
+/// `agent:` — this Vigil measures from a vantage point and forwards to a centre.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawAgent {
+    pub vantage: Option<String>,
+    pub centre: Option<String>,
+    pub token: Option<String>,
+    pub token_file: Option<String>,
+    pub ca_file: Option<String>,
+}
+
+/// One entry of `vantages:` — an agent a centre accepts results from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawVantage {
+    pub name: Option<String>,
+    pub token: Option<String>,
+    pub token_file: Option<String>,
 }
 
 /// An included file (`probes/*.yaml`): systems only.

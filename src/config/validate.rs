@@ -189,6 +189,8 @@ fn load_source(mut root: SourceFile, env: Lookup<'_>) -> Result<Config, ConfigEr
         Some(MonthlyReport { day, hour, minute, receivers: m.receivers.clone(), language })
     });
 
+    let agent = super::vantage::agent(&root, raw.agent.as_ref(), &base, &mut errors);
+    let vantages = super::vantage::vantages(&root, &raw.vantages, &base, &mut errors);
     let mut files: Vec<PathBuf> = vec![root.path.clone()];
     files.extend(fragments.iter().map(|(f, _)| f.path.clone()));
     if errors.0.is_empty() {
@@ -205,6 +207,8 @@ fn load_source(mut root: SourceFile, env: Lookup<'_>) -> Result<Config, ConfigEr
             maintenance: windows,
             monthly_report,
             files,
+            agent,
+            vantages,
         })
     } else {
         let order: HashMap<&Path, usize> = files.iter().enumerate().map(|(i, f)| (f.as_path(), i)).collect();

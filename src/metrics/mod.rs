@@ -54,6 +54,10 @@ pub const STORE_PENDING: &str = "vigil_store_pending_records";
 pub const STORE_SHED: &str = "vigil_store_shed_results_total";
 pub const DEPENDENCY_CHECKS: &str = "vigil_dependency_checks_total";
 pub const DEPENDENCY_HOLD: &str = "vigil_dependency_hold_seconds";
+pub const AGENT_BACKLOG: &str = "vigil_agent_backlog_records";
+pub const AGENT_FORWARDED: &str = "vigil_agent_forwarded_records_total";
+pub const AGENT_CENTRE_UP: &str = "vigil_agent_centre_reachable";
+pub const VANTAGE_RECEIVED: &str = "vigil_vantage_received_records_total";
 
 /// Buckets for probe durations and scheduler lag (seconds).
 const DURATION_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -84,6 +88,14 @@ pub struct Metrics {
     pub dependency_checks: IntCounterVec,
     /// How long a failing result was held for its parents.
     pub dependency_hold: Histogram,
+    /// An agent's records waiting to be forwarded to its centre.
+    pub agent_backlog: IntGauge,
+    /// Records an agent forwarded (the centre committed them).
+    pub agent_forwarded: IntCounter,
+    /// 1 while an agent's last attempt to reach its centre succeeded.
+    pub agent_centre_up: IntGauge,
+    /// Records a centre received, by vantage (replays included).
+    pub vantage_received: IntCounterVec,
     /// Number of check targets configured.
     pub checks_configured: IntGauge,
     /// Check targets with no result for more than three intervals (the watchdog).
@@ -215,6 +227,28 @@ impl Metrics {
                 Histogram::with_opts(
                     HistogramOpts::new(DEPENDENCY_HOLD, "How long a failing result was held for its parents' answer.")
                         .buckets(DURATION_BUCKETS.to_vec()),
+                )
+                .expect("valid metric"),
+            ),
+            agent_backlog: register(
+                &registry,
+                IntGauge::new(AGENT_BACKLOG, "Records waiting to be forwarded to the centre (agent).")
+                    .expect("valid metric"),
+            ),
+            agent_forwarded: register(
+                &registry,
+                IntCounter::new(AGENT_FORWARDED, "Records the centre committed (agent).").expect("valid metric"),
+            ),
+            agent_centre_up: register(
+                &registry,
+                IntGauge::new(AGENT_CENTRE_UP, "1 while the last attempt to reach the centre succeeded (agent).")
+                    .expect("valid metric"),
+            ),
+            vantage_received: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(VANTAGE_RECEIVED, "Records received from agents, by vantage (centre; replays included)."),
+                    &["vantage"],
                 )
                 .expect("valid metric"),
             ),

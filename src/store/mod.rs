@@ -123,6 +123,10 @@ pub enum Record {
         from: String,
         to: String,
     },
+    /// An agent's records, kept at the centre once per sequence number.
+    Ingest(Box<forward::IngestBatch>),
+    /// Records the centre has committed: they leave the agent's forwarding queue.
+    Forwarded(Vec<i64>),
     /// An incident excluded from the SLA.
     Exclusion(query::Exclusion),
     /// Records written in the same transaction (a state change and what it causes).
@@ -407,6 +411,7 @@ fn load_heartbeats(conn: &Connection) -> rusqlite::Result<Vec<HeartbeatRecord>> 
     rows.collect()
 }
 
+pub mod forward;
 pub mod query;
 mod reader;
 pub use reader::Reader;

@@ -340,6 +340,16 @@ impl Reader {
         })
     }
 
+    /// Every vantage point the centre has heard from.
+    pub fn vantages(&self) -> Result<Vec<super::forward::VantageSeen>, StoreError> {
+        self.with(|conn, path| super::forward::vantages(conn).map_err(sqlite(path)))
+    }
+
+    /// The records the centre holds from `vantage`, in sequence order.
+    pub fn received(&self, vantage: &str) -> Result<Vec<super::forward::Forwarded>, StoreError> {
+        self.with(|conn, path| super::forward::received(conn, vantage).map_err(sqlite(path)))
+    }
+
     /// How many notifications wait for delivery (one statement, not a read of the outbox).
     pub fn pending_deliveries(&self) -> Result<u64, StoreError> {
         self.with(|conn, path| {

@@ -110,6 +110,34 @@ const MIGRATIONS: &[&str] = &[
     // pages' set query reads every target's history through this index alone).
     "CREATE INDEX state_changes_cover ON state_changes (target, at_ms, id, to_state);
     DROP INDEX state_changes_by_target_time;",
+    // 9: vantage points. An agent queues what it forwards (filled by triggers that only an
+    // agent installs, in the transaction that writes the result); a centre keeps what each
+    // agent sent, once per sequence number, and when it last heard from it.
+    "CREATE TABLE forward_queue (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE TABLE vantage_results (
+        vantage TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        received_ms INTEGER NOT NULL,
+        PRIMARY KEY (vantage, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX vantage_results_by_target ON vantage_results (vantage, target, at_ms);
+    CREATE TABLE vantages (
+        name TEXT PRIMARY KEY,
+        last_seen_ms INTEGER NOT NULL,
+        last_seq INTEGER NOT NULL,
+        clock_offset_ms INTEGER NOT NULL,
+        received INTEGER NOT NULL
+    );",
 ];
 
 /// Brings the schema up to date.

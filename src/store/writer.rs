@@ -132,6 +132,10 @@ fn write(tx: &Transaction, record: &Record) -> rusqlite::Result<()> {
             )?
             .execute(params![e.incident_id, e.reason, e.by, e.at_ms])?;
         }
+        Record::Ingest(b) => {
+            super::forward::ingest(tx, &b.vantage, &b.records, b.clock_offset_ms, b.received_ms)?;
+        }
+        Record::Forwarded(seqs) => super::forward::acknowledged(tx, seqs)?,
         Record::Rename { from, to } => {
             for table in ["results", "state_changes", "rollups", "heartbeats", "target_state"] {
                 tx.execute(&format!("UPDATE OR REPLACE {table} SET target = ?2 WHERE target = ?1"), params![from, to])?;

@@ -14,6 +14,7 @@ mod ack_links;
 mod api;
 mod blackbox;
 mod i18n;
+mod ingest;
 mod pages;
 mod server;
 mod sessions;
@@ -217,6 +218,8 @@ async fn route(state: &Arc<WebState>, req: Request<Incoming>, peer: SocketAddr) 
             drop(cached);
             reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body)
         }
+        (&Method::POST, "/api/v1/ingest") => ingest::ingest(state, req).await,
+        (&Method::GET, "/api/v1/vantages") => heavy(state, ingest::vantages).await,
         (&Method::GET, "/api/v1/status") => {
             let doc = state.board.read().unwrap_or_else(|p| p.into_inner()).to_json();
             json(&doc)
@@ -369,7 +372,8 @@ async fn route(state: &Arc<WebState>, req: Request<Incoming>, peer: SocketAddr) 
 /// Paths open without the read credential: liveness and readiness, a job's heartbeat (its
 /// own token), an acknowledgement link (its signature) and `/probe` (its own token).
 fn open_without_reader(path: &str) -> bool {
-    matches!(path, "/-/healthy" | "/-/ready" | "/ack" | "/probe") || path.starts_with("/api/v1/heartbeat/")
+    matches!(path, "/-/healthy" | "/-/ready" | "/ack" | "/probe" | "/api/v1/ingest")
+        || path.starts_with("/api/v1/heartbeat/")
 }
 
 /// With `server.pages_auth`, pages, API and metrics need it (or the admin token).

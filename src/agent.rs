@@ -1,0 +1,148 @@
+//! The agent's forwarder: what a vantage point measured goes to its centre
+//! (`POST /api/v1/ingest`), each record once into the centre's history. Records wait in the
+//! agent's store (`forward_queue`, filled in the transaction that writes each result) and
+//! leave it only after the centre has committed them; a batch sent twice (a lost answer, a
+//! SIGKILL between the centre's commit and ours) is dropped by the centre by sequence
+//! number. Each batch carries the newest records first and the oldest behind them, so live
+//! results are never starved by a back-fill after a link outage.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::vantage::Agent;
+use crate::http_client::HttpClient;
+use crate::metrics::Metrics;
+use crate::model::Clock;
+use crate::store::forward::{self, Forwarded};
+use crate::store::{Record, StoreWriter};
+
+/// Newest records per batch (live results first).
+const LIVE: usize = 200;
+/// Oldest records per batch (the back-fill, behind the live ones).
+const BACKLOG: usize = 2_000;
+/// How long one request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest wait between two failed attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Starts forwarding the store at `store` to the agent's centre until `shutdown`.
+pub fn spawn(
+    agent: Agent,
+    store: PathBuf,
+    writer: StoreWriter,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let http = match &agent.ca_file {
+            Some(ca) => match crate::http_client::with_ca(ca) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot trust the centre: nothing is forwarded");
+                    return;
+                }
+            },
+            None => crate::http_client::http_client(),
+        };
+        let forwarder = Forwarder { agent, store, writer, metrics, clock, http };
+        forwarder.run(shutdown).await;
+    })
+}
+
+struct Forwarder {
+    agent: Agent,
+    store: PathBuf,
+    writer: StoreWriter,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    http: HttpClient,
+}
+
+impl Forwarder {
+    async fn run(self, shutdown: CancellationToken) {
+        let mut failures = 0u32;
+        loop {
+            let pause = match self.round().await {
+                Ok(full) => {
+                    if failures > 0 {
+                        tracing::info!(centre = %self.agent.centre, "the centre answers again; forwarding resumes");
+                    }
+                    failures = 0;
+                    self.metrics.agent_centre_up.set(1);
+                    if full { Duration::ZERO } else { Duration::from_secs(1) }
+                }
+                Err(e) => {
+                    if failures == 0 {
+                        tracing::warn!(centre = %self.agent.centre, error = %e, "cannot forward to the centre; results wait in the store");
+                    }
+                    failures += 1;
+                    self.metrics.agent_centre_up.set(0);
+                    Duration::from_secs(1 << failures.min(5)).min(MAX_BACKOFF)
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// Sends one batch; true if more were waiting than a batch holds.
+    async fn round(&self) -> Result<bool, String> {
+        let path = self.store.clone();
+        let (batch, waiting) = tokio::task::spawn_blocking(move || -> Result<_, String> {
+            let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(|e| e.to_string())?;
+            let batch = forward::waiting(&conn, LIVE, BACKLOG).map_err(|e| e.to_string())?;
+            let (waiting, _) = forward::backlog(&conn).map_err(|e| e.to_string())?;
+            Ok((batch, waiting))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        self.metrics.agent_backlog.set(waiting as i64);
+        if batch.is_empty() {
+            return Ok(false);
+        }
+        self.send(&batch).await?;
+        let seqs: Vec<i64> = batch.iter().map(|f| f.seq).collect();
+        self.metrics.agent_forwarded.inc_by(seqs.len() as u64);
+        self.writer.send(Record::Forwarded(seqs));
+        // The queue is read again only once these are gone from it.
+        let (done, committed) = tokio::sync::oneshot::channel();
+        self.writer.send(Record::Flush(done));
+        let _ = committed.await;
+        Ok(waiting as usize > batch.len())
+    }
+
+    async fn send(&self, batch: &[Forwarded]) -> Result<(), String> {
+        let body = serde_json::json!({
+            "vantage": self.agent.vantage,
+            "sent_ms": self.clock.now_ms(),
+            "records": batch,
+        });
+        let req = hyper::Request::post(format!("{}/api/v1/ingest", self.agent.centre))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {}", self.agent.token.expose()))
+            .header("user-agent", concat!("Vigil-agent/", env!("CARGO_PKG_VERSION")))
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| e.to_string())?;
+        let resp = tokio::time::timeout(REQUEST_TIMEOUT, self.http.request(req))
+            .await
+            .map_err(|_| format!("no answer within {}", humantime::format_duration(REQUEST_TIMEOUT)))?
+            .map_err(|e| e.to_string())?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let text = String::from_utf8_lossy(&text[..text.len().min(300)]).to_string();
+            return Err(format!("the centre answered {status}: {text}"));
+        }
+        Ok(())
+    }
+}

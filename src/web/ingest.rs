@@ -1,0 +1,119 @@
+//! The centre's side of vantage points: `POST /api/v1/ingest` takes an agent's batch
+//! (its bearer token names the vantage), commits it (each sequence number once) and only
+//! then answers, so an agent deletes nothing the centre does not hold; `GET
+//! /api/v1/vantages` says when each agent was last heard from and how far behind it is.
+
+use std::sync::Arc;
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::AUTHORIZATION;
+use hyper::{Request, StatusCode};
+use subtle::ConstantTimeEq;
+
+use super::{Reply, WebState, json, store_unreadable, text};
+use crate::model::now_ms;
+use crate::store::Record;
+use crate::store::forward::{Forwarded, IngestBatch};
+
+/// Largest batch body accepted (an agent sends at most a few thousand records).
+const MAX_INGEST_BODY: usize = 8 * 1024 * 1024;
+/// Most records in one batch.
+const MAX_RECORDS: usize = 10_000;
+
+#[derive(serde::Deserialize)]
+struct Batch {
+    vantage: String,
+    sent_ms: i64,
+    records: Vec<Forwarded>,
+}
+
+/// The vantage whose token `req` carries, if any.
+fn vantage_of(state: &WebState, req: &Request<Incoming>) -> Option<String> {
+    let given = req.headers().get(AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")?.to_string();
+    let board = state.board.read().unwrap_or_else(|p| p.into_inner());
+    // Compared with every token, in constant time each, so timing says nothing about which.
+    let mut found = None;
+    for v in &board.config.vantages {
+        if bool::from(given.as_bytes().ct_eq(v.token.expose().as_bytes())) {
+            found = Some(v.name.clone());
+        }
+    }
+    found
+}
+
+/// `POST /api/v1/ingest`.
+pub(super) async fn ingest(state: &Arc<WebState>, req: Request<Incoming>) -> Reply {
+    let Some(vantage) = vantage_of(state, &req) else {
+        return text(StatusCode::UNAUTHORIZED, "missing or unknown vantage token");
+    };
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_INGEST_BODY);
+    let Ok(body) = limited.collect().await.map(|b| b.to_bytes()) else {
+        return text(StatusCode::PAYLOAD_TOO_LARGE, "batch too large");
+    };
+    let batch: Batch = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("invalid batch: {e}")),
+    };
+    if batch.vantage != vantage {
+        return text(StatusCode::FORBIDDEN, "the token belongs to another vantage");
+    }
+    if batch.records.len() > MAX_RECORDS {
+        return text(StatusCode::PAYLOAD_TOO_LARGE, format!("at most {MAX_RECORDS} records per batch"));
+    }
+    if let Some(bad) = batch.records.iter().find(|r| r.seq <= 0 || !matches!(r.kind.as_str(), "result" | "change")) {
+        return text(StatusCode::BAD_REQUEST, format!("record {} is not a result or a state change", bad.seq));
+    }
+    let Some(store) = &state.store else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "this Vigil has no store");
+    };
+    let now = now_ms();
+    let acked = batch.records.iter().map(|r| r.seq).max().unwrap_or(0);
+    let count = batch.records.len();
+    state.metrics.vantage_received.with_label_values(&[&vantage]).inc_by(count as u64);
+    store.send(Record::Ingest(Box::new(IngestBatch {
+        vantage,
+        records: batch.records,
+        clock_offset_ms: batch.sent_ms - now,
+        received_ms: now,
+    })));
+    // Answered once committed: the agent deletes what it sent only then.
+    let (done, committed) = tokio::sync::oneshot::channel();
+    store.send(Record::Flush(done));
+    if committed.await.is_err() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "the store stopped");
+    }
+    if let Some((_, error)) = state.store_health.snapshot().failing {
+        return text(StatusCode::SERVICE_UNAVAILABLE, format!("the store fails to write: {error}"));
+    }
+    json(&serde_json::json!({ "acked": acked, "records": count }))
+}
+
+/// `GET /api/v1/vantages`.
+pub(super) fn vantages(state: &WebState) -> Reply {
+    let configured: Vec<String> = {
+        let board = state.board.read().unwrap_or_else(|p| p.into_inner());
+        board.config.vantages.iter().map(|v| v.name.clone()).collect()
+    };
+    let seen = match state.reader.vantages() {
+        Ok(seen) => seen,
+        Err(e) => return store_unreadable(&e),
+    };
+    let now = now_ms();
+    let list: Vec<serde_json::Value> = configured
+        .iter()
+        .map(|name| {
+            let s = seen.iter().find(|s| &s.name == name);
+            serde_json::json!({
+                "name": name,
+                "last_seen_ms": s.map(|s| s.last_seen_ms),
+                "last_seq": s.map(|s| s.last_seq),
+                "received": s.map_or(0, |s| s.received),
+                "clock_offset_ms": s.map(|s| s.clock_offset_ms),
+                "newest_result_ms": s.and_then(|s| s.newest_ms),
+                "lag_ms": s.and_then(|s| s.newest_ms).map(|n| now - n),
+            })
+        })
+        .collect();
+    json(&serde_json::json!({ "vantages": list }))
+}

@@ -1,0 +1,178 @@
+//! Vantage points (issue #19), first part: an agent (`vigil agent`, a real process) forwards
+//! what it measures to a centre (`vigil` in-process) on loopback. The agent is killed with
+//! SIGKILL at pseudo-random moments, and the centre is stopped for a while (the agent keeps
+//! measuring; its backlog is back-filled when the centre returns, and killed once more in
+//! the middle): the centre ends up with every result and state change the agent committed,
+//! each exactly once, with its original timestamp.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const VANTAGE_TOKEN: &str = "vantage-token-xa-sin-ho-0123456789";
+const KILLS: usize = 5;
+
+fn centre_config(dir: &std::path::Path, port: u16, web: std::net::SocketAddr) -> String {
+    format!(
+        "instance: {{ name: centre }}\n\
+         server: {{ listen: \"127.0.0.1:{port}\", admin_token: \"{TOKEN}\" }}\n\
+         storage: {{ path: \"{}\" }}\n\
+         vantages:\n  - {{ name: xa-sin-ho, token: \"{VANTAGE_TOKEN}\" }}\n  - {{ name: xa-nam-tam, token: \"another-vantage-token-0123456789\" }}\n\
+         systems:\n  - id: core\n    checks:\n      - {{ id: portal, interval: 1s, timeout: 800ms, http: {{ url: \"http://{web}/\" }} }}\n",
+        dir.join("vigil.db").display()
+    )
+}
+
+fn agent_config(dir: &std::path::Path, port: u16, centre: u16, web: std::net::SocketAddr) -> String {
+    let targets: String =
+        (1..=4).map(|i| format!("          - {{ name: t{i}, url: \"http://{web}/switch\" }}\n")).collect();
+    format!(
+        "instance: {{ name: xa-sin-ho }}\n\
+         server: {{ listen: \"127.0.0.1:{port}\" }}\n\
+         storage: {{ path: \"{}\" }}\n\
+         defaults: {{ interval: 1s, timeout: 400ms, failure_threshold: 1, success_threshold: 1 }}\n\
+         agent: {{ vantage: xa-sin-ho, centre: \"http://127.0.0.1:{centre}\", token: \"{VANTAGE_TOKEN}\" }}\n\
+         systems:\n  - id: procedures\n    checks:\n      - id: portal\n        http: {{}}\n        conditions: [\"[STATUS] == 200\"]\n        targets:\n{targets}",
+        dir.join("agent.db").display()
+    )
+}
+
+fn start_agent(dir: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["agent", "-c", &dir.join("agent.yaml").display().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start vigil agent")
+}
+
+async fn start_centre(dir: &std::path::Path) -> vigil::app::App {
+    use vigil::app::{App, ConfigSource, Overrides};
+    App::start(ConfigSource::File(dir.join("vigil.yaml")), Overrides::default()).await.expect("centre starts")
+}
+
+/// (kind, target, at_ms) → how many times, for every record in `rows`.
+fn tally(rows: impl Iterator<Item = (String, String, i64)>) -> BTreeMap<(String, String, i64), usize> {
+    rows.fold(BTreeMap::new(), |mut m, r| {
+        *m.entry(r).or_default() += 1;
+        m
+    })
+}
+
+/// Everything the agent's store committed: its results and state changes.
+fn agent_records(db: &std::path::Path) -> BTreeMap<(String, String, i64), usize> {
+    let conn = rusqlite::Connection::open(db).expect("agent store");
+    let mut rows = Vec::new();
+    for (kind, table) in [("result", "results"), ("change", "state_changes")] {
+        let mut stmt = conn.prepare(&format!("SELECT target, at_ms FROM {table}")).expect("query");
+        let found = stmt.query_map([], |r| Ok((kind.to_string(), r.get(0)?, r.get(1)?))).expect("rows");
+        rows.extend(found.map(|r| r.expect("row")));
+    }
+    tally(rows.into_iter())
+}
+
+fn queued(db: &std::path::Path) -> i64 {
+    let conn = rusqlite::Connection::open(db).expect("agent store");
+    conn.query_row("SELECT count(*) FROM forward_queue", [], |r| r.get(0)).expect("count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_committed_result_reaches_the_centre_once_through_kills_and_a_centre_outage() {
+    let web = web_server(None).await;
+    let (centre_dir, agent_dir) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let (centre_port, agent_port) = (free_port(), free_port());
+    std::fs::write(centre_dir.path().join("vigil.yaml"), centre_config(centre_dir.path(), centre_port, web.addr))
+        .expect("write");
+    std::fs::write(
+        agent_dir.path().join("agent.yaml"),
+        agent_config(agent_dir.path(), agent_port, centre_port, web.addr),
+    )
+    .expect("write");
+    let centre = start_centre(centre_dir.path()).await;
+    let base = format!("http://127.0.0.1:{centre_port}");
+
+    // Only the vantage's own token is accepted, and only for its own name.
+    let wrong = send("POST", &format!("{base}/api/v1/ingest"), &[("authorization", "Bearer nope")], "{}").await;
+    assert_eq!(wrong.0, 401);
+    let other = send(
+        "POST",
+        &format!("{base}/api/v1/ingest"),
+        &[("authorization", "Bearer another-vantage-token-0123456789")],
+        r#"{"vantage":"xa-sin-ho","sent_ms":0,"records":[]}"#,
+    )
+    .await;
+    assert_eq!(other.0, 403, "a vantage cannot write as another");
+
+    let agent_db = agent_dir.path().join("agent.db");
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut pause = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        Duration::from_millis(300 + seed % 1500)
+    };
+    let kill = |mut child: Child| {
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+    };
+    for i in 0..KILLS {
+        // The target flips now and then, so state changes travel too.
+        web.switch.store(if i % 2 == 0 { 200 } else { 503 }, std::sync::atomic::Ordering::SeqCst);
+        let agent = start_agent(agent_dir.path());
+        tokio::time::sleep(pause()).await;
+        kill(agent);
+    }
+    // The centre goes away; the agent keeps measuring, then dies in the middle of the
+    // back-fill once the centre is back.
+    centre.shutdown().await;
+    let agent = start_agent(agent_dir.path());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(queued(&agent_db) > 10, "results wait for the centre");
+    let centre = start_centre(centre_dir.path()).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    kill(agent);
+    web.switch.store(200, std::sync::atomic::Ordering::SeqCst);
+    let agent = start_agent(agent_dir.path());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while queued(&agent_db) > 8 {
+        assert!(Instant::now() < deadline, "the backlog drains: {} left", queued(&agent_db));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    kill(agent);
+    centre.settle().await;
+
+    // What the agent committed and no longer queues is exactly what the centre holds.
+    let mut measured = agent_records(&agent_db);
+    let conn = rusqlite::Connection::open(&agent_db).expect("agent store");
+    let mut stmt = conn.prepare("SELECT kind, target, at_ms FROM forward_queue").expect("query");
+    let still_queued: Vec<(String, String, i64)> =
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).expect("rows").map(|r| r.expect("row")).collect();
+    for key in &still_queued {
+        measured.remove(key);
+    }
+    let reader = vigil::store::Reader::new(&centre_dir.path().join("vigil.db"));
+    let received = reader.received("xa-sin-ho").expect("centre store");
+    let at_centre = tally(received.iter().map(|r| (r.kind.clone(), r.target.clone(), r.at_ms)));
+    let twice: Vec<_> = at_centre.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "nothing twice at the centre: {twice:?}");
+    let missing: Vec<_> = measured.keys().filter(|k| !at_centre.contains_key(*k)).take(5).collect();
+    assert!(missing.is_empty(), "every committed record reached the centre; missing e.g. {missing:?}");
+    assert_eq!(measured.len(), at_centre.len(), "and nothing else");
+    assert!(measured.keys().any(|(kind, _, _)| kind == "change"), "state changes travelled too");
+    assert!(measured.len() > 40, "a real amount of data: {}", measured.len());
+
+    let (status, body) = request("GET", &format!("{base}/api/v1/vantages"), None).await;
+    assert_eq!(status, 200);
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let sin_ho = doc["vantages"].as_array().and_then(|v| v.iter().find(|v| v["name"] == "xa-sin-ho")).cloned();
+    let sin_ho = sin_ho.expect("xa-sin-ho listed");
+    assert_eq!(sin_ho["received"].as_i64(), Some(received.len() as i64), "each record counted once");
+    assert!(sin_ho["last_seen_ms"].as_i64().is_some());
+    let nam_tam = doc["vantages"].as_array().and_then(|v| v.iter().find(|v| v["name"] == "xa-nam-tam")).cloned();
+    assert_eq!(nam_tam.expect("configured vantages are listed")["last_seen_ms"], serde_json::Value::Null);
+    centre.shutdown().await;
+}
