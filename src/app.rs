@@ -153,6 +153,7 @@ impl App {
             config: config.clone(),
             targets: Default::default(),
             open_incidents: Vec::new(),
+            vantages: Default::default(),
         }));
         let (events, _) = broadcast::channel(4096);
         let (results_tx, results_rx) = mpsc::channel(4096);

@@ -37,6 +37,19 @@ pub struct Board {
     pub targets: HashMap<String, TargetView>,
     /// Incidents open now.
     pub open_incidents: Vec<Incident>,
+    /// What the centre knows of each configured vantage point, by name.
+    pub vantages: std::collections::BTreeMap<String, VantageView>,
+}
+
+/// A vantage point as the centre sees it: when its agent was last heard from, whether it is
+/// lost (silent past its grace), and its targets' states as measured from there.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VantageView {
+    /// Last batch received, Unix ms (None: never since the centre started and none stored).
+    pub last_seen_ms: Option<i64>,
+    pub lost: bool,
+    /// Target id → (state, since), from the agent's state changes.
+    pub states: std::collections::BTreeMap<String, (State, i64)>,
 }
 
 /// Since when a system is in its state: the latest change among its critical checks'
@@ -135,6 +148,14 @@ impl Board {
                 "timezone": self.config.instance.timezone_name,
             },
             "systems": systems,
+            "vantages": self.vantages.iter().map(|(name, v)| json!({
+                "name": name,
+                "state": if v.lost { "lost" } else if v.last_seen_ms.is_some() { "connected" } else { "never_seen" },
+                "last_seen": v.last_seen_ms.map(|ms| local_time(ms, tz)),
+                "targets": v.states.iter().map(|(id, (state, since))| json!({
+                    "id": id, "state": state.as_str(), "since": local_time(*since, tz),
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
         })
     }
 }

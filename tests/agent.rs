@@ -176,3 +176,67 @@ async fn every_committed_result_reaches_the_centre_once_through_kills_and_a_cent
     assert_eq!(nam_tam.expect("configured vantages are listed")["last_seen_ms"], serde_json::Value::Null);
     centre.shutdown().await;
 }
+
+/// Issue #19, vantage health: an agent silent past its grace is one "vantage lost" alert;
+/// when it is heard from again, that alert is resolved. Meanwhile the centre shows the
+/// targets' states as measured from the vantage point.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_agent_is_one_vantage_lost_alert_resolved_when_it_returns() {
+    let web = web_server(None).await;
+    let hooks = HookSink::start().await;
+    let (centre_dir, agent_dir) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let (centre_port, agent_port) = (free_port(), free_port());
+    let centre = format!(
+        "instance: {{ name: centre }}\n\
+         server: {{ listen: \"127.0.0.1:{centre_port}\", admin_token: \"{TOKEN}\" }}\n\
+         storage: {{ path: \"{}\" }}\n\
+         vantages:\n  - {{ name: xa-sin-ho, token: \"{VANTAGE_TOKEN}\", grace: 3s }}\n\
+         receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\nroutes:\n  - {{ receivers: [team] }}\n\
+         systems:\n  - id: core\n    checks:\n      - {{ id: portal, interval: 1s, timeout: 800ms, http: {{ url: \"http://{}/\" }} }}\n",
+        centre_dir.path().join("vigil.db").display(),
+        hooks.addr,
+        web.addr
+    );
+    std::fs::write(centre_dir.path().join("vigil.yaml"), centre).expect("write");
+    std::fs::write(
+        agent_dir.path().join("agent.yaml"),
+        agent_config(agent_dir.path(), agent_port, centre_port, web.addr),
+    )
+    .expect("write");
+    let centre = start_centre(centre_dir.path()).await;
+    let base = format!("http://127.0.0.1:{centre_port}");
+    let mut agent = start_agent(agent_dir.path());
+    // The centre sees the portal from Xã Sìn Hồ.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = request("GET", &format!("{base}/api/v1/status"), None).await;
+        let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let v = &doc["vantages"][0];
+        if v["state"] == "connected" && v["targets"].as_array().is_some_and(|t| t.len() == 4) {
+            assert!(v["targets"].as_array().expect("targets").iter().all(|t| t["state"] == "up"), "{v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the vantage's states reach the centre: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    agent.kill().expect("SIGKILL");
+    agent.wait().expect("reaped");
+    let about =
+        |h: &Hook, event: &str| h.body["incident"]["target"] == "vantages/xa-sin-ho" && h.body["event"] == event;
+    hooks.wait_until(WAIT_LOST, "vantage lost", |h| h.iter().any(|x| about(x, "firing"))).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(hooks.hooks().iter().filter(|x| about(x, "firing")).count(), 1, "one alert for the lost vantage");
+    let metrics = get(&format!("{base}/metrics")).await;
+    assert_eq!(sample(&metrics, "vigil_vantage_up", &[r#"vantage="xa-sin-ho""#]), Some(0.0));
+    let mut agent = start_agent(agent_dir.path());
+    hooks.wait_until(WAIT_LOST, "its resolution", |h| h.iter().any(|x| about(x, "resolved"))).await;
+    metrics_until(&base, "the vantage up again", |m| {
+        sample(m, "vigil_vantage_up", &[r#"vantage="xa-sin-ho""#]) == Some(1.0)
+    })
+    .await;
+    agent.kill().expect("SIGKILL");
+    agent.wait().expect("reaped");
+    centre.shutdown().await;
+}
+
+const WAIT_LOST: Duration = Duration::from_secs(20);

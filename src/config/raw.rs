@@ -48,6 +48,7 @@ pub struct RawVantage {
     pub name: Option<String>,
     pub token: Option<String>,
     pub token_file: Option<String>,
+    pub grace: Option<String>,
 }
 
 /// An included file (`probes/*.yaml`): systems only.

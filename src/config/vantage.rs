@@ -2,9 +2,10 @@
 //! `vantages:` (this Vigil is a centre: the agents it accepts results from).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::Secret;
-use super::fields::{Errors, is_slug};
+use super::fields::{Errors, duration_field, is_slug};
 use super::raw::{RawAgent, RawVantage};
 use super::secrets::{self, Strength};
 use super::source::SourceFile;
@@ -27,7 +28,12 @@ pub struct Agent {
 pub struct Vantage {
     pub name: String,
     pub token: Secret,
+    /// Silence after which the vantage point is "lost" (one alert; its time is no data).
+    pub grace: Duration,
 }
+
+/// Default `grace` of a vantage point.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(300);
 
 /// Whether `url`'s host is a loopback address or `localhost` (the only places a credential
 /// may travel in clear).
@@ -130,8 +136,9 @@ pub(super) fn vantages(file: &SourceFile, raw: &[RawVantage], base: &Path, error
             base,
             errors,
         );
+        let grace = duration_field(file, &format!("{path}.grace"), v.grace.as_ref(), DEFAULT_GRACE, errors);
         match token {
-            Some(token) => out.push(Vantage { name, token }),
+            Some(token) => out.push(Vantage { name, token, grace }),
             None if v.token.is_none() && v.token_file.is_none() => {
                 errors.at(file, &path, "a vantage needs `token_file:` (or `token:`)");
             }

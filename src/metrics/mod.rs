@@ -58,6 +58,8 @@ pub const AGENT_BACKLOG: &str = "vigil_agent_backlog_records";
 pub const AGENT_FORWARDED: &str = "vigil_agent_forwarded_records_total";
 pub const AGENT_CENTRE_UP: &str = "vigil_agent_centre_reachable";
 pub const VANTAGE_RECEIVED: &str = "vigil_vantage_received_records_total";
+pub const VANTAGE_UP: &str = "vigil_vantage_up";
+pub const VANTAGE_LAST_SEEN: &str = "vigil_vantage_last_seen_timestamp_seconds";
 
 /// Buckets for probe durations and scheduler lag (seconds).
 const DURATION_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -96,6 +98,10 @@ pub struct Metrics {
     pub agent_centre_up: IntGauge,
     /// Records a centre received, by vantage (replays included).
     pub vantage_received: IntCounterVec,
+    /// 1 while a vantage point is heard from within its grace, 0 once it is lost.
+    pub vantage_up: IntGaugeVec,
+    /// When a vantage point's agent was last heard from.
+    pub vantage_last_seen: GaugeVec,
     /// Number of check targets configured.
     pub checks_configured: IntGauge,
     /// Check targets with no result for more than three intervals (the watchdog).
@@ -248,6 +254,22 @@ impl Metrics {
                 &registry,
                 IntCounterVec::new(
                     Opts::new(VANTAGE_RECEIVED, "Records received from agents, by vantage (centre; replays included)."),
+                    &["vantage"],
+                )
+                .expect("valid metric"),
+            ),
+            vantage_up: register(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new(VANTAGE_UP, "1 while a vantage point's agent is heard from within its grace, 0 once lost."),
+                    &["vantage"],
+                )
+                .expect("valid metric"),
+            ),
+            vantage_last_seen: register(
+                &registry,
+                GaugeVec::new(
+                    Opts::new(VANTAGE_LAST_SEEN, "Unix time a vantage point's agent was last heard from."),
                     &["vantage"],
                 )
                 .expect("valid metric"),

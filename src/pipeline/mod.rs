@@ -6,6 +6,7 @@
 
 mod judge;
 mod targets;
+pub mod vantages;
 mod watching;
 
 use std::collections::HashMap;
@@ -61,6 +62,9 @@ pub enum Control {
     Ack { id: i64, by: String, comment: String, respond: oneshot::Sender<Result<Incident, AckError>> },
     /// Open a maintenance window (stored, then in force).
     AddMaintenance(ApiWindow),
+    /// An agent's batch is committed: when it was heard from, and its targets' state
+    /// changes (target, at, state).
+    Ingested { vantage: String, seen_ms: i64, changes: Vec<(String, i64, State)> },
     /// Run the timers now (reminders, escalations, flapping, the watchdog) and answer once
     /// everything decided so far is committed: what a test waits on instead of sleeping.
     Settle(oneshot::Sender<()>),
@@ -100,6 +104,8 @@ pub struct Pipeline {
     on_demand: Arc<crate::scheduler::OnDemand>,
     /// Failing results held until their parents answer (see `judge`), by target id.
     held: HashMap<String, judge::Held>,
+    /// When this pipeline started (a vantage point never heard from is lost a grace after).
+    started_ms: i64,
 }
 
 /// Why an acknowledgement was refused.
@@ -170,7 +176,10 @@ impl Pipeline {
             clock,
             on_demand,
             held: HashMap::new(),
+            started_ms: 0,
         };
+        p.started_ms = p.clock.now_ms();
+        p.restore_vantages();
         for warning in p.configure(config) {
             tracing::warn!("{warning}");
         }
@@ -285,6 +294,9 @@ impl Pipeline {
                         tracing::info!(name = %w.name, by = %w.by, "maintenance window opened");
                         self.api_windows.push(w.window());
                         self.store.send(Record::Maintenance(w));
+                    }
+                    Some(Control::Ingested { vantage, seen_ms, changes }) => {
+                        self.ingested(&vantage, seen_ms, changes);
                     }
                     Some(Control::Settle(done)) => {
                         self.tick();

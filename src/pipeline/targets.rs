@@ -242,6 +242,9 @@ impl Pipeline {
             .engine
             .open_incidents()
             .filter(|i| !self.entries.contains_key(&i.target))
+            .filter(|i| {
+                i.system != super::vantages::VANTAGE_SYSTEM || !self.config.vantages.iter().any(|v| v.name == i.check)
+            })
             .map(|i| i.target.clone())
             .collect();
         for target in removed {

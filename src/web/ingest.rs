@@ -12,7 +12,8 @@ use hyper::{Request, StatusCode};
 use subtle::ConstantTimeEq;
 
 use super::{Reply, WebState, json, store_unreadable, text};
-use crate::model::now_ms;
+use crate::model::{State, now_ms};
+use crate::pipeline::Control;
 use crate::store::Record;
 use crate::store::forward::{Forwarded, IngestBatch};
 
@@ -70,9 +71,15 @@ pub(super) async fn ingest(state: &Arc<WebState>, req: Request<Incoming>) -> Rep
     let now = now_ms();
     let acked = batch.records.iter().map(|r| r.seq).max().unwrap_or(0);
     let count = batch.records.len();
+    let changes: Vec<(String, i64, State)> = batch
+        .records
+        .iter()
+        .filter(|r| r.kind == "change")
+        .filter_map(|r| Some((r.target.clone(), r.at_ms, State::from_name(r.data["to"].as_str()?)?)))
+        .collect();
     state.metrics.vantage_received.with_label_values(&[&vantage]).inc_by(count as u64);
     store.send(Record::Ingest(Box::new(IngestBatch {
-        vantage,
+        vantage: vantage.clone(),
         records: batch.records,
         clock_offset_ms: batch.sent_ms - now,
         received_ms: now,
@@ -86,6 +93,7 @@ pub(super) async fn ingest(state: &Arc<WebState>, req: Request<Incoming>) -> Rep
     if let Some((_, error)) = state.store_health.snapshot().failing {
         return text(StatusCode::SERVICE_UNAVAILABLE, format!("the store fails to write: {error}"));
     }
+    let _ = state.pipeline.send(Control::Ingested { vantage, seen_ms: now, changes }).await;
     json(&serde_json::json!({ "acked": acked, "records": count }))
 }
 
