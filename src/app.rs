@@ -231,6 +231,7 @@ impl App {
             metrics: metrics.clone(),
             board,
             reload: reload_tx.clone(),
+            tls: RwLock::new(config.server.tls.clone().map(tokio_rustls::TlsAcceptor::from)),
             admin_token: RwLock::new(config.server.admin_token.clone()),
             ready: AtomicBool::new(true),
             heartbeats: heartbeats.clone(),
@@ -383,6 +384,8 @@ impl ControlLoop {
             Ok(config) => {
                 let config = Arc::new(config);
                 *self.web.admin_token.write().unwrap_or_else(|p| p.into_inner()) = config.server.admin_token.clone();
+                *self.web.tls.write().unwrap_or_else(|p| p.into_inner()) =
+                    config.server.tls.clone().map(tokio_rustls::TlsAcceptor::from);
                 self.web.heartbeats.set_tokens(&config);
                 let (respond, answer) = oneshot::channel();
                 if self.control.send(Control::Reconfigure(config.clone(), respond)).await.is_err() {

@@ -240,3 +240,50 @@ async fn a_silent_agent_is_one_vantage_lost_alert_resolved_when_it_returns() {
 }
 
 const WAIT_LOST: Duration = Duration::from_secs(20);
+
+/// Issue #19, transport: the centre serves HTTPS itself (`server.tls`), and the agent
+/// trusts only the CA in its `ca_file`; results arrive. The same port refuses to talk
+/// plain HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_reaches_its_centre_over_https_trusting_only_its_ca() {
+    let web = web_server(None).await;
+    let (centre_dir, agent_dir) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let (centre_port, agent_port) = (free_port(), free_port());
+    let pki = TestPki::new();
+    let (cert, key) = pki.leaf_files(centre_dir.path(), "centre", &["127.0.0.1"]);
+    std::fs::write(agent_dir.path().join("centre-ca.pem"), &pki.ca_pem).expect("write CA");
+    let centre = centre_config(centre_dir.path(), centre_port, web.addr).replace(
+        "admin_token: ",
+        &format!("tls: {{ cert_file: \"{}\", key_file: \"{}\" }}, admin_token: ", cert.display(), key.display()),
+    );
+    std::fs::write(centre_dir.path().join("vigil.yaml"), centre).expect("write");
+    let agent = agent_config(agent_dir.path(), agent_port, centre_port, web.addr).replace(
+        &format!("centre: \"http://127.0.0.1:{centre_port}\""),
+        &format!("centre: \"https://127.0.0.1:{centre_port}\", ca_file: centre-ca.pem"),
+    );
+    std::fs::write(agent_dir.path().join("agent.yaml"), agent).expect("write");
+    let centre = start_centre(centre_dir.path()).await;
+    let mut agent = start_agent(agent_dir.path());
+    let reader = vigil::store::Reader::new(&centre_dir.path().join("vigil.db"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reader.received("xa-sin-ho").map_or(0, |r| r.len()) < 8 {
+        assert!(Instant::now() < deadline, "results arrive over HTTPS");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Plain HTTP on the HTTPS port gets no HTTP answer.
+    let answer = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", centre_port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: centre\r\n\r\n").expect("write");
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        got
+    })
+    .await
+    .expect("plain request");
+    assert!(!answer.starts_with(b"HTTP/1.1"), "the HTTPS port does not serve plain HTTP");
+    agent.kill().expect("SIGKILL");
+    agent.wait().expect("reaped");
+    centre.shutdown().await;
+}

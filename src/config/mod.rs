@@ -211,6 +211,8 @@ pub struct Server {
     /// A read credential for pages, API and metrics (none: they are open to whoever reaches
     /// the listener).
     pub pages_auth: Option<PagesAuth>,
+    /// HTTPS (`server.tls`): the certificate and key, read at each (re)load.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// `server.pages_auth`: what a reader must present.

@@ -82,6 +82,15 @@ pub struct RawServer {
     pub admin_token_file: Option<String>,
     pub probe_endpoint: RawProbeEndpoint,
     pub pages_auth: Option<RawPagesAuth>,
+    pub tls: Option<RawServerTls>,
+}
+
+/// `server.tls:` — serve HTTPS with this certificate chain and key (PEM files).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawServerTls {
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
 }
 
 /// `server.pages_auth:` — a read credential for pages, API and metrics.

@@ -295,7 +295,58 @@ fn server(file: &SourceFile, raw: &RawRoot, base: &Path, errors: &mut Errors) ->
     );
     let probe_endpoint = modules::probe_endpoint(file, &raw.server.probe_endpoint, base, errors);
     let pages_auth = pages_auth(file, raw.server.pages_auth.as_ref(), base, errors);
-    Server { listen, public_url: raw.server.public_url.clone(), admin_token, probe_endpoint, pages_auth }
+    let tls = raw.server.tls.as_ref().and_then(|t| server_tls(file, t, base, errors));
+    Server { listen, public_url: raw.server.public_url.clone(), admin_token, probe_endpoint, pages_auth, tls }
+}
+
+/// Reads `server.tls`: a certificate chain and its private key (PEM).
+fn server_tls(
+    file: &SourceFile,
+    raw: &super::raw::RawServerTls,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<std::sync::Arc<rustls::ServerConfig>> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let (Some(cert_file), Some(key_file)) = (&raw.cert_file, &raw.key_file) else {
+        errors.at(file, "server.tls", "set both cert_file and key_file");
+        return None;
+    };
+    let certs: Result<Vec<CertificateDer<'static>>, _> =
+        CertificateDer::pem_file_iter(base.join(cert_file)).and_then(|it| it.collect());
+    let certs = match certs {
+        Ok(c) if !c.is_empty() => c,
+        Ok(_) => {
+            errors.at(file, "server.tls.cert_file", format!("no certificate in \"{cert_file}\""));
+            return None;
+        }
+        Err(e) => {
+            errors.at(file, "server.tls.cert_file", format!("cannot read \"{cert_file}\": {e}"));
+            return None;
+        }
+    };
+    let key = match PrivateKeyDer::from_pem_file(base.join(key_file)) {
+        Ok(k) => k,
+        Err(e) => {
+            errors.at(file, "server.tls.key_file", format!("cannot read a private key from \"{key_file}\": {e}"));
+            return None;
+        }
+    };
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let built = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key).map_err(|e| e.to_string()));
+    match built {
+        Ok(mut config) => {
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Some(std::sync::Arc::new(config))
+        }
+        Err(e) => {
+            errors.at(file, "server.tls", format!("the certificate and key do not fit together: {e}"));
+            None
+        }
+    }
 }
 
 /// `server.pages_auth`: basic (user and password) or bearer (token), not both.

@@ -77,6 +77,8 @@ pub struct WebState {
     pub metrics: Arc<Metrics>,
     pub board: Arc<RwLock<Board>>,
     pub reload: mpsc::Sender<ReloadRequest>,
+    /// HTTPS (`server.tls`), replaced at each reload (certificate rotation).
+    pub tls: RwLock<Option<tokio_rustls::TlsAcceptor>>,
     /// The admin token of the running configuration (updated on reload).
     pub admin_token: RwLock<Option<Secret>>,
     /// Set once the first configuration is running.

@@ -56,6 +56,8 @@ impl Drop for ClientSlot {
 /// [`REQUEST_DEADLINE`], each connection [`CONNECTION_LIFETIME`].
 pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: CancellationToken) {
     let graceful = GracefulShutdown::new();
+    let state_tls = state.clone();
+    let state_tls = &state_tls.tls;
     let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let clients = Arc::new(std::sync::Mutex::new(HashMap::new()));
     loop {
@@ -99,21 +101,46 @@ pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: Cancel
                 Ok::<_, std::convert::Infallible>(r)
             }
         });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _held = (permit, slot);
-            match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
-                Ok(Err(e)) => tracing::debug!(error = %e, "connection ended with an error"),
-                Err(_) => tracing::debug!("connection closed at the end of its lifetime"),
-                Ok(Ok(())) => {}
+        let builder = {
+            let mut b = hyper::server::conn::http1::Builder::new();
+            b.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+            b
+        };
+        let tls = state_tls.read().unwrap_or_else(|p| p.into_inner()).clone();
+        match tls {
+            None => {
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(finish(conn, (permit, slot)));
             }
-        });
+            Some(acceptor) => {
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    // The handshake has the time a request's headers have.
+                    let stream = match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => return tracing::debug!(client = %peer.ip(), error = %e, "TLS handshake failed"),
+                        Err(_) => return tracing::debug!(client = %peer.ip(), "TLS handshake took too long"),
+                    };
+                    let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
+                    finish(conn, (permit, slot)).await;
+                });
+            }
+        }
     }
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+}
+
+/// Serves one connection for at most [`CONNECTION_LIFETIME`], holding its slots until it ends.
+async fn finish<C, E>(conn: C, _held: (tokio::sync::OwnedSemaphorePermit, ClientSlot))
+where
+    C: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
+        Ok(Err(e)) => tracing::debug!(error = %e, "connection ended with an error"),
+        Err(_) => tracing::debug!("connection closed at the end of its lifetime"),
+        Ok(Ok(())) => {}
+    }
 }
 
 /// The headers every answer carries: no script runs (the pages need none), nothing frames
