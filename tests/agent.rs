@@ -42,8 +42,14 @@ fn agent_config(dir: &std::path::Path, port: u16, centre: u16, web: std::net::So
 }
 
 fn start_agent(dir: &std::path::Path) -> Child {
+    start_agent_ahead(dir, 0)
+}
+
+/// Starts the agent with its clock `ahead_ms` ahead (fault-injection builds).
+fn start_agent_ahead(dir: &std::path::Path, ahead_ms: i64) -> Child {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(["agent", "-c", &dir.join("agent.yaml").display().to_string()])
+        .env("VIGIL_FAULT_CLOCK_OFFSET_MS", ahead_ms.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -285,5 +291,45 @@ async fn the_agent_reaches_its_centre_over_https_trusting_only_its_ca() {
     assert!(!answer.starts_with(b"HTTP/1.1"), "the HTTPS port does not serve plain HTTP");
     agent.kill().expect("SIGKILL");
     agent.wait().expect("reaped");
+    centre.shutdown().await;
+}
+
+/// Issue #19, clock sanity: an agent whose clock runs five minutes ahead is detected (its
+/// offset is measured on every batch) and its results are stored at the centre shifted back
+/// by that offset, each marked with the correction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_five_minutes_ahead_is_corrected_and_marked() {
+    require_fault_injection();
+    let web = web_server(None).await;
+    let (centre_dir, agent_dir) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let (centre_port, agent_port) = (free_port(), free_port());
+    std::fs::write(centre_dir.path().join("vigil.yaml"), centre_config(centre_dir.path(), centre_port, web.addr))
+        .expect("write");
+    std::fs::write(
+        agent_dir.path().join("agent.yaml"),
+        agent_config(agent_dir.path(), agent_port, centre_port, web.addr),
+    )
+    .expect("write");
+    let centre = start_centre(centre_dir.path()).await;
+    let started = vigil::model::now_ms();
+    let mut agent = start_agent_ahead(agent_dir.path(), 300_000);
+    let reader = vigil::store::Reader::new(&centre_dir.path().join("vigil.db"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reader.received("xa-sin-ho").map_or(0, |r| r.len()) < 8 {
+        assert!(Instant::now() < deadline, "results arrive");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    agent.kill().expect("SIGKILL");
+    agent.wait().expect("reaped");
+    let now = vigil::model::now_ms();
+    for r in reader.received("xa-sin-ho").expect("received") {
+        assert!((started - 2_000..=now + 2_000).contains(&r.at_ms), "{r:?} is back on the centre's clock");
+        let corrected = r.data["clock_corrected_ms"].as_i64().expect("marked");
+        assert!((295_000..=305_000).contains(&corrected), "{r:?}");
+    }
+    let (_, body) = request("GET", &format!("http://127.0.0.1:{centre_port}/api/v1/vantages"), None).await;
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let offset = doc["vantages"][0]["clock_offset_ms"].as_i64().expect("offset");
+    assert!((295_000..=305_000).contains(&offset), "the offset is reported: {offset}");
     centre.shutdown().await;
 }

@@ -49,6 +49,7 @@ pub struct RawVantage {
     pub token: Option<String>,
     pub token_file: Option<String>,
     pub grace: Option<String>,
+    pub max_clock_offset: Option<String>,
 }
 
 /// An included file (`probes/*.yaml`): systems only.

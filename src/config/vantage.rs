@@ -30,7 +30,12 @@ pub struct Vantage {
     pub token: Secret,
     /// Silence after which the vantage point is "lost" (one alert; its time is no data).
     pub grace: Duration,
+    /// A clock further off than this has its timestamps corrected (and marked).
+    pub max_clock_offset: Duration,
 }
+
+/// Default `max_clock_offset` of a vantage point.
+pub const DEFAULT_MAX_CLOCK_OFFSET: Duration = Duration::from_secs(30);
 
 /// Default `grace` of a vantage point.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(300);
@@ -137,8 +142,15 @@ pub(super) fn vantages(file: &SourceFile, raw: &[RawVantage], base: &Path, error
             errors,
         );
         let grace = duration_field(file, &format!("{path}.grace"), v.grace.as_ref(), DEFAULT_GRACE, errors);
+        let max_clock_offset = duration_field(
+            file,
+            &format!("{path}.max_clock_offset"),
+            v.max_clock_offset.as_ref(),
+            DEFAULT_MAX_CLOCK_OFFSET,
+            errors,
+        );
         match token {
-            Some(token) => out.push(Vantage { name, token, grace }),
+            Some(token) => out.push(Vantage { name, token, grace, max_clock_offset }),
             None if v.token.is_none() && v.token_file.is_none() => {
                 errors.at(file, &path, "a vantage needs `token_file:` (or `token:`)");
             }

@@ -59,6 +59,7 @@ pub const AGENT_FORWARDED: &str = "vigil_agent_forwarded_records_total";
 pub const AGENT_CENTRE_UP: &str = "vigil_agent_centre_reachable";
 pub const VANTAGE_RECEIVED: &str = "vigil_vantage_received_records_total";
 pub const VANTAGE_UP: &str = "vigil_vantage_up";
+pub const VANTAGE_CLOCK_OFFSET: &str = "vigil_vantage_clock_offset_seconds";
 pub const VANTAGE_LAST_SEEN: &str = "vigil_vantage_last_seen_timestamp_seconds";
 
 /// Buckets for probe durations and scheduler lag (seconds).
@@ -102,6 +103,8 @@ pub struct Metrics {
     pub vantage_up: IntGaugeVec,
     /// When a vantage point's agent was last heard from.
     pub vantage_last_seen: GaugeVec,
+    /// A vantage point's clock minus the centre's, at its last batch.
+    pub vantage_clock_offset: GaugeVec,
     /// Number of check targets configured.
     pub checks_configured: IntGauge,
     /// Check targets with no result for more than three intervals (the watchdog).
@@ -262,6 +265,14 @@ impl Metrics {
                 &registry,
                 IntGaugeVec::new(
                     Opts::new(VANTAGE_UP, "1 while a vantage point's agent is heard from within its grace, 0 once lost."),
+                    &["vantage"],
+                )
+                .expect("valid metric"),
+            ),
+            vantage_clock_offset: register(
+                &registry,
+                GaugeVec::new(
+                    Opts::new(VANTAGE_CLOCK_OFFSET, "A vantage point's clock minus the centre's, at its last batch."),
                     &["vantage"],
                 )
                 .expect("valid metric"),

@@ -29,15 +29,15 @@ struct Batch {
     records: Vec<Forwarded>,
 }
 
-/// The vantage whose token `req` carries, if any.
-fn vantage_of(state: &WebState, req: &Request<Incoming>) -> Option<String> {
+/// The vantage whose token `req` carries, and its clock bound, if any.
+fn vantage_of(state: &WebState, req: &Request<Incoming>) -> Option<(String, i64)> {
     let given = req.headers().get(AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")?.to_string();
     let board = state.board.read().unwrap_or_else(|p| p.into_inner());
     // Compared with every token, in constant time each, so timing says nothing about which.
     let mut found = None;
     for v in &board.config.vantages {
         if bool::from(given.as_bytes().ct_eq(v.token.expose().as_bytes())) {
-            found = Some(v.name.clone());
+            found = Some((v.name.clone(), v.max_clock_offset.as_millis() as i64));
         }
     }
     found
@@ -45,14 +45,14 @@ fn vantage_of(state: &WebState, req: &Request<Incoming>) -> Option<String> {
 
 /// `POST /api/v1/ingest`.
 pub(super) async fn ingest(state: &Arc<WebState>, req: Request<Incoming>) -> Reply {
-    let Some(vantage) = vantage_of(state, &req) else {
+    let Some((vantage, max_offset)) = vantage_of(state, &req) else {
         return text(StatusCode::UNAUTHORIZED, "missing or unknown vantage token");
     };
     let limited = http_body_util::Limited::new(req.into_body(), MAX_INGEST_BODY);
     let Ok(body) = limited.collect().await.map(|b| b.to_bytes()) else {
         return text(StatusCode::PAYLOAD_TOO_LARGE, "batch too large");
     };
-    let batch: Batch = match serde_json::from_slice(&body) {
+    let mut batch: Batch = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("invalid batch: {e}")),
     };
@@ -69,6 +69,17 @@ pub(super) async fn ingest(state: &Arc<WebState>, req: Request<Incoming>) -> Rep
         return text(StatusCode::SERVICE_UNAVAILABLE, "this Vigil has no store");
     };
     let now = now_ms();
+    // The agent's clock against ours (its send time includes the trip here: a bound of
+    // seconds, not milliseconds). Beyond the bound, its times are corrected and marked.
+    let offset = batch.sent_ms - now;
+    state.metrics.vantage_clock_offset.with_label_values(&[&vantage]).set(offset as f64 / 1000.0);
+    if offset.abs() > max_offset {
+        tracing::warn!(vantage, offset_ms = offset, "the agent's clock is off: its times are corrected");
+        for r in &mut batch.records {
+            r.at_ms -= offset;
+            r.data["clock_corrected_ms"] = serde_json::json!(offset);
+        }
+    }
     let acked = batch.records.iter().map(|r| r.seq).max().unwrap_or(0);
     let count = batch.records.len();
     let changes: Vec<(String, i64, State)> = batch
@@ -81,7 +92,7 @@ pub(super) async fn ingest(state: &Arc<WebState>, req: Request<Incoming>) -> Rep
     store.send(Record::Ingest(Box::new(IngestBatch {
         vantage: vantage.clone(),
         records: batch.records,
-        clock_offset_ms: batch.sent_ms - now,
+        clock_offset_ms: offset,
         received_ms: now,
     })));
     // Answered once committed: the agent deletes what it sent only then.
