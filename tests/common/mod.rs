@@ -61,7 +61,13 @@ async fn route(path: &str, switch: &AtomicU16) -> Response<Full<Bytes>> {
 
 /// Starts an HTTP server, or HTTPS with `tls`, on 127.0.0.1.
 pub async fn web_server(tls: Option<Arc<rustls::ServerConfig>>) -> WebServer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    web_server_at("127.0.0.1:0", tls).await
+}
+
+/// Starts an HTTP server, or HTTPS with `tls`, on `bind` (loopback, or the host side of a
+/// test namespace's veth).
+pub async fn web_server_at(bind: &str, tls: Option<Arc<rustls::ServerConfig>>) -> WebServer {
+    let listener = TcpListener::bind(bind).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let switch = Arc::new(AtomicU16::new(200));
     let sw = switch.clone();
