@@ -31,6 +31,20 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// Longest wait between two failed attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// Batch sizes (live, backlog) and a pause after each batch: the defaults, or — in
+/// fault-injection builds — `VIGIL_FAULT_FORWARD=live,backlog,pause_ms`, so a test's small
+/// back-fill spans many batches and can be interrupted in the middle.
+fn batching() -> (usize, usize, Duration) {
+    #[cfg(feature = "fault-injection")]
+    if let Some(v) = std::env::var("VIGIL_FAULT_FORWARD").ok() {
+        let n: Vec<u64> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+        if let [live, backlog, pause] = n[..] {
+            return (live as usize, backlog as usize, Duration::from_millis(pause));
+        }
+    }
+    (LIVE, BACKLOG, Duration::ZERO)
+}
+
 /// Starts forwarding the store at `store` to the agent's centre until `shutdown`.
 pub fn spawn(
     agent: Agent,
@@ -51,7 +65,8 @@ pub fn spawn(
             },
             None => crate::http_client::http_client(),
         };
-        let forwarder = Forwarder { agent, store, writer, metrics, clock, http };
+        let batching = batching();
+        let forwarder = Forwarder { agent, store, writer, metrics, clock, http, batching };
         forwarder.run(shutdown).await;
     })
 }
@@ -63,6 +78,8 @@ struct Forwarder {
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
     http: HttpClient,
+    /// Newest and oldest records per batch, and the pause after a full one.
+    batching: (usize, usize, Duration),
 }
 
 impl Forwarder {
@@ -76,7 +93,7 @@ impl Forwarder {
                     }
                     failures = 0;
                     self.metrics.agent_centre_up.set(1);
-                    if full { Duration::ZERO } else { Duration::from_secs(1) }
+                    if full { self.batching.2 } else { Duration::from_secs(1) }
                 }
                 Err(e) => {
                     if failures == 0 {
@@ -97,10 +114,11 @@ impl Forwarder {
     /// Sends one batch; true if more were waiting than a batch holds.
     async fn round(&self) -> Result<bool, String> {
         let path = self.store.clone();
+        let (live, backlog, _) = self.batching;
         let (batch, waiting) = tokio::task::spawn_blocking(move || -> Result<_, String> {
             let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
                 .map_err(|e| e.to_string())?;
-            let batch = forward::waiting(&conn, LIVE, BACKLOG).map_err(|e| e.to_string())?;
+            let batch = forward::waiting(&conn, live, backlog).map_err(|e| e.to_string())?;
             let (waiting, _) = forward::backlog(&conn).map_err(|e| e.to_string())?;
             Ok((batch, waiting))
         })

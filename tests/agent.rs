@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 const VANTAGE_TOKEN: &str = "vantage-token-xa-sin-ho-0123456789";
-const KILLS: usize = 5;
+const KILLS: usize = 10;
 
 fn centre_config(dir: &std::path::Path, port: u16, web: std::net::SocketAddr) -> String {
     format!(
@@ -45,11 +45,14 @@ fn start_agent(dir: &std::path::Path) -> Child {
     start_agent_ahead(dir, 0)
 }
 
-/// Starts the agent with its clock `ahead_ms` ahead (fault-injection builds).
+/// Starts the agent with its clock `ahead_ms` ahead (fault-injection builds). It forwards
+/// in small batches (one live record and one old one, 100 ms apart), so that a back-fill of
+/// a few seconds' results spans many batches and a kill lands in the middle of it.
 fn start_agent_ahead(dir: &std::path::Path, ahead_ms: i64) -> Child {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(["agent", "-c", &dir.join("agent.yaml").display().to_string()])
         .env("VIGIL_FAULT_CLOCK_OFFSET_MS", ahead_ms.to_string())
+        .env("VIGIL_FAULT_FORWARD", "1,1,100")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -132,17 +135,26 @@ async fn every_committed_result_reaches_the_centre_once_through_kills_and_a_cent
         tokio::time::sleep(pause()).await;
         kill(agent);
     }
-    // The centre goes away; the agent keeps measuring, then dies in the middle of the
-    // back-fill once the centre is back.
+    // The centre goes away; the agent keeps measuring. Once the centre is back, the agent
+    // dies three times in the middle of the back-fill, and the centre restarts in the
+    // middle of it too.
     centre.shutdown().await;
-    let agent = start_agent(agent_dir.path());
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert!(queued(&agent_db) > 10, "results wait for the centre");
+    let mut agent = start_agent(agent_dir.path());
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let backlog = queued(&agent_db);
+    assert!(backlog > 20, "results wait for the centre: {backlog}");
     let centre = start_centre(centre_dir.path()).await;
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    kill(agent);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let left = queued(&agent_db);
+    assert!(left > 5 && left < backlog, "back-filling when the centre restarts: {left} of {backlog} left");
+    centre.shutdown().await;
+    let centre = start_centre(centre_dir.path()).await;
+    for _ in 0..3 {
+        tokio::time::sleep(pause() / 4).await;
+        kill(agent);
+        agent = start_agent(agent_dir.path());
+    }
     web.switch.store(200, std::sync::atomic::Ordering::SeqCst);
-    let agent = start_agent(agent_dir.path());
     let deadline = Instant::now() + Duration::from_secs(30);
     while queued(&agent_db) > 8 {
         assert!(Instant::now() < deadline, "the backlog drains: {} left", queued(&agent_db));
