@@ -36,7 +36,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// back-fill spans many batches and can be interrupted in the middle.
 fn batching() -> (usize, usize, Duration) {
     #[cfg(feature = "fault-injection")]
-    if let Some(v) = std::env::var("VIGIL_FAULT_FORWARD").ok() {
+    if let Ok(v) = std::env::var("VIGIL_FAULT_FORWARD") {
         let n: Vec<u64> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
         if let [live, backlog, pause] = n[..] {
             return (live as usize, backlog as usize, Duration::from_millis(pause));
