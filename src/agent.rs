@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +22,79 @@ use crate::metrics::Metrics;
 use crate::model::Clock;
 use crate::store::forward::{self, Forwarded};
 use crate::store::{Record, StoreWriter};
+use crate::web::ReloadRequest;
+
+/// Keeps the checks the centre assigns this vantage point in `agent.assignment_file`:
+/// asked for at start and every `agent.refresh`; a change is saved and loaded (a reload).
+/// A copy this agent cannot load is not kept: the previous checks go on.
+struct Assignments {
+    agent: Agent,
+    http: HttpClient,
+    reload: mpsc::Sender<ReloadRequest>,
+}
+
+impl Assignments {
+    async fn run(self, shutdown: CancellationToken) {
+        loop {
+            if let Err(e) = self.refresh().await {
+                tracing::debug!(error = %e, "cannot ask the centre for this vantage's checks; the saved ones go on");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.agent.refresh) => {}
+            }
+        }
+    }
+
+    async fn refresh(&self) -> Result<(), String> {
+        let req = hyper::Request::get(format!("{}/api/v1/assignment", self.agent.centre))
+            .header("authorization", format!("Bearer {}", self.agent.token.expose()))
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        let resp = tokio::time::timeout(REQUEST_TIMEOUT, self.http.request(req))
+            .await
+            .map_err(|_| "no answer".to_string())?
+            .map_err(|e| e.to_string())?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(format!("the centre answered {status}"));
+        }
+        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let new = String::from_utf8_lossy(&body).to_string();
+        let path = &self.agent.assignment_file;
+        let old = std::fs::read_to_string(path).ok();
+        if old.as_deref().unwrap_or("") == new {
+            return Ok(());
+        }
+        write_or_remove(path, &new)?;
+        let (respond, answer) = tokio::sync::oneshot::channel();
+        self.reload.send(ReloadRequest { respond }).await.map_err(|_| "shutting down".to_string())?;
+        match answer.await.map_err(|_| "shutting down".to_string())? {
+            Ok(_) => {
+                tracing::info!(file = %path.display(), "the centre changed this vantage's checks: now running them");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the centre's checks cannot run here; the previous ones go on");
+                write_or_remove(path, old.as_deref().unwrap_or(""))
+            }
+        }
+    }
+}
+
+/// Replaces `path` with `text` atomically (a temporary file renamed over it), or removes it
+/// when `text` is empty.
+fn write_or_remove(path: &std::path::Path, text: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
+            _ => Ok(()),
+        };
+    }
+    let tmp = path.with_extension("yaml.tmp");
+    std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
 
 /// Newest records per batch (live results first).
 const LIVE: usize = 200;
@@ -45,13 +119,15 @@ fn batching() -> (usize, usize, Duration) {
     (LIVE, BACKLOG, Duration::ZERO)
 }
 
-/// Starts forwarding the store at `store` to the agent's centre until `shutdown`.
+/// Starts forwarding the store at `store` to the agent's centre until `shutdown`, and
+/// keeping the centre's assignment (a reload through `reload` when it changes).
 pub fn spawn(
     agent: Agent,
     store: PathBuf,
     writer: StoreWriter,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
+    reload: mpsc::Sender<ReloadRequest>,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -66,6 +142,8 @@ pub fn spawn(
             None => crate::http_client::http_client(),
         };
         let batching = batching();
+        let assignments = Assignments { agent: agent.clone(), http: http.clone(), reload };
+        tokio::spawn(assignments.run(shutdown.clone()));
         let forwarder = Forwarder { agent, store, writer, metrics, clock, http, batching };
         forwarder.run(shutdown).await;
     })

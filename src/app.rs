@@ -211,6 +211,7 @@ impl App {
                 writer,
                 metrics.clone(),
                 clock.clone(),
+                reload_tx.clone(),
                 delivery_stop.clone(),
             )),
             _ => None,

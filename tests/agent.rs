@@ -345,3 +345,80 @@ async fn an_agent_five_minutes_ahead_is_corrected_and_marked() {
     assert!((295_000..=305_000).contains(&offset), "the offset is reported: {offset}");
     centre.shutdown().await;
 }
+
+/// Issue #19, assignment: the agent runs the checks its centre assigns it (`vantages:` on
+/// the centre's checks), picks up a change within its `refresh`, and keeps running the saved
+/// assignment when it starts while the centre is unreachable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_runs_what_its_centre_assigns_and_keeps_it_offline() {
+    let web = web_server(None).await;
+    let (centre_dir, agent_dir) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let (centre_port, agent_port) = (free_port(), free_port());
+    let centre_text = |extra: &str| {
+        format!(
+            "instance: {{ name: centre }}\n\
+             server: {{ listen: \"127.0.0.1:{centre_port}\", admin_token: \"{TOKEN}\" }}\n\
+             storage: {{ path: \"{}\" }}\n\
+             vantages:\n  - {{ name: xa-sin-ho, token: \"{VANTAGE_TOKEN}\" }}\n\
+             systems:\n  - id: procedures\n    checks:\n      - {{ id: portal, interval: 1s, timeout: 800ms, http: {{ url: \"http://{}/switch\" }}, vantages: [xa-sin-ho] }}\n{extra}",
+            centre_dir.path().join("vigil.db").display(),
+            web.addr
+        )
+    };
+    std::fs::write(centre_dir.path().join("vigil.yaml"), centre_text("")).expect("write");
+    let agent = format!(
+        "instance: {{ name: xa-sin-ho }}\n\
+         server: {{ listen: \"127.0.0.1:{agent_port}\" }}\n\
+         storage: {{ path: \"{}\" }}\n\
+         agent: {{ vantage: xa-sin-ho, centre: \"http://127.0.0.1:{centre_port}\", token: \"{VANTAGE_TOKEN}\", refresh: 1s }}\n",
+        agent_dir.path().join("agent.db").display()
+    );
+    std::fs::write(agent_dir.path().join("agent.yaml"), agent).expect("write");
+    let centre = start_centre(centre_dir.path()).await;
+    let base = format!("http://127.0.0.1:{centre_port}");
+    assert_eq!(request("GET", &format!("{base}/api/v1/assignment"), None).await.0, 401);
+    let mut agent = start_agent(agent_dir.path());
+    let reader = vigil::store::Reader::new(&centre_dir.path().join("vigil.db"));
+    let from_agent =
+        |target: &str| reader.received("xa-sin-ho").unwrap_or_default().iter().filter(|r| r.target == target).count();
+    let wait = |what: &'static str, target: &'static str| {
+        let from_agent = &from_agent;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while from_agent(target) < 2 {
+                assert!(Instant::now() < deadline, "{what}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    wait("the assigned check runs at the vantage point", "procedures/portal").await;
+    // A second check, for every vantage point: picked up without touching the agent.
+    let extra = format!(
+        "  - id: documents\n    checks:\n      - {{ id: web, interval: 1s, timeout: 800ms, http: {{ url: \"http://{}/switch\" }}, vantages: all }}\n",
+        web.addr
+    );
+    std::fs::write(centre_dir.path().join("vigil.yaml"), centre_text(&extra)).expect("write");
+    centre.reload().await.expect("centre reload");
+    wait("a newly assigned check runs too", "documents/web").await;
+    assert!(agent_dir.path().join("assignment.yaml").is_file(), "the assignment is saved");
+    // Offline: the centre is gone, the agent restarts and still runs both checks.
+    centre.shutdown().await;
+    agent.kill().expect("SIGKILL");
+    agent.wait().expect("reaped");
+    let agent_db = agent_dir.path().join("agent.db");
+    let before = queued(&agent_db);
+    let mut agent = start_agent(agent_dir.path());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let conn = rusqlite::Connection::open(&agent_db).expect("agent store");
+    let targets: Vec<String> = conn
+        .prepare("SELECT DISTINCT target FROM forward_queue ORDER BY target")
+        .expect("query")
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert!(queued(&agent_db) > before, "it keeps measuring");
+    assert_eq!(targets, ["documents/web", "procedures/portal"], "both saved checks run offline");
+    agent.kill().expect("SIGKILL");
+    agent.wait().expect("reaped");
+}

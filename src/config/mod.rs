@@ -272,6 +272,11 @@ pub struct Check {
     /// The check's former id, `system/check` (`renamed_from:`): its targets' history, state
     /// and open incidents move to the new ids.
     pub renamed_from: Option<String>,
+    /// The vantage points that also run this check (resolved names).
+    pub vantages: Vec<String>,
+    /// The check as written (after `${ENV}`), without `vantages`, `depends_on` and
+    /// `renamed_from`: what an agent assigned it receives. Only for checks with `vantages`.
+    pub assigned_source: Option<yaml_serde::Value>,
 }
 
 impl Check {
@@ -297,6 +302,8 @@ impl Check {
             warning_conditions,
             depends_on: Vec::new(),
             renamed_from: None,
+            vantages: Vec::new(),
+            assigned_source: None,
             critical: true,
             runbook: None,
         }

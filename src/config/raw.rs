@@ -34,6 +34,8 @@ pub struct RawRoot {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawAgent {
+    pub assignment_file: Option<String>,
+    pub refresh: Option<String>,
     pub vantage: Option<String>,
     pub centre: Option<String>,
     pub token: Option<String>,
@@ -214,6 +216,16 @@ pub struct RawCheck {
     /// The check's former id (`check` or `system/check`): its history and open incidents
     /// carry over instead of being closed as removed.
     pub renamed_from: Option<String>,
+    /// The vantage points (agents) that also run this check: names, or `all`.
+    pub vantages: Option<RawVantageList>,
+}
+
+/// `vantages:` of a check: `all`, or a list of vantage names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawVantageList {
+    All(String),
+    Names(Vec<String>),
 }
 
 /// One entry of `targets:`: a name and the address field of the check's kind.

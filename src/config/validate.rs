@@ -59,6 +59,21 @@ fn load_source(mut root: SourceFile, env: Lookup<'_>) -> Result<Config, ConfigEr
             }
         }
     }
+    // An agent runs the checks its centre assigned it, from the last copy it saved.
+    if let Some(agent) = &raw.agent {
+        let path = base.join(agent.assignment_file.as_deref().unwrap_or(super::vantage::ASSIGNMENT_FILE));
+        if path.is_file() && seen.insert(path.clone()) {
+            match SourceFile::read(&path, env) {
+                Ok(mut file) => {
+                    errors.0.append(&mut file.substitution_errors);
+                    let (fragment, errs) = file.decode::<RawFragment>();
+                    errors.0.extend(errs);
+                    fragments.push((file, fragment));
+                }
+                Err(e) => errors.0.extend(e),
+            }
+        }
+    }
 
     let instance = instance(&root, &raw, &mut errors);
     let server = server(&root, &raw, &base, &mut errors);
@@ -191,6 +206,7 @@ fn load_source(mut root: SourceFile, env: Lookup<'_>) -> Result<Config, ConfigEr
 
     let agent = super::vantage::agent(&root, raw.agent.as_ref(), &base, &mut errors);
     let vantages = super::vantage::vantages(&root, &raw.vantages, &base, &mut errors);
+    super::vantage::assign(&mut systems, &units, &vantages, &mut errors);
     let mut files: Vec<PathBuf> = vec![root.path.clone()];
     files.extend(fragments.iter().map(|(f, _)| f.path.clone()));
     if errors.0.is_empty() {
@@ -642,6 +658,8 @@ fn check(
         warning_conditions,
         depends_on: Vec::new(),
         renamed_from: None,
+        vantages: Vec::new(),
+        assigned_source: None,
         critical: raw.critical.unwrap_or(true),
         runbook: raw.runbook.clone(),
     })

@@ -21,6 +21,10 @@ pub struct Agent {
     pub token: Secret,
     /// A CA file the centre's certificate must chain to (else the system roots).
     pub ca_file: Option<PathBuf>,
+    /// Where the centre's assignment is kept ([`ASSIGNMENT_FILE`] beside the configuration).
+    pub assignment_file: PathBuf,
+    /// How often the assignment is asked for again (default 60 s).
+    pub refresh: Duration,
 }
 
 /// One entry of `vantages:` — an agent the centre accepts results from.
@@ -108,7 +112,9 @@ pub(super) fn agent(file: &SourceFile, raw: Option<&RawAgent>, base: &Path, erro
     {
         errors.at(file, "agent.ca_file", format!("cannot read \"{}\"", ca.display()));
     }
-    Some(Agent { vantage: vantage?, centre: centre?, token: token?, ca_file })
+    let assignment_file = base.join(raw.assignment_file.as_deref().unwrap_or(ASSIGNMENT_FILE));
+    let refresh = duration_field(file, "agent.refresh", raw.refresh.as_ref(), Duration::from_secs(60), errors);
+    Some(Agent { vantage: vantage?, centre: centre?, token: token?, ca_file, assignment_file, refresh })
 }
 
 /// Validates `vantages:`.
@@ -158,4 +164,94 @@ pub(super) fn vantages(file: &SourceFile, raw: &[RawVantage], base: &Path, error
         }
     }
     out
+}
+
+/// The file an agent keeps its centre's assignment in (beside its configuration), loaded
+/// like an include when it exists.
+pub const ASSIGNMENT_FILE: &str = "assignment.yaml";
+
+/// Resolves each check's `vantages:` (names of configured vantage points, or `all`) and
+/// keeps, for the checks that have some, the check as written — what the agents get.
+pub(super) fn assign(
+    systems: &mut [super::System],
+    units: &[(&SourceFile, &[super::raw::RawSystem])],
+    vantages: &[Vantage],
+    errors: &mut Errors,
+) {
+    use super::raw::RawVantageList;
+    for (file, raw_systems) in units {
+        let mut doc: Option<yaml_serde::Value> = None;
+        for (i, raw_system) in raw_systems.iter().enumerate() {
+            for (j, raw_check) in raw_system.checks.iter().enumerate() {
+                let Some(list) = &raw_check.vantages else { continue };
+                let path = format!("systems[{i}].checks[{j}].vantages");
+                let names: Vec<String> = match list {
+                    RawVantageList::All(all) if all == "all" => vantages.iter().map(|v| v.name.clone()).collect(),
+                    RawVantageList::All(other) => vec![other.clone()],
+                    RawVantageList::Names(names) => names.clone(),
+                };
+                let unknown: Vec<&String> = names.iter().filter(|n| !vantages.iter().any(|v| &v.name == *n)).collect();
+                if !unknown.is_empty() {
+                    let known = if vantages.is_empty() {
+                        "none is configured".to_string()
+                    } else {
+                        vantages.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")
+                    };
+                    errors.at(
+                        file,
+                        &path,
+                        format!("no vantage point {unknown:?} in `vantages:` (configured: {known})"),
+                    );
+                    continue;
+                }
+                let doc = doc.get_or_insert_with(|| yaml_serde::from_str(&file.text).unwrap_or_default());
+                let mut source = doc["systems"][i]["checks"][j].clone();
+                if let Some(map) = source.as_mapping_mut() {
+                    for key in ["vantages", "depends_on", "renamed_from"] {
+                        map.remove(key);
+                    }
+                }
+                let (Some(system_id), Some(check_id)) = (&raw_system.id, &raw_check.id) else { continue };
+                if let Some(check) = systems
+                    .iter_mut()
+                    .find(|s| &s.id == system_id)
+                    .and_then(|s| s.checks.iter_mut().find(|c| &c.id == check_id))
+                {
+                    check.vantages = names;
+                    check.assigned_source = Some(source);
+                }
+            }
+        }
+    }
+}
+
+/// The assignment of `vantage`: the checks of `systems` it runs, as a configuration
+/// fragment (`systems:` only), or None when it has none.
+pub fn assignment(systems: &[super::System], vantage: &str) -> Option<String> {
+    let mut out = Vec::new();
+    for s in systems {
+        let checks: Vec<yaml_serde::Value> = s
+            .checks
+            .iter()
+            .filter(|c| c.vantages.iter().any(|v| v == vantage))
+            .filter_map(|c| c.assigned_source.clone())
+            .collect();
+        if checks.is_empty() {
+            continue;
+        }
+        let mut system = yaml_serde::Mapping::new();
+        system.insert("id".into(), s.id.clone().into());
+        let mut name = yaml_serde::Mapping::new();
+        name.insert("vi".into(), s.name_vi.clone().into());
+        name.insert("en".into(), s.name_en.clone().into());
+        system.insert("name".into(), yaml_serde::Value::Mapping(name));
+        system.insert("checks".into(), yaml_serde::Value::Sequence(checks));
+        out.push(yaml_serde::Value::Mapping(system));
+    }
+    if out.is_empty() {
+        return None;
+    }
+    let mut doc = yaml_serde::Mapping::new();
+    doc.insert("systems".into(), yaml_serde::Value::Sequence(out));
+    yaml_serde::to_string(&doc).ok()
 }

@@ -108,6 +108,31 @@ pub(super) async fn ingest(state: &Arc<WebState>, req: Request<Incoming>) -> Rep
     json(&serde_json::json!({ "acked": acked, "records": count }))
 }
 
+/// `GET /api/v1/assignment`: the checks the calling vantage point runs, as a configuration
+/// fragment (YAML), with an `etag`; 204 when it has none.
+pub(super) fn assignment(state: &WebState, req: &Request<Incoming>) -> Reply {
+    let Some((vantage, _)) = vantage_of(state, req) else {
+        return text(StatusCode::UNAUTHORIZED, "missing or unknown vantage token");
+    };
+    let systems = state.board.read().unwrap_or_else(|p| p.into_inner()).config.systems.clone();
+    match crate::config::vantage::assignment(&systems, &vantage) {
+        Some(yaml) => {
+            let etag = format!("\"{:016x}\"", fnv(yaml.as_bytes()));
+            let mut r = super::reply(StatusCode::OK, "application/yaml", bytes::Bytes::from(yaml));
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&etag) {
+                r.headers_mut().insert(hyper::header::ETAG, v);
+            }
+            r
+        }
+        None => super::reply(StatusCode::NO_CONTENT, "text/plain", bytes::Bytes::new()),
+    }
+}
+
+/// FNV-1a, for an assignment's etag.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 /// `GET /api/v1/vantages`.
 pub(super) fn vantages(state: &WebState) -> Reply {
     let configured: Vec<String> = {

@@ -222,6 +222,7 @@ async fn route(state: &Arc<WebState>, req: Request<Incoming>, peer: SocketAddr) 
         }
         (&Method::POST, "/api/v1/ingest") => ingest::ingest(state, req).await,
         (&Method::GET, "/api/v1/vantages") => heavy(state, ingest::vantages).await,
+        (&Method::GET, "/api/v1/assignment") => ingest::assignment(state, &req),
         (&Method::GET, "/api/v1/status") => {
             let doc = state.board.read().unwrap_or_else(|p| p.into_inner()).to_json();
             json(&doc)
@@ -374,7 +375,7 @@ async fn route(state: &Arc<WebState>, req: Request<Incoming>, peer: SocketAddr) 
 /// Paths open without the read credential: liveness and readiness, a job's heartbeat (its
 /// own token), an acknowledgement link (its signature) and `/probe` (its own token).
 fn open_without_reader(path: &str) -> bool {
-    matches!(path, "/-/healthy" | "/-/ready" | "/ack" | "/probe" | "/api/v1/ingest")
+    matches!(path, "/-/healthy" | "/-/ready" | "/ack" | "/probe" | "/api/v1/ingest" | "/api/v1/assignment")
         || path.starts_with("/api/v1/heartbeat/")
 }
 
