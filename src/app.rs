@@ -115,6 +115,8 @@ pub struct App {
     control: mpsc::Sender<Control>,
     monthly_checks: watch::Receiver<u64>,
     monthly_queued: Arc<std::sync::atomic::AtomicU64>,
+    /// The status board (what `/api/v1/status` shows).
+    status: Arc<RwLock<Board>>,
     done: JoinHandle<()>,
 }
 
@@ -228,6 +230,7 @@ impl App {
             scheduler.apply(&config);
         }
 
+        let status_board = board.clone();
         let web_state = Arc::new(WebState {
             metrics: metrics.clone(),
             board,
@@ -287,8 +290,14 @@ impl App {
             control: app_control,
             monthly_checks: monthly.checks,
             monthly_queued: monthly.queued,
+            status: status_board,
             done,
         })
+    }
+
+    /// What `/api/v1/status` shows now (for tests that cannot speak the server's TLS).
+    pub fn status_json(&self) -> serde_json::Value {
+        self.status.read().unwrap_or_else(|p| p.into_inner()).to_json()
     }
 
     /// The address the server listens on.

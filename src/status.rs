@@ -41,6 +41,57 @@ pub struct Board {
     pub vantages: std::collections::BTreeMap<String, VantageView>,
 }
 
+/// A target's state over all who watch it: the centre and the vantage points that run its
+/// check. A lost vantage point, or one whose link check fails, does not vote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Combined {
+    pub state: State,
+    /// Observers that see it down (the centre by its instance name, vantage points by theirs).
+    pub down: Vec<String>,
+    /// Every observer that voted, with what it sees.
+    pub observers: Vec<(String, State)>,
+    /// Down votes needed.
+    pub needed: usize,
+}
+
+/// The combined state of `target_id` (of `check`), or None when no vantage point runs it.
+pub fn combined(
+    config: &Config,
+    check: &crate::config::Check,
+    target_id: &str,
+    targets: &HashMap<String, TargetView>,
+    vantages: &std::collections::BTreeMap<String, VantageView>,
+) -> Option<Combined> {
+    if check.vantages.is_empty() {
+        return None;
+    }
+    let failing = |s: State| matches!(s, State::Down | State::Unreachable);
+    let mut observers = Vec::new();
+    if let Some(own) = targets.get(target_id).map(|v| v.state.state).filter(|s| *s != State::Unknown) {
+        observers.push((config.instance.name.clone(), own));
+    }
+    for name in &check.vantages {
+        let Some(view) = vantages.get(name).filter(|v| !v.lost) else { continue };
+        let link = config.vantages.iter().find(|v| &v.name == name).and_then(|v| v.link.as_ref());
+        if link.is_some_and(|l| targets.get(l).is_some_and(|t| failing(t.state.state))) {
+            continue;
+        }
+        if let Some((state, _)) = view.states.get(target_id) {
+            observers.push((name.clone(), *state));
+        }
+    }
+    let down: Vec<String> = observers.iter().filter(|(_, s)| failing(*s)).map(|(n, _)| n.clone()).collect();
+    let needed = check.quorum.unwrap_or(crate::config::vantage::Quorum::Any).needed(observers.len());
+    let state = if !down.is_empty() && down.len() >= needed {
+        State::Down
+    } else if observers.is_empty() {
+        State::Unknown
+    } else {
+        State::Up
+    };
+    Some(Combined { state, down, observers, needed })
+}
+
 /// A vantage point as the centre sees it: when its agent was last heard from, whether it is
 /// lost (silent past its grace), and its targets' states as measured from there.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -110,7 +161,14 @@ impl Board {
                                 let id = t.key.id();
                                 let view = self.targets.get(&id);
                                 let state = view.map_or(State::Unknown, |v| v.state.state);
+                                let combined = combined(&self.config, check, &id, &self.targets, &self.vantages);
                                 json!({
+                                    "combined": combined.map(|c| json!({
+                                        "state": c.state.as_str(),
+                                        "down": c.down,
+                                        "needed": c.needed,
+                                        "observers": c.observers.iter().map(|(n, s)| json!({ "name": n, "state": s.as_str() })).collect::<Vec<_>>(),
+                                    })),
                                     "id": id,
                                     "name": t.key.target,
                                     "state": state.as_str(),

@@ -17,6 +17,9 @@ use common::*;
 
 const COMMUNES: [&str; 3] = ["xa-sin-ho", "xa-nam-tam", "xa-pa-tan"];
 
+/// The tests here use the same namespaces (one process, tags 1–3): one at a time.
+static NAMESPACES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The host side of a namespace's veth (`198.18.N.1`).
 fn host_side(ns: &Netns) -> String {
     let inside = &ns.hosts[0];
@@ -56,6 +59,7 @@ fn queued(db: &std::path::Path) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_link_loses_nothing_and_is_one_vantage_lost_alert() {
+    let _one_at_a_time = NAMESPACES.lock().await;
     // Each namespace accepts everything at first (the rule matches nothing: port 1).
     let nets: Vec<Netns> = (1..=3).map(|tag| Netns::new(tag, &["tcp dport 1 drop"], false)).collect();
     let centre_ip = host_side(&nets[0]);
@@ -185,5 +189,191 @@ async fn a_cut_link_loses_nothing_and_is_one_vantage_lost_alert() {
         .iter()
         .filter(|h| h.body["incident"]["system"] == "vantages" && h.body["incident"]["target"] != "vantages/xa-sin-ho");
     assert_eq!(others_lost.count(), 0, "the other communes were never lost");
+    app.shutdown().await;
+}
+
+/// Waits until the portal's combined state (as `/api/v1/status` shows it) satisfies `pred`.
+async fn wait_view(app: &vigil::app::App, what: &str, pred: &dyn Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let view = app.status_json()["systems"][0]["checks"][0]["targets"][0]["combined"].clone();
+        if pred(&view) {
+            return view;
+        }
+        assert!(Instant::now() < deadline, "{what}: {view}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Starts `vigil agent` inside namespace `ns`, on the config in `dir`.
+fn agent_in(ns: &Netns, dir: &std::path::Path) -> Child {
+    Command::new("ip")
+        .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_vigil"), "agent", "-c"])
+        .arg(dir.join("agent.yaml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start an agent in its namespace")
+}
+
+/// Issue #19, quorum and cause classes. The portal runs at the centre and at three communes
+/// (`vantages: all`, `quorum: 2`); the centre checks each commune's link (its agent's
+/// `/-/healthy`). (1) The portal becomes unreachable from one commune only: that vantage's
+/// view is down and paged as such ("from xa-sin-ho", cause `target`), the combined state
+/// stays up, the portal itself is not paged. (2) A commune whose link is down sees the
+/// portal fail: classed `link`, not paged (its gateway's incident speaks). (3) Two communes
+/// see it down: the quorum is met, the portal is paged once, then resolved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_and_cause_classes_from_three_communes() {
+    let _one_at_a_time = NAMESPACES.lock().await;
+    let nets: Vec<Netns> = (1..=3).map(|tag| Netns::new(tag, &["tcp dport 1 drop"], false)).collect();
+    let centre_ip = host_side(&nets[0]);
+    for ns in &nets[1..] {
+        run_ok("ip", "iproute2", &["-n", &ns.name, "route", "add", &format!("{centre_ip}/32"), "via", &host_side(ns)]);
+    }
+    let portal = web_server_at(&format!("{centre_ip}:0"), None).await;
+    let hooks = HookSink::start().await;
+    let pki = TestPki::new();
+    let centre_dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = pki.leaf_files(centre_dir.path(), "centre", &[&centre_ip]);
+    let centre_port = free_port();
+    let agent_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let vantages: String = COMMUNES
+        .iter()
+        .map(|c| format!("  - {{ name: {c}, token: \"{}\", link: network/gateways/{c} }}\n", token(c)))
+        .collect();
+    let gateways: String = COMMUNES
+        .iter()
+        .zip(&nets)
+        .zip(&agent_ports)
+        .map(|((c, ns), port)| {
+            format!("          - {{ name: {c}, url: \"http://{}:{port}/-/healthy\" }}\n", ns.hosts[0])
+        })
+        .collect();
+    let centre = format!(
+        "instance: {{ name: centre }}\n\
+         server: {{ listen: \"{centre_ip}:{centre_port}\", admin_token: \"{TOKEN}\", tls: {{ cert_file: \"{}\", key_file: \"{}\" }} }}\n\
+         storage: {{ path: \"{}\" }}\n\
+         defaults: {{ interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1 }}\n\
+         alerting: {{ flapping: {{ changes: 1000, window: 1m }} }}\n\
+         vantages:\n{vantages}\
+         receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\nroutes:\n  - {{ receivers: [team] }}\n\
+         systems:\n  - id: procedures\n    checks:\n      - {{ id: portal, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"], vantages: all, quorum: 2 }}\n\
+         \x20 - id: network\n    checks:\n      - id: gateways\n        http: {{}}\n        targets:\n{gateways}",
+        cert.display(),
+        key.display(),
+        centre_dir.path().join("vigil.db").display(),
+        hooks.addr,
+        portal.addr
+    );
+    std::fs::write(centre_dir.path().join("vigil.yaml"), centre).expect("write");
+    let app = vigil::app::App::start(
+        vigil::app::ConfigSource::File(centre_dir.path().join("vigil.yaml")),
+        vigil::app::Overrides::default(),
+    )
+    .await
+    .expect("centre starts");
+    let mut events = app.subscribe();
+    let mut agents: Vec<(tempfile::TempDir, Child)> = Vec::new();
+    for ((commune, ns), port) in COMMUNES.iter().zip(&nets).zip(&agent_ports) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).expect("write CA");
+        let config = format!(
+            "instance: {{ name: {commune} }}\n\
+             server: {{ listen: \"{}:{port}\" }}\n\
+             storage: {{ path: \"{}\" }}\n\
+             agent: {{ vantage: {commune}, centre: \"https://{centre_ip}:{centre_port}\", token: \"{}\", ca_file: ca.pem, refresh: 1s }}\n",
+            ns.hosts[0],
+            dir.path().join("agent.db").display(),
+            token(commune),
+        );
+        std::fs::write(dir.path().join("agent.yaml"), config).expect("write");
+        let child = agent_in(ns, dir.path());
+        agents.push((dir, child));
+    }
+    // Everyone sees the portal up, and every gateway is up.
+    let mut expected: Vec<(&str, vigil::model::State)> = vec![("procedures/portal", vigil::model::State::Up)];
+    let gateway_ids: Vec<String> = COMMUNES.iter().map(|c| format!("network/gateways/{c}")).collect();
+    expected.extend(gateway_ids.iter().map(|g| (g.as_str(), vigil::model::State::Up)));
+    wait_states(&mut events, Duration::from_secs(30), &expected).await;
+    wait_view(&app, "three communes vote", &|v| v["observers"].as_array().is_some_and(|o| o.len() == 4)).await;
+    let fired = |target: &str, event: &str| {
+        hooks.hooks().iter().filter(|h| h.body["incident"]["target"] == target && h.body["event"] == event).count()
+    };
+    let port = portal.addr.port();
+
+    // (1) Xã Sìn Hồ alone cannot reach the portal.
+    nft(&nets[0], &format!("add rule inet vigil input ip saddr {centre_ip} tcp sport {port} drop"));
+    let view = wait_view(&app, "xa-sin-ho sees it down", &|v| v["down"] == serde_json::json!(["xa-sin-ho"])).await;
+    assert_eq!(view["state"], "up", "one of four is below the quorum of 2: {view}");
+    let got = hooks
+        .wait_until(Duration::from_secs(20), "the vantage's own alert", |h| {
+            h.iter()
+                .any(|x| x.body["incident"]["target"] == "procedures/portal@xa-sin-ho" && x.body["event"] == "firing")
+        })
+        .await;
+    let alert = got.iter().find(|x| x.body["incident"]["target"] == "procedures/portal@xa-sin-ho").expect("alert");
+    assert!(
+        alert.body["summary"].as_str().is_some_and(|s| s.contains("xa-sin-ho")),
+        "names the vantage: {}",
+        alert.body
+    );
+    assert!(
+        alert.body["text"].as_str().is_some_and(|s| s.contains("hệ thống lỗi khi nhìn từ điểm đo này")),
+        "cause class target"
+    );
+    nft(&nets[0], "flush chain inet vigil input");
+    hooks
+        .wait_until(Duration::from_secs(20), "its resolution", |h| {
+            h.iter()
+                .any(|x| x.body["incident"]["target"] == "procedures/portal@xa-sin-ho" && x.body["event"] == "resolved")
+        })
+        .await;
+
+    // (2) Xã Nậm Tăm's link is down (the centre cannot reach it), then it sees the portal fail.
+    nft(&nets[1], &format!("add rule inet vigil input tcp dport {} drop", agent_ports[1]));
+    wait_states(&mut events, Duration::from_secs(20), &[("network/gateways/xa-nam-tam", vigil::model::State::Down)])
+        .await;
+    nft(&nets[1], &format!("add rule inet vigil input ip saddr {centre_ip} tcp sport {port} drop"));
+    let db = centre_dir.path().join("vigil.db");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let link_view = loop {
+        let open = vigil::store::query::incidents(&db, true, None, 50).expect("incidents");
+        if let Some(i) = open.into_iter().find(|i| i.target == "procedures/portal@xa-nam-tam") {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "the view through a broken link is recorded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(link_view.cause_class.as_deref(), Some("link"));
+    assert!(link_view.told.is_empty(), "classed link: not paged");
+    app.settle().await;
+    assert_eq!(fired("procedures/portal@xa-nam-tam", "firing"), 0, "one cause pages once");
+    assert_eq!(fired("network/gateways/xa-nam-tam", "firing"), 1, "the link's own alert is the page");
+
+    // (3) Xã Sìn Hồ and Xã Pa Tần both see it down: the quorum of 2 is met.
+    nft(&nets[0], &format!("add rule inet vigil input ip saddr {centre_ip} tcp sport {port} drop"));
+    nft(&nets[2], &format!("add rule inet vigil input ip saddr {centre_ip} tcp sport {port} drop"));
+    let view = wait_view(&app, "the quorum", &|v| v["state"] == "down").await;
+    assert_eq!(view["needed"], 2);
+    hooks
+        .wait_until(Duration::from_secs(20), "the portal's page", |h| {
+            h.iter().any(|x| x.body["incident"]["target"] == "procedures/portal" && x.body["event"] == "firing")
+        })
+        .await;
+    for ns in &nets {
+        nft(ns, "flush chain inet vigil input");
+    }
+    hooks
+        .wait_until(Duration::from_secs(30), "the portal's resolution", |h| {
+            h.iter().any(|x| x.body["incident"]["target"] == "procedures/portal" && x.body["event"] == "resolved")
+        })
+        .await;
+    app.settle().await;
+    assert_eq!(fired("procedures/portal", "firing"), 1, "the portal was paged once");
+    for (_, child) in &mut agents {
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+    }
     app.shutdown().await;
 }

@@ -156,7 +156,7 @@ pub fn render(n: &Notification, ctx: &MessageContext, now_ms: i64) -> Rendered {
         resolved => i.resolved_ms.map(|r| local(r, tz)), duration,
         ack => i.ack, ack_at => i.ack.as_ref().map(|a| local(a.at_ms, tz)),
         ack_url => ack_link(ctx, &i.target, i.id, now_ms), status_url, blind => i.monitor_blind,
-        closed_as => i.closed_as,
+        closed_as => i.closed_as, vantage => i.vantage, cause_class => i.cause_class,
         group => n.group.iter().take(MAX_LISTED).collect::<Vec<_>>(), group_total => n.group.len(),
         flapping_changes => ctx.flapping.changes, flapping_window => format_duration(ctx.flapping.window),
     };
@@ -217,6 +217,8 @@ pub fn test_notification(receiver: &str, now_ms: i64) -> Notification {
             monitor_blind: false,
             closed_as: None,
             why: Vec::new(),
+            vantage: None,
+            cause_class: None,
         },
         created_ms: now_ms,
         reply_to: None,

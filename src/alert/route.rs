@@ -11,6 +11,8 @@ pub fn label(incident: &Incident, location: &str, name: &str) -> String {
         "target" => incident.target_name.clone(),
         "severity" => incident.severity.as_str().to_string(),
         "location" => location.to_string(),
+        "vantage" => incident.vantage.clone().unwrap_or_default(),
+        "cause" => incident.cause_class.clone().unwrap_or_default(),
         _ => String::new(),
     }
 }

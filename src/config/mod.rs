@@ -274,6 +274,8 @@ pub struct Check {
     pub renamed_from: Option<String>,
     /// The vantage points that also run this check (resolved names).
     pub vantages: Vec<String>,
+    /// How many observers must see a target down for it to be down (with `vantages`).
+    pub quorum: Option<vantage::Quorum>,
     /// The check as written (after `${ENV}`), without `vantages`, `depends_on` and
     /// `renamed_from`: what an agent assigned it receives. Only for checks with `vantages`.
     pub assigned_source: Option<yaml_serde::Value>,
@@ -303,6 +305,7 @@ impl Check {
             depends_on: Vec::new(),
             renamed_from: None,
             vantages: Vec::new(),
+            quorum: None,
             assigned_source: None,
             critical: true,
             runbook: None,

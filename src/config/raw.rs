@@ -52,6 +52,7 @@ pub struct RawVantage {
     pub token_file: Option<String>,
     pub grace: Option<String>,
     pub max_clock_offset: Option<String>,
+    pub link: Option<String>,
 }
 
 /// An included file (`probes/*.yaml`): systems only.
@@ -218,6 +219,17 @@ pub struct RawCheck {
     pub renamed_from: Option<String>,
     /// The vantage points (agents) that also run this check: names, or `all`.
     pub vantages: Option<RawVantageList>,
+    /// How many observers (the centre and the vantage points) must see it down: `any`,
+    /// `all`, or a number.
+    pub quorum: Option<RawQuorum>,
+}
+
+/// `quorum:` of a check.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawQuorum {
+    Count(u32),
+    Word(String),
 }
 
 /// `vantages:` of a check: `all`, or a list of vantage names.

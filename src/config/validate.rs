@@ -205,7 +205,7 @@ fn load_source(mut root: SourceFile, env: Lookup<'_>) -> Result<Config, ConfigEr
     });
 
     let agent = super::vantage::agent(&root, raw.agent.as_ref(), &base, &mut errors);
-    let vantages = super::vantage::vantages(&root, &raw.vantages, &base, &mut errors);
+    let vantages = super::vantage::vantages(&root, &raw.vantages, &systems, &base, &mut errors);
     super::vantage::assign(&mut systems, &units, &vantages, &mut errors);
     let mut files: Vec<PathBuf> = vec![root.path.clone()];
     files.extend(fragments.iter().map(|(f, _)| f.path.clone()));
@@ -659,6 +659,7 @@ fn check(
         depends_on: Vec::new(),
         renamed_from: None,
         vantages: Vec::new(),
+        quorum: None,
         assigned_source: None,
         critical: raw.critical.unwrap_or(true),
         runbook: raw.runbook.clone(),

@@ -36,6 +36,9 @@ pub struct Vantage {
     pub grace: Duration,
     /// A clock further off than this has its timestamps corrected (and marked).
     pub max_clock_offset: Duration,
+    /// The centre's check of this vantage point's link (e.g. the commune gateway), as a
+    /// target id: while it fails, what the vantage sees failing is classed `link`.
+    pub link: Option<String>,
 }
 
 /// Default `max_clock_offset` of a vantage point.
@@ -117,8 +120,14 @@ pub(super) fn agent(file: &SourceFile, raw: Option<&RawAgent>, base: &Path, erro
     Some(Agent { vantage: vantage?, centre: centre?, token: token?, ca_file, assignment_file, refresh })
 }
 
-/// Validates `vantages:`.
-pub(super) fn vantages(file: &SourceFile, raw: &[RawVantage], base: &Path, errors: &mut Errors) -> Vec<Vantage> {
+/// Validates `vantages:` (`link` must name a check target of `systems`).
+pub(super) fn vantages(
+    file: &SourceFile,
+    raw: &[RawVantage],
+    systems: &[super::System],
+    base: &Path,
+    errors: &mut Errors,
+) -> Vec<Vantage> {
     let mut out: Vec<Vantage> = Vec::new();
     for (i, v) in raw.iter().enumerate() {
         let path = format!("vantages[{i}]");
@@ -155,8 +164,28 @@ pub(super) fn vantages(file: &SourceFile, raw: &[RawVantage], base: &Path, error
             DEFAULT_MAX_CLOCK_OFFSET,
             errors,
         );
+        let link = v.link.as_ref().and_then(|l| {
+            let ids: Vec<String> = systems
+                .iter()
+                .flat_map(|s| s.checks.iter().map(move |c| (s, c)))
+                .flat_map(|(s, c)| c.targets.iter().map(move |t| (format!("{}/{}", s.id, c.id), t.key.id())))
+                .filter(|(check, target)| check == l || target == l)
+                .map(|(_, target)| target)
+                .collect();
+            match &ids[..] {
+                [one] => Some(one.clone()),
+                [] => {
+                    errors.at(file, &format!("{path}.link"), format!("link \"{l}\" names no known check"));
+                    None
+                }
+                _ => {
+                    errors.at(file, &format!("{path}.link"), format!("link \"{l}\" names several targets: name one"));
+                    None
+                }
+            }
+        });
         match token {
-            Some(token) => out.push(Vantage { name, token, grace, max_clock_offset }),
+            Some(token) => out.push(Vantage { name, token, grace, max_clock_offset, link }),
             None if v.token.is_none() && v.token_file.is_none() => {
                 errors.at(file, &path, "a vantage needs `token_file:` (or `token:`)");
             }
@@ -166,9 +195,63 @@ pub(super) fn vantages(file: &SourceFile, raw: &[RawVantage], base: &Path, error
     out
 }
 
+/// How many observers — the centre and the vantage points that run a check — must see a
+/// target down for its combined state to be down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quorum {
+    Any,
+    All,
+    AtLeast(u32),
+}
+
+impl Quorum {
+    /// The number of down observers needed among `observers`.
+    pub fn needed(self, observers: usize) -> usize {
+        match self {
+            Quorum::Any => 1,
+            Quorum::All => observers.max(1),
+            Quorum::AtLeast(n) => n as usize,
+        }
+    }
+}
+
 /// The file an agent keeps its centre's assignment in (beside its configuration), loaded
 /// like an include when it exists.
 pub const ASSIGNMENT_FILE: &str = "assignment.yaml";
+
+/// Reads a check's `quorum:` (any, all or a number from 1).
+fn quorum(file: &SourceFile, path: &str, raw: Option<&super::raw::RawQuorum>, errors: &mut Errors) -> Option<Quorum> {
+    match raw? {
+        super::raw::RawQuorum::Word(w) if w == "any" => Some(Quorum::Any),
+        super::raw::RawQuorum::Word(w) if w == "all" => Some(Quorum::All),
+        super::raw::RawQuorum::Count(n) if *n >= 1 => Some(Quorum::AtLeast(*n)),
+        _ => {
+            errors.at(file, path, "expected any, all or a number from 1");
+            None
+        }
+    }
+}
+
+/// The check as an agent receives it: as written, without what only the centre judges
+/// (`vantages`, `quorum`, `depends_on`, `renamed_from`), with the centre's effective
+/// interval, timeout and thresholds (the agent's defaults are not the centre's).
+fn assigned_source(mut source: yaml_serde::Value, check: &super::Check) -> yaml_serde::Value {
+    if let Some(map) = source.as_mapping_mut() {
+        for key in ["vantages", "depends_on", "renamed_from", "quorum"] {
+            map.remove(key);
+        }
+        let effective: [(&str, yaml_serde::Value); 4] = [
+            ("interval", humantime::format_duration(check.interval).to_string().into()),
+            ("timeout", humantime::format_duration(check.timeout).to_string().into()),
+            ("failure_threshold", check.failure_threshold.into()),
+            ("success_threshold", check.success_threshold.into()),
+        ];
+        for (key, value) in effective {
+            map.entry(key.into()).or_insert(value);
+        }
+    }
+    source
+}
 
 /// Resolves each check's `vantages:` (names of configured vantage points, or `all`) and
 /// keeps, for the checks that have some, the check as written — what the agents get.
@@ -183,7 +266,14 @@ pub(super) fn assign(
         let mut doc: Option<yaml_serde::Value> = None;
         for (i, raw_system) in raw_systems.iter().enumerate() {
             for (j, raw_check) in raw_system.checks.iter().enumerate() {
-                let Some(list) = &raw_check.vantages else { continue };
+                let quorum =
+                    quorum(file, &format!("systems[{i}].checks[{j}].quorum"), raw_check.quorum.as_ref(), errors);
+                let Some(list) = &raw_check.vantages else {
+                    if raw_check.quorum.is_some() {
+                        errors.at(file, &format!("systems[{i}].checks[{j}].quorum"), "a quorum needs `vantages:`");
+                    }
+                    continue;
+                };
                 let path = format!("systems[{i}].checks[{j}].vantages");
                 let names: Vec<String> = match list {
                     RawVantageList::All(all) if all == "all" => vantages.iter().map(|v| v.name.clone()).collect(),
@@ -205,12 +295,7 @@ pub(super) fn assign(
                     continue;
                 }
                 let doc = doc.get_or_insert_with(|| yaml_serde::from_str(&file.text).unwrap_or_default());
-                let mut source = doc["systems"][i]["checks"][j].clone();
-                if let Some(map) = source.as_mapping_mut() {
-                    for key in ["vantages", "depends_on", "renamed_from"] {
-                        map.remove(key);
-                    }
-                }
+                let source = doc["systems"][i]["checks"][j].clone();
                 let (Some(system_id), Some(check_id)) = (&raw_system.id, &raw_check.id) else { continue };
                 if let Some(check) = systems
                     .iter_mut()
@@ -218,7 +303,8 @@ pub(super) fn assign(
                     .and_then(|s| s.checks.iter_mut().find(|c| &c.id == check_id))
                 {
                     check.vantages = names;
-                    check.assigned_source = Some(source);
+                    check.quorum = quorum;
+                    check.assigned_source = Some(assigned_source(source, check));
                 }
             }
         }

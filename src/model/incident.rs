@@ -76,6 +76,9 @@ pub enum Decision {
     Unreachable,
     /// Listed under the root cause's incident, which failed just after it was announced.
     Reattributed,
+    /// Not announced: seen failing from a vantage point whose own link is down (the link's
+    /// incident speaks for it).
+    QuietLink,
     /// Closed because its check was removed from the configuration.
     Removed,
 }
@@ -105,6 +108,8 @@ impl Decision {
             (Decision::Unreachable, false) => format!("Unreachable because {who} fails; reminders paused"),
             (Decision::Reattributed, true) => format!("Gộp vào sự cố gốc của {who}"),
             (Decision::Reattributed, false) => format!("Re-attributed to the root cause, {who}"),
+            (Decision::QuietLink, true) => format!("Không báo: đường truyền của điểm đo {who} đang lỗi"),
+            (Decision::QuietLink, false) => format!("Not announced: the link of vantage point {who} is down"),
             (Decision::Removed, true) => "Đóng: kiểm tra đã bị gỡ khỏi cấu hình".into(),
             (Decision::Removed, false) => "Closed: the check was removed from the configuration".into(),
         }
@@ -183,6 +188,13 @@ pub struct Incident {
     /// Why it was, or was not, announced — every decision, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub why: Vec<Why>,
+    /// The vantage point the failure is seen from (an agent's view), if not the centre's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vantage: Option<String>,
+    /// For a vantage's view: `link` (the vantage's own link to the network fails) or
+    /// `target` (the target fails as seen from there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause_class: Option<String>,
 }
 
 impl Incident {

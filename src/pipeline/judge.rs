@@ -226,7 +226,11 @@ impl Pipeline {
         }));
         self.apply(effects, records);
 
+        let target_id = result.target_id.clone();
         self.publish_result(result, next, flapping, transition);
+        if transition.is_some() {
+            self.reevaluate_quorum(&target_id);
+        }
     }
 
     /// Shows a judged result on the board (without its body), updates the system's
@@ -302,6 +306,8 @@ impl Pipeline {
             affected,
             runbook: entry.check.runbook.clone(),
             monitor_blind: self.config.instance.uplink.iter().any(|u| u == target),
+            vantage: None,
+            cause_class: None,
         })
     }
 
@@ -314,6 +320,10 @@ impl Pipeline {
         failing_deps: &[String],
         quiet: bool,
     ) -> Vec<Effect> {
+        // With a quorum, the target's incident follows the combined state (see `vantages`).
+        if self.entries.get(target).is_some_and(|e| e.check.quorum.is_some()) {
+            return Vec::new();
+        }
         let (config, location) = self.routing();
         let routing = Routing { routes: &config.routes, location: &location };
         let severity = match t.to {

@@ -64,7 +64,7 @@ pub enum Control {
     AddMaintenance(ApiWindow),
     /// An agent's batch is committed: when it was heard from, and its targets' state
     /// changes (target, at, state).
-    Ingested { vantage: String, seen_ms: i64, changes: Vec<(String, i64, State)> },
+    Ingested { vantage: String, seen_ms: i64, changes: Vec<(String, i64, State, String)> },
     /// Run the timers now (reminders, escalations, flapping, the watchdog) and answer once
     /// everything decided so far is committed: what a test waits on instead of sleeping.
     Settle(oneshot::Sender<()>),

@@ -245,6 +245,13 @@ impl Pipeline {
             .filter(|i| {
                 i.system != super::vantages::VANTAGE_SYSTEM || !self.config.vantages.iter().any(|v| v.name == i.check)
             })
+            // A vantage's view of a target lives as long as the target and the vantage.
+            .filter(|i| {
+                !i.vantage.as_ref().is_some_and(|v| {
+                    self.config.vantages.iter().any(|c| &c.name == v)
+                        && i.target.rsplit_once('@').is_some_and(|(t, _)| self.entries.contains_key(t))
+                })
+            })
             .map(|i| i.target.clone())
             .collect();
         for target in removed {

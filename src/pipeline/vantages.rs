@@ -35,20 +35,124 @@ impl Pipeline {
         }
     }
 
+    /// A target of the centre seen changing state from a vantage point: failing there opens
+    /// an incident of that view (`target@vantage`, labels `vantage` and `cause`), classed
+    /// `link` — and not announced, the link's own incident speaks — while the vantage's link
+    /// check fails, else `target`; recovering there resolves it.
+    fn view_changed(&mut self, vantage: &str, target: &str, at: i64, state: State, message: &str) {
+        let id = format!("{target}@{vantage}");
+        let effects = match state {
+            State::Down | State::Unreachable if self.engine.open_incident(&id).is_none() => {
+                let Some(entry) = self.entries.get(target) else { return };
+                let Some(system) = self.config.systems.iter().find(|s| s.id == entry.system) else { return };
+                let link = self.config.vantages.iter().find(|v| v.name == vantage).and_then(|v| v.link.clone());
+                let link_down = link.as_deref().is_some_and(|l| self.failing(l));
+                let class = if link_down { "link" } else { "target" };
+                let opening = Opening {
+                    target: id.clone(),
+                    system: entry.system.clone(),
+                    system_name: match self.config.instance.language {
+                        crate::config::Language::Vi => system.name_vi.clone(),
+                        crate::config::Language::En => system.name_en.clone(),
+                    },
+                    check: entry.check.id.clone(),
+                    check_name: entry.check.name.clone(),
+                    target_name: entry.target_name.clone(),
+                    kind: entry.kind.to_string(),
+                    severity: Severity::Critical,
+                    started_ms: at,
+                    cause: message.to_string(),
+                    reason: Some(class.to_string()),
+                    failed_conditions: Vec::new(),
+                    affected: Vec::new(),
+                    runbook: entry.check.runbook.clone(),
+                    monitor_blind: false,
+                    vantage: Some(vantage.to_string()),
+                    cause_class: Some(class.to_string()),
+                };
+                if link_down {
+                    let who = vec![vantage.to_string()];
+                    self.engine.open_unannounced(opening, at, crate::model::incident::Decision::QuietLink, who)
+                } else {
+                    let (config, location) = self.routing();
+                    self.engine.open(opening, Routing { routes: &config.routes, location: &location }, at, false)
+                }
+            }
+            State::Up | State::Degraded => self.engine.resolve(&id, at),
+            _ => Vec::new(),
+        };
+        if !effects.is_empty() {
+            self.apply(effects, Vec::new());
+        }
+    }
+
+    /// For a check with a `quorum`, its target's incident follows the combined state: it
+    /// opens when enough observers see the target down, and is resolved when they no
+    /// longer do.
+    pub(super) fn reevaluate_quorum(&mut self, target: &str) {
+        let Some(entry) = self.entries.get(target) else { return };
+        if entry.check.quorum.is_none() {
+            return;
+        }
+        let check = entry.check.clone();
+        let combined = {
+            let board = self.board.read().unwrap_or_else(|p| p.into_inner());
+            crate::status::combined(&self.config, &check, target, &board.targets, &board.vantages)
+        };
+        let Some(combined) = combined else { return };
+        let now = self.clock.now_ms();
+        let open = self.engine.open_incident(target).is_some();
+        let effects = match (combined.state == State::Down, open) {
+            (true, false) => {
+                let cause = format!(
+                    "down from {} of {} observers ({} needed): {}",
+                    combined.down.len(),
+                    combined.observers.len(),
+                    combined.needed,
+                    combined.down.join(", ")
+                );
+                let outcome = crate::probe::ProbeOutcome {
+                    health: crate::model::Health::Down,
+                    reason: None,
+                    message: cause,
+                    failed_conditions: Vec::new(),
+                    observations: Default::default(),
+                    duration: std::time::Duration::ZERO,
+                };
+                let Some(opening) = self.opening(target, Severity::Critical, &outcome, now) else { return };
+                self.metrics.incidents_total.with_label_values(&[&opening.system, "critical"]).inc();
+                let (config, location) = self.routing();
+                self.engine.open(opening, Routing { routes: &config.routes, location: &location }, now, false)
+            }
+            (false, true) => self.engine.resolve(target, now),
+            _ => Vec::new(),
+        };
+        if !effects.is_empty() {
+            self.apply(effects, Vec::new());
+        }
+    }
+
     /// Takes what an agent's committed batch said: it was heard from at `seen_ms`, and its
-    /// targets changed state as `changes` (target, at, new state) say.
-    pub(super) fn ingested(&mut self, vantage: &str, seen_ms: i64, changes: Vec<(String, i64, State)>) {
+    /// targets changed state as `changes` (target, at, new state, message) say.
+    pub(super) fn ingested(&mut self, vantage: &str, seen_ms: i64, changes: Vec<(String, i64, State, String)>) {
         let was_lost = {
             let mut board = self.board.write().unwrap_or_else(|p| p.into_inner());
             let view = board.vantages.entry(vantage.to_string()).or_default();
             view.last_seen_ms = Some(view.last_seen_ms.map_or(seen_ms, |s| s.max(seen_ms)));
-            for (target, at, state) in changes {
+            let mut news = Vec::new();
+            for (target, at, state, message) in changes {
                 if view.states.get(&target).is_none_or(|(_, since)| *since <= at) {
-                    view.states.insert(target, (state, at));
+                    view.states.insert(target.clone(), (state, at));
+                    news.push((target, at, state, message));
                 }
             }
-            std::mem::replace(&mut view.lost, false)
+            (std::mem::replace(&mut view.lost, false), news)
         };
+        let (was_lost, news) = was_lost;
+        for (target, at, state, message) in news {
+            self.view_changed(vantage, &target, at, state, &message);
+            self.reevaluate_quorum(&target);
+        }
         self.metrics.vantage_up.with_label_values(&[vantage]).set(1);
         self.metrics.vantage_last_seen.with_label_values(&[vantage]).set(seen_ms as f64 / 1000.0);
         if was_lost {
@@ -103,6 +207,8 @@ impl Pipeline {
                 affected: Vec::new(),
                 runbook: None,
                 monitor_blind: false,
+                vantage: None,
+                cause_class: None,
             };
             let location = config.instance.location.clone().unwrap_or_default();
             let effects =

@@ -82,11 +82,15 @@ pub(super) async fn ingest(state: &Arc<WebState>, req: Request<Incoming>) -> Rep
     }
     let acked = batch.records.iter().map(|r| r.seq).max().unwrap_or(0);
     let count = batch.records.len();
-    let changes: Vec<(String, i64, State)> = batch
+    let changes: Vec<(String, i64, State, String)> = batch
         .records
         .iter()
         .filter(|r| r.kind == "change")
-        .filter_map(|r| Some((r.target.clone(), r.at_ms, State::from_name(r.data["to"].as_str()?)?)))
+        .filter_map(|r| {
+            let state = State::from_name(r.data["to"].as_str()?)?;
+            let message = r.data["message"].as_str().unwrap_or_default().chars().take(500).collect();
+            Some((r.target.clone(), r.at_ms, state, message))
+        })
         .collect();
     state.metrics.vantage_received.with_label_values(&[&vantage]).inc_by(count as u64);
     store.send(Record::Ingest(Box::new(IngestBatch {

@@ -369,7 +369,20 @@ impl Netns {
         let ns = Netns { name: name.clone(), hosts: (2..=6).map(|h| format!("{subnet}.{h}")).collect() };
         let _ = std::process::Command::new("ip").args(["netns", "del", &name]).output();
         run_ok("ip", "iproute2", &["netns", "add", &name]);
-        run_ok("ip", "iproute2", &["link", "add", &outside, "type", "veth", "peer", "name", &inside]);
+        // A namespace of the same name deleted just before (an earlier test of this process)
+        // may still hold its veth for a moment: the kernel cleans up asynchronously.
+        let _ = std::process::Command::new("ip").args(["link", "del", &outside]).output();
+        for _ in 0..50 {
+            let added = std::process::Command::new("ip")
+                .args(["link", "add", &outside, "type", "veth", "peer", "name", &inside])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if added {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        run_ok("ip", "iproute2", &["link", "show", &outside]);
         run_ok("ip", "iproute2", &["link", "set", &inside, "netns", &name]);
         run_ok("ip", "iproute2", &["addr", "add", &format!("{subnet}.1/29"), "dev", &outside]);
         run_ok("ip", "iproute2", &["link", "set", &outside, "up"]);

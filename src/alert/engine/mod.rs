@@ -37,6 +37,9 @@ pub struct Opening {
     pub runbook: Option<String>,
     /// The target is one of Vigil's uplink checks.
     pub monitor_blind: bool,
+    /// The vantage point it is seen failing from (an agent's view), and the cause class.
+    pub vantage: Option<String>,
+    pub cause_class: Option<String>,
 }
 
 /// Routing context: the routes and the `location` label.
@@ -141,6 +144,8 @@ impl Engine {
             monitor_blind: o.monitor_blind,
             closed_as: None,
             why: Vec::new(),
+            vantage: o.vantage,
+            cause_class: o.cause_class,
         };
         self.next_id += 1;
         let notes = if quiet {
@@ -152,6 +157,26 @@ impl Engine {
         effects.push(Effect::Save(incident.clone()));
         effects.extend(notes);
         self.open.insert(incident.target.clone(), incident);
+        effects
+    }
+
+    /// Opens an incident nobody is told about, recording `decision` as the reason.
+    pub fn open_unannounced(&mut self, o: Opening, now: i64, decision: Decision, who: Vec<String>) -> Vec<Effect> {
+        let target = o.target.clone();
+        let location = String::new();
+        let mut effects = self.open(o, Routing { routes: &[], location: &location }, now, true);
+        if let Some(i) = self.open.get_mut(&target) {
+            i.why.clear();
+            i.decided(now, decision, who);
+            for e in effects.iter_mut() {
+                if let Effect::Save(saved) = e
+                    && saved.target == target
+                    && saved.is_open()
+                {
+                    *saved = i.clone();
+                }
+            }
+        }
         effects
     }
 

@@ -37,6 +37,8 @@ fn opening(target: &str, severity: Severity) -> Opening {
         affected: Vec::new(),
         runbook: None,
         monitor_blind: false,
+        vantage: None,
+        cause_class: None,
     }
 }
 
