@@ -81,7 +81,7 @@ async fn a_cut_link_loses_nothing_and_is_one_vantage_lost_alert() {
          storage: {{ path: \"{}\" }}\n\
          vantages:\n{vantages}\
          receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\nroutes:\n  - {{ receivers: [team] }}\n\
-         systems:\n  - id: core\n    checks:\n      - {{ id: portal, interval: 1s, timeout: 800ms, http: {{ url: \"http://{}/\" }} }}\n",
+         systems:\n  - id: procedures\n    checks:\n      - {{ id: portal, interval: 1s, timeout: 800ms, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
         cert.display(),
         key.display(),
         centre_dir.path().join("vigil.db").display(),
@@ -189,6 +189,18 @@ async fn a_cut_link_loses_nothing_and_is_one_vantage_lost_alert() {
         .iter()
         .filter(|h| h.body["incident"]["system"] == "vantages" && h.body["incident"]["target"] != "vantages/xa-sin-ho");
     assert_eq!(others_lost.count(), 0, "the other communes were never lost");
+    // The outage the cut commune measured arrived late: recorded, never paged.
+    let late_pages = hooks.iter().filter(|h| h.body["incident"]["target"] == "procedures/portal@xa-sin-ho").count();
+    assert_eq!(late_pages, 0, "late data never pages");
+    let db = centre_dir.path().join("vigil.db");
+    let views = vigil::store::query::incidents(&db, false, None, 100).expect("incidents");
+    let late = views.iter().find(|i| i.target == "procedures/portal@xa-sin-ho").expect("the late view is recorded");
+    assert!(
+        late.why.iter().any(|w| w.decision == vigil::model::incident::Decision::Late),
+        "and says why: {:?}",
+        late.why
+    );
+    assert!(!late.is_open(), "and is over");
     app.shutdown().await;
 }
 

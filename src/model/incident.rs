@@ -79,6 +79,9 @@ pub enum Decision {
     /// Not announced: seen failing from a vantage point whose own link is down (the link's
     /// incident speaks for it).
     QuietLink,
+    /// Not announced: seen from a vantage point that could not report it in time (it
+    /// arrived with a back-fill, longer after the fact than the vantage's grace).
+    Late,
     /// Closed because its check was removed from the configuration.
     Removed,
 }
@@ -110,6 +113,10 @@ impl Decision {
             (Decision::Reattributed, false) => format!("Re-attributed to the root cause, {who}"),
             (Decision::QuietLink, true) => format!("Không báo: đường truyền của điểm đo {who} đang lỗi"),
             (Decision::QuietLink, false) => format!("Not announced: the link of vantage point {who} is down"),
+            (Decision::Late, true) => {
+                format!("Không báo: dữ liệu từ điểm đo {who} đến muộn (bổ sung sau khi mất kết nối)")
+            }
+            (Decision::Late, false) => format!("Not announced: it arrived late from vantage point {who} (a back-fill)"),
             (Decision::Removed, true) => "Đóng: kiểm tra đã bị gỡ khỏi cấu hình".into(),
             (Decision::Removed, false) => "Closed: the check was removed from the configuration".into(),
         }

@@ -45,8 +45,11 @@ impl Pipeline {
             State::Down | State::Unreachable if self.engine.open_incident(&id).is_none() => {
                 let Some(entry) = self.entries.get(target) else { return };
                 let Some(system) = self.config.systems.iter().find(|s| s.id == entry.system) else { return };
-                let link = self.config.vantages.iter().find(|v| v.name == vantage).and_then(|v| v.link.clone());
+                let configured = self.config.vantages.iter().find(|v| v.name == vantage);
+                let link = configured.and_then(|v| v.link.clone());
                 let link_down = link.as_deref().is_some_and(|l| self.failing(l));
+                let grace = configured.map_or(0, |v| v.grace.as_millis() as i64);
+                let late = self.clock.now_ms() - at > grace;
                 let class = if link_down { "link" } else { "target" };
                 let opening = Opening {
                     target: id.clone(),
@@ -70,8 +73,10 @@ impl Pipeline {
                     vantage: Some(vantage.to_string()),
                     cause_class: Some(class.to_string()),
                 };
-                if link_down {
-                    let who = vec![vantage.to_string()];
+                let who = vec![vantage.to_string()];
+                if late {
+                    self.engine.open_unannounced(opening, at, crate::model::incident::Decision::Late, who)
+                } else if link_down {
                     self.engine.open_unannounced(opening, at, crate::model::incident::Decision::QuietLink, who)
                 } else {
                     let (config, location) = self.routing();
@@ -149,8 +154,16 @@ impl Pipeline {
             (std::mem::replace(&mut view.lost, false), news)
         };
         let (was_lost, news) = was_lost;
+        let mut touched: Vec<String> = Vec::new();
         for (target, at, state, message) in news {
             self.view_changed(vantage, &target, at, state, &message);
+            if !touched.contains(&target) {
+                touched.push(target);
+            }
+        }
+        // The combined state once the whole batch is in: a back-filled outage that is
+        // already over does not open (and close) the target's incident.
+        for target in touched {
             self.reevaluate_quorum(&target);
         }
         self.metrics.vantage_up.with_label_values(&[vantage]).set(1);
