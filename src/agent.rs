@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -128,6 +129,7 @@ pub fn spawn(
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
     reload: mpsc::Sender<ReloadRequest>,
+    contact: Arc<AtomicI64>,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -144,7 +146,7 @@ pub fn spawn(
         let batching = batching();
         let assignments = Assignments { agent: agent.clone(), http: http.clone(), reload };
         tokio::spawn(assignments.run(shutdown.clone()));
-        let forwarder = Forwarder { agent, store, writer, metrics, clock, http, batching };
+        let forwarder = Forwarder { agent, store, writer, metrics, clock, http, batching, contact };
         forwarder.run(shutdown).await;
     })
 }
@@ -158,6 +160,8 @@ struct Forwarder {
     http: HttpClient,
     /// Newest and oldest records per batch, and the pause after a full one.
     batching: (usize, usize, Duration),
+    /// When the centre last answered (the pipeline's local alerting waits on it).
+    contact: Arc<AtomicI64>,
 }
 
 impl Forwarder {
@@ -207,6 +211,7 @@ impl Forwarder {
             return Ok(false);
         }
         self.send(&batch).await?;
+        self.contact.store(self.clock.now_ms(), Ordering::Relaxed);
         let seqs: Vec<i64> = batch.iter().map(|f| f.seq).collect();
         self.metrics.agent_forwarded.inc_by(seqs.len() as u64);
         self.writer.send(Record::Forwarded(seqs));

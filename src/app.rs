@@ -185,12 +185,16 @@ impl App {
             monthly_stop.clone(),
         );
         let on_demand = Arc::new(crate::scheduler::OnDemand::default());
+        // An agent's centre counts as reachable from the start: its own alerts wait
+        // `alert_after` before they speak.
+        let centre_contact = config.agent.as_ref().map(|_| Arc::new(std::sync::atomic::AtomicI64::new(now_ms())));
         let outputs = Outputs {
             board: board.clone(),
             outlook,
             events: events.clone(),
             notifications: notes_tx,
             on_demand: on_demand.clone(),
+            centre_contact: centre_contact.clone(),
         };
         let clock = overrides.clock.clone().unwrap_or_else(|| Arc::new(crate::model::SystemClock));
         let pipeline = Pipeline::new(config.clone(), metrics.clone(), store, resume, outputs, clock.clone());
@@ -214,6 +218,7 @@ impl App {
                 metrics.clone(),
                 clock.clone(),
                 reload_tx.clone(),
+                centre_contact.clone().unwrap_or_default(),
                 delivery_stop.clone(),
             )),
             _ => None,

@@ -422,3 +422,90 @@ async fn the_agent_runs_what_its_centre_assigns_and_keeps_it_offline() {
     agent.kill().expect("SIGKILL");
     agent.wait().expect("reaped");
 }
+
+/// Issue #19, local fallback alerting: while its centre answers, an agent's own receivers
+/// stay silent (the centre alerts for the vantage point); once the centre has been gone for
+/// `alert_after`, the agent pages through its own channel (an SMS gateway, say), and after
+/// it is back the centre does not page that outage again (it arrives late).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_alerts_itself_only_when_its_centre_is_gone() {
+    let web = web_server(None).await;
+    let (centre_hooks, sms) = (HookSink::start().await, HookSink::start().await);
+    let (centre_dir, agent_dir) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let (centre_port, agent_port) = (free_port(), free_port());
+    let portal = format!(
+        "systems:\n  - id: procedures\n    checks:\n      - {{ id: portal, interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"]VANTAGES }}\n",
+        web.addr
+    );
+    let centre = format!(
+        "instance: {{ name: centre }}\n\
+         server: {{ listen: \"127.0.0.1:{centre_port}\", admin_token: \"{TOKEN}\" }}\n\
+         storage: {{ path: \"{}\" }}\n\
+         vantages:\n  - {{ name: xa-sin-ho, token: \"{VANTAGE_TOKEN}\", grace: 2s }}\n\
+         receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/centre\" }} }} ] }}\nroutes:\n  - {{ receivers: [team] }}\n{}",
+        centre_dir.path().join("vigil.db").display(),
+        centre_hooks.addr,
+        portal.replace("VANTAGES", ", vantages: [xa-sin-ho]")
+    );
+    std::fs::write(centre_dir.path().join("vigil.yaml"), centre).expect("write");
+    let agent = format!(
+        "instance: {{ name: xa-sin-ho }}\n\
+         server: {{ listen: \"127.0.0.1:{agent_port}\" }}\n\
+         storage: {{ path: \"{}\" }}\n\
+         agent: {{ vantage: xa-sin-ho, centre: \"http://127.0.0.1:{centre_port}\", token: \"{VANTAGE_TOKEN}\", alert_after: 2s, assignment_file: none.yaml }}\n\
+         receivers:\n  - {{ id: sms, channels: [ {{ webhook: {{ url: \"http://{}/sms\" }} }} ] }}\nroutes:\n  - {{ receivers: [sms] }}\n{}",
+        agent_dir.path().join("agent.db").display(),
+        sms.addr,
+        portal.replace("VANTAGES", "")
+    );
+    std::fs::write(agent_dir.path().join("agent.yaml"), agent).expect("write");
+    let centre = start_centre(centre_dir.path()).await;
+    let mut agent = start_agent(agent_dir.path());
+    let reader = vigil::store::Reader::new(&centre_dir.path().join("vigil.db"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reader.received("xa-sin-ho").map_or(0, |r| r.len()) < 3 {
+        assert!(Instant::now() < deadline, "the agent reaches the centre");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let view = |h: &Hook, event: &str| {
+        h.body["incident"]["target"] == "procedures/portal@xa-sin-ho" && h.body["event"] == event
+    };
+    let local = |h: &Hook, event: &str| h.body["incident"]["target"] == "procedures/portal" && h.body["event"] == event;
+
+    // The centre answers: it pages (the vantage's view among its alerts); the agent does not.
+    web.switch.store(503, std::sync::atomic::Ordering::SeqCst);
+    centre_hooks.wait_until(WAIT_LOST, "the centre pages the view", |h| h.iter().any(|x| view(x, "firing"))).await;
+    web.switch.store(200, std::sync::atomic::Ordering::SeqCst);
+    centre_hooks.wait_until(WAIT_LOST, "and resolves it", |h| h.iter().any(|x| view(x, "resolved"))).await;
+    assert!(sms.hooks().is_empty(), "the agent stays silent while its centre answers");
+
+    // The centre is gone for longer than alert_after: the agent pages by itself.
+    centre.shutdown().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    web.switch.store(503, std::sync::atomic::Ordering::SeqCst);
+    sms.wait_until(WAIT_LOST, "the agent's own page", |h| h.iter().any(|x| local(x, "firing"))).await;
+    web.switch.store(200, std::sync::atomic::Ordering::SeqCst);
+    sms.wait_until(WAIT_LOST, "and its resolution", |h| h.iter().any(|x| local(x, "resolved"))).await;
+
+    // The centre returns: the back-filled outage is not paged again.
+    let centre = start_centre(centre_dir.path()).await;
+    let agent_db = agent_dir.path().join("agent.db");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while queued(&agent_db) > 3 {
+        assert!(Instant::now() < deadline, "the back-fill drains");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    centre.settle().await;
+    assert_eq!(centre_hooks.hooks().iter().filter(|x| view(x, "firing")).count(), 1, "no second page for the outage");
+    // And the agent is quiet again: a new outage is the centre's to page.
+    web.switch.store(503, std::sync::atomic::Ordering::SeqCst);
+    centre_hooks
+        .wait_until(WAIT_LOST, "the centre pages the new outage", |h| {
+            h.iter().filter(|x| view(x, "firing")).count() == 2
+        })
+        .await;
+    assert_eq!(sms.hooks().iter().filter(|x| local(x, "firing")).count(), 1, "the agent did not page it");
+    agent.kill().expect("SIGKILL");
+    agent.wait().expect("reaped");
+    centre.shutdown().await;
+}

@@ -36,6 +36,7 @@ pub struct RawRoot {
 pub struct RawAgent {
     pub assignment_file: Option<String>,
     pub refresh: Option<String>,
+    pub alert_after: Option<String>,
     pub vantage: Option<String>,
     pub centre: Option<String>,
     pub token: Option<String>,

@@ -25,6 +25,9 @@ pub struct Agent {
     pub assignment_file: PathBuf,
     /// How often the assignment is asked for again (default 60 s).
     pub refresh: Duration,
+    /// The agent's own receivers are used only once the centre has been unreachable this
+    /// long (default 5 min): before, the centre alerts for this vantage point.
+    pub alert_after: Duration,
 }
 
 /// One entry of `vantages:` — an agent the centre accepts results from.
@@ -117,7 +120,9 @@ pub(super) fn agent(file: &SourceFile, raw: Option<&RawAgent>, base: &Path, erro
     }
     let assignment_file = base.join(raw.assignment_file.as_deref().unwrap_or(ASSIGNMENT_FILE));
     let refresh = duration_field(file, "agent.refresh", raw.refresh.as_ref(), Duration::from_secs(60), errors);
-    Some(Agent { vantage: vantage?, centre: centre?, token: token?, ca_file, assignment_file, refresh })
+    let alert_after =
+        duration_field(file, "agent.alert_after", raw.alert_after.as_ref(), Duration::from_secs(300), errors);
+    Some(Agent { vantage: vantage?, centre: centre?, token: token?, ca_file, assignment_file, refresh, alert_after })
 }
 
 /// Validates `vantages:` (`link` must name a check target of `systems`).

@@ -82,6 +82,10 @@ pub enum Decision {
     /// Not announced: seen from a vantage point that could not report it in time (it
     /// arrived with a back-fill, longer after the fact than the vantage's grace).
     Late,
+    /// Not announced by this agent: its centre could be reached, and alerts for it.
+    CentreSpeaks,
+    /// Announced by this agent itself: its centre could not be reached for `alert_after`.
+    AnnouncedLocally,
     /// Closed because its check was removed from the configuration.
     Removed,
 }
@@ -117,6 +121,12 @@ impl Decision {
                 format!("Không báo: dữ liệu từ điểm đo {who} đến muộn (bổ sung sau khi mất kết nối)")
             }
             (Decision::Late, false) => format!("Not announced: it arrived late from vantage point {who} (a back-fill)"),
+            (Decision::CentreSpeaks, true) => "Điểm đo không báo: trung tâm vẫn liên lạc được và sẽ báo".into(),
+            (Decision::CentreSpeaks, false) => "Not announced here: the centre could be reached and alerts".into(),
+            (Decision::AnnouncedLocally, true) => "Điểm đo tự báo: mất liên lạc với trung tâm".into(),
+            (Decision::AnnouncedLocally, false) => {
+                "Announced by this vantage point: the centre could not be reached".into()
+            }
             (Decision::Removed, true) => "Đóng: kiểm tra đã bị gỡ khỏi cấu hình".into(),
             (Decision::Removed, false) => "Closed: the check was removed from the configuration".into(),
         }

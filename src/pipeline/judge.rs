@@ -209,7 +209,10 @@ impl Pipeline {
             self.metrics.set_state(&entry.metrics, t.to);
             let started = prev.streak.map_or(t.at_ms, |s| s.since_ms.min(t.at_ms).max(1));
             effects = self.on_transition(&result.target_id, t, outcome, started, &failing_deps, quiet);
-            if flapping_started && let Some(o) = self.opening(&result.target_id, Severity::Critical, outcome, started) {
+            if flapping_started
+                && !self.centre_speaks(now)
+                && let Some(o) = self.opening(&result.target_id, Severity::Critical, outcome, started)
+            {
                 let (config, location) = self.routing();
                 effects.extend(self.engine.flapping(o, Routing { routes: &config.routes, location: &location }, now));
             }
@@ -344,7 +347,12 @@ impl Pipeline {
             Some(severity) => {
                 let Some(opening) = self.opening(target, severity, outcome, started_ms) else { return Vec::new() };
                 self.metrics.incidents_total.with_label_values(&[&opening.system, severity.as_str()]).inc();
-                self.engine.open(opening, routing, t.at_ms, quiet)
+                if !quiet && self.centre_speaks(t.at_ms) {
+                    // An agent whose centre answers: the centre alerts, from what it forwards.
+                    self.engine.open_unannounced(opening, t.at_ms, Decision::CentreSpeaks, Vec::new())
+                } else {
+                    self.engine.open(opening, routing, t.at_ms, quiet)
+                }
             }
             // Unreachable is not "back up": the target still fails, now because of its root
             // cause; its open incident stays open (its reminders pause, see `tick`) and it

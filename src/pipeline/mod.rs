@@ -106,6 +106,8 @@ pub struct Pipeline {
     held: HashMap<String, judge::Held>,
     /// When this pipeline started (a vantage point never heard from is lost a grace after).
     started_ms: i64,
+    /// On an agent: when its centre last answered.
+    centre_contact: Option<Arc<std::sync::atomic::AtomicI64>>,
 }
 
 /// Why an acknowledgement was refused.
@@ -127,6 +129,8 @@ pub struct Outputs {
     pub notifications: mpsc::UnboundedSender<Notification>,
     /// Where the pipeline asks the scheduler for a probe now (a stale parent).
     pub on_demand: Arc<crate::scheduler::OnDemand>,
+    /// On an agent: when its centre last answered (Unix ms), set by the forwarder.
+    pub centre_contact: Option<Arc<std::sync::atomic::AtomicI64>>,
 }
 
 /// What the pipeline starts from.
@@ -154,7 +158,7 @@ impl Pipeline {
         outputs: Outputs,
         clock: Arc<dyn Clock>,
     ) -> Pipeline {
-        let Outputs { board, outlook, events, notifications, on_demand } = outputs;
+        let Outputs { board, outlook, events, notifications, on_demand, centre_contact } = outputs;
         let engine = Engine::new(resume.open_incidents, resume.last_incident_id);
         let mut p = Pipeline {
             config: config.clone(),
@@ -177,6 +181,7 @@ impl Pipeline {
             on_demand,
             held: HashMap::new(),
             started_ms: 0,
+            centre_contact,
         };
         p.started_ms = p.clock.now_ms();
         p.restore_vantages();

@@ -6,7 +6,7 @@
 use super::Pipeline;
 use crate::alert::engine::{Opening, Routing};
 use crate::model::State;
-use crate::model::incident::Severity;
+use crate::model::incident::{Decision, Severity};
 
 /// The `system` label of "vantage lost" incidents: routes match it (`match: { system: vantages }`).
 pub const VANTAGE_SYSTEM: &str = "vantages";
@@ -87,6 +87,47 @@ impl Pipeline {
             _ => Vec::new(),
         };
         if !effects.is_empty() {
+            self.apply(effects, Vec::new());
+        }
+    }
+
+    /// On an agent: whether its centre answered within `agent.alert_after` — then the centre
+    /// alerts for this vantage point and the agent's own receivers stay silent.
+    pub(super) fn centre_speaks(&self, now: i64) -> bool {
+        let (Some(agent), Some(contact)) = (&self.config.agent, &self.centre_contact) else { return false };
+        now - contact.load(std::sync::atomic::Ordering::Relaxed) < agent.alert_after.as_millis() as i64
+    }
+
+    /// On an agent whose centre has been silent for `alert_after`: the incidents it held
+    /// back while the centre could speak for it, and that the centre never heard of (opened
+    /// after its last answer), are announced through the agent's own receivers.
+    pub(super) fn speak_for_the_centre(&mut self, now: i64) {
+        let Some(contact) = &self.centre_contact else { return };
+        if self.centre_speaks(now) {
+            return;
+        }
+        let last = contact.load(std::sync::atomic::Ordering::Relaxed);
+        let held: Vec<String> = self
+            .engine
+            .open_incidents()
+            .filter(|i| i.told.is_empty() && i.detected_ms > last)
+            .filter(|i| i.why.iter().any(|w| w.decision == Decision::CentreSpeaks))
+            .map(|i| i.target.clone())
+            .collect();
+        let (config, location) = self.routing();
+        let mut effects = Vec::new();
+        for target in held {
+            let routing = Routing { routes: &config.routes, location: &location };
+            effects.extend(self.engine.announce_held(
+                &target,
+                Decision::CentreSpeaks,
+                Decision::AnnouncedLocally,
+                routing,
+                now,
+            ));
+        }
+        if !effects.is_empty() {
+            tracing::warn!("the centre cannot be reached: this agent alerts through its own receivers");
             self.apply(effects, Vec::new());
         }
     }

@@ -124,6 +124,7 @@ impl Pipeline {
             self.watch_timers(now);
         }
         self.watch_vantages(now);
+        self.speak_for_the_centre(now);
         // Windows opened through the API are dropped once they have ended (they piled up).
         self.api_windows.retain(|w| !matches!(w.schedule, Schedule::Once { to_ms, .. } if to_ms <= now));
         let store = self.store.health().snapshot();

@@ -238,12 +238,26 @@ impl Engine {
     /// once the flapping is over and the target is still failing: flapping never hides an
     /// outage. Nothing if there is no such incident.
     pub fn announce_quiet(&mut self, target: &str, routing: Routing, now: i64) -> Vec<Effect> {
+        self.announce_held(target, Decision::QuietFlapping, Decision::AnnouncedAfterFlapping, routing, now)
+    }
+
+    /// Announces the target's open incident if nobody was told about it because of `held`
+    /// (flapping, or an agent's centre speaking for it); `decision` says why
+    /// now. Nothing otherwise.
+    pub fn announce_held(
+        &mut self,
+        target: &str,
+        held: Decision,
+        decision: Decision,
+        routing: Routing,
+        now: i64,
+    ) -> Vec<Effect> {
         let Some(mut incident) = self.open.remove(target) else { return Vec::new() };
-        if !incident.told.is_empty() {
+        if !incident.told.is_empty() || !incident.why.iter().any(|w| w.decision == held) {
             self.open.insert(target.to_string(), incident);
             return Vec::new();
         }
-        incident.decided(now, Decision::AnnouncedAfterFlapping, Vec::new());
+        incident.decided(now, decision, Vec::new());
         let notes = self.tell(&mut incident, routing, now);
         incident.last_notified_ms = now;
         let mut effects = vec![Effect::Save(incident.clone())];
