@@ -120,18 +120,23 @@ fn batching() -> (usize, usize, Duration) {
     (LIVE, BACKLOG, Duration::ZERO)
 }
 
-/// Starts forwarding the store at `store` to the agent's centre until `shutdown`, and
-/// keeping the centre's assignment (a reload through `reload` when it changes).
-pub fn spawn(
-    agent: Agent,
-    store: PathBuf,
-    writer: StoreWriter,
-    metrics: Arc<Metrics>,
-    clock: Arc<dyn Clock>,
-    reload: mpsc::Sender<ReloadRequest>,
-    contact: Arc<AtomicI64>,
-    shutdown: CancellationToken,
-) -> JoinHandle<()> {
+/// What the agent's tasks work with.
+pub struct Links {
+    /// The agent's store file (read for the queue).
+    pub store: PathBuf,
+    pub writer: StoreWriter,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    /// Where a changed assignment is loaded (a reload).
+    pub reload: mpsc::Sender<ReloadRequest>,
+    /// Set to the time of each answer of the centre.
+    pub contact: Arc<AtomicI64>,
+}
+
+/// Starts forwarding the agent's store to its centre until `shutdown`, and keeping the
+/// centre's assignment (a reload when it changes).
+pub fn spawn(agent: Agent, links: Links, shutdown: CancellationToken) -> JoinHandle<()> {
+    let Links { store, writer, metrics, clock, reload, contact } = links;
     tokio::spawn(async move {
         let http = match &agent.ca_file {
             Some(ca) => match crate::http_client::with_ca(ca) {

@@ -213,12 +213,14 @@ impl App {
         let forwarder = match (&config.agent, store_writer.clone()) {
             (Some(agent), Some(writer)) => Some(crate::agent::spawn(
                 agent.clone(),
-                config.storage.path.clone(),
-                writer,
-                metrics.clone(),
-                clock.clone(),
-                reload_tx.clone(),
-                centre_contact.clone().unwrap_or_default(),
+                crate::agent::Links {
+                    store: config.storage.path.clone(),
+                    writer,
+                    metrics: metrics.clone(),
+                    clock: clock.clone(),
+                    reload: reload_tx.clone(),
+                    contact: centre_contact.clone().unwrap_or_default(),
+                },
                 delivery_stop.clone(),
             )),
             _ => None,

@@ -209,12 +209,8 @@ impl Pipeline {
             self.metrics.set_state(&entry.metrics, t.to);
             let started = prev.streak.map_or(t.at_ms, |s| s.since_ms.min(t.at_ms).max(1));
             effects = self.on_transition(&result.target_id, t, outcome, started, &failing_deps, quiet);
-            if flapping_started
-                && !self.centre_speaks(now)
-                && let Some(o) = self.opening(&result.target_id, Severity::Critical, outcome, started)
-            {
-                let (config, location) = self.routing();
-                effects.extend(self.engine.flapping(o, Routing { routes: &config.routes, location: &location }, now));
+            if flapping_started {
+                effects.extend(self.flapping_notice(&result.target_id, outcome, started, now));
             }
         }
         records.push(Record::Result(ResultRecord {
@@ -234,6 +230,17 @@ impl Pipeline {
         if transition.is_some() {
             self.reevaluate_quorum(&target_id);
         }
+    }
+
+    /// The one "flapping" notification of a target that starts flapping (none on an agent
+    /// whose centre speaks for it).
+    fn flapping_notice(&mut self, target: &str, outcome: &ProbeOutcome, started: i64, now: i64) -> Vec<Effect> {
+        if self.centre_speaks(now) {
+            return Vec::new();
+        }
+        let Some(o) = self.opening(target, Severity::Critical, outcome, started) else { return Vec::new() };
+        let (config, location) = self.routing();
+        self.engine.flapping(o, Routing { routes: &config.routes, location: &location }, now)
     }
 
     /// Shows a judged result on the board (without its body), updates the system's
