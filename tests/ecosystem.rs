@@ -62,20 +62,22 @@ fn rules_alertmanager_config_scrape_config_and_systemd_unit_are_valid() {
         }
     }
 
-    // The systemd unit, pointed at the binary just built.
+    // The systemd units (the monitor and the agent), pointed at the binary just built.
     let dir = tempfile::tempdir().expect("tempdir");
-    let unit = std::fs::read_to_string(repo("deploy/vigil.service"))
-        .expect("unit")
-        .replace("/usr/local/bin/vigil", env!("CARGO_BIN_EXE_vigil"));
-    let path = dir.path().join("vigil.service");
-    std::fs::write(&path, unit).expect("write unit");
-    let out = tool("systemd-analyze", "systemd")
-        .args(["verify", &path.display().to_string()])
-        .output()
-        .expect("systemd-analyze");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let problems: Vec<&str> = text.lines().filter(|l| l.contains("vigil.service")).collect();
-    assert!(problems.is_empty(), "systemd-analyze verify:\n{text}");
+    for name in ["vigil.service", "vigil-agent.service"] {
+        let unit = std::fs::read_to_string(repo(&format!("deploy/{name}")))
+            .expect("unit")
+            .replace("/usr/local/bin/vigil", env!("CARGO_BIN_EXE_vigil"));
+        let path = dir.path().join(name);
+        std::fs::write(&path, unit).expect("write unit");
+        let out = tool("systemd-analyze", "systemd")
+            .args(["verify", &path.display().to_string()])
+            .output()
+            .expect("systemd-analyze");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let problems: Vec<&str> = text.lines().filter(|l| l.contains(name)).collect();
+        assert!(problems.is_empty(), "systemd-analyze verify {name}:\n{text}");
+    }
 }
 
 /// A real Prometheus scraping `target` every second with the shipped rules; stopped when dropped.
