@@ -99,8 +99,9 @@ fn write_or_remove(path: &std::path::Path, text: &str) -> Result<(), String> {
 
 /// Newest records per batch (live results first).
 const LIVE: usize = 200;
-/// Oldest records per batch (the back-fill, behind the live ones).
-const BACKLOG: usize = 2_000;
+/// Oldest records per batch (the back-fill, behind the live ones): small enough that a
+/// batch in memory stays well under a MB on a small box.
+const BACKLOG: usize = 500;
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// Longest wait between two failed attempts.

@@ -73,7 +73,9 @@ fn web_abuse_serves_the_checks_and_a_legitimate_client_through_an_attack() {
 #[test]
 fn vantage_bench_back_fills_everything_and_carries_the_national_load() {
     let stdout = smoke("vantage");
-    for figure in ["back-fill", "live results meanwhile", "agent RSS", "national load", "centre CPU", "forward-to-visible"] {
+    for figure in
+        ["back-fill", "live results meanwhile", "agent RSS", "national load", "centre CPU", "forward-to-visible"]
+    {
         assert!(stdout.lines().any(|l| l.starts_with(figure)), "{figure} in\n{stdout}");
     }
     // The script itself fails unless the centre holds every back-filled result and every

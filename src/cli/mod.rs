@@ -39,6 +39,12 @@ impl Cli {
         matches!(self.command, Command::Probe(_))
     }
 
+    /// Whether the command runs on a small box (an agent in a commune office): memory matters
+    /// more than allocation speed there.
+    pub fn small_footprint(&self) -> bool {
+        matches!(self.command, Command::Agent { .. })
+    }
+
     /// The number of runtime worker threads to start.
     pub fn worker_threads(&self) -> usize {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
