@@ -28,7 +28,7 @@ fn rules_alertmanager_config_scrape_config_and_systemd_unit_are_valid() {
     let rules = repo("alerts/prometheus/vigil.rules.yml");
     assert!(
         run_tool("promtool", "prometheus", &["check", "rules", &rules.display().to_string()])
-            .contains("SUCCESS: 16 rules found")
+            .contains("SUCCESS: 18 rules found")
     );
     let tests = repo("alerts/prometheus/tests/vigil.test.yml");
     assert!(run_tool("promtool", "prometheus", &["test", "rules", &tests.display().to_string()]).contains("SUCCESS"));
@@ -211,7 +211,7 @@ async fn dashboards_and_rules_work_against_a_real_prometheus() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 5, "five dashboards");
+    assert_eq!(files.len(), 6, "six dashboards");
     for file in &files {
         let dash: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(file).expect("read")).expect("json");

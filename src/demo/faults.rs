@@ -14,6 +14,9 @@ pub const OUTAGE_TO: f64 = 150.0;
 pub const FLAP_PERIOD: f64 = 15.0;
 /// When the procedures backlog passes 500.
 pub const BACKLOG_LIMIT_AT: f64 = 40.0;
+/// The Mường Tè agent's link to the centre is down in this window.
+pub const LINK_DOWN_FROM: f64 = 60.0;
+pub const LINK_DOWN_TO: f64 = 120.0;
 
 /// The schedule's clock.
 #[derive(Debug, Clone)]
@@ -53,6 +56,11 @@ impl Faults {
     pub fn backlog(&self) -> u64 {
         let per_second = 500.0 / BACKLOG_LIMIT_AT;
         (self.t() * per_second) as u64 + 20
+    }
+
+    /// Whether the Mường Tè agent can reach the centre.
+    pub fn agent_link_up(&self) -> bool {
+        !(LINK_DOWN_FROM..LINK_DOWN_TO).contains(&self.t())
     }
 
     /// Whether a commune gateway answers; `sin-ho` flaps.

@@ -5,6 +5,7 @@
 //!
 //! size: `demo_config` is the demo's configuration as data (five systems), not logic.
 
+mod agents;
 mod faults;
 mod sims;
 mod tls;
@@ -47,10 +48,11 @@ pub enum DemoError {
     Start(#[from] crate::app::StartError),
 }
 
-/// A running demo: the simulators and the monitor watching them.
+/// A running demo: the simulators, the monitor watching them, and two commune agents.
 pub struct Demo {
     pub app: App,
     pub sims: Simulators,
+    agents: agents::Agents,
     /// Folder holding the demo's store.
     pub data_dir: PathBuf,
     /// The admin token of this run (random, printed for the operator).
@@ -72,14 +74,17 @@ impl Demo {
         std::fs::write(data_dir.join("demo-ca.pem"), ca_pem)?;
         let sims = Simulators::start(Faults::new(speed, timing.slow_delay), tls).await?;
         let admin_token = random_secret();
-        let text = demo_config(&sims, &timing, &data_dir, &format!("http://{listen}"), &admin_token);
+        let tokens: Vec<String> = agents::DEMO_VANTAGES.iter().map(|_| random_secret()).collect();
+        let text = demo_config(&sims, &timing, &data_dir, &format!("http://{listen}"), &admin_token, &tokens);
         let source = ConfigSource::Text { path: PathBuf::from("demo.yaml"), text, env: Vec::new() };
         let app = App::start(source, Overrides { listen: Some(listen), ..Overrides::default() }).await?;
-        Ok(Demo { app, sims, data_dir, admin_token })
+        let agents = agents::Agents::start(listen, sims.faults.clone(), &tokens, &data_dir).await?;
+        Ok(Demo { app, sims, agents, data_dir, admin_token })
     }
 
-    /// Stops the monitor, then the simulators.
+    /// Stops the agents, the monitor, then the simulators.
     pub async fn stop(self) {
+        self.agents.stop().await;
         self.app.shutdown().await;
         self.sims.stop();
     }
@@ -116,6 +121,12 @@ pub async fn run(listen: SocketAddr, speed: f64, shutdown: impl Future<Output = 
         s(faults::OUTAGE_TO)
     );
     println!("  always: the Sìn Hồ commune link flaps every {}", s(faults::FLAP_PERIOD));
+    println!(
+        "  from {} to {}: the Mường Tè agent cannot reach the monitor (vantage lost, then the back-fill)",
+        s(faults::LINK_DOWN_FROM),
+        s(faults::LINK_DOWN_TO)
+    );
+    println!("Vantage points: agents at Tân Phong and Mường Tè run the portal check too ({base}/api/v1/vantages).");
     println!();
     println!("Alerts go to the rapid-response team's webhook and are printed below as they arrive.");
     println!("Store: {}. Press Ctrl-C to stop.", data_dir.join("vigil.db").display());
@@ -150,8 +161,19 @@ fn demo_config(
     data_dir: &std::path::Path,
     public_url: &str,
     admin_token: &str,
+    vantage_tokens: &[String],
 ) -> String {
     let ack_key = random_secret();
+    let grace = humantime::format_duration(timing.interval * 4);
+    let vantages: String = agents::DEMO_VANTAGES
+        .iter()
+        .zip(vantage_tokens)
+        .map(|((slug, _), token)| {
+            format!(
+                "  - {{ name: {slug}, token: \"{token}\", grace: {grace}, link: network/commune-gateways/{slug} }}\n"
+            )
+        })
+        .collect();
     let gateways: String = DEMO_COMMUNES
         .iter()
         .zip(&sims.gateways)
@@ -168,7 +190,8 @@ fn demo_config(
 server: {{ admin_token: "{admin_token}", public_url: "{public_url}" }}
 storage: {{ path: "{store}" }}
 alerting: {{ ack_key: "{ack_key}", flapping: {{ changes: 6, window: 2m }} }}
-receivers:
+vantages:
+{vantages}receivers:
   - id: rapid-response
     channels:
       - webhook: {{ url: "http://{alert_sink}/alerts" }}
@@ -184,6 +207,7 @@ systems:
         name: Cổng dịch vụ công
         http: {{ url: "http://{portal}/" }}
         conditions: ["[STATUS] == 200", "[BODY] == pat(*Dịch vụ công*)"]
+        vantages: all
       - id: backlog
         name: Hàng đợi liên thông quốc gia
         http: {{ url: "http://{portal}/api/health" }}

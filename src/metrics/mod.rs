@@ -60,6 +60,7 @@ pub const AGENT_CENTRE_UP: &str = "vigil_agent_centre_reachable";
 pub const VANTAGE_RECEIVED: &str = "vigil_vantage_received_records_total";
 pub const VANTAGE_UP: &str = "vigil_vantage_up";
 pub const VANTAGE_CLOCK_OFFSET: &str = "vigil_vantage_clock_offset_seconds";
+pub const VANTAGE_NEWEST: &str = "vigil_vantage_newest_result_timestamp_seconds";
 pub const VANTAGE_LAST_SEEN: &str = "vigil_vantage_last_seen_timestamp_seconds";
 
 /// Buckets for probe durations and scheduler lag (seconds).
@@ -105,6 +106,9 @@ pub struct Metrics {
     pub vantage_last_seen: GaugeVec,
     /// A vantage point's clock minus the centre's, at its last batch.
     pub vantage_clock_offset: GaugeVec,
+    /// When the newest result received from a vantage point was measured: how far behind
+    /// its data is (a back-fill in progress, or a silent agent).
+    pub vantage_newest: GaugeVec,
     /// Number of check targets configured.
     pub checks_configured: IntGauge,
     /// Check targets with no result for more than three intervals (the watchdog).
@@ -273,6 +277,14 @@ impl Metrics {
                 &registry,
                 GaugeVec::new(
                     Opts::new(VANTAGE_CLOCK_OFFSET, "A vantage point's clock minus the centre's, at its last batch."),
+                    &["vantage"],
+                )
+                .expect("valid metric"),
+            ),
+            vantage_newest: register(
+                &registry,
+                GaugeVec::new(
+                    Opts::new(VANTAGE_NEWEST, "When the newest result received from a vantage point was measured."),
                     &["vantage"],
                 )
                 .expect("valid metric"),

@@ -93,6 +93,10 @@ pub(super) async fn ingest(state: &Arc<WebState>, req: Request<Incoming>) -> Rep
         })
         .collect();
     state.metrics.vantage_received.with_label_values(&[&vantage]).inc_by(count as u64);
+    if let Some(newest) = batch.records.iter().map(|r| r.at_ms).max() {
+        let gauge = state.metrics.vantage_newest.with_label_values(&[&vantage]);
+        gauge.set(gauge.get().max(newest as f64 / 1000.0));
+    }
     store.send(Record::Ingest(Box::new(IngestBatch {
         vantage: vantage.clone(),
         records: batch.records,
