@@ -1,6 +1,7 @@
 //! `vigil demo` as a user runs it: the binary starts the simulators and the monitor, prints
 //! its URLs, and with a compressed fault schedule shows all five systems with something
-//! down and something degraded; Ctrl-C (SIGINT) stops it cleanly.
+//! down and something degraded, and a commune agent lost then back; Ctrl-C (SIGINT) stops
+//! it cleanly.
 
 mod common;
 
@@ -77,6 +78,28 @@ async fn demo_shows_five_systems_with_an_outage_and_a_degradation() {
         }
     };
     assert!(alert.contains("ngừng hoạt động"), "{alert}");
+
+    // Issue #19: the Mường Tè agent's link drops in the schedule — "vantage lost", then its
+    // resolution once the link is back (and the back-fill arrives).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut lost = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = printed.recv_timeout(left).expect("the lost vantage and its return are printed within 90 s");
+        if line.contains("SỰ CỐ: Điểm đo – muong-te") {
+            lost = true;
+        }
+        if lost && line.contains("ĐÃ KHẮC PHỤC: Điểm đo – muong-te") {
+            break;
+        }
+    }
+    let vantages = status_url.replace("/api/v1/status", "/api/v1/vantages");
+    let (_, body) = request("GET", &vantages, None).await;
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let names: Vec<&str> =
+        doc["vantages"].as_array().expect("list").iter().filter_map(|v| v["name"].as_str()).collect();
+    assert_eq!(names, ["tan-phong", "muong-te"], "two commune agents");
+    assert!(doc["vantages"].as_array().expect("list").iter().all(|v| v["received"].as_i64() > Some(0)), "{doc}");
 
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("send SIGINT");
     assert!(status.success());
