@@ -459,22 +459,6 @@ async fn smtp_outage_loses_nothing_and_keeps_order() {
     );
 }
 
-fn webhook_config(hooks: &HookSink, extra_route: &str, systems: &str) -> String {
-    format!(
-        "receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\nroutes:\n  - {{ receivers: [team]{extra_route} }}\n{systems}",
-        hooks.addr
-    )
-}
-
-/// One check `network/sin-ho` on the test server's `/switch`, flapping after 4 changes in
-/// 10 minutes, its notifications to the webhook sink.
-fn flapping_config(hooks: &HookSink, addr: std::net::SocketAddr) -> String {
-    let systems = format!(
-        "systems:\n  - id: network\n    checks:\n      - {{ id: sin-ho, http: {{ url: \"http://{addr}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n"
-    );
-    format!("alerting: {{ flapping: {{ changes: 4, window: 10m }} }}\n{}", webhook_config(hooks, "", &systems))
-}
-
 /// Flips the test server `times` times (down first), each flip waiting for its transition.
 async fn flip(web: &WebServer, events: &mut tokio::sync::broadcast::Receiver<vigil::pipeline::Event>, times: usize) {
     for i in 0..times {

@@ -89,13 +89,7 @@ async fn flapping_survives_reloads_and_restarts() {
     let web = web_server(None).await;
     let hooks = HookSink::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = format!(
-        "alerting: {{ flapping: {{ changes: 4, window: 10m }} }}\n\
-         receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\nroutes:\n  - {{ receivers: [team] }}\n\
-         systems:\n  - id: network\n    checks:\n      - {{ id: sin-ho, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
-        hooks.addr, web.addr
-    );
-    write_config(dir.path(), &config);
+    write_config(dir.path(), &flapping_config(&hooks, web.addr));
     let flips = |app: &vigil::app::App, from: usize, times: usize| {
         let mut events = app.subscribe();
         let web = &web;
@@ -136,13 +130,7 @@ async fn a_target_that_never_stops_flapping_is_still_paged() {
     let web = web_server(None).await;
     let hooks = HookSink::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = format!(
-        "alerting: {{ flapping: {{ changes: 4, window: 10m }} }}\n\
-         receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\nroutes:\n  - {{ receivers: [team] }}\n\
-         systems:\n  - id: network\n    checks:\n      - {{ id: sin-ho, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
-        hooks.addr, web.addr
-    );
-    write_config(dir.path(), &config);
+    write_config(dir.path(), &flapping_config(&hooks, web.addr));
     let clock = vigil::model::TestClock::new();
     let app = start_daemon_with_clock(dir.path(), clock.clone()).await;
     let mut events = app.subscribe();

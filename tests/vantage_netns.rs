@@ -26,6 +26,18 @@ fn host_side(ns: &Netns) -> String {
     format!("{}.1", &inside[..inside.rfind('.').expect("dotted")])
 }
 
+/// The three communes' namespaces, and the centre's address (the host side of the first
+/// one's veth; the others reach it through their own). Each namespace accepts everything
+/// at first (its one rule matches nothing: port 1).
+fn communes() -> (Vec<Netns>, String) {
+    let nets: Vec<Netns> = (1..=3).map(|tag| Netns::new(tag, &["tcp dport 1 drop"], false)).collect();
+    let centre_ip = host_side(&nets[0]);
+    for ns in &nets[1..] {
+        run_ok("ip", "iproute2", &["-n", &ns.name, "route", "add", &format!("{centre_ip}/32"), "via", &host_side(ns)]);
+    }
+    (nets, centre_ip)
+}
+
 fn token(commune: &str) -> String {
     format!("vantage-token-{commune}-0123456789abcdef")
 }
@@ -60,13 +72,7 @@ fn queued(db: &std::path::Path) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_link_loses_nothing_and_is_one_vantage_lost_alert() {
     let _one_at_a_time = NAMESPACES.lock().await;
-    // Each namespace accepts everything at first (the rule matches nothing: port 1).
-    let nets: Vec<Netns> = (1..=3).map(|tag| Netns::new(tag, &["tcp dport 1 drop"], false)).collect();
-    let centre_ip = host_side(&nets[0]);
-    // The other communes reach the centre's address through their own veth.
-    for ns in &nets[1..] {
-        run_ok("ip", "iproute2", &["-n", &ns.name, "route", "add", &format!("{centre_ip}/32"), "via", &host_side(ns)]);
-    }
+    let (nets, centre_ip) = communes();
     let target = web_server_at(&format!("{centre_ip}:0"), None).await;
     let hooks = HookSink::start().await;
     let pki = TestPki::new();
@@ -238,11 +244,7 @@ fn agent_in(ns: &Netns, dir: &std::path::Path) -> Child {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quorum_and_cause_classes_from_three_communes() {
     let _one_at_a_time = NAMESPACES.lock().await;
-    let nets: Vec<Netns> = (1..=3).map(|tag| Netns::new(tag, &["tcp dport 1 drop"], false)).collect();
-    let centre_ip = host_side(&nets[0]);
-    for ns in &nets[1..] {
-        run_ok("ip", "iproute2", &["-n", &ns.name, "route", "add", &format!("{centre_ip}/32"), "via", &host_side(ns)]);
-    }
+    let (nets, centre_ip) = communes();
     let portal = web_server_at(&format!("{centre_ip}:0"), None).await;
     let hooks = HookSink::start().await;
     let pki = TestPki::new();

@@ -45,17 +45,8 @@ fn load_source(mut root: SourceFile, env: Lookup<'_>) -> Result<Config, ConfigEr
     for (i, pattern) in raw.include.iter().enumerate() {
         for path in expand_include(&root, &base, pattern, i, &mut errors) {
             // A file matched by two patterns is read once, at its first match.
-            if !seen.insert(path.clone()) {
-                continue;
-            }
-            match SourceFile::read(&path, env) {
-                Ok(mut file) => {
-                    errors.0.append(&mut file.substitution_errors);
-                    let (fragment, errs) = file.decode::<RawFragment>();
-                    errors.0.extend(errs);
-                    fragments.push((file, fragment));
-                }
-                Err(e) => errors.0.extend(e),
+            if seen.insert(path.clone()) {
+                fragments.extend(read_fragment(&path, env, &mut errors));
             }
         }
     }
@@ -63,15 +54,7 @@ fn load_source(mut root: SourceFile, env: Lookup<'_>) -> Result<Config, ConfigEr
     if let Some(agent) = &raw.agent {
         let path = base.join(agent.assignment_file.as_deref().unwrap_or(super::vantage::ASSIGNMENT_FILE));
         if path.is_file() && seen.insert(path.clone()) {
-            match SourceFile::read(&path, env) {
-                Ok(mut file) => {
-                    errors.0.append(&mut file.substitution_errors);
-                    let (fragment, errs) = file.decode::<RawFragment>();
-                    errors.0.extend(errs);
-                    fragments.push((file, fragment));
-                }
-                Err(e) => errors.0.extend(e),
-            }
+            fragments.extend(read_fragment(&path, env, &mut errors));
         }
     }
 
@@ -231,6 +214,22 @@ fn load_source(mut root: SourceFile, env: Lookup<'_>) -> Result<Config, ConfigEr
         let mut list = errors.0;
         list.sort_by_key(|e| (order.get(e.file.as_path()).copied().unwrap_or(usize::MAX), e.line, e.col));
         Err(ConfigErrors(list))
+    }
+}
+
+/// Reads and decodes an included file (`systems`, `receivers`, `routes`, `maintenance`).
+fn read_fragment(path: &Path, env: Lookup<'_>, errors: &mut Errors) -> Option<(SourceFile, RawFragment)> {
+    match SourceFile::read(path, env) {
+        Ok(mut file) => {
+            errors.0.append(&mut file.substitution_errors);
+            let (fragment, errs) = file.decode::<RawFragment>();
+            errors.0.extend(errs);
+            Some((file, fragment))
+        }
+        Err(e) => {
+            errors.0.extend(e);
+            None
+        }
     }
 }
 

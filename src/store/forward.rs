@@ -43,21 +43,24 @@ pub struct Forwarded {
     pub data: serde_json::Value,
 }
 
+/// A row `seq, kind, target, at_ms, data` as a record.
+fn forwarded(r: &rusqlite::Row<'_>) -> rusqlite::Result<Forwarded> {
+    let data: String = r.get(4)?;
+    Ok(Forwarded {
+        seq: r.get(0)?,
+        kind: r.get(1)?,
+        target: r.get(2)?,
+        at_ms: r.get(3)?,
+        data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+    })
+}
+
 /// What is waiting to be forwarded: up to `live` of the newest records (live results go
 /// first) and up to `backlog` of the oldest, in sequence order, each once.
 pub fn waiting(conn: &Connection, live: usize, backlog: usize) -> rusqlite::Result<Vec<Forwarded>> {
     let read = |sql: &str, limit: usize| -> rusqlite::Result<Vec<Forwarded>> {
         let mut stmt = conn.prepare_cached(sql)?;
-        let rows = stmt.query_map([limit as i64], |r| {
-            let data: String = r.get(4)?;
-            Ok(Forwarded {
-                seq: r.get(0)?,
-                kind: r.get(1)?,
-                target: r.get(2)?,
-                at_ms: r.get(3)?,
-                data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-            })
-        })?;
+        let rows = stmt.query_map([limit as i64], forwarded)?;
         rows.collect()
     };
     let mut out = read("SELECT seq, kind, target, at_ms, data FROM forward_queue ORDER BY seq DESC LIMIT ?1", live)?;
@@ -155,16 +158,7 @@ pub fn vantages(conn: &Connection) -> rusqlite::Result<Vec<VantageSeen>> {
 pub fn received(conn: &Connection, vantage: &str) -> rusqlite::Result<Vec<Forwarded>> {
     let mut stmt = conn
         .prepare_cached("SELECT seq, kind, target, at_ms, data FROM vantage_results WHERE vantage = ?1 ORDER BY seq")?;
-    let rows = stmt.query_map([vantage], |r| {
-        let data: String = r.get(4)?;
-        Ok(Forwarded {
-            seq: r.get(0)?,
-            kind: r.get(1)?,
-            target: r.get(2)?,
-            at_ms: r.get(3)?,
-            data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-        })
-    })?;
+    let rows = stmt.query_map([vantage], forwarded)?;
     rows.collect()
 }
 

@@ -700,3 +700,21 @@ pub async fn send(
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
     (status, heads, String::from_utf8_lossy(&bytes).into_owned())
 }
+
+/// A receiver `team` (one webhook to `hooks`), one route to it (with `extra_route`), and
+/// the `systems:` text.
+pub fn webhook_config(hooks: &HookSink, extra_route: &str, systems: &str) -> String {
+    format!(
+        "receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\nroutes:\n  - {{ receivers: [team]{extra_route} }}\n{systems}",
+        hooks.addr
+    )
+}
+
+/// One check `network/sin-ho` on the test server's `/switch`, flapping after 4 changes in
+/// 10 minutes, its notifications to the webhook sink.
+pub fn flapping_config(hooks: &HookSink, addr: std::net::SocketAddr) -> String {
+    let systems = format!(
+        "systems:\n  - id: network\n    checks:\n      - {{ id: sin-ho, http: {{ url: \"http://{addr}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n"
+    );
+    format!("alerting: {{ flapping: {{ changes: 4, window: 10m }} }}\n{}", webhook_config(hooks, "", &systems))
+}
