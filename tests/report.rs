@@ -212,8 +212,29 @@ async fn pruning_removes_old_raw_results_and_leaves_reports_unchanged() {
     let before = render();
     assert!(before.contains(",3600000,"), "a one-hour outage in the old period: {before}");
 
+    // An agent's records at the centre: an old and a recent result, an old state change.
+    let forwarded = |seq: i64, kind: &str, at_ms: i64| vigil::store::forward::Forwarded {
+        seq,
+        kind: kind.into(),
+        target: "web/a".into(),
+        at_ms,
+        data: serde_json::json!({}),
+    };
+    store.send(Record::Ingest(Box::new(vigil::store::forward::IngestBatch {
+        vantage: "xa-sin-ho".into(),
+        records: vec![
+            forwarded(1, "change", now - 30 * day),
+            forwarded(2, "result", now - 30 * day),
+            forwarded(3, "result", now - day),
+        ],
+        clock_offset_ms: 0,
+        received_ms: now,
+    })));
     store.send(Record::Prune(now - 14 * day));
     store.flush().await;
+    let kept: Vec<i64> =
+        vigil::store::Reader::new(&db).received("xa-sin-ho").expect("received").iter().map(|r| r.seq).collect();
+    assert_eq!(kept, [1, 3], "an agent's old raw result is pruned; its state change and recent result stay");
     assert_eq!(
         vigil::store::query::result_count(&db, "web/a").expect("count"),
         1,

@@ -159,6 +159,10 @@ fn write(tx: &Transaction, record: &Record) -> rusqlite::Result<()> {
                 )?
                 .execute([*before])?;
             let windows = tx.prepare_cached("DELETE FROM maintenance WHERE to_ms < ?1")?.execute([*before])?;
+            // Agents' raw results go the same way; their state changes stay, like ours.
+            let gone = gone
+                + tx.prepare_cached("DELETE FROM vantage_results WHERE kind = 'result' AND at_ms < ?1")?
+                    .execute([*before])?;
             if gone + delivered + windows > 0 {
                 tracing::info!(
                     results = gone,
