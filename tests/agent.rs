@@ -8,7 +8,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -41,22 +41,23 @@ fn agent_config(dir: &std::path::Path, port: u16, centre: u16, web: std::net::So
     )
 }
 
-fn start_agent(dir: &std::path::Path) -> Child {
+fn start_agent(dir: &std::path::Path) -> Reaped {
     start_agent_ahead(dir, 0)
 }
 
 /// Starts the agent with its clock `ahead_ms` ahead (fault-injection builds). It forwards
 /// in small batches (one live record and one old one, 100 ms apart), so that a back-fill of
 /// a few seconds' results spans many batches and a kill lands in the middle of it.
-fn start_agent_ahead(dir: &std::path::Path, ahead_ms: i64) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
+fn start_agent_ahead(dir: &std::path::Path, ahead_ms: i64) -> Reaped {
+    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(["agent", "-c", &dir.join("agent.yaml").display().to_string()])
         .env("VIGIL_FAULT_CLOCK_OFFSET_MS", ahead_ms.to_string())
         .env("VIGIL_FAULT_FORWARD", "1,1,100")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start vigil agent")
+        .expect("start vigil agent");
+    Reaped(child)
 }
 
 async fn start_centre(dir: &std::path::Path) -> vigil::app::App {
@@ -124,7 +125,7 @@ async fn every_committed_result_reaches_the_centre_once_through_kills_and_a_cent
         seed ^= seed << 17;
         Duration::from_millis(300 + seed % 1500)
     };
-    let kill = |mut child: Child| {
+    let kill = |mut child: Reaped| {
         child.kill().expect("SIGKILL");
         child.wait().expect("reaped");
     };

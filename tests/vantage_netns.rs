@@ -9,7 +9,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -102,7 +102,7 @@ async fn a_cut_link_loses_nothing_and_is_one_vantage_lost_alert() {
     .await
     .expect("centre starts");
 
-    let mut agents: Vec<(tempfile::TempDir, Child)> = Vec::new();
+    let mut agents: Vec<(tempfile::TempDir, Reaped)> = Vec::new();
     for (commune, ns) in COMMUNES.iter().zip(&nets) {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).expect("write CA");
@@ -119,13 +119,7 @@ async fn a_cut_link_loses_nothing_and_is_one_vantage_lost_alert() {
             target.addr
         );
         std::fs::write(dir.path().join("agent.yaml"), config).expect("write");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_vigil"), "agent", "-c"])
-            .arg(dir.path().join("agent.yaml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start an agent in its namespace");
+        let child = agent_in(ns, dir.path());
         agents.push((dir, child));
     }
     let reader = vigil::store::Reader::new(&centre_dir.path().join("vigil.db"));
@@ -224,14 +218,15 @@ async fn wait_view(app: &vigil::app::App, what: &str, pred: &dyn Fn(&serde_json:
 }
 
 /// Starts `vigil agent` inside namespace `ns`, on the config in `dir`.
-fn agent_in(ns: &Netns, dir: &std::path::Path) -> Child {
-    Command::new("ip")
+fn agent_in(ns: &Netns, dir: &std::path::Path) -> Reaped {
+    let child = Command::new("ip")
         .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_vigil"), "agent", "-c"])
         .arg(dir.join("agent.yaml"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start an agent in its namespace")
+        .expect("start an agent in its namespace");
+    Reaped(child)
 }
 
 /// Issue #19, quorum and cause classes. The portal runs at the centre and at three communes
@@ -288,7 +283,7 @@ async fn quorum_and_cause_classes_from_three_communes() {
     .await
     .expect("centre starts");
     let mut events = app.subscribe();
-    let mut agents: Vec<(tempfile::TempDir, Child)> = Vec::new();
+    let mut agents: Vec<(tempfile::TempDir, Reaped)> = Vec::new();
     for ((commune, ns), port) in COMMUNES.iter().zip(&nets).zip(&agent_ports) {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).expect("write CA");

@@ -718,3 +718,27 @@ pub fn flapping_config(hooks: &HookSink, addr: std::net::SocketAddr) -> String {
     );
     format!("alerting: {{ flapping: {{ changes: 4, window: 10m }} }}\n{}", webhook_config(hooks, "", &systems))
 }
+
+/// A child process (an agent a test started) that is killed and reaped when dropped — also
+/// when the test fails half-way, so no process outlives its test.
+pub struct Reaped(pub std::process::Child);
+
+impl std::ops::Deref for Reaped {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
