@@ -116,6 +116,28 @@ async fn every_committed_result_reaches_the_centre_once_through_kills_and_a_cent
     )
     .await;
     assert_eq!(other.0, 403, "a vantage cannot write as another");
+    // Hostile or broken batches get a clear 4xx, never a crash, and store nothing.
+    let auth = format!("Bearer {VANTAGE_TOKEN}");
+    let ingest = |body: String| {
+        let (url, auth) = (format!("{base}/api/v1/ingest"), auth.clone());
+        async move { send("POST", &url, &[("authorization", auth.as_str())], &body).await.0 }
+    };
+    assert_eq!(ingest("{not json".into()).await, 400, "invalid JSON");
+    let record =
+        |seq: i64, kind: &str| format!(r#"{{"seq":{seq},"kind":"{kind}","target":"web/a","at_ms":1,"data":{{}}}}"#);
+    let batch = |sent: i64, records: Vec<String>| {
+        format!(r#"{{"vantage":"xa-sin-ho","sent_ms":{sent},"records":[{}]}}"#, records.join(","))
+    };
+    assert_eq!(ingest(batch(0, vec![record(0, "result")])).await, 400, "a sequence number must be positive");
+    assert_eq!(ingest(batch(0, vec![record(1, "delete")])).await, 400, "only results and state changes");
+    let many: Vec<String> = (1..=10_001).map(|s| record(s, "result")).collect();
+    assert_eq!(ingest(batch(0, many)).await, 413, "at most 10,000 records");
+    assert_eq!(ingest(format!("{{\"pad\":\"{}\"}}", "x".repeat(9 * 1024 * 1024))).await, 413, "at most 8 MB");
+    // A clock at the end of time: corrected with saturating arithmetic, not an overflow.
+    assert_eq!(ingest(batch(i64::MIN, vec![])).await, 200, "an absurd clock is answered");
+    let reader = vigil::store::Reader::new(&centre_dir.path().join("vigil.db"));
+    assert!(reader.received("xa-sin-ho").expect("centre store").is_empty(), "nothing stored from refused batches");
+    assert_eq!(request("GET", &format!("{base}/-/healthy"), None).await.0, 200, "the centre still serves");
 
     let agent_db = agent_dir.path().join("agent.db");
     let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -145,9 +167,18 @@ async fn every_committed_result_reaches_the_centre_once_through_kills_and_a_cent
     let backlog = queued(&agent_db);
     assert!(backlog > 20, "results wait for the centre: {backlog}");
     let centre = start_centre(centre_dir.path()).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let left = queued(&agent_db);
-    assert!(left > 5 && left < backlog, "back-filling when the centre restarts: {left} of {backlog} left");
+    // Once the back-fill is under way (the agent reconnects after its back-off), the centre
+    // restarts in the middle of it.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let left = loop {
+        let left = queued(&agent_db);
+        if left < backlog {
+            break left;
+        }
+        assert!(Instant::now() < deadline, "the back-fill starts: {left} of {backlog} left");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(left > 5, "back-filling when the centre restarts: {left} of {backlog} left");
     centre.shutdown().await;
     let centre = start_centre(centre_dir.path()).await;
     for _ in 0..3 {

@@ -71,12 +71,13 @@ pub(super) async fn ingest(state: &Arc<WebState>, req: Request<Incoming>) -> Rep
     let now = now_ms();
     // The agent's clock against ours (its send time includes the trip here: a bound of
     // seconds, not milliseconds). Beyond the bound, its times are corrected and marked.
-    let offset = batch.sent_ms - now;
+    // Saturating: an agent's numbers are not trusted to stay in range.
+    let offset = batch.sent_ms.saturating_sub(now);
     state.metrics.vantage_clock_offset.with_label_values(&[&vantage]).set(offset as f64 / 1000.0);
-    if offset.abs() > max_offset {
+    if offset.unsigned_abs() > max_offset.unsigned_abs() {
         tracing::warn!(vantage, offset_ms = offset, "the agent's clock is off: its times are corrected");
         for r in &mut batch.records {
-            r.at_ms -= offset;
+            r.at_ms = r.at_ms.saturating_sub(offset);
             r.data["clock_corrected_ms"] = serde_json::json!(offset);
         }
     }
