@@ -459,15 +459,6 @@ async fn smtp_outage_loses_nothing_and_keeps_order() {
     );
 }
 
-/// Flips the test server `times` times (down first), each flip waiting for its transition.
-async fn flip(web: &WebServer, events: &mut tokio::sync::broadcast::Receiver<vigil::pipeline::Event>, times: usize) {
-    for i in 0..times {
-        let (status, want) = if i % 2 == 0 { (503, State::Down) } else { (200, State::Up) };
-        web.switch.store(status, Ordering::SeqCst);
-        wait_for(events, WAIT, |e| e.transition.is_some_and(|t| t.to == want)).await;
-    }
-}
-
 /// Ten targets `gw01`…`gw10` answering from the test server's `/switch`, as YAML list items.
 fn gateway_targets(addr: std::net::SocketAddr) -> String {
     (1..=10).map(|i| format!("          - {{ name: gw{i:02}, url: \"http://{addr}/switch\" }}\n")).collect()
@@ -561,7 +552,7 @@ async fn flapping_sends_one_notice_then_stays_quiet() {
     let mut events = app.subscribe();
     wait_states(&mut events, WAIT, &[("network/sin-ho", State::Up)]).await;
     // Six changes, each driven by the previous one.
-    flip(&web, &mut events, 6).await;
+    flip(&web, &mut events, 0, 6).await;
     let got = hooks.wait_until(WAIT, "the flapping notice", |h| events_of(h).contains(&"flapping".to_string())).await;
     // Every decision is in the outbox before it is sent: after the timers ran, nothing more.
     app.settle().await;
@@ -1002,7 +993,7 @@ async fn flapping_never_hides_an_outage() {
     let app = start_daemon_with_clock(dir.path(), clock.clone()).await;
     let mut events = app.subscribe();
     wait_states(&mut events, WAIT, &[("network/sin-ho", State::Up)]).await;
-    flip(&web, &mut events, 5).await;
+    flip(&web, &mut events, 0, 5).await;
     app.settle().await;
     let db = dir.path().join("vigil.db");
     let open = vigil::store::query::incidents(&db, true, None, 10).expect("incidents");

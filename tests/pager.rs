@@ -90,33 +90,22 @@ async fn flapping_survives_reloads_and_restarts() {
     let hooks = HookSink::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     write_config(dir.path(), &flapping_config(&hooks, web.addr));
-    let flips = |app: &vigil::app::App, from: usize, times: usize| {
-        let mut events = app.subscribe();
-        let web = &web;
-        async move {
-            for i in from..from + times {
-                let (status, want) = if i % 2 == 0 { (503, State::Down) } else { (200, State::Up) };
-                web.switch.store(status, Ordering::SeqCst);
-                wait_for(&mut events, WAIT, |e| e.transition.is_some_and(|t| t.to == want)).await;
-            }
-        }
-    };
     let app = start_daemon(dir.path()).await;
     wait_states(&mut app.subscribe(), WAIT, &[("network/sin-ho", State::Up)]).await;
-    flips(&app, 0, 5).await; // the fourth change starts flapping; down at the end
+    flip(&web, &mut app.subscribe(), 0, 5).await; // the fourth change starts flapping; down at the end
     app.settle().await;
     let told = outbox_rows(dir.path(), "");
     assert_eq!(outbox_rows(dir.path(), "flapping-"), 1, "one flapping notice");
 
     app.reload().await.expect("a reload without changes");
-    flips(&app, 5, 2).await; // up, down: still flapping
+    flip(&web, &mut app.subscribe(), 5, 2).await; // up, down: still flapping
     app.settle().await;
     assert_eq!(outbox_rows(dir.path(), ""), told, "a reload does not reset flapping");
     app.shutdown().await;
 
     let app = start_daemon(dir.path()).await;
     wait_states(&mut app.subscribe(), WAIT, &[("network/sin-ho", State::Down)]).await;
-    flips(&app, 7, 2).await; // up, down
+    flip(&web, &mut app.subscribe(), 7, 2).await; // up, down
     app.settle().await;
     assert_eq!(outbox_rows(dir.path(), ""), told, "nor does a restart");
     app.shutdown().await;

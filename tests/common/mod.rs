@@ -742,3 +742,13 @@ impl Drop for Reaped {
         let _ = self.0.wait();
     }
 }
+
+/// Flips the test server's `/switch` `times` times, counting from `from` (even: down, odd:
+/// up), each flip waiting for its transition.
+pub async fn flip(web: &WebServer, events: &mut broadcast::Receiver<Event>, from: usize, times: usize) {
+    for i in from..from + times {
+        let (status, want) = if i % 2 == 0 { (503, State::Down) } else { (200, State::Up) };
+        web.switch.store(status, Ordering::SeqCst);
+        wait_for(events, Duration::from_secs(30), |e| e.transition.is_some_and(|t| t.to == want)).await;
+    }
+}
