@@ -87,14 +87,18 @@ async fn a_cut_link_loses_nothing_and_is_one_vantage_lost_alert() {
          storage: {{ path: \"{}\" }}\n\
          vantages:\n{vantages}\
          receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\nroutes:\n  - {{ receivers: [team] }}\n\
-         systems:\n  - id: procedures\n    checks:\n      - {{ id: portal, interval: 1s, timeout: 800ms, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n",
+         systems:\n  - id: procedures\n    checks:\n      - {{ id: portal, interval: 1s, timeout: 800ms, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"], vantages: [{}] }}\n",
         cert.display(),
         key.display(),
         centre_dir.path().join("vigil.db").display(),
         hooks.addr,
-        target.addr
+        target.addr,
+        COMMUNES.join(", ")
     );
-    std::fs::write(centre_dir.path().join("vigil.yaml"), centre).expect("write");
+    std::fs::write(centre_dir.path().join("vigil.yaml"), &centre).expect("write");
+    let centre_config =
+        vigil::config::load_from_text(&centre_dir.path().join("vigil.yaml"), &centre, &vigil::config::env::process_env)
+            .expect("centre config");
     let app = vigil::app::App::start(
         vigil::app::ConfigSource::File(centre_dir.path().join("vigil.yaml")),
         vigil::app::Overrides::default(),
@@ -134,9 +138,15 @@ async fn a_cut_link_loses_nothing_and_is_one_vantage_lost_alert() {
     nft(&nets[0], &format!("add rule inet vigil input ip saddr {centre_ip} tcp sport {centre_port} drop"));
     tokio::time::sleep(Duration::from_secs(6)).await;
     target.switch.store(503, Ordering::SeqCst);
+    let down_at = vigil::model::now_ms();
     tokio::time::sleep(Duration::from_secs(8)).await;
     target.switch.store(200, Ordering::SeqCst);
+    let up_at = vigil::model::now_ms();
     tokio::time::sleep(Duration::from_secs(6)).await;
+    // Meanwhile the vantage's report knows nothing of the cut's time: no data, not up.
+    let span = vigil::report::Span { from_ms: cut_at, to_ms: vigil::model::now_ms(), label: "cut".into() };
+    let seen = vantage_accounting(&centre_config, &reader, &span, "xa-sin-ho");
+    assert!(seen.no_data_ms >= 15_000 && seen.down_ms == 0, "during the cut: {seen:?}");
     let sin_ho_db = agents[0].0.path().join("agent.db");
     assert!(queued(&sin_ho_db) > 20, "the cut commune's results wait: {}", queued(&sin_ho_db));
     nft(&nets[0], "flush chain inet vigil input");
@@ -182,6 +192,13 @@ async fn a_cut_link_loses_nothing_and_is_one_vantage_lost_alert() {
         .map(|r| r.data["to"].as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(during_cut, ["down", "up"], "the outage measured through the cut arrives with its times");
+    // The vantage's report now equals what happened, within one check interval (1 s).
+    let span = vigil::report::Span { from_ms: cut_at, to_ms: healed_at, label: "cut".into() };
+    let seen = vantage_accounting(&centre_config, &reader, &span, "xa-sin-ho");
+    let truth = up_at - down_at;
+    assert!((seen.down_ms - truth).abs() <= 1_000, "down {} ms, truly {truth} ms: {seen:?}", seen.down_ms);
+    assert!(seen.no_data_ms <= 1_000, "measured through the cut: {seen:?}");
+    assert!((seen.up_ms - (healed_at - cut_at - truth)).abs() <= 1_000, "{seen:?}");
     let hooks = hooks.hooks();
     assert_eq!(hooks.iter().filter(|h| about(h, "firing")).count(), 1, "one vantage-lost alert");
     assert_eq!(hooks.iter().filter(|h| about(h, "resolved")).count(), 1, "one resolution");
@@ -205,6 +222,20 @@ async fn a_cut_link_loses_nothing_and_is_one_vantage_lost_alert() {
 }
 
 /// Waits until the portal's combined state (as `/api/v1/status` shows it) satisfies `pred`.
+/// The figures of the portal check as seen from `vantage` over `span`, as known now.
+fn vantage_accounting(
+    config: &vigil::config::Config,
+    reader: &vigil::store::Reader,
+    span: &vigil::report::Span,
+    vantage: &str,
+) -> vigil::report::Accounting {
+    let report = vigil::report::build(config, reader, span, vigil::config::Language::En, vigil::model::now_ms())
+        .expect("report");
+    let check = &report.systems[0].checks[0];
+    let view = check.vantages.iter().find(|v| v.name == vantage).expect("a row for the vantage");
+    view.accounting
+}
+
 async fn wait_view(app: &vigil::app::App, what: &str, pred: &dyn Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

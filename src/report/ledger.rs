@@ -64,6 +64,9 @@ impl Ledger {
             unwatched_tail(&mut history, watched.get(&id).copied(), check.interval, check.timeout, from, at);
             histories.insert(id, history);
         }
+        if !config.vantages.is_empty() {
+            vantage_views(config, store, &mut histories, from, at)?;
+        }
         Ledger::with_histories(Some(store), histories, from, to, at)
     }
 
@@ -140,6 +143,33 @@ impl Ledger {
         let end = k.incident.resolved_ms.unwrap_or(self.at).min(to);
         account(&[h], start, end.max(start), self.at).down_ms
     }
+}
+
+/// Each vantage point's view of each target it runs, as `target@vantage`: the agent's own
+/// state changes as far as the centre holds every record (its contiguous sequence); past
+/// the newest such measurement — a lost vantage, or one still back-filling — no data, the
+/// same way as the centre's own silence. Back-filled records turn that no data into
+/// measured time; they never change time already measured.
+fn vantage_views(
+    config: &Config,
+    store: &Reader,
+    histories: &mut HashMap<String, History>,
+    from: i64,
+    at: i64,
+) -> Result<(), StoreError> {
+    let mut views = store.vantage_histories(from)?;
+    for (_, check, t) in config.targets() {
+        for vantage in &check.vantages {
+            let id = format!("{}@{vantage}", t.key.id());
+            let (initial, changes) = views.histories.remove(&id).unwrap_or_default();
+            let mut history = History { initial, changes, excluded: Vec::new() };
+            let last = history.changes.last().map(|(_, s)| *s).or(history.initial);
+            let horizon = views.horizons.get(vantage).map(|h| (*h, last));
+            unwatched_tail(&mut history, horizon, check.interval, check.timeout, from, at);
+            histories.insert(id, history);
+        }
+    }
+    Ok(())
 }
 
 /// While Vigil is not running nothing is recorded: a target silent for longer than one

@@ -86,6 +86,9 @@ pub struct IncidentRow {
     pub cause: String,
     pub acknowledged_by: Option<String>,
     pub excluded: Option<query::Exclusion>,
+    /// The vantage point it was seen from; None for the instance's own view. A vantage's
+    /// incidents count for that vantage's figures only, never for the check's or system's.
+    pub vantage: Option<String>,
 }
 
 /// The figures of one check or system.
@@ -105,6 +108,10 @@ pub struct Figures {
     pub mttr_ms: Option<i64>,
     /// The longest downtime of an outage inside the span.
     pub longest_outage_ms: Option<i64>,
+    /// For a check run from vantage points: its figures as seen from each of them
+    /// (id `system/check@vantage`); their no data includes the time a vantage was lost.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vantages: Vec<Figures>,
 }
 
 /// A system's part of the report.
@@ -131,6 +138,10 @@ pub struct Report {
     pub span: Span,
     pub generated_ms: i64,
     pub systems: Vec<SystemReport>,
+    /// Vantage points' measurements of the span that reached the centre late: time a report
+    /// made before `counted_ms` showed as no data and this one counts as measured. A report
+    /// of a closed period changes only this way.
+    pub backfills: Vec<crate::store::forward::Backfill>,
 }
 
 fn mean(values: impl Iterator<Item = i64>) -> Option<i64> {
@@ -167,6 +178,7 @@ fn figures(
         mttr_ms: mean(outages.iter().filter(|(r, _)| r.resolved_ms.is_some()).map(|(r, _)| r.downtime_ms)),
         longest_outage_ms: outages.iter().map(|(r, _)| r.downtime_ms).max(),
         accounting,
+        vantages: Vec::new(),
     }
 }
 
@@ -182,7 +194,9 @@ pub fn build(config: &Config, store: &Reader, span: &Span, lang: Language, now: 
     // A history that cannot be read is an error, never an empty one: a locked or corrupt
     // store must not yield a plausible report.
     let ledger = Ledger::load(config, store, span.from_ms, span.to_ms, now)?;
-    Ok(build_from_ledger(config, &ledger, span, lang))
+    let mut report = build_from_ledger(config, &ledger, span, lang);
+    report.backfills = store.backfills(span.from_ms, span.to_ms)?;
+    Ok(report)
 }
 
 /// Builds the report from given histories; incidents and exclusions come from the store
@@ -241,6 +255,7 @@ pub fn build_from_ledger(config: &Config, ledger: &Ledger, span: &Span, lang: La
                 cause: i.cause.clone(),
                 acknowledged_by: i.ack.as_ref().map(|a| a.by.clone()),
                 excluded: k.exclusion.clone(),
+                vantage: i.vantage.clone(),
             }
         })
         .collect();
@@ -262,13 +277,27 @@ pub fn build_from_ledger(config: &Config, ledger: &Ledger, span: &Span, lang: La
                     let prefix = format!("{}/{}", s.id, c.id);
                     let check_rows: Vec<&IncidentRow> =
                         sys_rows.iter().copied().filter(|r| r.check == prefix).collect();
+                    let own: Vec<&IncidentRow> = check_rows.iter().copied().filter(|r| r.vantage.is_none()).collect();
                     let acc = ledger.account(&ids, span.from_ms, span.to_ms);
-                    figures(prefix, c.name.clone(), s.sla, acc, &check_rows, ledger.incidents())
+                    let mut f = figures(prefix.clone(), c.name.clone(), s.sla, acc, &own, ledger.incidents());
+                    f.vantages = c
+                        .vantages
+                        .iter()
+                        .map(|v| {
+                            let view: Vec<String> = ids.iter().map(|id| format!("{id}@{v}")).collect();
+                            let rows: Vec<&IncidentRow> =
+                                check_rows.iter().copied().filter(|r| r.vantage.as_deref() == Some(v)).collect();
+                            let acc = ledger.account(&view, span.from_ms, span.to_ms);
+                            figures(format!("{prefix}@{v}"), v.clone(), s.sla, acc, &rows, ledger.incidents())
+                        })
+                        .collect();
+                    f
                 })
                 .collect();
             let daily = days.windows(2).map(|w| ledger.account(&critical, w[0], w[1]).uptime()).collect();
             let acc = ledger.account(&critical, span.from_ms, span.to_ms);
-            let counted: Vec<&IncidentRow> = sys_rows.iter().copied().filter(|r| r.critical_check).collect();
+            let counted: Vec<&IncidentRow> =
+                sys_rows.iter().copied().filter(|r| r.critical_check && r.vantage.is_none()).collect();
             SystemReport {
                 figures: figures(s.id.clone(), name, s.sla, acc, &counted, ledger.incidents()),
                 daily,
@@ -285,5 +314,6 @@ pub fn build_from_ledger(config: &Config, ledger: &Ledger, span: &Span, lang: La
         span: span.clone(),
         generated_ms: ledger.at(),
         systems,
+        backfills: Vec::new(),
     }
 }

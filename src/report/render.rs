@@ -94,6 +94,9 @@ fn csv(report: &Report) -> String {
         row("system", &s.figures);
         for c in &s.checks {
             row("check", c);
+            for v in &c.vantages {
+                row("vantage", v);
+            }
         }
     }
     // A byte-order mark, so spreadsheet programs read the Vietnamese names as UTF-8.
@@ -171,6 +174,18 @@ fn markdown(report: &Report, tz: &jiff::tz::TimeZone) -> String {
         out.push_str(&line(&s.figures, true));
         for c in &s.checks {
             out.push_str(&line(c, false));
+            for v in &c.vantages {
+                let from = if vi { "từ điểm đo" } else { "from" };
+                let named = Figures { name: format!("{from} {}", v.name), ..v.clone() };
+                out.push_str(&line(&named, false).replacen("↳", "  ↳↳", 1));
+            }
+        }
+    }
+    let revisions = backfill_notes(report, tz);
+    if !revisions.is_empty() {
+        out.push_str(if vi { "\n## Dữ liệu gửi bù\n\n" } else { "\n## Back-filled data\n\n" });
+        for note in revisions {
+            out.push_str(&format!("- {}\n", md_text(&note)));
         }
     }
     out.push_str(if vi { "\n## Sự cố\n\n" } else { "\n## Incidents\n\n" });
@@ -203,6 +218,32 @@ fn markdown(report: &Report, tz: &jiff::tz::TimeZone) -> String {
         }
     }
     out
+}
+
+/// One sentence per back-filled stretch of the span: whose measurements, of when, counted
+/// when — time a report made before then showed as no data.
+fn backfill_notes(report: &Report, tz: &jiff::tz::TimeZone) -> Vec<String> {
+    let vi = report.language == "vi";
+    report
+        .backfills
+        .iter()
+        .map(|b| {
+            let (from, to) = (b.from_ms.max(report.span.from_ms), b.to_ms.min(report.span.to_ms));
+            let closed = b.counted_ms >= report.span.to_ms;
+            match (vi, closed) {
+                (true, c) => format!(
+                    "Số liệu đo từ điểm đo {} từ {} đến {} được gửi bù về trung tâm lúc {}{}: báo cáo lập trước thời điểm đó ghi khoảng thời gian này là \"không có dữ liệu\", nay đã được tính theo số liệu đo thực tế.",
+                    b.vantage, local(from, tz), local(to, tz), local(b.counted_ms, tz),
+                    if c { " (sau khi kỳ báo cáo đã kết thúc)" } else { "" }
+                ),
+                (false, c) => format!(
+                    "Measurements from vantage point {} from {} to {} were back-filled to the centre at {}{}: a report made before then showed this time as no data; it now counts as measured.",
+                    b.vantage, local(from, tz), local(to, tz), local(b.counted_ms, tz),
+                    if c { " (after the period closed)" } else { "" }
+                ),
+            }
+        })
+        .collect()
 }
 
 /// The daily chart as SVG bar heights (numbers only): one bar a day, 90–100% scale.
@@ -244,7 +285,16 @@ fn html(report: &Report, tz: &jiff::tz::TimeZone) -> String {
                     "end": i.resolved_ms.map(|r| local(r, tz)), "duration": dur(i.duration_ms), "downtime": dur(Some(i.downtime_ms)), "critical_check": i.critical_check, "cause": i.cause,
                     "acked_by": i.acknowledged_by, "excluded": i.excluded }))
                 .collect();
-            json!({ "figures": fig(&s.figures), "checks": s.checks.iter().map(fig).collect::<Vec<_>>(), "chart": chart(&s.daily), "incidents": incidents })
+            let checks: Vec<Value> = s
+                .checks
+                .iter()
+                .map(|c| {
+                    let mut v = fig(c);
+                    v["vantages"] = c.vantages.iter().map(fig).collect();
+                    v
+                })
+                .collect();
+            json!({ "figures": fig(&s.figures), "checks": checks, "chart": chart(&s.daily), "incidents": incidents })
         })
         .collect();
     let mut env = Environment::new();
@@ -253,7 +303,7 @@ fn html(report: &Report, tz: &jiff::tz::TimeZone) -> String {
     }
     let ctx = context! {
         vi, instance => report.instance, span => report.span.label, timezone => report.timezone,
-        generated => local(report.generated_ms, tz), systems,
+        generated => local(report.generated_ms, tz), systems, backfills => backfill_notes(report, tz),
     };
     env.get_template("report.html")
         .and_then(|t| t.render(ctx))

@@ -92,16 +92,15 @@ pub struct IngestBatch {
     /// The agent's clock minus the centre's when the batch came, in ms.
     pub clock_offset_ms: i64,
     pub received_ms: i64,
+    /// The vantage's grace: measured time counted later than this after it happened was
+    /// back-filled (and is recorded as such).
+    pub late_after_ms: i64,
 }
 
-/// Keeps an agent's records at the centre, each sequence number once; returns how many were new.
-pub fn ingest(
-    conn: &Connection,
-    vantage: &str,
-    records: &[Forwarded],
-    clock_offset_ms: i64,
-    now_ms: i64,
-) -> rusqlite::Result<usize> {
+/// Keeps an agent's records at the centre, each sequence number once, and moves what the
+/// centre can vouch for forward; returns how many were new.
+pub fn ingest(conn: &Connection, batch: &IngestBatch) -> rusqlite::Result<usize> {
+    let (vantage, records, now_ms) = (batch.vantage.as_str(), &batch.records, batch.received_ms);
     let mut stmt = conn.prepare_cached(
         "INSERT OR IGNORE INTO vantage_results (vantage, seq, kind, target, at_ms, data, received_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -117,8 +116,64 @@ pub fn ingest(
            last_seq = max(last_seq, excluded.last_seq), clock_offset_ms = excluded.clock_offset_ms,
            received = received + excluded.received",
     )?
-    .execute(params![vantage, now_ms, last_seq, clock_offset_ms, new as i64])?;
+    .execute(params![vantage, now_ms, last_seq, batch.clock_offset_ms, new as i64])?;
+    if let Some(oldest) = records.iter().map(|r| r.seq).min() {
+        advance_contiguous(conn, vantage, oldest, now_ms, batch.late_after_ms)?;
+    }
     Ok(new)
+}
+
+/// Moves the vantage's contiguous sequence over the records now held without a hole.
+/// A batch starts with the oldest record the agent still has (its backlog goes oldest
+/// first), so a hole below `oldest` will never be filled: it is passed over. When the
+/// stretch newly counted ends more than `late_after_ms` before now, it was back-filled:
+/// recorded in `vantage_backfills`.
+fn advance_contiguous(
+    conn: &Connection,
+    vantage: &str,
+    oldest: i64,
+    now_ms: i64,
+    late_after_ms: i64,
+) -> rusqlite::Result<()> {
+    let (was, horizon): (i64, Option<i64>) = conn
+        .prepare_cached("SELECT contiguous_seq, horizon_ms FROM vantages WHERE name = ?1")?
+        .query_row([vantage], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let mut seq = was.max(oldest - 1);
+    let mut newest = horizon;
+    let mut stmt =
+        conn.prepare_cached("SELECT seq, at_ms FROM vantage_results WHERE vantage = ?1 AND seq > ?2 ORDER BY seq")?;
+    let mut rows = stmt.query(params![vantage, seq])?;
+    while let Some(row) = rows.next()? {
+        let (next, at): (i64, i64) = (row.get(0)?, row.get(1)?);
+        if next != seq + 1 {
+            break;
+        }
+        seq = next;
+        newest = Some(newest.map_or(at, |n| n.max(at)));
+    }
+    if seq == was {
+        return Ok(());
+    }
+    if let (Some(from), Some(to)) = (horizon, newest)
+        && to > from
+        && now_ms - from > late_after_ms
+    {
+        // A back-fill comes in many batches: each continues the stretch the last one began.
+        let continued = conn
+            .prepare_cached(
+                "UPDATE vantage_backfills SET to_ms = ?4, counted_ms = ?2 WHERE vantage = ?1 AND to_ms = ?3",
+            )?
+            .execute(params![vantage, now_ms, from, to])?;
+        if continued == 0 {
+            conn.prepare_cached(
+                "INSERT INTO vantage_backfills (vantage, counted_ms, from_ms, to_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![vantage, now_ms, from, to])?;
+        }
+    }
+    conn.prepare_cached("UPDATE vantages SET contiguous_seq = ?2, horizon_ms = ?3 WHERE name = ?1")?
+        .execute(params![vantage, seq, newest])?;
+    Ok(())
 }
 
 /// What the centre knows of one vantage point.
@@ -165,4 +220,67 @@ pub fn received(conn: &Connection, vantage: &str) -> rusqlite::Result<Vec<Forwar
 /// The last sequence number the centre holds from `vantage`, if any.
 pub fn last_seq(conn: &Connection, vantage: &str) -> rusqlite::Result<Option<i64>> {
     conn.query_row("SELECT last_seq FROM vantages WHERE name = ?1", [vantage], |r| r.get(0)).optional()
+}
+
+/// Each vantage point's view of each target as far as the centre can vouch for it: per
+/// `target@vantage`, the state at `from_ms` and the changes after it (only records up to
+/// the vantage's contiguous sequence), and per vantage the time its measurements reach.
+pub fn vantage_histories(conn: &Connection, from_ms: i64) -> rusqlite::Result<VantageHistories> {
+    let mut out = VantageHistories::default();
+    let mut stmt = conn.prepare_cached("SELECT name, horizon_ms FROM vantages WHERE horizon_ms IS NOT NULL")?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+        let (name, horizon) = row?;
+        out.horizons.insert(name, horizon);
+    }
+    // State changes are few (results are not read): every one up to the contiguous sequence.
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.vantage, r.target, r.at_ms, json_extract(r.data, '$.to') FROM vantage_results r
+         JOIN vantages v ON v.name = r.vantage
+         WHERE r.kind = 'change' AND r.seq <= v.contiguous_seq ORDER BY r.vantage, r.target, r.at_ms, r.seq",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let (vantage, target, at): (String, String, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        let Some(state) = row.get::<_, Option<String>>(3)?.as_deref().and_then(crate::model::State::from_name) else {
+            continue;
+        };
+        let h = out.histories.entry(format!("{target}@{vantage}")).or_default();
+        if at <= from_ms {
+            h.0 = Some(state);
+        } else {
+            h.1.push((at, state));
+        }
+    }
+    Ok(out)
+}
+
+/// See [`vantage_histories`].
+#[derive(Debug, Clone, Default)]
+pub struct VantageHistories {
+    /// `target@vantage` → (state at the start, changes after it).
+    pub histories: std::collections::HashMap<String, super::query::StateHistory>,
+    /// Vantage → the newest measurement time the centre holds with nothing missing before it.
+    pub horizons: std::collections::HashMap<String, i64>,
+}
+
+/// A stretch of a vantage point's measurements that reached the centre late (after a cut
+/// link, say): measured from `from_ms` to `to_ms`, counted at `counted_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Backfill {
+    pub vantage: String,
+    pub counted_ms: i64,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+/// The back-filled stretches overlapping [from_ms, to_ms), oldest first.
+pub fn backfills(conn: &Connection, from_ms: i64, to_ms: i64) -> rusqlite::Result<Vec<Backfill>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT vantage, counted_ms, from_ms, to_ms FROM vantage_backfills
+         WHERE to_ms > ?1 AND from_ms < ?2 ORDER BY from_ms, vantage",
+    )?;
+    let rows = stmt.query_map([from_ms, to_ms], |r| {
+        Ok(Backfill { vantage: r.get(0)?, counted_ms: r.get(1)?, from_ms: r.get(2)?, to_ms: r.get(3)? })
+    })?;
+    rows.collect()
 }

@@ -345,6 +345,17 @@ impl Reader {
         self.with(|conn, path| super::forward::vantages(conn).map_err(sqlite(path)))
     }
 
+    /// Each vantage point's view of each target, as far as the centre can vouch for it
+    /// (see [`super::forward::vantage_histories`]).
+    pub fn vantage_histories(&self, from_ms: i64) -> Result<super::forward::VantageHistories, StoreError> {
+        self.with(|conn, path| super::forward::vantage_histories(conn, from_ms).map_err(sqlite(path)))
+    }
+
+    /// The stretches of vantage points' measurements back-filled over [from_ms, to_ms).
+    pub fn backfills(&self, from_ms: i64, to_ms: i64) -> Result<Vec<super::forward::Backfill>, StoreError> {
+        self.with(|conn, path| super::forward::backfills(conn, from_ms, to_ms).map_err(sqlite(path)))
+    }
+
     /// The records the centre holds from `vantage`, in sequence order.
     pub fn received(&self, vantage: &str) -> Result<Vec<super::forward::Forwarded>, StoreError> {
         self.with(|conn, path| super::forward::received(conn, vantage).map_err(sqlite(path)))

@@ -138,6 +138,20 @@ const MIGRATIONS: &[&str] = &[
         clock_offset_ms INTEGER NOT NULL,
         received INTEGER NOT NULL
     );",
+    // 10: what the centre can vouch for, per vantage point: every record up to
+    // `contiguous_seq` is held (measured time reaches `horizon_ms`); records beyond it
+    // (live ones sent ahead of a back-fill) wait. A stretch counted late is recorded.
+    "ALTER TABLE vantages ADD COLUMN contiguous_seq INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE vantages ADD COLUMN horizon_ms INTEGER;
+    UPDATE vantages SET contiguous_seq = last_seq,
+        horizon_ms = (SELECT max(at_ms) FROM vantage_results r WHERE r.vantage = vantages.name);
+    CREATE TABLE vantage_backfills (
+        vantage TEXT NOT NULL,
+        counted_ms INTEGER NOT NULL,
+        from_ms INTEGER NOT NULL,
+        to_ms INTEGER NOT NULL
+    );
+    CREATE INDEX vantage_backfills_by_time ON vantage_backfills (to_ms);",
 ];
 
 /// Brings the schema up to date.

@@ -133,7 +133,7 @@ fn write(tx: &Transaction, record: &Record) -> rusqlite::Result<()> {
             .execute(params![e.incident_id, e.reason, e.by, e.at_ms])?;
         }
         Record::Ingest(b) => {
-            super::forward::ingest(tx, &b.vantage, &b.records, b.clock_offset_ms, b.received_ms)?;
+            super::forward::ingest(tx, b)?;
         }
         Record::Forwarded(seqs) => super::forward::acknowledged(tx, seqs)?,
         Record::Rename { from, to } => {

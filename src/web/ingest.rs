@@ -30,14 +30,14 @@ struct Batch {
 }
 
 /// The vantage whose token `req` carries, and its clock bound, if any.
-fn vantage_of(state: &WebState, req: &Request<Incoming>) -> Option<(String, i64)> {
+fn vantage_of(state: &WebState, req: &Request<Incoming>) -> Option<(String, i64, i64)> {
     let given = req.headers().get(AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")?.to_string();
     let board = state.board.read().unwrap_or_else(|p| p.into_inner());
     // Compared with every token, in constant time each, so timing says nothing about which.
     let mut found = None;
     for v in &board.config.vantages {
         if bool::from(given.as_bytes().ct_eq(v.token.expose().as_bytes())) {
-            found = Some((v.name.clone(), v.max_clock_offset.as_millis() as i64));
+            found = Some((v.name.clone(), v.max_clock_offset.as_millis() as i64, v.grace.as_millis() as i64));
         }
     }
     found
@@ -45,7 +45,7 @@ fn vantage_of(state: &WebState, req: &Request<Incoming>) -> Option<(String, i64)
 
 /// `POST /api/v1/ingest`.
 pub(super) async fn ingest(state: &Arc<WebState>, req: Request<Incoming>) -> Reply {
-    let Some((vantage, max_offset)) = vantage_of(state, &req) else {
+    let Some((vantage, max_offset, grace)) = vantage_of(state, &req) else {
         return text(StatusCode::UNAUTHORIZED, "missing or unknown vantage token");
     };
     let limited = http_body_util::Limited::new(req.into_body(), MAX_INGEST_BODY);
@@ -103,6 +103,7 @@ pub(super) async fn ingest(state: &Arc<WebState>, req: Request<Incoming>) -> Rep
         records: batch.records,
         clock_offset_ms: offset,
         received_ms: now,
+        late_after_ms: grace,
     })));
     // Answered once committed: the agent deletes what it sent only then.
     let (done, committed) = tokio::sync::oneshot::channel();
@@ -120,7 +121,7 @@ pub(super) async fn ingest(state: &Arc<WebState>, req: Request<Incoming>) -> Rep
 /// `GET /api/v1/assignment`: the checks the calling vantage point runs, as a configuration
 /// fragment (YAML), with an `etag`; 204 when it has none.
 pub(super) fn assignment(state: &WebState, req: &Request<Incoming>) -> Reply {
-    let Some((vantage, _)) = vantage_of(state, req) else {
+    let Some((vantage, ..)) = vantage_of(state, req) else {
         return text(StatusCode::UNAUTHORIZED, "missing or unknown vantage token");
     };
     let systems = state.board.read().unwrap_or_else(|p| p.into_inner()).config.systems.clone();
