@@ -236,6 +236,19 @@ fn vantage_accounting(
     view.accounting
 }
 
+/// GET over HTTPS trusting only `ca`; expects 200.
+async fn get_tls(url: &str, ca: &std::path::Path) -> String {
+    use http_body_util::BodyExt;
+    let client = vigil::http_client::with_ca(ca).expect("client");
+    let req = hyper::Request::get(url).body(http_body_util::Full::new(bytes::Bytes::new())).expect("request");
+    let resp = client.request(req).await.expect("an answer");
+    let status = resp.status();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    let body = String::from_utf8_lossy(&body).to_string();
+    assert_eq!(status, 200, "GET {url}: {body}");
+    body
+}
+
 async fn wait_view(app: &vigil::app::App, what: &str, pred: &dyn Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -362,6 +375,29 @@ async fn quorum_and_cause_classes_from_three_communes() {
         alert.body["text"].as_str().is_some_and(|s| s.contains("hệ thống lỗi khi nhìn từ điểm đo này")),
         "cause class target"
     );
+    // Metrics and pages show both: each vantage's view and the combined state.
+    let ca = centre_dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).expect("write CA");
+    let base = format!("https://{centre_ip}:{centre_port}");
+    let portal_labels = "system=\"procedures\",check=\"portal\"";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        // The exposition is encoded at most once a second.
+        let metrics = get_tls(&format!("{base}/metrics"), &ca).await;
+        if sample(&metrics, "vigil_vantage_check_up", &[portal_labels, "vantage=\"xa-sin-ho\""]) == Some(0.0)
+            || Instant::now() > deadline
+        {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(sample(&metrics, "vigil_vantage_check_up", &[portal_labels, "vantage=\"xa-sin-ho\""]), Some(0.0));
+    assert_eq!(sample(&metrics, "vigil_vantage_check_up", &[portal_labels, "vantage=\"xa-pa-tan\""]), Some(1.0));
+    assert_eq!(sample(&metrics, "vigil_check_combined_up", &[portal_labels]), Some(1.0), "{metrics}");
+    let system_page = get_tls(&format!("{base}/systems/procedures?lang=en"), &ca).await;
+    assert!(system_page.contains("Up from centre, xa-nam-tam, xa-pa-tan; Down from xa-sin-ho"), "{system_page}");
+    let check_page = get_tls(&format!("{base}/checks/procedures/portal?lang=en"), &ca).await;
+    assert!(check_page.contains("Seen from vantage points") && check_page.contains(">xa-sin-ho</th>"), "{check_page}");
     nft(&nets[0], "flush chain inet vigil input");
     hooks
         .wait_until(Duration::from_secs(20), "its resolution", |h| {

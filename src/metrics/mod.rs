@@ -62,6 +62,8 @@ pub const VANTAGE_UP: &str = "vigil_vantage_up";
 pub const VANTAGE_CLOCK_OFFSET: &str = "vigil_vantage_clock_offset_seconds";
 pub const VANTAGE_NEWEST: &str = "vigil_vantage_newest_result_timestamp_seconds";
 pub const VANTAGE_LAST_SEEN: &str = "vigil_vantage_last_seen_timestamp_seconds";
+pub const VANTAGE_CHECK_UP: &str = "vigil_vantage_check_up";
+pub const CHECK_COMBINED_UP: &str = "vigil_check_combined_up";
 
 /// Buckets for probe durations and scheduler lag (seconds).
 const DURATION_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -104,6 +106,11 @@ pub struct Metrics {
     pub vantage_up: IntGaugeVec,
     /// When a vantage point's agent was last heard from.
     pub vantage_last_seen: GaugeVec,
+    /// A target as seen from a vantage point: 1 up, 0 down (no series while the vantage is
+    /// lost or has not judged it).
+    pub vantage_check_up: IntGaugeVec,
+    /// A target run from vantage points, by its `quorum` over every observer: 1 up, 0 down.
+    pub check_combined_up: IntGaugeVec,
     /// A vantage point's clock minus the centre's, at its last batch.
     pub vantage_clock_offset: GaugeVec,
     /// When the newest result received from a vantage point was measured: how far behind
@@ -286,6 +293,22 @@ impl Metrics {
                 GaugeVec::new(
                     Opts::new(VANTAGE_NEWEST, "When the newest result received from a vantage point was measured."),
                     &["vantage"],
+                )
+                .expect("valid metric"),
+            ),
+            vantage_check_up: register(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new(VANTAGE_CHECK_UP, "A target as seen from a vantage point: 1 up, 0 down (centre)."),
+                    &["system", "check", "target", "vantage"],
+                )
+                .expect("valid metric"),
+            ),
+            check_combined_up: register(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new(CHECK_COMBINED_UP, "A target run from vantage points, combined by its quorum: 1 up, 0 down."),
+                    &["system", "check", "target"],
                 )
                 .expect("valid metric"),
             ),

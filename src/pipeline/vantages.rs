@@ -91,6 +91,20 @@ impl Pipeline {
         }
     }
 
+    /// `vigil_vantage_check_up` of `target` as seen from `vantage`: 1 up, 0 down, no series
+    /// when it has no state (lost, unknown, in maintenance).
+    fn publish_view(&self, vantage: &str, target: &str, state: Option<State>) {
+        let Some(entry) = self.entries.get(target) else { return };
+        let labels = [entry.system.as_str(), entry.check.id.as_str(), entry.target_name.as_str(), vantage];
+        match state {
+            Some(State::Up | State::Degraded) => self.metrics.vantage_check_up.with_label_values(&labels).set(1),
+            Some(State::Down | State::Unreachable) => self.metrics.vantage_check_up.with_label_values(&labels).set(0),
+            _ => {
+                let _ = self.metrics.vantage_check_up.remove_label_values(&labels);
+            }
+        }
+    }
+
     /// On an agent: whether its centre answered within `agent.alert_after` — then the centre
     /// alerts for this vantage point and the agent's own receivers stay silent.
     pub(super) fn centre_speaks(&self, now: i64) -> bool {
@@ -135,9 +149,10 @@ impl Pipeline {
     /// For a check with a `quorum`, its target's incident follows the combined state: it
     /// opens when enough observers see the target down, and is resolved when they no
     /// longer do.
+    /// Also publishes the combined state (`vigil_check_combined_up`).
     pub(super) fn reevaluate_quorum(&mut self, target: &str) {
         let Some(entry) = self.entries.get(target) else { return };
-        if entry.check.quorum.is_none() {
+        if entry.check.vantages.is_empty() {
             return;
         }
         let check = entry.check.clone();
@@ -146,6 +161,16 @@ impl Pipeline {
             crate::status::combined(&self.config, &check, target, &board.targets, &board.vantages)
         };
         let Some(combined) = combined else { return };
+        let labels = [entry.system.as_str(), check.id.as_str(), entry.target_name.as_str()];
+        match combined.state {
+            State::Unknown => {
+                let _ = self.metrics.check_combined_up.remove_label_values(&labels);
+            }
+            s => self.metrics.check_combined_up.with_label_values(&labels).set(i64::from(s == State::Up)),
+        }
+        if check.quorum.is_none() {
+            return;
+        }
         let now = self.clock.now_ms();
         let open = self.engine.open_incident(target).is_some();
         let effects = match (combined.state == State::Down, open) {
@@ -197,6 +222,7 @@ impl Pipeline {
         let (was_lost, news) = was_lost;
         let mut touched: Vec<String> = Vec::new();
         for (target, at, state, message) in news {
+            self.publish_view(vantage, &target, Some(state));
             self.view_changed(vantage, &target, at, state, &message);
             if !touched.contains(&target) {
                 touched.push(target);
@@ -236,6 +262,15 @@ impl Pipeline {
         for (name, last_seen, since) in lost {
             tracing::warn!(vantage = %name, "vantage point lost: no data from its agent");
             self.metrics.vantage_up.with_label_values(&[&name]).set(0);
+            // What it saw is no longer current: no series, and no vote in combined states.
+            let seen: Vec<String> = {
+                let board = self.board.read().unwrap_or_else(|p| p.into_inner());
+                board.vantages.get(&name).map(|v| v.states.keys().cloned().collect()).unwrap_or_default()
+            };
+            for target in &seen {
+                self.publish_view(&name, target, None);
+                self.reevaluate_quorum(target);
+            }
             let cause = match last_seen {
                 Some(ms) => {
                     format!("no data from the agent since {}", crate::status::local_time(ms, &config.instance.timezone))

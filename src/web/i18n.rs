@@ -73,6 +73,12 @@ const VI: &[(&str, &str)] = &[
     ("token", "Mã quản trị"),
     ("login_note", "Mã được giữ trong cookie HttpOnly của trình duyệt này cho đến khi đăng xuất."),
     ("wrong_token", "Mã quản trị không đúng."),
+    ("seen_from", "Theo điểm đo"),
+    ("observer", "Nơi đo"),
+    ("combined", "Tổng hợp"),
+    ("uptime", "Tỷ lệ hoạt động"),
+    ("no_data_time", "Không có dữ liệu"),
+    ("vantage_lost", "mất liên lạc với điểm đo"),
 ];
 
 const EN: &[(&str, &str)] = &[
@@ -133,6 +139,12 @@ const EN: &[(&str, &str)] = &[
     ("token", "Admin token"),
     ("login_note", "The token is kept in an HttpOnly cookie of this browser until you log out."),
     ("wrong_token", "Wrong admin token."),
+    ("seen_from", "Seen from vantage points"),
+    ("observer", "Seen from"),
+    ("combined", "Combined"),
+    ("uptime", "Uptime"),
+    ("no_data_time", "No data"),
+    ("vantage_lost", "vantage point lost"),
 ];
 
 /// The page strings.

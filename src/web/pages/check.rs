@@ -29,6 +29,15 @@ pub(super) fn check_page(state: &WebState, req: &Head, board: &Board, id: &str) 
         .iter()
         .map(|r| json!({ "label": r, "current": *r == range.0, "url": format!("/checks/{id}?range={r}{lang_param}") }))
         .collect();
+    // Vantage points' views are figures like any other: from the ledger.
+    let ledger = if check.vantages.is_empty() {
+        crate::report::Ledger::default()
+    } else {
+        match crate::report::Ledger::load(config, &state.reader, now - range.1, now, now) {
+            Ok(ledger) => ledger,
+            Err(e) => return super::super::store_unreadable(&e),
+        }
+    };
     let mut stored: HashMap<String, Vec<query::StoredResult>> = HashMap::new();
     for t in &check.targets {
         match state.reader.results(&t.key.id(), now - range.1) {
@@ -60,6 +69,7 @@ pub(super) fn check_page(state: &WebState, req: &Head, board: &Board, id: &str) 
             json!({ "name": t.key.target, "state": st.as_str(), "word": word, "icon": icon,
                     "since": view.map(|x| local(x.state.since_ms, tz)).unwrap_or_default(),
                     "stale": view.is_some_and(|x| x.stale),
+                    "seen_from": super::views::seen_from_rows(board, check, &tid, &ledger, (now - range.1, now), v.lang),
                     "address": shown_address(&t.address), "runs": runs, "chart": chart, "last": last, "incidents": incidents })
         })
         .collect();

@@ -7,6 +7,7 @@ mod actions;
 mod badge;
 mod check;
 mod overview;
+mod views;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -7,6 +7,10 @@ use super::*;
 /// it lists per system only the checks that are not up (the rest are on the system page).
 pub(super) const HOME_CHECK_BARS_UP_TO: usize = 300;
 
+/// Targets of one check whose views from vantage points the system page spells out (the
+/// rest are on the check page).
+const SEEN_FROM_LINES: usize = 10;
+
 /// Checks listed per system on a compact home page, at most.
 pub(super) const HOME_LISTED_AT_MOST: usize = 50;
 
@@ -262,8 +266,19 @@ pub(super) fn system_page(state: &WebState, req: &Head, board: &Board, system: &
             let (cs, summary) = check_summary(board, c, v.lang);
             let (cw, ci) = state_word(cs, v.lang);
             let ids: Vec<String> = c.targets.iter().map(|t| t.key.id()).collect();
+            let seen: Vec<String> = c
+                .targets
+                .iter()
+                .take(SEEN_FROM_LINES)
+                .map(|t| {
+                    let s = super::views::seen_from_sentence(board, c, &t.key.id(), v.lang);
+                    if c.targets.len() > 1 && !s.is_empty() { format!("{}: {s}", t.key.target) } else { s }
+                })
+                .filter(|s| !s.is_empty())
+                .collect();
             json!({ "id": format!("{}/{}", system.id, c.id), "name": c.name, "state": cs.as_str(), "word": cw, "icon": ci,
-                    "targets": c.targets.len(), "summary": summary, "since": since_of(board, &ids, tz), "kind": c.probe.kind() })
+                    "targets": c.targets.len(), "summary": summary, "since": since_of(board, &ids, tz), "kind": c.probe.kind(),
+                    "seen_from": seen })
         })
         .collect();
     let ctx = merge(
