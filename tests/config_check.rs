@@ -15,6 +15,9 @@ const SHIPPED_SECRETS: &[(&str, &str)] = &[
     ("VIGIL_HEARTBEAT_REPORTING", "reporting-token-8b41e6f3a9"),
     ("VIGIL_SMTP_PASSWORD", "smtp-password-for-tests"),
     ("VIGIL_SMS_WEBHOOK_SECRET", "sms-webhook-secret-for-tests"),
+    ("VIGIL_VANTAGE_SIN_HO", "vantage-sin-ho-token-0123456789abcdef"),
+    ("VIGIL_VANTAGE_MUONG_TE", "vantage-muong-te-token-0123456789abcdef"),
+    ("VIGIL_VANTAGE_TAN_PHONG", "vantage-tan-phong-token-0123456789abcdef"),
 ];
 
 fn shipped_env(name: &str) -> Option<String> {
@@ -47,6 +50,10 @@ fn shipped_example_is_valid_and_lists_five_systems() {
     let kinds: std::collections::BTreeSet<&str> = config.targets().map(|(_, c, _)| c.probe.kind().as_str()).collect();
     assert_eq!(kinds.len(), 7, "the example shows every probe kind: {kinds:?}");
     assert!(gateways.targets.iter().any(|t| t.key.id() == "network/commune-gateways/sin-ho"));
+    // The portal is measured from the communes too: the group names all three.
+    let portal = &config.systems[0].checks[0];
+    assert_eq!(portal.vantages, ["sin-ho", "muong-te", "tan-phong"], "vantages: all-communes");
+    assert_eq!(config.vantages[0].link.as_deref(), Some("network/commune-gateways/sin-ho"));
 }
 
 #[test]

@@ -54,6 +54,7 @@ pub struct RawVantage {
     pub grace: Option<String>,
     pub max_clock_offset: Option<String>,
     pub link: Option<String>,
+    pub groups: Vec<String>,
 }
 
 /// An included file (`probes/*.yaml`): systems only.

@@ -42,6 +42,8 @@ pub struct Vantage {
     /// The centre's check of this vantage point's link (e.g. the commune gateway), as a
     /// target id: while it fails, what the vantage sees failing is classed `link`.
     pub link: Option<String>,
+    /// Groups it belongs to: a check's `vantages: all-communes` names every member.
+    pub groups: Vec<String>,
 }
 
 /// Default `max_clock_offset` of a vantage point.
@@ -189,8 +191,18 @@ pub(super) fn vantages(
                 }
             }
         });
+        for (k, g) in v.groups.iter().enumerate() {
+            if !is_slug(g) {
+                errors.at(file, &format!("{path}.groups[{k}]"), format!("\"{g}\" is not a valid group name"));
+            } else if g == "all" {
+                errors.at(file, &format!("{path}.groups[{k}]"), "\"all\" already means every vantage point");
+            } else if raw.iter().any(|o| o.name.as_ref() == Some(g)) {
+                errors.at(file, &format!("{path}.groups[{k}]"), format!("group \"{g}\" has the name of a vantage point"));
+            }
+        }
+        let groups = v.groups.clone();
         match token {
-            Some(token) => out.push(Vantage { name, token, grace, max_clock_offset, link }),
+            Some(token) => out.push(Vantage { name, token, grace, max_clock_offset, link, groups }),
             None if v.token.is_none() && v.token_file.is_none() => {
                 errors.at(file, &path, "a vantage needs `token_file:` (or `token:`)");
             }
@@ -280,11 +292,22 @@ pub(super) fn assign(
                     continue;
                 };
                 let path = format!("systems[{i}].checks[{j}].vantages");
-                let names: Vec<String> = match list {
+                let listed: Vec<String> = match list {
                     RawVantageList::All(all) if all == "all" => vantages.iter().map(|v| v.name.clone()).collect(),
                     RawVantageList::All(other) => vec![other.clone()],
                     RawVantageList::Names(names) => names.clone(),
                 };
+                // A group's name stands for its members, in the order of `vantages:`.
+                let mut names: Vec<String> = Vec::new();
+                for name in listed {
+                    let members: Vec<String> =
+                        vantages.iter().filter(|v| v.groups.contains(&name)).map(|v| v.name.clone()).collect();
+                    for n in if members.is_empty() { vec![name] } else { members } {
+                        if !names.contains(&n) {
+                            names.push(n);
+                        }
+                    }
+                }
                 let unknown: Vec<&String> = names.iter().filter(|n| !vantages.iter().any(|v| &v.name == *n)).collect();
                 if !unknown.is_empty() {
                     let known = if vantages.is_empty() {
@@ -295,7 +318,7 @@ pub(super) fn assign(
                     errors.at(
                         file,
                         &path,
-                        format!("no vantage point {unknown:?} in `vantages:` (configured: {known})"),
+                        format!("no vantage point or group {unknown:?} in `vantages:` (configured: {known})"),
                     );
                     continue;
                 }

@@ -280,9 +280,12 @@ pub fn build_from_ledger(config: &Config, ledger: &Ledger, span: &Span, lang: La
                     let own: Vec<&IncidentRow> = check_rows.iter().copied().filter(|r| r.vantage.is_none()).collect();
                     let acc = ledger.account(&ids, span.from_ms, span.to_ms);
                     let mut f = figures(prefix.clone(), c.name.clone(), s.sla, acc, &own, ledger.incidents());
+                    // Only a ledger read from the store knows the vantages' views (Prometheus
+                    // has no back-filled data): without them, no rows rather than no data.
                     f.vantages = c
                         .vantages
                         .iter()
+                        .filter(|v| ids.first().is_some_and(|id| ledger.history(&format!("{id}@{v}")).is_some()))
                         .map(|v| {
                             let view: Vec<String> = ids.iter().map(|id| format!("{id}@{v}")).collect();
                             let rows: Vec<&IncidentRow> =
