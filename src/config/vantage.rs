@@ -197,7 +197,11 @@ pub(super) fn vantages(
             } else if g == "all" {
                 errors.at(file, &format!("{path}.groups[{k}]"), "\"all\" already means every vantage point");
             } else if raw.iter().any(|o| o.name.as_ref() == Some(g)) {
-                errors.at(file, &format!("{path}.groups[{k}]"), format!("group \"{g}\" has the name of a vantage point"));
+                errors.at(
+                    file,
+                    &format!("{path}.groups[{k}]"),
+                    format!("group \"{g}\" has the name of a vantage point"),
+                );
             }
         }
         let groups = v.groups.clone();
