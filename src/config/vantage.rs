@@ -127,6 +127,19 @@ pub(super) fn agent(file: &SourceFile, raw: Option<&RawAgent>, base: &Path, erro
     Some(Agent { vantage: vantage?, centre: centre?, token: token?, ca_file, assignment_file, refresh, alert_after })
 }
 
+/// Validates a vantage's `groups`: names that cannot be taken for a vantage point.
+fn check_groups(file: &SourceFile, path: &str, groups: &[String], raw: &[RawVantage], errors: &mut Errors) {
+    for (k, g) in groups.iter().enumerate() {
+        if !is_slug(g) {
+            errors.at(file, &format!("{path}.groups[{k}]"), format!("\"{g}\" is not a valid group name"));
+        } else if g == "all" {
+            errors.at(file, &format!("{path}.groups[{k}]"), "\"all\" already means every vantage point");
+        } else if raw.iter().any(|o| o.name.as_ref() == Some(g)) {
+            errors.at(file, &format!("{path}.groups[{k}]"), format!("group \"{g}\" has the name of a vantage point"));
+        }
+    }
+}
+
 /// Validates `vantages:` (`link` must name a check target of `systems`).
 pub(super) fn vantages(
     file: &SourceFile,
@@ -191,19 +204,7 @@ pub(super) fn vantages(
                 }
             }
         });
-        for (k, g) in v.groups.iter().enumerate() {
-            if !is_slug(g) {
-                errors.at(file, &format!("{path}.groups[{k}]"), format!("\"{g}\" is not a valid group name"));
-            } else if g == "all" {
-                errors.at(file, &format!("{path}.groups[{k}]"), "\"all\" already means every vantage point");
-            } else if raw.iter().any(|o| o.name.as_ref() == Some(g)) {
-                errors.at(
-                    file,
-                    &format!("{path}.groups[{k}]"),
-                    format!("group \"{g}\" has the name of a vantage point"),
-                );
-            }
-        }
+        check_groups(file, &path, &v.groups, raw, errors);
         let groups = v.groups.clone();
         match token {
             Some(token) => out.push(Vantage { name, token, grace, max_clock_offset, link, groups }),

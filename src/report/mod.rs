@@ -230,6 +230,38 @@ fn day_bounds(span: &Span, tz: &jiff::tz::TimeZone) -> Vec<i64> {
     b
 }
 
+/// A check's figures, with a row per vantage point that runs it: a vantage's incidents
+/// count for its row only.
+fn check_figures(
+    s: &crate::config::System,
+    c: &crate::config::Check,
+    sys_rows: &[&IncidentRow],
+    ledger: &Ledger,
+    span: &Span,
+) -> Figures {
+    let ids: Vec<String> = c.targets.iter().map(|t| t.key.id()).collect();
+    let prefix = format!("{}/{}", s.id, c.id);
+    let check_rows: Vec<&IncidentRow> = sys_rows.iter().copied().filter(|r| r.check == prefix).collect();
+    let own: Vec<&IncidentRow> = check_rows.iter().copied().filter(|r| r.vantage.is_none()).collect();
+    let acc = ledger.account(&ids, span.from_ms, span.to_ms);
+    let mut f = figures(prefix.clone(), c.name.clone(), s.sla, acc, &own, ledger.incidents());
+    // Only a ledger read from the store knows the vantages' views (Prometheus has no
+    // back-filled data): without them, no rows rather than rows of no data.
+    f.vantages = c
+        .vantages
+        .iter()
+        .filter(|v| ids.first().is_some_and(|id| ledger.history(&format!("{id}@{v}")).is_some()))
+        .map(|v| {
+            let view: Vec<String> = ids.iter().map(|id| format!("{id}@{v}")).collect();
+            let rows: Vec<&IncidentRow> =
+                check_rows.iter().copied().filter(|r| r.vantage.as_deref() == Some(v)).collect();
+            let acc = ledger.account(&view, span.from_ms, span.to_ms);
+            figures(format!("{prefix}@{v}"), v.clone(), s.sla, acc, &rows, ledger.incidents())
+        })
+        .collect();
+    f
+}
+
 /// Builds the report from a ledger.
 pub fn build_from_ledger(config: &Config, ledger: &Ledger, span: &Span, lang: Language) -> Report {
     let critical_checks: Vec<(String, String)> = config
@@ -269,34 +301,7 @@ pub fn build_from_ledger(config: &Config, ledger: &Ledger, span: &Span, lang: La
                 s.checks.iter().filter(|c| c.critical).flat_map(|c| c.targets.iter().map(|t| t.key.id())).collect();
             let sys_rows: Vec<&IncidentRow> =
                 rows.iter().filter(|r| r.check.split('/').next() == Some(s.id.as_str())).collect();
-            let checks = s
-                .checks
-                .iter()
-                .map(|c| {
-                    let ids: Vec<String> = c.targets.iter().map(|t| t.key.id()).collect();
-                    let prefix = format!("{}/{}", s.id, c.id);
-                    let check_rows: Vec<&IncidentRow> =
-                        sys_rows.iter().copied().filter(|r| r.check == prefix).collect();
-                    let own: Vec<&IncidentRow> = check_rows.iter().copied().filter(|r| r.vantage.is_none()).collect();
-                    let acc = ledger.account(&ids, span.from_ms, span.to_ms);
-                    let mut f = figures(prefix.clone(), c.name.clone(), s.sla, acc, &own, ledger.incidents());
-                    // Only a ledger read from the store knows the vantages' views (Prometheus
-                    // has no back-filled data): without them, no rows rather than no data.
-                    f.vantages = c
-                        .vantages
-                        .iter()
-                        .filter(|v| ids.first().is_some_and(|id| ledger.history(&format!("{id}@{v}")).is_some()))
-                        .map(|v| {
-                            let view: Vec<String> = ids.iter().map(|id| format!("{id}@{v}")).collect();
-                            let rows: Vec<&IncidentRow> =
-                                check_rows.iter().copied().filter(|r| r.vantage.as_deref() == Some(v)).collect();
-                            let acc = ledger.account(&view, span.from_ms, span.to_ms);
-                            figures(format!("{prefix}@{v}"), v.clone(), s.sla, acc, &rows, ledger.incidents())
-                        })
-                        .collect();
-                    f
-                })
-                .collect();
+            let checks = s.checks.iter().map(|c| check_figures(s, c, &sys_rows, ledger, span)).collect();
             let daily = days.windows(2).map(|w| ledger.account(&critical, w[0], w[1]).uptime()).collect();
             let acc = ledger.account(&critical, span.from_ms, span.to_ms);
             let counted: Vec<&IncidentRow> =
