@@ -92,6 +92,16 @@ impl ConfigSource {
             }
         }
     }
+
+    /// Loads the configuration, keeping only `shard`'s targets (and the helpers they depend
+    /// on) when one is given.
+    pub fn load_shard(&self, shard: Option<config::shard::Shard>) -> Result<Config, ConfigErrors> {
+        let config = self.load()?;
+        Ok(match shard {
+            Some(shard) => shard.apply(config),
+            None => config,
+        })
+    }
 }
 
 /// Options that override the configuration.
@@ -104,6 +114,8 @@ pub struct Overrides {
     /// The clock the pipeline decides by (reminders, escalations, flapping, maintenance);
     /// the system's when None. Tests hand in a [`crate::model::TestClock`].
     pub clock: Option<Arc<dyn crate::model::Clock>>,
+    /// Run only this shard's targets (`--shard i/n`), at start and at every reload.
+    pub shard: Option<config::shard::Shard>,
 }
 
 /// A running daemon.
@@ -123,7 +135,10 @@ pub struct App {
 impl App {
     /// Loads the configuration, opens the store, binds the server and starts probing.
     pub async fn start(source: ConfigSource, overrides: Overrides) -> Result<App, StartError> {
-        let config = Arc::new(source.load().map_err(StartError::Config)?);
+        let config = Arc::new(source.load_shard(overrides.shard).map_err(StartError::Config)?);
+        if let Some(shard) = overrides.shard {
+            tracing::info!(%shard, helpers = config.helpers.len(), "running one shard of the configuration");
+        }
         for warning in config.warnings(overrides.listen) {
             tracing::warn!("{warning}");
         }
@@ -264,6 +279,7 @@ impl App {
         let monthly_task = monthly.task;
         let control = ControlLoop {
             source,
+            shard: overrides.shard,
             scheduler,
             control: control_tx,
             metrics,
@@ -373,6 +389,7 @@ pub enum StartError {
 /// Owns the scheduler; applies reloads, and stops everything at shutdown.
 struct ControlLoop {
     source: ConfigSource,
+    shard: Option<config::shard::Shard>,
     scheduler: Scheduler,
     control: mpsc::Sender<Control>,
     metrics: Arc<Metrics>,
@@ -397,7 +414,7 @@ impl ControlLoop {
     }
 
     async fn reload(&mut self) -> Result<Vec<String>, ReloadError> {
-        match self.source.load() {
+        match self.source.load_shard(self.shard) {
             Ok(config) => {
                 let config = Arc::new(config);
                 *self.web.admin_token.write().unwrap_or_else(|p| p.into_inner()) = config.server.admin_token.clone();

@@ -67,6 +67,10 @@ pub enum Command {
         /// Root configuration file.
         #[arg(short, long, default_value = "vigil.yaml")]
         config: PathBuf,
+        /// Run one shard of the configuration, `i/n` (0 <= i < n): several instances with
+        /// the same configuration and shards 0/n … n-1/n cover every target exactly once.
+        #[arg(long)]
+        shard: Option<crate::config::shard::Shard>,
     },
     /// Run as an agent at a vantage point: probe the configured checks and forward every
     /// result to the centre named in `agent:` (results wait on disk while it is unreachable).
@@ -89,6 +93,9 @@ pub enum Command {
         /// Root configuration file.
         #[arg(short, long, default_value = "vigil.yaml")]
         config: PathBuf,
+        /// Also list the targets shard `i/n` would run.
+        #[arg(long)]
+        shard: Option<crate::config::shard::Shard>,
     },
     /// Send a test notification through every channel of a receiver and report each.
     NotifyTest {
@@ -150,8 +157,9 @@ pub enum ReportSource {
 /// Runs a parsed command line.
 pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { config } => {
-            app::run(ConfigSource::File(config), Overrides::default(), app::shutdown_signal()).await?;
+        Command::Run { config, shard } => {
+            let overrides = Overrides { shard, ..Overrides::default() };
+            app::run(ConfigSource::File(config), overrides, app::shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Agent { config } => {
@@ -169,7 +177,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::demo::run(listen, speed, app::shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::CheckConfig { config } => Ok(check_config(&config)),
+        Command::CheckConfig { config, shard } => Ok(check_config(&config, shard)),
         Command::NotifyTest { config, receiver } => notify_test(&config, &receiver).await,
         Command::Report { config, month, from, to, format, lang, output, at, source, prometheus_url, step } => {
             let now = match at {
@@ -272,8 +280,25 @@ async fn notify_test(path: &Path, receiver: &str) -> anyhow::Result<ExitCode> {
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn check_config(path: &Path) -> ExitCode {
+/// `check-config --shard`: the targets the shard owns, and the helpers it watches for them.
+fn print_shard(path: &Path, shard: crate::config::shard::Shard, cfg: config::Config) {
+    let cfg = shard.apply(cfg);
+    let owned = cfg.targets().filter(|(_, _, t)| !cfg.helpers.contains_key(&t.key.id())).count();
+    println!("{}: OK; shard {shard}: {owned} targets, {} helpers", path.display(), cfg.helpers.len());
+    for (_, _, t) in cfg.targets() {
+        match cfg.helpers.get(&t.key.id()) {
+            Some(owner) => println!("helper {} (owned by shard {owner}/{})", t.key.id(), shard.count),
+            None => println!("target {}", t.key.id()),
+        }
+    }
+}
+
+fn check_config(path: &Path, shard: Option<crate::config::shard::Shard>) -> ExitCode {
     match config::load(path) {
+        Ok(cfg) if let Some(shard) = shard => {
+            print_shard(path, shard, cfg);
+            ExitCode::SUCCESS
+        }
         Ok(cfg) => {
             let checks: usize = cfg.systems.iter().map(|s| s.checks.len()).sum();
             println!("{}: OK ({} files)", path.display(), cfg.files.len());

@@ -13,6 +13,7 @@ pub mod maintenance;
 mod modules;
 mod raw;
 mod secrets;
+pub mod shard;
 mod source;
 mod validate;
 pub mod vantage;
@@ -171,6 +172,10 @@ pub struct Config {
     pub agent: Option<vantage::Agent>,
     /// The agents this Vigil (a centre) accepts results from.
     pub vantages: Vec<vantage::Vantage>,
+    /// With `--shard`: targets another shard owns, kept here only because a target of this
+    /// shard depends on them (probed and judged for root cause, never announced or
+    /// exported here), by id, with their owner.
+    pub helpers: std::collections::BTreeMap<String, usize>,
 }
 
 impl Config {

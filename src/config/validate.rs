@@ -208,6 +208,7 @@ fn load_source(mut root: SourceFile, env: Lookup<'_>) -> Result<Config, ConfigEr
             files,
             agent,
             vantages,
+            helpers: Default::default(),
         })
     } else {
         let order: HashMap<&Path, usize> = files.iter().enumerate().map(|(i, f)| (f.as_path(), i)).collect();

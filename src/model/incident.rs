@@ -88,6 +88,9 @@ pub enum Decision {
     AnnouncedLocally,
     /// Closed because its check was removed from the configuration.
     Removed,
+    /// Not announced by this shard: the target belongs to another (`--shard`), which
+    /// announces it; kept here only to judge its dependants' root cause.
+    OtherShard,
 }
 
 impl Decision {
@@ -129,6 +132,8 @@ impl Decision {
             }
             (Decision::Removed, true) => "Đóng: kiểm tra đã bị gỡ khỏi cấu hình".into(),
             (Decision::Removed, false) => "Closed: the check was removed from the configuration".into(),
+            (Decision::OtherShard, true) => format!("Không báo ở đây: {who} giám sát và báo đối tượng này"),
+            (Decision::OtherShard, false) => format!("Not announced here: {who} owns this target and announces it"),
         }
     }
 }

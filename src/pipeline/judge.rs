@@ -235,7 +235,7 @@ impl Pipeline {
     /// The one "flapping" notification of a target that starts flapping (none on an agent
     /// whose centre speaks for it).
     fn flapping_notice(&mut self, target: &str, outcome: &ProbeOutcome, started: i64, now: i64) -> Vec<Effect> {
-        if self.centre_speaks(now) {
+        if self.centre_speaks(now) || self.config.helpers.contains_key(target) {
             return Vec::new();
         }
         let Some(o) = self.opening(target, Severity::Critical, outcome, started) else { return Vec::new() };
@@ -354,7 +354,11 @@ impl Pipeline {
             Some(severity) => {
                 let Some(opening) = self.opening(target, severity, outcome, started_ms) else { return Vec::new() };
                 self.metrics.incidents_total.with_label_values(&[&opening.system, severity.as_str()]).inc();
-                if !quiet && self.centre_speaks(t.at_ms) {
+                if let Some(owner) = self.config.helpers.get(target) {
+                    // Another shard's target, watched here for its dependants: the owner speaks.
+                    let who = vec![format!("shard {owner}")];
+                    self.engine.open_unannounced(opening, t.at_ms, Decision::OtherShard, who)
+                } else if !quiet && self.centre_speaks(t.at_ms) {
                     // An agent whose centre answers: the centre alerts, from what it forwards.
                     self.engine.open_unannounced(opening, t.at_ms, Decision::CentreSpeaks, Vec::new())
                 } else {

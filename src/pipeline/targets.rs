@@ -28,6 +28,9 @@ pub(super) struct Entry {
     /// The stored history ends in "not watched" (Vigil stopped or crashed): the first
     /// result records the state again, even when it did not change.
     pub(super) resume_history: bool,
+    /// Another shard's target, watched here for its dependants (`--shard`): its series
+    /// are not exported here.
+    pub(super) helper: bool,
 }
 
 /// The perfdata labels a check exports as metrics.
@@ -142,8 +145,9 @@ impl Pipeline {
         let last_run_ms = previous.as_ref().map_or(now, |e| e.last_run_ms);
         let resume_history = previous.as_ref().is_some_and(|e| e.resume_history);
         // Flapping detection goes on across reloads (and restarts, from the store).
+        let helper = config.helpers.contains_key(&key.id());
         let (state, metrics, flaps) = match previous {
-            Some(e) if e.kind == kind && same => (e.state, e.metrics, e.flaps),
+            Some(e) if e.kind == kind && same && e.helper == helper => (e.state, e.metrics, e.flaps),
             Some(e) => {
                 self.metrics.remove(&e.metrics);
                 (e.state, self.metrics.target(key, kind.as_str(), perfdata_labels(check)), e.flaps)
@@ -160,6 +164,10 @@ impl Pipeline {
                 (state, self.metrics.target(key, kind.as_str(), perfdata_labels(check)), flaps)
             }
         };
+        if helper {
+            // Exported by its owner: here the series only record (no scrape sees them).
+            self.metrics.remove(&metrics);
+        }
         self.metrics.set_state(&metrics, state.state);
         Entry {
             system: key.system.clone(),
@@ -173,6 +181,7 @@ impl Pipeline {
             flaps,
             last_run_ms,
             resume_history,
+            helper,
         }
     }
 
