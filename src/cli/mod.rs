@@ -287,7 +287,7 @@ fn print_shard(path: &Path, shard: crate::config::shard::Shard, cfg: config::Con
     println!("{}: OK; shard {shard}: {owned} targets, {} helpers", path.display(), cfg.helpers.len());
     for (_, _, t) in cfg.targets() {
         match cfg.helpers.get(&t.key.id()) {
-            Some(owner) => println!("helper {} (owned by shard {owner}/{})", t.key.id(), shard.count),
+            Some(owner) => println!("helper {} (owned by {owner}/{})", t.key.id(), shard.count),
             None => println!("target {}", t.key.id()),
         }
     }

@@ -175,7 +175,7 @@ pub struct Config {
     /// With `--shard`: targets another shard owns, kept here only because a target of this
     /// shard depends on them (probed and judged for root cause, never announced or
     /// exported here), by id, with their owner.
-    pub helpers: std::collections::BTreeMap<String, usize>,
+    pub helpers: std::collections::BTreeMap<String, String>,
 }
 
 impl Config {

@@ -46,39 +46,57 @@ pub fn owner(target_id: &str, count: usize) -> usize {
     (0..count).max_by_key(|s| xxhash_rust::xxh3::xxh3_64_with_seed(target_id.as_bytes(), *s as u64)).unwrap_or(0)
 }
 
+/// The member among `members` that owns `target_id` by rendezvous hashing (the weight of a
+/// member is xxh3 of the id seeded by xxh3 of its name); None without members.
+pub fn owner_among<'a>(target_id: &str, members: &'a [String]) -> Option<&'a String> {
+    members.iter().max_by_key(|m| {
+        let seed = xxhash_rust::xxh3::xxh3_64(m.as_bytes());
+        (xxhash_rust::xxh3::xxh3_64_with_seed(target_id.as_bytes(), seed), *m)
+    })
+}
+
 impl Shard {
     /// Whether this shard owns `target_id`.
     pub fn owns(&self, target_id: &str) -> bool {
         owner(target_id, self.count) == self.index
     }
 
-    /// `config` with only this shard's targets, plus the helpers they depend on (directly
-    /// or through other helpers), recorded in [`Config::helpers`]; checks left without
-    /// targets are dropped (their systems stay, for pages and reports).
-    pub fn apply(&self, mut config: Config) -> Config {
-        let parents: BTreeMap<String, Vec<String>> =
-            config.targets().map(|(_, c, t)| (t.key.id(), c.depends_on.clone())).collect();
-        let mut keep: BTreeSet<String> = parents.keys().filter(|id| self.owns(id)).cloned().collect();
-        let mut helpers: BTreeSet<String> = BTreeSet::new();
-        let mut todo: Vec<String> = keep.iter().flat_map(|id| parents[id].clone()).collect();
-        if !keep.is_empty() {
-            todo.extend(config.instance.uplink.iter().cloned());
-        }
-        while let Some(parent) = todo.pop() {
-            if parents.contains_key(&parent) && !keep.contains(&parent) && helpers.insert(parent.clone()) {
-                todo.extend(parents[&parent].clone());
-            }
-        }
-        keep.extend(helpers.iter().cloned());
-        for system in &mut config.systems {
-            for check in &mut system.checks {
-                check.targets.retain(|t| keep.contains(&t.key.id()));
-            }
-            system.checks.retain(|c| !c.targets.is_empty());
-        }
-        config.helpers = helpers.into_iter().map(|id| (owner(&id, self.count), id)).map(|(o, id)| (id, o)).collect();
-        config
+    /// `config` with only this shard's targets (see [`keep_owned`]).
+    pub fn apply(&self, config: Config) -> Config {
+        keep_owned(config, &|id| {
+            let o = owner(id, self.count);
+            (o != self.index).then(|| format!("shard {o}"))
+        })
     }
+}
+
+/// `config` with only the targets `other_owner` gives no other owner for, plus the helpers
+/// they depend on (directly or through other helpers), recorded in [`Config::helpers`] with
+/// their owner; checks left without targets are dropped (their systems stay, for pages and
+/// reports).
+pub fn keep_owned(mut config: Config, other_owner: &dyn Fn(&str) -> Option<String>) -> Config {
+    let parents: BTreeMap<String, Vec<String>> =
+        config.targets().map(|(_, c, t)| (t.key.id(), c.depends_on.clone())).collect();
+    let mut keep: BTreeSet<String> = parents.keys().filter(|id| other_owner(id).is_none()).cloned().collect();
+    let mut helpers: BTreeSet<String> = BTreeSet::new();
+    let mut todo: Vec<String> = keep.iter().flat_map(|id| parents[id].clone()).collect();
+    if !keep.is_empty() {
+        todo.extend(config.instance.uplink.iter().cloned());
+    }
+    while let Some(parent) = todo.pop() {
+        if parents.contains_key(&parent) && !keep.contains(&parent) && helpers.insert(parent.clone()) {
+            todo.extend(parents[&parent].clone());
+        }
+    }
+    keep.extend(helpers.iter().cloned());
+    for system in &mut config.systems {
+        for check in &mut system.checks {
+            check.targets.retain(|t| keep.contains(&t.key.id()));
+        }
+        system.checks.retain(|c| !c.targets.is_empty());
+    }
+    config.helpers = helpers.into_iter().map(|id| (id.clone(), other_owner(&id).unwrap_or_default())).collect();
+    config
 }
 
 #[cfg(test)]

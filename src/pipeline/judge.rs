@@ -356,7 +356,7 @@ impl Pipeline {
                 self.metrics.incidents_total.with_label_values(&[&opening.system, severity.as_str()]).inc();
                 if let Some(owner) = self.config.helpers.get(target) {
                     // Another shard's target, watched here for its dependants: the owner speaks.
-                    let who = vec![format!("shard {owner}")];
+                    let who = vec![owner.clone()];
                     self.engine.open_unannounced(opening, t.at_ms, Decision::OtherShard, who)
                 } else if !quiet && self.centre_speaks(t.at_ms) {
                     // An agent whose centre answers: the centre alerts, from what it forwards.
