@@ -92,16 +92,34 @@ impl ConfigSource {
             }
         }
     }
+}
 
-    /// Loads the configuration, keeping only `shard`'s targets (and the helpers they depend
-    /// on) when one is given.
-    pub fn load_shard(&self, shard: Option<config::shard::Shard>) -> Result<Config, ConfigErrors> {
-        let config = self.load()?;
-        Ok(match shard {
-            Some(shard) => shard.apply(config),
-            None => config,
-        })
+/// The part of `config` this instance runs: its shard's (`--shard`), or as a cluster node,
+/// the targets the live `members` give it (all of them while the members are not known:
+/// duplicates over silence) — plus, either way, the helpers those depend on.
+fn owned_part(
+    config: Config,
+    shard: Option<config::shard::Shard>,
+    members: Option<&crate::cluster::Members>,
+) -> Config {
+    let config = match shard {
+        Some(shard) => shard.apply(config),
+        None => config,
+    };
+    let (Some(members), Some(cluster)) = (members, config.cluster.as_ref()) else { return config };
+    let live = members.read().unwrap_or_else(|p| p.into_inner()).clone();
+    if live.is_empty() {
+        return config;
     }
+    let node = cluster.node.clone();
+    config::shard::keep_owned(config, &|id| {
+        config::shard::owner_among(id, &live).filter(|o| **o != node).map(|o| format!("node {o}"))
+    })
+}
+
+/// Targets run as their owner (helpers not counted).
+fn owned_targets(config: &Config) -> usize {
+    config.targets().filter(|(_, _, t)| !config.helpers.contains_key(&t.key.id())).count()
 }
 
 /// Options that override the configuration.
@@ -135,7 +153,12 @@ pub struct App {
 impl App {
     /// Loads the configuration, opens the store, binds the server and starts probing.
     pub async fn start(source: ConfigSource, overrides: Overrides) -> Result<App, StartError> {
-        let config = Arc::new(source.load_shard(overrides.shard).map_err(StartError::Config)?);
+        let loaded = source.load().map_err(StartError::Config)?;
+        let members = match &loaded.cluster {
+            Some(cluster) => Some(crate::cluster::join(cluster).await),
+            None => None,
+        };
+        let config = Arc::new(owned_part(loaded, overrides.shard, members.as_ref()));
         if let Some(shard) = overrides.shard {
             tracing::info!(%shard, helpers = config.helpers.len(), "running one shard of the configuration");
         }
@@ -277,9 +300,20 @@ impl App {
 
         let app_control = control_tx.clone();
         let monthly_task = monthly.task;
+        if let (Some(cluster), Some(members)) = (&config.cluster, &members) {
+            metrics.cluster_assigned.set(owned_targets(&config) as i64);
+            crate::cluster::spawn(
+                cluster.clone(),
+                members.clone(),
+                metrics.clone(),
+                reload_tx.clone(),
+                shutdown.child_token(),
+            );
+        }
         let control = ControlLoop {
             source,
             shard: overrides.shard,
+            members,
             scheduler,
             control: control_tx,
             metrics,
@@ -390,6 +424,8 @@ pub enum StartError {
 struct ControlLoop {
     source: ConfigSource,
     shard: Option<config::shard::Shard>,
+    /// The cluster's live nodes, when this is a cluster node.
+    members: Option<crate::cluster::Members>,
     scheduler: Scheduler,
     control: mpsc::Sender<Control>,
     metrics: Arc<Metrics>,
@@ -414,9 +450,12 @@ impl ControlLoop {
     }
 
     async fn reload(&mut self) -> Result<Vec<String>, ReloadError> {
-        match self.source.load_shard(self.shard) {
+        match self.source.load() {
             Ok(config) => {
-                let config = Arc::new(config);
+                let config = Arc::new(owned_part(config, self.shard, self.members.as_ref()));
+                if config.cluster.is_some() {
+                    self.metrics.cluster_assigned.set(owned_targets(&config) as i64);
+                }
                 *self.web.admin_token.write().unwrap_or_else(|p| p.into_inner()) = config.server.admin_token.clone();
                 *self.web.tls.write().unwrap_or_else(|p| p.into_inner()) =
                     config.server.tls.clone().map(tokio_rustls::TlsAcceptor::from);

@@ -32,6 +32,7 @@ pub mod agent;
 pub mod alert;
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod condition;
 pub mod config;
 pub mod delivery;

@@ -5,6 +5,7 @@
 //! `file:line:col: key.path: message`. The typed config is plain data: no runtime inside.
 
 pub mod alerting;
+pub mod cluster;
 pub mod env;
 mod fields;
 mod kind;
@@ -176,6 +177,8 @@ pub struct Config {
     /// shard depends on them (probed and judged for root cause, never announced or
     /// exported here), by id, with their owner.
     pub helpers: std::collections::BTreeMap<String, String>,
+    /// This Vigil's cluster, when it shares the work with other nodes.
+    pub cluster: Option<cluster::Cluster>,
 }
 
 impl Config {

@@ -28,6 +28,18 @@ pub struct RawRoot {
     pub maintenance: Vec<RawMaintenance>,
     pub agent: Option<RawAgent>,
     pub vantages: Vec<RawVantage>,
+    pub cluster: Option<RawCluster>,
+}
+
+/// `cluster:` — this Vigil is a node sharing the work with others through PostgreSQL.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawCluster {
+    pub name: Option<String>,
+    pub node: Option<String>,
+    pub dsn: Option<String>,
+    pub dsn_file: Option<String>,
+    pub failover_delay: Option<String>,
 }
 
 /// `agent:` — this Vigil measures from a vantage point and forwards to a centre.

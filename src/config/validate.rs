@@ -188,6 +188,7 @@ fn load_source(mut root: SourceFile, env: Lookup<'_>) -> Result<Config, ConfigEr
     });
 
     let agent = super::vantage::agent(&root, raw.agent.as_ref(), &base, &mut errors);
+    let cluster = super::cluster::cluster(&root, raw.cluster.as_ref(), &base, &mut errors);
     let vantages = super::vantage::vantages(&root, &raw.vantages, &systems, &base, &mut errors);
     super::vantage::assign(&mut systems, &units, &vantages, &mut errors);
     let mut files: Vec<PathBuf> = vec![root.path.clone()];
@@ -209,6 +210,7 @@ fn load_source(mut root: SourceFile, env: Lookup<'_>) -> Result<Config, ConfigEr
             agent,
             vantages,
             helpers: Default::default(),
+            cluster,
         })
     } else {
         let order: HashMap<&Path, usize> = files.iter().enumerate().map(|(i, f)| (f.as_path(), i)).collect();

@@ -64,6 +64,10 @@ pub const VANTAGE_NEWEST: &str = "vigil_vantage_newest_result_timestamp_seconds"
 pub const VANTAGE_LAST_SEEN: &str = "vigil_vantage_last_seen_timestamp_seconds";
 pub const VANTAGE_CHECK_UP: &str = "vigil_vantage_check_up";
 pub const CHECK_COMBINED_UP: &str = "vigil_check_combined_up";
+pub const CLUSTER_MEMBERS: &str = "vigil_cluster_members";
+pub const CLUSTER_ASSIGNED: &str = "vigil_cluster_assigned_targets";
+pub const CLUSTER_FAILOVERS: &str = "vigil_cluster_failovers_total";
+pub const CLUSTER_DATABASE_UP: &str = "vigil_cluster_database_up";
 
 /// Buckets for probe durations and scheduler lag (seconds).
 const DURATION_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -100,6 +104,14 @@ pub struct Metrics {
     pub agent_forwarded: IntCounter,
     /// 1 while an agent's last attempt to reach its centre succeeded.
     pub agent_centre_up: IntGauge,
+    /// Live nodes of this node's cluster, as PostgreSQL last said.
+    pub cluster_members: IntGauge,
+    /// Targets this cluster node runs as their owner (helpers not counted).
+    pub cluster_assigned: IntGauge,
+    /// Nodes seen leaving the cluster (lease expired or stopped): their targets moved.
+    pub cluster_failovers: IntCounter,
+    /// 1 while this node's last lease renewal in PostgreSQL succeeded.
+    pub cluster_database_up: IntGauge,
     /// Records a centre received, by vantage (replays included).
     pub vantage_received: IntCounterVec,
     /// 1 while a vantage point is heard from within its grace, 0 once it is lost.
@@ -262,6 +274,25 @@ impl Metrics {
             agent_centre_up: register(
                 &registry,
                 IntGauge::new(AGENT_CENTRE_UP, "1 while the last attempt to reach the centre succeeded (agent).")
+                    .expect("valid metric"),
+            ),
+            cluster_members: register(
+                &registry,
+                IntGauge::new(CLUSTER_MEMBERS, "Live nodes of the cluster (cluster node).").expect("valid metric"),
+            ),
+            cluster_assigned: register(
+                &registry,
+                IntGauge::new(CLUSTER_ASSIGNED, "Targets this node runs as their owner (cluster node).")
+                    .expect("valid metric"),
+            ),
+            cluster_failovers: register(
+                &registry,
+                IntCounter::new(CLUSTER_FAILOVERS, "Nodes seen leaving the cluster; their targets moved (cluster node).")
+                    .expect("valid metric"),
+            ),
+            cluster_database_up: register(
+                &registry,
+                IntGauge::new(CLUSTER_DATABASE_UP, "1 while the last lease renewal in PostgreSQL succeeded (cluster node).")
                     .expect("valid metric"),
             ),
             vantage_received: register(

@@ -3,6 +3,10 @@
 //! an HTTP client, and waiting on the daemon's events instead of sleeping.
 #![allow(dead_code)]
 
+pub mod postgres;
+#[allow(unused_imports)]
+pub use postgres::Postgres;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,0 +1,173 @@
+//! Cluster membership on PostgreSQL (issue #20, item 2, in part): each node upserts its
+//! lease — `now() + failover_delay`, the database's clock, never the node's — three times per
+//! `failover_delay`, and reads the nodes whose lease is still valid. The live members decide
+//! which targets this node runs (rendezvous hashing, [`crate::config::shard::owner_among`]);
+//! when they change, the configuration is applied again (a reload), so a dead node's targets
+//! move to the others within `failover_delay` plus one probe interval. A node that cannot
+//! reach the database keeps the members it last knew (it goes on probing what it had).
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::cluster::Cluster;
+use crate::metrics::Metrics;
+use crate::web::ReloadRequest;
+
+/// How long one database round may take before it counts as failed.
+const ROUND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Created by the first node (nodes starting together take turns: an advisory lock).
+const SCHEMA: &str = "SET client_min_messages = warning;
+BEGIN;
+SELECT pg_advisory_xact_lock(7464175);
+CREATE TABLE IF NOT EXISTS vigil_cluster_members (
+    cluster TEXT NOT NULL,
+    node TEXT NOT NULL,
+    lease_until TIMESTAMPTZ NOT NULL,
+    joined TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (cluster, node)
+);
+COMMIT;";
+
+/// A database error as PostgreSQL worded it ("db error" alone says nothing).
+fn described(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+/// The live nodes as last known, shared with the control loop (empty: not known yet).
+pub type Members = Arc<RwLock<Vec<String>>>;
+
+/// One connection to the cluster's database.
+struct Database {
+    client: tokio_postgres::Client,
+    cluster: Cluster,
+}
+
+impl Database {
+    async fn connect(cluster: &Cluster) -> Result<Database, String> {
+        let (client, connection) =
+            tokio::time::timeout(ROUND_TIMEOUT, tokio_postgres::connect(cluster.dsn.expose(), tokio_postgres::NoTls))
+                .await
+                .map_err(|_| "no answer from PostgreSQL".to_string())?
+                .map_err(|e| described(&e))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "cluster database connection closed");
+            }
+        });
+        client.batch_execute(SCHEMA).await.map_err(|e| described(&e))?;
+        Ok(Database { client, cluster: cluster.clone() })
+    }
+
+    /// Renews this node's lease and returns the live nodes, by name.
+    async fn renew(&self) -> Result<Vec<String>, String> {
+        let c = &self.cluster;
+        let round = async {
+            self.client
+                .execute(
+                    "INSERT INTO vigil_cluster_members (cluster, node, lease_until)
+                     VALUES ($1, $2, now() + make_interval(secs => $3))
+                     ON CONFLICT (cluster, node) DO UPDATE SET lease_until = EXCLUDED.lease_until",
+                    &[&c.name, &c.node, &c.failover_delay.as_secs_f64()],
+                )
+                .await?;
+            let rows = self
+                .client
+                .query(
+                    "SELECT node FROM vigil_cluster_members WHERE cluster = $1 AND lease_until > now() ORDER BY node",
+                    &[&c.name],
+                )
+                .await?;
+            Ok::<_, tokio_postgres::Error>(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+        };
+        tokio::time::timeout(ROUND_TIMEOUT, round)
+            .await
+            .map_err(|_| "no answer from PostgreSQL".to_string())?
+            .map_err(|e| described(&e))
+    }
+
+    /// Gives this node's targets up at once (a clean stop).
+    async fn leave(&self) {
+        let c = &self.cluster;
+        let _ = self
+            .client
+            .execute("DELETE FROM vigil_cluster_members WHERE cluster = $1 AND node = $2", &[&c.name, &c.node])
+            .await;
+    }
+}
+
+/// Joins the cluster before the node starts probing: registers its lease and learns the
+/// live members (empty when the database cannot be reached: the node then runs every
+/// target — duplicates over silence — until it can).
+pub async fn join(cluster: &Cluster) -> Members {
+    let live = match Database::connect(cluster).await {
+        Ok(db) => db.renew().await,
+        Err(e) => Err(e),
+    };
+    let live = live.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot reach the cluster's database: this node runs every target until it can");
+        Vec::new()
+    });
+    Arc::new(RwLock::new(live))
+}
+
+/// Renews the lease every third of `failover_delay` until `shutdown` (then leaves); a
+/// change of the live members is written to `members` and applied with a reload.
+pub fn spawn(
+    cluster: Cluster,
+    members: Members,
+    metrics: Arc<Metrics>,
+    reload: mpsc::Sender<ReloadRequest>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let period = cluster.failover_delay / 3;
+        let known = members.read().unwrap_or_else(|p| p.into_inner()).len();
+        metrics.cluster_database_up.set(i64::from(known > 0));
+        metrics.cluster_members.set(known as i64);
+        let mut db: Option<Database> = None;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(period) => {}
+            }
+            if db.is_none() {
+                db = Database::connect(&cluster).await.map_err(|e| tracing::warn!(error = %e, "cluster database")).ok();
+            }
+            let Some(conn) = &db else {
+                metrics.cluster_database_up.set(0);
+                continue;
+            };
+            match conn.renew().await {
+                Ok(live) => {
+                    metrics.cluster_database_up.set(1);
+                    metrics.cluster_members.set(live.len() as i64);
+                    let before = members.read().unwrap_or_else(|p| p.into_inner()).clone();
+                    if live != before {
+                        let gone = before.iter().filter(|n| !live.contains(n)).count();
+                        metrics.cluster_failovers.inc_by(gone as u64);
+                        tracing::info!(?live, gone, "cluster members changed: targets move");
+                        *members.write().unwrap_or_else(|p| p.into_inner()) = live;
+                        let (respond, _answer) = tokio::sync::oneshot::channel();
+                        let _ = reload.send(ReloadRequest { respond }).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot renew the cluster lease: keeping the targets this node has");
+                    metrics.cluster_database_up.set(0);
+                    db = None;
+                }
+            }
+        }
+        if let Some(conn) = &db {
+            conn.leave().await;
+        }
+    })
+}

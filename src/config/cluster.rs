@@ -1,0 +1,62 @@
+//! `cluster:` — this Vigil is one node of several sharing the work through PostgreSQL:
+//! nodes register there and renew a lease (the database's clock decides), and each target
+//! is run by the live node that rendezvous hashing gives it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::Secret;
+use super::fields::{Errors, duration_field, is_slug};
+use super::raw::RawCluster;
+use super::secrets::{self, Strength};
+use super::source::SourceFile;
+
+/// Default `failover_delay`: a node silent this long loses its targets to the others.
+pub const DEFAULT_FAILOVER_DELAY: Duration = Duration::from_secs(30);
+
+/// `cluster:` of a node.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// The cluster's name: nodes of one name share the work.
+    pub name: String,
+    /// This node's name, unique in the cluster.
+    pub node: String,
+    /// The PostgreSQL connection string (`host=… user=… dbname=…` or a `postgres://` URL).
+    pub dsn: Secret,
+    /// How long a node's lease lasts without renewal (default 30 s).
+    pub failover_delay: Duration,
+}
+
+/// Validates `cluster:`.
+pub(super) fn cluster(
+    file: &SourceFile,
+    raw: Option<&RawCluster>,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<Cluster> {
+    let raw = raw?;
+    let slug = |field: &str, value: &Option<String>, errors: &mut Errors| match value {
+        Some(v) if is_slug(v) => Some(v.clone()),
+        Some(v) => {
+            errors.at(file, &format!("cluster.{field}"), format!("\"{v}\" is not a valid name"));
+            None
+        }
+        None => {
+            errors.at(file, "cluster", format!("a cluster needs `{field}:`"));
+            None
+        }
+    };
+    let name = slug("name", &raw.name, errors);
+    let node = slug("node", &raw.node, errors);
+    let dsn =
+        secrets::read(file, "cluster.dsn", raw.dsn.as_ref(), raw.dsn_file.as_ref(), Strength::Credential, base, errors);
+    if raw.dsn.is_none() && raw.dsn_file.is_none() {
+        errors.at(file, "cluster", "a cluster needs `dsn_file:` (or `dsn:`), the PostgreSQL connection string");
+    }
+    let failover_delay =
+        duration_field(file, "cluster.failover_delay", raw.failover_delay.as_ref(), DEFAULT_FAILOVER_DELAY, errors);
+    if failover_delay < Duration::from_secs(2) {
+        errors.at(file, "cluster.failover_delay", "at least 2s (a lease is renewed three times per failover_delay)");
+    }
+    Some(Cluster { name: name?, node: node?, dsn: dsn?, failover_delay })
+}

@@ -1,0 +1,160 @@
+//! Issue #20, item 2 (in part): nodes of one cluster share the targets through a real
+//! PostgreSQL (leases on the database's clock, rendezvous hashing over the live nodes);
+//! a node killed with SIGKILL loses its targets to the others within `failover_delay` plus
+//! one interval.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const TARGETS: usize = 12;
+const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
+
+fn node_config(dir: &std::path::Path, node: &str, port: u16, dsn: &str, web: std::net::SocketAddr) -> String {
+    let targets: String =
+        (0..TARGETS).map(|i| format!("          - {{ name: t{i}, url: \"http://{web}/switch\" }}\n")).collect();
+    format!(
+        "instance: {{ name: {node} }}\n\
+         server: {{ listen: \"127.0.0.1:{port}\" }}\n\
+         storage: {{ path: \"{}\" }}\n\
+         defaults: {{ interval: 1s, timeout: 800ms }}\n\
+         cluster: {{ name: lai-chau, node: {node}, dsn: \"{dsn}\", failover_delay: 3s }}\n\
+         systems:\n  - id: web\n    checks:\n      - id: pages\n        http: {{}}\n        targets:\n{targets}",
+        dir.join("vigil.db").display()
+    )
+}
+
+/// The targets each node stored a result of in [from, to).
+fn probed_by(dirs: &[tempfile::TempDir], from: i64, to: i64) -> Vec<BTreeSet<String>> {
+    dirs.iter()
+        .map(|d| {
+            let conn = rusqlite::Connection::open_with_flags(
+                d.path().join("vigil.db"),
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .expect("node store");
+            let mut stmt =
+                conn.prepare("SELECT DISTINCT target FROM results WHERE at_ms >= ?1 AND at_ms < ?2").expect("query");
+            stmt.query_map([from, to], |r| r.get::<_, String>(0)).expect("rows").map(|r| r.expect("row")).collect()
+        })
+        .collect()
+}
+
+async fn gauge(port: u16, name: &str) -> Option<f64> {
+    sample(&get(&format!("http://127.0.0.1:{port}/metrics")).await, name, &[])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_the_targets_and_take_over_a_killed_one() {
+    let pg = Postgres::start();
+    let web = web_server(None).await;
+    let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect();
+    let mut dirs = Vec::new();
+    let mut nodes = Vec::new();
+    for (node, port) in NODES.iter().zip(&ports) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("vigil.yaml");
+        std::fs::write(&file, node_config(dir.path(), node, *port, &pg.dsn, web.addr)).expect("write");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["run", "-c"])
+            .arg(&file)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("node starts");
+        nodes.push(Reaped(child));
+        dirs.push(dir);
+    }
+    for (node, port) in nodes.iter_mut().zip(&ports) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", *port)).await.is_err() {
+            assert!(node.try_wait().expect("status").is_none(), "a node exited at start");
+            assert!(Instant::now() < deadline, "a node listens");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Every node knows all three, and together they run each target once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut members = Vec::new();
+        let mut assigned = 0.0;
+        for port in &ports {
+            members.push(wait_gauge(*port, "vigil_cluster_members").await);
+            assigned += wait_gauge(*port, "vigil_cluster_assigned_targets").await;
+        }
+        if members.iter().all(|m| *m == 3.0) && assigned == TARGETS as f64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cluster forms: members {members:?}, assigned {assigned}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let from = vigil::model::now_ms();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sets = probed_by(&dirs, from, vigil::model::now_ms());
+    let mut by: BTreeMap<String, usize> = BTreeMap::new();
+    for set in &sets {
+        for t in set {
+            *by.entry(t.clone()).or_default() += 1;
+        }
+    }
+    assert_eq!(by.len(), TARGETS, "every target is probed: {sets:?}");
+    assert!(by.values().all(|n| *n == 1), "by exactly one node: {sets:?}");
+    let members: Vec<String> = NODES.iter().map(|n| n.to_string()).collect();
+    for (node, set) in NODES.iter().zip(&sets) {
+        for t in set {
+            assert_eq!(vigil::config::shard::owner_among(t, &members).map(String::as_str), Some(*node), "{t}");
+        }
+    }
+    let orphans = sets[0].clone();
+    assert!(!orphans.is_empty(), "node-a runs some targets");
+
+    // SIGKILL node-a: its lease runs out (the database's clock) and the others take over.
+    nodes[0].kill().expect("SIGKILL");
+    nodes[0].wait().expect("reaped");
+    let killed = Instant::now();
+    let killed_ms = vigil::model::now_ms();
+    loop {
+        let mut assigned = 0.0;
+        for port in &ports[1..] {
+            assigned += wait_gauge(*port, "vigil_cluster_assigned_targets").await;
+        }
+        if assigned == TARGETS as f64 {
+            break;
+        }
+        assert!(killed.elapsed() < Duration::from_secs(15), "the survivors take node-a's targets");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Within failover_delay (3 s) plus one interval (1 s), every orphan is probed again
+    // (plus the lease's renewal period, 1 s, and a second for scheduling).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let taken_over = loop {
+        let later: BTreeSet<String> =
+            probed_by(&dirs[1..], killed_ms, vigil::model::now_ms()).into_iter().flatten().collect();
+        if orphans.is_subset(&later) {
+            break killed.elapsed();
+        }
+        assert!(Instant::now() < deadline, "node-a's targets run elsewhere: {orphans:?} vs {later:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("node-a's {} targets probed elsewhere {:?} after the kill", orphans.len(), taken_over);
+    assert!(taken_over < Duration::from_secs(6), "within failover_delay + one interval (+ slack): {taken_over:?}");
+    for port in &ports[1..] {
+        assert_eq!(wait_gauge(*port, "vigil_cluster_members").await, 2.0);
+        assert_eq!(wait_gauge(*port, "vigil_cluster_failovers_total").await, 1.0);
+    }
+}
+
+/// A node's gauge, waiting for it to appear.
+async fn wait_gauge(port: u16, name: &str) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = gauge(port, name).await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{name} on port {port}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
