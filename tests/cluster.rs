@@ -13,7 +13,14 @@ use common::*;
 const TARGETS: usize = 12;
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 
-fn node_config(dir: &std::path::Path, node: &str, port: u16, dsn: &str, web: std::net::SocketAddr) -> String {
+fn node_config(
+    dir: &std::path::Path,
+    node: &str,
+    port: u16,
+    dsn: &str,
+    web: std::net::SocketAddr,
+    hooks: std::net::SocketAddr,
+) -> String {
     let targets: String =
         (0..TARGETS).map(|i| format!("          - {{ name: t{i}, url: \"http://{web}/switch\" }}\n")).collect();
     format!(
@@ -22,6 +29,7 @@ fn node_config(dir: &std::path::Path, node: &str, port: u16, dsn: &str, web: std
          storage: {{ path: \"{}\" }}\n\
          defaults: {{ interval: 1s, timeout: 800ms }}\n\
          cluster: {{ name: lai-chau, node: {node}, dsn: \"{dsn}\", failover_delay: 3s }}\n\
+         receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{hooks}/hook\" }} }} ] }}\nroutes:\n  - {{ receivers: [team] }}\n\
          systems:\n  - id: web\n    checks:\n      - id: pages\n        http: {{}}\n        targets:\n{targets}",
         dir.join("vigil.db").display()
     )
@@ -51,20 +59,15 @@ async fn gauge(port: u16, name: &str) -> Option<f64> {
 async fn three_nodes_share_the_targets_and_take_over_a_killed_one() {
     let pg = Postgres::start();
     let web = web_server(None).await;
+    let hooks = HookSink::start().await;
     let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect();
     let mut dirs = Vec::new();
     let mut nodes = Vec::new();
     for (node, port) in NODES.iter().zip(&ports) {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("vigil.yaml");
-        std::fs::write(&file, node_config(dir.path(), node, *port, &pg.dsn, web.addr)).expect("write");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(["run", "-c"])
-            .arg(&file)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("node starts");
-        nodes.push(Reaped(child));
+        std::fs::write(&file, node_config(dir.path(), node, *port, &pg.dsn, web.addr, hooks.addr)).expect("write");
+        nodes.push(start_node(dir.path()));
         dirs.push(dir);
     }
     for (node, port) in nodes.iter_mut().zip(&ports) {
@@ -145,6 +148,54 @@ async fn three_nodes_share_the_targets_and_take_over_a_killed_one() {
         assert_eq!(wait_gauge(*port, "vigil_cluster_members").await, 2.0);
         assert_eq!(wait_gauge(*port, "vigil_cluster_failovers_total").await, 1.0);
     }
+
+    // Every target fails; then node-a returns and wins its targets back. The survivors hand
+    // their incidents of those over ("moved" — never "removed from the configuration"), and
+    // node-a pages them again, since they still fail.
+    web.switch.store(503, std::sync::atomic::Ordering::SeqCst);
+    let fired = |h: &[Hook], t: &str| {
+        h.iter()
+            .filter(|x| x.body["incident"]["target"] == format!("web/pages/{t}") && x.body["event"] == "firing")
+            .count()
+    };
+    hooks
+        .wait_until(Duration::from_secs(30), "every target paged", |h| {
+            (0..TARGETS).all(|i| fired(h, &format!("t{i}")) == 1)
+        })
+        .await;
+    nodes[0] = start_node(dirs[0].path());
+    let moved = |h: &[Hook], t: &str| {
+        h.iter()
+            .filter(|x| {
+                x.body["incident"]["target"] == format!("web/pages/{t}")
+                    && x.body["event"] == "resolved"
+                    && x.body["incident"]["closed_as"] == "moved"
+            })
+            .count()
+    };
+    let names: Vec<String> = orphans.iter().map(|t| t.rsplit('/').next().unwrap_or_default().to_string()).collect();
+    let got = hooks
+        .wait_until(Duration::from_secs(30), "the moved targets handed over and paged by node-a", |h| {
+            names.iter().all(|t| moved(h, t) == 1 && fired(h, t) == 2)
+        })
+        .await;
+    let handed = got.iter().find(|x| x.body["incident"]["closed_as"] == "moved").expect("a hand-over");
+    assert!(handed.body["summary"].as_str().is_some_and(|s| s.contains("máy giám sát khác")), "{}", handed.body);
+    assert!(got.iter().all(|x| x.body["incident"]["closed_as"] != "removed"), "nothing is called removed");
+    for i in (0..TARGETS).map(|i| format!("t{i}")).filter(|t| !names.contains(t)) {
+        assert_eq!((fired(&got, &i), moved(&got, &i)), (1, 0), "{i} stayed where it was: paged once");
+    }
+}
+
+/// `vigil run` over the node's configuration, stopped when dropped.
+fn start_node(dir: &std::path::Path) -> Reaped {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["run", "-c"])
+        .arg(dir.join("vigil.yaml"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("node starts");
+    Reaped(child)
 }
 
 /// A node's gauge, waiting for it to appear.

@@ -177,6 +177,10 @@ pub struct Config {
     /// shard depends on them (probed and judged for root cause, never announced or
     /// exported here), by id, with their owner.
     pub helpers: std::collections::BTreeMap<String, String>,
+    /// With `--shard` or a cluster: the configured targets another owner runs (not here at
+    /// all), by id, with their owner — an incident of one that moved away is handed over,
+    /// not closed as removed.
+    pub elsewhere: std::collections::BTreeMap<String, String>,
     /// This Vigil's cluster, when it shares the work with other nodes.
     pub cluster: Option<cluster::Cluster>,
 }

@@ -72,8 +72,8 @@ impl Shard {
 
 /// `config` with only the targets `other_owner` gives no other owner for, plus the helpers
 /// they depend on (directly or through other helpers), recorded in [`Config::helpers`] with
-/// their owner; checks left without targets are dropped (their systems stay, for pages and
-/// reports).
+/// their owner (the others in [`Config::elsewhere`]); checks left without targets are
+/// dropped (their systems stay, for pages and reports).
 pub fn keep_owned(mut config: Config, other_owner: &dyn Fn(&str) -> Option<String>) -> Config {
     let parents: BTreeMap<String, Vec<String>> =
         config.targets().map(|(_, c, t)| (t.key.id(), c.depends_on.clone())).collect();
@@ -89,6 +89,11 @@ pub fn keep_owned(mut config: Config, other_owner: &dyn Fn(&str) -> Option<Strin
         }
     }
     keep.extend(helpers.iter().cloned());
+    config.elsewhere = parents
+        .keys()
+        .filter(|id| !keep.contains(*id))
+        .map(|id| (id.clone(), other_owner(id).unwrap_or_default()))
+        .collect();
     for system in &mut config.systems {
         for check in &mut system.checks {
             check.targets.retain(|t| keep.contains(&t.key.id()));

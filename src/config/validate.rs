@@ -210,6 +210,7 @@ fn load_source(mut root: SourceFile, env: Lookup<'_>) -> Result<Config, ConfigEr
             agent,
             vantages,
             helpers: Default::default(),
+            elsewhere: Default::default(),
             cluster,
         })
     } else {

@@ -91,6 +91,9 @@ pub enum Decision {
     /// Not announced by this shard: the target belongs to another (`--shard`), which
     /// announces it; kept here only to judge its dependants' root cause.
     OtherShard,
+    /// Closed here because its target moved to another shard or cluster node, which watches
+    /// it now (and pages again if it still fails).
+    Moved,
 }
 
 impl Decision {
@@ -134,6 +137,8 @@ impl Decision {
             (Decision::Removed, false) => "Closed: the check was removed from the configuration".into(),
             (Decision::OtherShard, true) => format!("Không báo ở đây: {who} giám sát và báo đối tượng này"),
             (Decision::OtherShard, false) => format!("Not announced here: {who} owns this target and announces it"),
+            (Decision::Moved, true) => format!("Đóng ở đây: {who} giám sát đối tượng này từ nay"),
+            (Decision::Moved, false) => format!("Closed here: {who} watches this target from now on"),
         }
     }
 }

@@ -226,7 +226,8 @@ impl Pipeline {
 
     /// Moves the history and open incidents of renamed targets to their new ids, and closes
     /// the open incidents of targets no longer configured (resolved as `removed`, and the
-    /// receivers told hear of it): no incident outlives its check.
+    /// receivers told hear of it): no incident outlives its check. One whose target moved to
+    /// another shard or node is closed as `moved` (handed over) instead.
     fn reconcile_incidents(&mut self, renamed: &[(String, String)], now: i64) {
         let mut records = Vec::new();
         let mut effects = Vec::new();
@@ -264,6 +265,11 @@ impl Pipeline {
             .map(|i| i.target.clone())
             .collect();
         for target in removed {
+            if let Some(owner) = self.config.elsewhere.get(&target) {
+                tracing::info!(target_id = %target, %owner, "target moved away: its open incident is handed over");
+                effects.extend(self.engine.close_moved(&target, owner, now));
+                continue;
+            }
             tracing::warn!(target_id = %target, "check removed from the configuration: its open incident is closed");
             effects.extend(self.engine.close_removed(&target, now));
         }

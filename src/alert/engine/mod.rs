@@ -276,6 +276,16 @@ impl Engine {
         self.resolve(target, now)
     }
 
+    /// Closes the target's open incident because `owner` (another shard or cluster node)
+    /// watches the target now: those told hear it was handed over, not that it is back up.
+    pub fn close_moved(&mut self, target: &str, owner: &str, now: i64) -> Vec<Effect> {
+        if let Some(incident) = self.open.get_mut(target) {
+            incident.closed_as = Some("moved".into());
+            incident.decided(now, Decision::Moved, vec![owner.to_string()]);
+        }
+        self.resolve(target, now)
+    }
+
     /// Moves a target's open incident to its new id `to` (the check was renamed with
     /// `renamed_from`): same incident, same receivers; `rename` gives it the new names.
     pub fn rename(&mut self, from: &str, to: &str, rename: impl FnOnce(&mut Incident)) -> Vec<Effect> {

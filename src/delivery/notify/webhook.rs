@@ -39,6 +39,7 @@ pub fn generic_body(n: &Notification, rendered: &Rendered, ctx: &MessageContext)
             "started_at": at(i.started_ms),
             "detected_at": at(i.detected_ms),
             "resolved_at": i.resolved_ms.map(at),
+            "closed_as": i.closed_as,
             "started_local": local(i.started_ms, &ctx.timezone),
             "cause": i.cause,
             "reason": i.reason,
