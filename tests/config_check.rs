@@ -48,7 +48,7 @@ fn shipped_example_is_valid_and_lists_five_systems() {
     assert_eq!(gateways.targets.len(), 38, "one gateway per commune and ward");
     assert_eq!(gateways.probe.kind().as_str(), "icmp");
     let kinds: std::collections::BTreeSet<&str> = config.targets().map(|(_, c, _)| c.probe.kind().as_str()).collect();
-    assert_eq!(kinds.len(), 7, "the example shows every probe kind: {kinds:?}");
+    assert_eq!(kinds.len(), 8, "the example shows every probe kind: {kinds:?}");
     assert!(gateways.targets.iter().any(|t| t.key.id() == "network/commune-gateways/sin-ho"));
     // The portal is measured from the communes too: the group names all three.
     let portal = &config.systems[0].checks[0];
@@ -64,7 +64,9 @@ fn shipped_example_targets_only_reserved_example_names() {
             ProbeSpec::Http(_) => {
                 url::Url::parse(&target.address).expect("url").host_str().unwrap_or_default().to_string()
             }
-            ProbeSpec::Tcp(_) | ProbeSpec::Tls(_) => target.address.rsplit_once(':').expect("host:port").0.to_string(),
+            ProbeSpec::Tcp(_) | ProbeSpec::Tls(_) | ProbeSpec::Smtp(_) => {
+                target.address.rsplit_once(':').expect("host:port").0.to_string()
+            }
             ProbeSpec::Icmp(_) | ProbeSpec::Dns(_) => target.address.clone(),
             ProbeSpec::Exec(e) => {
                 e.command.windows(2).find(|w| w[0] == "-H").map(|w| w[1].clone()).expect("plugin -H host")

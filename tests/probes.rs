@@ -783,6 +783,8 @@ async fn each_kind_measures_exactly_what_it_declares() {
     let dns = Dnsmasq::start();
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).expect("ca");
+    let (cert, key) = pki.leaf_files(dir.path(), "mail", &["127.0.0.1"]);
+    let mail = SmtpSink::start_tls(dir.path(), "mail", "starttls", &cert, &key);
     let systems = format!(
         r#"systems:
   - id: kinds
@@ -794,9 +796,11 @@ async fn each_kind_measures_exactly_what_it_declares() {
       - {{ id: dns, dns: {{ host: "{dns}", query_name: portal.laichau.test, query_type: A }} }}
       - {{ id: exec, exec: {{ command: [/bin/echo, "OK - all fine"] }} }}
       - {{ id: heartbeat, heartbeat: {{ token: kinds-test-token-0123456789abcdef, period: 1h, grace: 1m }} }}
+      - {{ id: smtp, smtp: {{ address: "127.0.0.1:{mail}", ca_file: ca.pem }} }}
 "#,
         tls = https.addr,
-        dns = dns.addr
+        dns = dns.addr,
+        mail = mail.port
     );
     write_config(dir.path(), &systems);
     let config = vigil::config::load(&dir.path().join("vigil.yaml")).expect("config");

@@ -19,6 +19,7 @@ pub enum Kind {
     Dns,
     Exec,
     Heartbeat,
+    Smtp,
 }
 
 /// What a kind declares: its section name (also the `kind` metric label), the field its
@@ -34,7 +35,7 @@ pub struct KindSpec {
 use Placeholder::*;
 
 /// The one table of kinds, in the order they are documented.
-const SPECS: [KindSpec; 7] = [
+const SPECS: [KindSpec; 8] = [
     KindSpec {
         name: "http",
         address_field: Some("url"),
@@ -67,11 +68,18 @@ const SPECS: [KindSpec; 7] = [
     },
     KindSpec { name: "exec", address_field: None, default_condition: None, measures: &[ExitCode, Body, ResponseTime] },
     KindSpec { name: "heartbeat", address_field: None, default_condition: None, measures: &[] },
+    KindSpec {
+        name: "smtp",
+        address_field: Some("address"),
+        default_condition: Some("[STATUS] == 221"),
+        measures: &[Status, Body, ResponseTime, Connected, Ip, CertificateExpiration],
+    },
 ];
 
 impl Kind {
     /// Every kind, in the order they are documented.
-    pub const ALL: [Kind; 7] = [Kind::Http, Kind::Tcp, Kind::Tls, Kind::Icmp, Kind::Dns, Kind::Exec, Kind::Heartbeat];
+    pub const ALL: [Kind; 8] =
+        [Kind::Http, Kind::Tcp, Kind::Tls, Kind::Icmp, Kind::Dns, Kind::Exec, Kind::Heartbeat, Kind::Smtp];
 
     /// What the kind declares.
     pub fn spec(self) -> &'static KindSpec {
@@ -83,6 +91,7 @@ impl Kind {
             Kind::Dns => 4,
             Kind::Exec => 5,
             Kind::Heartbeat => 6,
+            Kind::Smtp => 7,
         }]
     }
 

@@ -1,5 +1,5 @@
 //! Validation of the probe sections (`http:`, `tcp:`, `tls:`, `icmp:`, `dns:`, `exec:`,
-//! `heartbeat:`): one function per kind, plus what each kind measures and the address
+//! `heartbeat:`, `smtp:`): one function per kind, plus what each kind measures and the address
 //! field its targets use.
 
 use std::path::Path;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::fields::{Errors, duration_field};
 pub use super::kind::{Kind, KindSpec};
-use super::raw::{RawCheck, RawDns, RawExec, RawHeartbeat, RawHttp, RawIcmp, RawTcp, RawTlsProbe};
+use super::raw::{RawCheck, RawDns, RawExec, RawHeartbeat, RawHttp, RawIcmp, RawSmtpProbe, RawTcp, RawTlsProbe};
 use super::secrets::{self, Strength};
 use super::source::SourceFile;
 use super::*;
@@ -27,6 +27,7 @@ pub(super) fn sections(raw: &RawCheck) -> Vec<&'static str> {
         raw.dns.is_some(),
         raw.exec.is_some(),
         raw.heartbeat.is_some(),
+        raw.smtp.is_some(),
     ];
     Kind::ALL.iter().zip(set).filter(|(_, on)| *on).map(|(k, _)| k.as_str()).collect()
 }
@@ -96,6 +97,9 @@ pub(super) fn probe_spec(
     if let Some(heartbeat) = &raw.heartbeat {
         return heartbeat_spec(file, &format!("{path}.heartbeat"), heartbeat, base, errors);
     }
+    if let Some(smtp) = &raw.smtp {
+        return smtp_spec(file, &format!("{path}.smtp"), smtp, base, errors);
+    }
     None
 }
 
@@ -109,7 +113,7 @@ pub(super) fn check_target_address(
 ) -> bool {
     match kind {
         Kind::Http => check_url(file, path, value, errors),
-        Kind::Tcp | Kind::Tls => check_address(file, path, value, errors),
+        Kind::Tcp | Kind::Tls | Kind::Smtp => check_address(file, path, value, errors),
         Kind::Icmp => check_host(file, path, value, false, errors),
         Kind::Dns => check_host(file, path, value, true, errors),
         Kind::Exec | Kind::Heartbeat => true,
@@ -142,6 +146,33 @@ fn check_host(file: &SourceFile, path: &str, host: &str, port_allowed: bool, err
         errors.at(file, path, format!("\"{host}\" is not {expected}"));
     }
     is_ip || is_name
+}
+
+fn smtp_spec(
+    file: &SourceFile,
+    path: &str,
+    raw: &RawSmtpProbe,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<(ProbeSpec, Option<String>)> {
+    let mut ok = true;
+    if let Some(address) = &raw.address {
+        ok &= check_address(file, &format!("{path}.address"), address, errors);
+    }
+    let helo = raw.helo.clone().unwrap_or_else(|| "vigil.invalid".into());
+    if helo.is_empty() || helo.len() > 255 || helo.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        errors.at(file, &format!("{path}.helo"), format!("\"{helo}\" is not a host name for EHLO"));
+        ok = false;
+    }
+    let starttls = raw.starttls.unwrap_or(true);
+    let has_tls_settings = raw.insecure_skip_verify || raw.ca_file.is_some() || raw.server_name.is_some();
+    if has_tls_settings && !starttls {
+        errors.at(file, path, "TLS settings (insecure_skip_verify, ca_file, server_name) need starttls: true");
+        ok = false;
+    }
+    let tls =
+        tls_spec(file, path, raw.insecure_skip_verify, raw.ca_file.as_ref(), raw.server_name.as_ref(), base, errors)?;
+    ok.then_some((ProbeSpec::Smtp(SmtpSpec { starttls, tls, helo }), raw.address.clone()))
 }
 
 fn tls_probe_spec(

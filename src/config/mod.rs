@@ -177,9 +177,8 @@ pub struct Config {
     /// shard depends on them (probed and judged for root cause, never announced or
     /// exported here), by id, with their owner.
     pub helpers: std::collections::BTreeMap<String, String>,
-    /// With `--shard` or a cluster: the configured targets another owner runs (not here at
-    /// all), by id, with their owner — an incident of one that moved away is handed over,
-    /// not closed as removed.
+    /// With `--shard` or a cluster: the targets another owner runs, by id, with their owner
+    /// (an incident of one that moved away is handed over, not closed as removed).
     pub elsewhere: std::collections::BTreeMap<String, String>,
     /// This Vigil's cluster, when it shares the work with other nodes.
     pub cluster: Option<cluster::Cluster>,
@@ -345,6 +344,8 @@ pub enum ProbeSpec {
     Dns(DnsSpec),
     Exec(ExecSpec),
     Heartbeat(HeartbeatSpec),
+    /// A mail server: banner, EHLO, STARTTLS (certificate captured), QUIT.
+    Smtp(SmtpSpec),
 }
 
 impl ProbeSpec {
@@ -358,6 +359,7 @@ impl ProbeSpec {
             ProbeSpec::Dns(_) => Kind::Dns,
             ProbeSpec::Exec(_) => Kind::Exec,
             ProbeSpec::Heartbeat(_) => Kind::Heartbeat,
+            ProbeSpec::Smtp(_) => Kind::Smtp,
         }
     }
 }
@@ -474,6 +476,17 @@ pub struct TcpSpec {
     /// Regex the response must match (compiled at load).
     pub expect: Option<RegexSpec>,
     pub tls: Option<TlsSpec>,
+}
+
+/// `smtp:` — a mail server's conversation up to QUIT.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmtpSpec {
+    /// STARTTLS after EHLO (default true): a server that does not offer it fails.
+    pub starttls: bool,
+    /// How the server's certificate is checked when STARTTLS is used.
+    pub tls: TlsSpec,
+    /// The name given in EHLO.
+    pub helo: String,
 }
 
 /// A regex compiled at load, compared by its source.

@@ -4,6 +4,8 @@
 //! the validator reports every missing or malformed field with its position. Unknown keys
 //! are not rejected here but collected while decoding (see `source.rs`), so that all of
 //! them are reported at once instead of only the first.
+//!
+//! size: the whole configuration schema as serde structs, one per section, side by side.
 
 use std::collections::BTreeMap;
 
@@ -218,6 +220,7 @@ pub struct RawCheck {
     pub dns: Option<RawDns>,
     pub exec: Option<RawExec>,
     pub heartbeat: Option<RawHeartbeat>,
+    pub smtp: Option<RawSmtpProbe>,
     pub targets: Option<Vec<RawTarget>>,
     pub interval: Option<String>,
     pub timeout: Option<String>,
@@ -288,6 +291,18 @@ pub struct RawTcp {
     pub send: Option<String>,
     pub expect: Option<String>,
     pub tls: bool,
+    pub server_name: Option<String>,
+    pub insecure_skip_verify: bool,
+    pub ca_file: Option<String>,
+}
+
+/// `smtp:` probe section (a mail server, up to QUIT).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct RawSmtpProbe {
+    pub address: Option<String>,
+    pub starttls: Option<bool>,
+    pub helo: Option<String>,
     pub server_name: Option<String>,
     pub insecure_skip_verify: bool,
     pub ca_file: Option<String>,

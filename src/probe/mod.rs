@@ -13,6 +13,7 @@ pub mod heartbeat;
 mod http;
 pub mod icmp;
 pub mod perfdata;
+mod smtp;
 mod tcp;
 pub mod tls;
 
@@ -73,11 +74,14 @@ pub enum FailureReason {
     Reported,
     /// The probe itself failed (a bug in Vigil, logged as an error); state `unknown`.
     Internal,
+    /// A mail server answered a step of the SMTP conversation with another reply code than
+    /// the protocol expects (or sent data before the STARTTLS handshake).
+    SmtpReply,
 }
 
 impl FailureReason {
     /// Every reason, in documentation order.
-    pub const ALL: [FailureReason; 19] = [
+    pub const ALL: [FailureReason; 20] = [
         FailureReason::Timeout,
         FailureReason::Dns,
         FailureReason::Refused,
@@ -97,6 +101,7 @@ impl FailureReason {
         FailureReason::Missed,
         FailureReason::Reported,
         FailureReason::Internal,
+        FailureReason::SmtpReply,
     ];
 
     /// The reason code, e.g. `http_status`.
@@ -121,6 +126,7 @@ impl FailureReason {
             FailureReason::Missed => "missed",
             FailureReason::Reported => "reported",
             FailureReason::Internal => "internal",
+            FailureReason::SmtpReply => "smtp_reply",
         }
     }
 
@@ -376,6 +382,7 @@ impl Prober {
             ProbeSpec::Dns(dns) => Box::pin(dns::observe(dns, address, check.timeout)).await,
             ProbeSpec::Exec(exec) => Box::pin(exec::observe(exec, check.timeout)).await,
             ProbeSpec::Heartbeat(hb) => Ok(heartbeat::observe(hb, &target.key.id(), &self.heartbeats)),
+            ProbeSpec::Smtp(smtp) => Box::pin(smtp::observe(smtp, address, &self.tls, reach)).await,
         }
     }
 }

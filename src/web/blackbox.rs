@@ -122,7 +122,9 @@ pub fn fuzz_params(text: &str) -> usize {
 fn host_of(kind: Kind, address: &str) -> Option<String> {
     let host = match kind {
         Kind::Http => url::Url::parse(address).ok()?.host_str()?.to_string(),
-        Kind::Tcp | Kind::Tls => address.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok())?.0.to_string(),
+        Kind::Tcp | Kind::Tls | Kind::Smtp => {
+            address.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok())?.0.to_string()
+        }
         Kind::Dns => match address.rsplit_once(':') {
             Some((h, p)) if p.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']')) => h.to_string(),
             _ => address.to_string(),
@@ -261,7 +263,7 @@ fn render(kind: Kind, outcome: &ProbeOutcome) -> String {
                 &phases,
             );
         }
-        Kind::Tcp | Kind::Tls => {
+        Kind::Tcp | Kind::Tls | Kind::Smtp => {
             sheet.set(
                 "probe_failed_due_to_regex",
                 "Indicates if probe failed due to regex",

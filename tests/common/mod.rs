@@ -195,7 +195,18 @@ impl TestPki {
     /// Writes a leaf for `names`, valid now, as `dir/NAME.crt` and `dir/NAME.key` (PEM);
     /// returns both paths.
     pub fn leaf_files(&self, dir: &Path, name: &str, names: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
-        let (cert, key) = self.leaf(names, days_from_now(-1), days_from_now(30));
+        self.leaf_files_until(dir, name, names, 30)
+    }
+
+    /// [`TestPki::leaf_files`] for a leaf that expires in `days` days.
+    pub fn leaf_files_until(
+        &self,
+        dir: &Path,
+        name: &str,
+        names: &[&str],
+        days: i64,
+    ) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (cert, key) = self.leaf(names, days_from_now(-1), days_from_now(days));
         let (cert_path, key_path) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
         std::fs::write(&cert_path, cert.pem()).expect("write certificate");
         std::fs::write(&key_path, key.serialize_pem()).expect("write key");
