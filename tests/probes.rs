@@ -785,6 +785,8 @@ async fn each_kind_measures_exactly_what_it_declares() {
     std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).expect("ca");
     let (cert, key) = pki.leaf_files(dir.path(), "mail", &["127.0.0.1"]);
     let mail = SmtpSink::start_tls(dir.path(), "mail", "starttls", &cert, &key);
+    let (ws_cert, ws_key) = pki.leaf_files(dir.path(), "ws", &["127.0.0.1"]);
+    let websocket = WsServer::start("echo", Some((&ws_cert, &ws_key)));
     let systems = format!(
         r#"systems:
   - id: kinds
@@ -797,10 +799,12 @@ async fn each_kind_measures_exactly_what_it_declares() {
       - {{ id: exec, exec: {{ command: [/bin/echo, "OK - all fine"] }} }}
       - {{ id: heartbeat, heartbeat: {{ token: kinds-test-token-0123456789abcdef, period: 1h, grace: 1m }} }}
       - {{ id: smtp, smtp: {{ address: "127.0.0.1:{mail}", ca_file: ca.pem }} }}
+      - {{ id: websocket, websocket: {{ url: "wss://127.0.0.1:{ws}/", send: hi, ca_file: ca.pem }} }}
 "#,
         tls = https.addr,
         dns = dns.addr,
-        mail = mail.port
+        mail = mail.port,
+        ws = websocket.port
     );
     write_config(dir.path(), &systems);
     let config = vigil::config::load(&dir.path().join("vigil.yaml")).expect("config");

@@ -20,6 +20,7 @@ pub enum Kind {
     Exec,
     Heartbeat,
     Smtp,
+    Websocket,
 }
 
 /// What a kind declares: its section name (also the `kind` metric label), the field its
@@ -35,7 +36,7 @@ pub struct KindSpec {
 use Placeholder::*;
 
 /// The one table of kinds, in the order they are documented.
-const SPECS: [KindSpec; 8] = [
+const SPECS: [KindSpec; 9] = [
     KindSpec {
         name: "http",
         address_field: Some("url"),
@@ -74,12 +75,27 @@ const SPECS: [KindSpec; 8] = [
         default_condition: Some("[STATUS] == 221"),
         measures: &[Status, Body, ResponseTime, Connected, Ip, CertificateExpiration],
     },
+    KindSpec {
+        name: "websocket",
+        address_field: Some("url"),
+        default_condition: Some("[STATUS] == 101"),
+        measures: &[Status, Body, ResponseTime, Connected, Ip, CertificateExpiration],
+    },
 ];
 
 impl Kind {
     /// Every kind, in the order they are documented.
-    pub const ALL: [Kind; 8] =
-        [Kind::Http, Kind::Tcp, Kind::Tls, Kind::Icmp, Kind::Dns, Kind::Exec, Kind::Heartbeat, Kind::Smtp];
+    pub const ALL: [Kind; 9] = [
+        Kind::Http,
+        Kind::Tcp,
+        Kind::Tls,
+        Kind::Icmp,
+        Kind::Dns,
+        Kind::Exec,
+        Kind::Heartbeat,
+        Kind::Smtp,
+        Kind::Websocket,
+    ];
 
     /// What the kind declares.
     pub fn spec(self) -> &'static KindSpec {
@@ -92,6 +108,7 @@ impl Kind {
             Kind::Exec => 5,
             Kind::Heartbeat => 6,
             Kind::Smtp => 7,
+            Kind::Websocket => 8,
         }]
     }
 

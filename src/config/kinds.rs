@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use super::fields::{Errors, duration_field};
 pub use super::kind::{Kind, KindSpec};
-use super::raw::{RawCheck, RawDns, RawExec, RawHeartbeat, RawHttp, RawIcmp, RawSmtpProbe, RawTcp, RawTlsProbe};
+use super::raw::{
+    RawCheck, RawDns, RawExec, RawHeartbeat, RawHttp, RawIcmp, RawSmtpProbe, RawTcp, RawTlsProbe, RawWebsocket,
+};
 use super::secrets::{self, Strength};
 use super::source::SourceFile;
 use super::*;
@@ -28,6 +30,7 @@ pub(super) fn sections(raw: &RawCheck) -> Vec<&'static str> {
         raw.exec.is_some(),
         raw.heartbeat.is_some(),
         raw.smtp.is_some(),
+        raw.websocket.is_some(),
     ];
     Kind::ALL.iter().zip(set).filter(|(_, on)| *on).map(|(k, _)| k.as_str()).collect()
 }
@@ -100,6 +103,9 @@ pub(super) fn probe_spec(
     if let Some(smtp) = &raw.smtp {
         return smtp_spec(file, &format!("{path}.smtp"), smtp, base, errors);
     }
+    if let Some(ws) = &raw.websocket {
+        return websocket_spec(file, &format!("{path}.websocket"), ws, base, errors);
+    }
     None
 }
 
@@ -113,6 +119,7 @@ pub(super) fn check_target_address(
 ) -> bool {
     match kind {
         Kind::Http => check_url(file, path, value, errors),
+        Kind::Websocket => check_ws_url(file, path, value, errors),
         Kind::Tcp | Kind::Tls | Kind::Smtp => check_address(file, path, value, errors),
         Kind::Icmp => check_host(file, path, value, false, errors),
         Kind::Dns => check_host(file, path, value, true, errors),
@@ -173,6 +180,41 @@ fn smtp_spec(
     let tls =
         tls_spec(file, path, raw.insecure_skip_verify, raw.ca_file.as_ref(), raw.server_name.as_ref(), base, errors)?;
     ok.then_some((ProbeSpec::Smtp(SmtpSpec { starttls, tls, helo }), raw.address.clone()))
+}
+
+fn websocket_spec(
+    file: &SourceFile,
+    path: &str,
+    raw: &RawWebsocket,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<(ProbeSpec, Option<String>)> {
+    let mut ok = true;
+    if let Some(url) = &raw.url {
+        ok &= check_ws_url(file, &format!("{path}.url"), url, errors);
+    }
+    if raw.send.as_ref().is_some_and(|s| s.len() > 64 * 1024) {
+        errors.at(file, &format!("{path}.send"), "a message of at most 64 KiB");
+        ok = false;
+    }
+    let tls =
+        tls_spec(file, path, raw.insecure_skip_verify, raw.ca_file.as_ref(), raw.server_name.as_ref(), base, errors)?;
+    ok.then_some((ProbeSpec::Websocket(WebsocketSpec { send: raw.send.clone(), tls }), raw.url.clone()))
+}
+
+/// A `ws://` or `wss://` URL with a host.
+fn check_ws_url(file: &SourceFile, path: &str, url: &str, errors: &mut Errors) -> bool {
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "ws" | "wss") && u.host_str().is_some_and(|h| !h.is_empty()) => true,
+        Ok(_) => {
+            errors.at(file, path, format!("URL \"{url}\" must start with ws:// or wss:// and name a host"));
+            false
+        }
+        Err(e) => {
+            errors.at(file, path, format!("invalid URL \"{url}\": {e}"));
+            false
+        }
+    }
 }
 
 fn tls_probe_spec(

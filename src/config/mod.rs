@@ -346,6 +346,8 @@ pub enum ProbeSpec {
     Heartbeat(HeartbeatSpec),
     /// A mail server: banner, EHLO, STARTTLS (certificate captured), QUIT.
     Smtp(SmtpSpec),
+    /// A WebSocket endpoint: upgrade, an optional message and its first answer.
+    Websocket(WebsocketSpec),
 }
 
 impl ProbeSpec {
@@ -360,6 +362,7 @@ impl ProbeSpec {
             ProbeSpec::Exec(_) => Kind::Exec,
             ProbeSpec::Heartbeat(_) => Kind::Heartbeat,
             ProbeSpec::Smtp(_) => Kind::Smtp,
+            ProbeSpec::Websocket(_) => Kind::Websocket,
         }
     }
 }
@@ -487,6 +490,14 @@ pub struct SmtpSpec {
     pub tls: TlsSpec,
     /// The name given in EHLO.
     pub helo: String,
+}
+
+/// `websocket:` — upgrade (ws/wss), then optionally send a text message and wait for the
+/// first message back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebsocketSpec {
+    pub send: Option<String>,
+    pub tls: TlsSpec,
 }
 
 /// A regex compiled at load, compared by its source.

@@ -221,6 +221,7 @@ pub struct RawCheck {
     pub exec: Option<RawExec>,
     pub heartbeat: Option<RawHeartbeat>,
     pub smtp: Option<RawSmtpProbe>,
+    pub websocket: Option<RawWebsocket>,
     pub targets: Option<Vec<RawTarget>>,
     pub interval: Option<String>,
     pub timeout: Option<String>,
@@ -303,6 +304,17 @@ pub struct RawSmtpProbe {
     pub address: Option<String>,
     pub starttls: Option<bool>,
     pub helo: Option<String>,
+    pub server_name: Option<String>,
+    pub insecure_skip_verify: bool,
+    pub ca_file: Option<String>,
+}
+
+/// `websocket:` probe section.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct RawWebsocket {
+    pub url: Option<String>,
+    pub send: Option<String>,
     pub server_name: Option<String>,
     pub insecure_skip_verify: bool,
     pub ca_file: Option<String>,

@@ -16,6 +16,7 @@ pub mod perfdata;
 mod smtp;
 mod tcp;
 pub mod tls;
+mod websocket;
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -383,6 +384,7 @@ impl Prober {
             ProbeSpec::Exec(exec) => Box::pin(exec::observe(exec, check.timeout)).await,
             ProbeSpec::Heartbeat(hb) => Ok(heartbeat::observe(hb, &target.key.id(), &self.heartbeats)),
             ProbeSpec::Smtp(smtp) => Box::pin(smtp::observe(smtp, address, &self.tls, reach)).await,
+            ProbeSpec::Websocket(ws) => Box::pin(websocket::observe(ws, address, &self.tls, reach)).await,
         }
     }
 }

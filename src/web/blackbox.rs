@@ -121,7 +121,7 @@ pub fn fuzz_params(text: &str) -> usize {
 /// The host part of a target, per kind.
 fn host_of(kind: Kind, address: &str) -> Option<String> {
     let host = match kind {
-        Kind::Http => url::Url::parse(address).ok()?.host_str()?.to_string(),
+        Kind::Http | Kind::Websocket => url::Url::parse(address).ok()?.host_str()?.to_string(),
         Kind::Tcp | Kind::Tls | Kind::Smtp => {
             address.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok())?.0.to_string()
         }
@@ -312,7 +312,7 @@ fn render(kind: Kind, outcome: &ProbeOutcome) -> String {
                 sheet.set("probe_dns_serial", "Returns the serial number of the zone", serial);
             }
         }
-        Kind::Exec | Kind::Heartbeat => {}
+        Kind::Exec | Kind::Heartbeat | Kind::Websocket => {}
     }
     if let Some(earliest) = obs.earliest_not_after() {
         let earliest = earliest as f64;

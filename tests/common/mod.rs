@@ -767,3 +767,33 @@ pub async fn flip(web: &WebServer, events: &mut broadcast::Receiver<Event>, from
         wait_for(events, Duration::from_secs(30), |e| e.transition.is_some_and(|t| t.to == want)).await;
     }
 }
+
+/// A real WebSocket server (`tests/fixtures/ws_server.py`, Debian's python3-websockets) on
+/// a loopback port, stopped when dropped.
+pub struct WsServer {
+    pub port: u16,
+    _child: Reaped,
+}
+
+impl WsServer {
+    /// MODE `echo`, `silent` or `refuse`; TLS (wss) with the certificate and key, if given.
+    pub fn start(mode: &str, tls: Option<(&Path, &Path)>) -> WsServer {
+        assert!(
+            Path::new("/usr/lib/python3/dist-packages/websockets").exists(),
+            "python3-websockets is not installed: run `apt-get install -y python3-websockets` (scripts/test does this)"
+        );
+        let port = free_port();
+        let script = format!("{}/tests/fixtures/ws_server.py", env!("CARGO_MANIFEST_DIR"));
+        let mut command = std::process::Command::new("/usr/bin/python3");
+        command.args([script, port.to_string(), mode.to_string()]);
+        if let Some((cert, key)) = tls {
+            command.arg(cert).arg(key);
+        }
+        let mut child = command.stdout(std::process::Stdio::piped()).spawn().expect("start the WebSocket server");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("server output");
+        assert_eq!(line.trim(), "ready", "the WebSocket server did not start");
+        WsServer { port, _child: Reaped(child) }
+    }
+}
