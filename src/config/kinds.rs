@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use super::fields::{Errors, duration_field};
 pub use super::kind::{Kind, KindSpec};
-use super::raw::{
-    RawCheck, RawDns, RawExec, RawHeartbeat, RawHttp, RawIcmp, RawSmtpProbe, RawTcp, RawTlsProbe, RawWebsocket,
-};
+use super::raw::{RawCheck, RawDns, RawExec, RawHeartbeat, RawHttp, RawIcmp, RawTcp, RawTlsProbe};
 use super::secrets::{self, Strength};
 use super::source::SourceFile;
 use super::*;
@@ -101,10 +99,10 @@ pub(super) fn probe_spec(
         return heartbeat_spec(file, &format!("{path}.heartbeat"), heartbeat, base, errors);
     }
     if let Some(smtp) = &raw.smtp {
-        return smtp_spec(file, &format!("{path}.smtp"), smtp, base, errors);
+        return super::conversations::smtp_spec(file, &format!("{path}.smtp"), smtp, base, errors);
     }
     if let Some(ws) = &raw.websocket {
-        return websocket_spec(file, &format!("{path}.websocket"), ws, base, errors);
+        return super::conversations::websocket_spec(file, &format!("{path}.websocket"), ws, base, errors);
     }
     None
 }
@@ -119,7 +117,7 @@ pub(super) fn check_target_address(
 ) -> bool {
     match kind {
         Kind::Http => check_url(file, path, value, errors),
-        Kind::Websocket => check_ws_url(file, path, value, errors),
+        Kind::Websocket => super::conversations::check_ws_url(file, path, value, errors),
         Kind::Tcp | Kind::Tls | Kind::Smtp => check_address(file, path, value, errors),
         Kind::Icmp => check_host(file, path, value, false, errors),
         Kind::Dns => check_host(file, path, value, true, errors),
@@ -153,68 +151,6 @@ fn check_host(file: &SourceFile, path: &str, host: &str, port_allowed: bool, err
         errors.at(file, path, format!("\"{host}\" is not {expected}"));
     }
     is_ip || is_name
-}
-
-fn smtp_spec(
-    file: &SourceFile,
-    path: &str,
-    raw: &RawSmtpProbe,
-    base: &Path,
-    errors: &mut Errors,
-) -> Option<(ProbeSpec, Option<String>)> {
-    let mut ok = true;
-    if let Some(address) = &raw.address {
-        ok &= check_address(file, &format!("{path}.address"), address, errors);
-    }
-    let helo = raw.helo.clone().unwrap_or_else(|| "vigil.invalid".into());
-    if helo.is_empty() || helo.len() > 255 || helo.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        errors.at(file, &format!("{path}.helo"), format!("\"{helo}\" is not a host name for EHLO"));
-        ok = false;
-    }
-    let starttls = raw.starttls.unwrap_or(true);
-    let has_tls_settings = raw.insecure_skip_verify || raw.ca_file.is_some() || raw.server_name.is_some();
-    if has_tls_settings && !starttls {
-        errors.at(file, path, "TLS settings (insecure_skip_verify, ca_file, server_name) need starttls: true");
-        ok = false;
-    }
-    let tls =
-        tls_spec(file, path, raw.insecure_skip_verify, raw.ca_file.as_ref(), raw.server_name.as_ref(), base, errors)?;
-    ok.then_some((ProbeSpec::Smtp(SmtpSpec { starttls, tls, helo }), raw.address.clone()))
-}
-
-fn websocket_spec(
-    file: &SourceFile,
-    path: &str,
-    raw: &RawWebsocket,
-    base: &Path,
-    errors: &mut Errors,
-) -> Option<(ProbeSpec, Option<String>)> {
-    let mut ok = true;
-    if let Some(url) = &raw.url {
-        ok &= check_ws_url(file, &format!("{path}.url"), url, errors);
-    }
-    if raw.send.as_ref().is_some_and(|s| s.len() > 64 * 1024) {
-        errors.at(file, &format!("{path}.send"), "a message of at most 64 KiB");
-        ok = false;
-    }
-    let tls =
-        tls_spec(file, path, raw.insecure_skip_verify, raw.ca_file.as_ref(), raw.server_name.as_ref(), base, errors)?;
-    ok.then_some((ProbeSpec::Websocket(WebsocketSpec { send: raw.send.clone(), tls }), raw.url.clone()))
-}
-
-/// A `ws://` or `wss://` URL with a host.
-fn check_ws_url(file: &SourceFile, path: &str, url: &str, errors: &mut Errors) -> bool {
-    match url::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "ws" | "wss") && u.host_str().is_some_and(|h| !h.is_empty()) => true,
-        Ok(_) => {
-            errors.at(file, path, format!("URL \"{url}\" must start with ws:// or wss:// and name a host"));
-            false
-        }
-        Err(e) => {
-            errors.at(file, path, format!("invalid URL \"{url}\": {e}"));
-            false
-        }
-    }
 }
 
 fn tls_probe_spec(
@@ -442,7 +378,7 @@ pub(super) fn check_address(file: &SourceFile, path: &str, address: &str, errors
     valid
 }
 
-fn tls_spec(
+pub(super) fn tls_spec(
     file: &SourceFile,
     path: &str,
     insecure: bool,

@@ -6,6 +6,8 @@
 
 pub mod alerting;
 pub mod cluster;
+mod conversations;
+pub use conversations::{SmtpSpec, WebsocketSpec};
 pub mod env;
 mod fields;
 mod kind;
@@ -479,25 +481,6 @@ pub struct TcpSpec {
     /// Regex the response must match (compiled at load).
     pub expect: Option<RegexSpec>,
     pub tls: Option<TlsSpec>,
-}
-
-/// `smtp:` — a mail server's conversation up to QUIT.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SmtpSpec {
-    /// STARTTLS after EHLO (default true): a server that does not offer it fails.
-    pub starttls: bool,
-    /// How the server's certificate is checked when STARTTLS is used.
-    pub tls: TlsSpec,
-    /// The name given in EHLO.
-    pub helo: String,
-}
-
-/// `websocket:` — upgrade (ws/wss), then optionally send a text message and wait for the
-/// first message back.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WebsocketSpec {
-    pub send: Option<String>,
-    pub tls: TlsSpec,
 }
 
 /// A regex compiled at load, compared by its source.

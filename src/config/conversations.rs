@@ -1,0 +1,91 @@
+//! The probe sections that hold a conversation with a server beyond a connection:
+//! `smtp:` (banner, EHLO, STARTTLS, QUIT) and `websocket:` (upgrade, a message, its answer).
+
+use std::path::Path;
+
+use super::fields::Errors;
+use super::kinds::{check_address, tls_spec};
+use super::raw::{RawSmtpProbe, RawWebsocket};
+use super::source::SourceFile;
+use super::{ProbeSpec, TlsSpec};
+
+/// `smtp:` — a mail server's conversation up to QUIT.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmtpSpec {
+    /// STARTTLS after EHLO (default true): a server that does not offer it fails.
+    pub starttls: bool,
+    /// How the server's certificate is checked when STARTTLS is used.
+    pub tls: TlsSpec,
+    /// The name given in EHLO.
+    pub helo: String,
+}
+
+/// `websocket:` — upgrade (ws/wss), then optionally send a text message and wait for the
+/// first message back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebsocketSpec {
+    pub send: Option<String>,
+    pub tls: TlsSpec,
+}
+
+pub(super) fn smtp_spec(
+    file: &SourceFile,
+    path: &str,
+    raw: &RawSmtpProbe,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<(ProbeSpec, Option<String>)> {
+    let mut ok = true;
+    if let Some(address) = &raw.address {
+        ok &= check_address(file, &format!("{path}.address"), address, errors);
+    }
+    let helo = raw.helo.clone().unwrap_or_else(|| "vigil.invalid".into());
+    if helo.is_empty() || helo.len() > 255 || helo.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        errors.at(file, &format!("{path}.helo"), format!("\"{helo}\" is not a host name for EHLO"));
+        ok = false;
+    }
+    let starttls = raw.starttls.unwrap_or(true);
+    let has_tls_settings = raw.insecure_skip_verify || raw.ca_file.is_some() || raw.server_name.is_some();
+    if has_tls_settings && !starttls {
+        errors.at(file, path, "TLS settings (insecure_skip_verify, ca_file, server_name) need starttls: true");
+        ok = false;
+    }
+    let tls =
+        tls_spec(file, path, raw.insecure_skip_verify, raw.ca_file.as_ref(), raw.server_name.as_ref(), base, errors)?;
+    ok.then_some((ProbeSpec::Smtp(SmtpSpec { starttls, tls, helo }), raw.address.clone()))
+}
+
+pub(super) fn websocket_spec(
+    file: &SourceFile,
+    path: &str,
+    raw: &RawWebsocket,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<(ProbeSpec, Option<String>)> {
+    let mut ok = true;
+    if let Some(url) = &raw.url {
+        ok &= check_ws_url(file, &format!("{path}.url"), url, errors);
+    }
+    if raw.send.as_ref().is_some_and(|s| s.len() > 64 * 1024) {
+        errors.at(file, &format!("{path}.send"), "a message of at most 64 KiB");
+        ok = false;
+    }
+    let tls =
+        tls_spec(file, path, raw.insecure_skip_verify, raw.ca_file.as_ref(), raw.server_name.as_ref(), base, errors)?;
+    ok.then_some((ProbeSpec::Websocket(WebsocketSpec { send: raw.send.clone(), tls }), raw.url.clone()))
+}
+
+/// A `ws://` or `wss://` URL with a host.
+pub(super) fn check_ws_url(file: &SourceFile, path: &str, url: &str, errors: &mut Errors) -> bool {
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "ws" | "wss") && u.host_str().is_some_and(|h| !h.is_empty()) => true,
+        Ok(_) => {
+            errors.at(file, path, format!("URL \"{url}\" must start with ws:// or wss:// and name a host"));
+            false
+        }
+        Err(e) => {
+            errors.at(file, path, format!("invalid URL \"{url}\": {e}"));
+            false
+        }
+    }
+}
