@@ -64,7 +64,7 @@ struct Observed<'a>(&'a str);
 impl Facts for Observed<'_> {
     fn value(&self, placeholder: Placeholder) -> Option<Value> {
         Some(match placeholder {
-            Placeholder::Status | Placeholder::ExitCode => Value::Number(200.0),
+            Placeholder::Status | Placeholder::ExitCode | Placeholder::SipStatus => Value::Number(200.0),
             Placeholder::PacketLoss => Value::Number(12.5),
             Placeholder::Body | Placeholder::DnsRcode | Placeholder::Ip => Value::Text(self.0.to_string()),
             Placeholder::Connected => Value::Bool(true),

@@ -787,6 +787,8 @@ async fn each_kind_measures_exactly_what_it_declares() {
     let mail = SmtpSink::start_tls(dir.path(), "mail", "starttls", &cert, &key);
     let (ws_cert, ws_key) = pki.leaf_files(dir.path(), "ws", &["127.0.0.1"]);
     let websocket = WsServer::start("echo", Some((&ws_cert, &ws_key)));
+    let sip_port = free_port();
+    let _sip = kamailio(dir.path(), sip_port, "200", "OK");
     let systems = format!(
         r#"systems:
   - id: kinds
@@ -800,11 +802,13 @@ async fn each_kind_measures_exactly_what_it_declares() {
       - {{ id: heartbeat, heartbeat: {{ token: kinds-test-token-0123456789abcdef, period: 1h, grace: 1m }} }}
       - {{ id: smtp, smtp: {{ address: "127.0.0.1:{mail}", ca_file: ca.pem }} }}
       - {{ id: websocket, websocket: {{ url: "wss://127.0.0.1:{ws}/", send: hi, ca_file: ca.pem }} }}
+      - {{ id: sip, sip: {{ address: "127.0.0.1:{sip}" }} }}
 "#,
         tls = https.addr,
         dns = dns.addr,
         mail = mail.port,
-        ws = websocket.port
+        ws = websocket.port,
+        sip = sip_port
     );
     write_config(dir.path(), &systems);
     let config = vigil::config::load(&dir.path().join("vigil.yaml")).expect("config");

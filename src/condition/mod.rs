@@ -39,6 +39,7 @@ pub enum Placeholder {
     RttMax,
     Jitter,
     ExitCode,
+    SipStatus,
 }
 
 /// The type a placeholder's values have, which decides how literals are read.
@@ -64,7 +65,7 @@ impl ValueType {
 
 impl Placeholder {
     /// Every placeholder.
-    pub const ALL: [Placeholder; 12] = [
+    pub const ALL: [Placeholder; 13] = [
         Placeholder::Status,
         Placeholder::Body,
         Placeholder::ResponseTime,
@@ -77,6 +78,7 @@ impl Placeholder {
         Placeholder::RttMax,
         Placeholder::Jitter,
         Placeholder::ExitCode,
+        Placeholder::SipStatus,
     ];
 
     /// The name as written between brackets.
@@ -94,12 +96,15 @@ impl Placeholder {
             Placeholder::RttMax => "RTT_MAX",
             Placeholder::Jitter => "JITTER",
             Placeholder::ExitCode => "EXIT_CODE",
+            Placeholder::SipStatus => "SIP_STATUS",
         }
     }
 
     fn value_type(self) -> ValueType {
         match self {
-            Placeholder::Status | Placeholder::PacketLoss | Placeholder::ExitCode => ValueType::Number,
+            Placeholder::Status | Placeholder::PacketLoss | Placeholder::ExitCode | Placeholder::SipStatus => {
+                ValueType::Number
+            }
             Placeholder::ResponseTime
             | Placeholder::CertificateExpiration
             | Placeholder::RttAvg

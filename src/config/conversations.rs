@@ -1,11 +1,12 @@
 //! The probe sections that hold a conversation with a server beyond a connection:
-//! `smtp:` (banner, EHLO, STARTTLS, QUIT) and `websocket:` (upgrade, a message, its answer).
+//! `smtp:` (banner, EHLO, STARTTLS, QUIT), `websocket:` (upgrade, a message, its answer) and
+//! `sip:` (an OPTIONS request and its final answer).
 
 use std::path::Path;
 
 use super::fields::Errors;
 use super::kinds::{check_address, tls_spec};
-use super::raw::{RawSmtpProbe, RawWebsocket};
+use super::raw::{RawSip, RawSmtpProbe, RawWebsocket};
 use super::source::SourceFile;
 use super::{ProbeSpec, TlsSpec};
 
@@ -26,6 +27,64 @@ pub struct SmtpSpec {
 pub struct WebsocketSpec {
     pub send: Option<String>,
     pub tls: TlsSpec,
+}
+
+/// How a SIP request travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SipTransport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl SipTransport {
+    /// As in a Via header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SipTransport::Udp => "UDP",
+            SipTransport::Tcp => "TCP",
+            SipTransport::Tls => "TLS",
+        }
+    }
+}
+
+/// `sip:` — an OPTIONS request to a SIP server (a trunk, a registrar).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SipSpec {
+    pub transport: SipTransport,
+    /// How the server's certificate is checked over TLS.
+    pub tls: TlsSpec,
+}
+
+pub(super) fn sip_spec(
+    file: &SourceFile,
+    path: &str,
+    raw: &RawSip,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<(ProbeSpec, Option<String>)> {
+    let mut ok = true;
+    if let Some(address) = &raw.address {
+        ok &= check_address(file, &format!("{path}.address"), address, errors);
+    }
+    let transport = match raw.transport.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("udp") => SipTransport::Udp,
+        Some("tcp") => SipTransport::Tcp,
+        Some("tls") => SipTransport::Tls,
+        Some(other) => {
+            errors.at(file, &format!("{path}.transport"), format!("\"{other}\" is not udp, tcp or tls"));
+            ok = false;
+            SipTransport::Udp
+        }
+    };
+    let has_tls_settings = raw.insecure_skip_verify || raw.ca_file.is_some() || raw.server_name.is_some();
+    if has_tls_settings && transport != SipTransport::Tls {
+        errors.at(file, path, "TLS settings (insecure_skip_verify, ca_file, server_name) need transport: tls");
+        ok = false;
+    }
+    let tls =
+        tls_spec(file, path, raw.insecure_skip_verify, raw.ca_file.as_ref(), raw.server_name.as_ref(), base, errors)?;
+    ok.then_some((ProbeSpec::Sip(SipSpec { transport, tls }), raw.address.clone()))
 }
 
 pub(super) fn smtp_spec(

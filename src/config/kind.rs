@@ -21,6 +21,7 @@ pub enum Kind {
     Heartbeat,
     Smtp,
     Websocket,
+    Sip,
 }
 
 /// What a kind declares: its section name (also the `kind` metric label), the field its
@@ -36,7 +37,7 @@ pub struct KindSpec {
 use Placeholder::*;
 
 /// The one table of kinds, in the order they are documented.
-const SPECS: [KindSpec; 9] = [
+const SPECS: [KindSpec; 10] = [
     KindSpec {
         name: "http",
         address_field: Some("url"),
@@ -81,11 +82,17 @@ const SPECS: [KindSpec; 9] = [
         default_condition: Some("[STATUS] == 101"),
         measures: &[Status, Body, ResponseTime, Connected, Ip, CertificateExpiration],
     },
+    KindSpec {
+        name: "sip",
+        address_field: Some("address"),
+        default_condition: Some("[SIP_STATUS] == 200"),
+        measures: &[SipStatus, ResponseTime, Connected, Ip],
+    },
 ];
 
 impl Kind {
     /// Every kind, in the order they are documented.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Http,
         Kind::Tcp,
         Kind::Tls,
@@ -95,6 +102,7 @@ impl Kind {
         Kind::Heartbeat,
         Kind::Smtp,
         Kind::Websocket,
+        Kind::Sip,
     ];
 
     /// What the kind declares.
@@ -109,6 +117,7 @@ impl Kind {
             Kind::Heartbeat => 6,
             Kind::Smtp => 7,
             Kind::Websocket => 8,
+            Kind::Sip => 9,
         }]
     }
 

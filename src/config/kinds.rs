@@ -29,6 +29,7 @@ pub(super) fn sections(raw: &RawCheck) -> Vec<&'static str> {
         raw.heartbeat.is_some(),
         raw.smtp.is_some(),
         raw.websocket.is_some(),
+        raw.sip.is_some(),
     ];
     Kind::ALL.iter().zip(set).filter(|(_, on)| *on).map(|(k, _)| k.as_str()).collect()
 }
@@ -101,6 +102,9 @@ pub(super) fn probe_spec(
     if let Some(smtp) = &raw.smtp {
         return super::conversations::smtp_spec(file, &format!("{path}.smtp"), smtp, base, errors);
     }
+    if let Some(sip) = &raw.sip {
+        return super::conversations::sip_spec(file, &format!("{path}.sip"), sip, base, errors);
+    }
     if let Some(ws) = &raw.websocket {
         return super::conversations::websocket_spec(file, &format!("{path}.websocket"), ws, base, errors);
     }
@@ -118,7 +122,7 @@ pub(super) fn check_target_address(
     match kind {
         Kind::Http => check_url(file, path, value, errors),
         Kind::Websocket => super::conversations::check_ws_url(file, path, value, errors),
-        Kind::Tcp | Kind::Tls | Kind::Smtp => check_address(file, path, value, errors),
+        Kind::Tcp | Kind::Tls | Kind::Smtp | Kind::Sip => check_address(file, path, value, errors),
         Kind::Icmp => check_host(file, path, value, false, errors),
         Kind::Dns => check_host(file, path, value, true, errors),
         Kind::Exec | Kind::Heartbeat => true,

@@ -7,7 +7,7 @@
 pub mod alerting;
 pub mod cluster;
 mod conversations;
-pub use conversations::{SmtpSpec, WebsocketSpec};
+pub use conversations::{SipSpec, SipTransport, SmtpSpec, WebsocketSpec};
 pub mod env;
 mod fields;
 mod kind;
@@ -350,6 +350,8 @@ pub enum ProbeSpec {
     Smtp(SmtpSpec),
     /// A WebSocket endpoint: upgrade, an optional message and its first answer.
     Websocket(WebsocketSpec),
+    /// A SIP server: OPTIONS and its final answer.
+    Sip(SipSpec),
 }
 
 impl ProbeSpec {
@@ -365,6 +367,7 @@ impl ProbeSpec {
             ProbeSpec::Heartbeat(_) => Kind::Heartbeat,
             ProbeSpec::Smtp(_) => Kind::Smtp,
             ProbeSpec::Websocket(_) => Kind::Websocket,
+            ProbeSpec::Sip(_) => Kind::Sip,
         }
     }
 }

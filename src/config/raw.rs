@@ -222,6 +222,7 @@ pub struct RawCheck {
     pub heartbeat: Option<RawHeartbeat>,
     pub smtp: Option<RawSmtpProbe>,
     pub websocket: Option<RawWebsocket>,
+    pub sip: Option<RawSip>,
     pub targets: Option<Vec<RawTarget>>,
     pub interval: Option<String>,
     pub timeout: Option<String>,
@@ -304,6 +305,17 @@ pub struct RawSmtpProbe {
     pub address: Option<String>,
     pub starttls: Option<bool>,
     pub helo: Option<String>,
+    pub server_name: Option<String>,
+    pub insecure_skip_verify: bool,
+    pub ca_file: Option<String>,
+}
+
+/// `sip:` probe section.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct RawSip {
+    pub address: Option<String>,
+    pub transport: Option<String>,
     pub server_name: Option<String>,
     pub insecure_skip_verify: bool,
     pub ca_file: Option<String>,

@@ -13,6 +13,7 @@ pub mod heartbeat;
 mod http;
 pub mod icmp;
 pub mod perfdata;
+mod sip;
 mod smtp;
 mod tcp;
 pub mod tls;
@@ -78,11 +79,13 @@ pub enum FailureReason {
     /// A mail server answered a step of the SMTP conversation with another reply code than
     /// the protocol expects (or sent data before the STARTTLS handshake).
     SmtpReply,
+    /// A SIP server's final answer was not the expected one (a condition on `[SIP_STATUS]`).
+    SipStatus,
 }
 
 impl FailureReason {
     /// Every reason, in documentation order.
-    pub const ALL: [FailureReason; 20] = [
+    pub const ALL: [FailureReason; 21] = [
         FailureReason::Timeout,
         FailureReason::Dns,
         FailureReason::Refused,
@@ -103,6 +106,7 @@ impl FailureReason {
         FailureReason::Reported,
         FailureReason::Internal,
         FailureReason::SmtpReply,
+        FailureReason::SipStatus,
     ];
 
     /// The reason code, e.g. `http_status`.
@@ -128,6 +132,7 @@ impl FailureReason {
             FailureReason::Reported => "reported",
             FailureReason::Internal => "internal",
             FailureReason::SmtpReply => "smtp_reply",
+            FailureReason::SipStatus => "sip_status",
         }
     }
 
@@ -163,6 +168,8 @@ pub struct Observations {
     pub icmp: Option<icmp::IcmpStats>,
     pub dns: Option<dns::DnsAnswer>,
     pub exec: Option<exec::ExecResult>,
+    /// The final SIP response code.
+    pub sip_status: Option<u16>,
     /// When the last heartbeat arrived, Unix milliseconds.
     pub heartbeat_last_seen_ms: Option<i64>,
     /// The kind's own judgement (plugins, heartbeats), merged with the conditions'.
@@ -203,6 +210,7 @@ impl Facts for Observations {
             Placeholder::Jitter => self.icmp.as_ref().filter(|i| i.received > 0).map(|i| Value::Duration(i.jitter)),
             Placeholder::DnsRcode => self.dns.as_ref().map(|d| Value::Text(d.rcode.clone())),
             Placeholder::ExitCode => self.exec.as_ref().and_then(|e| e.exit_code).map(|c| Value::Number(c.into())),
+            Placeholder::SipStatus => self.sip_status.map(|s| Value::Number(s.into())),
         }
     }
 
@@ -385,6 +393,7 @@ impl Prober {
             ProbeSpec::Heartbeat(hb) => Ok(heartbeat::observe(hb, &target.key.id(), &self.heartbeats)),
             ProbeSpec::Smtp(smtp) => Box::pin(smtp::observe(smtp, address, &self.tls, reach)).await,
             ProbeSpec::Websocket(ws) => Box::pin(websocket::observe(ws, address, &self.tls, reach)).await,
+            ProbeSpec::Sip(sip) => Box::pin(sip::observe(sip, address, &self.tls, reach)).await,
         }
     }
 }
@@ -513,6 +522,7 @@ fn reason_for(placeholder: Placeholder) -> Option<FailureReason> {
         Placeholder::PacketLoss => Some(FailureReason::Loss),
         Placeholder::DnsRcode => Some(FailureReason::Rcode),
         Placeholder::ExitCode => Some(FailureReason::Exit),
+        Placeholder::SipStatus => Some(FailureReason::SipStatus),
         _ => None,
     }
 }

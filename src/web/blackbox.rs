@@ -122,7 +122,7 @@ pub fn fuzz_params(text: &str) -> usize {
 fn host_of(kind: Kind, address: &str) -> Option<String> {
     let host = match kind {
         Kind::Http | Kind::Websocket => url::Url::parse(address).ok()?.host_str()?.to_string(),
-        Kind::Tcp | Kind::Tls | Kind::Smtp => {
+        Kind::Tcp | Kind::Tls | Kind::Smtp | Kind::Sip => {
             address.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok())?.0.to_string()
         }
         Kind::Dns => match address.rsplit_once(':') {
@@ -263,7 +263,7 @@ fn render(kind: Kind, outcome: &ProbeOutcome) -> String {
                 &phases,
             );
         }
-        Kind::Tcp | Kind::Tls | Kind::Smtp => {
+        Kind::Tcp | Kind::Tls | Kind::Smtp | Kind::Sip => {
             sheet.set(
                 "probe_failed_due_to_regex",
                 "Indicates if probe failed due to regex",

@@ -3,7 +3,10 @@
 //! an HTTP client, and waiting on the daemon's events instead of sleeping.
 #![allow(dead_code)]
 
+pub mod kamailio;
 pub mod postgres;
+#[allow(unused_imports)]
+pub use kamailio::{Kamailio, kamailio};
 #[allow(unused_imports)]
 pub use postgres::Postgres;
 
