@@ -64,7 +64,9 @@ struct Observed<'a>(&'a str);
 impl Facts for Observed<'_> {
     fn value(&self, placeholder: Placeholder) -> Option<Value> {
         Some(match placeholder {
-            Placeholder::Status | Placeholder::ExitCode | Placeholder::SipStatus => Value::Number(200.0),
+            Placeholder::Status | Placeholder::ExitCode | Placeholder::SipStatus | Placeholder::NtpStratum => {
+                Value::Number(200.0)
+            }
             Placeholder::PacketLoss => Value::Number(12.5),
             Placeholder::Body | Placeholder::DnsRcode | Placeholder::Ip => Value::Text(self.0.to_string()),
             Placeholder::Connected => Value::Bool(true),
@@ -72,7 +74,9 @@ impl Facts for Observed<'_> {
             | Placeholder::CertificateExpiration
             | Placeholder::RttAvg
             | Placeholder::RttMax
-            | Placeholder::Jitter => Value::Duration(Duration::from_millis(150)),
+            | Placeholder::Jitter
+            | Placeholder::NtpOffset
+            | Placeholder::NtpRootDistance => Value::Duration(Duration::from_millis(150)),
         })
     }
 

@@ -9,7 +9,7 @@
 //! - [`model`]: the shared vocabulary — states, health, incidents, notifications, time.
 //! - [`condition`]: the Gatus-style condition language (parse, evaluate, display).
 //! - [`config`]: YAML → validated, typed configuration (every error with file:line:col),
-//!   and the probe kinds ([`config::Kind`]: http, tcp, tls, icmp, dns, exec, heartbeat, smtp, websocket, sip).
+//!   and the probe kinds ([`config::Kind`]: http, tcp, tls, icmp, dns, exec, heartbeat, smtp, websocket, sip, ntp).
 //! - [`probe`]: one attempt against one target per kind, giving an outcome.
 //! - [`alert`]: pure decisions — the per-target state machine, incidents, routes, messages.
 //! - [`store`]: SQLite history and state: one writer thread, one reader ([`store::Reader`]).

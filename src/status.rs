@@ -233,5 +233,7 @@ fn last_json(last: &LastResult, tz: &jiff::tz::TimeZone) -> Json {
         "redirects": obs.redirects,
         "phases": obs.phases.iter().map(|(name, d)| (name.to_string(), d.as_secs_f64())).collect::<HashMap<_, _>>(),
         "certificates": obs.certificates,
+        "ntp": obs.ntp,
+        "sip_status": obs.sip_status,
     })
 }

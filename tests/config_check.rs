@@ -48,7 +48,7 @@ fn shipped_example_is_valid_and_lists_five_systems() {
     assert_eq!(gateways.targets.len(), 38, "one gateway per commune and ward");
     assert_eq!(gateways.probe.kind().as_str(), "icmp");
     let kinds: std::collections::BTreeSet<&str> = config.targets().map(|(_, c, _)| c.probe.kind().as_str()).collect();
-    assert_eq!(kinds.len(), 10, "the example shows every probe kind: {kinds:?}");
+    assert_eq!(kinds.len(), 11, "the example shows every probe kind: {kinds:?}");
     assert!(gateways.targets.iter().any(|t| t.key.id() == "network/commune-gateways/sin-ho"));
     // The portal is measured from the communes too: the group names all three.
     let portal = &config.systems[0].checks[0];
@@ -67,7 +67,7 @@ fn shipped_example_targets_only_reserved_example_names() {
             ProbeSpec::Tcp(_) | ProbeSpec::Tls(_) | ProbeSpec::Smtp(_) | ProbeSpec::Sip(_) => {
                 target.address.rsplit_once(':').expect("host:port").0.to_string()
             }
-            ProbeSpec::Icmp(_) | ProbeSpec::Dns(_) => target.address.clone(),
+            ProbeSpec::Icmp(_) | ProbeSpec::Dns(_) | ProbeSpec::Ntp(_) => target.address.clone(),
             ProbeSpec::Exec(e) => {
                 e.command.windows(2).find(|w| w[0] == "-H").map(|w| w[1].clone()).expect("plugin -H host")
             }
@@ -87,7 +87,7 @@ fn check_config_command_prints_a_summary() {
     let out = vigil().args(["check-config", "-c", "vigil.yaml"]).output().expect("run vigil");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "exit {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("systems: 5, checks: 20, targets: 57"), "{stdout}");
+    assert!(stdout.contains("systems: 5, checks: 21, targets: 58"), "{stdout}");
     assert!(stdout.contains("procedures — Hệ thống giải quyết thủ tục hành chính"), "{stdout}");
 }
 

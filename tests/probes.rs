@@ -789,6 +789,7 @@ async fn each_kind_measures_exactly_what_it_declares() {
     let websocket = WsServer::start("echo", Some((&ws_cert, &ws_key)));
     let sip_port = free_port();
     let _sip = kamailio(dir.path(), sip_port, "200", "OK");
+    let ntp = Chrony::start(dir.path(), 5);
     let systems = format!(
         r#"systems:
   - id: kinds
@@ -803,12 +804,14 @@ async fn each_kind_measures_exactly_what_it_declares() {
       - {{ id: smtp, smtp: {{ address: "127.0.0.1:{mail}", ca_file: ca.pem }} }}
       - {{ id: websocket, websocket: {{ url: "wss://127.0.0.1:{ws}/", send: hi, ca_file: ca.pem }} }}
       - {{ id: sip, sip: {{ address: "127.0.0.1:{sip}" }} }}
+      - {{ id: ntp, ntp: {{ host: "127.0.0.1:{ntp}" }} }}
 "#,
         tls = https.addr,
         dns = dns.addr,
         mail = mail.port,
         ws = websocket.port,
-        sip = sip_port
+        sip = sip_port,
+        ntp = ntp.port
     );
     write_config(dir.path(), &systems);
     let config = vigil::config::load(&dir.path().join("vigil.yaml")).expect("config");

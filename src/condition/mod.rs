@@ -40,6 +40,9 @@ pub enum Placeholder {
     Jitter,
     ExitCode,
     SipStatus,
+    NtpOffset,
+    NtpStratum,
+    NtpRootDistance,
 }
 
 /// The type a placeholder's values have, which decides how literals are read.
@@ -65,7 +68,7 @@ impl ValueType {
 
 impl Placeholder {
     /// Every placeholder.
-    pub const ALL: [Placeholder; 13] = [
+    pub const ALL: [Placeholder; 16] = [
         Placeholder::Status,
         Placeholder::Body,
         Placeholder::ResponseTime,
@@ -79,6 +82,9 @@ impl Placeholder {
         Placeholder::Jitter,
         Placeholder::ExitCode,
         Placeholder::SipStatus,
+        Placeholder::NtpOffset,
+        Placeholder::NtpStratum,
+        Placeholder::NtpRootDistance,
     ];
 
     /// The name as written between brackets.
@@ -97,19 +103,26 @@ impl Placeholder {
             Placeholder::Jitter => "JITTER",
             Placeholder::ExitCode => "EXIT_CODE",
             Placeholder::SipStatus => "SIP_STATUS",
+            Placeholder::NtpOffset => "NTP_OFFSET",
+            Placeholder::NtpStratum => "NTP_STRATUM",
+            Placeholder::NtpRootDistance => "NTP_ROOT_DISTANCE",
         }
     }
 
     fn value_type(self) -> ValueType {
         match self {
-            Placeholder::Status | Placeholder::PacketLoss | Placeholder::ExitCode | Placeholder::SipStatus => {
-                ValueType::Number
-            }
+            Placeholder::Status
+            | Placeholder::PacketLoss
+            | Placeholder::ExitCode
+            | Placeholder::SipStatus
+            | Placeholder::NtpStratum => ValueType::Number,
             Placeholder::ResponseTime
             | Placeholder::CertificateExpiration
             | Placeholder::RttAvg
             | Placeholder::RttMax
-            | Placeholder::Jitter => ValueType::Duration,
+            | Placeholder::Jitter
+            | Placeholder::NtpOffset
+            | Placeholder::NtpRootDistance => ValueType::Duration,
             Placeholder::Connected => ValueType::Bool,
             Placeholder::Body | Placeholder::Ip | Placeholder::DnsRcode => ValueType::Text,
         }

@@ -1,12 +1,12 @@
 //! The probe sections that hold a conversation with a server beyond a connection:
 //! `smtp:` (banner, EHLO, STARTTLS, QUIT), `websocket:` (upgrade, a message, its answer) and
-//! `sip:` (an OPTIONS request and its final answer).
+//! `sip:` (an OPTIONS request and its final answer), `ntp:` (one time request).
 
 use std::path::Path;
 
 use super::fields::Errors;
-use super::kinds::{check_address, tls_spec};
-use super::raw::{RawSip, RawSmtpProbe, RawWebsocket};
+use super::kinds::{check_address, check_host, tls_spec};
+use super::raw::{RawNtp, RawSip, RawSmtpProbe, RawWebsocket};
 use super::source::SourceFile;
 use super::{ProbeSpec, TlsSpec};
 
@@ -54,6 +54,23 @@ pub struct SipSpec {
     pub transport: SipTransport,
     /// How the server's certificate is checked over TLS.
     pub tls: TlsSpec,
+}
+
+/// `ntp:` — one NTP request to a time server: its offset, stratum and root distance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NtpSpec {}
+
+pub(super) fn ntp_spec(
+    file: &SourceFile,
+    path: &str,
+    raw: &RawNtp,
+    errors: &mut Errors,
+) -> Option<(ProbeSpec, Option<String>)> {
+    let mut ok = true;
+    if let Some(host) = &raw.host {
+        ok &= check_host(file, &format!("{path}.host"), host, true, errors);
+    }
+    ok.then_some((ProbeSpec::Ntp(NtpSpec {}), raw.host.clone()))
 }
 
 pub(super) fn sip_spec(

@@ -22,6 +22,7 @@ pub enum Kind {
     Smtp,
     Websocket,
     Sip,
+    Ntp,
 }
 
 /// What a kind declares: its section name (also the `kind` metric label), the field its
@@ -37,7 +38,7 @@ pub struct KindSpec {
 use Placeholder::*;
 
 /// The one table of kinds, in the order they are documented.
-const SPECS: [KindSpec; 10] = [
+const SPECS: [KindSpec; 11] = [
     KindSpec {
         name: "http",
         address_field: Some("url"),
@@ -88,11 +89,17 @@ const SPECS: [KindSpec; 10] = [
         default_condition: Some("[SIP_STATUS] == 200"),
         measures: &[SipStatus, ResponseTime, Connected, Ip],
     },
+    KindSpec {
+        name: "ntp",
+        address_field: Some("host"),
+        default_condition: Some("[NTP_OFFSET] < 1s"),
+        measures: &[NtpOffset, NtpStratum, NtpRootDistance, ResponseTime, Connected, Ip],
+    },
 ];
 
 impl Kind {
     /// Every kind, in the order they are documented.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Http,
         Kind::Tcp,
         Kind::Tls,
@@ -103,6 +110,7 @@ impl Kind {
         Kind::Smtp,
         Kind::Websocket,
         Kind::Sip,
+        Kind::Ntp,
     ];
 
     /// What the kind declares.
@@ -118,6 +126,7 @@ impl Kind {
             Kind::Smtp => 7,
             Kind::Websocket => 8,
             Kind::Sip => 9,
+            Kind::Ntp => 10,
         }]
     }
 

@@ -30,6 +30,7 @@ pub(super) fn sections(raw: &RawCheck) -> Vec<&'static str> {
         raw.smtp.is_some(),
         raw.websocket.is_some(),
         raw.sip.is_some(),
+        raw.ntp.is_some(),
     ];
     Kind::ALL.iter().zip(set).filter(|(_, on)| *on).map(|(k, _)| k.as_str()).collect()
 }
@@ -102,6 +103,9 @@ pub(super) fn probe_spec(
     if let Some(smtp) = &raw.smtp {
         return super::conversations::smtp_spec(file, &format!("{path}.smtp"), smtp, base, errors);
     }
+    if let Some(ntp) = &raw.ntp {
+        return super::conversations::ntp_spec(file, &format!("{path}.ntp"), ntp, errors);
+    }
     if let Some(sip) = &raw.sip {
         return super::conversations::sip_spec(file, &format!("{path}.sip"), sip, base, errors);
     }
@@ -124,13 +128,13 @@ pub(super) fn check_target_address(
         Kind::Websocket => super::conversations::check_ws_url(file, path, value, errors),
         Kind::Tcp | Kind::Tls | Kind::Smtp | Kind::Sip => check_address(file, path, value, errors),
         Kind::Icmp => check_host(file, path, value, false, errors),
-        Kind::Dns => check_host(file, path, value, true, errors),
+        Kind::Dns | Kind::Ntp => check_host(file, path, value, true, errors),
         Kind::Exec | Kind::Heartbeat => true,
     }
 }
 
 /// A host name or IP address (with an optional port when `port_allowed`).
-fn check_host(file: &SourceFile, path: &str, host: &str, port_allowed: bool, errors: &mut Errors) -> bool {
+pub(super) fn check_host(file: &SourceFile, path: &str, host: &str, port_allowed: bool, errors: &mut Errors) -> bool {
     let bare = match host.rsplit_once(':') {
         Some((h, p))
             if port_allowed && !h.is_empty() && p.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']')) =>

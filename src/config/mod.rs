@@ -7,7 +7,7 @@
 pub mod alerting;
 pub mod cluster;
 mod conversations;
-pub use conversations::{SipSpec, SipTransport, SmtpSpec, WebsocketSpec};
+pub use conversations::{NtpSpec, SipSpec, SipTransport, SmtpSpec, WebsocketSpec};
 pub mod env;
 mod fields;
 mod kind;
@@ -352,6 +352,8 @@ pub enum ProbeSpec {
     Websocket(WebsocketSpec),
     /// A SIP server: OPTIONS and its final answer.
     Sip(SipSpec),
+    /// A time server: offset, stratum, root distance.
+    Ntp(NtpSpec),
 }
 
 impl ProbeSpec {
@@ -368,6 +370,7 @@ impl ProbeSpec {
             ProbeSpec::Smtp(_) => Kind::Smtp,
             ProbeSpec::Websocket(_) => Kind::Websocket,
             ProbeSpec::Sip(_) => Kind::Sip,
+            ProbeSpec::Ntp(_) => Kind::Ntp,
         }
     }
 }

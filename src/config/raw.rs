@@ -223,6 +223,7 @@ pub struct RawCheck {
     pub smtp: Option<RawSmtpProbe>,
     pub websocket: Option<RawWebsocket>,
     pub sip: Option<RawSip>,
+    pub ntp: Option<RawNtp>,
     pub targets: Option<Vec<RawTarget>>,
     pub interval: Option<String>,
     pub timeout: Option<String>,
@@ -308,6 +309,14 @@ pub struct RawSmtpProbe {
     pub server_name: Option<String>,
     pub insecure_skip_verify: bool,
     pub ca_file: Option<String>,
+}
+
+/// `ntp:` probe section.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct RawNtp {
+    /// The time server (`host` or `host:port`, default port 123).
+    pub host: Option<String>,
 }
 
 /// `sip:` probe section.

@@ -12,6 +12,7 @@ mod exec;
 pub mod heartbeat;
 mod http;
 pub mod icmp;
+pub mod ntp;
 pub mod perfdata;
 mod sip;
 mod smtp;
@@ -81,11 +82,14 @@ pub enum FailureReason {
     SmtpReply,
     /// A SIP server's final answer was not the expected one (a condition on `[SIP_STATUS]`).
     SipStatus,
+    /// A time server is not synchronized, refused us (kiss-o'-death), or a condition on
+    /// its offset, stratum or root distance failed.
+    Ntp,
 }
 
 impl FailureReason {
     /// Every reason, in documentation order.
-    pub const ALL: [FailureReason; 21] = [
+    pub const ALL: [FailureReason; 22] = [
         FailureReason::Timeout,
         FailureReason::Dns,
         FailureReason::Refused,
@@ -107,6 +111,7 @@ impl FailureReason {
         FailureReason::Internal,
         FailureReason::SmtpReply,
         FailureReason::SipStatus,
+        FailureReason::Ntp,
     ];
 
     /// The reason code, e.g. `http_status`.
@@ -133,6 +138,7 @@ impl FailureReason {
             FailureReason::Internal => "internal",
             FailureReason::SmtpReply => "smtp_reply",
             FailureReason::SipStatus => "sip_status",
+            FailureReason::Ntp => "ntp",
         }
     }
 
@@ -170,6 +176,8 @@ pub struct Observations {
     pub exec: Option<exec::ExecResult>,
     /// The final SIP response code.
     pub sip_status: Option<u16>,
+    /// A time server's answer.
+    pub ntp: Option<ntp::NtpReading>,
     /// When the last heartbeat arrived, Unix milliseconds.
     pub heartbeat_last_seen_ms: Option<i64>,
     /// The kind's own judgement (plugins, heartbeats), merged with the conditions'.
@@ -211,6 +219,9 @@ impl Facts for Observations {
             Placeholder::DnsRcode => self.dns.as_ref().map(|d| Value::Text(d.rcode.clone())),
             Placeholder::ExitCode => self.exec.as_ref().and_then(|e| e.exit_code).map(|c| Value::Number(c.into())),
             Placeholder::SipStatus => self.sip_status.map(|s| Value::Number(s.into())),
+            Placeholder::NtpOffset => self.ntp.as_ref().map(|n| Value::Duration(n.offset_abs())),
+            Placeholder::NtpStratum => self.ntp.as_ref().map(|n| Value::Number(n.stratum.into())),
+            Placeholder::NtpRootDistance => self.ntp.as_ref().map(|n| Value::Duration(n.root_distance)),
         }
     }
 
@@ -394,6 +405,7 @@ impl Prober {
             ProbeSpec::Smtp(smtp) => Box::pin(smtp::observe(smtp, address, &self.tls, reach)).await,
             ProbeSpec::Websocket(ws) => Box::pin(websocket::observe(ws, address, &self.tls, reach)).await,
             ProbeSpec::Sip(sip) => Box::pin(sip::observe(sip, address, &self.tls, reach)).await,
+            ProbeSpec::Ntp(_) => Box::pin(ntp::observe(address, reach)).await,
         }
     }
 }
@@ -523,6 +535,7 @@ fn reason_for(placeholder: Placeholder) -> Option<FailureReason> {
         Placeholder::DnsRcode => Some(FailureReason::Rcode),
         Placeholder::ExitCode => Some(FailureReason::Exit),
         Placeholder::SipStatus => Some(FailureReason::SipStatus),
+        Placeholder::NtpOffset | Placeholder::NtpStratum | Placeholder::NtpRootDistance => Some(FailureReason::Ntp),
         _ => None,
     }
 }

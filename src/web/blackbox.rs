@@ -130,6 +130,9 @@ fn host_of(kind: Kind, address: &str) -> Option<String> {
             _ => address.to_string(),
         },
         Kind::Icmp | Kind::Exec | Kind::Heartbeat => address.to_string(),
+        Kind::Ntp => {
+            address.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok()).map_or(address, |(h, _)| h).to_string()
+        }
     };
     let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
     (!host.is_empty()).then_some(host)
@@ -312,7 +315,7 @@ fn render(kind: Kind, outcome: &ProbeOutcome) -> String {
                 sheet.set("probe_dns_serial", "Returns the serial number of the zone", serial);
             }
         }
-        Kind::Exec | Kind::Heartbeat | Kind::Websocket => {}
+        Kind::Exec | Kind::Heartbeat | Kind::Websocket | Kind::Ntp => {}
     }
     if let Some(earliest) = obs.earliest_not_after() {
         let earliest = earliest as f64;

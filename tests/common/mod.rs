@@ -3,8 +3,11 @@
 //! an HTTP client, and waiting on the daemon's events instead of sleeping.
 #![allow(dead_code)]
 
+pub mod chrony;
 pub mod kamailio;
 pub mod postgres;
+#[allow(unused_imports)]
+pub use chrony::Chrony;
 #[allow(unused_imports)]
 pub use kamailio::{Kamailio, kamailio};
 #[allow(unused_imports)]
