@@ -203,12 +203,13 @@ impl Forwarder {
     async fn round(&self) -> Result<bool, String> {
         let path = self.store.clone();
         let (live, backlog, _) = self.batching;
-        let (batch, waiting) = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let (batch, waiting, incarnation) = tokio::task::spawn_blocking(move || -> Result<_, String> {
             let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
                 .map_err(|e| e.to_string())?;
             let batch = forward::waiting(&conn, live, backlog).map_err(|e| e.to_string())?;
             let (waiting, _) = forward::backlog(&conn).map_err(|e| e.to_string())?;
-            Ok((batch, waiting))
+            let incarnation = forward::incarnation(&conn).map_err(|e| e.to_string())?;
+            Ok((batch, waiting, incarnation))
         })
         .await
         .map_err(|e| e.to_string())??;
@@ -216,7 +217,7 @@ impl Forwarder {
         if batch.is_empty() {
             return Ok(false);
         }
-        self.send(&batch).await?;
+        self.send(&batch, incarnation.as_deref()).await?;
         self.contact.store(self.clock.now_ms(), Ordering::Relaxed);
         let seqs: Vec<i64> = batch.iter().map(|f| f.seq).collect();
         self.metrics.agent_forwarded.inc_by(seqs.len() as u64);
@@ -228,9 +229,10 @@ impl Forwarder {
         Ok(waiting as usize > batch.len())
     }
 
-    async fn send(&self, batch: &[Forwarded]) -> Result<(), String> {
+    async fn send(&self, batch: &[Forwarded], incarnation: Option<&str>) -> Result<(), String> {
         let body = serde_json::json!({
             "vantage": self.agent.vantage,
+            "incarnation": incarnation,
             "sent_ms": self.clock.now_ms(),
             "records": batch,
         });

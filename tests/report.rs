@@ -230,6 +230,7 @@ async fn pruning_removes_old_raw_results_and_leaves_reports_unchanged() {
         clock_offset_ms: 0,
         received_ms: now,
         late_after_ms: 300_000,
+        incarnation: None,
     })));
     store.send(Record::Prune(now - 14 * day));
     store.flush().await;

@@ -40,6 +40,7 @@ fn batch(records: Vec<Forwarded>, received_ms: i64) -> Record {
         clock_offset_ms: 0,
         received_ms,
         late_after_ms: MIN,
+        incarnation: None,
     }))
 }
 
@@ -140,4 +141,40 @@ async fn records_the_agent_no_longer_has_do_not_hold_the_vantage_back_for_ever()
     store.flush().await;
     let views = vigil::store::Reader::new(&db).vantage_histories(T0).expect("histories");
     assert_eq!(views.horizons.get("xa-sin-ho"), Some(&records[99].at_ms));
+}
+
+/// An agent whose store was made anew (a replaced disk) starts its sequence numbers at 1
+/// again: with its new incarnation the centre files them after the old ones instead of
+/// dropping them as replays, and counts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_agent_store_is_a_new_series_not_a_replay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("vigil.db");
+    let (store, _) = vigil::store::open(&db).expect("store");
+    let records = agent_hour();
+    let from = |incarnation: &str, records: Vec<Forwarded>, received_ms: i64| {
+        Record::Ingest(Box::new(IngestBatch {
+            vantage: "xa-sin-ho".into(),
+            records,
+            clock_offset_ms: 0,
+            received_ms,
+            late_after_ms: MIN,
+            incarnation: Some(incarnation.into()),
+        }))
+    };
+    store.send(from("first", records[..100].to_vec(), T0 + 20 * MIN));
+    // The same records again from the same store: replays, kept once.
+    store.send(from("first", records[..100].to_vec(), T0 + 20 * MIN));
+    // A new store: its numbering starts again at 1, for later measurements.
+    let renumbered: Vec<Forwarded> =
+        records[100..150].iter().enumerate().map(|(i, r)| Forwarded { seq: i as i64 + 1, ..r.clone() }).collect();
+    store.send(from("second", renumbered, T0 + 30 * MIN));
+    store.flush().await;
+    let reader = vigil::store::Reader::new(&db);
+    let held = reader.received("xa-sin-ho").expect("received");
+    assert_eq!(held.len(), 150, "nothing dropped, nothing twice");
+    let times: Vec<i64> = held.iter().map(|r| r.at_ms).collect();
+    assert_eq!(times, records[..150].iter().map(|r| r.at_ms).collect::<Vec<_>>(), "in order");
+    let views = reader.vantage_histories(T0).expect("histories");
+    assert_eq!(views.horizons.get("xa-sin-ho"), Some(&records[149].at_ms), "the new series is counted");
 }

@@ -27,7 +27,29 @@ pub fn set_forwarding(path: &Path, on: bool) -> Result<(), StoreError> {
     let conn = connect(path)?;
     let sql =
         if on { TRIGGERS } else { "DROP TRIGGER IF EXISTS forward_results; DROP TRIGGER IF EXISTS forward_changes;" };
-    conn.execute_batch(sql).map_err(sqlite(path))
+    conn.execute_batch(sql).map_err(sqlite(path))?;
+    if on {
+        // This store's incarnation, made once: it tells the centre these sequence numbers
+        // are not an earlier store's.
+        let mut id = [0u8; 16];
+        if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id).is_err() {
+            // No system randomness: the clock, to the nanosecond, still tells stores apart.
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            id = nanos.as_nanos().to_be_bytes();
+        }
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        conn.execute(
+            "INSERT INTO agent_identity (incarnation) SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM agent_identity)",
+            [hex],
+        )
+        .map_err(sqlite(path))?;
+    }
+    Ok(())
+}
+
+/// This agent store's incarnation (None before it forwards).
+pub fn incarnation(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT incarnation FROM agent_identity LIMIT 1", [], |r| r.get(0)).optional()
 }
 
 /// One record on its way to the centre: a result or a state change of one target, as it
@@ -95,21 +117,25 @@ pub struct IngestBatch {
     /// The vantage's grace: measured time counted later than this after it happened was
     /// back-filled (and is recorded as such).
     pub late_after_ms: i64,
+    /// The agent store's incarnation, when the agent sends it.
+    pub incarnation: Option<String>,
 }
 
 /// Keeps an agent's records at the centre, each sequence number once, and moves what the
 /// centre can vouch for forward; returns how many were new.
 pub fn ingest(conn: &Connection, batch: &IngestBatch) -> rusqlite::Result<usize> {
     let (vantage, records, now_ms) = (batch.vantage.as_str(), &batch.records, batch.received_ms);
+    let base = seq_base(conn, vantage, batch.incarnation.as_deref(), now_ms)?;
     let mut stmt = conn.prepare_cached(
         "INSERT OR IGNORE INTO vantage_results (vantage, seq, kind, target, at_ms, data, received_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     let mut new = 0;
     for r in records {
-        new += stmt.execute(params![vantage, r.seq, r.kind, r.target, r.at_ms, r.data.to_string(), now_ms])?;
+        let seq = r.seq.saturating_add(base);
+        new += stmt.execute(params![vantage, seq, r.kind, r.target, r.at_ms, r.data.to_string(), now_ms])?;
     }
-    let last_seq = records.iter().map(|r| r.seq).max().unwrap_or(0);
+    let last_seq = records.iter().map(|r| r.seq.saturating_add(base)).max().unwrap_or(0);
     conn.prepare_cached(
         "INSERT INTO vantages (name, last_seen_ms, last_seq, clock_offset_ms, received) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(name) DO UPDATE SET last_seen_ms = excluded.last_seen_ms,
@@ -117,10 +143,41 @@ pub fn ingest(conn: &Connection, batch: &IngestBatch) -> rusqlite::Result<usize>
            received = received + excluded.received",
     )?
     .execute(params![vantage, now_ms, last_seq, batch.clock_offset_ms, new as i64])?;
-    if let Some(oldest) = records.iter().map(|r| r.seq).min() {
+    if let Some(oldest) = records.iter().map(|r| r.seq.saturating_add(base)).min() {
         advance_contiguous(conn, vantage, oldest, now_ms, batch.late_after_ms)?;
     }
     Ok(new)
+}
+
+/// What the vantage's sequence numbers are shifted by: 0, unless its agent's store is a new
+/// incarnation — then its records are filed after every one the centre holds, as a new
+/// series (a store made anew restarts at 1; without this they would be taken for replays
+/// and dropped).
+fn seq_base(conn: &Connection, vantage: &str, incarnation: Option<&str>, now_ms: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO vantages (name, last_seen_ms, last_seq, clock_offset_ms, received) VALUES (?1, ?2, 0, 0, 0)",
+    )?
+    .execute(params![vantage, now_ms])?;
+    let (known, base, last): (Option<String>, i64, i64) = conn
+        .prepare_cached("SELECT incarnation, seq_base, last_seq FROM vantages WHERE name = ?1")?
+        .query_row([vantage], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let Some(incarnation) = incarnation else { return Ok(base) };
+    match known {
+        Some(known) if known == incarnation => Ok(base),
+        Some(_) => {
+            tracing::warn!(vantage, "the agent's store is new: its records are filed after the old ones");
+            conn.prepare_cached(
+                "UPDATE vantages SET incarnation = ?2, seq_base = ?3, contiguous_seq = ?3 WHERE name = ?1",
+            )?
+            .execute(params![vantage, incarnation, last])?;
+            Ok(last)
+        }
+        None => {
+            conn.prepare_cached("UPDATE vantages SET incarnation = ?2 WHERE name = ?1")?
+                .execute(params![vantage, incarnation])?;
+            Ok(base)
+        }
+    }
 }
 
 /// Moves the vantage's contiguous sequence over the records now held without a hole.

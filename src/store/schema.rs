@@ -152,6 +152,13 @@ const MIGRATIONS: &[&str] = &[
         to_ms INTEGER NOT NULL
     );
     CREATE INDEX vantage_backfills_by_time ON vantage_backfills (to_ms);",
+    // 11: an agent's incarnation (a random id its store gets when it starts forwarding): a
+    // store made anew restarts its sequence numbers at 1, and the centre, seeing a new
+    // incarnation, files them after the old ones (`seq_base`) instead of dropping them as
+    // replays.
+    "CREATE TABLE agent_identity (incarnation TEXT NOT NULL);
+    ALTER TABLE vantages ADD COLUMN incarnation TEXT;
+    ALTER TABLE vantages ADD COLUMN seq_base INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Brings the schema up to date.

@@ -27,6 +27,9 @@ struct Batch {
     vantage: String,
     sent_ms: i64,
     records: Vec<Forwarded>,
+    /// The agent store's incarnation (older agents send none).
+    #[serde(default)]
+    incarnation: Option<String>,
 }
 
 /// The vantage whose token `req` carries, and its clock bound, if any.
@@ -58,6 +61,9 @@ pub(super) async fn ingest(state: &Arc<WebState>, req: Request<Incoming>) -> Rep
     };
     if batch.vantage != vantage {
         return text(StatusCode::FORBIDDEN, "the token belongs to another vantage");
+    }
+    if batch.incarnation.as_ref().is_some_and(|i| i.is_empty() || i.len() > 64) {
+        return text(StatusCode::BAD_REQUEST, "an incarnation is 1 to 64 characters");
     }
     if batch.records.len() > MAX_RECORDS {
         return text(StatusCode::PAYLOAD_TOO_LARGE, format!("at most {MAX_RECORDS} records per batch"));
@@ -104,6 +110,7 @@ pub(super) async fn ingest(state: &Arc<WebState>, req: Request<Incoming>) -> Rep
         clock_offset_ms: offset,
         received_ms: now,
         late_after_ms: grace,
+        incarnation: batch.incarnation,
     })));
     // Answered once committed: the agent deletes what it sent only then.
     let (done, committed) = tokio::sync::oneshot::channel();
