@@ -225,7 +225,9 @@ impl App {
         let on_demand = Arc::new(crate::scheduler::OnDemand::default());
         // An agent's centre counts as reachable from the start: its own alerts wait
         // `alert_after` before they speak.
-        let centre_contact = config.agent.as_ref().map(|_| Arc::new(std::sync::atomic::AtomicI64::new(now_ms())));
+        // An agent's last answer from its centre; a cluster node's last lease renewal.
+        let centre_contact = (config.agent.is_some() || config.cluster.is_some())
+            .then(|| Arc::new(std::sync::atomic::AtomicI64::new(now_ms())));
         let outputs = Outputs {
             board: board.clone(),
             outlook,
@@ -304,9 +306,12 @@ impl App {
             metrics.cluster_assigned.set(owned_targets(&config) as i64);
             crate::cluster::spawn(
                 cluster.clone(),
-                members.clone(),
-                metrics.clone(),
-                reload_tx.clone(),
+                crate::cluster::Links {
+                    members: members.clone(),
+                    metrics: metrics.clone(),
+                    reload: reload_tx.clone(),
+                    renewed: centre_contact.clone().unwrap_or_default(),
+                },
                 shutdown.child_token(),
             );
         }

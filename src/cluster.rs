@@ -118,15 +118,21 @@ pub async fn join(cluster: &Cluster) -> Members {
     Arc::new(RwLock::new(live))
 }
 
+/// What the membership loop updates.
+pub struct Links {
+    /// The live members (a change is applied with a reload).
+    pub members: Members,
+    pub metrics: Arc<Metrics>,
+    pub reload: mpsc::Sender<ReloadRequest>,
+    /// When the lease was last renewed, Unix ms (the pipeline holds pages once it is older
+    /// than `failover_delay`).
+    pub renewed: Arc<std::sync::atomic::AtomicI64>,
+}
+
 /// Renews the lease every third of `failover_delay` until `shutdown` (then leaves); a
 /// change of the live members is written to `members` and applied with a reload.
-pub fn spawn(
-    cluster: Cluster,
-    members: Members,
-    metrics: Arc<Metrics>,
-    reload: mpsc::Sender<ReloadRequest>,
-    shutdown: CancellationToken,
-) -> JoinHandle<()> {
+pub fn spawn(cluster: Cluster, links: Links, shutdown: CancellationToken) -> JoinHandle<()> {
+    let Links { members, metrics, reload, renewed } = links;
     tokio::spawn(async move {
         let period = cluster.failover_delay / 3;
         let known = members.read().unwrap_or_else(|p| p.into_inner()).len();
@@ -147,6 +153,7 @@ pub fn spawn(
             };
             match conn.renew().await {
                 Ok(live) => {
+                    renewed.store(crate::model::now_ms(), std::sync::atomic::Ordering::Relaxed);
                     metrics.cluster_database_up.set(1);
                     metrics.cluster_members.set(live.len() as i64);
                     let before = members.read().unwrap_or_else(|p| p.into_inner()).clone();

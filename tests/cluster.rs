@@ -70,14 +70,7 @@ async fn three_nodes_share_the_targets_and_take_over_a_killed_one() {
         nodes.push(start_node(dir.path()));
         dirs.push(dir);
     }
-    for (node, port) in nodes.iter_mut().zip(&ports) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", *port)).await.is_err() {
-            assert!(node.try_wait().expect("status").is_none(), "a node exited at start");
-            assert!(Instant::now() < deadline, "a node listens");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    wait_listening(&mut nodes, &ports).await;
     // Every node knows all three, and together they run each target once.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -187,6 +180,18 @@ async fn three_nodes_share_the_targets_and_take_over_a_killed_one() {
     }
 }
 
+/// Waits until every node listens (failing if one exits).
+async fn wait_listening(nodes: &mut [Reaped], ports: &[u16]) {
+    for (node, port) in nodes.iter_mut().zip(ports) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", *port)).await.is_err() {
+            assert!(node.try_wait().expect("status").is_none(), "a node exited at start");
+            assert!(Instant::now() < deadline, "a node listens");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// `vigil run` over the node's configuration, stopped when dropped.
 fn start_node(dir: &std::path::Path) -> Reaped {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
@@ -208,4 +213,134 @@ async fn wait_gauge(port: u16, name: &str) -> f64 {
         assert!(Instant::now() < deadline, "{name} on port {port}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A TCP relay to PostgreSQL that the test can cut: new connections refused, open ones
+/// dropped (a node's link to the database fails while the others keep theirs).
+struct Relay {
+    port: u16,
+    cut: tokio_util::sync::CancellationToken,
+}
+
+async fn relay_to(port: u16) -> Relay {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let relay =
+        Relay { port: listener.local_addr().expect("addr").port(), cut: tokio_util::sync::CancellationToken::new() };
+    let cut = relay.cut.clone();
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = cut.cancelled() => return,
+                a = listener.accept() => a,
+            };
+            let Ok((mut client, _)) = accepted else { return };
+            let cut = cut.clone();
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { return };
+                tokio::select! {
+                    _ = cut.cancelled() => {}
+                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                }
+            });
+        }
+    });
+    relay
+}
+
+/// Issue #20, item 4: a node cut from the database holds its new incidents once its lease
+/// has run out (the node that took its targets pages them), and pages them itself only
+/// after twice the lease (duplicates over silence).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_from_the_database_holds_its_pages_then_speaks_alone() {
+    const LEASE: u64 = 9;
+    let pg = Postgres::start();
+    let relay = relay_to(pg.port).await;
+    let web = web_server(None).await;
+    let hooks = HookSink::start().await;
+    let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
+    let mut dirs = Vec::new();
+    let mut nodes = Vec::new();
+    for (i, (node, port)) in ["node-a", "node-b"].iter().zip(&ports).enumerate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dsn = if i == 0 {
+            pg.dsn.replace(&format!("port={}", pg.port), &format!("port={}", relay.port))
+        } else {
+            pg.dsn.clone()
+        };
+        let text = node_config(dir.path(), node, *port, &dsn, web.addr, hooks.addr)
+            .replace("failover_delay: 3s", &format!("failover_delay: {LEASE}s"))
+            .replace(
+                "defaults: { interval: 1s, timeout: 800ms }",
+                "defaults: { interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1 }",
+            );
+        std::fs::write(dir.path().join("vigil.yaml"), text).expect("write");
+        nodes.push(start_node(dir.path()));
+        dirs.push(dir);
+    }
+    wait_listening(&mut nodes, &ports).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut assigned = 0.0;
+        let mut members = Vec::new();
+        for port in &ports {
+            members.push(wait_gauge(*port, "vigil_cluster_members").await);
+            assigned += wait_gauge(*port, "vigil_cluster_assigned_targets").await;
+        }
+        if members == [2.0, 2.0] && assigned == TARGETS as f64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cluster forms: {members:?} {assigned}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let pair: Vec<String> = vec!["node-a".into(), "node-b".into()];
+    let a_targets: Vec<String> = (0..TARGETS)
+        .map(|i| format!("web/pages/t{i}"))
+        .filter(|t| vigil::config::shard::owner_among(t, &pair).map(String::as_str) == Some("node-a"))
+        .collect();
+    assert!(!a_targets.is_empty(), "node-a runs some targets");
+
+    relay.cut.cancel();
+    let cut = Instant::now();
+    // node-b takes everything once node-a's lease runs out.
+    while wait_gauge(ports[1], "vigil_cluster_assigned_targets").await < TARGETS as f64 {
+        assert!(cut.elapsed() < Duration::from_secs(LEASE + 8), "node-b takes over");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let takeover = cut.elapsed();
+    tokio::time::sleep(Duration::from_secs(LEASE).saturating_sub(takeover) + Duration::from_millis(500)).await;
+    web.switch.store(503, std::sync::atomic::Ordering::SeqCst);
+    let from = |h: &Hook, node: &str, t: &str| {
+        h.body["instance"] == node && h.body["event"] == "firing" && h.body["incident"]["target"] == t
+    };
+    let mut first_from_a = None;
+    let deadline = Instant::now() + Duration::from_secs(3 * LEASE);
+    loop {
+        let seen = hooks.hooks();
+        if first_from_a.is_none() && seen.iter().any(|h| h.body["instance"] == "node-a") {
+            first_from_a = Some(cut.elapsed());
+        }
+        let b_paged = a_targets.iter().all(|t| seen.iter().any(|h| from(h, "node-b", t)));
+        let a_paged = a_targets.iter().all(|t| seen.iter().any(|h| from(h, "node-a", t)));
+        if b_paged && a_paged {
+            break;
+        }
+        assert!(Instant::now() < deadline, "both pages arrive: b {b_paged}, a {a_paged}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first_from_a = first_from_a.expect("node-a paged");
+    eprintln!("node-b took over {takeover:?} after the cut; node-a paged alone {first_from_a:?} after it");
+    // Its last renewal came at most a third of the lease before the cut.
+    let earliest = Duration::from_secs(2 * LEASE) - Duration::from_secs(LEASE / 3) - Duration::from_millis(500);
+    assert!(first_from_a >= earliest, "node-a held its pages for twice its lease: {first_from_a:?}");
+    let held = vigil::store::query::incidents(&dirs[0].path().join("vigil.db"), true, None, 50).expect("incidents");
+    for t in &a_targets {
+        let i = held.iter().find(|i| &i.target == t).expect("node-a's incident");
+        let decisions: Vec<_> = i.why.iter().map(|w| w.decision).collect();
+        use vigil::model::incident::Decision;
+        assert!(
+            decisions.contains(&Decision::DatabaseLost) && decisions.contains(&Decision::AnnouncedWithoutDatabase),
+            "{t}: {decisions:?}"
+        );
+    }
+    drop(nodes);
 }

@@ -94,6 +94,14 @@ pub enum Decision {
     /// Closed here because its target moved to another shard or cluster node, which watches
     /// it now (and pages again if it still fails).
     Moved,
+    /// Not announced yet: this cluster node cannot reach its database, its lease ran out,
+    /// and the nodes that took its targets page for them.
+    DatabaseLost,
+    /// Announced by this cluster node although its database stayed unreachable for twice
+    /// its lease (duplicates over silence).
+    AnnouncedWithoutDatabase,
+    /// Announced once the database answered again (the target is still this node's).
+    DatabaseBack,
 }
 
 impl Decision {
@@ -139,6 +147,18 @@ impl Decision {
             (Decision::OtherShard, false) => format!("Not announced here: {who} owns this target and announces it"),
             (Decision::Moved, true) => format!("Đóng ở đây: {who} giám sát đối tượng này từ nay"),
             (Decision::Moved, false) => format!("Closed here: {who} watches this target from now on"),
+            (Decision::DatabaseLost, true) => {
+                "Tạm chưa báo: máy này mất kết nối cơ sở dữ liệu cụm, máy khác đang giám sát thay".into()
+            }
+            (Decision::DatabaseLost, false) => {
+                "Held: this node cannot reach the cluster's database; the nodes that took over page".into()
+            }
+            (Decision::AnnouncedWithoutDatabase, true) => "Máy này tự báo: mất cơ sở dữ liệu cụm quá lâu".into(),
+            (Decision::AnnouncedWithoutDatabase, false) => {
+                "Announced by this node: the cluster's database stayed unreachable (duplicates over silence)".into()
+            }
+            (Decision::DatabaseBack, true) => "Đã báo khi cơ sở dữ liệu cụm trở lại".into(),
+            (Decision::DatabaseBack, false) => "Announced when the cluster's database answered again".into(),
         }
     }
 }

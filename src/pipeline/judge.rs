@@ -358,6 +358,9 @@ impl Pipeline {
                     // Another shard's target, watched here for its dependants: the owner speaks.
                     let who = vec![owner.clone()];
                     self.engine.open_unannounced(opening, t.at_ms, Decision::OtherShard, who)
+                } else if self.database_holds(t.at_ms) {
+                    // Cut from the cluster's database: the nodes that took over page for it.
+                    self.engine.open_unannounced(opening, t.at_ms, Decision::DatabaseLost, Vec::new())
                 } else if !quiet && self.centre_speaks(t.at_ms) {
                     // An agent whose centre answers: the centre alerts, from what it forwards.
                     self.engine.open_unannounced(opening, t.at_ms, Decision::CentreSpeaks, Vec::new())

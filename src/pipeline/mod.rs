@@ -4,6 +4,7 @@
 //! its notifications to the store in one transaction before handing the notifications to
 //! the outbox dispatcher. Being the only writer of alert state, it needs no locks for it.
 
+mod cluster;
 mod judge;
 mod targets;
 pub mod vantages;

@@ -125,6 +125,7 @@ impl Pipeline {
         }
         self.watch_vantages(now);
         self.speak_for_the_centre(now);
+        self.page_held_without_database(now);
         // Windows opened through the API are dropped once they have ended (they piled up).
         self.api_windows.retain(|w| !matches!(w.schedule, Schedule::Once { to_ms, .. } if to_ms <= now));
         let store = self.store.health().snapshot();
