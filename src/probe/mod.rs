@@ -14,6 +14,7 @@ mod http;
 pub mod icmp;
 pub mod ntp;
 pub mod perfdata;
+mod reaching;
 mod sip;
 mod smtp;
 mod tcp;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use tokio::net::UdpSocket;
 
-use super::http::resolve;
+use super::reaching::{addresses, finished};
 use super::{FailureReason, Observations, ProbeError, Reach};
 
 /// Seconds from 1900 (NTP's epoch) to 1970.
@@ -90,14 +90,8 @@ fn answer(reply: &[u8], sent: &[u8; 48], t1: f64, t4: f64) -> Option<Result<NtpR
 pub(super) async fn observe(address: &str, reach: Reach<'_>) -> Result<Observations, ProbeError> {
     let started = Instant::now();
     let mut obs = Observations::default();
-    match ask(address, reach, &mut obs).await {
-        Ok(reading) => {
-            obs.response_time = Some(started.elapsed());
-            obs.ntp = Some(reading);
-            Ok(obs)
-        }
-        Err(e) => Err(e.with(obs)),
-    }
+    let result = ask(address, reach, &mut obs).await.map(|reading| obs.ntp = Some(reading));
+    finished(started, obs, result)
 }
 
 async fn ask(address: &str, reach: Reach<'_>, obs: &mut Observations) -> Result<NtpReading, ProbeError> {
@@ -107,11 +101,7 @@ async fn ask(address: &str, reach: Reach<'_>, obs: &mut Observations) -> Result<
         }
         _ => (address, 123),
     };
-    let addrs = match reach.pinned_addrs(host, port) {
-        Some(addrs) => addrs,
-        None => resolve(host, port).await?,
-    };
-    reach.admit(host, &addrs)?;
+    let addrs = addresses(host, port, reach, obs).await?;
     let peer = *addrs.first().ok_or_else(|| ProbeError::new(FailureReason::Dns, "no address"))?;
     let io = |e: std::io::Error| {
         let reason = if e.kind() == std::io::ErrorKind::ConnectionRefused {

@@ -11,7 +11,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
-use super::http::{connect, resolve};
+use super::reaching::{addresses, connected, finished, host_port};
 use super::tls::TlsContext;
 use super::{FailureReason, Observations, ProbeError, Reach};
 use crate::config::{SipSpec, SipTransport};
@@ -95,13 +95,8 @@ pub(super) async fn observe(
 ) -> Result<Observations, ProbeError> {
     let started = Instant::now();
     let mut obs = Observations::default();
-    match ask(spec, address, tls, reach, &mut obs).await {
-        Ok(()) => {
-            obs.response_time = Some(started.elapsed());
-            Ok(obs)
-        }
-        Err(e) => Err(e.with(obs)),
-    }
+    let result = ask(spec, address, tls, reach, &mut obs).await;
+    finished(started, obs, result)
 }
 
 async fn ask(
@@ -111,27 +106,13 @@ async fn ask(
     reach: Reach<'_>,
     obs: &mut Observations,
 ) -> Result<(), ProbeError> {
-    let (host, port) = address
-        .rsplit_once(':')
-        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
-        .ok_or_else(|| ProbeError::new(FailureReason::Network, format!("\"{address}\" is not host:port")))?;
-    let phase = Instant::now();
-    let addrs = match reach.pinned_addrs(host, port) {
-        Some(addrs) => addrs,
-        None => resolve(host, port).await?,
-    };
-    obs.phases.push(("dns", phase.elapsed()));
-    reach.admit(host, &addrs)?;
+    let (host, port) = host_port(address)?;
+    let addrs = addresses(host, port, reach, obs).await?;
     let ids = Ids::new();
     let code = match spec.transport {
         SipTransport::Udp => over_udp(&addrs, host, port, &ids, reach.deadline, obs).await?,
         SipTransport::Tcp | SipTransport::Tls => {
-            let phase = Instant::now();
-            let stream = connect(&addrs, reach.deadline).await?;
-            let peer = stream.peer_addr().ok();
-            obs.ip = peer.map(|a| a.ip());
-            obs.connected = Some(true);
-            obs.phases.push(("connect", phase.elapsed()));
+            let stream = connected(&addrs, reach, obs).await?;
             let local = stream.local_addr().map_err(|e| ProbeError::new(FailureReason::Network, e.to_string()))?;
             let text = request(&ids, spec.transport, host, port, local);
             if spec.transport == SipTransport::Tls {

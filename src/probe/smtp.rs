@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
-use super::http::{connect, resolve};
+use super::reaching::{addresses, connected, finished, host_port};
 use super::tls::TlsContext;
 use super::{FailureReason, Observations, ProbeError, Reach};
 use crate::config::SmtpSpec;
@@ -99,13 +99,7 @@ pub(super) async fn observe(
     let started = Instant::now();
     let mut obs = Observations::default();
     let result = talk(spec, address, tls, reach, &mut obs).await;
-    match result {
-        Ok(()) => {
-            obs.response_time = Some(started.elapsed());
-            Ok(obs)
-        }
-        Err(e) => Err(e.with(obs)),
-    }
+    finished(started, obs, result)
 }
 
 async fn talk(
@@ -115,24 +109,11 @@ async fn talk(
     reach: Reach<'_>,
     obs: &mut Observations,
 ) -> Result<(), ProbeError> {
-    let (host, port) = address
-        .rsplit_once(':')
-        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
-        .ok_or_else(|| ProbeError::new(FailureReason::Network, format!("\"{address}\" is not host:port")))?;
-    let mut phase = Instant::now();
-    let addrs = match reach.pinned_addrs(host, port) {
-        Some(addrs) => addrs,
-        None => resolve(host, port).await?,
-    };
-    obs.phases.push(("dns", phase.elapsed()));
-    reach.admit(host, &addrs)?;
-    phase = Instant::now();
-    let stream = connect(&addrs, reach.deadline).await?;
-    obs.ip = stream.peer_addr().ok().map(|a| a.ip());
-    obs.connected = Some(true);
-    obs.phases.push(("connect", phase.elapsed()));
+    let (host, port) = host_port(address)?;
+    let addrs = addresses(host, port, reach, obs).await?;
+    let stream = connected(&addrs, reach, obs).await?;
 
-    phase = Instant::now();
+    let mut phase = Instant::now();
     let mut plain = Conversation { io: BufReader::new(stream) };
     let banner = expect("banner", plain.reply().await?, 220, obs)?;
     obs.body = Some(Bytes::from(banner));

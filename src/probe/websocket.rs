@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use url::Url;
 
-use super::http::{connect, resolve};
+use super::reaching::{addresses, connected, finished};
 use super::tls::TlsContext;
 use super::{FailureReason, Observations, ProbeError, Reach};
 use crate::config::WebsocketSpec;
@@ -30,13 +30,8 @@ pub(super) async fn observe(
 ) -> Result<Observations, ProbeError> {
     let started = Instant::now();
     let mut obs = Observations::default();
-    match talk(spec, address, tls, reach, &mut obs).await {
-        Ok(()) => {
-            obs.response_time = Some(started.elapsed());
-            Ok(obs)
-        }
-        Err(e) => Err(e.with(obs)),
-    }
+    let result = talk(spec, address, tls, reach, &mut obs).await;
+    finished(started, obs, result)
 }
 
 async fn talk(
@@ -49,20 +44,10 @@ async fn talk(
     let url = Url::parse(address).map_err(|e| ProbeError::new(FailureReason::Network, format!("invalid URL: {e}")))?;
     let host = url.host_str().unwrap_or_default().to_string();
     let port = url.port_or_known_default().unwrap_or(if url.scheme() == "wss" { 443 } else { 80 });
-    let mut phase = Instant::now();
-    let addrs = match reach.pinned_addrs(&host, port) {
-        Some(addrs) => addrs,
-        None => resolve(&host, port).await?,
-    };
-    obs.phases.push(("dns", phase.elapsed()));
-    reach.admit(&host, &addrs)?;
-    phase = Instant::now();
-    let stream = connect(&addrs, reach.deadline).await?;
-    obs.ip = stream.peer_addr().ok().map(|a| a.ip());
-    obs.connected = Some(true);
-    obs.phases.push(("connect", phase.elapsed()));
+    let addrs = addresses(&host, port, reach, obs).await?;
+    let stream = connected(&addrs, reach, obs).await?;
     if url.scheme() == "wss" {
-        phase = Instant::now();
+        let phase = Instant::now();
         let (result, certs) = tls.connect(&spec.tls, &host, stream, &[b"http/1.1"]).await;
         obs.certificates = certs;
         let stream = result?;
