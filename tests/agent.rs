@@ -132,6 +132,11 @@ async fn every_committed_result_reaches_the_centre_once_through_kills_and_a_cent
     assert_eq!(ingest(batch(0, vec![record(1, "delete")])).await, 400, "only results and state changes");
     let many: Vec<String> = (1..=10_001).map(|s| record(s, "result")).collect();
     assert_eq!(ingest(batch(0, many)).await, 413, "at most 10,000 records");
+    let incarnation = |id: &str| {
+        format!(r#"{{"vantage":"xa-sin-ho","sent_ms":0,"incarnation":"{id}","records":[{}]}}"#, record(1, "result"))
+    };
+    assert_eq!(ingest(incarnation(&"x".repeat(65))).await, 400, "an incarnation of at most 64 characters");
+    assert_eq!(ingest(incarnation("")).await, 400, "and not empty");
     assert_eq!(ingest(format!("{{\"pad\":\"{}\"}}", "x".repeat(9 * 1024 * 1024))).await, 413, "at most 8 MB");
     // A clock at the end of time: corrected with saturating arithmetic, not an overflow.
     assert_eq!(ingest(batch(i64::MIN, vec![])).await, 200, "an absurd clock is answered");
