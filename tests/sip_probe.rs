@@ -81,12 +81,29 @@ async fn a_silent_port_and_a_forged_answer_are_timeouts() {
             let _ = forger.send_to(forged.as_bytes(), from).await;
         }
     });
+    // Over TCP, an answer that never ends (no blank line): cut at 64 KiB.
+    let endless = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let endless_port = endless.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        if let Ok((mut s, _)) = endless.accept().await {
+            let _ = s.write_all(b"SIP/2.0 200 OK\r\n").await;
+            for _ in 0..100 {
+                if s.write_all(&[b'x'; 1024]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
     let checks = format!(
-        "      - {{ id: silent, interval: 5s, timeout: 1500ms, sip: {{ address: \"{}\" }} }}\n\
+        "      - {{ id: endless, interval: 5s, timeout: 1500ms, sip: {{ address: \"127.0.0.1:{endless_port}\", transport: tcp }} }}\n\
+         \x20     - {{ id: silent, interval: 5s, timeout: 1500ms, sip: {{ address: \"{}\" }} }}\n\
          \x20     - {{ id: forged, interval: 5s, timeout: 1500ms, sip: {{ address: \"127.0.0.1:{forger_port}\" }} }}\n",
         silent.local_addr().expect("addr")
     );
     let out = probe_all(dir.path(), &checks).await;
+    assert_eq!((out["endless"].health, out["endless"].reason), (Health::Down, Some(FailureReason::Network)));
+    assert!(out["endless"].message.contains("64 KiB"), "{}", out["endless"].message);
     for id in ["silent", "forged"] {
         assert_eq!(
             (out[id].health, out[id].reason),

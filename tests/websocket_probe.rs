@@ -19,15 +19,17 @@ async fn the_upgrade_and_the_first_answer_decide() {
         WsServer::start("echo", Some((&cert, &key))),
         WsServer::start("silent", None),
         WsServer::start("refuse", None),
+        WsServer::start("huge", None),
     ];
-    let [echo, secure, silent, refuse] = [0, 1, 2, 3].map(|i| servers[i].port);
+    let [echo, secure, silent, refuse, huge] = [0, 1, 2, 3, 4].map(|i| servers[i].port);
     let checks = format!(
         "      - {{ id: echo, websocket: {{ url: \"ws://127.0.0.1:{echo}/signal\", send: hello }}, conditions: [\"[STATUS] == 101\", \"[BODY] == echo: hello\"] }}\n\
          \x20     - {{ id: secure, websocket: {{ url: \"wss://127.0.0.1:{secure}/signal\", send: hello, ca_file: ca.pem }}, conditions: [\"[BODY] == echo: hello\", \"[CERTIFICATE_EXPIRATION] > 7d\"] }}\n\
          \x20     - {{ id: wrong, websocket: {{ url: \"ws://127.0.0.1:{echo}/signal\", send: hello }}, conditions: [\"[BODY] == pong\"] }}\n\
          \x20     - {{ id: upgrade-only, websocket: {{ url: \"ws://127.0.0.1:{silent}/signal\" }} }}\n\
          \x20     - {{ id: silent, timeout: 1s, websocket: {{ url: \"ws://127.0.0.1:{silent}/signal\", send: hello }} }}\n\
-         \x20     - {{ id: refused, websocket: {{ url: \"ws://127.0.0.1:{refuse}/signal\" }} }}\n"
+         \x20     - {{ id: refused, websocket: {{ url: \"ws://127.0.0.1:{refuse}/signal\" }} }}\n\
+         \x20     - {{ id: huge, websocket: {{ url: \"ws://127.0.0.1:{huge}/signal\", send: hello }} }}\n"
     );
     write_config(dir.path(), &format!("systems:\n  - id: meet\n    checks:\n{checks}"));
     let config = vigil::config::load(&dir.path().join("vigil.yaml")).expect("config");
@@ -49,6 +51,9 @@ async fn the_upgrade_and_the_first_answer_decide() {
     assert_eq!(get("upgrade-only").health, Health::Up, "{}", get("upgrade-only").message);
     let silent = get("silent");
     assert_eq!((silent.health, silent.reason), (Health::Down, Some(FailureReason::Timeout)), "{}", silent.message);
+    // A 2 MiB answer is over the 1 MiB cap: refused, not buffered.
+    let huge = get("huge");
+    assert_eq!((huge.health, huge.reason), (Health::Down, Some(FailureReason::Network)), "{}", huge.message);
     let refused = get("refused");
     assert_eq!(
         (refused.health, refused.reason, refused.observations.status),
