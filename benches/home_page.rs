@@ -33,7 +33,7 @@ fn write_config(dir: &Path, checks: usize) {
 
 /// 90 days: every check up from the start and down for 10 minutes every 30 days.
 fn seed(dir: &Path, checks: usize, now: i64) {
-    let (store, _) = vigil::store::open(&dir.join("vigil.db")).expect("store");
+    let (store, _) = vigil::store::open(dir.join("vigil.db")).expect("store");
     let start = now - 90 * DAY;
     for c in 0..checks {
         let target = format!("system-{}/check-{c}", c % 10);

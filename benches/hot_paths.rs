@@ -83,7 +83,7 @@ fn metrics_encoding(c: &mut Criterion) {
 
 fn store_writes(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (store, _) = vigil::store::open(&dir.path().join("bench.db")).expect("store");
+    let (store, _) = vigil::store::open(dir.path().join("bench.db")).expect("store");
     let mut at = 1_790_000_000_000;
     let mut group = c.benchmark_group("store");
     group.sample_size(10);

@@ -34,7 +34,7 @@ fn write_config(dir: &Path, checks: usize) {
 /// Seeds 30 days: each check is down 5 minutes a day (at a time that depends on the check)
 /// and has four results a day in its rollup.
 fn seed(dir: &Path, checks: usize) {
-    let (store, _) = vigil::store::open(&dir.join("vigil.db")).expect("store");
+    let (store, _) = vigil::store::open(dir.join("vigil.db")).expect("store");
     let up = TargetState { state: State::Up, since_ms: MONTH_START, streak: None };
     for c in 0..checks {
         let target = format!("system-{}/check-{c}", c % 5);

@@ -174,7 +174,7 @@ impl App {
                 tracing::debug!(error = %e, "cannot check the store's forwarding triggers");
             }
         }
-        let (store, restored) = store::open_or_degraded(&config.storage.path);
+        let (store, restored) = store::open_or_degraded(store::Location::of(&config.storage));
         let heartbeats = Arc::new(HeartbeatBook::default());
         heartbeats.set_tokens(&config);
         for h in restored.heartbeats {
@@ -217,7 +217,7 @@ impl App {
         let monthly_stop = CancellationToken::new();
         let monthly = crate::report::monthly::spawn(
             outlook_rx.clone(),
-            config.storage.path.clone(),
+            store::Location::of(&config.storage),
             store_writer.clone(),
             notes_tx.clone(),
             monthly_stop.clone(),
@@ -289,7 +289,7 @@ impl App {
             store: store_writer,
             prober,
             pipeline: control_tx.clone(),
-            reader: store::Reader::new(&config.storage.path),
+            reader: store::Reader::new(store::Location::of(&config.storage)),
             store_health,
             probe_permits: tokio::sync::Semaphore::new(web::PROBE_CONCURRENCY),
             sessions: Default::default(),

@@ -140,7 +140,7 @@ async fn every_committed_result_reaches_the_centre_once_through_kills_and_a_cent
     assert_eq!(ingest(format!("{{\"pad\":\"{}\"}}", "x".repeat(9 * 1024 * 1024))).await, 413, "at most 8 MB");
     // A clock at the end of time: corrected with saturating arithmetic, not an overflow.
     assert_eq!(ingest(batch(i64::MIN, vec![])).await, 200, "an absurd clock is answered");
-    let reader = vigil::store::Reader::new(&centre_dir.path().join("vigil.db"));
+    let reader = vigil::store::Reader::new(centre_dir.path().join("vigil.db"));
     assert!(reader.received("xa-sin-ho").expect("centre store").is_empty(), "nothing stored from refused batches");
     assert_eq!(request("GET", &format!("{base}/-/healthy"), None).await.0, 200, "the centre still serves");
 
@@ -209,7 +209,7 @@ async fn every_committed_result_reaches_the_centre_once_through_kills_and_a_cent
     for key in &still_queued {
         measured.remove(key);
     }
-    let reader = vigil::store::Reader::new(&centre_dir.path().join("vigil.db"));
+    let reader = vigil::store::Reader::new(centre_dir.path().join("vigil.db"));
     let received = reader.received("xa-sin-ho").expect("centre store");
     let at_centre = tally(received.iter().map(|r| (r.kind.clone(), r.target.clone(), r.at_ms)));
     let twice: Vec<_> = at_centre.iter().filter(|(_, n)| **n > 1).collect();
@@ -319,7 +319,7 @@ async fn the_agent_reaches_its_centre_over_https_trusting_only_its_ca() {
     std::fs::write(agent_dir.path().join("agent.yaml"), agent).expect("write");
     let centre = start_centre(centre_dir.path()).await;
     let mut agent = start_agent(agent_dir.path());
-    let reader = vigil::store::Reader::new(&centre_dir.path().join("vigil.db"));
+    let reader = vigil::store::Reader::new(centre_dir.path().join("vigil.db"));
     let deadline = Instant::now() + Duration::from_secs(20);
     while reader.received("xa-sin-ho").map_or(0, |r| r.len()) < 8 {
         assert!(Instant::now() < deadline, "results arrive over HTTPS");
@@ -362,7 +362,7 @@ async fn an_agent_five_minutes_ahead_is_corrected_and_marked() {
     let centre = start_centre(centre_dir.path()).await;
     let started = vigil::model::now_ms();
     let mut agent = start_agent_ahead(agent_dir.path(), 300_000);
-    let reader = vigil::store::Reader::new(&centre_dir.path().join("vigil.db"));
+    let reader = vigil::store::Reader::new(centre_dir.path().join("vigil.db"));
     let deadline = Instant::now() + Duration::from_secs(20);
     while reader.received("xa-sin-ho").map_or(0, |r| r.len()) < 8 {
         assert!(Instant::now() < deadline, "results arrive");
@@ -415,7 +415,7 @@ async fn the_agent_runs_what_its_centre_assigns_and_keeps_it_offline() {
     let base = format!("http://127.0.0.1:{centre_port}");
     assert_eq!(request("GET", &format!("{base}/api/v1/assignment"), None).await.0, 401);
     let mut agent = start_agent(agent_dir.path());
-    let reader = vigil::store::Reader::new(&centre_dir.path().join("vigil.db"));
+    let reader = vigil::store::Reader::new(centre_dir.path().join("vigil.db"));
     let from_agent =
         |target: &str| reader.received("xa-sin-ho").unwrap_or_default().iter().filter(|r| r.target == target).count();
     let wait = |what: &'static str, target: &'static str| {
@@ -498,7 +498,7 @@ async fn the_agent_alerts_itself_only_when_its_centre_is_gone() {
     std::fs::write(agent_dir.path().join("agent.yaml"), agent).expect("write");
     let centre = start_centre(centre_dir.path()).await;
     let mut agent = start_agent(agent_dir.path());
-    let reader = vigil::store::Reader::new(&centre_dir.path().join("vigil.db"));
+    let reader = vigil::store::Reader::new(centre_dir.path().join("vigil.db"));
     let deadline = Instant::now() + Duration::from_secs(20);
     while reader.received("xa-sin-ho").map_or(0, |r| r.len()) < 3 {
         assert!(Instant::now() < deadline, "the agent reaches the centre");

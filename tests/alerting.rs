@@ -452,7 +452,7 @@ async fn smtp_outage_loses_nothing_and_keeps_order() {
         assert!(firing < resolved, "incident {n}: resolved before firing");
     }
     app.shutdown().await;
-    let deliveries = vigil::store::query::deliveries(&dir.path().join("vigil.db")).expect("store");
+    let deliveries = vigil::store::query::deliveries(dir.path().join("vigil.db")).expect("store");
     assert!(
         deliveries.iter().all(|(_, state, channel)| state == "delivered" && channel.as_deref() == Some("email")),
         "{deliveries:?}"
@@ -606,7 +606,7 @@ async fn monitor_blind_sends_one_alert_and_judges_nothing_else() {
         .wait_until(WAIT, "the service alert", |h| h.iter().any(|x| x.body["incident"]["target"] == "reporting/api"))
         .await;
     assert_eq!(events_of(&got).iter().filter(|e| *e == "firing").count(), 2);
-    let changes = vigil::store::query::changes(&dir.path().join("vigil.db"), "reporting/api").expect("store");
+    let changes = vigil::store::query::changes(dir.path().join("vigil.db"), "reporting/api").expect("store");
     assert!(changes.iter().any(|c| c.to == "unknown"), "blind time is recorded as no data: {changes:?}");
     app.shutdown().await;
 }
@@ -645,7 +645,7 @@ async fn fallback_chain_reaches_the_team_through_the_next_channel() {
         Some(1.0)
     );
     app.shutdown().await;
-    let log = vigil::store::query::deliveries(&dir.path().join("vigil.db")).expect("store");
+    let log = vigil::store::query::deliveries(dir.path().join("vigil.db")).expect("store");
     assert_eq!(
         log,
         [("incident-1-firing-team".to_string(), "delivered".to_string(), Some("slack".to_string()))],
@@ -812,7 +812,7 @@ async fn root_cause_first_in_any_probe_order() {
         wait_states(&mut events, WAIT, &all(State::Up, State::Up)).await;
     }
     app.settle().await;
-    let incidents = vigil::store::query::incidents(&dir.path().join("vigil.db"), false, None, 1000).expect("incidents");
+    let incidents = vigil::store::query::incidents(dir.path().join("vigil.db"), false, None, 1000).expect("incidents");
     let of_gateways = incidents.iter().filter(|i| i.system == "communes").count();
     assert_eq!(of_gateways, 0, "no gateway was paged: {:?}", incidents.iter().map(|i| &i.target).collect::<Vec<_>>());
     assert_eq!(incidents.len(), ROUNDS, "the router, once per round");
@@ -905,7 +905,7 @@ async fn only_announced_incidents_get_reminders_and_escalations() {
     }
     app.settle().await;
     let before = (outbox_rows(dir.path(), "-reminder-"), outbox_rows(dir.path(), "-escalation-"));
-    let quiet = vigil::store::query::incidents(&dir.path().join("vigil.db"), true, Some("network"), 10).expect("open");
+    let quiet = vigil::store::query::incidents(dir.path().join("vigil.db"), true, Some("network"), 10).expect("open");
     assert!(quiet.first().is_some_and(|i| i.told.is_empty()), "the incident under flapping is quiet: {quiet:?}");
     clock.advance(Duration::from_secs(3_600));
     app.settle().await;

@@ -332,7 +332,7 @@ async fn a_node_cut_from_the_database_holds_its_pages_then_speaks_alone() {
     // Its last renewal came at most a third of the lease before the cut.
     let earliest = Duration::from_secs(2 * LEASE) - Duration::from_secs(LEASE / 3) - Duration::from_millis(500);
     assert!(first_from_a >= earliest, "node-a held its pages for twice its lease: {first_from_a:?}");
-    let held = vigil::store::query::incidents(&dirs[0].path().join("vigil.db"), true, None, 50).expect("incidents");
+    let held = vigil::store::query::incidents(dirs[0].path().join("vigil.db"), true, None, 50).expect("incidents");
     for t in &a_targets {
         let i = held.iter().find(|i| &i.target == t).expect("node-a's incident");
         let decisions: Vec<_> = i.why.iter().map(|w| w.decision).collect();

@@ -238,7 +238,7 @@ async fn thresholds_hold_and_state_survives_a_restart() {
     assert_eq!(sample(&metrics, "vigil_check_state", &[r#"check="switch""#, r#"state="down""#]), Some(1.0));
     app.shutdown().await;
 
-    let changes = vigil::store::query::changes(&dir.path().join("vigil.db"), "web/switch").expect("read store");
+    let changes = vigil::store::query::changes(dir.path().join("vigil.db"), "web/switch").expect("read store");
     let judged: Vec<(&str, &str)> = changes
         .iter()
         .filter(|c| c.reason.as_deref() != Some("stopped"))

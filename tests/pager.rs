@@ -294,7 +294,7 @@ async fn root_cause_first_when_the_parent_is_probed_ten_times_slower() {
         wait_states(&mut events, WAIT, &all(State::Up, State::Up)).await;
     }
     app.settle().await;
-    let incidents = vigil::store::query::incidents(&dir.path().join("vigil.db"), false, None, 1000).expect("incidents");
+    let incidents = vigil::store::query::incidents(dir.path().join("vigil.db"), false, None, 1000).expect("incidents");
     let paged: Vec<&str> = incidents.iter().map(|i| i.target.as_str()).filter(|t| *t != "core/router").collect();
     assert!(paged.is_empty(), "no gateway was paged: {paged:?}");
     assert_eq!(incidents.len(), ROUNDS, "the router, once per round");
@@ -356,7 +356,7 @@ async fn only_monitor_blind_when_the_uplink_and_applications_fail_together() {
         wait_states(&mut events, WAIT, &all(State::Up, State::Up)).await;
     }
     app.settle().await;
-    let incidents = vigil::store::query::incidents(&dir.path().join("vigil.db"), false, None, 1000).expect("incidents");
+    let incidents = vigil::store::query::incidents(dir.path().join("vigil.db"), false, None, 1000).expect("incidents");
     let paged: Vec<&str> = incidents.iter().map(|i| i.target.as_str()).filter(|t| *t != "core/uplink").collect();
     assert!(paged.is_empty(), "no application was paged: {paged:?}");
     assert_eq!(incidents.len(), ROUNDS, "monitor blind, once per round");

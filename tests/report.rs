@@ -299,7 +299,7 @@ async fn monthly_report_is_mailed_once_with_the_csv_attached() {
     assert_eq!(app.monthly_reports_queued(), 0, "not queued again after the restart");
     assert_eq!(smtp.mails().len(), 1, "sent once");
     app.shutdown().await;
-    let log = vigil::store::query::deliveries(&dir.path().join("vigil.db")).expect("outbox");
+    let log = vigil::store::query::deliveries(dir.path().join("vigil.db")).expect("outbox");
     assert_eq!(log, [(format!("report-{previous}-managers"), "delivered".to_string(), Some("email".to_string()))]);
 }
 

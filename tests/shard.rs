@@ -137,7 +137,7 @@ async fn a_parent_on_another_shard_still_decides_the_root_cause() {
     let seen = hooks.hooks();
     assert_eq!(seen.iter().filter(|h| about(h, &router, "firing")).count(), 1, "the router is paged once");
     assert_eq!(seen.iter().filter(|h| about(h, &portal, "firing")).count(), 0, "its dependant is not paged");
-    let held = vigil::store::query::incidents(&dirs[1].path().join("vigil.db"), true, None, 10).expect("incidents");
+    let held = vigil::store::query::incidents(dirs[1].path().join("vigil.db"), true, None, 10).expect("incidents");
     let helper = held.iter().find(|i| i.target == router).expect("the helper's incident is kept on shard 1");
     assert!(helper.told.is_empty(), "and not announced there");
     assert!(helper.why.iter().any(|w| w.decision == vigil::model::incident::Decision::OtherShard), "{:?}", helper.why);

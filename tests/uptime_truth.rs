@@ -337,7 +337,7 @@ async fn every_figure_agrees_with_the_ground_truth() {
     world.wait_state("procedures/portal", "up").await;
     let auth = format!("Bearer {TOKEN}");
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let open = vigil::store::query::incidents(&world.db(), true, Some("core"), 10).expect("incidents");
+    let open = vigil::store::query::incidents(world.db(), true, Some("core"), 10).expect("incidents");
     let router_incident = open.first().expect("the router's incident").id;
     let (code, _, body) = send(
         "POST",
@@ -370,7 +370,7 @@ async fn every_figure_agrees_with_the_ground_truth() {
     portal.store(200, Ordering::SeqCst);
     world.wait_state("procedures/portal", "up").await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let last_portal = vigil::store::query::incidents(&world.db(), false, Some("procedures"), 10)
+    let last_portal = vigil::store::query::incidents(world.db(), false, Some("procedures"), 10)
         .expect("incidents")
         .into_iter()
         .find(|i| i.check == "portal")
@@ -430,7 +430,7 @@ async fn every_figure_agrees_with_the_ground_truth() {
     let t_final = world.now() + 500;
     for id in ids {
         let reasons: Vec<Option<String>> =
-            vigil::store::query::changes(&world.db(), id).expect("changes").into_iter().map(|c| c.reason).collect();
+            vigil::store::query::changes(world.db(), id).expect("changes").into_iter().map(|c| c.reason).collect();
         assert!(reasons.contains(&Some("stopped".into())), "{id}: the clean stop is recorded");
         assert!(reasons.contains(&Some("not_watched".into())), "{id}: the crash gap is recorded");
     }

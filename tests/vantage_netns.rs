@@ -126,7 +126,7 @@ async fn a_cut_link_loses_nothing_and_is_one_vantage_lost_alert() {
         let child = agent_in(ns, dir.path());
         agents.push((dir, child));
     }
-    let reader = vigil::store::Reader::new(&centre_dir.path().join("vigil.db"));
+    let reader = vigil::store::Reader::new(centre_dir.path().join("vigil.db"));
     let deadline = Instant::now() + Duration::from_secs(30);
     while !COMMUNES.iter().all(|c| reader.received(c).map_or(0, |r| r.len()) >= 3) {
         assert!(Instant::now() < deadline, "every agent reaches the centre");

@@ -233,7 +233,8 @@ async fn report(path: &Path, req: ReportRequest<'_>) -> anyhow::Result<ExitCode>
         Some(other) => anyhow::bail!("unknown language \"{other}\" (expected vi or en)"),
         None => config.instance.language,
     };
-    let store = config.storage.path.exists().then(|| crate::store::Reader::new(&config.storage.path));
+    let location = crate::store::Location::of(&config.storage);
+    let store = location.exists().then(|| crate::store::Reader::new(&location));
     let built = match (prometheus, store) {
         (Some((url, step)), store) => {
             let to = span.to_ms.min(now);
@@ -241,7 +242,7 @@ async fn report(path: &Path, req: ReportRequest<'_>) -> anyhow::Result<ExitCode>
             report::build_from(&config, store.as_ref(), &histories, &span, lang, now)?
         }
         (None, Some(store)) => report::build(&config, &store, &span, lang, now)?,
-        (None, None) => anyhow::bail!("no store at {} (run vigil first)", config.storage.path.display()),
+        (None, None) => anyhow::bail!("no store at {location} (run vigil first)"),
     };
     let text = report::render(&built, format, tz);
     match output {

@@ -30,6 +30,7 @@ pub use crate::model::TargetKey;
 pub use fields::{parse_duration, parse_percent};
 pub use kinds::{DNS_TYPES, Kind, KindSpec, default_condition};
 pub use modules::{AllowRule, Module, ProbeEndpoint, is_credential_header};
+pub use secrets::redact_url;
 pub use source::{Pos, SourceFile};
 
 use crate::condition::Condition;
@@ -114,19 +115,6 @@ pub struct MonthlyReport {
     pub minute: u8,
     pub receivers: Vec<String>,
     pub language: Language,
-}
-
-/// A URL as logs, stored errors and messages may show it: `scheme://host[:port]/…` — the
-/// path, query and userinfo of a webhook or dead-man URL are often its secret (a chat bot's
-/// token). Text that is no URL shows as `<url>`.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) if u.host_str().is_some() => {
-            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
-            format!("{}://{}{port}/…", u.scheme(), u.host_str().unwrap_or_default())
-        }
-        _ => "<url>".to_string(),
-    }
 }
 
 /// A secret (token, password): never shown by `Debug` or `Display`.
@@ -237,11 +225,13 @@ pub enum PagesAuth {
     Bearer(Secret),
 }
 
-/// `storage:` — the embedded SQLite store.
+/// `storage:` — the embedded SQLite store, or PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct Storage {
     pub path: PathBuf,
     pub raw_retention: Duration,
+    /// `storage.postgres`: the connection string of a PostgreSQL store (then `path` is unused).
+    pub postgres: Option<Secret>,
 }
 
 /// `scheduler:` — global bounds.

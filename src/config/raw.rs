@@ -169,6 +169,15 @@ pub struct RawModule {
 pub struct RawStorage {
     pub path: Option<String>,
     pub raw_retention: Option<String>,
+    pub postgres: Option<RawPostgres>,
+}
+
+/// `storage.postgres:` — keep the store in PostgreSQL (a cluster's shared store).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawPostgres {
+    pub dsn: Option<String>,
+    pub dsn_file: Option<String>,
 }
 
 /// `defaults:` — values every check inherits unless it sets its own.

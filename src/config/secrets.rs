@@ -105,6 +105,19 @@ pub(super) fn problem(secret: &str, strength: Strength) -> Option<String> {
     None
 }
 
+/// A URL as logs, stored errors and messages may show it: `scheme://host[:port]/…` — the
+/// path, query and userinfo of a webhook or dead-man URL are often its secret (a chat bot's
+/// token). Text that is no URL shows as `<url>`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) if u.host_str().is_some() => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{}://{}{port}/…", u.scheme(), u.host_str().unwrap_or_default())
+        }
+        _ => "<url>".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

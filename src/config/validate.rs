@@ -60,7 +60,7 @@ fn load_source(mut root: SourceFile, env: Lookup<'_>) -> Result<Config, ConfigEr
 
     let instance = instance(&root, &raw, &mut errors);
     let server = server(&root, &raw, &base, &mut errors);
-    let storage = storage(&root, &raw, &mut errors);
+    let storage = storage(&root, &raw, &base, &mut errors);
     let scheduler = SchedulerConfig {
         max_concurrent_probes: match raw.scheduler.max_concurrent_probes {
             Some(0) => {
@@ -424,8 +424,31 @@ fn pages_auth(
     }
 }
 
-fn storage(file: &SourceFile, raw: &RawRoot, errors: &mut Errors) -> Storage {
+fn storage(file: &SourceFile, raw: &RawRoot, base: &std::path::Path, errors: &mut Errors) -> Storage {
+    let postgres = raw.storage.postgres.as_ref().and_then(|pg| {
+        if pg.dsn.is_none() && pg.dsn_file.is_none() {
+            errors.at(file, "storage.postgres", "set `dsn_file:` (or `dsn:`), the PostgreSQL connection string");
+        }
+        if raw.agent.is_some() {
+            errors.at(
+                file,
+                "storage.postgres",
+                "an agent keeps its store (its forwarding queue) in its own SQLite file",
+            );
+        }
+        let strength = super::secrets::Strength::Credential;
+        super::secrets::read(
+            file,
+            "storage.postgres.dsn",
+            pg.dsn.as_ref(),
+            pg.dsn_file.as_ref(),
+            strength,
+            base,
+            errors,
+        )
+    });
     Storage {
+        postgres,
         path: PathBuf::from(raw.storage.path.as_deref().unwrap_or(DEFAULT_STORE)),
         raw_retention: duration_field(
             file,

@@ -22,7 +22,8 @@ impl Pipeline {
         if self.config.vantages.is_empty() {
             return;
         }
-        let seen = crate::store::Reader::new(&self.config.storage.path).vantages().unwrap_or_default();
+        let seen =
+            crate::store::Reader::new(crate::store::Location::of(&self.config.storage)).vantages().unwrap_or_default();
         let mut board = self.board.write().unwrap_or_else(|p| p.into_inner());
         for s in seen.into_iter().filter(|s| self.config.vantages.iter().any(|v| v.name == s.name)) {
             board.vantages.entry(s.name.clone()).or_default().last_seen_ms = Some(s.last_seen_ms);

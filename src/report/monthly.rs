@@ -3,7 +3,6 @@
 //! the pipeline, whose results channel must keep flowing — and writes one outbox row per
 //! receiver; delivery gets each notification only after its row is committed.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -16,7 +15,7 @@ use crate::config::{Config, Language, MonthlyReport};
 use crate::delivery::Outlook;
 use crate::model::incident::{EventKind, Notification, ReportMail};
 use crate::model::now_ms;
-use crate::store::{Reader, Record, StoreWriter};
+use crate::store::{Location, Reader, Record, StoreWriter};
 
 /// How often the task looks at the clock.
 const CHECK_EVERY: Duration = Duration::from_secs(30);
@@ -49,7 +48,7 @@ pub struct MonthlyTask {
 /// Starts the task; it ends with `shutdown`.
 pub fn spawn(
     outlook: watch::Receiver<Outlook>,
-    store: PathBuf,
+    store: Location,
     writer: Option<StoreWriter>,
     notifications: mpsc::UnboundedSender<Notification>,
     shutdown: CancellationToken,
@@ -75,7 +74,7 @@ pub fn spawn(
 /// One look at the clock: queues the previous month's report if it is due and not done.
 async fn check_once(
     outlook: &watch::Receiver<Outlook>,
-    store: &std::path::Path,
+    store: &Location,
     writer: Option<&StoreWriter>,
     notifications: &mpsc::UnboundedSender<Notification>,
     done: &mut Option<String>,
@@ -88,7 +87,7 @@ async fn check_once(
     if done.as_deref() == Some(month.as_str()) {
         return;
     }
-    let (path, m) = (store.to_path_buf(), month.clone());
+    let (path, m) = (store.clone(), month.clone());
     let built = tokio::task::spawn_blocking(move || mails(&config, &path, &schedule, &m, now)).await;
     match built {
         Ok(Ok(list)) if !list.is_empty() => {
@@ -111,7 +110,7 @@ async fn check_once(
 /// The report of `month` as one notification per receiver not yet sent it.
 fn mails(
     config: &Config,
-    store: &std::path::Path,
+    store: &Location,
     schedule: &MonthlyReport,
     month: &str,
     now: i64,
@@ -183,7 +182,7 @@ mod tests {
         let db = dir.path().join("vigil.db");
         drop(crate::store::open(&db).expect("store"));
         rusqlite::Connection::open(&db).and_then(|c| c.execute_batch("DROP TABLE outbox")).expect("drop the outbox");
-        let built = mails(&config, &db, &schedule, "2026-10", 1_793_500_000_000);
+        let built = mails(&config, &Location::File(db), &schedule, "2026-10", 1_793_500_000_000);
         let queued = built.as_ref().map(Vec::len);
         assert!(queued.is_err(), "an unreadable store is an error, not \"nothing sent yet\": {queued:?}");
     }

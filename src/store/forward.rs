@@ -6,10 +6,11 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use super::{StoreError, connect, sqlite};
+use super::db::{Database, DbError, Row, vals};
+use super::{Location, StoreError, connect, failed};
 
 const TRIGGERS: &str = "
     CREATE TRIGGER IF NOT EXISTS forward_results AFTER INSERT ON results BEGIN
@@ -24,10 +25,11 @@ const TRIGGERS: &str = "
 /// Installs (`on`) or removes the triggers that queue results for the centre: only an
 /// agent forwards, and a store that stops being one stops queueing.
 pub fn set_forwarding(path: &Path, on: bool) -> Result<(), StoreError> {
-    let conn = connect(path)?;
+    let location = Location::File(path.to_path_buf());
+    let mut db = connect(&location)?;
     let sql =
         if on { TRIGGERS } else { "DROP TRIGGER IF EXISTS forward_results; DROP TRIGGER IF EXISTS forward_changes;" };
-    conn.execute_batch(sql).map_err(sqlite(path))?;
+    db.batch(sql).map_err(failed(&location))?;
     if on {
         // This store's incarnation, made once: it tells the centre these sequence numbers
         // are not an earlier store's.
@@ -38,11 +40,11 @@ pub fn set_forwarding(path: &Path, on: bool) -> Result<(), StoreError> {
             id = nanos.as_nanos().to_be_bytes();
         }
         let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        conn.execute(
+        db.exec(
             "INSERT INTO agent_identity (incarnation) SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM agent_identity)",
-            [hex],
+            &vals![hex],
         )
-        .map_err(sqlite(path))?;
+        .map_err(failed(&location))?;
     }
     Ok(())
 }
@@ -77,6 +79,17 @@ fn forwarded(r: &rusqlite::Row<'_>) -> rusqlite::Result<Forwarded> {
     })
 }
 
+/// The same, from either backend.
+fn forwarded_row(r: &Row) -> Result<Forwarded, DbError> {
+    Ok(Forwarded {
+        seq: r.int(0)?,
+        kind: r.text(1)?,
+        target: r.text(2)?,
+        at_ms: r.int(3)?,
+        data: serde_json::from_str(r.str(4)?).unwrap_or(serde_json::Value::Null),
+    })
+}
+
 /// What is waiting to be forwarded: up to `live` of the newest records (live results go
 /// first) and up to `backlog` of the oldest, in sequence order, each once.
 pub fn waiting(conn: &Connection, live: usize, backlog: usize) -> rusqlite::Result<Vec<Forwarded>> {
@@ -98,10 +111,9 @@ pub fn backlog(conn: &Connection) -> rusqlite::Result<(u64, Option<i64>)> {
 }
 
 /// Removes records the centre has committed.
-pub fn acknowledged(conn: &Connection, seqs: &[i64]) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare_cached("DELETE FROM forward_queue WHERE seq = ?1")?;
+pub fn acknowledged(db: &mut Database, seqs: &[i64]) -> Result<(), DbError> {
     for seq in seqs {
-        stmt.execute([seq])?;
+        db.exec("DELETE FROM forward_queue WHERE seq = ?1", &vals![*seq])?;
     }
     Ok(())
 }
@@ -123,28 +135,28 @@ pub struct IngestBatch {
 
 /// Keeps an agent's records at the centre, each sequence number once, and moves what the
 /// centre can vouch for forward; returns how many were new.
-pub fn ingest(conn: &Connection, batch: &IngestBatch) -> rusqlite::Result<usize> {
+pub fn ingest(db: &mut Database, batch: &IngestBatch) -> Result<usize, DbError> {
     let (vantage, records, now_ms) = (batch.vantage.as_str(), &batch.records, batch.received_ms);
-    let base = seq_base(conn, vantage, batch.incarnation.as_deref(), now_ms)?;
-    let mut stmt = conn.prepare_cached(
-        "INSERT OR IGNORE INTO vantage_results (vantage, seq, kind, target, at_ms, data, received_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
+    let base = seq_base(db, vantage, batch.incarnation.as_deref(), now_ms)?;
     let mut new = 0;
     for r in records {
         let seq = r.seq.saturating_add(base);
-        new += stmt.execute(params![vantage, seq, r.kind, r.target, r.at_ms, r.data.to_string(), now_ms])?;
+        new += db.exec(
+            "INSERT INTO vantage_results (vantage, seq, kind, target, at_ms, data, received_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+            &vals![vantage, seq, r.kind, r.target, r.at_ms, r.data.to_string(), now_ms],
+        )? as usize;
     }
     let last_seq = records.iter().map(|r| r.seq.saturating_add(base)).max().unwrap_or(0);
-    conn.prepare_cached(
+    db.exec(
         "INSERT INTO vantages (name, last_seen_ms, last_seq, clock_offset_ms, received) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(name) DO UPDATE SET last_seen_ms = excluded.last_seen_ms,
-           last_seq = max(last_seq, excluded.last_seq), clock_offset_ms = excluded.clock_offset_ms,
-           received = received + excluded.received",
-    )?
-    .execute(params![vantage, now_ms, last_seq, batch.clock_offset_ms, new as i64])?;
+           last_seq = CASE WHEN vantages.last_seq > excluded.last_seq THEN vantages.last_seq ELSE excluded.last_seq END,
+           clock_offset_ms = excluded.clock_offset_ms, received = vantages.received + excluded.received",
+        &vals![vantage, now_ms, last_seq, batch.clock_offset_ms, new as i64],
+    )?;
     if let Some(oldest) = records.iter().map(|r| r.seq.saturating_add(base)).min() {
-        advance_contiguous(conn, vantage, oldest, now_ms, batch.late_after_ms)?;
+        advance_contiguous(db, vantage, oldest, now_ms, batch.late_after_ms)?;
     }
     Ok(new)
 }
@@ -153,28 +165,28 @@ pub fn ingest(conn: &Connection, batch: &IngestBatch) -> rusqlite::Result<usize>
 /// incarnation — then its records are filed after every one the centre holds, as a new
 /// series (a store made anew restarts at 1; without this they would be taken for replays
 /// and dropped).
-fn seq_base(conn: &Connection, vantage: &str, incarnation: Option<&str>, now_ms: i64) -> rusqlite::Result<i64> {
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO vantages (name, last_seen_ms, last_seq, clock_offset_ms, received) VALUES (?1, ?2, 0, 0, 0)",
-    )?
-    .execute(params![vantage, now_ms])?;
-    let (known, base, last): (Option<String>, i64, i64) = conn
-        .prepare_cached("SELECT incarnation, seq_base, last_seq FROM vantages WHERE name = ?1")?
-        .query_row([vantage], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+fn seq_base(db: &mut Database, vantage: &str, incarnation: Option<&str>, now_ms: i64) -> Result<i64, DbError> {
+    db.exec(
+        "INSERT INTO vantages (name, last_seen_ms, last_seq, clock_offset_ms, received) VALUES (?1, ?2, 0, 0, 0)
+         ON CONFLICT DO NOTHING",
+        &vals![vantage, now_ms],
+    )?;
+    let row = db.query("SELECT incarnation, seq_base, last_seq FROM vantages WHERE name = ?1", &vals![vantage])?;
+    let row = row.first().ok_or(DbError::Column(0, "the vantage's row is missing"))?;
+    let (known, base, last) = (row.opt_text(0)?, row.int(1)?, row.int(2)?);
     let Some(incarnation) = incarnation else { return Ok(base) };
     match known {
         Some(known) if known == incarnation => Ok(base),
         Some(_) => {
             tracing::warn!(vantage, "the agent's store is new: its records are filed after the old ones");
-            conn.prepare_cached(
+            db.exec(
                 "UPDATE vantages SET incarnation = ?2, seq_base = ?3, contiguous_seq = ?3 WHERE name = ?1",
-            )?
-            .execute(params![vantage, incarnation, last])?;
+                &vals![vantage, incarnation, last],
+            )?;
             Ok(last)
         }
         None => {
-            conn.prepare_cached("UPDATE vantages SET incarnation = ?2 WHERE name = ?1")?
-                .execute(params![vantage, incarnation])?;
+            db.exec("UPDATE vantages SET incarnation = ?2 WHERE name = ?1", &vals![vantage, incarnation])?;
             Ok(base)
         }
     }
@@ -186,22 +198,23 @@ fn seq_base(conn: &Connection, vantage: &str, incarnation: Option<&str>, now_ms:
 /// stretch newly counted ends more than `late_after_ms` before now, it was back-filled:
 /// recorded in `vantage_backfills`.
 fn advance_contiguous(
-    conn: &Connection,
+    db: &mut Database,
     vantage: &str,
     oldest: i64,
     now_ms: i64,
     late_after_ms: i64,
-) -> rusqlite::Result<()> {
-    let (was, horizon): (i64, Option<i64>) = conn
-        .prepare_cached("SELECT contiguous_seq, horizon_ms FROM vantages WHERE name = ?1")?
-        .query_row([vantage], |r| Ok((r.get(0)?, r.get(1)?)))?;
+) -> Result<(), DbError> {
+    let row = db.query("SELECT contiguous_seq, horizon_ms FROM vantages WHERE name = ?1", &vals![vantage])?;
+    let row = row.first().ok_or(DbError::Column(0, "the vantage's row is missing"))?;
+    let (was, horizon) = (row.int(0)?, row.opt_int(1)?);
     let mut seq = was.max(oldest - 1);
     let mut newest = horizon;
-    let mut stmt =
-        conn.prepare_cached("SELECT seq, at_ms FROM vantage_results WHERE vantage = ?1 AND seq > ?2 ORDER BY seq")?;
-    let mut rows = stmt.query(params![vantage, seq])?;
-    while let Some(row) = rows.next()? {
-        let (next, at): (i64, i64) = (row.get(0)?, row.get(1)?);
+    let rows = db.query(
+        "SELECT seq, at_ms FROM vantage_results WHERE vantage = ?1 AND seq > ?2 ORDER BY seq",
+        &vals![vantage, seq],
+    )?;
+    for row in rows {
+        let (next, at) = (row.int(0)?, row.int(1)?);
         if next != seq + 1 {
             break;
         }
@@ -216,20 +229,18 @@ fn advance_contiguous(
         && now_ms - from > late_after_ms
     {
         // A back-fill comes in many batches: each continues the stretch the last one began.
-        let continued = conn
-            .prepare_cached(
-                "UPDATE vantage_backfills SET to_ms = ?4, counted_ms = ?2 WHERE vantage = ?1 AND to_ms = ?3",
-            )?
-            .execute(params![vantage, now_ms, from, to])?;
+        let continued = db.exec(
+            "UPDATE vantage_backfills SET to_ms = ?4, counted_ms = ?2 WHERE vantage = ?1 AND to_ms = ?3",
+            &vals![vantage, now_ms, from, to],
+        )?;
         if continued == 0 {
-            conn.prepare_cached(
+            db.exec(
                 "INSERT INTO vantage_backfills (vantage, counted_ms, from_ms, to_ms) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![vantage, now_ms, from, to])?;
+                &vals![vantage, now_ms, from, to],
+            )?;
         }
     }
-    conn.prepare_cached("UPDATE vantages SET contiguous_seq = ?2, horizon_ms = ?3 WHERE name = ?1")?
-        .execute(params![vantage, seq, newest])?;
+    db.exec("UPDATE vantages SET contiguous_seq = ?2, horizon_ms = ?3 WHERE name = ?1", &vals![vantage, seq, newest])?;
     Ok(())
 }
 
@@ -247,58 +258,59 @@ pub struct VantageSeen {
 }
 
 /// Every vantage point the centre has heard from.
-pub fn vantages(conn: &Connection) -> rusqlite::Result<Vec<VantageSeen>> {
-    let mut stmt = conn.prepare_cached(
+pub fn vantages(db: &mut Database) -> Result<Vec<VantageSeen>, DbError> {
+    let rows = db.query(
         "SELECT v.name, v.last_seen_ms, v.last_seq, v.clock_offset_ms, v.received,
                 (SELECT max(at_ms) FROM vantage_results r WHERE r.vantage = v.name)
          FROM vantages v ORDER BY v.name",
+        &[],
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(VantageSeen {
-            name: r.get(0)?,
-            last_seen_ms: r.get(1)?,
-            last_seq: r.get(2)?,
-            clock_offset_ms: r.get(3)?,
-            received: r.get(4)?,
-            newest_ms: r.get(5)?,
+    rows.iter()
+        .map(|r| {
+            Ok(VantageSeen {
+                name: r.text(0)?,
+                last_seen_ms: r.int(1)?,
+                last_seq: r.int(2)?,
+                clock_offset_ms: r.int(3)?,
+                received: r.int(4)?,
+                newest_ms: r.opt_int(5)?,
+            })
         })
-    })?;
-    rows.collect()
+        .collect()
 }
 
 /// The records the centre holds from `vantage`, in sequence order.
-pub fn received(conn: &Connection, vantage: &str) -> rusqlite::Result<Vec<Forwarded>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT seq, kind, target, at_ms, data FROM vantage_results WHERE vantage = ?1 ORDER BY seq")?;
-    let rows = stmt.query_map([vantage], forwarded)?;
-    rows.collect()
+pub fn received(db: &mut Database, vantage: &str) -> Result<Vec<Forwarded>, DbError> {
+    let rows = db.query(
+        "SELECT seq, kind, target, at_ms, data FROM vantage_results WHERE vantage = ?1 ORDER BY seq",
+        &vals![vantage],
+    )?;
+    rows.iter().map(forwarded_row).collect()
 }
 
 /// The last sequence number the centre holds from `vantage`, if any.
-pub fn last_seq(conn: &Connection, vantage: &str) -> rusqlite::Result<Option<i64>> {
-    conn.query_row("SELECT last_seq FROM vantages WHERE name = ?1", [vantage], |r| r.get(0)).optional()
+pub fn last_seq(db: &mut Database, vantage: &str) -> Result<Option<i64>, DbError> {
+    db.query_opt("SELECT last_seq FROM vantages WHERE name = ?1", &vals![vantage])?.map(|r| r.int(0)).transpose()
 }
 
 /// Each vantage point's view of each target as far as the centre can vouch for it: per
 /// `target@vantage`, the state at `from_ms` and the changes after it (only records up to
 /// the vantage's contiguous sequence), and per vantage the time its measurements reach.
-pub fn vantage_histories(conn: &Connection, from_ms: i64) -> rusqlite::Result<VantageHistories> {
+pub fn vantage_histories(db: &mut Database, from_ms: i64) -> Result<VantageHistories, DbError> {
     let mut out = VantageHistories::default();
-    let mut stmt = conn.prepare_cached("SELECT name, horizon_ms FROM vantages WHERE horizon_ms IS NOT NULL")?;
-    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
-        let (name, horizon) = row?;
-        out.horizons.insert(name, horizon);
+    for row in db.query("SELECT name, horizon_ms FROM vantages WHERE horizon_ms IS NOT NULL", &[])? {
+        out.horizons.insert(row.text(0)?, row.int(1)?);
     }
     // State changes are few (results are not read): every one up to the contiguous sequence.
-    let mut stmt = conn.prepare_cached(
+    let rows = db.query(
         "SELECT r.vantage, r.target, r.at_ms, json_extract(r.data, '$.to') FROM vantage_results r
          JOIN vantages v ON v.name = r.vantage
          WHERE r.kind = 'change' AND r.seq <= v.contiguous_seq ORDER BY r.vantage, r.target, r.at_ms, r.seq",
+        &[],
     )?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let (vantage, target, at): (String, String, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
-        let Some(state) = row.get::<_, Option<String>>(3)?.as_deref().and_then(crate::model::State::from_name) else {
+    for row in rows {
+        let (vantage, target, at) = (row.str(0)?, row.str(1)?, row.int(2)?);
+        let Some(state) = row.opt_text(3)?.as_deref().and_then(crate::model::State::from_name) else {
             continue;
         };
         let h = out.histories.entry(format!("{target}@{vantage}")).or_default();
@@ -331,13 +343,13 @@ pub struct Backfill {
 }
 
 /// The back-filled stretches overlapping [from_ms, to_ms), oldest first.
-pub fn backfills(conn: &Connection, from_ms: i64, to_ms: i64) -> rusqlite::Result<Vec<Backfill>> {
-    let mut stmt = conn.prepare_cached(
+pub fn backfills(db: &mut Database, from_ms: i64, to_ms: i64) -> Result<Vec<Backfill>, DbError> {
+    let rows = db.query(
         "SELECT vantage, counted_ms, from_ms, to_ms FROM vantage_backfills
          WHERE to_ms > ?1 AND from_ms < ?2 ORDER BY from_ms, vantage",
+        &vals![from_ms, to_ms],
     )?;
-    let rows = stmt.query_map([from_ms, to_ms], |r| {
-        Ok(Backfill { vantage: r.get(0)?, counted_ms: r.get(1)?, from_ms: r.get(2)?, to_ms: r.get(3)? })
-    })?;
-    rows.collect()
+    rows.iter()
+        .map(|r| Ok(Backfill { vantage: r.text(0)?, counted_ms: r.int(1)?, from_ms: r.int(2)?, to_ms: r.int(3)? }))
+        .collect()
 }

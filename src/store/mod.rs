@@ -5,6 +5,7 @@
 //! never blocked by disk I/O. The writer drains what is queued and writes it in one
 //! transaction, so the write rate stays flat however many checks report at once.
 
+pub mod db;
 mod schema;
 mod writer;
 mod writing;
@@ -15,8 +16,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
-use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
+
+use db::{Database, DbError, vals};
 
 use crate::model::incident::{Incident, Notification};
 use crate::model::{State, Streak, TargetState};
@@ -27,10 +29,80 @@ use crate::model::{State, Streak, TargetState};
 pub enum StoreError {
     #[error("cannot create folder {path}: {error}")]
     CreateDir { path: PathBuf, error: std::io::Error },
-    #[error("store {path}: {error}")]
-    Sqlite { path: PathBuf, error: rusqlite::Error },
+    #[error("store {store}: {error}")]
+    Database { store: String, error: DbError },
     #[error("store {path}: no such file")]
     Missing { path: PathBuf },
+}
+
+/// Where the store lives.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// The embedded SQLite file (the default).
+    File(PathBuf),
+    /// A PostgreSQL database, shared by a cluster's nodes; the connection string is a secret
+    /// and is never shown (the location displays as `PostgreSQL`).
+    Postgres(crate::config::Secret),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::File(path) => write!(f, "{}", path.display()),
+            Location::Postgres(_) => f.write_str("PostgreSQL"),
+        }
+    }
+}
+
+impl From<&Path> for Location {
+    fn from(path: &Path) -> Location {
+        Location::File(path.to_path_buf())
+    }
+}
+
+impl From<&PathBuf> for Location {
+    fn from(path: &PathBuf) -> Location {
+        Location::File(path.clone())
+    }
+}
+
+impl From<PathBuf> for Location {
+    fn from(path: PathBuf) -> Location {
+        Location::File(path)
+    }
+}
+
+impl From<&Location> for Location {
+    fn from(location: &Location) -> Location {
+        location.clone()
+    }
+}
+
+impl Location {
+    /// Where the configured store lives: PostgreSQL when `storage.postgres` is set, else
+    /// the SQLite file.
+    pub fn of(storage: &crate::config::Storage) -> Location {
+        match &storage.postgres {
+            Some(dsn) => Location::Postgres(dsn.clone()),
+            None => Location::File(storage.path.clone()),
+        }
+    }
+
+    /// Whether there is a store to read: the file exists (a database always may).
+    pub fn exists(&self) -> bool {
+        match self {
+            Location::File(path) => path.exists(),
+            Location::Postgres(_) => true,
+        }
+    }
+
+    /// The SQLite file, for what only a file store does (an agent's forwarding queue).
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Location::File(path) => Some(path),
+            Location::Postgres(_) => None,
+        }
+    }
 }
 
 /// One probe result of one target.
@@ -188,102 +260,107 @@ impl StoreWriter {
 /// Handle to the store's writer.
 #[derive(Debug)]
 pub struct Store {
-    path: PathBuf,
+    location: Location,
     sender: Option<mpsc::UnboundedSender<Record>>,
     writer: Option<JoinHandle<()>>,
     health: std::sync::Arc<StoreHealth>,
 }
 
-fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-    move |error| StoreError::Sqlite { path: path.to_path_buf(), error }
+/// Turns a database error into a store error naming the store (never a connection string).
+fn failed(location: &Location) -> impl Fn(DbError) -> StoreError + '_ {
+    move |error| StoreError::Database { store: location.to_string(), error }
 }
 
-/// Opens (or creates) the database at `path` and migrates it.
-fn connect(path: &Path) -> Result<Connection, StoreError> {
+/// Opens (or creates) the store and migrates it.
+fn connect(location: &Location) -> Result<Database, StoreError> {
+    let mut db = match location {
+        Location::File(path) => Database::Sqlite(open_file(path)?),
+        Location::Postgres(dsn) => Database::postgres(dsn.expose()).map_err(failed(location))?,
+    };
+    schema::migrate(&mut db).map_err(failed(location))?;
+    Ok(db)
+}
+
+/// Opens (or creates) the SQLite file at `path`.
+fn open_file(path: &Path) -> Result<rusqlite::Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|error| StoreError::CreateDir { path: dir.to_path_buf(), error })?;
     }
-    let mut conn = Connection::open(path).map_err(sqlite(path))?;
+    let location = Location::File(path.to_path_buf());
+    let failed = |e: rusqlite::Error| failed(&location)(e.into());
+    let conn = rusqlite::Connection::open(path).map_err(failed)?;
     // The busy timeout first: a lock held at start (a backup) is waited for, not fatal.
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite(path))?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite(path))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(failed)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(failed)?;
     // FULL: a committed batch — a state change, its incident and its outbox row — survives
     // a power loss, not only a crash of the process (WAL with NORMAL may lose the last
     // commits). Batches are grouped (every 250 ms at most), so this is a few syncs a second.
-    conn.pragma_update(None, "synchronous", "FULL").map_err(sqlite(path))?;
-    schema::migrate(&mut conn).map_err(sqlite(path))?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(failed)?;
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 
-/// Opens the store, or — when it cannot be opened (corrupt, unwritable, locked) — a
-/// degraded one: Vigil probes and alerts from memory (notifications leave at once), keeps
-/// records in memory and tries to open the file again in the background, and says so in
-/// its health. The error is logged here; a start never fails on the store.
-pub fn open_or_degraded(path: &Path) -> (Store, Restored) {
-    match open(path) {
+/// Opens the store, or — when it cannot be opened (corrupt, unwritable, locked, a database
+/// that does not answer) — a degraded one: Vigil probes and alerts from memory
+/// (notifications leave at once), keeps records in memory and tries to open the store again
+/// in the background, and says so in its health. The error is logged here; a start never
+/// fails on the store.
+pub fn open_or_degraded(location: impl Into<Location>) -> (Store, Restored) {
+    let location = location.into();
+    match open(&location) {
         Ok(opened) => opened,
         Err(e) => {
             tracing::error!(
-                store = %path.display(), error = %e,
+                store = %location, error = %e,
                 "cannot open the store: running from memory (alerts still go out) and retrying"
             );
             let (sender, receiver) = mpsc::unbounded_channel();
             let health = std::sync::Arc::new(StoreHealth::default());
-            let (writer_path, writer_health) = (path.to_path_buf(), health.clone());
+            let (writer_location, writer_health) = (location.clone(), health.clone());
             let first_error = e.to_string();
             let writer = std::thread::Builder::new().name("vigil-store".into()).spawn(move || {
-                writing::degraded_loop(&writer_path, &|p: &Path| connect(p), &first_error, receiver, &writer_health)
+                writing::degraded_loop(&writer_location, &connect, &first_error, receiver, &writer_health)
             });
             let now = crate::model::now_ms();
-            // Incident numbers from the clock: when the file opens later, they cannot
+            // Incident numbers from the clock: when the store opens later, they cannot
             // overwrite the incidents it already holds.
             let restored = Restored { last_incident_id: now, ..Restored::default() };
-            (Store { path: path.to_path_buf(), sender: Some(sender), writer: writer.ok(), health }, restored)
+            (Store { location, sender: Some(sender), writer: writer.ok(), health }, restored)
         }
     }
 }
 
-/// Opens (or creates) the store at `path`, migrates it, and returns it with what it
-/// remembers.
-pub fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
-    let conn = connect(path)?;
-    let states = load_states(&conn).map_err(sqlite(path))?;
-    let heartbeats = load_heartbeats(&conn).map_err(sqlite(path))?;
-    let open_incidents =
-        load_json(&conn, "SELECT data FROM incidents WHERE open = 1 ORDER BY id", []).map_err(sqlite(path))?;
-    let last_incident_id =
-        conn.query_row("SELECT COALESCE(MAX(id), 0) FROM incidents", [], |r| r.get(0)).map_err(sqlite(path))?;
-    let maintenance =
-        load_json(&conn, "SELECT data FROM maintenance WHERE to_ms > ?1 ORDER BY id", [crate::model::now_ms()])
-            .map_err(sqlite(path))?;
-    let pending = load_json(&conn, "SELECT data FROM outbox WHERE state = 'pending' ORDER BY created_ms, rowid", [])
-        .map_err(sqlite(path))?;
-    let watched = load_watched(&conn).map_err(sqlite(path))?;
-    let pending_attempts = load_attempts(&conn).map_err(sqlite(path))?;
-    let since = crate::model::now_ms() - FLAP_HISTORY.as_millis() as i64;
-    let flap_changes = load_flap_changes(&conn, since).map_err(sqlite(path))?;
+/// Opens (or creates) the store, migrates it, and returns it with what it remembers.
+pub fn open(location: impl Into<Location>) -> Result<(Store, Restored), StoreError> {
+    let location = location.into();
+    let mut db = connect(&location)?;
+    let restored = restore(&mut db).map_err(failed(&location))?;
     let (sender, receiver) = mpsc::unbounded_channel();
-    let writer_path = path.to_path_buf();
+    let writer_location = location.clone();
     let health = std::sync::Arc::new(StoreHealth::default());
     let writer_health = health.clone();
     let writer = std::thread::Builder::new()
         .name("vigil-store".into())
-        .spawn(move || writing::write_loop(conn, receiver, &writer_path, &writer_health, Default::default()))
-        .map_err(|error| StoreError::CreateDir { path: path.to_path_buf(), error })?;
-    Ok((
-        Store { path: path.to_path_buf(), sender: Some(sender), writer: Some(writer), health },
-        Restored {
-            states,
-            heartbeats,
-            open_incidents,
-            last_incident_id,
-            pending,
-            maintenance,
-            watched,
-            pending_attempts,
-            flap_changes,
-        },
-    ))
+        .spawn(move || writing::write_loop(db, receiver, &writer_location, &writer_health, Default::default()))
+        .map_err(|error| StoreError::CreateDir { path: PathBuf::from(location.to_string()), error })?;
+    Ok((Store { location, sender: Some(sender), writer: Some(writer), health }, restored))
+}
+
+/// What the store remembers, read at start.
+fn restore(db: &mut Database) -> Result<Restored, DbError> {
+    let now = crate::model::now_ms();
+    let since = now - FLAP_HISTORY.as_millis() as i64;
+    Ok(Restored {
+        states: load_states(db)?,
+        heartbeats: load_heartbeats(db)?,
+        open_incidents: load_json(db, "SELECT data FROM incidents WHERE open = 1 ORDER BY id", &[])?,
+        last_incident_id: db.query("SELECT COALESCE(MAX(id), 0) FROM incidents", &[])?[0].int(0)?,
+        maintenance: load_json(db, "SELECT data FROM maintenance WHERE to_ms > ?1 ORDER BY id", &vals![now])?,
+        pending: load_json(db, "SELECT data FROM outbox WHERE state = 'pending' ORDER BY created_ms, rowid", &[])?,
+        watched: load_watched(db)?,
+        pending_attempts: load_attempts(db)?,
+        flap_changes: load_flap_changes(db, since)?,
+    })
 }
 
 impl Store {
@@ -292,7 +369,7 @@ impl Store {
         if let Some(s) = &self.sender
             && s.send(record).is_err()
         {
-            tracing::error!(store = %self.path.display(), "store writer has stopped; record lost");
+            tracing::error!(store = %self.location, "store writer has stopped; record lost");
         }
     }
 
@@ -318,9 +395,9 @@ impl Store {
         }
     }
 
-    /// The file this store writes to.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where this store writes.
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     /// How the writer is doing (failing writes, records waiting).
@@ -329,73 +406,64 @@ impl Store {
     }
 }
 
-fn load_attempts(conn: &Connection) -> rusqlite::Result<HashMap<String, u32>> {
-    let mut stmt = conn.prepare("SELECT key, attempts FROM outbox WHERE state = 'pending' AND attempts > 0")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?;
-    rows.collect()
+fn load_attempts(db: &mut Database) -> Result<HashMap<String, u32>, DbError> {
+    let rows = db.query("SELECT key, attempts FROM outbox WHERE state = 'pending' AND attempts > 0", &[])?;
+    rows.iter().map(|r| Ok((r.text(0)?, r.int(1)?.clamp(0, i64::from(u32::MAX)) as u32))).collect()
 }
 
-fn load_flap_changes(conn: &Connection, since_ms: i64) -> rusqlite::Result<HashMap<String, Vec<i64>>> {
-    let mut stmt = conn.prepare(
+fn load_flap_changes(db: &mut Database, since_ms: i64) -> Result<HashMap<String, Vec<i64>>, DbError> {
+    let rows = db.query(
         "SELECT target, at_ms FROM state_changes WHERE at_ms > ?1
            AND from_state IN ('up', 'degraded', 'down', 'unreachable')
            AND to_state IN ('up', 'degraded', 'down', 'unreachable') ORDER BY at_ms, id",
+        &vals![since_ms],
     )?;
     let mut out: HashMap<String, Vec<i64>> = HashMap::new();
-    let rows = stmt.query_map([since_ms], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
     for row in rows {
-        let (target, at) = row?;
-        out.entry(target).or_default().push(at);
+        out.entry(row.text(0)?).or_default().push(row.int(1)?);
     }
     Ok(out)
 }
 
-fn load_watched(conn: &Connection) -> rusqlite::Result<HashMap<String, (i64, Option<State>)>> {
-    let mut stmt = conn.prepare(
+fn load_watched(db: &mut Database) -> Result<HashMap<String, (i64, Option<State>)>, DbError> {
+    let rows = db.query(
         "SELECT t.target, t.updated_ms, (SELECT c.to_state FROM state_changes c WHERE c.target = t.target
            ORDER BY c.at_ms DESC, c.id DESC LIMIT 1) FROM target_state t",
+        &[],
     )?;
-    let rows = stmt.query_map([], |r| {
-        let tail: Option<String> = r.get(2)?;
-        Ok((r.get::<_, String>(0)?, (r.get::<_, i64>(1)?, tail.and_then(|s| State::from_name(&s)))))
-    })?;
-    rows.collect()
+    rows.iter().map(|r| Ok((r.text(0)?, (r.int(1)?, r.opt_text(2)?.and_then(|s| State::from_name(&s)))))).collect()
 }
 
-fn load_states(conn: &Connection) -> rusqlite::Result<HashMap<String, TargetState>> {
-    let mut stmt = conn.prepare(
+fn load_states(db: &mut Database) -> Result<HashMap<String, TargetState>, DbError> {
+    let rows = db.query(
         "SELECT target, state, since_ms, streak_worse, streak_count, streak_target, streak_since_ms FROM target_state",
+        &[],
     )?;
-    let rows = stmt.query_map([], |r| {
-        let state: String = r.get(1)?;
-        let streak_count: i64 = r.get(4)?;
-        let streak_target: Option<String> = r.get(5)?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for r in rows {
+        let streak_count = r.int(4)?;
         let streak =
-            streak_target.and_then(|t| State::from_name(&t)).filter(|_| streak_count > 0).map(|target| Streak {
-                worse: r.get::<_, bool>(3).unwrap_or(false),
+            r.opt_text(5)?.and_then(|t| State::from_name(&t)).filter(|_| streak_count > 0).map(|target| Streak {
+                worse: r.opt_int(3).ok().flatten().is_some_and(|w| w != 0),
                 count: streak_count as u32,
                 target,
-                since_ms: r.get(6).unwrap_or(0),
+                since_ms: r.opt_int(6).ok().flatten().unwrap_or(0),
             });
-        Ok((
-            r.get::<_, String>(0)?,
-            TargetState { state: State::from_name(&state).unwrap_or(State::Unknown), since_ms: r.get(2)?, streak },
-        ))
-    })?;
-    rows.collect()
+        let state = State::from_name(r.str(1)?).unwrap_or(State::Unknown);
+        out.insert(r.text(0)?, TargetState { state, since_ms: r.int(2)?, streak });
+    }
+    Ok(out)
 }
 
 /// Loads JSON-encoded rows; a row that no longer decodes is skipped with an error log.
 fn load_json<T: serde::de::DeserializeOwned>(
-    conn: &Connection,
+    db: &mut Database,
     sql: &str,
-    params: impl rusqlite::Params,
-) -> rusqlite::Result<Vec<T>> {
-    let mut stmt = conn.prepare(sql)?;
-    let rows = stmt.query_map(params, |r| r.get::<_, String>(0))?;
+    params: &[db::Value],
+) -> Result<Vec<T>, DbError> {
     let mut out = Vec::new();
-    for row in rows {
-        match serde_json::from_str(&row?) {
+    for row in db.query(sql, params)? {
+        match serde_json::from_str(row.str(0)?) {
             Ok(v) => out.push(v),
             Err(e) => tracing::error!(error = %e, "a stored row no longer decodes; skipped"),
         }
@@ -403,12 +471,11 @@ fn load_json<T: serde::de::DeserializeOwned>(
     Ok(out)
 }
 
-fn load_heartbeats(conn: &Connection) -> rusqlite::Result<Vec<HeartbeatRecord>> {
-    let mut stmt = conn.prepare("SELECT target, at_ms, ok, message FROM heartbeats")?;
-    let rows = stmt.query_map([], |r| {
-        Ok(HeartbeatRecord { target: r.get(0)?, at_ms: r.get(1)?, ok: r.get(2)?, message: r.get(3)? })
-    })?;
-    rows.collect()
+fn load_heartbeats(db: &mut Database) -> Result<Vec<HeartbeatRecord>, DbError> {
+    let rows = db.query("SELECT target, at_ms, ok, message FROM heartbeats", &[])?;
+    rows.iter()
+        .map(|r| Ok(HeartbeatRecord { target: r.text(0)?, at_ms: r.int(1)?, ok: r.int(2)? != 0, message: r.text(3)? }))
+        .collect()
 }
 
 pub mod forward;

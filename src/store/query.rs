@@ -2,9 +2,8 @@
 //! the store once; a long-running reader (the web server, reports) keeps a [`Reader`].
 
 use std::collections::HashMap;
-use std::path::Path;
 
-use super::{AuditRecord, Reader, StoreError};
+use super::{AuditRecord, Location, Reader, StoreError};
 use crate::model::State;
 use crate::model::incident::Incident;
 
@@ -53,94 +52,98 @@ pub struct StoredResult {
 }
 
 /// The exclusion of an incident, if any.
-pub fn exclusion(path: &Path, incident_id: i64) -> Result<Option<Exclusion>, StoreError> {
-    Reader::new(path).exclusion(incident_id)
+pub fn exclusion(store: impl Into<Location>, incident_id: i64) -> Result<Option<Exclusion>, StoreError> {
+    Reader::new(store).exclusion(incident_id)
 }
 
 /// Every exclusion, keyed by incident id.
-pub fn exclusions(path: &Path) -> Result<HashMap<i64, Exclusion>, StoreError> {
-    Reader::new(path).exclusions()
+pub fn exclusions(store: impl Into<Location>) -> Result<HashMap<i64, Exclusion>, StoreError> {
+    Reader::new(store).exclusions()
 }
 
 /// When a target's last result was stored, and the state its history ended on (`unknown`
 /// after a clean stop); None for a target never probed.
-pub fn last_watched(path: &Path, target: &str) -> Result<Option<(i64, Option<State>)>, StoreError> {
-    Reader::new(path).last_watched(target)
+pub fn last_watched(store: impl Into<Location>, target: &str) -> Result<Option<(i64, Option<State>)>, StoreError> {
+    Reader::new(store).last_watched(target)
 }
 
 /// Incidents that overlap [from, to), oldest first.
-pub fn incidents_between(path: &Path, from: i64, to: i64) -> Result<Vec<Incident>, StoreError> {
-    Reader::new(path).incidents_between(from, to)
+pub fn incidents_between(store: impl Into<Location>, from: i64, to: i64) -> Result<Vec<Incident>, StoreError> {
+    Reader::new(store).incidents_between(from, to)
 }
 
 /// One incident by id.
-pub fn incident(path: &Path, id: i64) -> Result<Option<Incident>, StoreError> {
-    Reader::new(path).incident(id)
+pub fn incident(store: impl Into<Location>, id: i64) -> Result<Option<Incident>, StoreError> {
+    Reader::new(store).incident(id)
 }
 
 /// The state changes of one target, oldest first.
-pub fn changes(path: &Path, target: &str) -> Result<Vec<Change>, StoreError> {
-    Reader::new(path).changes(target)
+pub fn changes(store: impl Into<Location>, target: &str) -> Result<Vec<Change>, StoreError> {
+    Reader::new(store).changes(target)
 }
 
 /// A target's state history from `from_ms`: the state it was in then (None if
 /// unknown to the store) and every change since, in time order.
-pub fn state_history(path: &Path, target: &str, from_ms: i64) -> Result<StateHistory, StoreError> {
-    Reader::new(path).state_history(target, from_ms)
+pub fn state_history(store: impl Into<Location>, target: &str, from_ms: i64) -> Result<StateHistory, StoreError> {
+    Reader::new(store).state_history(target, from_ms)
 }
 
 /// When a target went down, degraded or unreachable since `from_ms`, and why.
-pub fn failure_causes(path: &Path, target: &str, from_ms: i64) -> Result<Vec<(i64, String)>, StoreError> {
-    Reader::new(path).failure_causes(target, from_ms)
+pub fn failure_causes(
+    store: impl Into<Location>,
+    target: &str,
+    from_ms: i64,
+) -> Result<Vec<(i64, String)>, StoreError> {
+    Reader::new(store).failure_causes(target, from_ms)
 }
 
 /// The daily rollups of a target from `from_ms` to `to_ms`.
-pub fn rollups(path: &Path, target: &str, from_ms: i64, to_ms: i64) -> Result<Vec<Rollup>, StoreError> {
-    Reader::new(path).rollups(target, from_ms, to_ms)
+pub fn rollups(store: impl Into<Location>, target: &str, from_ms: i64, to_ms: i64) -> Result<Vec<Rollup>, StoreError> {
+    Reader::new(store).rollups(target, from_ms, to_ms)
 }
 
 /// A target's results since `from_ms`, oldest first (raw results are kept for
 /// `storage.raw_retention`).
-pub fn results(path: &Path, target: &str, from_ms: i64) -> Result<Vec<StoredResult>, StoreError> {
-    Reader::new(path).results(target, from_ms)
+pub fn results(store: impl Into<Location>, target: &str, from_ms: i64) -> Result<Vec<StoredResult>, StoreError> {
+    Reader::new(store).results(target, from_ms)
 }
 
 /// Incidents of one target, newest first.
-pub fn incidents_of(path: &Path, target: &str, limit: usize) -> Result<Vec<Incident>, StoreError> {
-    Reader::new(path).incidents_of(target, limit)
+pub fn incidents_of(store: impl Into<Location>, target: &str, limit: usize) -> Result<Vec<Incident>, StoreError> {
+    Reader::new(store).incidents_of(target, limit)
 }
 
 /// Maintenance windows opened through the API, oldest first.
-pub fn maintenance(path: &Path) -> Result<Vec<crate::config::maintenance::ApiWindow>, StoreError> {
-    Reader::new(path).maintenance()
+pub fn maintenance(store: impl Into<Location>) -> Result<Vec<crate::config::maintenance::ApiWindow>, StoreError> {
+    Reader::new(store).maintenance()
 }
 
 /// Whether a notification with this key was ever written to the outbox.
-pub fn outbox_has(path: &Path, key: &str) -> Result<bool, StoreError> {
-    Reader::new(path).outbox_has(key)
+pub fn outbox_has(store: impl Into<Location>, key: &str) -> Result<bool, StoreError> {
+    Reader::new(store).outbox_has(key)
 }
 
 /// The delivery state of every notification: (key, state, channel), oldest first.
-pub fn deliveries(path: &Path) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
-    Reader::new(path).deliveries()
+pub fn deliveries(store: impl Into<Location>) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
+    Reader::new(store).deliveries()
 }
 
 /// The audit trail, newest first, at most `limit` entries.
-pub fn audit(path: &Path, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
-    Reader::new(path).audit(limit)
+pub fn audit(store: impl Into<Location>, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+    Reader::new(store).audit(limit)
 }
 
 /// How many results are stored for one target.
-pub fn result_count(path: &Path, target: &str) -> Result<u64, StoreError> {
-    Reader::new(path).result_count(target)
+pub fn result_count(store: impl Into<Location>, target: &str) -> Result<u64, StoreError> {
+    Reader::new(store).result_count(target)
 }
 
 /// Incidents, newest first: open ones only, or all; optionally of one system.
 pub fn incidents(
-    path: &Path,
+    store: impl Into<Location>,
     open_only: bool,
     system: Option<&str>,
     limit: usize,
 ) -> Result<Vec<Incident>, StoreError> {
-    Reader::new(path).incidents(open_only, system, limit)
+    Reader::new(store).incidents(open_only, system, limit)
 }

@@ -1,20 +1,15 @@
-//! The writer's transaction: every record of a batch in one SQLite transaction, so a
+//! The writer's transaction: every record of a batch in one transaction, so a
 //! state change, its incident and its notifications are stored together or not at all.
 //! The records are only read: a batch that fails is kept whole and written again.
 //!
 //! size: `write` is one match arm per record kind, the whole schema's write side in one view.
 
-use rusqlite::{Transaction, params};
-
 use super::Record;
+use super::db::{Database, DbError, vals};
 
 /// Writes `batch` in one transaction (all of it or nothing).
-pub(super) fn write_batch(conn: &mut rusqlite::Connection, batch: &[Record]) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
-    for record in batch {
-        write(&tx, record)?;
-    }
-    tx.commit()
+pub(super) fn write_batch(db: &mut Database, batch: &[Record]) -> Result<(), DbError> {
+    db.transaction(|db| batch.iter().try_for_each(|record| write(db, record)))
 }
 
 /// The daily-rollup upsert for each latency bucket, built once.
@@ -26,9 +21,13 @@ fn rollup_upserts() -> &'static [String] {
                 format!(
                     "INSERT INTO rollups (target, day_ms, runs, failures, lat_min, lat_max, lat_sum, b{b})
                  VALUES (?1, ?2, 1, ?3, ?4, ?4, ?5, ?6)
-                 ON CONFLICT(target, day_ms) DO UPDATE SET runs = runs + 1, failures = failures + ?3,
-                   lat_min = min(coalesce(lat_min, ?4), coalesce(?4, lat_min)), lat_max = max(coalesce(lat_max, ?4), coalesce(?4, lat_max)),
-                   lat_sum = lat_sum + ?5, b{b} = b{b} + ?6"
+                 ON CONFLICT(target, day_ms) DO UPDATE SET runs = rollups.runs + 1,
+                   failures = rollups.failures + excluded.failures,
+                   lat_min = CASE WHEN excluded.lat_min IS NULL OR rollups.lat_min <= excluded.lat_min
+                     THEN rollups.lat_min ELSE excluded.lat_min END,
+                   lat_max = CASE WHEN excluded.lat_max IS NULL OR rollups.lat_max >= excluded.lat_max
+                     THEN rollups.lat_max ELSE excluded.lat_max END,
+                   lat_sum = rollups.lat_sum + excluded.lat_sum, b{b} = rollups.b{b} + excluded.b{b}"
                 )
             })
             .collect()
@@ -39,13 +38,10 @@ fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-fn write(tx: &Transaction, record: &Record) -> rusqlite::Result<()> {
+fn write(db: &mut Database, record: &Record) -> Result<(), DbError> {
     match record {
         Record::Result(r) => {
-            tx.prepare_cached(
-                "INSERT INTO results (target, at_ms, health, reason, duration_ms, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![r.target, r.at_ms, r.health, r.reason, r.duration_ms, r.message])?;
+            db.exec("INSERT INTO results (target, at_ms, health, reason, duration_ms, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &vals![r.target, r.at_ms, r.health, r.reason, r.duration_ms, r.message])?;
             // The daily rollup: latency only of results that measured something.
             let measured = r.health != "unknown";
             let failed = matches!(r.health, "down" | "degraded");
@@ -55,24 +51,17 @@ fn write(tx: &Transaction, record: &Record) -> rusqlite::Result<()> {
                 .unwrap_or(super::ROLLUP_BUCKETS_MS.len() - 1);
             let sql = &rollup_upserts()[bucket];
             let latency = measured.then_some(r.duration_ms);
-            tx.prepare_cached(sql)?.execute(params![
-                r.target,
-                r.day_ms,
-                i64::from(failed),
-                latency,
-                latency.unwrap_or(0.0),
-                i64::from(measured)
-            ])?;
+            db.exec(
+                sql,
+                &vals![r.target, r.day_ms, i64::from(failed), latency, latency.unwrap_or(0.0), i64::from(measured)],
+            )?;
             let streak = r.state.streak;
-            tx.prepare_cached(
-                "INSERT INTO target_state (target, state, since_ms, streak_worse, streak_count, streak_target, updated_ms, streak_since_ms)
+            db.exec("INSERT INTO target_state (target, state, since_ms, streak_worse, streak_count, streak_target, updated_ms, streak_since_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT(target) DO UPDATE SET state = excluded.state, since_ms = excluded.since_ms,
                    streak_worse = excluded.streak_worse, streak_count = excluded.streak_count,
                    streak_target = excluded.streak_target, updated_ms = excluded.updated_ms,
-                   streak_since_ms = excluded.streak_since_ms",
-            )?
-            .execute(params![
+                   streak_since_ms = excluded.streak_since_ms", &vals![
                 r.target,
                 r.state.state.as_str(),
                 r.state.since_ms,
@@ -84,85 +73,75 @@ fn write(tx: &Transaction, record: &Record) -> rusqlite::Result<()> {
             ])?;
         }
         Record::Change(c) => {
-            tx.prepare_cached(
-                "INSERT INTO state_changes (target, at_ms, from_state, to_state, reason, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![c.target, c.at_ms, c.from.as_str(), c.to.as_str(), c.reason, c.message])?;
+            db.exec("INSERT INTO state_changes (target, at_ms, from_state, to_state, reason, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &vals![c.target, c.at_ms, c.from.as_str(), c.to.as_str(), c.reason, c.message])?;
         }
         Record::Heartbeat(h) => {
-            tx.prepare_cached(
-                "INSERT INTO heartbeats (target, at_ms, ok, message) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(target) DO UPDATE SET at_ms = excluded.at_ms, ok = excluded.ok, message = excluded.message",
-            )?
-            .execute(params![h.target, h.at_ms, h.ok, h.message])?;
+            db.exec("INSERT INTO heartbeats (target, at_ms, ok, message) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(target) DO UPDATE SET at_ms = excluded.at_ms, ok = excluded.ok, message = excluded.message", &vals![h.target, h.at_ms, h.ok, h.message])?;
         }
         Record::Incident(i) => {
-            tx.prepare_cached(
-                "INSERT INTO incidents (id, target, system, severity, open, started_ms, resolved_ms, data)
+            db.exec("INSERT INTO incidents (id, target, system, severity, open, started_ms, resolved_ms, data)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT(id) DO UPDATE SET open = excluded.open, resolved_ms = excluded.resolved_ms, data = excluded.data",
-            )?
-            .execute(params![i.id, i.target, i.system, i.severity.as_str(), i.is_open(), i.started_ms, i.resolved_ms, json(&**i)])?;
+                 ON CONFLICT(id) DO UPDATE SET open = excluded.open, resolved_ms = excluded.resolved_ms, data = excluded.data", &vals![i.id, i.target, i.system, i.severity.as_str(), i.is_open(), i.started_ms, i.resolved_ms, json(&**i)])?;
         }
         Record::Outbox(n) => {
             // The key is the idempotency key: a notification already written is not written twice.
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO outbox (key, receiver, created_ms, state, data) VALUES (?1, ?2, ?3, 'pending', ?4)",
-            )?
-            .execute(params![n.key, n.receiver, n.created_ms, json(&**n)])?;
+            db.exec(
+                "INSERT INTO outbox (key, receiver, created_ms, state, data) VALUES (?1, ?2, ?3, 'pending', ?4)
+                 ON CONFLICT DO NOTHING",
+                &vals![n.key, n.receiver, n.created_ms, json(&**n)],
+            )?;
         }
         Record::Delivery(d) => {
-            tx.prepare_cached(
-                "UPDATE outbox SET state = ?2, channel = ?3, attempts = ?4, finished_ms = ?5, error = ?6 WHERE key = ?1",
-            )?
-            .execute(params![d.key, d.state, d.channel, d.attempts, d.at_ms, d.error])?;
+            db.exec("UPDATE outbox SET state = ?2, channel = ?3, attempts = ?4, finished_ms = ?5, error = ?6 WHERE key = ?1", &vals![d.key, d.state, d.channel, d.attempts, d.at_ms, d.error])?;
         }
         Record::Attempt { key, attempts } => {
-            tx.prepare_cached("UPDATE outbox SET attempts = ?2 WHERE key = ?1 AND state = 'pending'")?
-                .execute(params![key, attempts])?;
+            db.exec("UPDATE outbox SET attempts = ?2 WHERE key = ?1 AND state = 'pending'", &vals![key, attempts])?;
         }
         Record::Maintenance(w) => {
-            tx.prepare_cached("INSERT INTO maintenance (to_ms, data) VALUES (?1, ?2)")?
-                .execute(params![w.to_ms, json(&w)])?;
+            db.exec("INSERT INTO maintenance (to_ms, data) VALUES (?1, ?2)", &vals![w.to_ms, json(&w)])?;
         }
         Record::Exclusion(e) => {
-            tx.prepare_cached(
-                "INSERT INTO exclusions (incident_id, reason, by, at_ms) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(incident_id) DO UPDATE SET reason = excluded.reason, by = excluded.by, at_ms = excluded.at_ms",
-            )?
-            .execute(params![e.incident_id, e.reason, e.by, e.at_ms])?;
+            db.exec("INSERT INTO exclusions (incident_id, reason, \"by\", at_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(incident_id) DO UPDATE SET reason = excluded.reason, \"by\" = excluded.\"by\", at_ms = excluded.at_ms", &vals![e.incident_id, e.reason, e.by, e.at_ms])?;
         }
         Record::Ingest(b) => {
-            super::forward::ingest(tx, b)?;
+            super::forward::ingest(db, b)?;
         }
-        Record::Forwarded(seqs) => super::forward::acknowledged(tx, seqs)?,
+        Record::Forwarded(seqs) => super::forward::acknowledged(db, seqs)?,
         Record::Rename { from, to } => {
+            // The renamed target's rows replace any the new id already has where the key
+            // is the target (one row per target, or per target and day).
+            for (table, clash) in [
+                ("rollups", "AND day_ms IN (SELECT day_ms FROM rollups WHERE target = ?1)"),
+                ("heartbeats", "AND EXISTS (SELECT 1 FROM heartbeats WHERE target = ?1)"),
+                ("target_state", "AND EXISTS (SELECT 1 FROM target_state WHERE target = ?1)"),
+            ] {
+                db.exec(&format!("DELETE FROM {table} WHERE target = ?2 {clash}"), &vals![from, to])?;
+            }
             for table in ["results", "state_changes", "rollups", "heartbeats", "target_state"] {
-                tx.execute(&format!("UPDATE OR REPLACE {table} SET target = ?2 WHERE target = ?1"), params![from, to])?;
+                db.exec(&format!("UPDATE {table} SET target = ?2 WHERE target = ?1"), &vals![from, to])?;
             }
             let system = to.split('/').next().unwrap_or_default();
-            tx.prepare_cached("UPDATE incidents SET target = ?2, system = ?3 WHERE target = ?1")?
-                .execute(params![from, to, system])?;
+            db.exec("UPDATE incidents SET target = ?2, system = ?3 WHERE target = ?1", &vals![from, to, system])?;
         }
         Record::Batch(records) => {
             for r in records {
-                write(tx, r)?;
+                write(db, r)?;
             }
         }
         Record::Prune(before) => {
-            let gone = tx.prepare_cached("DELETE FROM results WHERE at_ms < ?1")?.execute([*before])?;
+            let gone = db.exec("DELETE FROM results WHERE at_ms < ?1", &vals![*before])?;
             // Finished deliveries and ended API maintenance windows go with the raw results;
             // pending notifications, incidents and state changes stay.
-            let delivered = tx
-                .prepare_cached(
-                    "DELETE FROM outbox WHERE state != 'pending' AND finished_ms IS NOT NULL AND finished_ms < ?1",
-                )?
-                .execute([*before])?;
-            let windows = tx.prepare_cached("DELETE FROM maintenance WHERE to_ms < ?1")?.execute([*before])?;
+            let delivered = db.exec(
+                "DELETE FROM outbox WHERE state != 'pending' AND finished_ms IS NOT NULL AND finished_ms < ?1",
+                &vals![*before],
+            )?;
+            let windows = db.exec("DELETE FROM maintenance WHERE to_ms < ?1", &vals![*before])?;
             // Agents' raw results go the same way; their state changes stay, like ours.
-            let gone = gone
-                + tx.prepare_cached("DELETE FROM vantage_results WHERE kind = 'result' AND at_ms < ?1")?
-                    .execute([*before])?;
+            let gone =
+                gone + db.exec("DELETE FROM vantage_results WHERE kind = 'result' AND at_ms < ?1", &vals![*before])?;
             if gone + delivered + windows > 0 {
                 tracing::info!(
                     results = gone,
@@ -173,8 +152,10 @@ fn write(tx: &Transaction, record: &Record) -> rusqlite::Result<()> {
             }
         }
         Record::Audit(a) => {
-            tx.prepare_cached("INSERT INTO audit (at_ms, who, address, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                .execute(params![a.at_ms, a.who, a.address, a.action, a.detail])?;
+            db.exec(
+                "INSERT INTO audit (at_ms, who, address, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                &vals![a.at_ms, a.who, a.address, a.action, a.detail],
+            )?;
         }
         // Not data: the write loop answers these once the batch is committed.
         Record::Flush(_) | Record::Release(..) | Record::Stop => {}

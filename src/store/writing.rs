@@ -8,7 +8,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use rusqlite::Connection;
+use super::Location;
+use super::db::Database;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Record, writer};
@@ -150,8 +151,8 @@ const REOPEN_EVERY: Duration = Duration::from_secs(30);
 /// releases and flushes at once meanwhile, and keeps the records (bounded like failing
 /// writes) to write once the file opens.
 pub(super) fn degraded_loop(
-    path: &std::path::Path,
-    connect: &dyn Fn(&std::path::Path) -> Result<Connection, super::StoreError>,
+    location: &Location,
+    connect: &dyn Fn(&Location) -> Result<Database, super::StoreError>,
     first_error: &str,
     mut receiver: mpsc::UnboundedReceiver<Record>,
     health: &StoreHealth,
@@ -171,16 +172,16 @@ pub(super) fn degraded_loop(
         let shed = pending.shed();
         health.shed_results.fetch_add(shed, Ordering::Relaxed);
         health.pending.store(pending.records.len() as u64, Ordering::Relaxed);
-        match connect(path) {
-            Ok(conn) => {
+        match connect(location) {
+            Ok(db) => {
                 tracing::warn!(
-                    store = %path.display(), records = pending.records.len(),
+                    store = %location, records = pending.records.len(),
                     "the store opened: writing what was kept in memory"
                 );
-                return write_loop(conn, receiver, path, health, pending);
+                return write_loop(db, receiver, location, health, pending);
             }
             Err(e) if pending.stopping => {
-                tracing::error!(store = %path.display(), records = pending.records.len(), error = %e,
+                tracing::error!(store = %location, records = pending.records.len(), error = %e,
                     "stopping without a store: the records kept in memory are lost");
                 return;
             }
@@ -194,9 +195,9 @@ pub(super) fn degraded_loop(
 
 /// Writes records until [`Record::Stop`] (or every sender is gone), starting with `pending`.
 pub(super) fn write_loop(
-    mut conn: Connection,
+    mut db: Database,
     mut receiver: mpsc::UnboundedReceiver<Record>,
-    path: &std::path::Path,
+    location: &Location,
     health: &StoreHealth,
     mut pending: Pending,
 ) {
@@ -222,10 +223,10 @@ pub(super) fn write_loop(
             }
         }
         let now = crate::model::now_ms();
-        match writer::write_batch(&mut conn, &pending.records) {
+        match writer::write_batch(&mut db, &pending.records) {
             Ok(()) => {
                 if health.snapshot().failing.is_some() {
-                    tracing::info!(store = %path.display(), "the store accepts writes again; nothing was lost");
+                    tracing::info!(store = %location, "the store accepts writes again; nothing was lost");
                 }
                 health.succeeded(now);
                 pending.committed();
@@ -233,7 +234,14 @@ pub(super) fn write_loop(
             }
             Err(e) => {
                 if health.failed(now, &e) {
-                    tracing::error!(store = %path.display(), error = %e, "cannot write to the store: retrying, nothing is dropped");
+                    tracing::error!(store = %location, error = %e, "cannot write to the store: retrying, nothing is dropped");
+                }
+                // A database connection that broke (a restarted server) is made anew.
+                if db.is_broken()
+                    && let Ok(fresh) = super::connect(location)
+                {
+                    tracing::warn!(store = %location, "connected to the store again");
+                    db = fresh;
                 }
                 let shed = pending.shed();
                 if shed > 0 {
@@ -244,7 +252,7 @@ pub(super) fn write_loop(
                     let deadline = *stop_deadline.get_or_insert_with(|| std::time::Instant::now() + STOP_PATIENCE);
                     if std::time::Instant::now() >= deadline {
                         tracing::error!(
-                            store = %path.display(), records = pending.records.len(), error = %e,
+                            store = %location, records = pending.records.len(), error = %e,
                             "stopping with records the store would not take: they are lost"
                         );
                         return;

@@ -267,7 +267,7 @@ pub async fn start_daemon_with_clock(dir: &Path, clock: vigil::model::TestClock)
 
 /// The outbox rows of the store in `dir` whose key contains `part`, e.g. `-reminder-`.
 pub fn outbox_rows(dir: &Path, part: &str) -> usize {
-    vigil::store::query::deliveries(&dir.join("vigil.db"))
+    vigil::store::query::deliveries(dir.join("vigil.db"))
         .expect("outbox")
         .iter()
         .filter(|(key, _, _)| key.contains(part))
