@@ -174,7 +174,12 @@ impl App {
                 tracing::debug!(error = %e, "cannot check the store's forwarding triggers");
             }
         }
-        let (store, restored) = store::open_or_degraded(store::Location::of(&config.storage));
+        let (store, mut restored) = store::open_or_degraded(store::Location::of(&config.storage));
+        if let (Some(cluster), Some(_)) = (&config.cluster, &config.storage.postgres) {
+            // A shared outbox: this node delivers what it made; the sweeper claims the rest
+            // once their makers are gone.
+            restored.pending.retain(|n| n.node.as_deref() == Some(cluster.node.as_str()));
+        }
         let heartbeats = Arc::new(HeartbeatBook::default());
         heartbeats.set_tokens(&config);
         for h in restored.heartbeats {
@@ -201,6 +206,7 @@ impl App {
         let (reload_tx, reload_rx) = mpsc::channel(8);
 
         let (notes_tx, notes_rx) = mpsc::unbounded_channel();
+        let notes_sweeper = notes_tx.clone();
         let (outlook, outlook_rx) = watch::channel(Outlook {
             config: config.clone(),
             open_incidents: restored.open_incidents.clone(),
@@ -232,7 +238,7 @@ impl App {
             board: board.clone(),
             outlook,
             events: events.clone(),
-            notifications: notes_tx,
+            notifications: notes_tx.clone(),
             on_demand: on_demand.clone(),
             centre_contact: centre_contact.clone(),
         };
@@ -304,6 +310,14 @@ impl App {
         let monthly_task = monthly.task;
         if let (Some(cluster), Some(members)) = (&config.cluster, &members) {
             metrics.cluster_assigned.set(owned_targets(&config) as i64);
+            if config.storage.postgres.is_some() {
+                crate::cluster::spawn_sweeper(
+                    cluster.clone(),
+                    store::Location::of(&config.storage),
+                    notes_sweeper.clone(),
+                    shutdown.child_token(),
+                );
+            }
             crate::cluster::spawn(
                 cluster.clone(),
                 crate::cluster::Links {

@@ -178,3 +178,44 @@ pub fn spawn(cluster: Cluster, links: Links, shutdown: CancellationToken) -> Joi
         }
     })
 }
+
+/// In a cluster sharing a PostgreSQL store: every third of `failover_delay`, claims the
+/// undelivered notifications of nodes whose lease has run out (killed mid-delivery, say)
+/// and hands them to this node's delivery — each claimed by one node, the idempotency key
+/// travelling with it so a receiver can drop the rare second copy of one that was sent
+/// just before its node died.
+pub fn spawn_sweeper(
+    cluster: Cluster,
+    store: crate::store::Location,
+    deliver: mpsc::UnboundedSender<crate::model::incident::Notification>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let period = cluster.failover_delay / 3;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(period) => {}
+            }
+            let (c, s) = (cluster.clone(), store.clone());
+            let claimed =
+                tokio::task::spawn_blocking(move || crate::store::shared::claim_orphans(&s, &c.name, &c.node, 200))
+                    .await;
+            match claimed {
+                Ok(Ok(list)) => {
+                    if !list.is_empty() {
+                        tracing::warn!(
+                            notifications = list.len(),
+                            "delivering what a node that is gone left undelivered"
+                        );
+                    }
+                    for n in list {
+                        let _ = deliver.send(n);
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot claim undelivered notifications"),
+                Err(e) => tracing::error!(error = %e, "the notification sweeper failed"),
+            }
+        }
+    })
+}

@@ -51,10 +51,6 @@ fn probed_by(dirs: &[tempfile::TempDir], from: i64, to: i64) -> Vec<BTreeSet<Str
         .collect()
 }
 
-async fn gauge(port: u16, name: &str) -> Option<f64> {
-    sample(&get(&format!("http://127.0.0.1:{port}/metrics")).await, name, &[])
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_share_the_targets_and_take_over_a_killed_one() {
     let pg = Postgres::start();
@@ -177,41 +173,6 @@ async fn three_nodes_share_the_targets_and_take_over_a_killed_one() {
     assert!(got.iter().all(|x| x.body["incident"]["closed_as"] != "removed"), "nothing is called removed");
     for i in (0..TARGETS).map(|i| format!("t{i}")).filter(|t| !names.contains(t)) {
         assert_eq!((fired(&got, &i), moved(&got, &i)), (1, 0), "{i} stayed where it was: paged once");
-    }
-}
-
-/// Waits until every node listens (failing if one exits).
-async fn wait_listening(nodes: &mut [Reaped], ports: &[u16]) {
-    for (node, port) in nodes.iter_mut().zip(ports) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", *port)).await.is_err() {
-            assert!(node.try_wait().expect("status").is_none(), "a node exited at start");
-            assert!(Instant::now() < deadline, "a node listens");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-/// `vigil run` over the node's configuration, stopped when dropped.
-fn start_node(dir: &std::path::Path) -> Reaped {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["run", "-c"])
-        .arg(dir.join("vigil.yaml"))
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("node starts");
-    Reaped(child)
-}
-
-/// A node's gauge, waiting for it to appear.
-async fn wait_gauge(port: u16, name: &str) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = gauge(port, name).await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{name} on port {port}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -224,6 +224,7 @@ pub fn test_notification(receiver: &str, now_ms: i64) -> Notification {
         reply_to: None,
         group: Vec::new(),
         report: None,
+        node: None,
     }
 }
 

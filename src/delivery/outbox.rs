@@ -338,6 +338,7 @@ async fn refresh_alertmanager(shared: Arc<Shared>, shutdown: CancellationToken) 
                             reply_to: None,
                             group: Vec::new(),
                             report: None,
+                            node: None,
                         };
                         let r = render(&n, &ctx, now_ms());
                         by_url

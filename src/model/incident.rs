@@ -309,6 +309,10 @@ pub struct Notification {
     /// For the monthly report: the rendered report.
     #[serde(default)]
     pub report: Option<Box<ReportMail>>,
+    /// The cluster node that made it and delivers it (None outside a cluster); another
+    /// node takes it over only once this one's lease has run out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// A rendered report to mail: subject, HTML body, CSV attachment.

@@ -55,3 +55,71 @@ impl Pipeline {
         self.apply(effects, Vec::new());
     }
 }
+
+/// Below this many incident ids left in its block, a node reserves the next block.
+const IDS_LOW: i64 = crate::store::shared::ID_BLOCK / 10;
+
+impl Pipeline {
+    /// Whether this node shares its store with the other nodes of its cluster (PostgreSQL):
+    /// then a target's state and open incident are one for the cluster.
+    pub(super) fn shares_store(&self) -> bool {
+        self.config.cluster.is_some() && self.config.storage.postgres.is_some()
+    }
+
+    /// The node's name in its cluster, stamped on the notifications it makes.
+    pub(super) fn node(&self) -> Option<String> {
+        self.config.cluster.as_ref().map(|c| c.node.clone())
+    }
+
+    /// Reserves the next block of incident ids in the shared store when few are left (at
+    /// start, then from the tick). A store that does not answer leaves the engine on ids
+    /// from the clock (see `Engine::use_id_block`).
+    pub(super) fn refill_incident_ids(&mut self) {
+        if !self.shares_store() || self.engine.ids_left().is_some_and(|left| left >= IDS_LOW) {
+            return;
+        }
+        let location = crate::store::Location::of(&self.config.storage);
+        match crate::store::shared::reserve_incident_ids(&location) {
+            Ok(Some(block)) => {
+                let salt = self.node().map_or(0, |n| xxhash_rust::xxh3::xxh3_64(n.as_bytes()) % 1000) as i64;
+                self.engine.use_id_block(block, salt);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot reserve incident ids in the shared store"),
+        }
+    }
+
+    /// Before a configuration with targets new to this node is applied: reads their state
+    /// and open incident from the shared store (another node ran them until now), so the
+    /// incident goes on — same id, same receivers — instead of a second one opening.
+    pub(super) fn take_over_from_store(&mut self, config: &crate::config::Config) {
+        // At start the store was just read: only later configurations take targets over.
+        if !self.shares_store() || self.entries.is_empty() {
+            return;
+        }
+        let new: Vec<String> = config
+            .systems
+            .iter()
+            .flat_map(|s| s.checks.iter().flat_map(|c| c.targets.iter().map(|t| t.key.id())))
+            .filter(|id| !self.entries.contains_key(id))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        let location = crate::store::Location::of(&self.config.storage);
+        match crate::store::shared::taken_over(&location, &new) {
+            Ok(Some(taken)) => {
+                tracing::info!(targets = new.len(), incidents = taken.open_incidents.len(), "targets taken over");
+                for id in &new {
+                    self.restored.remove(id);
+                }
+                self.restored.extend(taken.states);
+                for incident in taken.open_incidents {
+                    self.engine.adopt(incident);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "cannot read the targets taken over: they start afresh"),
+        }
+    }
+}

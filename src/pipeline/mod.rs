@@ -185,6 +185,7 @@ impl Pipeline {
             centre_contact,
         };
         p.started_ms = p.clock.now_ms();
+        p.refill_incident_ids();
         p.restore_vantages();
         for warning in p.configure(config) {
             tracing::warn!("{warning}");
@@ -221,7 +222,8 @@ impl Pipeline {
         for effect in effects {
             match effect {
                 Effect::Save(i) => records.push(Record::Incident(Box::new(i))),
-                Effect::Notify(n) => {
+                Effect::Notify(mut n) => {
+                    n.node = self.node();
                     records.push(Record::Outbox(Box::new(n.clone())));
                     releases.push(Record::Release(Box::new(n), self.notifications.clone()));
                 }

@@ -67,6 +67,7 @@ impl Pipeline {
     /// renamed); returns warnings for the operator.
     pub(super) fn configure(&mut self, config: Arc<Config>) -> Vec<String> {
         let warnings = self.retire_receivers(&config);
+        self.take_over_from_store(&config);
         let now = self.clock.now_ms();
         let mut old = std::mem::take(&mut self.entries);
         // (former id, new id) of the targets of checks renamed with `renamed_from`.
@@ -267,6 +268,11 @@ impl Pipeline {
         for target in removed {
             if let Some(owner) = self.config.elsewhere.get(&target) {
                 tracing::info!(target_id = %target, %owner, "target moved away: its open incident is handed over");
+                if self.shares_store() {
+                    // It stays open in the shared store: the new owner goes on with it.
+                    self.engine.hand_over(&target);
+                    continue;
+                }
                 effects.extend(self.engine.close_moved(&target, owner, now));
                 continue;
             }

@@ -119,6 +119,7 @@ impl Pipeline {
 
     pub(super) fn tick(&mut self) {
         self.release_held();
+        self.refill_incident_ids();
         let now = self.clock.now_ms();
         if self.watchdog {
             self.watch_timers(now);

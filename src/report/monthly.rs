@@ -146,6 +146,8 @@ fn mails(
             n.key = key(month, r);
             n.event = EventKind::Report;
             n.report = Some(Box::new(mail.clone()));
+            // In a cluster every node makes it; the one whose outbox row is written sends it.
+            n.node = config.cluster.as_ref().map(|c| c.node.clone());
             n
         })
         .collect())

@@ -481,4 +481,5 @@ fn load_heartbeats(db: &mut Database) -> Result<Vec<HeartbeatRecord>, DbError> {
 pub mod forward;
 pub mod query;
 mod reader;
+pub mod shared;
 pub use reader::Reader;

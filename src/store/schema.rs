@@ -161,6 +161,8 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE agent_identity (incarnation TEXT NOT NULL);
     ALTER TABLE vantages ADD COLUMN incarnation TEXT;
     ALTER TABLE vantages ADD COLUMN seq_base INTEGER NOT NULL DEFAULT 0;",
+    // 12: the cluster node that made a notification and delivers it (see PostgreSQL's 2).
+    "ALTER TABLE outbox ADD COLUMN claimed_by TEXT;",
 ];
 
 /// The PostgreSQL schema. The agent's forwarding queue is not here: an agent's store is
@@ -293,6 +295,11 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
         to_ms BIGINT NOT NULL
     );
     CREATE INDEX vantage_backfills_by_time ON vantage_backfills (to_ms);",
+    // 2: a cluster's shared outbox — the node that made a notification delivers it, and
+    // another takes it over once that node's lease has run out; incident ids come in
+    // blocks of a sequence, so nodes sharing the store never give two incidents one id.
+    "ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+    CREATE SEQUENCE incident_blocks;",
 ];
 
 /// Brings the schema up to date.
@@ -317,7 +324,8 @@ pub fn migrate(db: &mut Database) -> Result<(), DbError> {
 fn migrate_postgres(db: &mut Database) -> Result<(), DbError> {
     db.transaction(|db| {
         db.batch(
-            "SELECT pg_advisory_xact_lock(7375748); -- 'vigil' schema
+            "SET LOCAL client_min_messages = warning;
+             SELECT pg_advisory_xact_lock(7375748); -- 'vigil' schema
              CREATE TABLE IF NOT EXISTS vigil_schema (version BIGINT NOT NULL);
              INSERT INTO vigil_schema (version) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM vigil_schema);",
         )?;

@@ -7,9 +7,14 @@
 use super::Record;
 use super::db::{Database, DbError, vals};
 
-/// Writes `batch` in one transaction (all of it or nothing).
-pub(super) fn write_batch(db: &mut Database, batch: &[Record]) -> Result<(), DbError> {
-    db.transaction(|db| batch.iter().try_for_each(|record| write(db, record)))
+/// Writes `batch` in one transaction (all of it or nothing); returns the keys of the
+/// notifications it added to the outbox (not those already there).
+pub(super) fn write_batch(db: &mut Database, batch: &[Record]) -> Result<Vec<String>, DbError> {
+    db.transaction(|db| {
+        let mut added = Vec::new();
+        batch.iter().try_for_each(|record| write(db, record, &mut added))?;
+        Ok(added)
+    })
 }
 
 /// The daily-rollup upsert for each latency bucket, built once.
@@ -38,7 +43,7 @@ fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-fn write(db: &mut Database, record: &Record) -> Result<(), DbError> {
+fn write(db: &mut Database, record: &Record, added: &mut Vec<String>) -> Result<(), DbError> {
     match record {
         Record::Result(r) => {
             db.exec("INSERT INTO results (target, at_ms, health, reason, duration_ms, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &vals![r.target, r.at_ms, r.health, r.reason, r.duration_ms, r.message])?;
@@ -86,11 +91,14 @@ fn write(db: &mut Database, record: &Record) -> Result<(), DbError> {
         }
         Record::Outbox(n) => {
             // The key is the idempotency key: a notification already written is not written twice.
-            db.exec(
-                "INSERT INTO outbox (key, receiver, created_ms, state, data) VALUES (?1, ?2, ?3, 'pending', ?4)
+            let new = db.exec(
+                "INSERT INTO outbox (key, receiver, created_ms, state, data, claimed_by) VALUES (?1, ?2, ?3, 'pending', ?4, ?5)
                  ON CONFLICT DO NOTHING",
-                &vals![n.key, n.receiver, n.created_ms, json(&**n)],
+                &vals![n.key, n.receiver, n.created_ms, json(&**n), n.node],
             )?;
+            if new > 0 {
+                added.push(n.key.clone());
+            }
         }
         Record::Delivery(d) => {
             db.exec("UPDATE outbox SET state = ?2, channel = ?3, attempts = ?4, finished_ms = ?5, error = ?6 WHERE key = ?1", &vals![d.key, d.state, d.channel, d.attempts, d.at_ms, d.error])?;
@@ -127,7 +135,7 @@ fn write(db: &mut Database, record: &Record) -> Result<(), DbError> {
         }
         Record::Batch(records) => {
             for r in records {
-                write(db, r)?;
+                write(db, r, added)?;
             }
         }
         Record::Prune(before) => {

@@ -89,6 +89,10 @@ pub(super) struct Pending {
     records: Vec<Record>,
     after: Vec<AfterCommit>,
     stopping: bool,
+    /// Notifications this writer added to the outbox and has not released yet: a release
+    /// of one the outbox already held (made twice — by two cluster nodes, or again after a
+    /// restart) is dropped, so only the row's maker delivers it.
+    added: std::collections::HashSet<String>,
 }
 
 impl Pending {
@@ -122,14 +126,19 @@ impl Pending {
     /// once — notifications leave from memory, flushes return.
     fn take_without_store(&mut self, record: Record) {
         self.take(record);
-        self.committed_after();
+        self.committed_after(false);
     }
 
-    fn committed_after(&mut self) {
+    /// Answers what waited for the commit; with `guarded`, a notification is released only
+    /// if this writer added it to the outbox.
+    fn committed_after(&mut self, guarded: bool) {
         for after in self.after.drain(..) {
             match after {
                 AfterCommit::Flush(w) => {
                     let _ = w.send(());
+                }
+                AfterCommit::Release(n, _) if guarded && !self.added.remove(&n.key) => {
+                    tracing::debug!(key = %n.key, "notification already in the outbox: its maker delivers it");
                 }
                 AfterCommit::Release(n, to) => {
                     let _ = to.send(*n);
@@ -138,9 +147,13 @@ impl Pending {
         }
     }
 
-    fn committed(&mut self) {
+    /// The batch is committed, adding `added` to the outbox (a notification's row and its
+    /// release travel in one batch).
+    fn committed(&mut self, added: Vec<String>) {
         self.records.clear();
-        self.committed_after();
+        self.added.extend(added);
+        self.committed_after(true);
+        self.added.clear();
     }
 }
 
@@ -224,12 +237,12 @@ pub(super) fn write_loop(
         }
         let now = crate::model::now_ms();
         match writer::write_batch(&mut db, &pending.records) {
-            Ok(()) => {
+            Ok(added) => {
                 if health.snapshot().failing.is_some() {
                     tracing::info!(store = %location, "the store accepts writes again; nothing was lost");
                 }
                 health.succeeded(now);
-                pending.committed();
+                pending.committed(added);
                 retry = FIRST_RETRY;
             }
             Err(e) => {

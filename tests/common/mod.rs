@@ -5,11 +5,14 @@
 
 pub mod chrony;
 pub mod kamailio;
+pub mod nodes;
 pub mod postgres;
 #[allow(unused_imports)]
 pub use chrony::Chrony;
 #[allow(unused_imports)]
 pub use kamailio::{Kamailio, kamailio};
+#[allow(unused_imports)]
+pub use nodes::{start_node, wait_gauge, wait_listening};
 #[allow(unused_imports)]
 pub use postgres::Postgres;
 

@@ -53,7 +53,7 @@ pub struct Routing<'a> {
 #[derive(Debug, Default)]
 pub struct Engine {
     open: BTreeMap<String, Incident>,
-    next_id: i64,
+    ids: handover::Ids,
     /// Group key → (due time, targets), for grouped routes.
     groups: BTreeMap<String, (i64, Vec<String>)>,
     /// Root cause target → (due time, dependents already announced that it now explains):
@@ -80,6 +80,7 @@ fn notification(incident: &Incident, receiver: &str, event: EventKind, n: u32, n
         reply_to: first.filter(|f| !f.is_empty() && *f != key),
         group: Vec::new(),
         report: None,
+        node: None,
         key,
         receiver: receiver.to_string(),
         event,
@@ -101,7 +102,7 @@ impl Engine {
                 }
             }
         }
-        Engine { open, next_id: last_id + 1, groups, reattributed: BTreeMap::new() }
+        Engine { open, ids: handover::Ids::after(last_id), groups, reattributed: BTreeMap::new() }
     }
 
     /// The open incident of a target.
@@ -119,7 +120,7 @@ impl Engine {
     pub fn open(&mut self, o: Opening, routing: Routing, now: i64, quiet: bool) -> Vec<Effect> {
         let mut effects = self.resolve(&o.target, now);
         let mut incident = Incident {
-            id: self.next_id,
+            id: self.ids.take(now),
             target: o.target,
             system: o.system,
             system_name: o.system_name,
@@ -147,7 +148,6 @@ impl Engine {
             vantage: o.vantage,
             cause_class: o.cause_class,
         };
-        self.next_id += 1;
         let notes = if quiet {
             incident.decided(now, Decision::QuietFlapping, Vec::new());
             Vec::new()
@@ -382,6 +382,7 @@ impl Engine {
                     reply_to: None,
                     group: Vec::new(),
                     report: None,
+                    node: None,
                 }));
             }
         }
@@ -491,6 +492,7 @@ impl Engine {
     }
 }
 
+mod handover;
 mod reattribute;
 #[cfg(test)]
 mod tests;
