@@ -175,6 +175,9 @@ impl App {
             }
         }
         let (store, mut restored) = store::open_or_degraded(store::Location::of(&config.storage));
+        if config.storage.postgres.is_some() {
+            store.send(store::Record::ReleaseUnstoredAfter(config.storage.postgres_grace));
+        }
         if let (Some(cluster), Some(_)) = (&config.cluster, &config.storage.postgres) {
             // A shared outbox: this node delivers what it made; the sweeper claims the rest
             // once their makers are gone.

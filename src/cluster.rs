@@ -139,6 +139,11 @@ pub fn spawn(cluster: Cluster, links: Links, shutdown: CancellationToken) -> Joi
         metrics.cluster_database_up.set(i64::from(known > 0));
         metrics.cluster_members.set(known as i64);
         let mut db: Option<Database> = None;
+        // Since when the database answers again after it did not: every lease ran out
+        // meanwhile, so for one failover_delay a node missing from the live list may just
+        // not have renewed yet — nobody is dropped then (no targets move back and forth).
+        let mut back_since: Option<std::time::Instant> = None;
+        let mut lost = false;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -149,10 +154,21 @@ pub fn spawn(cluster: Cluster, links: Links, shutdown: CancellationToken) -> Joi
             }
             let Some(conn) = &db else {
                 metrics.cluster_database_up.set(0);
+                lost = true;
                 continue;
             };
             match conn.renew().await {
-                Ok(live) => {
+                Ok(mut live) => {
+                    live.sort();
+                    if std::mem::take(&mut lost) {
+                        back_since = Some(std::time::Instant::now());
+                    }
+                    if back_since.is_some_and(|t| t.elapsed() < cluster.failover_delay) {
+                        let before = members.read().unwrap_or_else(|p| p.into_inner()).clone();
+                        let missing: Vec<String> = before.into_iter().filter(|n| !live.contains(n)).collect();
+                        live.extend(missing);
+                        live.sort();
+                    }
                     renewed.store(crate::model::now_ms(), std::sync::atomic::Ordering::Relaxed);
                     metrics.cluster_database_up.set(1);
                     metrics.cluster_members.set(live.len() as i64);
@@ -170,6 +186,7 @@ pub fn spawn(cluster: Cluster, links: Links, shutdown: CancellationToken) -> Joi
                     tracing::warn!(error = %e, "cannot renew the cluster lease: keeping the targets this node has");
                     metrics.cluster_database_up.set(0);
                     db = None;
+                    lost = true;
                 }
             }
         }

@@ -3,7 +3,9 @@
 //! SIGKILL in the middle of an outage loses nothing — the nodes taking its targets over go
 //! on with its incidents (same ids), and the notifications it left undelivered are claimed
 //! by one of them once its lease has run out — and a real SMTP server receives each
-//! notification exactly once across 36 incidents opened around the kill.
+//! notification exactly once across 36 incidents opened around the kill. And the database
+//! restarted during twelve incidents: the nodes alert from memory meanwhile (after the grace),
+//! then write what they kept — every incident and notification once.
 
 mod common;
 
@@ -29,9 +31,10 @@ fn node_config(
     format!(
         "instance: {{ name: {node} }}\n\
          server: {{ listen: \"127.0.0.1:{port}\" }}\n\
-         storage: {{ path: \"{}\", postgres: {{ dsn: \"{dsn}\" }} }}\n\
+         storage: {{ path: \"{}\", postgres: {{ dsn: \"{dsn}\", grace: 2s }} }}\n\
          defaults: {{ interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1 }}\n\
          cluster: {{ name: lai-chau, node: {node}, dsn: \"{dsn}\", failover_delay: 3s }}\n\
+         alerting: {{ flapping: {{ changes: 1000, window: 1m }} }}\n\
          receivers:\n  - id: team\n    channels:\n      - email: {{ to: [\"ung-cuu@laichau.test\"], from: \"vigil@laichau.test\", smtp: {{ host: 127.0.0.1, port: {smtp}, security: none }} }}\n\
          routes:\n  - {{ receivers: [team] }}\n\
          systems:\n  - id: web\n    checks:\n      - id: pages\n        http: {{}}\n        conditions: [\"[STATUS] == 200\"]\n        targets:\n{targets}",
@@ -72,27 +75,28 @@ async fn wait_round(dsn: &str, since: i64, resolved: bool) -> Vec<vigil::model::
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_shared_store_keeps_one_incident_per_target_and_mails_each_once_through_a_kill() {
-    let pg = Postgres::start();
-    let web = web_server(None).await;
-    let sink_dir = tempfile::tempdir().expect("tempdir");
-    let mut smtp = SmtpSink::start(sink_dir.path());
-    let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect();
+/// Starts the nodes and waits until they share the targets.
+async fn start_cluster(
+    names: &[&str],
+    ports: &[u16],
+    pg: &Postgres,
+    web: &WebServer,
+    smtp: &SmtpSink,
+) -> (Vec<Reaped>, Vec<tempfile::TempDir>) {
     let mut dirs = Vec::new();
     let mut nodes = Vec::new();
-    for (node, port) in NODES.iter().zip(&ports) {
+    for (node, port) in names.iter().zip(ports) {
         let dir = tempfile::tempdir().expect("tempdir");
         let text = node_config(dir.path(), node, *port, &pg.dsn, web.addr, smtp.port);
         std::fs::write(dir.path().join("vigil.yaml"), text).expect("write");
         nodes.push(start_node(dir.path()));
         dirs.push(dir);
     }
-    wait_listening(&mut nodes, &ports).await;
+    wait_listening(&mut nodes, ports).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let mut assigned = 0.0;
-        for port in &ports {
+        for port in ports {
             assigned += wait_gauge(*port, "vigil_cluster_assigned_targets").await;
         }
         if assigned == TARGETS as f64 {
@@ -102,6 +106,45 @@ async fn a_shared_store_keeps_one_incident_per_target_and_mails_each_once_throug
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
+    (nodes, dirs)
+}
+
+/// Every incident's alert and resolution at the SMTP server, each exactly once; returns
+/// the raw count of mails.
+async fn each_mailed_once(all: &[&vigil::model::incident::Incident], smtp: &SmtpSink) -> usize {
+    let expected: BTreeSet<String> = all
+        .iter()
+        .flat_map(|i| {
+            ["firing", "resolved"].map(|e| vigil::delivery::notify::message_id(&format!("incident-{}-{e}-team", i.id)))
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = mails_by_id(smtp);
+        if expected.iter().all(|id| got.contains_key(id)) {
+            break;
+        }
+        let missing: Vec<_> = expected.iter().filter(|id| !got.contains_key(*id)).collect();
+        assert!(Instant::now() < deadline, "every notification is delivered; missing {missing:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = mails_by_id(smtp).into_iter().filter(|(id, _)| expected.contains(id)).collect::<BTreeMap<_, _>>();
+    let twice: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "no notification twice: {twice:?}");
+    let raw: usize = got.values().sum();
+    assert_eq!(raw, expected.len());
+    raw
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_store_keeps_one_incident_per_target_and_mails_each_once_through_a_kill() {
+    let pg = Postgres::start();
+    let web = web_server(None).await;
+    let sink_dir = tempfile::tempdir().expect("tempdir");
+    let mut smtp = SmtpSink::start(sink_dir.path());
+    let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect();
+    let (mut nodes, dirs) = start_cluster(&NODES, &ports, &pg, &web, &smtp).await;
     let status = |code: u16| web.switch.store(code, std::sync::atomic::Ordering::SeqCst);
 
     // Three rounds of every target down then up. In the second the mail server is down
@@ -135,30 +178,8 @@ async fn a_shared_store_keeps_one_incident_per_target_and_mails_each_once_throug
     let ids: BTreeSet<i64> = all.iter().map(|i| i.id).collect();
     assert_eq!(ids.len(), all.len(), "incident ids are unique across the nodes");
 
-    // Every incident's alert and resolution reach the SMTP server, each exactly once.
-    let expected: BTreeSet<String> = all
-        .iter()
-        .flat_map(|i| {
-            ["firing", "resolved"].map(|e| vigil::delivery::notify::message_id(&format!("incident-{}-{e}-team", i.id)))
-        })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = mails_by_id(&smtp);
-        if expected.iter().all(|id| got.contains_key(id)) {
-            break;
-        }
-        let missing: Vec<_> = expected.iter().filter(|id| !got.contains_key(*id)).collect();
-        assert!(Instant::now() < deadline, "every notification is delivered; missing {missing:?}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let got = mails_by_id(&smtp).into_iter().filter(|(id, _)| expected.contains(id)).collect::<BTreeMap<_, _>>();
-    let raw: usize = got.values().sum();
-    let twice: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
-    eprintln!("{} incidents, {} notifications, {raw} mails received (raw SMTP count)", all.len(), expected.len());
-    assert!(twice.is_empty(), "no notification twice: {twice:?}");
-    assert_eq!(raw, expected.len());
+    let raw = each_mailed_once(&all, &smtp).await;
+    eprintln!("{} incidents, {} mails received, each once (raw SMTP count)", all.len(), raw);
     // node-a's undelivered alerts were claimed by a live node, each by one.
     let mut db = vigil::store::db::Database::postgres(&pg.dsn).expect("connect");
     let rows = db.query("SELECT data, claimed_by, state FROM outbox", &[]).expect("the outbox");
@@ -175,4 +196,41 @@ async fn a_shared_store_keeps_one_incident_per_target_and_mails_each_once_throug
     assert!(!taken.is_empty(), "the kill left node-a's alerts undelivered, and another node claimed them");
     assert!(rows.iter().all(|r| r.str(2).is_ok_and(|s| s == "delivered")), "nothing is left pending");
     drop(dirs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restarted_during_twelve_incidents_loses_and_doubles_nothing() {
+    let pg = Postgres::start();
+    let web = web_server(None).await;
+    let sink_dir = tempfile::tempdir().expect("tempdir");
+    let smtp = SmtpSink::start(sink_dir.path());
+    let names = &NODES[..2];
+    let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
+    let (_nodes, _dirs) = start_cluster(names, &ports, &pg, &web, &smtp).await;
+    let status = |code: u16| web.switch.store(code, std::sync::atomic::Ordering::SeqCst);
+
+    // The database stops; every target fails. Past the grace (2 s) the nodes alert from
+    // memory: the team hears of every incident while the database is down.
+    let since = vigil::model::now_ms();
+    pg.stop();
+    status(503);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while smtp.mails().len() < TARGETS {
+        assert!(Instant::now() < deadline, "alerts leave while the database is down: {} mails", smtp.mails().len());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let alerted_down = smtp.mails().len();
+    // It comes back: each node writes what it kept; then the targets recover.
+    pg.run();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    status(200);
+    let round = wait_round(&pg.dsn, since, true).await;
+    let all: Vec<_> = round.iter().collect();
+    assert_eq!(all.len(), TARGETS, "one incident per target, none doubled by the reconnection: {all:#?}");
+    let raw = each_mailed_once(&all, &smtp).await;
+    eprintln!("{} incidents; {alerted_down} alerts sent while the database was down; {raw} mails in all", all.len());
+    let mut db = vigil::store::db::Database::postgres(&pg.dsn).expect("connect");
+    let rows = db.query("SELECT key, state FROM outbox ORDER BY key", &[]).expect("the outbox");
+    assert_eq!(rows.len(), 2 * TARGETS, "every notification is in the outbox once: {rows:?}");
+    assert!(rows.iter().all(|r| r.str(1).is_ok_and(|s| s == "delivered")), "all delivered: {rows:?}");
 }

@@ -232,6 +232,8 @@ pub struct Storage {
     pub raw_retention: Duration,
     /// `storage.postgres`: the connection string of a PostgreSQL store (then `path` is unused).
     pub postgres: Option<Secret>,
+    /// `storage.postgres.grace`: how long notifications wait for an unanswering database.
+    pub postgres_grace: Duration,
 }
 
 /// `scheduler:` — global bounds.

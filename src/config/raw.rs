@@ -178,6 +178,7 @@ pub struct RawStorage {
 pub struct RawPostgres {
     pub dsn: Option<String>,
     pub dsn_file: Option<String>,
+    pub grace: Option<String>,
 }
 
 /// `defaults:` — values every check inherits unless it sets its own.

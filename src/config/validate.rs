@@ -447,8 +447,10 @@ fn storage(file: &SourceFile, raw: &RawRoot, base: &std::path::Path, errors: &mu
             errors,
         )
     });
+    let grace = raw.storage.postgres.as_ref().and_then(|pg| pg.grace.as_ref());
     Storage {
         postgres,
+        postgres_grace: duration_field(file, "storage.postgres.grace", grace, Duration::from_secs(30), errors),
         path: PathBuf::from(raw.storage.path.as_deref().unwrap_or(DEFAULT_STORE)),
         raw_retention: duration_field(
             file,

@@ -214,6 +214,9 @@ pub enum Record {
     Audit(AuditRecord),
     /// Ends the writer after what was sent before it (other senders may still exist).
     Stop,
+    /// Once writes have failed this long, notifications are released before they are
+    /// stored (a database that does not answer: duplicates over silence); unset, they wait.
+    ReleaseUnstoredAfter(std::time::Duration),
 }
 
 /// What the store remembers at start-up.

@@ -166,7 +166,7 @@ fn write(db: &mut Database, record: &Record, added: &mut Vec<String>) -> Result<
             )?;
         }
         // Not data: the write loop answers these once the batch is committed.
-        Record::Flush(_) | Record::Release(..) | Record::Stop => {}
+        Record::Flush(_) | Record::Release(..) | Record::Stop | Record::ReleaseUnstoredAfter(_) => {}
     }
     Ok(())
 }

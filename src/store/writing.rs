@@ -93,6 +93,8 @@ pub(super) struct Pending {
     /// of one the outbox already held (made twice — by two cluster nodes, or again after a
     /// restart) is dropped, so only the row's maker delivers it.
     added: std::collections::HashSet<String>,
+    /// See [`Record::ReleaseUnstoredAfter`].
+    release_after: Option<Duration>,
 }
 
 impl Pending {
@@ -102,6 +104,7 @@ impl Pending {
             Record::Flush(w) => self.after.push(AfterCommit::Flush(w)),
             Record::Release(n, to) => self.after.push(AfterCommit::Release(n, to)),
             Record::Stop => self.stopping = true,
+            Record::ReleaseUnstoredAfter(after) => self.release_after = Some(after),
             data => self.records.push(data),
         }
     }
@@ -143,6 +146,29 @@ impl Pending {
                 AfterCommit::Release(n, to) => {
                     let _ = to.send(*n);
                 }
+            }
+        }
+    }
+
+    /// Writes have failed since `failing_since_ms`: past the grace, notifications waiting
+    /// for the commit leave now (their rows are written when the store answers again).
+    fn release_unstored(&mut self, failing_since_ms: i64, now_ms: i64) {
+        let Some(after) = self.release_after else { return };
+        if failing_since_ms == 0 || now_ms - failing_since_ms < after.as_millis() as i64 {
+            return;
+        }
+        let (released, waiting): (Vec<_>, Vec<_>) =
+            self.after.drain(..).partition(|a| matches!(a, AfterCommit::Release(..)));
+        self.after = waiting;
+        if !released.is_empty() {
+            tracing::warn!(
+                notifications = released.len(),
+                "the store has not answered for long: notifications leave before they are stored"
+            );
+        }
+        for a in released {
+            if let AfterCommit::Release(n, to) = a {
+                let _ = to.send(*n);
             }
         }
     }
@@ -256,6 +282,7 @@ pub(super) fn write_loop(
                     tracing::warn!(store = %location, "connected to the store again");
                     db = fresh;
                 }
+                pending.release_unstored(health.failing_since_ms.load(Ordering::Relaxed), now);
                 let shed = pending.shed();
                 if shed > 0 {
                     health.shed_results.fetch_add(shed, Ordering::Relaxed);

@@ -56,17 +56,36 @@ impl Postgres {
             .expect("initdb");
         assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
         let port = super::free_port();
-        let options = format!("-p {port} -h 127.0.0.1 -k {} -c fsync=off", dir.path().display());
-        let out = as_owner(&bin.join("pg_ctl"))
+        let dsn = format!("host=127.0.0.1 port={port} user=vigil dbname=postgres");
+        let pg = Postgres { dsn, port, bin, data, _dir: dir };
+        pg.run();
+        pg
+    }
+
+    /// Starts the server (again) on its port and waits until it accepts connections.
+    pub fn run(&self) {
+        let dir = self._dir.path();
+        let options = format!("-p {} -h 127.0.0.1 -k {} -c fsync=off", self.port, dir.display());
+        let out = as_owner(&self.bin.join("pg_ctl"))
             .args(["-D"])
-            .arg(&data)
+            .arg(&self.data)
             .args(["-o", &options, "-l"])
-            .arg(dir.path().join("server.log"))
+            .arg(dir.join("server.log"))
             .args(["-w", "start"])
             .output()
             .expect("pg_ctl start");
         assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
-        Postgres { dsn: format!("host=127.0.0.1 port={port} user=vigil dbname=postgres"), port, bin, data, _dir: dir }
+    }
+
+    /// Stops the server at once (`-m immediate`: connections are cut, as in a crash).
+    pub fn stop(&self) {
+        let out = as_owner(&self.bin.join("pg_ctl"))
+            .args(["-D"])
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output()
+            .expect("pg_ctl stop");
+        assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
 
