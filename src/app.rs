@@ -111,10 +111,12 @@ fn owned_part(
     if live.is_empty() {
         return config;
     }
-    let node = cluster.node.clone();
-    config::shard::keep_owned(config, &|id| {
-        config::shard::owner_among(id, &live).filter(|o| **o != node).map(|o| format!("node {o}"))
-    })
+    let (node, replicas) = (cluster.node.clone(), cluster.replicas);
+    config::shard::keep_owned_with_standby(
+        config,
+        &|id| config::shard::owner_among(id, &live).filter(|o| **o != node).map(|o| format!("node {o}")),
+        &|id| config::shard::runners_among(id, &live, replicas).iter().skip(1).any(|r| **r == node),
+    )
 }
 
 /// Targets run as their owner (helpers not counted).
@@ -155,7 +157,7 @@ impl App {
     pub async fn start(source: ConfigSource, overrides: Overrides) -> Result<App, StartError> {
         let loaded = source.load().map_err(StartError::Config)?;
         let members = match &loaded.cluster {
-            Some(cluster) => Some(crate::cluster::join(cluster).await),
+            Some(cluster) => Some(crate::cluster::join(cluster, loaded.storage.postgres.is_some()).await),
             None => None,
         };
         let config = Arc::new(owned_part(loaded, overrides.shard, members.as_ref()));

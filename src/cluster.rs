@@ -105,16 +105,23 @@ impl Database {
 
 /// Joins the cluster before the node starts probing: registers its lease and learns the
 /// live members (empty when the database cannot be reached: the node then runs every
-/// target — duplicates over silence — until it can).
-pub async fn join(cluster: &Cluster) -> Members {
+/// target — duplicates over silence — until it can). With a `shared_store`, a node joining
+/// live others first counts itself out: it takes its targets at its first renewal, a third
+/// of `failover_delay` later, when every other node has seen it and handed them over —
+/// never two owners of one target writing to the store at once.
+pub async fn join(cluster: &Cluster, shared_store: bool) -> Members {
     let live = match Database::connect(cluster).await {
         Ok(db) => db.renew().await,
         Err(e) => Err(e),
     };
-    let live = live.unwrap_or_else(|e| {
+    let mut live = live.unwrap_or_else(|e| {
         tracing::error!(error = %e, "cannot reach the cluster's database: this node runs every target until it can");
         Vec::new()
     });
+    if shared_store && live.iter().any(|n| *n != cluster.node) {
+        live.retain(|n| *n != cluster.node);
+        tracing::info!(others = ?live, "joining: this node takes its targets once the others have seen it");
+    }
     Arc::new(RwLock::new(live))
 }
 

@@ -5,7 +5,9 @@
 //! by one of them once its lease has run out — and a real SMTP server receives each
 //! notification exactly once across 36 incidents opened around the kill. And the database
 //! restarted during twelve incidents: the nodes alert from memory meanwhile (after the grace),
-//! then write what they kept — every incident and notification once.
+//! then write what they kept — every incident and notification once. And the HA pair
+//! (`replicas: 2`): both nodes probe every target, each incident is mailed, through twenty
+//! SIGKILLs of either node at random moments.
 
 mod common;
 
@@ -26,6 +28,18 @@ fn node_config(
     web: std::net::SocketAddr,
     smtp: u16,
 ) -> String {
+    node_config_with(dir, node, port, dsn, web, smtp, "failover_delay: 3s")
+}
+
+fn node_config_with(
+    dir: &std::path::Path,
+    node: &str,
+    port: u16,
+    dsn: &str,
+    web: std::net::SocketAddr,
+    smtp: u16,
+    cluster_extra: &str,
+) -> String {
     let targets: String =
         (0..TARGETS).map(|i| format!("          - {{ name: t{i}, url: \"http://{web}/switch\" }}\n")).collect();
     format!(
@@ -33,7 +47,7 @@ fn node_config(
          server: {{ listen: \"127.0.0.1:{port}\" }}\n\
          storage: {{ path: \"{}\", postgres: {{ dsn: \"{dsn}\", grace: 2s }} }}\n\
          defaults: {{ interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1 }}\n\
-         cluster: {{ name: lai-chau, node: {node}, dsn: \"{dsn}\", failover_delay: 3s }}\n\
+         cluster: {{ name: lai-chau, node: {node}, dsn: \"{dsn}\", {cluster_extra} }}\n\
          alerting: {{ flapping: {{ changes: 1000, window: 1m }} }}\n\
          receivers:\n  - id: team\n    channels:\n      - email: {{ to: [\"ung-cuu@laichau.test\"], from: \"vigil@laichau.test\", smtp: {{ host: 127.0.0.1, port: {smtp}, security: none }} }}\n\
          routes:\n  - {{ receivers: [team] }}\n\
@@ -112,6 +126,17 @@ async fn start_cluster(
 /// Every incident's alert and resolution at the SMTP server, each exactly once; returns
 /// the raw count of mails.
 async fn each_mailed_once(all: &[&vigil::model::incident::Incident], smtp: &SmtpSink) -> usize {
+    let got = every_key_mailed(all, smtp).await;
+    let twice: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "no notification twice: {twice:?}");
+    let raw: usize = got.values().sum();
+    assert_eq!(raw, 2 * all.len());
+    raw
+}
+
+/// Waits until every incident's alert and resolution reached the SMTP server; returns the
+/// mails received of each, by Message-ID.
+async fn every_key_mailed(all: &[&vigil::model::incident::Incident], smtp: &SmtpSink) -> BTreeMap<String, usize> {
     let expected: BTreeSet<String> = all
         .iter()
         .flat_map(|i| {
@@ -129,12 +154,7 @@ async fn each_mailed_once(all: &[&vigil::model::incident::Incident], smtp: &Smtp
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let got = mails_by_id(smtp).into_iter().filter(|(id, _)| expected.contains(id)).collect::<BTreeMap<_, _>>();
-    let twice: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "no notification twice: {twice:?}");
-    let raw: usize = got.values().sum();
-    assert_eq!(raw, expected.len());
-    raw
+    mails_by_id(smtp).into_iter().filter(|(id, _)| expected.contains(id)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,4 +253,91 @@ async fn a_database_restarted_during_twelve_incidents_loses_and_doubles_nothing(
     let rows = db.query("SELECT key, state FROM outbox ORDER BY key", &[]).expect("the outbox");
     assert_eq!(rows.len(), 2 * TARGETS, "every notification is in the outbox once: {rows:?}");
     assert!(rows.iter().all(|r| r.str(1).is_ok_and(|s| s == "delivered")), "all delivered: {rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ha_pair_probes_everything_twice_and_mails_each_incident_through_twenty_kills() {
+    let pg = Postgres::start();
+    let web = web_server(None).await;
+    let sink_dir = tempfile::tempdir().expect("tempdir");
+    let smtp = SmtpSink::start(sink_dir.path());
+    let names = &NODES[..2];
+    let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
+    let mut dirs = Vec::new();
+    let mut nodes = Vec::new();
+    for (node, port) in names.iter().zip(&ports) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text =
+            node_config_with(dir.path(), node, *port, &pg.dsn, web.addr, smtp.port, "failover_delay: 2s, replicas: 2");
+        std::fs::write(dir.path().join("vigil.yaml"), text).expect("write");
+        nodes.push(start_node(dir.path()));
+        dirs.push(dir);
+    }
+    wait_listening(&mut nodes, &ports).await;
+    // Both probe every target; each target has one owner.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (mut assigned, mut probed) = (0.0, Vec::new());
+        for port in &ports {
+            assigned += wait_gauge(*port, "vigil_cluster_assigned_targets").await;
+            probed.push(wait_gauge(*port, "vigil_checks_configured").await);
+        }
+        if assigned == TARGETS as f64 && probed.iter().all(|p| *p == TARGETS as f64) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the pair forms: {assigned} owned, {probed:?} probed");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let status = |code: u16| web.switch.store(code, std::sync::atomic::Ordering::SeqCst);
+    let since = vigil::model::now_ms();
+    // Twenty kills of either node, at random moments of outages and recoveries.
+    let mut seed = since as u64 | 1;
+    let mut random = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for kill in 0..20 {
+        status(if kill % 2 == 0 { 503 } else { 200 });
+        eprintln!("phase {kill} at {} ms", vigil::model::now_ms() - since);
+        tokio::time::sleep(Duration::from_millis(random(2_000))).await;
+        let victim = random(2) as usize;
+        eprintln!("kill {} at {} ms", NODES[victim], vigil::model::now_ms() - since);
+        nodes[victim].kill().expect("SIGKILL");
+        nodes[victim].wait().expect("reaped");
+        // The other node's lease view drops it (2 s) and takes its targets over.
+        tokio::time::sleep(Duration::from_millis(2_500 + random(1_000))).await;
+        nodes[victim] = start_node(dirs[victim].path());
+        wait_listening(&mut nodes[victim..=victim], &ports[victim..=victim]).await;
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+    }
+    status(200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let round: Vec<_> = loop {
+        let all: Vec<_> = incidents(&pg.dsn).into_iter().filter(|i| i.detected_ms >= since).collect();
+        if all.iter().all(|i| i.resolved_ms.is_some()) {
+            break all;
+        }
+        assert!(Instant::now() < deadline, "every incident resolves: {all:#?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    // One incident per target per outage (ten outages), none doubled by a kill.
+    let mut per_target: BTreeMap<&str, usize> = BTreeMap::new();
+    for i in &round {
+        *per_target.entry(i.target.as_str()).or_default() += 1;
+    }
+    assert_eq!(per_target.len(), TARGETS, "{per_target:?}");
+    let odd: Vec<(i64, &str, i64, Option<i64>)> = round
+        .iter()
+        .filter(|i| per_target[i.target.as_str()] != 10)
+        .map(|i| (i.id, i.target.as_str(), i.detected_ms - since, i.resolved_ms.map(|r| r - since)))
+        .collect();
+    assert!(per_target.values().all(|n| *n == 10), "one incident per target per outage: {per_target:?} {odd:?}");
+    let all: Vec<_> = round.iter().collect();
+    let expected = 2 * all.len();
+    let got = every_key_mailed(&all, &smtp).await;
+    let raw: usize = got.values().sum();
+    eprintln!("HA pair, 20 kills: {} incidents, {expected} notifications, {raw} mails (raw SMTP count)", all.len());
+    assert!(raw - expected <= 20, "at most the one mail in flight at each kill comes twice: {raw}");
 }

@@ -25,6 +25,9 @@ pub struct Cluster {
     pub dsn: Secret,
     /// How long a node's lease lasts without renewal (default 30 s).
     pub failover_delay: Duration,
+    /// How many live nodes probe each target (default 1): with 2 (the HA pair) the target's
+    /// second node in rendezvous order probes it as a standby, ready to take over.
+    pub replicas: usize,
 }
 
 /// Validates `cluster:`.
@@ -58,5 +61,9 @@ pub(super) fn cluster(
     if failover_delay < Duration::from_secs(2) {
         errors.at(file, "cluster.failover_delay", "at least 2s (a lease is renewed three times per failover_delay)");
     }
-    Some(Cluster { name: name?, node: node?, dsn: dsn?, failover_delay })
+    let replicas = raw.replicas.unwrap_or(1);
+    if !(1..=3).contains(&replicas) {
+        errors.at(file, "cluster.replicas", format!("{replicas}: 1, 2 (an HA pair) or 3 nodes probe each target"));
+    }
+    Some(Cluster { name: name?, node: node?, dsn: dsn?, failover_delay, replicas: replicas.clamp(1, 3) as usize })
 }

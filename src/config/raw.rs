@@ -42,6 +42,7 @@ pub struct RawCluster {
     pub dsn: Option<String>,
     pub dsn_file: Option<String>,
     pub failover_delay: Option<String>,
+    pub replicas: Option<u32>,
 }
 
 /// `agent:` — this Vigil measures from a vantage point and forwards to a centre.

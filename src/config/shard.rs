@@ -49,10 +49,22 @@ pub fn owner(target_id: &str, count: usize) -> usize {
 /// The member among `members` that owns `target_id` by rendezvous hashing (the weight of a
 /// member is xxh3 of the id seeded by xxh3 of its name); None without members.
 pub fn owner_among<'a>(target_id: &str, members: &'a [String]) -> Option<&'a String> {
-    members.iter().max_by_key(|m| {
-        let seed = xxhash_rust::xxh3::xxh3_64(m.as_bytes());
-        (xxhash_rust::xxh3::xxh3_64_with_seed(target_id.as_bytes(), seed), *m)
-    })
+    members.iter().max_by_key(|m| weight(target_id, m))
+}
+
+/// A member's rendezvous weight for a target (ties broken by name).
+fn weight<'a>(target_id: &str, member: &'a String) -> (u64, &'a String) {
+    let seed = xxhash_rust::xxh3::xxh3_64(member.as_bytes());
+    (xxhash_rust::xxh3::xxh3_64_with_seed(target_id.as_bytes(), seed), member)
+}
+
+/// The members that run `target_id` when `replicas` of them probe each target: the owner
+/// first, then its standbys, in rendezvous order (the owner is [`owner_among`]'s).
+pub fn runners_among<'a>(target_id: &str, members: &'a [String], replicas: usize) -> Vec<&'a String> {
+    let mut ranked: Vec<&String> = members.iter().collect();
+    ranked.sort_by_key(|m| std::cmp::Reverse(weight(target_id, m)));
+    ranked.truncate(replicas.max(1));
+    ranked
 }
 
 impl Shard {
@@ -74,12 +86,23 @@ impl Shard {
 /// they depend on (directly or through other helpers), recorded in [`Config::helpers`] with
 /// their owner (the others in [`Config::elsewhere`]); checks left without targets are
 /// dropped (their systems stay, for pages and reports).
-pub fn keep_owned(mut config: Config, other_owner: &dyn Fn(&str) -> Option<String>) -> Config {
+pub fn keep_owned(config: Config, other_owner: &dyn Fn(&str) -> Option<String>) -> Config {
+    keep_owned_with_standby(config, other_owner, &|_| false)
+}
+
+/// [`keep_owned`], also keeping as helpers the targets `standby` names (this node probes
+/// them as a standby of their owner: `cluster.replicas`).
+pub fn keep_owned_with_standby(
+    mut config: Config,
+    other_owner: &dyn Fn(&str) -> Option<String>,
+    standby: &dyn Fn(&str) -> bool,
+) -> Config {
     let parents: BTreeMap<String, Vec<String>> =
         config.targets().map(|(_, c, t)| (t.key.id(), c.depends_on.clone())).collect();
     let mut keep: BTreeSet<String> = parents.keys().filter(|id| other_owner(id).is_none()).cloned().collect();
-    let mut helpers: BTreeSet<String> = BTreeSet::new();
-    let mut todo: Vec<String> = keep.iter().flat_map(|id| parents[id].clone()).collect();
+    let mut helpers: BTreeSet<String> =
+        parents.keys().filter(|id| !keep.contains(*id) && standby(id)).cloned().collect();
+    let mut todo: Vec<String> = keep.iter().chain(&helpers).flat_map(|id| parents[id].clone()).collect();
     if !keep.is_empty() {
         todo.extend(config.instance.uplink.iter().cloned());
     }

@@ -6,10 +6,12 @@
 //! silence). When the database answers again, what it held and still owns is paged; what
 //! moved away is handed over without a word (nobody was told of it).
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use super::Pipeline;
 use crate::alert::engine::Routing;
+use crate::model::TargetState;
 use crate::model::incident::Decision;
 
 impl Pipeline {
@@ -89,37 +91,46 @@ impl Pipeline {
         }
     }
 
-    /// Before a configuration with targets new to this node is applied: reads their state
-    /// and open incident from the shared store (another node ran them until now), so the
-    /// incident goes on — same id, same receivers — instead of a second one opening.
-    pub(super) fn take_over_from_store(&mut self, config: &crate::config::Config) {
+    /// Before a configuration is applied: the targets it makes this node the owner of
+    /// (new here, or run until now as a standby or helper) are read from the shared store —
+    /// another node ran them until now — so their incident goes on (same id, same
+    /// receivers) instead of a second one opening. Returns their states as the store has them.
+    pub(super) fn take_over_from_store(&mut self, config: &crate::config::Config) -> HashMap<String, TargetState> {
         // At start the store was just read: only later configurations take targets over.
-        if !self.shares_store() || self.entries.is_empty() {
-            return;
+        if !self.shares_store() || !self.configured {
+            return HashMap::new();
         }
         let new: Vec<String> = config
             .systems
             .iter()
             .flat_map(|s| s.checks.iter().flat_map(|c| c.targets.iter().map(|t| t.key.id())))
-            .filter(|id| !self.entries.contains_key(id))
+            .filter(|id| !config.helpers.contains_key(id) && self.entries.get(id).is_none_or(|e| e.helper))
             .collect();
         if new.is_empty() {
-            return;
+            return HashMap::new();
         }
         let location = crate::store::Location::of(&self.config.storage);
         match crate::store::shared::taken_over(&location, &new) {
-            Ok(Some(taken)) => {
+            Ok(Some(mut taken)) => {
                 tracing::info!(targets = new.len(), incidents = taken.open_incidents.len(), "targets taken over");
+                let mut open: HashMap<String, _> =
+                    taken.open_incidents.drain(..).map(|i| (i.target.clone(), i)).collect();
                 for id in &new {
-                    self.restored.remove(id);
+                    self.engine.adopt(id, open.remove(id));
                 }
-                self.restored.extend(taken.states);
-                for incident in taken.open_incidents {
-                    self.engine.adopt(incident);
-                }
+                taken.states
             }
-            Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "cannot read the targets taken over: they start afresh"),
+            Ok(None) => HashMap::new(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the targets taken over: they start afresh");
+                HashMap::new()
+            }
         }
+    }
+
+    /// Whether `target`'s records and incident are this node's to store: not when it runs
+    /// the target as a standby or helper and shares the store with the target's owner.
+    pub(super) fn stores_for(&self, target: &str) -> bool {
+        !(self.shares_store() && self.config.helpers.contains_key(target))
     }
 }

@@ -107,6 +107,8 @@ pub struct Pipeline {
     held: HashMap<String, judge::Held>,
     /// When this pipeline started (a vantage point never heard from is lost a grace after).
     started_ms: i64,
+    /// Set after the first configuration (what the store restored at start is fresh).
+    configured: bool,
     /// On an agent: when its centre last answered.
     centre_contact: Option<Arc<std::sync::atomic::AtomicI64>>,
 }
@@ -182,6 +184,7 @@ impl Pipeline {
             on_demand,
             held: HashMap::new(),
             started_ms: 0,
+            configured: false,
             centre_contact,
         };
         p.started_ms = p.clock.now_ms();
@@ -190,6 +193,7 @@ impl Pipeline {
         for warning in p.configure(config) {
             tracing::warn!("{warning}");
         }
+        p.configured = true;
         let now = p.clock.now_ms();
         p.record_unwatched(&resume.watched, now);
         p.publish_incidents();

@@ -67,7 +67,7 @@ impl Pipeline {
     /// renamed); returns warnings for the operator.
     pub(super) fn configure(&mut self, config: Arc<Config>) -> Vec<String> {
         let warnings = self.retire_receivers(&config);
-        self.take_over_from_store(&config);
+        let taken = self.take_over_from_store(&config);
         let now = self.clock.now_ms();
         let mut old = std::mem::take(&mut self.entries);
         // (former id, new id) of the targets of checks renamed with `renamed_from`.
@@ -93,6 +93,11 @@ impl Pipeline {
                     let previous = old.remove(&source);
                     let mut entry = self.entry(&config, &shared, &target.key, &source, previous, now);
                     entry.depends_on = depends_on.clone();
+                    if let Some(state) = taken.get(&id) {
+                        // Taken over: the owner's judgement, which its open incident matches.
+                        entry.state = *state;
+                        self.metrics.set_state(&entry.metrics, state.state);
+                    }
                     self.entries.insert(id, entry);
                 }
             }

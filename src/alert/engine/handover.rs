@@ -62,10 +62,14 @@ impl Engine {
         }
     }
 
-    /// Adopts the open incident of a target taken over from another node (read from the
-    /// shared store); an incident already known here stays as it is.
-    pub fn adopt(&mut self, incident: Incident) {
-        self.open.entry(incident.target.clone()).or_insert(incident);
+    /// Takes over `target` from another node: its open incident is the one the shared store
+    /// holds (`None`: it has none) — whatever this node judged of it as a standby or a
+    /// helper (never stored, never announced) gives way.
+    pub fn adopt(&mut self, target: &str, incident: Option<Incident>) {
+        self.hand_over(target);
+        if let Some(incident) = incident {
+            self.open.insert(target.to_string(), incident);
+        }
     }
 }
 
