@@ -41,6 +41,13 @@ impl OnDemand {
         wake.get(target_id).map(|n| n.notify_one()).is_some()
     }
 
+    /// Asks for a probe of `target_id` as soon as a timer runs it: now, or the moment its
+    /// timer starts (a target just taken over from another node is probed at once, not at
+    /// its next slot).
+    pub fn probe_soon(&self, target_id: &str) {
+        self.register(target_id.to_string()).notify_one();
+    }
+
     fn register(&self, target_id: String) -> Arc<tokio::sync::Notify> {
         let mut wake = self.wake.write().unwrap_or_else(|p| p.into_inner());
         wake.entry(target_id).or_default().clone()

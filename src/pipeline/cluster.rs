@@ -117,6 +117,8 @@ impl Pipeline {
                     taken.open_incidents.drain(..).map(|i| (i.target.clone(), i)).collect();
                 for id in &new {
                     self.engine.adopt(id, open.remove(id));
+                    // Judged now, not a probe interval later: a handover leaves no blind spot.
+                    self.on_demand.probe_soon(id);
                 }
                 taken.states
             }
