@@ -130,9 +130,23 @@ impl Pipeline {
         }
     }
 
-    /// Whether `target`'s records and incident are this node's to store: not when it runs
-    /// the target as a standby or helper and shares the store with the target's owner.
-    pub(super) fn stores_for(&self, target: &str) -> bool {
-        !(self.shares_store() && self.config.helpers.contains_key(target))
+    /// Drops what judging `target` would store or send when this node runs it as a standby
+    /// or helper and shares the store with its owner: the owner stores the target's records
+    /// and incident, and speaks for it.
+    pub(super) fn drop_standby_part(
+        &self,
+        target: &str,
+        records: &mut Vec<crate::store::Record>,
+        effects: &mut Vec<crate::alert::engine::Effect>,
+    ) {
+        use crate::alert::engine::Effect;
+        if !(self.shares_store() && self.config.helpers.contains_key(target)) {
+            return;
+        }
+        records.clear();
+        effects.retain(|e| match e {
+            Effect::Save(i) => i.target != target,
+            Effect::Notify(n) => n.incident.target != target,
+        });
     }
 }

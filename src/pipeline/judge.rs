@@ -223,11 +223,7 @@ impl Pipeline {
             state: next,
             day_ms: self.day_of(result.finished_ms),
         }));
-        if !self.stores_for(&result.target_id) {
-            // A standby's view: the owner stores the target's records and its incident.
-            records.clear();
-            effects.retain(|e| !matches!(e, Effect::Save(i) if i.target == result.target_id));
-        }
+        self.drop_standby_part(&result.target_id, &mut records, &mut effects);
         self.apply(effects, records);
 
         let target_id = result.target_id.clone();

@@ -270,6 +270,16 @@ impl Pipeline {
             })
             .map(|i| i.target.clone())
             .collect();
+        if self.shares_store() {
+            // Run here as a standby or helper now: the owner goes on with its incident.
+            let standby: Vec<String> = self
+                .engine
+                .open_incidents()
+                .filter(|i| self.config.helpers.contains_key(&i.target))
+                .map(|i| i.target.clone())
+                .collect();
+            standby.iter().for_each(|t| self.engine.hand_over(t));
+        }
         for target in removed {
             if let Some(owner) = self.config.elsewhere.get(&target) {
                 tracing::info!(target_id = %target, %owner, "target moved away: its open incident is handed over");
