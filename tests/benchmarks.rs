@@ -83,3 +83,11 @@ fn vantage_bench_back_fills_everything_and_carries_the_national_load() {
     let backfill = stdout.lines().find(|l| l.starts_with("back-fill")).expect("back-fill line");
     assert!(backfill.contains("1000 results"), "{backfill}");
 }
+
+#[test]
+fn cluster_bench_reports_each_node_the_database_and_a_failover() {
+    let stdout = smoke("cluster");
+    for figure in ["node-a CPU / RSS", "database rows written", "database growth", "every one probed by the others"] {
+        assert!(stdout.contains(figure), "{figure} missing:\n{stdout}");
+    }
+}
