@@ -111,12 +111,9 @@ fn owned_part(
     if live.is_empty() {
         return config;
     }
+    let live: Vec<(String, Vec<String>)> = live.into_iter().map(|m| (m.name, m.labels)).collect();
     let (node, replicas) = (cluster.node.clone(), cluster.replicas);
-    config::shard::keep_owned_with_standby(
-        config,
-        &|id| config::shard::owner_among(id, &live).filter(|o| **o != node).map(|o| format!("node {o}")),
-        &|id| config::shard::runners_among(id, &live, replicas).iter().skip(1).any(|r| **r == node),
-    )
+    config::shard::node_part(config, &live, &node, replicas)
 }
 
 /// Targets run as their owner (helpers not counted).

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS vigil_cluster_members (
     joined TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (cluster, node)
 );
+ALTER TABLE vigil_cluster_members ADD COLUMN IF NOT EXISTS labels TEXT NOT NULL DEFAULT '';
 COMMIT;";
 
 /// A database error as PostgreSQL worded it ("db error" alone says nothing).
@@ -41,8 +42,15 @@ fn described(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// The live nodes as last known, shared with the control loop (empty: not known yet).
-pub type Members = Arc<RwLock<Vec<String>>>;
+/// A live node of the cluster: its name and its labels (`cluster.labels`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Member {
+    pub name: String,
+    pub labels: Vec<String>,
+}
+
+/// The live nodes as last known, by name, shared with the control loop (empty: not known yet).
+pub type Members = Arc<RwLock<Vec<Member>>>;
 
 /// One connection to the cluster's database.
 struct Database {
@@ -67,25 +75,34 @@ impl Database {
     }
 
     /// Renews this node's lease and returns the live nodes, by name.
-    async fn renew(&self) -> Result<Vec<String>, String> {
+    async fn renew(&self) -> Result<Vec<Member>, String> {
         let c = &self.cluster;
         let round = async {
             self.client
                 .execute(
-                    "INSERT INTO vigil_cluster_members (cluster, node, lease_until)
-                     VALUES ($1, $2, now() + make_interval(secs => $3))
-                     ON CONFLICT (cluster, node) DO UPDATE SET lease_until = EXCLUDED.lease_until",
-                    &[&c.name, &c.node, &c.failover_delay.as_secs_f64()],
+                    "INSERT INTO vigil_cluster_members (cluster, node, lease_until, labels)
+                     VALUES ($1, $2, now() + make_interval(secs => $3), $4)
+                     ON CONFLICT (cluster, node) DO UPDATE SET lease_until = EXCLUDED.lease_until,
+                       labels = EXCLUDED.labels",
+                    &[&c.name, &c.node, &c.failover_delay.as_secs_f64(), &c.labels.join(",")],
                 )
                 .await?;
             let rows = self
                 .client
                 .query(
-                    "SELECT node FROM vigil_cluster_members WHERE cluster = $1 AND lease_until > now() ORDER BY node",
+                    "SELECT node, labels FROM vigil_cluster_members WHERE cluster = $1 AND lease_until > now()",
                     &[&c.name],
                 )
                 .await?;
-            Ok::<_, tokio_postgres::Error>(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+            let mut live: Vec<Member> = rows
+                .iter()
+                .map(|r| Member {
+                    name: r.get(0),
+                    labels: r.get::<_, String>(1).split(',').filter(|l| !l.is_empty()).map(String::from).collect(),
+                })
+                .collect();
+            live.sort();
+            Ok::<_, tokio_postgres::Error>(live)
         };
         tokio::time::timeout(ROUND_TIMEOUT, round)
             .await
@@ -118,9 +135,9 @@ pub async fn join(cluster: &Cluster, shared_store: bool) -> Members {
         tracing::error!(error = %e, "cannot reach the cluster's database: this node runs every target until it can");
         Vec::new()
     });
-    if shared_store && live.iter().any(|n| *n != cluster.node) {
-        live.retain(|n| *n != cluster.node);
-        tracing::info!(others = ?live, "joining: this node takes its targets once the others have seen it");
+    if shared_store && live.iter().any(|n| n.name != cluster.node) {
+        live.retain(|n| n.name != cluster.node);
+        tracing::info!(others = live.len(), "joining: this node takes its targets once the others have seen it");
     }
     Arc::new(RwLock::new(live))
 }
@@ -166,13 +183,13 @@ pub fn spawn(cluster: Cluster, links: Links, shutdown: CancellationToken) -> Joi
             };
             match conn.renew().await {
                 Ok(mut live) => {
-                    live.sort();
                     if std::mem::take(&mut lost) {
                         back_since = Some(std::time::Instant::now());
                     }
                     if back_since.is_some_and(|t| t.elapsed() < cluster.failover_delay) {
                         let before = members.read().unwrap_or_else(|p| p.into_inner()).clone();
-                        let missing: Vec<String> = before.into_iter().filter(|n| !live.contains(n)).collect();
+                        let missing: Vec<Member> =
+                            before.into_iter().filter(|n| !live.iter().any(|l| l.name == n.name)).collect();
                         live.extend(missing);
                         live.sort();
                     }
@@ -181,9 +198,10 @@ pub fn spawn(cluster: Cluster, links: Links, shutdown: CancellationToken) -> Joi
                     metrics.cluster_members.set(live.len() as i64);
                     let before = members.read().unwrap_or_else(|p| p.into_inner()).clone();
                     if live != before {
-                        let gone = before.iter().filter(|n| !live.contains(n)).count();
+                        let gone = before.iter().filter(|n| !live.iter().any(|l| l.name == n.name)).count();
                         metrics.cluster_failovers.inc_by(gone as u64);
-                        tracing::info!(?live, gone, "cluster members changed: targets move");
+                        let names: Vec<&str> = live.iter().map(|m| m.name.as_str()).collect();
+                        tracing::info!(live = ?names, gone, "cluster members changed: targets move");
                         *members.write().unwrap_or_else(|p| p.into_inner()) = live;
                         let (respond, _answer) = tokio::sync::oneshot::channel();
                         let _ = reload.send(ReloadRequest { respond }).await;

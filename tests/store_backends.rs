@@ -182,6 +182,9 @@ async fn incidents_outbox_and_deliveries(location: Location) {
         ],
     )
     .await;
+    // A stale copy of the closed incident written late (a node that was cut from a shared
+    // store) does not reopen it.
+    write(&store, vec![Record::Incident(Box::new(incident(8, "mail/b", T0 + 10_000, None)))]).await;
     let (store, restored) = reopen(store, &location).await;
     assert_eq!(restored.last_incident_id, 8);
     assert_eq!(restored.open_incidents, std::slice::from_ref(&open));

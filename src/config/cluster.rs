@@ -28,6 +28,18 @@ pub struct Cluster {
     /// How many live nodes probe each target (default 1): with 2 (the HA pair) the target's
     /// second node in rendezvous order probes it as a standby, ready to take over.
     pub replicas: usize,
+    /// This node's labels: a check with `nodes: [label, …]` runs only on nodes with one.
+    pub labels: Vec<String>,
+}
+
+/// Validates a list of node labels (`cluster.labels`, a check's `nodes`).
+pub(super) fn node_labels(file: &SourceFile, path: &str, labels: &[String], errors: &mut Errors) -> Vec<String> {
+    for (i, label) in labels.iter().enumerate() {
+        if !is_slug(label) {
+            errors.at(file, &format!("{path}[{i}]"), format!("\"{label}\" is not a valid label"));
+        }
+    }
+    labels.to_vec()
 }
 
 /// Validates `cluster:`.
@@ -65,5 +77,7 @@ pub(super) fn cluster(
     if !(1..=3).contains(&replicas) {
         errors.at(file, "cluster.replicas", format!("{replicas}: 1, 2 (an HA pair) or 3 nodes probe each target"));
     }
-    Some(Cluster { name: name?, node: node?, dsn: dsn?, failover_delay, replicas: replicas.clamp(1, 3) as usize })
+    let labels = node_labels(file, "cluster.labels", &raw.labels, errors);
+    let replicas = replicas.clamp(1, 3) as usize;
+    Some(Cluster { name: name?, node: node?, dsn: dsn?, failover_delay, replicas, labels })
 }

@@ -274,6 +274,8 @@ pub struct Check {
     /// Whether this check counts for its system being up (default true).
     pub critical: bool,
     pub runbook: Option<String>,
+    /// `nodes:` — labels of the cluster nodes that may run it (empty: any node).
+    pub nodes: Vec<String>,
     /// The check's former id, `system/check` (`renamed_from:`): its targets' history, state
     /// and open incidents move to the new ids.
     pub renamed_from: Option<String>,
@@ -314,6 +316,7 @@ impl Check {
             assigned_source: None,
             critical: true,
             runbook: None,
+            nodes: Vec::new(),
         }
     }
 }

@@ -43,6 +43,7 @@ pub struct RawCluster {
     pub dsn_file: Option<String>,
     pub failover_delay: Option<String>,
     pub replicas: Option<u32>,
+    pub labels: Vec<String>,
 }
 
 /// `agent:` — this Vigil measures from a vantage point and forwards to a centre.
@@ -253,6 +254,8 @@ pub struct RawCheck {
     /// How many observers (the centre and the vantage points) must see it down: `any`,
     /// `all`, or a number.
     pub quorum: Option<RawQuorum>,
+    /// Cluster nodes that may run it, by label (`cluster.labels`).
+    pub nodes: Vec<String>,
 }
 
 /// `quorum:` of a check.

@@ -127,9 +127,64 @@ pub fn keep_owned_with_standby(
     config
 }
 
+/// `config` as cluster node `node` runs it among the live nodes (name, labels): the targets
+/// it owns, plus — with `replicas` above 1 — those it stands by for. A check with `nodes:`
+/// runs only on nodes with one of those labels; on every live node when none has one
+/// (duplicates over silence).
+pub fn node_part(config: Config, live: &[(String, Vec<String>)], node: &str, replicas: usize) -> Config {
+    let all: Vec<String> = live.iter().map(|(name, _)| name.clone()).collect();
+    let able = |wanted: &[String]| -> Vec<String> {
+        let able: Vec<String> = live
+            .iter()
+            .filter(|(_, labels)| labels.iter().any(|l| wanted.contains(l)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        if able.is_empty() { all.clone() } else { able }
+    };
+    let wanted: std::collections::HashMap<String, Vec<String>> = config
+        .targets()
+        .filter(|(_, c, _)| !c.nodes.is_empty())
+        .map(|(_, c, t)| (t.key.id(), able(&c.nodes)))
+        .collect();
+    let candidates = |id: &str| wanted.get(id).unwrap_or(&all);
+    keep_owned_with_standby(
+        config,
+        &|id| owner_among(id, candidates(id)).filter(|o| *o != node).map(|o| format!("node {o}")),
+        &|id| runners_among(id, candidates(id), replicas).iter().skip(1).any(|r| *r == node),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_keep_a_check_on_their_nodes_and_replicas_add_a_standby() {
+        let text = "systems:\n  - id: web\n    checks:\n      - id: local\n        nodes: [dc-a]\n        tcp: {}\n        targets:\n"
+            .to_string()
+            + &(0..20).map(|i| format!("          - {{ name: l{i}, address: \"127.0.0.1:{}\" }}\n", 1000 + i)).collect::<String>()
+            + "      - id: any\n        tcp: {}\n        targets:\n"
+            + &(0..20).map(|i| format!("          - {{ name: a{i}, address: \"127.0.0.1:{}\" }}\n", 2000 + i)).collect::<String>();
+        let config = crate::config::load_from_text(std::path::Path::new("t.yaml"), &text, &|_| None).expect("config");
+        let live = vec![("n1".to_string(), vec!["dc-a".to_string()]), ("n2".to_string(), vec!["dc-b".to_string()])];
+        let ids = |c: &Config, check: &str| -> Vec<String> {
+            c.targets().filter(|(_, ch, _)| ch.id == check).map(|(_, _, t)| t.key.id()).collect()
+        };
+        let (n1, n2) = (node_part(config.clone(), &live, "n1", 1), node_part(config.clone(), &live, "n2", 1));
+        assert_eq!(ids(&n1, "local").len(), 20, "every dc-a target runs on the dc-a node");
+        assert!(ids(&n2, "local").is_empty(), "none on the dc-b node");
+        assert_eq!(ids(&n1, "any").len() + ids(&n2, "any").len(), 20, "the others are shared, once each");
+        assert!(!ids(&n1, "any").is_empty() && !ids(&n2, "any").is_empty());
+        // No node has the label: every live node may run the check (never nobody).
+        let unlabelled = vec![("n1".to_string(), vec![]), ("n2".to_string(), vec![])];
+        let (u1, u2) =
+            (node_part(config.clone(), &unlabelled, "n1", 1), node_part(config.clone(), &unlabelled, "n2", 1));
+        assert_eq!(ids(&u1, "local").len() + ids(&u2, "local").len(), 20);
+        // replicas: 2 — each node runs every shared target: its own, and the other's as standby.
+        let pair = node_part(config, &live, "n2", 2);
+        assert_eq!(ids(&pair, "any").len(), 20);
+        assert_eq!(pair.helpers.len(), ids(&n1, "any").len(), "the standby targets are helpers, owned by n1");
+    }
 
     #[test]
     fn shards_parse_and_refuse_nonsense() {

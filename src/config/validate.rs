@@ -691,6 +691,7 @@ fn check(
         assigned_source: None,
         critical: raw.critical.unwrap_or(true),
         runbook: raw.runbook.clone(),
+        nodes: super::cluster::node_labels(file, &format!("{path}.nodes"), &raw.nodes, errors),
     })
 }
 

@@ -85,9 +85,12 @@ fn write(db: &mut Database, record: &Record, added: &mut Vec<String>) -> Result<
                  ON CONFLICT(target) DO UPDATE SET at_ms = excluded.at_ms, ok = excluded.ok, message = excluded.message", &vals![h.target, h.at_ms, h.ok, h.message])?;
         }
         Record::Incident(i) => {
+            // A resolved incident is final: a stale copy written late (a node cut from a
+            // shared store writing what it kept) never reopens or rewrites it.
             db.exec("INSERT INTO incidents (id, target, system, severity, open, started_ms, resolved_ms, data)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT(id) DO UPDATE SET open = excluded.open, resolved_ms = excluded.resolved_ms, data = excluded.data", &vals![i.id, i.target, i.system, i.severity.as_str(), i.is_open(), i.started_ms, i.resolved_ms, json(&**i)])?;
+                 ON CONFLICT(id) DO UPDATE SET open = excluded.open, resolved_ms = excluded.resolved_ms, data = excluded.data
+                 WHERE incidents.open = 1", &vals![i.id, i.target, i.system, i.severity.as_str(), i.is_open(), i.started_ms, i.resolved_ms, json(&**i)])?;
         }
         Record::Outbox(n) => {
             // The key is the idempotency key: a notification already written is not written twice.
