@@ -68,7 +68,7 @@ class Postgres:
 
     def query(self, sql):
         """One value from `psql -At`."""
-        out = subprocess.run(["psql", "-At", "-d", self.dsn, "-c", sql], check=True, capture_output=True, text=True)
+        out = subprocess.run(["psql", "-At", "-d", self.dsn], input=sql, check=True, capture_output=True, text=True)
         return out.stdout.strip()
 
     def stop(self):
