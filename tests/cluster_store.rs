@@ -215,6 +215,17 @@ async fn a_shared_store_keeps_one_incident_per_target_and_mails_each_once_throug
     eprintln!("node-a's notifications delivered by others: {taken:?}");
     assert!(!taken.is_empty(), "the kill left node-a's alerts undelivered, and another node claimed them");
     assert!(rows.iter().all(|r| r.str(2).is_ok_and(|s| s == "delivered")), "nothing is left pending");
+    // `vigil report` from any node covers the whole cluster: every incident, every target.
+    for dir in &dirs[1..] {
+        let config = dir.path().join("vigil.yaml").display().to_string();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["report", "-c", &config, "--format", "json"])
+            .output()
+            .expect("vigil report");
+        assert!(out.status.success(), "vigil report: {}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report json");
+        assert_eq!(report["systems"][0]["incidents"], 3 * TARGETS, "{}", report["systems"][0]);
+    }
     drop(dirs);
 }
 
