@@ -89,6 +89,32 @@ async fn wait_round(dsn: &str, since: i64, resolved: bool) -> Vec<vigil::model::
     }
 }
 
+/// The peers of a test: PostgreSQL, the target web server, and the SMTP server (with the
+/// folder it records into).
+async fn servers() -> (Postgres, WebServer, tempfile::TempDir, SmtpSink) {
+    let pg = Postgres::start();
+    let web = web_server(None).await;
+    let sink_dir = tempfile::tempdir().expect("tempdir");
+    let smtp = SmtpSink::start(sink_dir.path());
+    (pg, web, sink_dir, smtp)
+}
+
+/// How many outbox rows of the shared store match `filter`.
+fn outbox_count(dsn: &str, filter: &str) -> i64 {
+    let mut db = vigil::store::db::Database::postgres(dsn).expect("connect");
+    let rows = db.query(&format!("SELECT count(*) FROM outbox WHERE {filter}"), &[]).expect("the outbox");
+    rows[0].int(0).expect("a count")
+}
+
+/// Waits until `done` holds (checked every 200 ms, for at most 30 s).
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Starts the nodes and waits until they share the targets.
 async fn start_cluster(
     names: &[&str],
@@ -159,10 +185,7 @@ async fn every_key_mailed(all: &[&vigil::model::incident::Incident], smtp: &Smtp
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_store_keeps_one_incident_per_target_and_mails_each_once_through_a_kill() {
-    let pg = Postgres::start();
-    let web = web_server(None).await;
-    let sink_dir = tempfile::tempdir().expect("tempdir");
-    let mut smtp = SmtpSink::start(sink_dir.path());
+    let (pg, web, _sink_dir, mut smtp) = servers().await;
     let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect();
     let (mut nodes, dirs) = start_cluster(&NODES, &ports, &pg, &web, &smtp).await;
     let status = |code: u16| web.switch.store(code, std::sync::atomic::Ordering::SeqCst);
@@ -184,8 +207,12 @@ async fn a_shared_store_keeps_one_incident_per_target_and_mails_each_once_throug
         }
         wait_round(&pg.dsn, since, false).await;
         if round == 1 {
-            // node-a's lease (3 s) runs out; the sweeper claims within a third of it.
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            // node-a's lease (3 s) runs out; a live node's sweeper claims its waiting alerts.
+            wait_for("node-a's waiting alerts are claimed by a live node", || {
+                outbox_count(&pg.dsn, "state = 'pending' AND (data::jsonb ->> 'node') = 'node-a'") > 0
+                    && outbox_count(&pg.dsn, "state = 'pending' AND claimed_by = 'node-a'") == 0
+            })
+            .await;
             smtp.resume();
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -231,10 +258,7 @@ async fn a_shared_store_keeps_one_incident_per_target_and_mails_each_once_throug
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restarted_during_twelve_incidents_loses_and_doubles_nothing() {
-    let pg = Postgres::start();
-    let web = web_server(None).await;
-    let sink_dir = tempfile::tempdir().expect("tempdir");
-    let smtp = SmtpSink::start(sink_dir.path());
+    let (pg, web, _sink_dir, smtp) = servers().await;
     let names = &NODES[..2];
     let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
     let (_nodes, _dirs) = start_cluster(names, &ports, &pg, &web, &smtp).await;
@@ -253,7 +277,10 @@ async fn a_database_restarted_during_twelve_incidents_loses_and_doubles_nothing(
     let alerted_down = smtp.mails().len();
     // It comes back: each node writes what it kept; then the targets recover.
     pg.run();
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    wait_for("the nodes write what they kept: every alert's row, as delivered", || {
+        outbox_count(&pg.dsn, "state = 'delivered'") == TARGETS as i64
+    })
+    .await;
     status(200);
     let round = wait_round(&pg.dsn, since, true).await;
     let all: Vec<_> = round.iter().collect();
@@ -268,10 +295,7 @@ async fn a_database_restarted_during_twelve_incidents_loses_and_doubles_nothing(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ha_pair_probes_everything_twice_and_mails_each_incident_through_twenty_kills() {
-    let pg = Postgres::start();
-    let web = web_server(None).await;
-    let sink_dir = tempfile::tempdir().expect("tempdir");
-    let smtp = SmtpSink::start(sink_dir.path());
+    let (pg, web, _sink_dir, smtp) = servers().await;
     let names = &NODES[..2];
     let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
     let mut dirs = Vec::new();

@@ -127,6 +127,10 @@ pub enum DbError {
     Postgres(#[from] postgres::Error),
     #[error("column {0}: {1}")]
     Column(usize, &'static str),
+    /// The connection string does not parse. Nothing of it is kept: the parser's own error
+    /// can quote a piece of it, which may be the password.
+    #[error("PostgreSQL: the connection string is not valid (it is not shown: it holds the password)")]
+    Dsn,
 }
 
 /// The server's message when there is one (the crate's own Display says only "db error").
@@ -289,8 +293,8 @@ fn outside_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 impl Database {
     /// Connects to PostgreSQL (`dsn`: `host=… user=…` or a `postgres://` URL), plain TCP.
     pub fn postgres(dsn: &str) -> Result<Database, DbError> {
+        let mut config: postgres::Config = dsn.parse().map_err(|_| DbError::Dsn)?;
         let client = outside_runtime(|| {
-            let mut config: postgres::Config = dsn.parse()?;
             if config.get_connect_timeout().is_none() {
                 config.connect_timeout(std::time::Duration::from_secs(5));
             }
@@ -449,6 +453,23 @@ mod tests {
             postgres_sql("SELECT json_extract(r.data, '$.to') FROM r INDEXED BY r_cover WHERE 1 ORDER BY x, rowid"),
             "SELECT (r.data::jsonb ->> 'to') FROM r WHERE 1 ORDER BY x, id"
         );
+    }
+
+    #[test]
+    fn a_connection_string_never_shows_in_an_error() {
+        let secret = "s3cr3t-Pa55";
+        for dsn in [
+            format!("host=127.0.0.1 port=1 user=vigil password={secret} connect_timeout=2"),
+            format!("postgres://vigil:{secret}@127.0.0.1:1/vigil"),
+            format!("host=127.0.0.1 password={secret} port=not-a-port"),
+            format!("host=127.0.0.1 password='{secret} unclosed"),
+            format!("host=127.0.0.1 {secret}=x"),
+            format!("postgres://vigil:{secret}@127.0.0.1:99999/vigil"),
+        ] {
+            let error = Database::postgres(&dsn).expect_err("nothing listens on port 1; the others are malformed");
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains(secret), "{shown}");
+        }
     }
 
     #[test]
