@@ -234,15 +234,23 @@ pub fn spawn_sweeper(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let period = cluster.failover_delay / 3;
+        // One connection kept from round to round (not one made every third of the lease).
+        let mut held: Option<crate::store::db::Database> = None;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(period) => {}
             }
-            let (c, s) = (cluster.clone(), store.clone());
-            let claimed =
-                tokio::task::spawn_blocking(move || crate::store::shared::claim_orphans(&s, &c.name, &c.node, 200))
-                    .await;
+            let (c, s, mut conn) = (cluster.clone(), store.clone(), held.take());
+            let round = tokio::task::spawn_blocking(move || {
+                let claimed = crate::store::shared::claim_orphans(&s, &mut conn, &c.name, &c.node, 200);
+                (claimed, conn)
+            })
+            .await;
+            let claimed = round.map(|(claimed, conn)| {
+                held = conn;
+                claimed
+            });
             match claimed {
                 Ok(Ok(list)) => {
                     if !list.is_empty() {

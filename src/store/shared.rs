@@ -74,14 +74,19 @@ pub fn taken_over(location: &Location, targets: &[String]) -> Result<Option<Take
 /// Claims for `node` the undelivered notifications whose maker is no longer a live member
 /// of `cluster` (its lease ran out on the database's clock) or that no node made, at most
 /// `limit`, oldest first; rows another node is claiming at the same moment are skipped
-/// (`FOR UPDATE SKIP LOCKED`), so each is claimed once.
+/// (`FOR UPDATE SKIP LOCKED`), so each is claimed once. `held` is the connection the caller
+/// keeps between rounds (made here when there is none or it broke; none for a file store).
 pub fn claim_orphans(
     location: &Location,
+    held: &mut Option<Database>,
     cluster: &str,
     node: &str,
     limit: i64,
 ) -> Result<Vec<Notification>, StoreError> {
-    let Some(mut db) = connect(location)? else { return Ok(Vec::new()) };
+    if held.as_ref().is_none_or(Database::is_broken) {
+        *held = connect(location)?;
+    }
+    let Some(db) = held.as_mut() else { return Ok(Vec::new()) };
     let claimed = db.transaction(|db| {
         load_json::<Notification>(
             db,
