@@ -42,6 +42,13 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// A tokio listener on a copy of an already bound socket.
+fn adopt(bound: &std::net::TcpListener) -> std::io::Result<TcpListener> {
+    let socket = bound.try_clone()?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket)
+}
+
 /// Descriptors kept for the store, the server's connections and the ICMP sockets.
 const FILES_BESIDE_PROBES: u64 = 256;
 
@@ -133,6 +140,9 @@ pub struct Overrides {
     pub clock: Option<Arc<dyn crate::model::Clock>>,
     /// Run only this shard's targets (`--shard i/n`), at start and at every reload.
     pub shard: Option<config::shard::Shard>,
+    /// Serve on this already bound socket (its address is `listen`), so nothing else can
+    /// take the port between choosing it and serving on it.
+    pub listener: Option<Arc<std::net::TcpListener>>,
 }
 
 /// A running daemon.
@@ -193,7 +203,11 @@ impl App {
         metrics.reload_ok.set(1);
         metrics.reload_time.set(now_ms() as f64 / 1000.0);
         let listen = overrides.listen.unwrap_or(config.server.listen);
-        let listener = bind(listen).map_err(|error| StartError::Listen { addr: listen, error })?;
+        let listener = match &overrides.listener {
+            Some(bound) => adopt(bound),
+            None => bind(listen),
+        }
+        .map_err(|error| StartError::Listen { addr: listen, error })?;
         let addr = listener.local_addr().map_err(|error| StartError::Listen { addr: listen, error })?;
 
         let board = Arc::new(RwLock::new(Board {

@@ -13,6 +13,7 @@ mod tls;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use faults::Faults;
@@ -64,9 +65,9 @@ impl Demo {
     /// probe intervals (1 = real time; tests use more).
     pub async fn start(listen: SocketAddr, speed: f64, data_dir: PathBuf) -> Result<Demo, DemoError> {
         // The configuration names the monitor's own address (for ack links), so bind first.
-        let listener = std::net::TcpListener::bind(listen)?;
+        // The socket stays bound until the monitor serves on it, so no simulator can take it.
+        let listener = Arc::new(std::net::TcpListener::bind(listen)?);
         let listen = listener.local_addr()?;
-        drop(listener);
         let speed = speed.clamp(0.1, 50.0);
         let timing = Timing::for_speed(speed);
         let (ca_pem, tls) = tls::demo_tls(10)?;
@@ -77,7 +78,9 @@ impl Demo {
         let tokens: Vec<String> = agents::DEMO_VANTAGES.iter().map(|_| random_secret()).collect();
         let text = demo_config(&sims, &timing, &data_dir, &format!("http://{listen}"), &admin_token, &tokens);
         let source = ConfigSource::Text { path: PathBuf::from("demo.yaml"), text, env: Vec::new() };
-        let app = App::start(source, Overrides { listen: Some(listen), ..Overrides::default() }).await?;
+        let app =
+            App::start(source, Overrides { listen: Some(listen), listener: Some(listener), ..Overrides::default() })
+                .await?;
         let agents = agents::Agents::start(listen, sims.faults.clone(), &tokens, &data_dir).await?;
         Ok(Demo { app, sims, agents, data_dir, admin_token })
     }
