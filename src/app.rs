@@ -185,7 +185,14 @@ impl App {
         }
         let (store, mut restored) = store::open_or_degraded(store::Location::of(&config.storage));
         if config.storage.postgres.is_some() {
-            store.send(store::Record::ReleaseUnstoredAfter(config.storage.postgres_grace));
+            store.send(store::Record::ReleaseUnstoredAfter(config.unstored_grace()));
+        }
+        let fence = match (&config.cluster, &config.storage.postgres) {
+            (Some(cluster), Some(_)) => Some(store::Fence::new(&cluster.node)),
+            _ => None,
+        };
+        if let Some(fence) = &fence {
+            store.send(store::Record::Fence(fence.clone()));
         }
         if let (Some(cluster), Some(_)) = (&config.cluster, &config.storage.postgres) {
             // A shared outbox: this node delivers what it made; the sweeper claims the rest
@@ -341,6 +348,7 @@ impl App {
                     metrics: metrics.clone(),
                     reload: reload_tx.clone(),
                     renewed: centre_contact.clone().unwrap_or_default(),
+                    fence,
                 },
                 shutdown.child_token(),
             );
@@ -455,6 +463,9 @@ pub enum StartError {
     Listen { addr: SocketAddr, error: std::io::Error },
 }
 
+/// How long a reload in a cluster sharing a store waits for this node's records to be written.
+const SETTLE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Owns the scheduler; applies reloads, and stops everything at shutdown.
 struct ControlLoop {
     source: ConfigSource,
@@ -484,6 +495,18 @@ impl ControlLoop {
         // Dropping the scheduler and the control sender lets the pipeline drain and end.
     }
 
+    /// Waits (a while at most) until what this node decided so far is in the shared store,
+    /// so the targets a reload gives it are read from the store after its own last word
+    /// on them — after a cut from the database, what it kept is written first.
+    async fn settle_store(&self) {
+        let (done, answer) = oneshot::channel();
+        if self.control.send(Control::Settle(done)).await.is_ok()
+            && tokio::time::timeout(SETTLE_PATIENCE, answer).await.is_err()
+        {
+            tracing::warn!("the store did not take this node's records in time: the reload goes on");
+        }
+    }
+
     async fn reload(&mut self) -> Result<Vec<String>, ReloadError> {
         match self.source.load() {
             Ok(config) => {
@@ -495,6 +518,9 @@ impl ControlLoop {
                 *self.web.tls.write().unwrap_or_else(|p| p.into_inner()) =
                     config.server.tls.clone().map(tokio_rustls::TlsAcceptor::from);
                 self.web.heartbeats.set_tokens(&config);
+                if config.cluster.is_some() && config.storage.postgres.is_some() {
+                    self.settle_store().await;
+                }
                 let (respond, answer) = oneshot::channel();
                 if self.control.send(Control::Reconfigure(config.clone(), respond)).await.is_err() {
                     return Err(ReloadError::ShuttingDown);

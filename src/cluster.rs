@@ -4,12 +4,16 @@
 //! which targets this node runs (rendezvous hashing, [`crate::config::shard::owner_among`]);
 //! when they change, the configuration is applied again (a reload), so a dead node's targets
 //! move to the others within `failover_delay` plus one probe interval. A node that cannot
-//! reach the database keeps the members it last knew (it goes on probing what it had).
+//! reach the database keeps the members it last knew (it goes on probing what it had) and
+//! raises its store fence ([`crate::store::Fence`]); if its lease ran out meanwhile and it
+//! shares its store, it gives its targets up for one renewal and then takes them back from
+//! the store, as a joining node does.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::sync::oneshot::error::TryRecvError;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +56,15 @@ pub struct Member {
 /// The live nodes as last known, by name, shared with the control loop (empty: not known yet).
 pub type Members = Arc<RwLock<Vec<Member>>>;
 
+/// What one renewal of the lease learnt.
+struct Renewal {
+    /// The nodes whose lease is valid, this one among them.
+    live: Vec<Member>,
+    /// Whether this node's lease was still valid when it was renewed (false: it ran out,
+    /// and the others may have taken this node's targets meanwhile).
+    lease_held: bool,
+}
+
 /// One connection to the cluster's database.
 struct Database {
     client: tokio_postgres::Client,
@@ -74,10 +87,19 @@ impl Database {
         Ok(Database { client, cluster: cluster.clone() })
     }
 
-    /// Renews this node's lease and returns the live nodes, by name.
-    async fn renew(&self) -> Result<Vec<Member>, String> {
+    /// Renews this node's lease; returns the live nodes, and whether the lease was still
+    /// valid before this renewal (by the database's clock).
+    async fn renew(&self) -> Result<Renewal, String> {
         let c = &self.cluster;
         let round = async {
+            let held = self
+                .client
+                .query_opt(
+                    "SELECT lease_until > now() FROM vigil_cluster_members WHERE cluster = $1 AND node = $2",
+                    &[&c.name, &c.node],
+                )
+                .await?
+                .is_some_and(|r| r.get::<_, bool>(0));
             self.client
                 .execute(
                     "INSERT INTO vigil_cluster_members (cluster, node, lease_until, labels)
@@ -102,7 +124,7 @@ impl Database {
                 })
                 .collect();
             live.sort();
-            Ok::<_, tokio_postgres::Error>(live)
+            Ok::<_, tokio_postgres::Error>(Renewal { live, lease_held: held })
         };
         tokio::time::timeout(ROUND_TIMEOUT, round)
             .await
@@ -128,7 +150,7 @@ impl Database {
 /// never two owners of one target writing to the store at once.
 pub async fn join(cluster: &Cluster, shared_store: bool) -> Members {
     let live = match Database::connect(cluster).await {
-        Ok(db) => db.renew().await,
+        Ok(db) => db.renew().await.map(|r| r.live),
         Err(e) => Err(e),
     };
     let mut live = live.unwrap_or_else(|e| {
@@ -142,6 +164,9 @@ pub async fn join(cluster: &Cluster, shared_store: bool) -> Members {
     Arc::new(RwLock::new(live))
 }
 
+/// What a reload answers.
+type ReloadResult = Result<Vec<String>, crate::web::ReloadError>;
+
 /// What the membership loop updates.
 pub struct Links {
     /// The live members (a change is applied with a reload).
@@ -151,74 +176,140 @@ pub struct Links {
     /// When the lease was last renewed, Unix ms (the pipeline holds pages once it is older
     /// than `failover_delay`).
     pub renewed: Arc<std::sync::atomic::AtomicI64>,
+    /// The node's store fence, when it shares its store with the cluster: raised while the
+    /// lease is not renewed, lowered once the node owns its targets again.
+    pub fence: Option<Arc<crate::store::Fence>>,
 }
 
 /// Renews the lease every third of `failover_delay` until `shutdown` (then leaves); a
 /// change of the live members is written to `members` and applied with a reload.
 pub fn spawn(cluster: Cluster, links: Links, shutdown: CancellationToken) -> JoinHandle<()> {
-    let Links { members, metrics, reload, renewed } = links;
     tokio::spawn(async move {
         let period = cluster.failover_delay / 3;
-        let known = members.read().unwrap_or_else(|p| p.into_inner()).len();
-        metrics.cluster_database_up.set(i64::from(known > 0));
-        metrics.cluster_members.set(known as i64);
-        let mut db: Option<Database> = None;
-        // Since when the database answers again after it did not: every lease ran out
-        // meanwhile, so for one failover_delay a node missing from the live list may just
-        // not have renewed yet — nobody is dropped then (no targets move back and forth).
-        let mut back_since: Option<std::time::Instant> = None;
-        let mut lost = false;
+        let known = links.members.read().unwrap_or_else(|p| p.into_inner()).len();
+        links.metrics.cluster_database_up.set(i64::from(known > 0));
+        links.metrics.cluster_members.set(known as i64);
+        let mut membership =
+            Membership { cluster, links, db: None, back_since: None, lost: false, rejoining: false, taking_back: None };
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(period) => {}
             }
-            if db.is_none() {
-                db = Database::connect(&cluster).await.map_err(|e| tracing::warn!(error = %e, "cluster database")).ok();
-            }
-            let Some(conn) = &db else {
-                metrics.cluster_database_up.set(0);
-                lost = true;
-                continue;
-            };
-            match conn.renew().await {
-                Ok(mut live) => {
-                    if std::mem::take(&mut lost) {
-                        back_since = Some(std::time::Instant::now());
-                    }
-                    if back_since.is_some_and(|t| t.elapsed() < cluster.failover_delay) {
-                        let before = members.read().unwrap_or_else(|p| p.into_inner()).clone();
-                        let missing: Vec<Member> =
-                            before.into_iter().filter(|n| !live.iter().any(|l| l.name == n.name)).collect();
-                        live.extend(missing);
-                        live.sort();
-                    }
-                    renewed.store(crate::model::now_ms(), std::sync::atomic::Ordering::Relaxed);
-                    metrics.cluster_database_up.set(1);
-                    metrics.cluster_members.set(live.len() as i64);
-                    let before = members.read().unwrap_or_else(|p| p.into_inner()).clone();
-                    if live != before {
-                        let gone = before.iter().filter(|n| !live.iter().any(|l| l.name == n.name)).count();
-                        metrics.cluster_failovers.inc_by(gone as u64);
-                        let names: Vec<&str> = live.iter().map(|m| m.name.as_str()).collect();
-                        tracing::info!(live = ?names, gone, "cluster members changed: targets move");
-                        *members.write().unwrap_or_else(|p| p.into_inner()) = live;
-                        let (respond, _answer) = tokio::sync::oneshot::channel();
-                        let _ = reload.send(ReloadRequest { respond }).await;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot renew the cluster lease: keeping the targets this node has");
-                    metrics.cluster_database_up.set(0);
-                    db = None;
-                    lost = true;
-                }
-            }
+            membership.round().await;
         }
-        if let Some(conn) = &db {
+        if let Some(conn) = &membership.db {
             conn.leave().await;
         }
     })
+}
+
+/// The membership loop's memory between rounds.
+struct Membership {
+    cluster: Cluster,
+    links: Links,
+    db: Option<Database>,
+    /// Since when the database answers again after it did not: every lease ran out
+    /// meanwhile, so for one failover_delay a node missing from the live list may just
+    /// not have renewed yet — nobody is dropped then (no targets move back and forth).
+    back_since: Option<std::time::Instant>,
+    lost: bool,
+    /// This node gave its targets up at the last renewal (its lease had run out while it
+    /// was cut from a shared store) and takes them back from the store at this one.
+    rejoining: bool,
+    /// The reload taking the targets back, until it has answered: the fence stays up.
+    taking_back: Option<tokio::sync::oneshot::Receiver<ReloadResult>>,
+}
+
+impl Membership {
+    /// One renewal of the lease, and what follows from it.
+    async fn round(&mut self) {
+        if self.db.is_none() {
+            self.db =
+                Database::connect(&self.cluster).await.map_err(|e| tracing::warn!(error = %e, "cluster database")).ok();
+        }
+        let Some(conn) = &self.db else {
+            self.lost_contact();
+            return;
+        };
+        match conn.renew().await {
+            Ok(renewal) => self.renewed(renewal).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot renew the cluster lease: keeping the targets this node has");
+                self.db = None;
+                self.lost_contact();
+            }
+        }
+    }
+
+    fn lost_contact(&mut self) {
+        self.links.metrics.cluster_database_up.set(0);
+        self.lost = true;
+        if let Some(fence) = &self.links.fence {
+            fence.raise(self.links.renewed.load(std::sync::atomic::Ordering::Relaxed));
+        }
+    }
+
+    async fn renewed(&mut self, renewal: Renewal) {
+        let Renewal { mut live, lease_held } = renewal;
+        let links = &self.links;
+        if std::mem::take(&mut self.lost) {
+            self.back_since = Some(std::time::Instant::now());
+        }
+        if self.back_since.is_some_and(|t| t.elapsed() < self.cluster.failover_delay) {
+            let before = links.members.read().unwrap_or_else(|p| p.into_inner()).clone();
+            let missing: Vec<Member> = before.into_iter().filter(|n| !live.iter().any(|l| l.name == n.name)).collect();
+            live.extend(missing);
+            live.sort();
+        }
+        links.renewed.store(crate::model::now_ms(), std::sync::atomic::Ordering::Relaxed);
+        links.metrics.cluster_database_up.set(1);
+        let me = self.cluster.node.as_str();
+        let taking_back = std::mem::take(&mut self.rejoining);
+        if !lease_held && links.fence.is_some() && live.iter().any(|n| n.name != me) {
+            // The others may run this node's targets now and have written them: it gives
+            // them up, and takes them back — with their state and incidents from the store
+            // — at the next renewal, once every other node has seen it back.
+            tracing::warn!(
+                "this node's lease ran out while it was cut from the database: it takes its targets back from the store"
+            );
+            live.retain(|n| n.name != me);
+            self.rejoining = true;
+        }
+        links.metrics.cluster_members.set(live.len() as i64);
+        let answer = self.apply(live).await;
+        if taking_back {
+            self.taking_back = answer;
+        }
+        // The fence comes down once the node owns its targets: its lease held, and the
+        // reload taking them back (if one runs) has answered.
+        let reloading =
+            self.taking_back.as_mut().is_some_and(|a| a.try_recv().is_err_and(|e| e == TryRecvError::Empty));
+        if !reloading {
+            self.taking_back = None;
+        }
+        if let (false, false, Some(fence)) = (self.rejoining, reloading, &self.links.fence) {
+            fence.lower();
+        }
+    }
+
+    /// Writes `live` as the members and, when they changed, asks for a reload (which
+    /// moves targets); returns the reload's answer to come.
+    async fn apply(&self, live: Vec<Member>) -> Option<tokio::sync::oneshot::Receiver<ReloadResult>> {
+        let links = &self.links;
+        let before = links.members.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if live == before {
+            return None;
+        }
+        let gone = before.iter().filter(|n| !live.iter().any(|l| l.name == n.name)).count();
+        links.metrics.cluster_failovers.inc_by(gone as u64);
+        let names: Vec<&str> = live.iter().map(|m| m.name.as_str()).collect();
+        tracing::info!(live = ?names, gone, "cluster members changed: targets move");
+        *links.members.write().unwrap_or_else(|p| p.into_inner()) = live;
+        let (respond, answer) = tokio::sync::oneshot::channel();
+        let _ = links.reload.send(ReloadRequest { respond }).await;
+        Some(answer)
+    }
 }
 
 /// In a cluster sharing a PostgreSQL store: every third of `failover_delay`, claims the

@@ -7,7 +7,9 @@
 //! restarted during twelve incidents: the nodes alert from memory meanwhile (after the grace),
 //! then write what they kept — every incident and notification once. And the HA pair
 //! (`replicas: 2`): both nodes probe every target, each incident is mailed, through twenty
-//! SIGKILLs of either node at random moments.
+//! SIGKILLs of either node at random moments. And a node cut from the database (a relay the
+//! test controls) while the others reach it: they take its targets over, and when it
+//! returns it takes them back from the store — one incident, one history per target.
 
 mod common;
 
@@ -20,17 +22,7 @@ use vigil::store::{Location, Reader};
 const TARGETS: usize = 12;
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 
-fn node_config(
-    dir: &std::path::Path,
-    node: &str,
-    port: u16,
-    dsn: &str,
-    web: std::net::SocketAddr,
-    smtp: u16,
-) -> String {
-    node_config_with(dir, node, port, dsn, web, smtp, "failover_delay: 3s")
-}
-
+/// A node's configuration; `tuning` is (the cluster section's extra keys, the store's grace).
 fn node_config_with(
     dir: &std::path::Path,
     node: &str,
@@ -38,14 +30,15 @@ fn node_config_with(
     dsn: &str,
     web: std::net::SocketAddr,
     smtp: u16,
-    cluster_extra: &str,
+    tuning: (&str, &str),
 ) -> String {
+    let (cluster_extra, grace) = tuning;
     let targets: String =
         (0..TARGETS).map(|i| format!("          - {{ name: t{i}, url: \"http://{web}/switch\" }}\n")).collect();
     format!(
         "instance: {{ name: {node} }}\n\
          server: {{ listen: \"127.0.0.1:{port}\" }}\n\
-         storage: {{ path: \"{}\", postgres: {{ dsn: \"{dsn}\", grace: 2s }} }}\n\
+         storage: {{ path: \"{}\", postgres: {{ dsn: \"{dsn}\", grace: {grace} }} }}\n\
          defaults: {{ interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1 }}\n\
          cluster: {{ name: lai-chau, node: {node}, dsn: \"{dsn}\", {cluster_extra} }}\n\
          alerting: {{ flapping: {{ changes: 1000, window: 1m }} }}\n\
@@ -123,11 +116,24 @@ async fn start_cluster(
     web: &WebServer,
     smtp: &SmtpSink,
 ) -> (Vec<Reaped>, Vec<tempfile::TempDir>) {
+    let configs: Vec<_> = names.iter().map(|_| (pg.dsn.clone(), "2s")).collect();
+    start_nodes(names, ports, &configs, web, smtp).await
+}
+
+/// Starts the nodes, each with its (database address, grace), and waits until they share
+/// the targets.
+async fn start_nodes(
+    names: &[&str],
+    ports: &[u16],
+    configs: &[(String, &str)],
+    web: &WebServer,
+    smtp: &SmtpSink,
+) -> (Vec<Reaped>, Vec<tempfile::TempDir>) {
     let mut dirs = Vec::new();
     let mut nodes = Vec::new();
-    for (node, port) in names.iter().zip(ports) {
+    for ((node, port), (dsn, grace)) in names.iter().zip(ports).zip(configs) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let text = node_config(dir.path(), node, *port, &pg.dsn, web.addr, smtp.port);
+        let text = node_config_with(dir.path(), node, *port, dsn, web.addr, smtp.port, ("failover_delay: 3s", grace));
         std::fs::write(dir.path().join("vigil.yaml"), text).expect("write");
         nodes.push(start_node(dir.path()));
         dirs.push(dir);
@@ -302,8 +308,15 @@ async fn an_ha_pair_probes_everything_twice_and_mails_each_incident_through_twen
     let mut nodes = Vec::new();
     for (node, port) in names.iter().zip(&ports) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let text =
-            node_config_with(dir.path(), node, *port, &pg.dsn, web.addr, smtp.port, "failover_delay: 2s, replicas: 2");
+        let text = node_config_with(
+            dir.path(),
+            node,
+            *port,
+            &pg.dsn,
+            web.addr,
+            smtp.port,
+            ("failover_delay: 2s, replicas: 2", "2s"),
+        );
         std::fs::write(dir.path().join("vigil.yaml"), text).expect("write");
         nodes.push(start_node(dir.path()));
         dirs.push(dir);
@@ -375,4 +388,86 @@ async fn an_ha_pair_probes_everything_twice_and_mails_each_incident_through_twen
     let raw: usize = got.values().sum();
     eprintln!("HA pair, 20 kills: {} incidents, {expected} notifications, {raw} mails (raw SMTP count)", all.len());
     assert!(raw - expected <= 20, "at most the one mail in flight at each kill comes twice: {raw}");
+}
+
+/// Each target's last writer in the shared store, with when it wrote (Unix ms).
+fn written_by(dsn: &str) -> BTreeMap<String, (String, i64)> {
+    let mut db = vigil::store::db::Database::postgres(dsn).expect("connect");
+    let rows = db.query("SELECT target, node, updated_ms FROM target_state", &[]).expect("target states");
+    rows.iter().filter_map(|r| Some((r.str(0).ok()?.to_string(), (r.opt_text(1).ok()??, r.int(2).ok()?)))).collect()
+}
+
+/// Each target's state changes since `since`, as (from, to), oldest first.
+fn changes_since(dsn: &str, since: i64) -> BTreeMap<String, Vec<(String, String)>> {
+    let mut db = vigil::store::db::Database::postgres(dsn).expect("connect");
+    let rows = db
+        .query(
+            "SELECT target, from_state, to_state FROM state_changes WHERE at_ms >= ?1 ORDER BY at_ms, id",
+            &[since.into()],
+        )
+        .expect("state changes");
+    let mut by: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for r in &rows {
+        let (Ok(t), Ok(from), Ok(to)) = (r.str(0), r.str(1), r.str(2)) else { continue };
+        by.entry(t.to_string()).or_default().push((from.to_string(), to.to_string()));
+    }
+    by
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_from_the_database_gives_its_work_up_and_doubles_nothing_when_it_returns() {
+    let (pg, web, _sink_dir, smtp) = servers().await;
+    // node-a reaches the database through a relay the test cuts; its grace (6 s) keeps it
+    // quiet for the whole cut (3 s lease + 6 s), the others' is the usual 2 s.
+    let relay = Relay::start(pg.port).await;
+    let relayed = format!("host=127.0.0.1 port={} user=vigil dbname=postgres", relay.port);
+    let configs = [(relayed, "6s"), (pg.dsn.clone(), "2s"), (pg.dsn.clone(), "2s")];
+    let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect();
+    let (_nodes, _dirs) = start_nodes(&NODES, &ports, &configs, &web, &smtp).await;
+    let status = |code: u16| web.switch.store(code, std::sync::atomic::Ordering::SeqCst);
+    let mut mine = BTreeSet::new();
+    wait_for("every target written, some by node-a", || {
+        let by = written_by(&pg.dsn);
+        mine = by.iter().filter(|(_, (n, _))| n == "node-a").map(|(t, _)| t.clone()).collect();
+        by.len() == TARGETS && !mine.is_empty()
+    })
+    .await;
+
+    // node-a is cut, then every target fails: node-a sees its targets fail first.
+    relay.cut();
+    let since = vigil::model::now_ms();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    status(503);
+    // Within its lease (3 s) plus a renewal, the others run node-a's targets and write them.
+    wait_for("the others take node-a's targets over", || {
+        let by = written_by(&pg.dsn);
+        mine.iter().all(|t| by.get(t).is_some_and(|(n, at)| n != "node-a" && *at > since))
+    })
+    .await;
+    let taken = vigil::model::now_ms() - since;
+    assert_eq!(gauge(ports[0], "vigil_cluster_database_up").await, Some(0.0), "node-a knows it is cut");
+    wait_round(&pg.dsn, since, false).await;
+    eprintln!("node-a's {} targets taken over {taken} ms after the cut", mine.len());
+    assert!(taken < 6_000, "within the lease and one renewal: {taken} ms");
+
+    // The cut heals; node-a takes its targets back from the store.
+    relay.heal();
+    let healed = vigil::model::now_ms();
+    wait_for("node-a runs its targets again", || {
+        written_by(&pg.dsn).values().any(|(n, at)| n == "node-a" && *at > healed)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    status(200);
+    let round = wait_round(&pg.dsn, since, true).await;
+    let all: Vec<_> = round.iter().collect();
+    assert_eq!(all.len(), TARGETS, "one incident per target, none doubled by the cut: {all:#?}");
+    let raw = each_mailed_once(&all, &smtp).await;
+    eprintln!("cut node: {} incidents, {raw} mails, each once", all.len());
+    // One history per target: down once, up once — node-a's copy of the cut was not written.
+    let changes = changes_since(&pg.dsn, since);
+    let expected = vec![("up".to_string(), "down".to_string()), ("down".to_string(), "up".to_string())];
+    assert_eq!(changes.len(), TARGETS, "{changes:#?}");
+    assert!(changes.values().all(|c| *c == expected), "no state change twice: {changes:#?}");
+    assert_eq!(outbox_count(&pg.dsn, "state <> 'delivered'"), 0, "nothing left pending");
 }

@@ -372,6 +372,47 @@ async fn vantage_ingest(location: Location) {
     store.close().await;
 }
 
+/// Two cluster nodes writing one store: node-a, cut from it since T0 + 1 s (its fence
+/// raised), writes what it kept only for the targets nobody else wrote meanwhile — until it
+/// takes a target back (`Record::Owned`).
+async fn a_fenced_node_writes_only_what_nobody_else_wrote(location: Location) {
+    let (a, _) = vigil::store::open(&location).expect("open");
+    let (b, _) = vigil::store::open(&location).expect("open");
+    let (fence_a, fence_b) = (vigil::store::Fence::new("node-a"), vigil::store::Fence::new("node-b"));
+    a.send(Record::Fence(fence_a.clone()));
+    b.send(Record::Fence(fence_b));
+    write(&a, vec![result("web/t1", T0, "up", 1.0, State::Up), result("web/t2", T0, "up", 1.0, State::Up)]).await;
+    fence_a.raise(T0 + 1_000);
+    // node-b takes web/t1 over while node-a is cut.
+    write(&b, vec![result("web/t1", T0 + 5_000, "down", 1.0, State::Down)]).await;
+    let kept = |target: &str, id: i64| {
+        let opened = incident(id, target, T0 + 2_000, None);
+        vec![
+            result(target, T0 + 2_000, "down", 1.0, State::Down),
+            change(target, T0 + 2_000, State::Up, State::Down),
+            Record::Incident(Box::new(opened.clone())),
+            Record::Outbox(Box::new(notification(&format!("vigil-{id}-firing@x"), &opened, T0 + 2_000))),
+        ]
+    };
+    write(&a, kept("web/t1", 70).into_iter().chain(kept("web/t2", 71)).collect()).await;
+    let reader = Reader::new(&location);
+    assert!(reader.changes("web/t1").unwrap().is_empty(), "node-b's history of web/t1 stands alone");
+    assert_eq!(reader.changes("web/t2").unwrap().len(), 1, "nobody else wrote web/t2: node-a's change is kept");
+    let ids: Vec<i64> = reader.incidents(false, None, 100).unwrap().iter().map(|i| i.id).collect();
+    assert_eq!(ids, [71], "no second incident for web/t1");
+    assert_eq!(reader.result_count("web/t1").unwrap(), 2, "node-a's kept result of web/t1 is not written");
+    // node-a takes web/t1 back: what it writes for it from then on is written.
+    write(&a, vec![Record::Owned(vec!["web/t1".into()]), change("web/t1", T0 + 9_000, State::Down, State::Up)]).await;
+    assert_eq!(reader.changes("web/t1").unwrap().len(), 1);
+    fence_a.lower();
+    write(&a, vec![change("web/t1", T0 + 9_500, State::Up, State::Down)]).await;
+    assert_eq!(reader.changes("web/t1").unwrap().len(), 2, "the fence is down: everything is written");
+    let (a, restored) = reopen(a, &location).await;
+    assert_eq!(restored.pending.iter().map(|n| n.key.as_str()).collect::<Vec<_>>(), ["vigil-71-firing@x"]);
+    a.close().await;
+    b.close().await;
+}
+
 /// Every case, each on a store of its own from `fresh`.
 async fn every_case(mut fresh: impl FnMut(&str) -> Location) {
     results_rollups_and_states(fresh("results")).await;
@@ -380,6 +421,7 @@ async fn every_case(mut fresh: impl FnMut(&str) -> Location) {
     maintenance_exclusions_audit_heartbeats(fresh("admin")).await;
     rename_moves_history_and_prune_keeps_changes(fresh("rename")).await;
     vantage_ingest(fresh("ingest")).await;
+    a_fenced_node_writes_only_what_nobody_else_wrote(fresh("fence")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

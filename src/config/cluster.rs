@@ -81,3 +81,16 @@ pub(super) fn cluster(
     let replicas = replicas.clamp(1, 3) as usize;
     Some(Cluster { name: name?, node: node?, dsn: dsn?, failover_delay, replicas, labels })
 }
+
+impl super::Config {
+    /// How long this node's notifications wait for a PostgreSQL store that does not
+    /// answer before they leave unstored: the grace — plus, in a cluster sharing that
+    /// store, the `failover_delay` the other nodes take to run this node's targets (until
+    /// then they may be paging for them, and this node keeps quiet).
+    pub fn unstored_grace(&self) -> std::time::Duration {
+        match &self.cluster {
+            Some(cluster) if self.storage.postgres.is_some() => self.storage.postgres_grace + cluster.failover_delay,
+            _ => self.storage.postgres_grace,
+        }
+    }
+}

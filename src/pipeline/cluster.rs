@@ -1,7 +1,9 @@
 //! A cluster node cut from its database (issue #20, item 4): once its lease has run out
 //! (`failover_delay` without a renewal) the other nodes take its targets and page for them,
-//! so its new incidents are held (decision `database_lost`) rather than paged twice. If the
-//! cut lasts twice `failover_delay`, the node may be the only one still watching — the
+//! so its new incidents are held (decision `database_lost`) from half a lease without a
+//! renewal, rather than paged twice. If the cut lasts long enough for the others to have
+//! taken over and paged (`failover_delay` plus the store's grace with a shared store, twice
+//! `failover_delay` otherwise), the node may be the only one still watching — the
 //! database may be down for every node — and it pages what it held (duplicates over
 //! silence). When the database answers again, what it held and still owns is paged; what
 //! moved away is handed over without a word (nobody was told of it).
@@ -15,25 +17,28 @@ use crate::model::TargetState;
 use crate::model::incident::Decision;
 
 impl Pipeline {
-    /// How long since this cluster node last renewed its lease (None when not a node).
-    fn database_silence(&self, now: i64) -> Option<(i64, i64)> {
+    /// How long since this cluster node last renewed its lease, with when it holds new
+    /// incidents and when it speaks anyway (ms of silence); None when not a node.
+    fn database_silence(&self, now: i64) -> Option<(i64, i64, i64)> {
         let (Some(cluster), Some(contact)) = (&self.config.cluster, &self.centre_contact) else { return None };
-        Some((now - contact.load(Ordering::Relaxed), cluster.failover_delay.as_millis() as i64))
+        let lease = cluster.failover_delay.as_millis() as i64;
+        let speak = if self.shares_store() { self.config.unstored_grace().as_millis() as i64 } else { 2 * lease };
+        Some((now - contact.load(Ordering::Relaxed), lease / 2, speak))
     }
 
-    /// Whether a new incident is held: this node's lease has run out, and not for long.
+    /// Whether a new incident is held: this node has missed renewals, and not for long.
     pub(super) fn database_holds(&self, now: i64) -> bool {
-        self.database_silence(now).is_some_and(|(silent, lease)| silent > lease && silent < 2 * lease)
+        self.database_silence(now).is_some_and(|(silent, hold, speak)| silent > hold && silent < speak)
     }
 
     /// Pages the incidents held while the database was lost: at once when it answers again
     /// (for the targets this node still runs), or when it has been silent for twice the
     /// lease (duplicates over silence).
     pub(super) fn page_held_without_database(&mut self, now: i64) {
-        let Some((silent, lease)) = self.database_silence(now) else { return };
-        let decision = if silent <= lease {
+        let Some((silent, hold, speak)) = self.database_silence(now) else { return };
+        let decision = if silent <= hold {
             Decision::DatabaseBack
-        } else if silent >= 2 * lease {
+        } else if silent >= speak {
             Decision::AnnouncedWithoutDatabase
         } else {
             return;
@@ -120,6 +125,7 @@ impl Pipeline {
                     // Judged now, not a probe interval later: a handover leaves no blind spot.
                     self.on_demand.probe_soon(id);
                 }
+                self.store.send(crate::store::Record::Owned(new));
                 taken.states
             }
             Ok(None) => HashMap::new(),

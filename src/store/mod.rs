@@ -6,10 +6,12 @@
 //! transaction, so the write rate stays flat however many checks report at once.
 
 pub mod db;
+mod fence;
 mod schema;
 mod writer;
 mod writing;
 
+pub use fence::Fence;
 pub use writing::{StoreHealth, StoreHealthSnapshot};
 
 use std::collections::HashMap;
@@ -217,6 +219,12 @@ pub enum Record {
     /// Once writes have failed this long, notifications are released before they are
     /// stored (a database that does not answer: duplicates over silence); unset, they wait.
     ReleaseUnstoredAfter(std::time::Duration),
+    /// The cluster node's fence (see [`Fence`]): its name goes on the target states it
+    /// writes, and while it is raised, records for targets another node wrote are dropped.
+    Fence(std::sync::Arc<Fence>),
+    /// This node took these targets over from the shared store: what it writes for them
+    /// from here on is its own, even while its fence is still up.
+    Owned(Vec<String>),
 }
 
 /// What the store remembers at start-up.

@@ -163,6 +163,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE vantages ADD COLUMN seq_base INTEGER NOT NULL DEFAULT 0;",
     // 12: the cluster node that made a notification and delivers it (see PostgreSQL's 2).
     "ALTER TABLE outbox ADD COLUMN claimed_by TEXT;",
+    // 13: the cluster node that last wrote a target's state (see PostgreSQL's 3).
+    "ALTER TABLE target_state ADD COLUMN node TEXT;",
 ];
 
 /// The PostgreSQL schema. The agent's forwarding queue is not here: an agent's store is
@@ -300,6 +302,9 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     // blocks of a sequence, so nodes sharing the store never give two incidents one id.
     "ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
     CREATE SEQUENCE incident_blocks;",
+    // 3: the node that last wrote a target's state — what a node cut from the store kept
+    // for a target another node has written since is not written over it (store::Fence).
+    "ALTER TABLE target_state ADD COLUMN node TEXT;",
 ];
 
 /// Brings the schema up to date.

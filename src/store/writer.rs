@@ -6,15 +6,36 @@
 
 use super::Record;
 use super::db::{Database, DbError, vals};
+use super::fence::{Fence, FenceCheck};
 
-/// Writes `batch` in one transaction (all of it or nothing); returns the keys of the
-/// notifications it added to the outbox (not those already there).
-pub(super) fn write_batch(db: &mut Database, batch: &[Record]) -> Result<Vec<String>, DbError> {
-    db.transaction(|db| {
-        let mut added = Vec::new();
-        batch.iter().try_for_each(|record| write(db, record, &mut added))?;
-        Ok(added)
-    })
+/// What one batch did besides its rows.
+struct Written<'a> {
+    /// The keys of the notifications it added to the outbox (not those already there).
+    added: Vec<String>,
+    fence: FenceCheck<'a>,
+}
+
+/// Writes `batch` in one transaction (all of it or nothing), through the node's `fence`
+/// when it shares a cluster's store; returns the keys of the notifications it added to
+/// the outbox (not those already there).
+pub(super) fn write_batch(
+    db: &mut Database,
+    batch: &[Record],
+    fence: Option<&Fence>,
+    owned: &mut std::collections::HashSet<String>,
+) -> Result<Vec<String>, DbError> {
+    let (added, dropped) = db.transaction(|db| {
+        let mut written = Written { added: Vec::new(), fence: FenceCheck::new(fence, owned) };
+        batch.iter().try_for_each(|record| write(db, record, &mut written))?;
+        Ok((written.added, written.fence.dropped))
+    })?;
+    if dropped > 0 {
+        tracing::warn!(
+            records = dropped,
+            "kept while this node was cut from the shared store, for targets another node has run since: not written"
+        );
+    }
+    Ok(added)
 }
 
 /// The daily-rollup upsert for each latency bucket, built once.
@@ -43,7 +64,10 @@ fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-fn write(db: &mut Database, record: &Record, added: &mut Vec<String>) -> Result<(), DbError> {
+fn write(db: &mut Database, record: &Record, written: &mut Written) -> Result<(), DbError> {
+    if !written.fence.keeps(db, record)? {
+        return Ok(());
+    }
     match record {
         Record::Result(r) => {
             db.exec("INSERT INTO results (target, at_ms, health, reason, duration_ms, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &vals![r.target, r.at_ms, r.health, r.reason, r.duration_ms, r.message])?;
@@ -61,12 +85,12 @@ fn write(db: &mut Database, record: &Record, added: &mut Vec<String>) -> Result<
                 &vals![r.target, r.day_ms, i64::from(failed), latency, latency.unwrap_or(0.0), i64::from(measured)],
             )?;
             let streak = r.state.streak;
-            db.exec("INSERT INTO target_state (target, state, since_ms, streak_worse, streak_count, streak_target, updated_ms, streak_since_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            db.exec("INSERT INTO target_state (target, state, since_ms, streak_worse, streak_count, streak_target, updated_ms, streak_since_ms, node)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT(target) DO UPDATE SET state = excluded.state, since_ms = excluded.since_ms,
                    streak_worse = excluded.streak_worse, streak_count = excluded.streak_count,
                    streak_target = excluded.streak_target, updated_ms = excluded.updated_ms,
-                   streak_since_ms = excluded.streak_since_ms", &vals![
+                   streak_since_ms = excluded.streak_since_ms, node = excluded.node", &vals![
                 r.target,
                 r.state.state.as_str(),
                 r.state.since_ms,
@@ -75,6 +99,7 @@ fn write(db: &mut Database, record: &Record, added: &mut Vec<String>) -> Result<
                 streak.map(|s| s.target.as_str()),
                 r.at_ms,
                 streak.map_or(0, |s| s.since_ms),
+                written.fence.node(),
             ])?;
         }
         Record::Change(c) => {
@@ -100,7 +125,7 @@ fn write(db: &mut Database, record: &Record, added: &mut Vec<String>) -> Result<
                 &vals![n.key, n.receiver, n.created_ms, json(&**n), n.node],
             )?;
             if new > 0 {
-                added.push(n.key.clone());
+                written.added.push(n.key.clone());
             }
         }
         Record::Delivery(d) => {
@@ -138,7 +163,7 @@ fn write(db: &mut Database, record: &Record, added: &mut Vec<String>) -> Result<
         }
         Record::Batch(records) => {
             for r in records {
-                write(db, r, added)?;
+                write(db, r, written)?;
             }
         }
         Record::Prune(before) => {
@@ -162,6 +187,7 @@ fn write(db: &mut Database, record: &Record, added: &mut Vec<String>) -> Result<
                 );
             }
         }
+        Record::Owned(targets) => written.fence.own(targets),
         Record::Audit(a) => {
             db.exec(
                 "INSERT INTO audit (at_ms, who, address, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -169,7 +195,7 @@ fn write(db: &mut Database, record: &Record, added: &mut Vec<String>) -> Result<
             )?;
         }
         // Not data: the write loop answers these once the batch is committed.
-        Record::Flush(_) | Record::Release(..) | Record::Stop | Record::ReleaseUnstoredAfter(_) => {}
+        Record::Flush(_) | Record::Release(..) | Record::Stop | Record::ReleaseUnstoredAfter(_) | Record::Fence(_) => {}
     }
     Ok(())
 }

@@ -95,6 +95,10 @@ pub(super) struct Pending {
     added: std::collections::HashSet<String>,
     /// See [`Record::ReleaseUnstoredAfter`].
     release_after: Option<Duration>,
+    /// See [`Record::Fence`].
+    fence: Option<std::sync::Arc<super::Fence>>,
+    /// See [`Record::Owned`].
+    owned: std::collections::HashSet<String>,
 }
 
 impl Pending {
@@ -105,6 +109,7 @@ impl Pending {
             Record::Release(n, to) => self.after.push(AfterCommit::Release(n, to)),
             Record::Stop => self.stopping = true,
             Record::ReleaseUnstoredAfter(after) => self.release_after = Some(after),
+            Record::Fence(fence) => self.fence = Some(fence),
             data => self.records.push(data),
         }
     }
@@ -262,7 +267,7 @@ pub(super) fn write_loop(
             }
         }
         let now = crate::model::now_ms();
-        match writer::write_batch(&mut db, &pending.records) {
+        match writer::write_batch(&mut db, &pending.records, pending.fence.as_deref(), &mut pending.owned) {
             Ok(added) => {
                 if health.snapshot().failing.is_some() {
                     tracing::info!(store = %location, "the store accepts writes again; nothing was lost");

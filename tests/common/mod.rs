@@ -7,14 +7,17 @@ pub mod chrony;
 pub mod kamailio;
 pub mod nodes;
 pub mod postgres;
+pub mod relay;
 #[allow(unused_imports)]
 pub use chrony::Chrony;
 #[allow(unused_imports)]
 pub use kamailio::{Kamailio, kamailio};
 #[allow(unused_imports)]
-pub use nodes::{start_node, wait_gauge, wait_listening};
+pub use nodes::{gauge, start_node, wait_gauge, wait_listening};
 #[allow(unused_imports)]
 pub use postgres::Postgres;
+#[allow(unused_imports)]
+pub use relay::Relay;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
