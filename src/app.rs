@@ -183,7 +183,11 @@ impl App {
                 tracing::debug!(error = %e, "cannot check the store's forwarding triggers");
             }
         }
-        let (store, mut restored) = store::open_or_degraded(store::Location::of(&config.storage));
+        let spool = config.storage.postgres.is_some().then(|| store::SpoolAt {
+            path: config.storage.path.with_extension("spool"),
+            node: config.cluster.as_ref().map(|c| c.node.clone()),
+        });
+        let (store, mut restored) = store::open_or_degraded(store::Location::of(&config.storage), spool);
         if config.storage.postgres.is_some() {
             store.send(store::Record::ReleaseUnstoredAfter(config.unstored_grace()));
         }

@@ -4,8 +4,9 @@
 //! on with its incidents (same ids), and the notifications it left undelivered are claimed
 //! by one of them once its lease has run out — and a real SMTP server receives each
 //! notification exactly once across 36 incidents opened around the kill. And the database
-//! restarted during twelve incidents: the nodes alert from memory meanwhile (after the grace),
-//! then write what they kept — every incident and notification once. And the HA pair
+//! restarted during twelve incidents: the nodes alert from memory meanwhile (after the grace)
+//! and spool to their disks — one of them is killed and started again — then write what
+//! they kept — every incident and notification once. And the HA pair
 //! (`replicas: 2`): both nodes probe every target, each incident is mailed, through twenty
 //! SIGKILLs of either node at random moments. And a node cut from the database (a relay the
 //! test controls) while the others reach it: they take its targets over, and when it
@@ -267,7 +268,7 @@ async fn a_database_restarted_during_twelve_incidents_loses_and_doubles_nothing(
     let (pg, web, _sink_dir, smtp) = servers().await;
     let names = &NODES[..2];
     let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
-    let (_nodes, _dirs) = start_cluster(names, &ports, &pg, &web, &smtp).await;
+    let (mut nodes, dirs) = start_cluster(names, &ports, &pg, &web, &smtp).await;
     let status = |code: u16| web.switch.store(code, std::sync::atomic::Ordering::SeqCst);
 
     // The database stops; every target fails. Past the grace (2 s) the nodes alert from
@@ -281,8 +282,21 @@ async fn a_database_restarted_during_twelve_incidents_loses_and_doubles_nothing(
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let alerted_down = smtp.mails().len();
-    // It comes back: each node writes what it kept; then the targets recover.
+    // Each node spools what the database does not take to its own disk: its incidents
+    // and their alerts (sent from memory) are there.
+    let spooled = |dir: &tempfile::TempDir| std::fs::read_to_string(dir.path().join("vigil.spool")).unwrap_or_default();
+    wait_for("each node spools its incidents and deliveries", || {
+        dirs.iter().all(|d| spooled(d).contains("\"Incident\"") && spooled(d).contains("\"Delivery\""))
+    })
+    .await;
+    // node-b dies during the outage: what it kept in memory is gone, its spool is not.
+    nodes[1].kill().expect("SIGKILL node-b");
+    nodes[1].wait().expect("reaped");
+    // The database comes back and node-b starts again: it writes its spool before it reads
+    // the store; node-a writes what it kept; then the targets recover.
     pg.run();
+    nodes[1] = start_node(dirs[1].path());
+    wait_listening(&mut nodes[1..], &ports[1..]).await;
     wait_for("the nodes write what they kept: every alert's row, as delivered", || {
         outbox_count(&pg.dsn, "state = 'delivered'") == TARGETS as i64
     })
@@ -297,6 +311,7 @@ async fn a_database_restarted_during_twelve_incidents_loses_and_doubles_nothing(
     let rows = db.query("SELECT key, state FROM outbox ORDER BY key", &[]).expect("the outbox");
     assert_eq!(rows.len(), 2 * TARGETS, "every notification is in the outbox once: {rows:?}");
     assert!(rows.iter().all(|r| r.str(1).is_ok_and(|s| s == "delivered")), "all delivered: {rows:?}");
+    assert!(dirs.iter().all(|d| !d.path().join("vigil.spool").exists()), "the spools are emptied once written");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,11 +7,15 @@
 
 pub mod db;
 mod fence;
+mod record;
 mod schema;
+mod spool;
 mod writer;
 mod writing;
 
 pub use fence::Fence;
+pub use record::{AuditRecord, ChangeRecord, DeliveryRecord, HeartbeatRecord, ROLLUP_BUCKETS_MS, Record, ResultRecord};
+pub use spool::SpoolAt;
 pub use writing::{StoreHealth, StoreHealthSnapshot};
 
 use std::collections::HashMap;
@@ -107,126 +111,6 @@ impl Location {
     }
 }
 
-/// One probe result of one target.
-#[derive(Debug, Clone)]
-pub struct ResultRecord {
-    pub target: String,
-    pub at_ms: i64,
-    pub health: &'static str,
-    pub reason: Option<&'static str>,
-    pub duration_ms: f64,
-    pub message: String,
-    /// The target's state after this result (kept as the current state).
-    pub state: TargetState,
-    /// Start of the result's day in the instance time zone (its rollup), Unix ms.
-    pub day_ms: i64,
-}
-
-/// An administrative action: who (as they identified), from where, what, and on what.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct AuditRecord {
-    pub at_ms: i64,
-    /// `admin (token)`, `admin (session)`, or the name given on an acknowledgement link.
-    pub who: String,
-    /// The client's address.
-    pub address: String,
-    /// `acknowledge`, `maintenance`, `exclude`, `reload`, `login`, `login failed`, `logout`.
-    pub action: String,
-    /// On what: the incident, the window, the outcome.
-    pub detail: String,
-}
-
-/// Upper bounds (ms) of the latency histogram of the daily rollups; the last is open.
-pub const ROLLUP_BUCKETS_MS: [f64; 12] =
-    [5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, f64::INFINITY];
-
-/// A change of state of one target.
-#[derive(Debug, Clone)]
-pub struct ChangeRecord {
-    pub target: String,
-    pub at_ms: i64,
-    pub from: State,
-    pub to: State,
-    pub reason: Option<&'static str>,
-    pub message: String,
-}
-
-/// A heartbeat pushed by a job.
-#[derive(Debug, Clone)]
-pub struct HeartbeatRecord {
-    pub target: String,
-    pub at_ms: i64,
-    pub ok: bool,
-    pub message: String,
-}
-
-/// How a notification's delivery ended.
-#[derive(Debug, Clone)]
-pub struct DeliveryRecord {
-    pub key: String,
-    /// `delivered` or `failed` (given up).
-    pub state: &'static str,
-    /// The channel that reached the receiver (or was tried last).
-    pub channel: String,
-    pub attempts: u32,
-    pub at_ms: i64,
-    pub error: Option<String>,
-}
-
-/// What the writer is asked to do.
-#[derive(Debug)]
-pub enum Record {
-    Result(ResultRecord),
-    Change(ChangeRecord),
-    Heartbeat(HeartbeatRecord),
-    /// An incident, new or changed.
-    Incident(Box<Incident>),
-    /// A notification to deliver.
-    Outbox(Box<Notification>),
-    Delivery(DeliveryRecord),
-    /// A failed delivery attempt of a pending notification: how many so far (kept across
-    /// restarts, so the delivery log counts every try).
-    Attempt {
-        key: String,
-        attempts: u32,
-    },
-    /// A maintenance window opened through the API.
-    Maintenance(crate::config::maintenance::ApiWindow),
-    /// A target renamed (`renamed_from`): its history, state and incidents move to the new id.
-    Rename {
-        from: String,
-        to: String,
-    },
-    /// An agent's records, kept at the centre once per sequence number.
-    Ingest(Box<forward::IngestBatch>),
-    /// Records the centre has committed: they leave the agent's forwarding queue.
-    Forwarded(Vec<i64>),
-    /// An incident excluded from the SLA.
-    Exclusion(query::Exclusion),
-    /// Records written in the same transaction (a state change and what it causes).
-    Batch(Vec<Record>),
-    /// Answers once everything sent before it is on disk.
-    Flush(oneshot::Sender<()>),
-    /// Hands a notification to delivery once everything sent before it — its outbox row
-    /// among them — is committed: no alert leaves for an incident that is not stored.
-    Release(Box<Notification>, mpsc::UnboundedSender<Notification>),
-    /// Deletes raw results older than this (Unix ms); state changes and incidents stay.
-    Prune(i64),
-    /// One administrative action, for the audit trail.
-    Audit(AuditRecord),
-    /// Ends the writer after what was sent before it (other senders may still exist).
-    Stop,
-    /// Once writes have failed this long, notifications are released before they are
-    /// stored (a database that does not answer: duplicates over silence); unset, they wait.
-    ReleaseUnstoredAfter(std::time::Duration),
-    /// The cluster node's fence (see [`Fence`]): its name goes on the target states it
-    /// writes, and while it is raised, records for targets another node wrote are dropped.
-    Fence(std::sync::Arc<Fence>),
-    /// This node took these targets over from the shared store: what it writes for them
-    /// from here on is its own, even while its fence is still up.
-    Owned(Vec<String>),
-}
-
 /// What the store remembers at start-up.
 #[derive(Debug, Default)]
 pub struct Restored {
@@ -315,12 +199,17 @@ fn open_file(path: &Path) -> Result<rusqlite::Connection, StoreError> {
 /// that does not answer) — a degraded one: Vigil probes and alerts from memory
 /// (notifications leave at once), keeps records in memory and tries to open the store again
 /// in the background, and says so in its health. The error is logged here; a start never
-/// fails on the store.
-pub fn open_or_degraded(location: impl Into<Location>) -> (Store, Restored) {
+/// fails on the store. A store on PostgreSQL spools to `spool` while it does not answer.
+pub fn open_or_degraded(location: impl Into<Location>, spool: Option<SpoolAt>) -> (Store, Restored) {
     let location = location.into();
-    match open(&location) {
+    match open_spooled(location.clone(), spool.as_ref()) {
         Ok(opened) => opened,
         Err(e) => {
+            // What an earlier run spooled waits in memory (and in its spool) for the store.
+            let left = spool.as_ref().and_then(|at| spool::read(&at.path).ok().flatten());
+            let records = left.map(|l| l.records).unwrap_or_default();
+            let spool = spool.map(|at| spool::Spool::new(at.path, records.len()));
+            let pending = writing::Pending::spooling(spool, records);
             tracing::error!(
                 store = %location, error = %e,
                 "cannot open the store: running from memory (alerts still go out) and retrying"
@@ -330,7 +219,7 @@ pub fn open_or_degraded(location: impl Into<Location>) -> (Store, Restored) {
             let (writer_location, writer_health) = (location.clone(), health.clone());
             let first_error = e.to_string();
             let writer = std::thread::Builder::new().name("vigil-store".into()).spawn(move || {
-                writing::degraded_loop(&writer_location, &connect, &first_error, receiver, &writer_health)
+                writing::degraded_loop(&writer_location, &connect, &first_error, receiver, &writer_health, pending)
             });
             let now = crate::model::now_ms();
             // Incident numbers from the clock: when the store opens later, they cannot
@@ -343,16 +232,25 @@ pub fn open_or_degraded(location: impl Into<Location>) -> (Store, Restored) {
 
 /// Opens (or creates) the store, migrates it, and returns it with what it remembers.
 pub fn open(location: impl Into<Location>) -> Result<(Store, Restored), StoreError> {
-    let location = location.into();
+    open_spooled(location.into(), None)
+}
+
+/// Opens the store; with a `spool`, what an earlier run left in it is written first (so
+/// it is read back with the rest), and the writer spools while writes fail.
+fn open_spooled(location: Location, spool: Option<&SpoolAt>) -> Result<(Store, Restored), StoreError> {
     let mut db = connect(&location)?;
+    if let Some(at) = spool {
+        spool::replay(&mut db, at).map_err(failed(&location))?;
+    }
     let restored = restore(&mut db).map_err(failed(&location))?;
+    let pending = writing::Pending::spooling(spool.map(|at| spool::Spool::new(at.path.clone(), 0)), Vec::new());
     let (sender, receiver) = mpsc::unbounded_channel();
     let writer_location = location.clone();
     let health = std::sync::Arc::new(StoreHealth::default());
     let writer_health = health.clone();
     let writer = std::thread::Builder::new()
         .name("vigil-store".into())
-        .spawn(move || writing::write_loop(db, receiver, &writer_location, &writer_health, Default::default()))
+        .spawn(move || writing::write_loop(db, receiver, &writer_location, &writer_health, pending))
         .map_err(|error| StoreError::CreateDir { path: PathBuf::from(location.to_string()), error })?;
     Ok((Store { location, sender: Some(sender), writer: Some(writer), health }, restored))
 }

@@ -8,7 +8,7 @@ use crate::model::State;
 use crate::model::incident::Incident;
 
 /// An incident excluded from the SLA: why, and who decided.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Exclusion {
     pub incident_id: i64,
     pub reason: String,

@@ -99,9 +99,24 @@ pub(super) struct Pending {
     fence: Option<std::sync::Arc<super::Fence>>,
     /// See [`Record::Owned`].
     owned: std::collections::HashSet<String>,
+    /// The local spool, for a store on PostgreSQL.
+    spool: Option<super::spool::Spool>,
 }
 
 impl Pending {
+    /// Pending `records` (left in a spool by an earlier run), spooled to `spool`.
+    pub(super) fn spooling(spool: Option<super::spool::Spool>, records: Vec<Record>) -> Pending {
+        Pending { spool, records, ..Pending::default() }
+    }
+
+    /// Writes have failed since `failing_since_ms`: what is kept in memory goes to the
+    /// spool too (all of it again when some was shed).
+    fn spool(&mut self, failing_since_ms: i64, shed: bool) {
+        if let Some(spool) = &mut self.spool {
+            spool.append(&self.records, failing_since_ms, shed);
+        }
+    }
+
     fn take(&mut self, record: Record) {
         match record {
             Record::Batch(records) => records.into_iter().for_each(|r| self.take(r)),
@@ -182,6 +197,9 @@ impl Pending {
     /// release travel in one batch).
     fn committed(&mut self, added: Vec<String>) {
         self.records.clear();
+        if let Some(spool) = &mut self.spool {
+            spool.clear();
+        }
         self.added.extend(added);
         self.committed_after(true);
         self.added.clear();
@@ -200,9 +218,9 @@ pub(super) fn degraded_loop(
     first_error: &str,
     mut receiver: mpsc::UnboundedReceiver<Record>,
     health: &StoreHealth,
+    mut pending: Pending,
 ) {
     health.failed(crate::model::now_ms(), &format!("cannot open: {first_error}"));
-    let mut pending = Pending::default();
     let mut retry = Duration::from_secs(1);
     loop {
         let deadline = std::time::Instant::now() + retry;
@@ -216,6 +234,7 @@ pub(super) fn degraded_loop(
         let shed = pending.shed();
         health.shed_results.fetch_add(shed, Ordering::Relaxed);
         health.pending.store(pending.records.len() as u64, Ordering::Relaxed);
+        pending.spool(health.failing_since_ms.load(Ordering::Relaxed), shed > 0);
         match connect(location) {
             Ok(db) => {
                 tracing::warn!(
@@ -293,6 +312,7 @@ pub(super) fn write_loop(
                     health.shed_results.fetch_add(shed, Ordering::Relaxed);
                     tracing::warn!(results = shed, "the store has failed for long: oldest plain results dropped");
                 }
+                pending.spool(health.failing_since_ms.load(Ordering::Relaxed), shed > 0);
                 if pending.stopping {
                     let deadline = *stop_deadline.get_or_insert_with(|| std::time::Instant::now() + STOP_PATIENCE);
                     if std::time::Instant::now() >= deadline {
