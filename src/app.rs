@@ -167,6 +167,15 @@ impl App {
             Some(cluster) => Some(crate::cluster::join(cluster, loaded.storage.postgres.is_some()).await),
             None => None,
         };
+        // A node sharing its store with a cluster shows the whole cluster on its pages.
+        let cluster_view = (loaded.cluster.is_some() && loaded.storage.postgres.is_some()).then(|| {
+            let full = Arc::new(loaded.clone());
+            Arc::new(RwLock::new(crate::status::ClusterView {
+                config: full,
+                states: Default::default(),
+                open_incidents: Vec::new(),
+            }))
+        });
         let config = Arc::new(owned_part(loaded, overrides.shard, members.as_ref()));
         if let Some(shard) = overrides.shard {
             tracing::info!(%shard, helpers = config.helpers.len(), "running one shard of the configuration");
@@ -328,6 +337,7 @@ impl App {
             sessions: Default::default(),
             metrics_cache: Default::default(),
             heavy: tokio::sync::Semaphore::new(web::HEAVY_AT_ONCE),
+            cluster_view: cluster_view.clone(),
         });
         let shutdown = CancellationToken::new();
         let web = tokio::spawn(web::serve(listener, web_state.clone(), shutdown.child_token()));
@@ -337,6 +347,11 @@ impl App {
         let monthly_task = monthly.task;
         if let (Some(cluster), Some(members)) = (&config.cluster, &members) {
             metrics.cluster_assigned.set(owned_targets(&config) as i64);
+            if let Some(view) = cluster_view {
+                let every = (cluster.failover_delay / 3).min(std::time::Duration::from_secs(2));
+                let links = crate::cluster::ViewLinks { view, board: status_board.clone(), metrics: metrics.clone() };
+                crate::cluster::spawn_view(links, store::Location::of(&config.storage), every, shutdown.child_token());
+            }
             if config.storage.postgres.is_some() {
                 crate::cluster::spawn_sweeper(
                     cluster.clone(),
@@ -514,6 +529,9 @@ impl ControlLoop {
     async fn reload(&mut self) -> Result<Vec<String>, ReloadError> {
         match self.source.load() {
             Ok(config) => {
+                if let Some(view) = &self.web.cluster_view {
+                    view.write().unwrap_or_else(|p| p.into_inner()).config = Arc::new(config.clone());
+                }
                 let config = Arc::new(owned_part(config, self.shard, self.members.as_ref()));
                 if config.cluster.is_some() {
                     self.metrics.cluster_assigned.set(owned_targets(&config) as i64);

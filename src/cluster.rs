@@ -360,3 +360,64 @@ pub fn spawn_sweeper(
         }
     })
 }
+
+/// What the cluster view refresher reads and updates.
+pub struct ViewLinks {
+    pub view: Arc<RwLock<crate::status::ClusterView>>,
+    /// This node's own board (the targets it runs, as it sees them now).
+    pub board: Arc<RwLock<crate::status::Board>>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// On a node sharing its store with the cluster: reads every target's state and every open
+/// incident from the store into the view every `every`, so the node's pages and status API
+/// show the whole cluster (one read connection, off the request path), and exports each
+/// system's state over the whole cluster (`vigil_system_up` is then the same on every node,
+/// so dashboards and recording rules average and alert over instances alike).
+pub fn spawn_view(
+    links: ViewLinks,
+    store: crate::store::Location,
+    every: Duration,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let reader = Arc::new(crate::store::Reader::new(store));
+        let mut exported: Vec<String> = Vec::new();
+        loop {
+            let r = reader.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                Ok::<_, crate::store::StoreError>((r.states()?, r.incidents(true, None, 100_000)?))
+            })
+            .await;
+            match read {
+                Ok(Ok((states, open))) => {
+                    let mut view = links.view.write().unwrap_or_else(|p| p.into_inner());
+                    view.states = states;
+                    view.open_incidents = open;
+                    let whole = links.board.read().unwrap_or_else(|p| p.into_inner()).with_cluster(&view);
+                    exported = export_systems(&links.metrics, &whole, exported);
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the cluster's targets from the store"),
+                Err(e) => tracing::error!(error = %e, "the cluster view reader failed"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    })
+}
+
+/// Sets each system's gauges from the whole cluster's board; removes those of systems
+/// exported before and gone now. Returns the systems exported.
+fn export_systems(metrics: &Metrics, whole: &crate::status::Board, before: Vec<String>) -> Vec<String> {
+    use crate::model::State;
+    for system in &whole.config.systems {
+        let up = !matches!(crate::status::system_state(system, &whole.targets), State::Down | State::Unreachable);
+        metrics.set_system(&system.id, up, system.sla);
+    }
+    for gone in before.iter().filter(|id| !whole.config.systems.iter().any(|s| &s.id == *id)) {
+        metrics.remove_system(gone);
+    }
+    whole.config.systems.iter().map(|s| s.id.clone()).collect()
+}

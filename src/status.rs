@@ -11,6 +11,16 @@ use crate::model::incident::Incident;
 use crate::model::{State, TargetState};
 use crate::probe::ProbeOutcome;
 
+/// The whole cluster as its shared store holds it (issue #20, item 5): the full
+/// configuration, each target's state as its owner last wrote it, and every open incident —
+/// read every few seconds, so the pages and status API of any node show every target.
+#[derive(Debug, Clone)]
+pub struct ClusterView {
+    pub config: Arc<Config>,
+    pub states: HashMap<String, TargetState>,
+    pub open_incidents: Vec<Incident>,
+}
+
 /// The last result of a target.
 #[derive(Debug, Clone)]
 pub struct LastResult {
@@ -142,6 +152,38 @@ pub fn local_time(ms: i64, tz: &jiff::tz::TimeZone) -> String {
 }
 
 impl Board {
+    /// This node's board widened to the whole cluster: the targets it runs as owner as it
+    /// sees them now, the others as the store has them (with the last result this node has
+    /// of a target it runs as a standby or helper); open incidents of the whole cluster,
+    /// this node's own in place of the store's copy.
+    pub fn with_cluster(&self, view: &ClusterView) -> Board {
+        let owned = |id: &str| self.targets.contains_key(id) && !self.config.helpers.contains_key(id);
+        let targets = view
+            .config
+            .targets()
+            .filter_map(|(_, _, t)| {
+                let id = t.key.id();
+                let local = self.targets.get(&id);
+                let shown = match view.states.get(&id) {
+                    Some(state) if !owned(&id) => Some(TargetView {
+                        state: *state,
+                        last: local.and_then(|l| l.last.clone()),
+                        flapping: false,
+                        stale: false,
+                    }),
+                    _ => local.cloned(),
+                };
+                shown.map(|v| (id, v))
+            })
+            .collect();
+        let mut open_incidents: Vec<Incident> =
+            view.open_incidents.iter().filter(|i| !owned(&i.target)).cloned().collect();
+        open_incidents.extend(self.open_incidents.iter().filter(|i| owned(&i.target)).cloned());
+        open_incidents.sort_by_key(|i| i.id);
+        open_incidents.dedup_by_key(|i| i.id);
+        Board { config: view.config.clone(), targets, open_incidents, vantages: self.vantages.clone() }
+    }
+
     /// The JSON document of `/api/v1/status`.
     pub fn to_json(&self) -> Json {
         let tz = &self.config.instance.timezone;
@@ -236,4 +278,66 @@ fn last_json(last: &LastResult, tz: &jiff::tz::TimeZone) -> Json {
         "ntp": obs.ntp,
         "sip_status": obs.sip_status,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        let text = "systems:\n  - id: web\n    checks:\n      - id: pages\n        http: {}\n        targets:\n          - { name: a, url: \"http://a.laichau.example/\" }\n          - { name: b, url: \"http://b.laichau.example/\" }\n          - { name: c, url: \"http://c.laichau.example/\" }\n";
+        crate::config::load_from_text(std::path::Path::new("t.yaml"), text, &|_| None).expect("config")
+    }
+
+    fn view(state: State) -> TargetView {
+        TargetView {
+            state: TargetState { state, since_ms: 1, streak: None },
+            last: None,
+            flapping: false,
+            stale: false,
+        }
+    }
+
+    fn incident(id: i64, target: &str) -> Incident {
+        serde_json::from_value(json!({
+            "id": id, "target": target, "system": "web", "system_name": "W", "check": "pages", "check_name": "P",
+            "target_name": "T", "kind": "http", "severity": "critical", "started_ms": 1, "detected_ms": 1,
+            "resolved_ms": null, "cause": "503", "reason": null, "failed_conditions": [], "affected": [],
+            "ack": null, "told": [], "runbook": null, "reminders": 0, "escalated": false, "last_notified_ms": 1
+        }))
+        .expect("an incident")
+    }
+
+    #[test]
+    fn a_node_shows_the_whole_cluster_with_its_own_targets_as_it_sees_them() {
+        let full = Arc::new(config());
+        // This node runs web/pages/a (up now; the store still has it down) and nothing else.
+        let mut own = (*full).clone();
+        own.systems[0].checks[0].targets.truncate(1);
+        let local = Board {
+            config: Arc::new(own),
+            targets: HashMap::from([("web/pages/a".to_string(), view(State::Up))]),
+            open_incidents: Vec::new(),
+            vantages: Default::default(),
+        };
+        let stored = |s| TargetState { state: s, since_ms: 5, streak: None };
+        let cluster = ClusterView {
+            config: full.clone(),
+            states: HashMap::from([
+                ("web/pages/a".to_string(), stored(State::Down)),
+                ("web/pages/b".to_string(), stored(State::Down)),
+            ]),
+            open_incidents: vec![incident(1, "web/pages/a"), incident(2, "web/pages/b")],
+        };
+        assert_eq!(system_state(&local.config.systems[0], &local.targets), State::Up, "its own part is up");
+        let whole = local.with_cluster(&cluster);
+        assert_eq!(whole.targets["web/pages/a"].state.state, State::Up, "its own target as it sees it now");
+        assert_eq!(whole.targets["web/pages/b"].state.state, State::Down, "another node's, from the store");
+        assert!(!whole.targets.contains_key("web/pages/c"), "never judged by anyone: not shown as anything");
+        assert_eq!(system_state(&whole.config.systems[0], &whole.targets), State::Down, "the system over the cluster");
+        let ids: Vec<i64> = whole.open_incidents.iter().map(|i| i.id).collect();
+        assert_eq!(ids, [2], "the store's stale copy of its own target's incident is not shown");
+        let doc = whole.to_json();
+        assert_eq!(doc["systems"][0]["checks"][0]["targets"].as_array().map(Vec::len), Some(3));
+    }
 }

@@ -93,6 +93,24 @@ async fn servers() -> (Postgres, WebServer, tempfile::TempDir, SmtpSink) {
     (pg, web, sink_dir, smtp)
 }
 
+/// Each target's state in a node's `/api/v1/status`, by id.
+async fn shown_states(port: u16) -> BTreeMap<String, String> {
+    let doc: serde_json::Value =
+        serde_json::from_str(&get(&format!("http://127.0.0.1:{port}/api/v1/status")).await).unwrap_or_default();
+    let mut by = BTreeMap::new();
+    for check in
+        doc["systems"].as_array().into_iter().flatten().flat_map(|s| s["checks"].as_array().into_iter().flatten())
+    {
+        for t in check["targets"].as_array().into_iter().flatten() {
+            by.insert(
+                t["id"].as_str().unwrap_or_default().to_string(),
+                t["state"].as_str().unwrap_or_default().to_string(),
+            );
+        }
+    }
+    by
+}
+
 /// How many outbox rows of the shared store match `filter`.
 fn outbox_count(dsn: &str, filter: &str) -> i64 {
     let mut db = vigil::store::db::Database::postgres(dsn).expect("connect");
@@ -197,6 +215,22 @@ async fn a_shared_store_keeps_one_incident_per_target_and_mails_each_once_throug
     let (mut nodes, dirs) = start_cluster(&NODES, &ports, &pg, &web, &smtp).await;
     let status = |code: u16| web.switch.store(code, std::sync::atomic::Ordering::SeqCst);
 
+    // Each target is probed by exactly one node: by the results table, one result per
+    // interval (1 s) over 4 s — a target two nodes probed would have twice as many.
+    let from = vigil::model::now_ms();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut db = vigil::store::db::Database::postgres(&pg.dsn).expect("connect");
+    let rows = db
+        .query(
+            "SELECT target, count(*) FROM results WHERE at_ms >= ?1 AND at_ms < ?2 GROUP BY target",
+            &[from.into(), (from + 4_000).into()],
+        )
+        .expect("results");
+    let counts: BTreeMap<String, i64> =
+        rows.iter().map(|r| (r.str(0).unwrap_or_default().to_string(), r.int(1).unwrap_or_default())).collect();
+    assert_eq!(counts.len(), TARGETS, "{counts:?}");
+    assert!(counts.values().all(|n| (3..=5).contains(n)), "one node's results per target: {counts:?}");
+
     // Three rounds of every target down then up. In the second the mail server is down
     // when the targets fail, so node-a's alerts wait in the outbox when it is killed; the
     // mail server comes back once its targets and its undelivered alerts were taken over.
@@ -213,6 +247,20 @@ async fn a_shared_store_keeps_one_incident_per_target_and_mails_each_once_throug
             nodes[0].wait().expect("reaped");
         }
         wait_round(&pg.dsn, since, false).await;
+        if round == 0 {
+            // Every node's status shows the whole cluster: every target, down.
+            for port in &ports {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                loop {
+                    let shown = shown_states(*port).await;
+                    if shown.len() == TARGETS && shown.values().all(|s| s == "down") {
+                        break;
+                    }
+                    assert!(Instant::now() < deadline, "node on {port} shows every target down: {shown:?}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
         if round == 1 {
             // node-a's lease (3 s) runs out; a live node's sweeper claims its waiting alerts.
             wait_for("node-a's waiting alerts are claimed by a live node", || {

@@ -270,6 +270,7 @@ impl Pipeline {
                 },
             );
             if transition.is_some()
+                && !self.shares_store()
                 && let Some(system) = board.config.systems.iter().find(|s| s.id == system_id)
             {
                 let up = !matches!(system_state(system, &board.targets), State::Down | State::Unreachable);

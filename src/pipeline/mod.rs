@@ -249,7 +249,12 @@ impl Pipeline {
         let open: Vec<Incident> = self.engine.open_incidents().cloned().collect();
         for system in &self.config.systems {
             for severity in [Severity::Critical, Severity::Warning] {
-                let n = open.iter().filter(|i| i.system == system.id && i.severity == severity).count();
+                // A helper's or standby's judgement is not an incident: its owner holds that.
+                let n = open
+                    .iter()
+                    .filter(|i| i.system == system.id && i.severity == severity)
+                    .filter(|i| !self.config.helpers.contains_key(&i.target))
+                    .count();
                 self.metrics.incidents_open.with_label_values(&[&system.id, severity.as_str()]).set(n as i64);
             }
         }

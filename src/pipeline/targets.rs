@@ -110,7 +110,10 @@ impl Pipeline {
         self.reconcile_incidents(&renamed, now);
 
         let mut board = self.board.write().unwrap_or_else(|p| p.into_inner());
-        for system in &board.config.systems {
+        // Sharing its store with a cluster, the node exports each system's state over the
+        // whole cluster (cluster::spawn_view), not over its own part.
+        let system_metrics = !self.shares_store();
+        for system in board.config.systems.iter().filter(|_| system_metrics) {
             if !config.systems.iter().any(|s| s.id == system.id) {
                 self.metrics.remove_system(&system.id);
             }
@@ -125,7 +128,7 @@ impl Pipeline {
             })
             .collect();
         board.config = config.clone();
-        for system in &board.config.systems {
+        for system in board.config.systems.iter().filter(|_| system_metrics) {
             let up = !matches!(system_state(system, &board.targets), State::Down | State::Unreachable);
             self.metrics.set_system(&system.id, up, system.sla);
         }

@@ -343,7 +343,7 @@ fn load_watched(db: &mut Database) -> Result<HashMap<String, (i64, Option<State>
     rows.iter().map(|r| Ok((r.text(0)?, (r.int(1)?, r.opt_text(2)?.and_then(|s| State::from_name(&s)))))).collect()
 }
 
-fn load_states(db: &mut Database) -> Result<HashMap<String, TargetState>, DbError> {
+pub(super) fn load_states(db: &mut Database) -> Result<HashMap<String, TargetState>, DbError> {
     let rows = db.query(
         "SELECT target, state, since_ms, streak_worse, streak_count, streak_target, streak_since_ms FROM target_state",
         &[],

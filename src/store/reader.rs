@@ -261,6 +261,11 @@ impl Reader {
         self.count("SELECT COUNT(*) FROM results WHERE target = ?1", &vals![target])
     }
 
+    /// Every target's current state, as its last writer stored it.
+    pub fn states(&self) -> Result<HashMap<String, crate::model::TargetState>, StoreError> {
+        self.with(super::load_states)
+    }
+
     /// Incidents, newest first: open ones only, or all; optionally of one system.
     pub fn incidents(&self, open_only: bool, system: Option<&str>, limit: usize) -> Result<Vec<Incident>, StoreError> {
         let (sql, params) = match system {

@@ -103,6 +103,20 @@ pub struct WebState {
     pub metrics_cache: tokio::sync::Mutex<Option<(std::time::Instant, Bytes)>>,
     /// Heavy handlers in flight at most ([`HEAVY_AT_ONCE`]).
     pub heavy: tokio::sync::Semaphore,
+    /// The whole cluster, on a node sharing its store with one (pages and status show it).
+    pub cluster_view: Option<Arc<RwLock<crate::status::ClusterView>>>,
+}
+
+impl WebState {
+    /// The board the pages and status API show: this node's, or on a cluster node sharing
+    /// its store, the whole cluster's.
+    pub fn shown_board(&self) -> Board {
+        let board = self.board.read().unwrap_or_else(|p| p.into_inner());
+        match &self.cluster_view {
+            Some(view) => board.with_cluster(&view.read().unwrap_or_else(|p| p.into_inner())),
+            None => board.clone(),
+        }
+    }
 }
 
 /// How old a `/metrics` exposition may be when served again.
@@ -224,7 +238,7 @@ async fn route(state: &Arc<WebState>, req: Request<Incoming>, peer: SocketAddr) 
         (&Method::GET, "/api/v1/vantages") => heavy(state, ingest::vantages).await,
         (&Method::GET, "/api/v1/assignment") => ingest::assignment(state, &req),
         (&Method::GET, "/api/v1/status") => {
-            let doc = state.board.read().unwrap_or_else(|p| p.into_inner()).to_json();
+            let doc = state.shown_board().to_json();
             json(&doc)
         }
         (&Method::GET, "/-/healthy") => text(StatusCode::OK, "Vigil is healthy."),

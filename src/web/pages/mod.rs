@@ -173,7 +173,7 @@ pub async fn route(
 ) -> Result<Reply, Request<Incoming>> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
-    let board = state.board.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let board = state.shown_board();
     let config = board.config.clone();
     let head = Head::of(&req);
     Ok(match (method, path.as_str()) {
