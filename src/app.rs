@@ -349,7 +349,13 @@ impl App {
             metrics.cluster_assigned.set(owned_targets(&config) as i64);
             if let Some(view) = cluster_view {
                 let every = (cluster.failover_delay / 3).min(std::time::Duration::from_secs(2));
-                let links = crate::cluster::ViewLinks { view, board: status_board.clone(), metrics: metrics.clone() };
+                let links = crate::cluster::ViewLinks {
+                    view,
+                    board: status_board.clone(),
+                    metrics: metrics.clone(),
+                    pipeline: control_tx.clone(),
+                    store: web_state.store.clone(),
+                };
                 crate::cluster::spawn_view(links, store::Location::of(&config.storage), every, shutdown.child_token());
             }
             if config.storage.postgres.is_some() {

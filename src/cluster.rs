@@ -367,6 +367,51 @@ pub struct ViewLinks {
     /// This node's own board (the targets it runs, as it sees them now).
     pub board: Arc<RwLock<crate::status::Board>>,
     pub metrics: Arc<Metrics>,
+    /// This node's pipeline: acknowledgements made on other nodes for incidents it holds,
+    /// and maintenance windows opened on other nodes, go there.
+    pub pipeline: mpsc::Sender<crate::pipeline::Control>,
+    /// Marks the acknowledgements applied.
+    pub store: Option<crate::store::StoreWriter>,
+}
+
+/// What the refresher reads from the shared store each round.
+struct Read {
+    states: std::collections::HashMap<String, crate::model::TargetState>,
+    open: Vec<crate::model::incident::Incident>,
+    acks: Vec<crate::store::AckRequest>,
+    windows: Vec<crate::config::maintenance::ApiWindow>,
+}
+
+/// How long an acknowledgement passed on through the store waits for its incident's node.
+const ACK_PATIENCE_MS: i64 = 3_600_000;
+
+impl ViewLinks {
+    /// Applies the acknowledgements waiting for incidents this node holds (and marks them
+    /// applied), and puts in force the maintenance windows opened on other nodes.
+    async fn apply_requests(&self, read: &Read, applied: &mut std::collections::HashSet<i64>) {
+        use crate::pipeline::Control;
+        let held: Vec<i64> =
+            self.board.read().unwrap_or_else(|p| p.into_inner()).open_incidents.iter().map(|i| i.id).collect();
+        applied.retain(|id| read.acks.iter().any(|a| a.id == *id));
+        for ack in read.acks.iter().filter(|a| held.contains(&a.incident_id)) {
+            if !applied.insert(ack.id) {
+                continue; // applied; its row is being marked
+            }
+            let (respond, answer) = tokio::sync::oneshot::channel();
+            let (id, by, comment) = (ack.incident_id, ack.by.clone(), ack.comment.clone());
+            if self.pipeline.send(Control::Ack { id, by, comment, respond }).await.is_err() {
+                return;
+            }
+            let outcome = answer.await;
+            tracing::info!(incident = id, by = %ack.by, applied = matches!(outcome, Ok(Ok(_))), "acknowledgement passed on by another node");
+            if let Some(store) = &self.store {
+                store.send(crate::store::Record::AckDone(ack.id));
+            }
+        }
+        for w in &read.windows {
+            let _ = self.pipeline.send(Control::LearnMaintenance(w.clone())).await;
+        }
+    }
 }
 
 /// On a node sharing its store with the cluster: reads every target's state and every open
@@ -383,17 +428,24 @@ pub fn spawn_view(
     tokio::spawn(async move {
         let reader = Arc::new(crate::store::Reader::new(store));
         let mut exported: Vec<String> = Vec::new();
+        let mut applied = std::collections::HashSet::new();
         loop {
             let r = reader.clone();
             let read = tokio::task::spawn_blocking(move || {
-                Ok::<_, crate::store::StoreError>((r.states()?, r.incidents(true, None, 100_000)?))
+                Ok::<_, crate::store::StoreError>(Read {
+                    states: r.states()?,
+                    open: r.incidents(true, None, 100_000)?,
+                    acks: r.pending_acks(crate::model::now_ms() - ACK_PATIENCE_MS)?,
+                    windows: r.maintenance()?,
+                })
             })
             .await;
             match read {
-                Ok(Ok((states, open))) => {
+                Ok(Ok(read)) => {
+                    links.apply_requests(&read, &mut applied).await;
                     let mut view = links.view.write().unwrap_or_else(|p| p.into_inner());
-                    view.states = states;
-                    view.open_incidents = open;
+                    view.states = read.states;
+                    view.open_incidents = read.open;
                     let whole = links.board.read().unwrap_or_else(|p| p.into_inner()).with_cluster(&view);
                     exported = export_systems(&links.metrics, &whole, exported);
                 }

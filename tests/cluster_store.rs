@@ -38,7 +38,7 @@ fn node_config_with(
         (0..TARGETS).map(|i| format!("          - {{ name: t{i}, url: \"http://{web}/switch\" }}\n")).collect();
     format!(
         "instance: {{ name: {node} }}\n\
-         server: {{ listen: \"127.0.0.1:{port}\" }}\n\
+         server: {{ listen: \"127.0.0.1:{port}\", admin_token: \"{TOKEN}\" }}\n\
          storage: {{ path: \"{}\", postgres: {{ dsn: \"{dsn}\", grace: {grace} }} }}\n\
          defaults: {{ interval: 1s, timeout: 800ms, failure_threshold: 1, success_threshold: 1 }}\n\
          cluster: {{ name: lai-chau, node: {node}, dsn: \"{dsn}\", {cluster_extra} }}\n\
@@ -533,4 +533,61 @@ async fn a_node_cut_from_the_database_gives_its_work_up_and_doubles_nothing_when
     assert_eq!(changes.len(), TARGETS, "{changes:#?}");
     assert!(changes.values().all(|c| *c == expected), "no state change twice: {changes:#?}");
     assert_eq!(outbox_count(&pg.dsn, "state <> 'delivered'"), 0, "nothing left pending");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_and_maintenance_windows_work_from_any_node() {
+    let (pg, web, _sink_dir, smtp) = servers().await;
+    let names = &NODES[..2];
+    let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
+    let (_nodes, _dirs) = start_cluster(names, &ports, &pg, &web, &smtp).await;
+    let status = |code: u16| web.switch.store(code, std::sync::atomic::Ordering::SeqCst);
+
+    // An outage: node-a acknowledges an incident node-b holds, and one of its own.
+    let since = vigil::model::now_ms();
+    status(503);
+    let round = wait_round(&pg.dsn, since, false).await;
+    let by = written_by(&pg.dsn);
+    let held_by = |node: &str| round.iter().find(|i| by[&i.target].0 == node).expect("an incident of the node").id;
+    let (theirs, ours) = (held_by("node-b"), held_by("node-a"));
+    let ack = |id: i64| {
+        let url = format!("http://127.0.0.1:{}/api/v1/incidents/{id}/ack", ports[0]);
+        async move {
+            let auth = format!("Bearer {TOKEN}");
+            send("POST", &url, &[("authorization", &auth)], r#"{"by": "Lò Văn Minh", "comment": "on my way"}"#).await.0
+        }
+    };
+    assert_eq!(ack(ours).await, 200, "node-a holds it: acknowledged at once");
+    assert_eq!(ack(theirs).await, 202, "node-b holds it: passed on through the store");
+    assert_eq!(ack(999_999).await, 404, "no such open incident anywhere");
+    wait_for("node-b applies the acknowledgement node-a passed on", || {
+        incidents(&pg.dsn).iter().any(|i| i.id == theirs && i.ack.as_ref().is_some_and(|a| a.by == "Lò Văn Minh"))
+    })
+    .await;
+
+    // The targets recover; a maintenance window opened on node-a covers node-b's targets too.
+    status(200);
+    let all = wait_round(&pg.dsn, since, true).await;
+    let before = every_key_mailed(&all.iter().collect::<Vec<_>>(), &smtp).await.values().sum::<usize>();
+    let auth = format!("Bearer {TOKEN}");
+    let url = format!("http://127.0.0.1:{}/api/v1/maintenance", ports[0]);
+    let body = r#"{"name": "nâng cấp", "systems": ["web"], "duration": "10m"}"#;
+    assert_eq!(send("POST", &url, &[("authorization", &auth)], body).await.0, 201);
+    // node-b learns it from the store: its own targets go into maintenance too.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let shown = shown_states(ports[1]).await;
+        if shown.len() == TARGETS && shown.values().all(|s| s == "maintenance") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node-b puts every target in maintenance: {shown:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    status(503);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = smtp.mails().len();
+    assert_eq!(after, before, "no node pages during a window opened on any node: {} new mails", after - before);
+    let paged: Vec<_> =
+        incidents(&pg.dsn).into_iter().filter(|i| !i.told.is_empty() && i.resolved_ms.is_none()).collect();
+    assert!(paged.is_empty(), "no incident told during the window: {paged:#?}");
 }

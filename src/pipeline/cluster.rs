@@ -63,6 +63,22 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// Puts in force a maintenance window another node of the cluster opened, unless this
+    /// node has it already (its own, or learnt before).
+    pub(super) fn learn_window(&mut self, w: &crate::config::maintenance::ApiWindow) {
+        use crate::config::maintenance::Schedule;
+        let known = self.api_windows.iter().any(|x| {
+            x.name == w.name
+                && matches!(x.schedule, Schedule::Once { from_ms, to_ms } if from_ms == w.from_ms && to_ms == w.to_ms)
+        });
+        if !known {
+            tracing::info!(name = %w.name, by = %w.by, "maintenance window opened on another node: in force here too");
+            self.api_windows.push(w.window());
+        }
+    }
+}
+
 /// Below this many incident ids left in its block, a node reserves the next block.
 const IDS_LOW: i64 = crate::store::shared::ID_BLOCK / 10;
 

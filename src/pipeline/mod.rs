@@ -63,6 +63,8 @@ pub enum Control {
     Ack { id: i64, by: String, comment: String, respond: oneshot::Sender<Result<Incident, AckError>> },
     /// Open a maintenance window (stored, then in force).
     AddMaintenance(ApiWindow),
+    /// A maintenance window another cluster node opened (already stored): in force here too.
+    LearnMaintenance(ApiWindow),
     /// An agent's batch is committed: when it was heard from, and its targets' state
     /// changes (target, at, state).
     Ingested { vantage: String, seen_ms: i64, changes: Vec<(String, i64, State, String)> },
@@ -312,6 +314,7 @@ impl Pipeline {
                         self.api_windows.push(w.window());
                         self.store.send(Record::Maintenance(w));
                     }
+                    Some(Control::LearnMaintenance(w)) => self.learn_window(&w),
                     Some(Control::Ingested { vantage, seen_ms, changes }) => {
                         self.ingested(&vantage, seen_ms, changes);
                     }

@@ -14,7 +14,9 @@ mod writer;
 mod writing;
 
 pub use fence::Fence;
-pub use record::{AuditRecord, ChangeRecord, DeliveryRecord, HeartbeatRecord, ROLLUP_BUCKETS_MS, Record, ResultRecord};
+pub use record::{
+    AckRequest, AuditRecord, ChangeRecord, DeliveryRecord, HeartbeatRecord, ROLLUP_BUCKETS_MS, Record, ResultRecord,
+};
 pub use spool::SpoolAt;
 pub use writing::{StoreHealth, StoreHealthSnapshot};
 

@@ -261,6 +261,24 @@ impl Reader {
         self.count("SELECT COUNT(*) FROM results WHERE target = ?1", &vals![target])
     }
 
+    /// Acknowledgements waiting for the cluster node that holds their incident, made since
+    /// `since_ms`, oldest first.
+    pub fn pending_acks(&self, since_ms: i64) -> Result<Vec<super::AckRequest>, StoreError> {
+        self.rows(
+            "SELECT id, incident_id, by_name, comment, at_ms FROM ack_requests WHERE done = 0 AND at_ms >= ?1 ORDER BY id",
+            &vals![since_ms],
+            |r| {
+                Ok(super::AckRequest {
+                    id: r.int(0)?,
+                    incident_id: r.int(1)?,
+                    by: r.str(2)?.to_string(),
+                    comment: r.str(3)?.to_string(),
+                    at_ms: r.int(4)?,
+                })
+            },
+        )
+    }
+
     /// Every target's current state, as its last writer stored it.
     pub fn states(&self) -> Result<HashMap<String, crate::model::TargetState>, StoreError> {
         self.with(super::load_states)

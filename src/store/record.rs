@@ -7,6 +7,17 @@ use super::{Fence, forward, query, spool};
 use crate::model::incident::{Incident, Notification};
 use crate::model::{State, TargetState};
 
+/// An acknowledgement made on one cluster node for an incident another node holds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AckRequest {
+    /// The request's row id (0 until stored).
+    pub id: i64,
+    pub incident_id: i64,
+    pub by: String,
+    pub comment: String,
+    pub at_ms: i64,
+}
+
 /// A string a record holds that is one of a few fixed words (a health, a reason, a
 /// delivery state). Named so, the serde derive does not take it for borrowed text: the
 /// spool reads it back through [`spool::interned`].
@@ -134,4 +145,8 @@ pub enum Record {
     /// This node took these targets over from the shared store: what it writes for them
     /// from here on is its own, even while its fence is still up.
     Owned(Vec<String>),
+    /// An acknowledgement of an incident another cluster node holds, for that node to apply.
+    AckRequest(AckRequest),
+    /// An acknowledgement request has been applied by the node holding its incident.
+    AckDone(i64),
 }

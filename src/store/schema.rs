@@ -165,6 +165,16 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE outbox ADD COLUMN claimed_by TEXT;",
     // 13: the cluster node that last wrote a target's state (see PostgreSQL's 3).
     "ALTER TABLE target_state ADD COLUMN node TEXT;",
+    // 14: acknowledgements made on one cluster node for an incident another holds (see
+    // PostgreSQL's 4).
+    "CREATE TABLE ack_requests (
+        id INTEGER PRIMARY KEY,
+        incident_id INTEGER NOT NULL,
+        by_name TEXT NOT NULL,
+        comment TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        done INTEGER NOT NULL DEFAULT 0
+    );",
 ];
 
 /// The PostgreSQL schema. The agent's forwarding queue is not here: an agent's store is
@@ -305,6 +315,16 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     // 3: the node that last wrote a target's state — what a node cut from the store kept
     // for a target another node has written since is not written over it (store::Fence).
     "ALTER TABLE target_state ADD COLUMN node TEXT;",
+    // 4: an acknowledgement made on one node for an incident another node holds waits here
+    // until that node applies it.
+    "CREATE TABLE ack_requests (
+        id BIGSERIAL PRIMARY KEY,
+        incident_id BIGINT NOT NULL,
+        by_name TEXT NOT NULL,
+        comment TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        done INTEGER NOT NULL DEFAULT 0
+    );",
 ];
 
 /// Brings the schema up to date.

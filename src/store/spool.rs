@@ -61,6 +61,8 @@ enum Line {
     Rename(String, String),
     Prune(i64),
     Owned(Vec<String>),
+    AckRequest(super::AckRequest),
+    AckDone(i64),
 }
 
 /// Appends the lines of `record` (a batch's records one by one) to `out`.
@@ -79,6 +81,8 @@ fn lines(record: &Record, out: &mut Vec<Line>) {
         Record::Rename { from, to } => Line::Rename(from.clone(), to.clone()),
         Record::Prune(before) => Line::Prune(*before),
         Record::Owned(targets) => Line::Owned(targets.clone()),
+        Record::AckRequest(a) => Line::AckRequest(a.clone()),
+        Record::AckDone(id) => Line::AckDone(*id),
         Record::Batch(records) => return records.iter().for_each(|r| lines(r, out)),
         _ => return,
     };
@@ -101,6 +105,8 @@ fn record(line: Line) -> Option<Record> {
         Line::Rename(from, to) => Record::Rename { from, to },
         Line::Prune(before) => Record::Prune(before),
         Line::Owned(targets) => Record::Owned(targets),
+        Line::AckRequest(a) => Record::AckRequest(a),
+        Line::AckDone(id) => Record::AckDone(id),
     })
 }
 

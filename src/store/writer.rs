@@ -175,6 +175,7 @@ fn write(db: &mut Database, record: &Record, written: &mut Written) -> Result<()
                 &vals![*before],
             )?;
             let windows = db.exec("DELETE FROM maintenance WHERE to_ms < ?1", &vals![*before])?;
+            db.exec("DELETE FROM ack_requests WHERE at_ms < ?1", &vals![*before])?;
             // Agents' raw results go the same way; their state changes stay, like ours.
             let gone =
                 gone + db.exec("DELETE FROM vantage_results WHERE kind = 'result' AND at_ms < ?1", &vals![*before])?;
@@ -188,6 +189,15 @@ fn write(db: &mut Database, record: &Record, written: &mut Written) -> Result<()
             }
         }
         Record::Owned(targets) => written.fence.own(targets),
+        Record::AckRequest(a) => {
+            db.exec(
+                "INSERT INTO ack_requests (incident_id, by_name, comment, at_ms) VALUES (?1, ?2, ?3, ?4)",
+                &vals![a.incident_id, a.by, a.comment, a.at_ms],
+            )?;
+        }
+        Record::AckDone(id) => {
+            db.exec("UPDATE ack_requests SET done = 1 WHERE id = ?1", &vals![*id])?;
+        }
         Record::Audit(a) => {
             db.exec(
                 "INSERT INTO audit (at_ms, who, address, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",

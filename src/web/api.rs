@@ -78,14 +78,56 @@ pub(super) fn incidents(state: &WebState, query: Option<&str>) -> Reply {
 }
 
 pub(super) async fn acknowledge(state: &WebState, id: i64, by: String, comment: String) -> Reply {
-    let (respond, answer) = oneshot::channel();
-    if state.pipeline.send(Control::Ack { id, by, comment, respond }).await.is_err() {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    match acknowledge_anywhere(state, id, by, comment).await {
+        Ok(Acked::Here(incident)) => json(&serde_json::json!({ "incident": incident })),
+        Ok(Acked::Passed) => reply(
+            StatusCode::ACCEPTED,
+            "application/json",
+            serde_json::to_vec_pretty(&serde_json::json!({ "incident_id": id, "passed_on": true })).unwrap_or_default(),
+        ),
+        Err(refusal) => refusal,
     }
-    match answer.await {
-        Ok(Ok(incident)) => json(&serde_json::json!({ "incident": incident })),
-        Ok(Err(why)) => text(StatusCode::NOT_FOUND, why.to_string()),
-        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+}
+
+/// How an acknowledgement was taken.
+pub(super) enum Acked {
+    /// This node holds the incident and acknowledged it.
+    Here(Box<crate::model::incident::Incident>),
+    /// Another node of the cluster holds it: the acknowledgement waits in the shared store
+    /// for that node, which applies it within a few seconds.
+    Passed,
+}
+
+/// Acknowledges an open incident: here when this node holds it, else — on a cluster node
+/// sharing its store — through the store, for the node that holds it.
+pub(super) async fn acknowledge_anywhere(
+    state: &WebState,
+    id: i64,
+    by: String,
+    comment: String,
+) -> Result<Acked, Reply> {
+    let (respond, answer) = oneshot::channel();
+    let request =
+        crate::store::AckRequest { id: 0, incident_id: id, by: by.clone(), comment: comment.clone(), at_ms: now_ms() };
+    if state.pipeline.send(Control::Ack { id, by, comment, respond }).await.is_err() {
+        return Err(text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
+    }
+    let why = match answer.await {
+        Ok(Ok(incident)) => return Ok(Acked::Here(Box::new(incident))),
+        Ok(Err(why)) => why,
+        Err(_) => return Err(text(StatusCode::SERVICE_UNAVAILABLE, "shutting down")),
+    };
+    let held_elsewhere = state
+        .cluster_view
+        .as_ref()
+        .is_some_and(|view| view.read().unwrap_or_else(|p| p.into_inner()).open_incidents.iter().any(|i| i.id == id));
+    match (held_elsewhere, &state.store) {
+        (true, Some(store)) => {
+            tracing::info!(incident = id, by = %request.by, "incident held by another node: acknowledgement passed on through the store");
+            store.send(crate::store::Record::AckRequest(request));
+            Ok(Acked::Passed)
+        }
+        _ => Err(text(StatusCode::NOT_FOUND, why.to_string())),
     }
 }
 

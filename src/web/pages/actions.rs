@@ -143,16 +143,11 @@ async fn incident_action(
     }
     match what {
         "ack" => {
-            let (respond, answer) = tokio::sync::oneshot::channel();
             let comment = clean(field("comment"), 1000);
             super::super::audit(state, peer, "admin (session)", "acknowledge", &format!("incident {id}, by {by}"));
-            if state.pipeline.send(Control::Ack { id, by, comment, respond }).await.is_err() {
-                return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
-            }
-            match answer.await {
-                Ok(Ok(_)) => redirect(&next, None),
-                Ok(Err(why)) => text(StatusCode::NOT_FOUND, why.to_string()),
-                Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+            match super::super::api::acknowledge_anywhere(state, id, by, comment).await {
+                Ok(_) => redirect(&next, None),
+                Err(refusal) => refusal,
             }
         }
         "exclude" => {

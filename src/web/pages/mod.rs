@@ -28,7 +28,6 @@ use crate::history::{day_bounds, worst_per_period};
 use crate::model::State;
 use crate::model::format_duration;
 use crate::model::now_ms;
-use crate::pipeline::Control;
 use crate::report::Ledger;
 use crate::status::{Board, system_state};
 use crate::store::{StoreError, query};
