@@ -277,6 +277,7 @@ fn last_json(last: &LastResult, tz: &jiff::tz::TimeZone) -> Json {
         "certificates": obs.certificates,
         "ntp": obs.ntp,
         "sip_status": obs.sip_status,
+        "addresses": obs.addresses,
     })
 }
 

@@ -839,3 +839,98 @@ async fn each_kind_measures_exactly_what_it_declares() {
     let all: std::collections::BTreeSet<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
     assert_eq!(seen, all, "every kind was probed");
 }
+
+/// `ip: all` (issue #21, item 5): dnsmasq answers two A records for `twin.laichau.test`;
+/// a server listens on 127.0.0.2 only, the same port on 127.0.0.3 is closed. Each address
+/// is probed on its own: under `ip_rule: all` the check is down and names the closed
+/// address, under `any` it is up; the status API and `/metrics` show each address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_address_of_a_name_is_probed_on_its_own() {
+    let dns = Dnsmasq::start();
+    let port = free_port();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.2", port)).await.expect("bind 127.0.0.2");
+    assert!(std::net::TcpStream::connect(("127.0.0.3", port)).is_err(), "the twin's second address is closed");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+            });
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = &dns.addr;
+    write_config(
+        dir.path(),
+        &format!(
+            r#"systems:
+  - id: portal
+    checks:
+      - id: every
+        http: {{ url: "http://twin.laichau.test:{port}/" }}
+        ip: all
+        resolver: "{server}"
+      - id: one-is-enough
+        http: {{ url: "http://twin.laichau.test:{port}/" }}
+        ip: all
+        ip_rule: any
+        resolver: "{server}"
+      - id: tcp-every
+        tcp: {{ address: "twin.laichau.test:{port}" }}
+        ip: all
+        resolver: "{server}"
+      - id: ping-every
+        icmp: {{ host: twin.laichau.test, count: 2, spacing: 50ms }}
+        ip: all
+        resolver: "{server}"
+"#
+        ),
+    );
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    wait_states(
+        &mut events,
+        WAIT,
+        &[
+            ("portal/every", State::Down),
+            ("portal/one-is-enough", State::Up),
+            ("portal/tcp-every", State::Down),
+            ("portal/ping-every", State::Up),
+        ],
+    )
+    .await;
+    let base = format!("http://{}", app.addr());
+    let status: serde_json::Value = serde_json::from_str(&get(&format!("{base}/api/v1/status")).await).expect("json");
+    let last = &status["systems"][0]["checks"][0]["targets"][0]["last_result"];
+    let message = last["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("1 of 2 addresses up"), "{message}");
+    assert!(message.contains("127.0.0.2 up") && message.contains("127.0.0.3 down"), "{message}");
+    let addresses: Vec<(String, String)> = last["addresses"]
+        .as_array()
+        .expect("addresses")
+        .iter()
+        .map(|a| (a["ip"].as_str().unwrap_or_default().into(), a["health"].as_str().unwrap_or_default().into()))
+        .collect();
+    assert_eq!(addresses, [("127.0.0.2".into(), "up".into()), ("127.0.0.3".into(), "down".into())]);
+    assert_eq!(last["reason"], "refused", "the closed address's reason: {last}");
+    let metrics = metrics_until(&base, "per-address series", |m| m.contains("vigil_check_address_up{")).await;
+    let series = |address: &str| {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("vigil_check_address_up{")
+                    && l.contains("check=\"one-is-enough\"")
+                    && l.contains(&format!("address=\"{address}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_string)
+    };
+    assert_eq!(series("127.0.0.2").as_deref(), Some("1"), "{metrics}");
+    assert_eq!(series("127.0.0.3").as_deref(), Some("0"));
+    let ping = &status["systems"][0]["checks"][3]["targets"][0]["last_result"];
+    assert!(ping["message"].as_str().unwrap_or_default().starts_with("2 of 2 addresses up"), "{ping}");
+    app.shutdown().await;
+}

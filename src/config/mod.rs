@@ -4,6 +4,7 @@
 //! (`raw`), and validate (`validate`), a pure step that collects *every* error with its
 //! `file:line:col: key.path: message`. The typed config is plain data: no runtime inside.
 
+pub mod addresses;
 pub mod alerting;
 pub mod cluster;
 mod conversations;
@@ -286,6 +287,8 @@ pub struct Check {
     /// The check as written (after `${ENV}`), without `vantages`, `depends_on` and
     /// `renamed_from`: what an agent assigned it receives. Only for checks with `vantages`.
     pub assigned_source: Option<yaml_serde::Value>,
+    /// `ip: all`: every address of the target probed on its own.
+    pub each_address: Option<addresses::EachAddress>,
 }
 
 impl Check {
@@ -317,6 +320,7 @@ impl Check {
             critical: true,
             runbook: None,
             nodes: Vec::new(),
+            each_address: None,
         }
     }
 }

@@ -256,6 +256,12 @@ pub struct RawCheck {
     pub quorum: Option<RawQuorum>,
     /// Cluster nodes that may run it, by label (`cluster.labels`).
     pub nodes: Vec<String>,
+    /// `all`: probe every address the target's name resolves to (config::addresses).
+    pub ip: Option<String>,
+    /// With `ip: all`: `all` or `any` of the addresses must pass.
+    pub ip_rule: Option<String>,
+    /// With `ip: all`: the DNS server to ask, `host:port`.
+    pub resolver: Option<String>,
 }
 
 /// `quorum:` of a check.

@@ -666,6 +666,7 @@ fn check(
     let conditions = kinds::parse_conditions(file, &format!("{path}.conditions"), &raw.conditions, kind, errors);
     let warning_conditions =
         kinds::parse_conditions(file, &format!("{path}.warning_conditions"), &raw.warning_conditions, kind, errors);
+    let each_address = super::addresses::each_address(file, path, raw, kind, errors);
     let (probe, address) = probe_and_address?;
     let id = id?;
     let targets = targets(file, path, system, &id, &probe, address, raw.targets.as_deref(), errors);
@@ -692,6 +693,7 @@ fn check(
         critical: raw.critical.unwrap_or(true),
         runbook: raw.runbook.clone(),
         nodes: super::cluster::node_labels(file, &format!("{path}.nodes"), &raw.nodes, errors),
+        each_address,
     })
 }
 

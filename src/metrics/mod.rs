@@ -29,6 +29,8 @@ pub const PROBE_DURATION: &str = "vigil_probe_duration_seconds";
 pub const CHECK_RUNS: &str = "vigil_check_runs_total";
 pub const CHECK_LAST_RUN: &str = "vigil_check_last_run_timestamp_seconds";
 pub const HTTP_STATUS_CODE: &str = "vigil_http_status_code";
+/// With `ip: all`: each address's last result (label `address`).
+pub const CHECK_ADDRESS_UP: &str = "vigil_check_address_up";
 pub const TLS_NOT_AFTER: &str = "vigil_tls_cert_not_after_timestamp_seconds";
 pub const SYSTEM_UP: &str = "vigil_system_up";
 pub const SYSTEM_SLA: &str = "vigil_system_sla_objective_ratio";

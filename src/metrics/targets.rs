@@ -38,6 +38,8 @@ struct Readings {
     heartbeat_last_seen: Option<f64>,
     /// `(label, uom, value)` of every perfdata series reported so far.
     perfdata: Vec<(String, String, f64)>,
+    /// With `ip: all`: each address of the last run, and whether it was up.
+    addresses: Vec<(String, bool)>,
 }
 
 impl Default for Readings {
@@ -57,6 +59,7 @@ impl Default for Readings {
             dns_lookup: None,
             heartbeat_last_seen: None,
             perfdata: Vec::new(),
+            addresses: Vec::new(),
         }
     }
 }
@@ -118,7 +121,7 @@ fn flag(b: bool) -> f64 {
 }
 
 /// The families, in exposition order.
-const FAMILIES: [Family; 13] = [
+const FAMILIES: [Family; 14] = [
     Family {
         name: super::CHECK_UP,
         help: "1 if the last probe of the target succeeded.",
@@ -171,6 +174,16 @@ const FAMILIES: [Family; 13] = [
         help: "HTTP status code of the last response.",
         kind: "gauge",
         samples: |r, emit| one(r.http_status.map(f64::from), emit),
+    },
+    Family {
+        name: super::CHECK_ADDRESS_UP,
+        help: "With ip: all, whether each address the target resolved to passed its last probe.",
+        kind: "gauge",
+        samples: |r, emit| {
+            for (address, up) in &r.addresses {
+                emit(&[("address", address)], f64::from(u8::from(*up)));
+            }
+        },
     },
     Family {
         name: super::TLS_NOT_AFTER,
@@ -295,6 +308,8 @@ impl TargetSeries {
         if let Some(status) = obs.status {
             r.http_status = Some(status);
         }
+        // The addresses of this run only: one that no longer resolves leaves the series.
+        r.addresses = obs.addresses.iter().map(|a| (a.ip.to_string(), a.health == crate::model::Health::Up)).collect();
         if let Some(not_after) = obs.earliest_not_after() {
             r.tls_not_after = Some(not_after);
         }

@@ -7,6 +7,7 @@
 //!
 //! size: the probe vocabulary (outcome, observations, failure reasons) and the dispatch to every kind, together.
 
+pub mod addresses;
 pub mod dns;
 mod exec;
 pub mod heartbeat;
@@ -181,6 +182,8 @@ pub struct Observations {
     pub ntp: Option<ntp::NtpReading>,
     /// When the last heartbeat arrived, Unix milliseconds.
     pub heartbeat_last_seen_ms: Option<i64>,
+    /// With `ip: all`: how each address the target resolved to fared.
+    pub addresses: Vec<addresses::AddressOutcome>,
     /// The kind's own judgement (plugins, heartbeats), merged with the conditions'.
     #[serde(skip)]
     pub verdict: Option<Verdict>,
@@ -317,6 +320,9 @@ impl Prober {
         pinned: Option<(&str, &[IpAddr])>,
     ) -> ProbeOutcome {
         let started = Instant::now();
+        if let (Some(each), None) = (&check.each_address, pinned) {
+            return Box::pin(self.probe_each_address(check, target, each)).await;
+        }
         match AssertUnwindSafe(self.probe_unguarded(check, target, started, allow, pinned)).catch_unwind().await {
             Ok(mut outcome) => {
                 // The one place a probe's message is bounded: it is stored with every result,

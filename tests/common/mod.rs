@@ -480,7 +480,8 @@ pub struct Dnsmasq {
 
 impl Dnsmasq {
     /// Starts dnsmasq answering for `laichau.test` only, authoritatively: `portal` →
-    /// 127.0.0.5, an MX and a TXT record; other names in the zone are NXDOMAIN.
+    /// 127.0.0.5, `twin` → 127.0.0.2 and 127.0.0.3 (two A records), an MX and a TXT record;
+    /// other names in the zone are NXDOMAIN.
     pub fn start() -> Dnsmasq {
         let port = free_port();
         let child = tool("dnsmasq", "dnsmasq-base")
@@ -496,6 +497,8 @@ impl Dnsmasq {
                 "--pid-file=",
                 "--local=/laichau.test/",
                 "--host-record=portal.laichau.test,127.0.0.5",
+                "--host-record=twin.laichau.test,127.0.0.2",
+                "--host-record=twin.laichau.test,127.0.0.3",
                 "--mx-host=laichau.test,mail.laichau.test,10",
                 "--txt-record=laichau.test,v=spf1 -all",
                 // Authoritative for the zone on this address: answers carry an authority
