@@ -1008,3 +1008,61 @@ async fn flapping_never_hides_an_outage() {
     assert_eq!(announced(), 1, "once");
     app.shutdown().await;
 }
+
+/// Redundant parents (`depends_on_any`, issue #21, item 9): a commune office reached over
+/// two links. One link down costs redundancy, not service: its incident is a warning
+/// ("redundancy lost", naming the link still up) and the office stays up. Both down: the
+/// office is unreachable, and the one critical page is the root cause's, listing the office.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_of_two_redundant_links_down_is_a_warning_and_both_down_one_root_cause_page() {
+    let (vnpt, viettel, office) = (web_server(None).await, web_server(None).await, web_server(None).await);
+    let hooks = HookSink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "receivers:\n  - {{ id: team, channels: [ {{ webhook: {{ url: \"http://{}/hook\" }} }} ] }}\n\
+         routes:\n  - {{ receivers: [team] }}\n\
+         systems:\n  - id: links\n    checks:\n      - {{ id: sin-ho-vnpt, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n      - {{ id: sin-ho-viettel, http: {{ url: \"http://{}/switch\" }}, conditions: [\"[STATUS] == 200\"] }}\n\
+         \x20 - id: office\n    checks:\n      - id: sin-ho\n        http: {{ url: \"http://{}/switch\" }}\n        conditions: [\"[STATUS] == 200\"]\n        depends_on_any: [links/sin-ho-vnpt, links/sin-ho-viettel]\n",
+        hooks.addr, vnpt.addr, viettel.addr, office.addr
+    );
+    write_config(dir.path(), &config);
+    let app = start_daemon(dir.path()).await;
+    let mut events = app.subscribe();
+    let all_up = [("links/sin-ho-vnpt", State::Up), ("links/sin-ho-viettel", State::Up), ("office/sin-ho", State::Up)];
+    wait_states(&mut events, WAIT, &all_up).await;
+
+    // One link fails: a warning, and the office stays up.
+    vnpt.switch.store(503, Ordering::SeqCst);
+    wait_states(&mut events, WAIT, &[("links/sin-ho-vnpt", State::Down)]).await;
+    let got = hooks.wait_until(WAIT, "the redundancy-lost warning", |h| !h.is_empty()).await;
+    let warning = &got[0].body["incident"];
+    assert_eq!(
+        (warning["target"].as_str(), warning["severity"].as_str()),
+        (Some("links/sin-ho-vnpt"), Some("warning"))
+    );
+    let cause = warning["cause"].as_str().unwrap_or_default();
+    assert!(cause.starts_with("redundancy lost (still up: links/sin-ho-viettel)"), "{cause}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let base = format!("http://{}", app.addr());
+    let status: serde_json::Value = serde_json::from_str(&get(&format!("{base}/api/v1/status")).await).expect("json");
+    assert_eq!(status["systems"][1]["checks"][0]["targets"][0]["state"], "up", "the office still works over Viettel");
+
+    // The second link fails, and the office with it: unreachable, under the root cause.
+    viettel.switch.store(503, Ordering::SeqCst);
+    office.switch.store(503, Ordering::SeqCst);
+    wait_states(&mut events, WAIT, &[("links/sin-ho-viettel", State::Down), ("office/sin-ho", State::Unreachable)])
+        .await;
+    let got = hooks.wait_until(WAIT, "the root cause's page", |h| h.len() >= 2).await;
+    let root = &got[1].body["incident"];
+    assert_eq!((root["target"].as_str(), root["severity"].as_str()), (Some("links/sin-ho-viettel"), Some("critical")));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let open: serde_json::Value =
+        serde_json::from_str(&get(&format!("{base}/api/v1/incidents?state=open")).await).expect("json");
+    let viettel_incident =
+        open["incidents"].as_array().into_iter().flatten().find(|i| i["target"] == "links/sin-ho-viettel");
+    assert_eq!(viettel_incident.map(|i| i["affected"].clone()), Some(serde_json::json!(["office/sin-ho"])), "{open}");
+    let paged: Vec<String> =
+        hooks.hooks().iter().map(|h| format!("{} {}", h.body["event"], h.body["incident"]["target"])).collect();
+    assert_eq!(paged.len(), 2, "one warning, one root-cause page; nothing for the office: {paged:?}");
+    app.shutdown().await;
+}

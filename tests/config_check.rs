@@ -87,7 +87,7 @@ fn check_config_command_prints_a_summary() {
     let out = vigil().args(["check-config", "-c", "vigil.yaml"]).output().expect("run vigil");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "exit {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("systems: 5, checks: 22, targets: 59"), "{stdout}");
+    assert!(stdout.contains("systems: 5, checks: 24, targets: 62"), "{stdout}");
     assert!(stdout.contains("procedures — Hệ thống giải quyết thủ tục hành chính"), "{stdout}");
 }
 

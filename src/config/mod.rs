@@ -272,22 +272,22 @@ pub struct Check {
     pub warning_conditions: Vec<Condition>,
     /// Resolved `depends_on`, as target ids (`system/check` or `system/check/target`).
     pub depends_on: Vec<String>,
+    /// Resolved `depends_on_any`: redundant parents, unreachable only when all fail.
+    pub depends_on_any: Vec<String>,
     /// Whether this check counts for its system being up (default true).
     pub critical: bool,
     pub runbook: Option<String>,
     /// `nodes:` — labels of the cluster nodes that may run it (empty: any node).
     pub nodes: Vec<String>,
-    /// The check's former id, `system/check` (`renamed_from:`): its targets' history, state
-    /// and open incidents move to the new ids.
+    /// `renamed_from:` its former id, `system/check`: history, state and incidents move over.
     pub renamed_from: Option<String>,
     /// The vantage points that also run this check (resolved names).
     pub vantages: Vec<String>,
     /// How many observers must see a target down for it to be down (with `vantages`).
     pub quorum: Option<vantage::Quorum>,
-    /// The check as written (after `${ENV}`), without `vantages`, `depends_on` and
-    /// `renamed_from`: what an agent assigned it receives. Only for checks with `vantages`.
+    /// What an agent assigned the check receives: as written, less the centre's keys.
     pub assigned_source: Option<yaml_serde::Value>,
-    /// `ip: all`: every address of the target probed on its own.
+    /// `ip: all`: each address of the target probed on its own.
     pub each_address: Option<addresses::EachAddress>,
 }
 
@@ -313,6 +313,7 @@ impl Check {
             conditions,
             warning_conditions,
             depends_on: Vec::new(),
+            depends_on_any: Vec::new(),
             renamed_from: None,
             vantages: Vec::new(),
             quorum: None,

@@ -244,6 +244,8 @@ pub struct RawCheck {
     pub conditions: Vec<String>,
     pub warning_conditions: Vec<String>,
     pub depends_on: Vec<String>,
+    /// Redundant parents: the check is unreachable only when all of them fail.
+    pub depends_on_any: Vec<String>,
     pub critical: Option<bool>,
     pub runbook: Option<String>,
     /// The check's former id (`check` or `system/check`): its history and open incidents

@@ -98,7 +98,7 @@ pub fn keep_owned_with_standby(
     standby: &dyn Fn(&str) -> bool,
 ) -> Config {
     let parents: BTreeMap<String, Vec<String>> =
-        config.targets().map(|(_, c, t)| (t.key.id(), c.depends_on.clone())).collect();
+        config.targets().map(|(_, c, t)| (t.key.id(), [&c.depends_on[..], &c.depends_on_any[..]].concat())).collect();
     let mut keep: BTreeSet<String> = parents.keys().filter(|id| other_owner(id).is_none()).cloned().collect();
     let mut helpers: BTreeSet<String> =
         parents.keys().filter(|id| !keep.contains(*id) && standby(id)).cloned().collect();

@@ -518,6 +518,8 @@ struct PendingDep {
     reference: String,
     /// A `renamed_from`: it must name no check that still exists.
     rename: bool,
+    /// A `depends_on_any` entry (a redundant parent).
+    any: bool,
 }
 
 fn system(
@@ -575,6 +577,22 @@ fn system(
                 check: check.id.clone(),
                 reference: reference.clone(),
                 rename: false,
+                any: false,
+            });
+        }
+        if raw_check.depends_on_any.len() == 1 {
+            let message = "depends_on_any names redundant parents: give two or more (one is depends_on)";
+            errors.at(file, &format!("{check_path}.depends_on_any"), message);
+        }
+        for (k, reference) in raw_check.depends_on_any.iter().enumerate() {
+            deps.push(PendingDep {
+                file_path: file.path.clone(),
+                key_path: format!("{check_path}.depends_on_any[{k}]"),
+                system: id.clone().unwrap_or_default(),
+                check: check.id.clone(),
+                reference: reference.clone(),
+                rename: false,
+                any: true,
             });
         }
         if let Some(former) = &raw_check.renamed_from {
@@ -585,6 +603,7 @@ fn system(
                 check: check.id.clone(),
                 reference: former.clone(),
                 rename: true,
+                any: false,
             });
         }
         checks.push(check);
@@ -686,6 +705,7 @@ fn check(
         conditions,
         warning_conditions,
         depends_on: Vec::new(),
+        depends_on_any: Vec::new(),
         renamed_from: None,
         vantages: Vec::new(),
         quorum: None,
@@ -847,7 +867,8 @@ fn resolve_dependencies(
                 file,
                 &dep.key_path,
                 format!(
-                    "depends_on \"{}\" names no known check (expected system/check or system/check/target)",
+                    "{} \"{}\" names no known check (expected system/check or system/check/target)",
+                    if dep.any { "depends_on_any" } else { "depends_on" },
                     dep.reference
                 ),
             );
@@ -856,7 +877,7 @@ fn resolve_dependencies(
             .find(|s| s.id == dep.system)
             .and_then(|s| s.checks.iter_mut().find(|c| c.id == dep.check))
         {
-            check.depends_on.push(full);
+            if dep.any { check.depends_on_any.push(full) } else { check.depends_on.push(full) }
         }
     }
 }

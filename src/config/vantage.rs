@@ -259,7 +259,7 @@ fn quorum(file: &SourceFile, path: &str, raw: Option<&super::raw::RawQuorum>, er
 /// interval, timeout and thresholds (the agent's defaults are not the centre's).
 fn assigned_source(mut source: yaml_serde::Value, check: &super::Check) -> yaml_serde::Value {
     if let Some(map) = source.as_mapping_mut() {
-        for key in ["vantages", "depends_on", "renamed_from", "quorum"] {
+        for key in ["vantages", "depends_on", "depends_on_any", "renamed_from", "quorum"] {
             map.remove(key);
         }
         let effective: [(&str, yaml_serde::Value); 4] = [

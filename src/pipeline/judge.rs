@@ -59,7 +59,7 @@ impl Pipeline {
         let uplink = &self.config.instance.uplink;
         let is_uplink = uplink.contains(&result.target_id);
         let uplinks = uplink.iter().filter(|_| !is_uplink);
-        for parent in entry.depends_on.iter().chain(uplinks) {
+        for parent in entry.depends_on.iter().chain(&entry.depends_on_any).chain(uplinks) {
             if let Some(p) = self.entries.get(parent)
                 && p.state.state == State::Down
                 && result.finished_ms - p.last_run_ms >= 1_000
@@ -72,7 +72,8 @@ impl Pipeline {
     /// The parents of `target` whose state could decide its failure: its dependencies, and
     /// the uplinks when it is not one.
     fn parents_of(&self, target: &str) -> Vec<String> {
-        let mut parents = self.entries.get(target).map(|e| e.depends_on.clone()).unwrap_or_default();
+        let mut parents =
+            self.entries.get(target).map(|e| [&e.depends_on[..], &e.depends_on_any[..]].concat()).unwrap_or_default();
         let uplink = &self.config.instance.uplink;
         if !uplink.iter().any(|u| u == target) {
             parents.extend(uplink.iter().filter(|u| self.entries.contains_key(*u)).cloned());
@@ -92,7 +93,7 @@ impl Pipeline {
             return None;
         }
         let ctx = state::Context {
-            dependency_failing: !self.dependency_failing(&entry.depends_on).is_empty(),
+            dependency_failing: !self.failing_parents(&result.target_id).is_empty(),
             maintenance: self.in_maintenance(&result.target_id, result.finished_ms),
             blind: self.blind_for(&result.target_id),
         };
@@ -154,10 +155,10 @@ impl Pipeline {
 
     /// Judges one result: the state machine's step, its records, incidents and notices.
     fn judge(&mut self, result: ProbeResult) {
-        let Some(depends_on) = self.entries.get(&result.target_id).map(|e| e.depends_on.clone()) else {
+        if !self.entries.contains_key(&result.target_id) {
             return; // A target removed by a reload while its probe was running.
-        };
-        let failing_deps = self.dependency_failing(&depends_on);
+        }
+        let failing_deps = self.failing_parents(&result.target_id);
         let in_window = self.in_maintenance(&result.target_id, result.finished_ms);
         let blind = self.blind_for(&result.target_id);
         let flapping_rule = self.config.alerting.flapping;
@@ -298,7 +299,9 @@ impl Pipeline {
         let mut affected: Vec<String> = self
             .entries
             .iter()
-            .filter(|(_, e)| e.state.state == State::Unreachable && e.depends_on.iter().any(|d| d == target))
+            .filter(|(_, e)| {
+                e.state.state == State::Unreachable && e.depends_on.iter().chain(&e.depends_on_any).any(|d| d == target)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         affected.sort();
@@ -338,7 +341,10 @@ impl Pipeline {
         }
         let (config, location) = self.routing();
         let routing = Routing { routes: &config.routes, location: &location };
+        // A redundant parent whose peers still work costs redundancy, not service.
+        let redundancy_left = if t.to == State::Down { self.redundancy_left(target) } else { None };
         let severity = match t.to {
+            State::Down if redundancy_left.is_some() => Some(Severity::Warning),
             State::Down => Some(Severity::Critical),
             State::Degraded => Some(Severity::Warning),
             _ => None,
@@ -354,7 +360,8 @@ impl Pipeline {
         }
         let mut effects = match severity {
             Some(severity) => {
-                let Some(opening) = self.opening(target, severity, outcome, started_ms) else { return Vec::new() };
+                let Some(mut opening) = self.opening(target, severity, outcome, started_ms) else { return Vec::new() };
+                super::redundancy::mark_lost(&mut opening, redundancy_left.as_deref());
                 self.metrics.incidents_total.with_label_values(&[&opening.system, severity.as_str()]).inc();
                 if let Some(owner) = self.config.helpers.get(target) {
                     // Another shard's target, watched here for its dependants: the owner speaks.

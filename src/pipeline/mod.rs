@@ -6,6 +6,7 @@
 
 mod cluster;
 mod judge;
+mod redundancy;
 mod targets;
 pub mod vantages;
 mod watching;

@@ -20,6 +20,8 @@ pub(super) struct Entry {
     pub(super) target_name: String,
     /// Target ids this target depends on.
     pub(super) depends_on: Vec<String>,
+    /// Its redundant parents (`depends_on_any`): it depends on them only all together.
+    pub(super) depends_on_any: Vec<String>,
     pub(super) state: TargetState,
     pub(super) metrics: TargetMetrics,
     pub(super) flaps: FlapTracker,
@@ -76,6 +78,7 @@ impl Pipeline {
             for check in &system.checks {
                 let shared = Arc::new(check.clone());
                 let depends_on = expand_dependencies(&config, &check.depends_on);
+                let depends_on_any = expand_dependencies(&config, &check.depends_on_any);
                 for target in &check.targets {
                     let id = target.key.id();
                     // What is known under the target's id — or, for a renamed check not yet
@@ -93,6 +96,7 @@ impl Pipeline {
                     let previous = old.remove(&source);
                     let mut entry = self.entry(&config, &shared, &target.key, &source, previous, now);
                     entry.depends_on = depends_on.clone();
+                    entry.depends_on_any = depends_on_any.clone();
                     if let Some(state) = taken.get(&id) {
                         // Taken over: the owner's judgement, which its open incident matches.
                         entry.state = *state;
@@ -185,6 +189,7 @@ impl Pipeline {
             check: check.clone(),
             target_name: key.target.clone(),
             depends_on: Vec::new(),
+            depends_on_any: Vec::new(),
             state,
             metrics,
             flaps,
