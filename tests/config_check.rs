@@ -15,6 +15,7 @@ const SHIPPED_SECRETS: &[(&str, &str)] = &[
     ("VIGIL_HEARTBEAT_REPORTING", "reporting-token-8b41e6f3a9"),
     ("VIGIL_SMTP_PASSWORD", "smtp-password-for-tests"),
     ("VIGIL_SMS_WEBHOOK_SECRET", "sms-webhook-secret-for-tests"),
+    ("VIGIL_PORTAL_PASSWORD", "portal-password-for-tests"),
     ("VIGIL_VANTAGE_SIN_HO", "vantage-sin-ho-token-0123456789abcdef"),
     ("VIGIL_VANTAGE_MUONG_TE", "vantage-muong-te-token-0123456789abcdef"),
     ("VIGIL_VANTAGE_TAN_PHONG", "vantage-tan-phong-token-0123456789abcdef"),
@@ -48,7 +49,7 @@ fn shipped_example_is_valid_and_lists_five_systems() {
     assert_eq!(gateways.targets.len(), 38, "one gateway per commune and ward");
     assert_eq!(gateways.probe.kind().as_str(), "icmp");
     let kinds: std::collections::BTreeSet<&str> = config.targets().map(|(_, c, _)| c.probe.kind().as_str()).collect();
-    assert_eq!(kinds.len(), 11, "the example shows every probe kind: {kinds:?}");
+    assert_eq!(kinds.len(), vigil::config::Kind::ALL.len(), "the example shows every probe kind: {kinds:?}");
     assert!(gateways.targets.iter().any(|t| t.key.id() == "network/commune-gateways/sin-ho"));
     // The portal is measured from the communes too: the group names all three.
     let portal = &config.systems[0].checks[0];
@@ -72,6 +73,14 @@ fn shipped_example_targets_only_reserved_example_names() {
                 e.command.windows(2).find(|w| w[0] == "-H").map(|w| w[1].clone()).expect("plugin -H host")
             }
             ProbeSpec::Heartbeat(_) => continue,
+            ProbeSpec::Steps(flow) => {
+                for step in &flow.steps {
+                    let url = url::Url::parse(&step.url.replace("{{", "x").replace("}}", "x")).expect("url");
+                    let host = url.host_str().unwrap_or_default();
+                    assert!(host.ends_with(".laichau.example"), "{}: step {} probes {host}", target.key, step.name);
+                }
+                continue;
+            }
         };
         assert!(
             host.ends_with(".laichau.example"),
@@ -87,7 +96,7 @@ fn check_config_command_prints_a_summary() {
     let out = vigil().args(["check-config", "-c", "vigil.yaml"]).output().expect("run vigil");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "exit {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("systems: 5, checks: 24, targets: 62"), "{stdout}");
+    assert!(stdout.contains("systems: 5, checks: 25, targets: 63"), "{stdout}");
     assert!(stdout.contains("procedures — Hệ thống giải quyết thủ tục hành chính"), "{stdout}");
 }
 

@@ -805,6 +805,7 @@ async fn each_kind_measures_exactly_what_it_declares() {
       - {{ id: websocket, websocket: {{ url: "wss://127.0.0.1:{ws}/", send: hi, ca_file: ca.pem }} }}
       - {{ id: sip, sip: {{ address: "127.0.0.1:{sip}" }} }}
       - {{ id: ntp, ntp: {{ host: "127.0.0.1:{ntp}" }} }}
+      - {{ id: steps, steps: [ {{ http: {{ url: "https://{tls}/ok", ca_file: ca.pem }} }} ] }}
 "#,
         tls = https.addr,
         dns = dns.addr,

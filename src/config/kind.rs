@@ -23,6 +23,7 @@ pub enum Kind {
     Websocket,
     Sip,
     Ntp,
+    Steps,
 }
 
 /// What a kind declares: its section name (also the `kind` metric label), the field its
@@ -38,7 +39,7 @@ pub struct KindSpec {
 use Placeholder::*;
 
 /// The one table of kinds, in the order they are documented.
-const SPECS: [KindSpec; 11] = [
+const SPECS: [KindSpec; 12] = [
     KindSpec {
         name: "http",
         address_field: Some("url"),
@@ -95,11 +96,13 @@ const SPECS: [KindSpec; 11] = [
         default_condition: Some("[NTP_OFFSET] < 1s"),
         measures: &[NtpOffset, NtpStratum, NtpRootDistance, ResponseTime, Connected, Ip],
     },
+    // A transaction: its conditions are each step's (see `config::steps`).
+    KindSpec { name: "steps", address_field: None, default_condition: None, measures: &[ResponseTime] },
 ];
 
 impl Kind {
     /// Every kind, in the order they are documented.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Http,
         Kind::Tcp,
         Kind::Tls,
@@ -111,6 +114,7 @@ impl Kind {
         Kind::Websocket,
         Kind::Sip,
         Kind::Ntp,
+        Kind::Steps,
     ];
 
     /// What the kind declares.
@@ -127,6 +131,7 @@ impl Kind {
             Kind::Websocket => 8,
             Kind::Sip => 9,
             Kind::Ntp => 10,
+            Kind::Steps => 11,
         }]
     }
 

@@ -31,6 +31,7 @@ pub(super) fn sections(raw: &RawCheck) -> Vec<&'static str> {
         raw.websocket.is_some(),
         raw.sip.is_some(),
         raw.ntp.is_some(),
+        raw.steps.is_some(),
     ];
     Kind::ALL.iter().zip(set).filter(|(_, on)| *on).map(|(k, _)| k.as_str()).collect()
 }
@@ -82,6 +83,9 @@ pub(super) fn probe_spec(
     if let Some(http) = &raw.http {
         return http_spec(file, &format!("{path}.http"), http, base, errors);
     }
+    if raw.steps.is_some() {
+        return super::steps::steps_spec(file, path, raw, base, errors);
+    }
     if let Some(tcp) = &raw.tcp {
         return tcp_spec(file, &format!("{path}.tcp"), tcp, base, errors);
     }
@@ -129,7 +133,7 @@ pub(super) fn check_target_address(
         Kind::Tcp | Kind::Tls | Kind::Smtp | Kind::Sip => check_address(file, path, value, errors),
         Kind::Icmp => check_host(file, path, value, false, errors),
         Kind::Dns | Kind::Ntp => check_host(file, path, value, true, errors),
-        Kind::Exec | Kind::Heartbeat => true,
+        Kind::Exec | Kind::Heartbeat | Kind::Steps => true,
     }
 }
 
@@ -318,7 +322,7 @@ fn heartbeat_spec(
     Some((ProbeSpec::Heartbeat(HeartbeatSpec { token, period, grace }), Some("heartbeat".into())))
 }
 
-fn http_spec(
+pub(super) fn http_spec(
     file: &SourceFile,
     path: &str,
     raw: &RawHttp,
@@ -354,6 +358,7 @@ fn http_spec(
         max_body_bytes: raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY),
         tls: tls_spec(file, path, raw.insecure_skip_verify, raw.ca_file.as_ref(), None, base, errors)?,
         allow_insecure_redirects: raw.allow_insecure_redirects,
+        keep_headers: false,
     };
     ok.then_some((ProbeSpec::Http(spec), raw.url.clone()))
 }

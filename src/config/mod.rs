@@ -19,6 +19,8 @@ mod raw;
 mod secrets;
 pub mod shard;
 mod source;
+mod standalone;
+pub mod steps;
 mod validate;
 pub mod vantage;
 
@@ -291,41 +293,6 @@ pub struct Check {
     pub each_address: Option<addresses::EachAddress>,
 }
 
-impl Check {
-    /// A check outside any system, for probing on demand (`/probe`, `vigil probe`):
-    /// thresholds 1/1, critical, no targets or dependencies.
-    pub fn standalone(
-        name: &str,
-        probe: ProbeSpec,
-        timeout: Duration,
-        conditions: Vec<Condition>,
-        warning_conditions: Vec<Condition>,
-    ) -> Check {
-        Check {
-            id: name.to_string(),
-            name: name.to_string(),
-            probe,
-            targets: Vec::new(),
-            interval: timeout,
-            timeout,
-            failure_threshold: 1,
-            success_threshold: 1,
-            conditions,
-            warning_conditions,
-            depends_on: Vec::new(),
-            depends_on_any: Vec::new(),
-            renamed_from: None,
-            vantages: Vec::new(),
-            quorum: None,
-            assigned_source: None,
-            critical: true,
-            runbook: None,
-            nodes: Vec::new(),
-            each_address: None,
-        }
-    }
-}
-
 /// One target of a check: its identity and the address the probe uses.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -354,6 +321,8 @@ pub enum ProbeSpec {
     Sip(SipSpec),
     /// A time server: offset, stratum, root distance.
     Ntp(NtpSpec),
+    /// A transaction (`steps:`).
+    Steps(steps::StepsSpec),
 }
 
 impl ProbeSpec {
@@ -371,6 +340,7 @@ impl ProbeSpec {
             ProbeSpec::Websocket(_) => Kind::Websocket,
             ProbeSpec::Sip(_) => Kind::Sip,
             ProbeSpec::Ntp(_) => Kind::Ntp,
+            ProbeSpec::Steps(_) => Kind::Steps,
         }
     }
 }
@@ -462,6 +432,8 @@ pub struct HttpSpec {
     /// Follow a redirect from https to http (refused by default: it would send the
     /// request, and whatever it carries, in clear).
     pub allow_insecure_redirects: bool,
+    /// Keep the response headers (a transaction's steps read cookies and captures there).
+    pub keep_headers: bool,
 }
 
 impl HttpSpec {
@@ -476,6 +448,7 @@ impl HttpSpec {
             max_body_bytes: kinds::DEFAULT_MAX_BODY,
             tls,
             allow_insecure_redirects: false,
+            keep_headers: false,
         }
     }
 }

@@ -264,6 +264,35 @@ pub struct RawCheck {
     pub ip_rule: Option<String>,
     /// With `ip: all`: the DNS server to ask, `host:port`.
     pub resolver: Option<String>,
+    /// A transaction: HTTP requests in order, sharing cookies and variables.
+    pub steps: Option<Vec<RawStep>>,
+    /// The transaction's variables (`{{name}}` in its steps); `name_file` reads a secret.
+    pub variables: BTreeMap<String, String>,
+    /// The transaction's secret variables (never shown): values, or `name_file` to read.
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// One step of a transaction (`steps:`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawStep {
+    pub name: Option<String>,
+    pub http: Option<RawHttp>,
+    pub conditions: Vec<String>,
+    pub warning_conditions: Vec<String>,
+    /// Values taken from the response into variables of later steps.
+    pub capture: BTreeMap<String, RawCapture>,
+    /// Runs even after an earlier step failed (logout, cleanup).
+    pub always: bool,
+}
+
+/// Where a captured value comes from: a JSON path, a regex's first group, or a header.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawCapture {
+    pub json: Option<String>,
+    pub regex: Option<String>,
+    pub header: Option<String>,
 }
 
 /// `quorum:` of a check.

@@ -228,6 +228,11 @@ where
         _ => 1.1,
     });
     let location = response.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+    if spec.keep_headers {
+        for (name, value) in response.headers() {
+            obs.headers.push((name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()));
+        }
+    }
 
     let phase = Instant::now();
     let mut body = response.into_body();

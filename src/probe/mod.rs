@@ -18,6 +18,7 @@ pub mod perfdata;
 mod reaching;
 mod sip;
 mod smtp;
+mod steps;
 mod tcp;
 pub mod tls;
 mod websocket;
@@ -184,6 +185,9 @@ pub struct Observations {
     pub heartbeat_last_seen_ms: Option<i64>,
     /// With `ip: all`: how each address the target resolved to fared.
     pub addresses: Vec<addresses::AddressOutcome>,
+    /// The response headers, lowercased names, when the spec keeps them (transactions).
+    #[serde(skip)]
+    pub headers: Vec<(String, String)>,
     /// The kind's own judgement (plugins, heartbeats), merged with the conditions'.
     #[serde(skip)]
     pub verdict: Option<Verdict>,
@@ -413,6 +417,7 @@ impl Prober {
             ProbeSpec::Websocket(ws) => Box::pin(websocket::observe(ws, address, &self.tls, reach)).await,
             ProbeSpec::Sip(sip) => Box::pin(sip::observe(sip, address, &self.tls, reach)).await,
             ProbeSpec::Ntp(_) => Box::pin(ntp::observe(address, reach)).await,
+            ProbeSpec::Steps(flow) => Box::pin(steps::observe(flow, &self.tls, reach)).await,
         }
     }
 }

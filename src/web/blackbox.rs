@@ -129,7 +129,7 @@ fn host_of(kind: Kind, address: &str) -> Option<String> {
             Some((h, p)) if p.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']')) => h.to_string(),
             _ => address.to_string(),
         },
-        Kind::Icmp | Kind::Exec | Kind::Heartbeat => address.to_string(),
+        Kind::Icmp | Kind::Exec | Kind::Heartbeat | Kind::Steps => address.to_string(),
         Kind::Ntp => {
             address.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok()).map_or(address, |(h, _)| h).to_string()
         }
@@ -315,7 +315,7 @@ fn render(kind: Kind, outcome: &ProbeOutcome) -> String {
                 sheet.set("probe_dns_serial", "Returns the serial number of the zone", serial);
             }
         }
-        Kind::Exec | Kind::Heartbeat | Kind::Websocket | Kind::Ntp => {}
+        Kind::Exec | Kind::Heartbeat | Kind::Websocket | Kind::Ntp | Kind::Steps => {}
     }
     if let Some(earliest) = obs.earliest_not_after() {
         let earliest = earliest as f64;
