@@ -48,14 +48,7 @@ impl Prober {
     /// Probes every address of `target` (see the module doc).
     pub(super) async fn probe_each_address(&self, check: &Check, target: &Target, each: &EachAddress) -> ProbeOutcome {
         let started = Instant::now();
-        let failed = |reason, message: String| ProbeOutcome {
-            health: Health::Down,
-            reason: Some(reason),
-            message,
-            failed_conditions: Vec::new(),
-            observations: Observations::default(),
-            duration: started.elapsed(),
-        };
+        let failed = |reason, message: String| ProbeOutcome::down(reason, message, started.elapsed());
         let Some(host) = host_of(&check.probe, &target.address) else {
             return failed(FailureReason::Network, format!("no host name in \"{}\"", target.address));
         };

@@ -285,6 +285,20 @@ pub struct ProbeOutcome {
     pub duration: Duration,
 }
 
+impl ProbeOutcome {
+    /// A failure the probe found before it observed anything.
+    pub fn down(reason: FailureReason, message: String, duration: Duration) -> ProbeOutcome {
+        ProbeOutcome {
+            health: Health::Down,
+            reason: Some(reason),
+            message,
+            failed_conditions: Vec::new(),
+            observations: Observations::default(),
+            duration,
+        }
+    }
+}
+
 /// Runs probes. Holds what is reused across runs (TLS roots and verifiers, ICMP sockets)
 /// and the heartbeats pushed to the server.
 #[derive(Debug, Default)]

@@ -91,14 +91,7 @@ async fn run_step(
     reach: Reach<'_>,
 ) -> ProbeOutcome {
     let started = Instant::now();
-    let down = |reason, message: String| ProbeOutcome {
-        health: Health::Down,
-        reason: Some(reason),
-        message,
-        failed_conditions: Vec::new(),
-        observations: Observations::default(),
-        duration: started.elapsed(),
-    };
+    let down = |reason, message: String| ProbeOutcome::down(reason, message, started.elapsed());
     let address = vars.fill(&step.url);
     let Ok(url) = url::Url::parse(&address) else {
         return down(FailureReason::Network, "the URL with its variables filled in is not a URL".into());
