@@ -887,6 +887,11 @@ async fn every_address_of_a_name_is_probed_on_its_own() {
         icmp: {{ host: twin.laichau.test, count: 2, spacing: 50ms }}
         ip: all
         resolver: "{server}"
+      - id: crowd
+        tcp: {{ address: "crowd.laichau.test:{port}" }}
+        ip: all
+        ip_rule: any
+        resolver: "{server}"
 "#
         ),
     );
@@ -900,6 +905,7 @@ async fn every_address_of_a_name_is_probed_on_its_own() {
             ("portal/one-is-enough", State::Up),
             ("portal/tcp-every", State::Down),
             ("portal/ping-every", State::Up),
+            ("portal/crowd", State::Down),
         ],
     )
     .await;
@@ -933,5 +939,12 @@ async fn every_address_of_a_name_is_probed_on_its_own() {
     assert_eq!(series("127.0.0.3").as_deref(), Some("0"));
     let ping = &status["systems"][0]["checks"][3]["targets"][0]["last_result"];
     assert!(ping["message"].as_str().unwrap_or_default().starts_with("2 of 2 addresses up"), "{ping}");
+    // A name with eighteen addresses: sixteen probed, the rest said.
+    let crowd = status["systems"][0]["checks"][4]["targets"][0]["last_result"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(crowd.starts_with("0 of 16 addresses up (2 more not probed) — 127.0.0.10 down"), "{crowd}");
+    assert!(crowd.chars().count() <= vigil::probe::MAX_MESSAGE_CHARS, "the message stays bounded: {crowd}");
     app.shutdown().await;
 }

@@ -15,6 +15,10 @@ use crate::config::addresses::{AddressRule, EachAddress};
 use crate::config::{Check, ProbeSpec, Target};
 use crate::model::Health;
 
+/// Addresses probed at most per run: a name that resolves to more (a hostile or broken
+/// DNS answer) has its first ones probed, and the message says how many were left out.
+pub const MAX_ADDRESSES: usize = 16;
+
 /// How one address fared.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AddressOutcome {
@@ -52,7 +56,7 @@ impl Prober {
         let Some(host) = host_of(&check.probe, &target.address) else {
             return failed(FailureReason::Network, format!("no host name in \"{}\"", target.address));
         };
-        let ips = match host.parse::<IpAddr>() {
+        let mut ips = match host.parse::<IpAddr>() {
             Ok(ip) => vec![ip],
             Err(_) => match super::dns::resolve_with(each.resolver, &host, check.timeout).await {
                 Ok(mut ips) if !ips.is_empty() => {
@@ -64,6 +68,8 @@ impl Prober {
                 Err(e) => return failed(FailureReason::Dns, format!("{host} does not resolve: {e}")),
             },
         };
+        let left_out = ips.len().saturating_sub(MAX_ADDRESSES);
+        ips.truncate(MAX_ADDRESSES);
         let probes = ips.iter().map(|ip| {
             let (host, ip) = (host.as_str(), std::slice::from_ref(ip));
             async move {
@@ -80,12 +86,17 @@ impl Prober {
             }
         });
         let outcomes = futures_util::future::join_all(probes).await;
-        combine(each.rule, ips.into_iter().zip(outcomes).collect(), started.elapsed())
+        combine(each.rule, ips.into_iter().zip(outcomes).collect(), left_out, started.elapsed())
     }
 }
 
-/// The check's outcome from its addresses' under `rule`.
-fn combine(rule: AddressRule, per_address: Vec<(IpAddr, ProbeOutcome)>, duration: std::time::Duration) -> ProbeOutcome {
+/// The check's outcome from its addresses' under `rule` (`left_out` more not probed).
+fn combine(
+    rule: AddressRule,
+    per_address: Vec<(IpAddr, ProbeOutcome)>,
+    left_out: usize,
+    duration: std::time::Duration,
+) -> ProbeOutcome {
     let addresses: Vec<AddressOutcome> = per_address
         .iter()
         .map(|(ip, o)| AddressOutcome {
@@ -117,7 +128,8 @@ fn combine(rule: AddressRule, per_address: Vec<(IpAddr, ProbeOutcome)>, duration
             other => format!("{} {}: {}", a.ip, other.as_str(), a.message),
         })
         .collect();
-    outcome.message = format!("{up} of {} addresses up — {}", addresses.len(), each.join("; "));
+    let more = if left_out > 0 { format!(" ({left_out} more not probed)") } else { String::new() };
+    outcome.message = format!("{up} of {} addresses up{more} — {}", addresses.len(), each.join("; "));
     outcome.observations.addresses = addresses;
     outcome.duration = duration;
     outcome

@@ -339,7 +339,9 @@ impl Prober {
     ) -> ProbeOutcome {
         let started = Instant::now();
         if let (Some(each), None) = (&check.each_address, pinned) {
-            return Box::pin(self.probe_each_address(check, target, each)).await;
+            let mut outcome = Box::pin(self.probe_each_address(check, target, each)).await;
+            outcome.message = bounded_message(std::mem::take(&mut outcome.message));
+            return outcome;
         }
         match AssertUnwindSafe(self.probe_unguarded(check, target, started, allow, pinned)).catch_unwind().await {
             Ok(mut outcome) => {
