@@ -125,3 +125,33 @@ async fn hostile_and_broken_mail_servers_fail_with_a_reason() {
     assert_eq!(get("long").reason, Some(FailureReason::Network), "{}", get("long").message);
     assert_eq!(get("silent").reason, Some(FailureReason::Timeout), "{}", get("silent").message);
 }
+
+/// The alert mail's own account still logs in (AUTH PLAIN after STARTTLS): the right
+/// password passes, a wrong one fails with the server's 535 and no password in the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mail_account_logs_in_after_starttls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = TestPki::new();
+    std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).expect("ca");
+    let (cert, key) = pki.leaf_files(dir.path(), "mail", &["127.0.0.1"]);
+    let server = SmtpSink::start_tls_auth(dir.path(), "mail", &cert, &key, "vigil:mật-khẩu-thư-2026");
+    std::fs::write(dir.path().join("good.password"), "mật-khẩu-thư-2026\n").expect("password");
+    std::fs::write(dir.path().join("old.password"), "mat-khau-cu-2025\n").expect("password");
+    let check = |id: &str, file: &str| {
+        format!(
+            "      - {{ id: {id}, smtp: {{ address: \"127.0.0.1:{}\", ca_file: ca.pem, username: vigil, password_file: {file} }} }}\n",
+            server.port
+        )
+    };
+    let outcomes =
+        probe_all(dir.path(), &[check("login", "good.password"), check("old", "old.password")].concat()).await;
+    let get = |id: &str| &outcomes.iter().find(|(i, _)| i == id).expect("outcome").1;
+    let ok = get("login");
+    assert_eq!((ok.health, ok.observations.status), (Health::Up, Some(221)), "{}", ok.message);
+    assert!(ok.observations.phases.iter().any(|(name, _)| *name == "auth"), "the login is timed");
+    let refused = get("old");
+    assert_eq!((refused.health, refused.reason), (Health::Down, Some(FailureReason::SmtpReply)), "{}", refused.message);
+    assert_eq!(refused.observations.status, Some(535), "{}", refused.message);
+    assert!(refused.message.starts_with("AUTH as vigil: 535"), "{}", refused.message);
+    assert!(!refused.message.contains("mat-khau-cu"), "no password in the message: {}", refused.message);
+}

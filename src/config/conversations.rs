@@ -19,6 +19,9 @@ pub struct SmtpSpec {
     pub tls: TlsSpec,
     /// The name given in EHLO.
     pub helo: String,
+    /// Log in after STARTTLS (AUTH PLAIN) with this user and password: the account the
+    /// alert mails use still works.
+    pub auth: Option<(String, super::Secret)>,
 }
 
 /// `websocket:` — upgrade (ws/wss), then optionally send a text message and wait for the
@@ -126,9 +129,42 @@ pub(super) fn smtp_spec(
         errors.at(file, path, "TLS settings (insecure_skip_verify, ca_file, server_name) need starttls: true");
         ok = false;
     }
+    let auth = match &raw.username {
+        Some(_) if !starttls => {
+            errors.at(file, &format!("{path}.username"), "a login needs starttls: true (no password in clear)");
+            ok = false;
+            None
+        }
+        Some(_) if raw.password.is_none() && raw.password_file.is_none() => {
+            errors.at(file, &format!("{path}.username"), "a login needs password or password_file");
+            ok = false;
+            None
+        }
+        Some(user) => {
+            let at = format!("{path}.password");
+            let strength = super::secrets::Strength::Credential;
+            let password = super::secrets::read(
+                file,
+                &at,
+                raw.password.as_ref(),
+                raw.password_file.as_ref(),
+                strength,
+                base,
+                errors,
+            );
+            ok &= password.is_some();
+            password.map(|p| (user.clone(), p))
+        }
+        None if raw.password.is_some() || raw.password_file.is_some() => {
+            errors.at(file, &format!("{path}.password"), "a password goes with a username");
+            ok = false;
+            None
+        }
+        None => None,
+    };
     let tls =
         tls_spec(file, path, raw.insecure_skip_verify, raw.ca_file.as_ref(), raw.server_name.as_ref(), base, errors)?;
-    ok.then_some((ProbeSpec::Smtp(SmtpSpec { starttls, tls, helo }), raw.address.clone()))
+    ok.then_some((ProbeSpec::Smtp(SmtpSpec { starttls, tls, helo, auth }), raw.address.clone()))
 }
 
 pub(super) fn websocket_spec(

@@ -355,6 +355,10 @@ pub struct RawTcp {
 #[serde(default)]
 pub struct RawSmtpProbe {
     pub address: Option<String>,
+    /// Log in after STARTTLS (AUTH PLAIN) as this user, with `password` or `password_file`.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
     pub starttls: Option<bool>,
     pub helo: Option<String>,
     pub server_name: Option<String>,

@@ -140,6 +140,19 @@ async fn talk(
     obs.phases.push(("tls", phase.elapsed()));
     let mut secure = Conversation { io: BufReader::new(secured) };
     expect("EHLO after STARTTLS", secure.command(&format!("EHLO {}", spec.helo)).await?, 250, obs)?;
+    if let Some((user, password)) = &spec.auth {
+        // AUTH PLAIN (RFC 4616): authorization id empty, then the user and the password.
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{}", password.expose()));
+        phase = Instant::now();
+        let answer = secure.command(&format!("AUTH PLAIN {token}")).await?;
+        obs.phases.push(("auth", phase.elapsed()));
+        if answer.0 != 235 {
+            obs.status = Some(answer.0);
+            let message = format!("AUTH as {user}: {} {}", answer.0, clip(&answer.1));
+            return Err(ProbeError::new(FailureReason::SmtpReply, message));
+        }
+    }
     expect("QUIT", secure.command("QUIT").await?, 221, obs)?;
     Ok(())
 }

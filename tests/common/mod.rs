@@ -552,6 +552,8 @@ pub struct SmtpSink {
     out: std::path::PathBuf,
     /// `starttls` or `tls` (implicit), with the certificate and key files.
     tls: Option<[String; 3]>,
+    /// `user:password`: the one login it accepts (it offers AUTH then).
+    auth: Option<String>,
     child: Option<std::process::Child>,
 }
 
@@ -559,7 +561,8 @@ impl SmtpSink {
     /// Starts the sink on a free port, recording into `dir`. The port is below the
     /// kernel's ephemeral range, so nothing else grabs it while the sink is stopped.
     pub fn start(dir: &Path) -> SmtpSink {
-        let mut sink = SmtpSink { port: stable_port(), out: dir.join("mails.jsonl"), tls: None, child: None };
+        let mut sink =
+            SmtpSink { port: stable_port(), out: dir.join("mails.jsonl"), tls: None, auth: None, child: None };
         sink.resume();
         sink
     }
@@ -569,7 +572,17 @@ impl SmtpSink {
     pub fn start_tls(dir: &Path, name: &str, mode: &str, cert: &Path, key: &Path) -> SmtpSink {
         let tls = [mode.to_string(), cert.display().to_string(), key.display().to_string()];
         let out = dir.join(format!("{name}.jsonl"));
-        let mut sink = SmtpSink { port: stable_port(), out, tls: Some(tls), child: None };
+        let mut sink = SmtpSink { port: stable_port(), out, tls: Some(tls), auth: None, child: None };
+        sink.resume();
+        sink
+    }
+
+    /// Like [`SmtpSink::start_tls`] with STARTTLS, offering AUTH and accepting only `login`
+    /// (`user:password`).
+    pub fn start_tls_auth(dir: &Path, name: &str, cert: &Path, key: &Path, login: &str) -> SmtpSink {
+        let tls = ["starttls".to_string(), cert.display().to_string(), key.display().to_string()];
+        let out = dir.join(format!("{name}.jsonl"));
+        let mut sink = SmtpSink { port: stable_port(), out, tls: Some(tls), auth: Some(login.into()), child: None };
         sink.resume();
         sink
     }
@@ -584,6 +597,7 @@ impl SmtpSink {
         let mut child = std::process::Command::new("/usr/bin/python3")
             .args([&script, &self.port.to_string(), &self.out.display().to_string()])
             .args(self.tls.iter().flatten())
+            .envs(self.auth.iter().map(|login| ("SMTP_SINK_AUTH", login)))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
