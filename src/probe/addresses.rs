@@ -70,6 +70,11 @@ impl Prober {
         };
         let left_out = ips.len().saturating_sub(MAX_ADDRESSES);
         ips.truncate(MAX_ADDRESSES);
+        // The lookup counts against the check's timeout: the probes get what is left of it.
+        let Some(left) = check.timeout.checked_sub(started.elapsed()).filter(|d| !d.is_zero()) else {
+            return failed(FailureReason::Timeout, format!("{host}: the lookup took the whole timeout"));
+        };
+        let check = &Check { timeout: left, ..check.clone() };
         let probes = ips.iter().map(|ip| {
             let (host, ip) = (host.as_str(), std::slice::from_ref(ip));
             async move {

@@ -38,12 +38,27 @@ impl Variables {
         Variables { values, secrets }
     }
 
-    /// `text` with each `{{name}}` replaced by the variable's value (unknown ones stay).
+    /// `text` with each `{{name}}` replaced by the variable's value (unknown ones stay), in
+    /// one pass over the template: a value is never read again as a template, so a captured
+    /// value a hostile server chose (`{{password}}`) stays what it is.
     fn fill(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for (name, value) in &self.values {
-            out = out.replace(&format!("{{{{{name}}}}}"), value);
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("{{") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            match after.find("}}").and_then(|end| Some((self.values.get(&after[..end])?, end))) {
+                Some((value, end)) => {
+                    out.push_str(value);
+                    rest = &after[end + 2..];
+                }
+                None => {
+                    out.push_str("{{");
+                    rest = after;
+                }
+            }
         }
+        out.push_str(rest);
         out
     }
 
@@ -138,5 +153,22 @@ fn captured(capture: &Capture, obs: &Observations) -> Option<String> {
             Some(caps.get(1).or_else(|| caps.get(0))?.as_str().to_string())
         }
         Capture::Header(name) => obs.headers.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_are_filled_once_and_a_captured_value_is_never_a_template() {
+        let mut vars = Variables { values: HashMap::new(), secrets: vec!["s3cret".into()] };
+        vars.values.insert("password".into(), "s3cret".into());
+        vars.values.insert("csrf".into(), "{{password}}".into()); // chosen by the server
+        vars.values.insert("user".into(), "giam-sat".into());
+        assert_eq!(vars.fill("u={{user}}&p={{password}}&c={{csrf}}"), "u=giam-sat&p=s3cret&c={{password}}");
+        assert_eq!(vars.fill("{{unknown}} {{user"), "{{unknown}} {{user", "unknown or unclosed: left as written");
+        assert_eq!(vars.fill("ồ {{user}}}} ồ"), "ồ giam-sat}} ồ");
+        assert_eq!(vars.hide("login as giam-sat with s3cret"), "login as giam-sat with ***");
     }
 }
