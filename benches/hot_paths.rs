@@ -100,6 +100,7 @@ fn store_writes(c: &mut Criterion) {
                     message: String::new(),
                     state: TargetState { state: State::Up, since_ms: 0, streak: None },
                     day_ms: at - at % 86_400_000,
+                    echoes: None,
                 }));
             }
             let (tx, rx) = tokio::sync::oneshot::channel();

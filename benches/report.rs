@@ -64,6 +64,7 @@ fn seed(dir: &Path, checks: usize) {
                     message: String::new(),
                     state: up,
                     day_ms: start,
+                    echoes: None,
                 }));
             }
         }

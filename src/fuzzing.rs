@@ -68,6 +68,7 @@ impl Facts for Observed<'_> {
                 Value::Number(200.0)
             }
             Placeholder::PacketLoss => Value::Number(12.5),
+            Placeholder::PathMtu => Value::Number(1400.0),
             Placeholder::Body | Placeholder::DnsRcode | Placeholder::Ip => Value::Text(self.0.to_string()),
             Placeholder::Connected => Value::Bool(true),
             Placeholder::ResponseTime

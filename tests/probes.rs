@@ -21,6 +21,8 @@ fn icmp(count: u16, spacing_ms: u64) -> ProbeSpec {
         spacing: Duration::from_millis(spacing_ms),
         ip_protocol: IpPreference::Auto,
         payload_size: 56,
+        path: Default::default(),
+        sweep: Vec::new(),
     })
 }
 
@@ -797,7 +799,7 @@ async fn each_kind_measures_exactly_what_it_declares() {
       - {{ id: http, http: {{ url: "https://{tls}/ok", ca_file: ca.pem }} }}
       - {{ id: tcp, tcp: {{ address: "{tls}", tls: true, ca_file: ca.pem, send: "GET /ok HTTP/1.0\r\n\r\n", expect: "HTTP" }} }}
       - {{ id: tls, tls: {{ address: "{tls}", ca_file: ca.pem }} }}
-      - {{ id: icmp, icmp: {{ host: 127.0.0.1, count: 2, spacing: 20ms }} }}
+      - {{ id: icmp, icmp: {{ host: 127.0.0.1, count: 2, spacing: 20ms, dont_fragment: true, sizes: [64, 1200] }} }}
       - {{ id: dns, dns: {{ host: "{dns}", query_name: portal.laichau.test, query_type: A }} }}
       - {{ id: exec, exec: {{ command: [/bin/echo, "OK - all fine"] }} }}
       - {{ id: heartbeat, heartbeat: {{ token: kinds-test-token-0123456789abcdef, period: 1h, grace: 1m }} }}

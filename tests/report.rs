@@ -184,6 +184,7 @@ async fn pruning_removes_old_raw_results_and_leaves_reports_unchanged() {
             message: String::new(),
             state: TargetState::new(at_ms),
             day_ms: at_ms - at_ms.rem_euclid(day),
+            echoes: None,
         })
     };
     let change = |at_ms: i64, from: State, to: State| {

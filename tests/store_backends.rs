@@ -30,6 +30,8 @@ fn result(target: &str, at_ms: i64, health: &'static str, duration_ms: f64, stat
         message: format!("{health} at {at_ms}"),
         state: TargetState { state, since_ms: at_ms, streak: None },
         day_ms: at_ms - at_ms.rem_euclid(DAY),
+        // An ICMP run's echoes ride along with every result here (the smoke graph's data).
+        echoes: Some(format!("3:{duration_ms:.2},1.25")),
     })
 }
 
@@ -103,6 +105,7 @@ async fn results_rollups_and_states(location: Location) {
     assert_eq!(results.iter().map(|r| r.at_ms).collect::<Vec<_>>(), [T0 + 1_000, T0 + 2_000, T0 + 3_000]);
     assert_eq!((results[2].health.as_str(), results[2].reason.as_deref()), ("down", Some("http_status")));
     assert_eq!(results[0].duration_ms, 40.0);
+    assert_eq!(results[0].echoes.as_deref(), Some("3:40.00,1.25"), "echoes are kept");
     let day = T0 - T0.rem_euclid(DAY);
     let rollups = reader.rollups("web/a", day, day + DAY).unwrap();
     assert_eq!(rollups.len(), 1);

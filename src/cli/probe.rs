@@ -147,6 +147,8 @@ fn check(args: &ProbeArgs, kind: ProbeKind) -> anyhow::Result<Check> {
             spacing: args.spacing,
             ip_protocol: IpPreference::Auto,
             payload_size: config::DEFAULT_ICMP_PAYLOAD,
+            path: Default::default(),
+            sweep: Vec::new(),
         }),
         ProbeKind::Dns => {
             anyhow::ensure!(

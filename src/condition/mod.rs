@@ -43,6 +43,8 @@ pub enum Placeholder {
     NtpOffset,
     NtpStratum,
     NtpRootDistance,
+    /// The largest IP packet a don't-fragment sweep got through, in bytes.
+    PathMtu,
 }
 
 /// The type a placeholder's values have, which decides how literals are read.
@@ -68,7 +70,7 @@ impl ValueType {
 
 impl Placeholder {
     /// Every placeholder.
-    pub const ALL: [Placeholder; 16] = [
+    pub const ALL: [Placeholder; 17] = [
         Placeholder::Status,
         Placeholder::Body,
         Placeholder::ResponseTime,
@@ -85,6 +87,7 @@ impl Placeholder {
         Placeholder::NtpOffset,
         Placeholder::NtpStratum,
         Placeholder::NtpRootDistance,
+        Placeholder::PathMtu,
     ];
 
     /// The name as written between brackets.
@@ -106,6 +109,7 @@ impl Placeholder {
             Placeholder::NtpOffset => "NTP_OFFSET",
             Placeholder::NtpStratum => "NTP_STRATUM",
             Placeholder::NtpRootDistance => "NTP_ROOT_DISTANCE",
+            Placeholder::PathMtu => "PATH_MTU",
         }
     }
 
@@ -115,7 +119,8 @@ impl Placeholder {
             | Placeholder::PacketLoss
             | Placeholder::ExitCode
             | Placeholder::SipStatus
-            | Placeholder::NtpStratum => ValueType::Number,
+            | Placeholder::NtpStratum
+            | Placeholder::PathMtu => ValueType::Number,
             Placeholder::ResponseTime
             | Placeholder::CertificateExpiration
             | Placeholder::RttAvg

@@ -62,7 +62,7 @@ const SPECS: [KindSpec; 12] = [
         name: "icmp",
         address_field: Some("host"),
         default_condition: Some("[PACKET_LOSS] < 100%"),
-        measures: &[PacketLoss, RttAvg, RttMax, Jitter, Connected, Ip, ResponseTime],
+        measures: &[PacketLoss, RttAvg, RttMax, Jitter, PathMtu, Connected, Ip, ResponseTime],
     },
     KindSpec {
         name: "dns",

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::fields::{Errors, duration_field};
 pub use super::kind::{Kind, KindSpec};
-use super::raw::{RawCheck, RawDns, RawExec, RawHeartbeat, RawHttp, RawIcmp, RawTcp, RawTlsProbe};
+use super::raw::{RawCheck, RawDns, RawExec, RawHeartbeat, RawHttp, RawTcp, RawTlsProbe};
 use super::secrets::{self, Strength};
 use super::source::SourceFile;
 use super::*;
@@ -93,7 +93,7 @@ pub(super) fn probe_spec(
         return tls_probe_spec(file, &format!("{path}.tls"), tls, base, errors);
     }
     if let Some(icmp) = &raw.icmp {
-        return icmp_spec(file, &format!("{path}.icmp"), icmp, errors);
+        return super::icmp::icmp_spec(file, &format!("{path}.icmp"), icmp, errors);
     }
     if let Some(dns) = &raw.dns {
         return dns_spec(file, &format!("{path}.dns"), dns, errors);
@@ -179,45 +179,6 @@ fn tls_probe_spec(
     let tls =
         tls_spec(file, path, raw.insecure_skip_verify, raw.ca_file.as_ref(), raw.server_name.as_ref(), base, errors)?;
     ok.then_some((ProbeSpec::Tls(tls), raw.address.clone()))
-}
-
-fn icmp_spec(file: &SourceFile, path: &str, raw: &RawIcmp, errors: &mut Errors) -> Option<(ProbeSpec, Option<String>)> {
-    let mut ok = true;
-    if let Some(host) = &raw.host {
-        ok &= check_host(file, &format!("{path}.host"), host, false, errors);
-    }
-    let count = raw.count.unwrap_or(5);
-    if !(1..=100).contains(&count) {
-        errors.at(file, &format!("{path}.count"), format!("count {count} must be between 1 and 100"));
-        ok = false;
-    }
-    let spacing =
-        duration_field(file, &format!("{path}.spacing"), raw.spacing.as_ref(), Duration::from_millis(200), errors);
-    if spacing < Duration::from_millis(10) {
-        errors.at(file, &format!("{path}.spacing"), "spacing must be at least 10ms");
-        ok = false;
-    }
-    let ip_protocol = match raw.ip_protocol.as_deref() {
-        None | Some("auto") => IpPreference::Auto,
-        Some("ip4") => IpPreference::V4,
-        Some("ip6") => IpPreference::V6,
-        Some(other) => {
-            errors.at(
-                file,
-                &format!("{path}.ip_protocol"),
-                format!("unknown ip_protocol \"{other}\" (expected auto, ip4 or ip6)"),
-            );
-            ok = false;
-            IpPreference::Auto
-        }
-    };
-    let payload_size = raw.payload_size.unwrap_or(DEFAULT_ICMP_PAYLOAD);
-    if payload_size > 1400 {
-        errors.at(file, &format!("{path}.payload_size"), "payload_size must be at most 1400 bytes");
-        ok = false;
-    }
-    let spec = IcmpSpec { count, spacing, ip_protocol, payload_size };
-    ok.then_some((ProbeSpec::Icmp(spec), raw.host.clone()))
 }
 
 /// Record types the dns probe asks for.

@@ -11,6 +11,7 @@ mod conversations;
 pub use conversations::{NtpSpec, SipSpec, SipTransport, SmtpSpec, WebsocketSpec};
 pub mod env;
 mod fields;
+mod icmp;
 mod kind;
 mod kinds;
 pub mod maintenance;
@@ -367,6 +368,24 @@ pub struct IcmpSpec {
     pub ip_protocol: IpPreference,
     /// Payload bytes per echo.
     pub payload_size: u16,
+    /// How the echoes travel: don't fragment, TTL, source address, DSCP.
+    pub path: IcmpPath,
+    /// Payload sizes swept for the path MTU, ascending (`sizes:`); empty for no sweep.
+    pub sweep: Vec<u16>,
+}
+
+/// Socket options of an ICMP check's echoes; checks with the same options share a socket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct IcmpPath {
+    /// Set the don't-fragment bit and ignore the path MTU the kernel learnt: an echo too
+    /// big for a hop is lost (or answered by "fragmentation needed"), never split.
+    pub dont_fragment: bool,
+    /// TTL (IPv4) or hop limit (IPv6); the system's default when unset.
+    pub ttl: Option<u8>,
+    /// The address echoes leave from.
+    pub source: Option<std::net::IpAddr>,
+    /// Differentiated services code point (0–63).
+    pub dscp: Option<u8>,
 }
 
 /// DNS transport.

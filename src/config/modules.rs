@@ -187,6 +187,8 @@ fn builtin_modules() -> Vec<Module> {
         spacing: Duration::from_millis(200),
         ip_protocol: IpPreference::Auto,
         payload_size: DEFAULT_ICMP_PAYLOAD,
+        path: Default::default(),
+        sweep: Vec::new(),
     });
     [("http_2xx", http), ("tcp_connect", tcp), ("icmp", icmp)]
         .into_iter()

@@ -415,6 +415,15 @@ pub struct RawIcmp {
     pub spacing: Option<String>,
     pub ip_protocol: Option<String>,
     pub payload_size: Option<u16>,
+    /// `ping -s`: payload bytes per echo (another name for `payload_size`).
+    pub size: Option<u16>,
+    /// Payload sizes to sweep for the path MTU (needs `dont_fragment`).
+    pub sizes: Option<Vec<u16>>,
+    pub dont_fragment: Option<bool>,
+    pub ttl: Option<u32>,
+    /// The address echoes leave from (an IP literal of this host).
+    pub source: Option<String>,
+    pub dscp: Option<u32>,
 }
 
 /// `dns:` probe section.

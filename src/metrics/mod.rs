@@ -4,6 +4,7 @@
 //!
 //! size: `Metrics::new` registers every metric Vigil exports, one after the other — the list is the contract.
 
+mod echo_histogram;
 mod targets;
 pub mod text;
 
@@ -42,6 +43,10 @@ pub const RELOAD_TIME: &str = "vigil_config_last_reload_success_timestamp_second
 pub const BUILD_INFO: &str = "vigil_build_info";
 pub const ICMP_RTT: &str = "vigil_icmp_rtt_seconds";
 pub const ICMP_LOSS: &str = "vigil_icmp_packet_loss_ratio";
+/// Every echo's round trip, as a histogram (the smoke of SmokePing).
+pub const ICMP_ECHO_RTT: &str = "vigil_icmp_echo_rtt_seconds";
+/// With `sizes:`: the largest packet the path carried unfragmented.
+pub const ICMP_PATH_MTU: &str = "vigil_icmp_path_mtu_bytes";
 pub const DNS_LOOKUP: &str = "vigil_dns_lookup_duration_seconds";
 pub const EXEC_PERFDATA: &str = "vigil_exec_perfdata";
 pub const HEARTBEAT_LAST_SEEN: &str = "vigil_heartbeat_last_seen_timestamp_seconds";

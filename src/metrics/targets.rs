@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::echo_histogram::EchoHistogram;
 use super::text;
 use crate::config::TargetKey;
 use crate::model::State;
@@ -34,6 +35,9 @@ struct Readings {
     tls_not_after: Option<i64>,
     icmp_loss: Option<f64>,
     icmp_rtt: Option<[f64; 4]>,
+    /// Every echo's round trip since start (ICMP checks only).
+    echo_rtts: Option<Box<EchoHistogram>>,
+    icmp_path_mtu: Option<f64>,
     dns_lookup: Option<f64>,
     heartbeat_last_seen: Option<f64>,
     /// `(label, uom, value)` of every perfdata series reported so far.
@@ -56,6 +60,8 @@ impl Default for Readings {
             tls_not_after: None,
             icmp_loss: None,
             icmp_rtt: None,
+            echo_rtts: None,
+            icmp_path_mtu: None,
             dns_lookup: None,
             heartbeat_last_seen: None,
             perfdata: Vec::new(),
@@ -121,7 +127,7 @@ fn flag(b: bool) -> f64 {
 }
 
 /// The families, in exposition order.
-const FAMILIES: [Family; 14] = [
+const FAMILIES: [Family; 15] = [
     Family {
         name: super::CHECK_UP,
         help: "1 if the last probe of the target succeeded.",
@@ -208,6 +214,12 @@ const FAMILIES: [Family; 14] = [
         samples: |r, emit| one(r.icmp_loss, emit),
     },
     Family {
+        name: super::ICMP_PATH_MTU,
+        help: "With sizes: the largest IP packet that reached the target unfragmented in the last run.",
+        kind: "gauge",
+        samples: |r, emit| one(r.icmp_path_mtu, emit),
+    },
+    Family {
         name: super::DNS_LOOKUP,
         help: "Duration of the last DNS lookup.",
         kind: "gauge",
@@ -288,6 +300,20 @@ impl TargetTable {
                 });
             }
         }
+        self.encode_echo_histograms(out, &slots, &readings);
+    }
+
+    /// `vigil_icmp_echo_rtt_seconds`, for the targets that sent echoes.
+    fn encode_echo_histograms(&self, out: &mut String, slots: &[Arc<Slot>], readings: &[Readings]) {
+        let mut started = false;
+        for (slot, r) in slots.iter().zip(readings) {
+            let Some(histogram) = &r.echo_rtts else { continue };
+            if !started {
+                text::header(out, super::ICMP_ECHO_RTT, "Round trip of every echo answered since start.", "histogram");
+                started = true;
+            }
+            histogram.encode(out, super::ICMP_ECHO_RTT, &format!("{}{}", slot.labels, self.location));
+        }
     }
 }
 
@@ -315,6 +341,8 @@ impl TargetSeries {
         }
         if let Some(icmp) = &obs.icmp {
             r.icmp_loss = Some(f64::from(icmp.sent - icmp.received) / f64::from(icmp.sent.max(1)));
+            r.echo_rtts.get_or_insert_default().observe(&icmp.rtts);
+            r.icmp_path_mtu = icmp.path_mtu.map(f64::from);
             if icmp.received > 0 {
                 r.icmp_rtt = Some([icmp.rtt_min, icmp.rtt_avg, icmp.rtt_max, icmp.jitter].map(|d| d.as_secs_f64()));
             }

@@ -223,6 +223,7 @@ impl Pipeline {
             message: outcome.message.clone(),
             state: next,
             day_ms: self.day_of(result.finished_ms),
+            echoes: outcome.observations.icmp.as_ref().map(|i| i.echoes()),
         }));
         self.drop_standby_part(&result.target_id, &mut records, &mut effects);
         self.apply(effects, records);

@@ -230,6 +230,7 @@ impl Facts for Observations {
             Placeholder::NtpOffset => self.ntp.as_ref().map(|n| Value::Duration(n.offset_abs())),
             Placeholder::NtpStratum => self.ntp.as_ref().map(|n| Value::Number(n.stratum.into())),
             Placeholder::NtpRootDistance => self.ntp.as_ref().map(|n| Value::Duration(n.root_distance)),
+            Placeholder::PathMtu => self.icmp.as_ref().and_then(|i| i.path_mtu).map(|m| Value::Number(m.into())),
         }
     }
 

@@ -49,6 +49,8 @@ pub struct StoredResult {
     pub reason: Option<String>,
     pub duration_ms: f64,
     pub message: String,
+    /// An ICMP run's echoes (see `IcmpStats::echoes`).
+    pub echoes: Option<String>,
 }
 
 /// The exclusion of an incident, if any.

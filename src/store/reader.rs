@@ -192,7 +192,7 @@ impl Reader {
     /// `storage.raw_retention`).
     pub fn results(&self, target: &str, from_ms: i64) -> Result<Vec<StoredResult>, StoreError> {
         self.rows(
-            "SELECT at_ms, health, reason, duration_ms, message FROM results WHERE target = ?1 AND at_ms >= ?2 ORDER BY at_ms, id",
+            "SELECT at_ms, health, reason, duration_ms, message, echoes FROM results WHERE target = ?1 AND at_ms >= ?2 ORDER BY at_ms, id",
             &vals![target, from_ms],
             |r| {
                 Ok(StoredResult {
@@ -201,6 +201,7 @@ impl Reader {
                     reason: r.opt_text(2)?,
                     duration_ms: r.real(3)?,
                     message: r.text(4)?,
+                    echoes: r.opt_text(5)?,
                 })
             },
         )

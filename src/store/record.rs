@@ -38,6 +38,9 @@ pub struct ResultRecord {
     pub state: TargetState,
     /// Start of the result's day in the instance time zone (its rollup), Unix ms.
     pub day_ms: i64,
+    /// An ICMP run's echoes (`sent:rtt,…`, see `IcmpStats::echoes`), for the smoke graph.
+    #[serde(default)]
+    pub echoes: Option<String>,
 }
 
 /// An administrative action: who (as they identified), from where, what, and on what.

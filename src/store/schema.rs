@@ -175,6 +175,9 @@ const MIGRATIONS: &[&str] = &[
         at_ms INTEGER NOT NULL,
         done INTEGER NOT NULL DEFAULT 0
     );",
+    // 15: an ICMP run's echoes (`sent:rtt,…`), drawn as the check page's smoke graph (see
+    // PostgreSQL's 5).
+    "ALTER TABLE results ADD COLUMN echoes TEXT;",
 ];
 
 /// The PostgreSQL schema. The agent's forwarding queue is not here: an agent's store is
@@ -325,6 +328,8 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
         at_ms BIGINT NOT NULL,
         done INTEGER NOT NULL DEFAULT 0
     );",
+    // 5: an ICMP run's echoes, for the smoke graph.
+    "ALTER TABLE results ADD COLUMN echoes TEXT;",
 ];
 
 /// Brings the schema up to date.

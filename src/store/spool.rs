@@ -252,6 +252,7 @@ mod tests {
             message: "503".into(),
             state: TargetState::new(0),
             day_ms: 0,
+            echoes: None,
         })
     }
 

@@ -70,7 +70,7 @@ fn write(db: &mut Database, record: &Record, written: &mut Written) -> Result<()
     }
     match record {
         Record::Result(r) => {
-            db.exec("INSERT INTO results (target, at_ms, health, reason, duration_ms, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &vals![r.target, r.at_ms, r.health, r.reason, r.duration_ms, r.message])?;
+            db.exec("INSERT INTO results (target, at_ms, health, reason, duration_ms, message, echoes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", &vals![r.target, r.at_ms, r.health, r.reason, r.duration_ms, r.message, r.echoes])?;
             // The daily rollup: latency only of results that measured something.
             let measured = r.health != "unknown";
             let failed = matches!(r.health, "down" | "degraded");

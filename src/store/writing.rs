@@ -345,6 +345,7 @@ mod tests {
             message: String::new(),
             state: crate::model::TargetState::new(0),
             day_ms: 0,
+            echoes: None,
         })
     }
 

@@ -67,6 +67,11 @@ const VI: &[(&str, &str)] = &[
     ("issuer", "cấp bởi"),
     ("expires", "hết hạn"),
     ("latency", "Thời gian phản hồi"),
+    ("smoke", "Phân bố độ trễ ping"),
+    (
+        "smoke_legend",
+        "Vạch: trung vị (xanh lá: không mất gói; xanh dương: ≤5 %; vàng: ≤20 %; đỏ: hơn nữa). Bóng: nhỏ nhất–lớn nhất và 10–90 %. Cột đỏ nhạt: mất hết gói.",
+    ),
     ("no_data", "Chưa có dữ liệu."),
     ("history", "Lịch sử sự cố"),
     ("exclude", "Loại khỏi SLA"),
@@ -133,6 +138,11 @@ const EN: &[(&str, &str)] = &[
     ("issuer", "issued by"),
     ("expires", "expires"),
     ("latency", "Response time"),
+    ("smoke", "Ping latency distribution"),
+    (
+        "smoke_legend",
+        "Tick: median (green: no loss; blue: ≤5 %; yellow: ≤20 %; red: more). Shades: min–max and 10–90 %. Pale red column: every echo lost.",
+    ),
     ("no_data", "No data yet."),
     ("history", "Incident history"),
     ("exclude", "Exclude from SLA"),

@@ -1,7 +1,10 @@
 //! ICMP probe: `count` echo requests sent `spacing` apart — without waiting for replies,
 //! so a dead host costs no more time than a live one — then loss, RTT min/avg/max and
-//! jitter. One socket per address family (surge-ping's), shared by every probe.
+//! jitter, and with `sizes:` the path MTU (see [`mtu`]). One socket per address family and
+//! set of socket options (surge-ping's), shared by every probe using them.
 
+mod mtu;
+mod options;
 mod socket;
 
 /// Decodes `message` as an answer arriving on each kind of socket (raw and datagram, IPv4
@@ -18,6 +21,7 @@ pub fn decode_any(message: &[u8]) -> usize {
     decoded
 }
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,7 +32,7 @@ use socket::{Answer, EchoSocket};
 use surge_ping::{AsyncSocket, Config, ICMP};
 
 use super::{FailureReason, Observations, ProbeError};
-use crate::config::{IcmpSpec, IpPreference};
+use crate::config::{IcmpPath, IcmpSpec, IpPreference};
 
 /// Loss and round-trip times of one run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -44,6 +48,12 @@ pub struct IcmpStats {
     pub jitter: Duration,
     /// TTL (IPv4) or hop limit (IPv6) of the first reply.
     pub reply_hop_limit: Option<u8>,
+    /// With `sizes:`: the largest IP packet that got through unfragmented, in bytes (0
+    /// when none did).
+    pub path_mtu: Option<u16>,
+    /// Each answered echo's round trip, in the order sent (the smoke graph's raw data).
+    #[serde(skip)]
+    pub rtts: Vec<Duration>,
 }
 
 impl IcmpStats {
@@ -71,15 +81,37 @@ impl IcmpStats {
             rtt_max: *rtts.iter().max().unwrap_or(&Duration::ZERO),
             jitter,
             reply_hop_limit: None,
+            path_mtu: None,
+            rtts: rtts.to_vec(),
         }
+    }
+
+    /// The run's echoes as the store keeps them: `sent:rtt,rtt,…` (milliseconds, two
+    /// decimals; the lost ones are `sent` minus the count).
+    pub fn echoes(&self) -> String {
+        let rtts: Vec<String> = self.rtts.iter().map(|r| format!("{:.2}", r.as_secs_f64() * 1000.0)).collect();
+        format!("{}:{}", self.sent, rtts.join(","))
     }
 }
 
-/// The shared ICMP sockets, opened on first use.
+/// Reads [`IcmpStats::echoes`] back: echoes sent, and the round trips (ms) that came back.
+/// `None` for text that is not such a record.
+pub fn parse_echoes(text: &str) -> Option<(u16, Vec<f64>)> {
+    let (sent, rtts) = text.split_once(':')?;
+    let sent: u16 = sent.parse().ok()?;
+    let rtts: Vec<f64> = if rtts.is_empty() {
+        Vec::new()
+    } else {
+        rtts.split(',').map(|r| r.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)).collect::<Option<_>>()?
+    };
+    (rtts.len() <= usize::from(sent)).then_some((sent, rtts))
+}
+
+/// The shared ICMP sockets, opened on first use: one per address family and set of
+/// socket options.
 #[derive(Default)]
 pub struct IcmpClients {
-    v4: Mutex<Option<Arc<EchoSocket>>>,
-    v6: Mutex<Option<Arc<EchoSocket>>>,
+    sockets: Mutex<HashMap<(bool, IcmpPath), Arc<EchoSocket>>>,
     permission_logged: AtomicBool,
 }
 
@@ -90,13 +122,11 @@ impl std::fmt::Debug for IcmpClients {
 }
 
 impl IcmpClients {
-    fn socket(&self, ip: IpAddr) -> Result<Arc<EchoSocket>, ProbeError> {
-        let (slot, kind) = match ip {
-            IpAddr::V4(_) => (&self.v4, ICMP::V4),
-            IpAddr::V6(_) => (&self.v6, ICMP::V6),
-        };
-        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
-        match slot.as_ref() {
+    fn socket(&self, ip: IpAddr, path: IcmpPath) -> Result<Arc<EchoSocket>, ProbeError> {
+        let kind = if ip.is_ipv4() { ICMP::V4 } else { ICMP::V6 };
+        let mut sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (ip.is_ipv6(), path);
+        match sockets.get(&key) {
             Some(s) if s.is_receiving() => return Ok(s.clone()),
             Some(_) => tracing::error!("the ICMP reply reader stopped; opening a new socket"),
             None => {}
@@ -107,8 +137,11 @@ impl IcmpClients {
         match AsyncSocket::new(&config) {
             Ok(socket) => {
                 tune_socket(&socket, kind);
+                options::apply(&socket, kind, &path).map_err(|e| {
+                    ProbeError::new(FailureReason::Internal, format!("cannot set up the ICMP socket: {e}"))
+                })?;
                 let shared = Arc::new(EchoSocket::new(socket, kind));
-                *slot = Some(shared.clone());
+                sockets.insert(key, shared.clone());
                 Ok(shared)
             }
             Err(e) => {
@@ -200,12 +233,16 @@ pub(super) async fn observe(
     obs.phases.push(("resolve", started.elapsed()));
     obs.ip = Some(ip);
     let setup = std::time::Instant::now();
-    let socket = clients.socket(ip).map_err(|e| e.with(obs.clone()))?;
+    let socket = clients.socket(ip, spec.path).map_err(|e| e.with(obs.clone()))?;
     obs.phases.push(("setup", setup.elapsed()));
     // Every echo must be answered before the check's deadline.
     let sending = spec.spacing * u32::from(spec.count.saturating_sub(1));
     let wait = timeout.saturating_sub(sending).saturating_sub(Duration::from_millis(20)).max(Duration::from_millis(50));
-    let answers = socket.ping(ip, spec.count, spec.spacing, spec.payload_size, wait).await;
+    let deadline = tokio::time::Instant::now() + timeout.saturating_sub(started.elapsed());
+    let (answers, largest_payload) = tokio::join!(
+        socket.ping(ip, spec.count, spec.spacing, spec.payload_size, wait),
+        mtu::sweep(&socket, ip, &spec.sweep, deadline)
+    );
     let mut rtts = Vec::with_capacity(answers.len());
     let (mut hop_limit, mut unreachable) = (None, None);
     for answer in answers.into_iter().flatten() {
@@ -217,7 +254,9 @@ pub(super) async fn observe(
             Answer::Error(message) => unreachable = unreachable.or(Some(message)),
         }
     }
-    let stats = IcmpStats { reply_hop_limit: hop_limit, ..IcmpStats::from_rtts(spec.count, &rtts) };
+    // A sweep that got no size through says 0 (a condition on it fails and shows it).
+    let path_mtu = (!spec.sweep.is_empty()).then(|| largest_payload.map_or(0, |p| p.saturating_add(mtu::headers(ip))));
+    let stats = IcmpStats { reply_hop_limit: hop_limit, path_mtu, ..IcmpStats::from_rtts(spec.count, &rtts) };
     obs.phases.push(("rtt", stats.rtt_avg));
     obs.connected = Some(stats.received > 0);
     obs.response_time = Some(stats.rtt_avg);

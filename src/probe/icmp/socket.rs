@@ -238,7 +238,8 @@ const MAX_RECEIVE_ERRORS: u32 = 50;
 /// waited out with a growing pause (a persistent one used to spin a core at 100 %); after
 /// [`MAX_RECEIVE_ERRORS`] in a row the reader ends and the socket is replaced.
 async fn receive(shared: Arc<Shared>) {
-    let mut buffer = [0u8; 2048];
+    // A jumbo don't-fragment echo comes back whole: room for any IP packet.
+    let mut buffer = vec![0u8; 65_536];
     let mut errors = 0u32;
     loop {
         let (size, from) = match shared.socket.recv_from(&mut buffer).await {

@@ -56,6 +56,7 @@ pub(super) fn check_page(state: &WebState, req: &Head, board: &Board, id: &str) 
             let results = stored.remove(&tid).unwrap_or_default();
             let runs = runs_of_the_day(&results, now, v.lang, tz);
             let chart = latency_chart(&results, now - range.1, now);
+            let smoke = super::smoke::smoke_graph(&results, now - range.1, now, super::smoke::windows_for(range.1));
             let last = view.and_then(|x| x.last.as_ref()).map(|l| last_result(l, v.lang, tz));
             let incidents: Vec<Value> = state.reader.incidents_of(&tid, 20)
                 .unwrap_or_default()
@@ -70,7 +71,7 @@ pub(super) fn check_page(state: &WebState, req: &Head, board: &Board, id: &str) 
                     "since": view.map(|x| local(x.state.since_ms, tz)).unwrap_or_default(),
                     "stale": view.is_some_and(|x| x.stale),
                     "seen_from": super::views::seen_from_rows(board, check, &tid, &ledger, (now - range.1, now), v.lang),
-                    "address": shown_address(&t.address), "runs": runs, "chart": chart, "last": last, "incidents": incidents })
+                    "address": shown_address(&t.address), "runs": runs, "chart": chart, "smoke": smoke, "last": last, "incidents": incidents })
         })
         .collect();
     let ctx = merge(

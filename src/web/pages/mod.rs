@@ -7,6 +7,7 @@ mod actions;
 mod badge;
 mod check;
 mod overview;
+mod smoke;
 mod views;
 
 use std::collections::HashMap;
