@@ -68,6 +68,14 @@ impl Facts for Observed<'_> {
                 Value::Number(200.0)
             }
             Placeholder::PacketLoss => Value::Number(12.5),
+            Placeholder::IfOperStatus | Placeholder::IfAdminStatus => Value::Text("up".into()),
+            Placeholder::IfInBps
+            | Placeholder::IfOutBps
+            | Placeholder::IfUtilisation
+            | Placeholder::IfInErrorsRate
+            | Placeholder::IfOutErrorsRate
+            | Placeholder::IfInDiscardsRate
+            | Placeholder::IfOutDiscardsRate => Value::Number(3.5),
             Placeholder::PathMtu => Value::Number(1400.0),
             Placeholder::Body | Placeholder::DnsRcode | Placeholder::Ip => Value::Text(self.0.to_string()),
             Placeholder::Connected => Value::Bool(true),

@@ -16,6 +16,8 @@ const SHIPPED_SECRETS: &[(&str, &str)] = &[
     ("VIGIL_SMTP_PASSWORD", "smtp-password-for-tests"),
     ("VIGIL_SMS_WEBHOOK_SECRET", "sms-webhook-secret-for-tests"),
     ("VIGIL_PORTAL_PASSWORD", "portal-password-for-tests"),
+    ("VIGIL_SNMP_AUTH", "snmp-auth-password-for-tests"),
+    ("VIGIL_SNMP_PRIV", "snmp-priv-password-for-tests"),
     ("VIGIL_VANTAGE_SIN_HO", "vantage-sin-ho-token-0123456789abcdef"),
     ("VIGIL_VANTAGE_MUONG_TE", "vantage-muong-te-token-0123456789abcdef"),
     ("VIGIL_VANTAGE_TAN_PHONG", "vantage-tan-phong-token-0123456789abcdef"),
@@ -68,7 +70,7 @@ fn shipped_example_targets_only_reserved_example_names() {
             ProbeSpec::Tcp(_) | ProbeSpec::Tls(_) | ProbeSpec::Smtp(_) | ProbeSpec::Sip(_) => {
                 target.address.rsplit_once(':').expect("host:port").0.to_string()
             }
-            ProbeSpec::Icmp(_) | ProbeSpec::Dns(_) | ProbeSpec::Ntp(_) => target.address.clone(),
+            ProbeSpec::Icmp(_) | ProbeSpec::Dns(_) | ProbeSpec::Ntp(_) | ProbeSpec::Snmp(_) => target.address.clone(),
             ProbeSpec::Exec(e) => {
                 e.command.windows(2).find(|w| w[0] == "-H").map(|w| w[1].clone()).expect("plugin -H host")
             }
@@ -96,7 +98,7 @@ fn check_config_command_prints_a_summary() {
     let out = vigil().args(["check-config", "-c", "vigil.yaml"]).output().expect("run vigil");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "exit {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("systems: 5, checks: 25, targets: 63"), "{stdout}");
+    assert!(stdout.contains("systems: 5, checks: 26, targets: 66"), "{stdout}");
     assert!(stdout.contains("procedures — Hệ thống giải quyết thủ tục hành chính"), "{stdout}");
 }
 

@@ -109,6 +109,8 @@ async fn shipped_example_home_page_is_under_60_kb_compressed() {
         "VIGIL_SMTP_PASSWORD",
         "VIGIL_SMS_WEBHOOK_SECRET",
         "VIGIL_PORTAL_PASSWORD",
+        "VIGIL_SNMP_AUTH",
+        "VIGIL_SNMP_PRIV",
         "VIGIL_VANTAGE_SIN_HO",
         "VIGIL_VANTAGE_MUONG_TE",
         "VIGIL_VANTAGE_TAN_PHONG",

@@ -123,10 +123,10 @@ pub(super) fn literal_is_ordered(lit: &str) -> bool {
 }
 
 /// A number: decimal (exactly as written, no precision lost beyond `f64`'s nearest),
-/// `0x`/`0o`/`0b` integers, optionally with a trailing `%`.
+/// `0x`/`0o`/`0b` integers, optionally with a trailing `%` or `/s` (a rate).
 pub(super) fn parse_number(text: &str) -> Option<f64> {
     let t = text.trim();
-    let t = t.strip_suffix('%').unwrap_or(t).trim_end();
+    let t = t.strip_suffix('%').or_else(|| t.strip_suffix("/s")).unwrap_or(t).trim_end();
     if let Some(i) = parse_prefixed_integer(t) {
         return Some(i as f64);
     }

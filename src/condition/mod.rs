@@ -45,6 +45,24 @@ pub enum Placeholder {
     NtpRootDistance,
     /// The largest IP packet a don't-fragment sweep got through, in bytes.
     PathMtu,
+    /// An interface's `ifOperStatus` (`up`, `down`, `lowerLayerDown`, …).
+    IfOperStatus,
+    /// An interface's `ifAdminStatus`.
+    IfAdminStatus,
+    /// Bits per second received, from the octet counters' difference.
+    IfInBps,
+    /// Bits per second sent.
+    IfOutBps,
+    /// The busier direction's share of the interface speed, in percent.
+    IfUtilisation,
+    /// Receive errors per second.
+    IfInErrorsRate,
+    /// Send errors per second.
+    IfOutErrorsRate,
+    /// Received packets discarded per second.
+    IfInDiscardsRate,
+    /// Packets to send discarded per second.
+    IfOutDiscardsRate,
 }
 
 /// The type a placeholder's values have, which decides how literals are read.
@@ -70,7 +88,7 @@ impl ValueType {
 
 impl Placeholder {
     /// Every placeholder.
-    pub const ALL: [Placeholder; 17] = [
+    pub const ALL: [Placeholder; 26] = [
         Placeholder::Status,
         Placeholder::Body,
         Placeholder::ResponseTime,
@@ -88,6 +106,15 @@ impl Placeholder {
         Placeholder::NtpStratum,
         Placeholder::NtpRootDistance,
         Placeholder::PathMtu,
+        Placeholder::IfOperStatus,
+        Placeholder::IfAdminStatus,
+        Placeholder::IfInBps,
+        Placeholder::IfOutBps,
+        Placeholder::IfUtilisation,
+        Placeholder::IfInErrorsRate,
+        Placeholder::IfOutErrorsRate,
+        Placeholder::IfInDiscardsRate,
+        Placeholder::IfOutDiscardsRate,
     ];
 
     /// The name as written between brackets.
@@ -110,6 +137,15 @@ impl Placeholder {
             Placeholder::NtpStratum => "NTP_STRATUM",
             Placeholder::NtpRootDistance => "NTP_ROOT_DISTANCE",
             Placeholder::PathMtu => "PATH_MTU",
+            Placeholder::IfOperStatus => "IF_OPER_STATUS",
+            Placeholder::IfAdminStatus => "IF_ADMIN_STATUS",
+            Placeholder::IfInBps => "IF_IN_BPS",
+            Placeholder::IfOutBps => "IF_OUT_BPS",
+            Placeholder::IfUtilisation => "IF_UTILISATION",
+            Placeholder::IfInErrorsRate => "IF_IN_ERRORS_RATE",
+            Placeholder::IfOutErrorsRate => "IF_OUT_ERRORS_RATE",
+            Placeholder::IfInDiscardsRate => "IF_IN_DISCARDS_RATE",
+            Placeholder::IfOutDiscardsRate => "IF_OUT_DISCARDS_RATE",
         }
     }
 
@@ -120,7 +156,14 @@ impl Placeholder {
             | Placeholder::ExitCode
             | Placeholder::SipStatus
             | Placeholder::NtpStratum
-            | Placeholder::PathMtu => ValueType::Number,
+            | Placeholder::PathMtu
+            | Placeholder::IfInBps
+            | Placeholder::IfOutBps
+            | Placeholder::IfUtilisation
+            | Placeholder::IfInErrorsRate
+            | Placeholder::IfOutErrorsRate
+            | Placeholder::IfInDiscardsRate
+            | Placeholder::IfOutDiscardsRate => ValueType::Number,
             Placeholder::ResponseTime
             | Placeholder::CertificateExpiration
             | Placeholder::RttAvg
@@ -129,7 +172,11 @@ impl Placeholder {
             | Placeholder::NtpOffset
             | Placeholder::NtpRootDistance => ValueType::Duration,
             Placeholder::Connected => ValueType::Bool,
-            Placeholder::Body | Placeholder::Ip | Placeholder::DnsRcode => ValueType::Text,
+            Placeholder::Body
+            | Placeholder::Ip
+            | Placeholder::DnsRcode
+            | Placeholder::IfOperStatus
+            | Placeholder::IfAdminStatus => ValueType::Text,
         }
     }
 }

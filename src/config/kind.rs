@@ -23,6 +23,7 @@ pub enum Kind {
     Websocket,
     Sip,
     Ntp,
+    Snmp,
     Steps,
 }
 
@@ -39,7 +40,7 @@ pub struct KindSpec {
 use Placeholder::*;
 
 /// The one table of kinds, in the order they are documented.
-const SPECS: [KindSpec; 12] = [
+const SPECS: [KindSpec; 13] = [
     KindSpec {
         name: "http",
         address_field: Some("url"),
@@ -96,13 +97,33 @@ const SPECS: [KindSpec; 12] = [
         default_condition: Some("[NTP_OFFSET] < 1s"),
         measures: &[NtpOffset, NtpStratum, NtpRootDistance, ResponseTime, Connected, Ip],
     },
+    KindSpec {
+        name: "snmp",
+        address_field: Some("address"),
+        default_condition: Some("[CONNECTED] == true"),
+        measures: &[
+            Body,
+            ResponseTime,
+            Connected,
+            Ip,
+            IfOperStatus,
+            IfAdminStatus,
+            IfInBps,
+            IfOutBps,
+            IfUtilisation,
+            IfInErrorsRate,
+            IfOutErrorsRate,
+            IfInDiscardsRate,
+            IfOutDiscardsRate,
+        ],
+    },
     // A transaction: its conditions are each step's (see `config::steps`).
     KindSpec { name: "steps", address_field: None, default_condition: None, measures: &[ResponseTime] },
 ];
 
 impl Kind {
     /// Every kind, in the order they are documented.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Http,
         Kind::Tcp,
         Kind::Tls,
@@ -114,6 +135,7 @@ impl Kind {
         Kind::Websocket,
         Kind::Sip,
         Kind::Ntp,
+        Kind::Snmp,
         Kind::Steps,
     ];
 
@@ -131,7 +153,8 @@ impl Kind {
             Kind::Websocket => 8,
             Kind::Sip => 9,
             Kind::Ntp => 10,
-            Kind::Steps => 11,
+            Kind::Snmp => 11,
+            Kind::Steps => 12,
         }]
     }
 

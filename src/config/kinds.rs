@@ -31,6 +31,7 @@ pub(super) fn sections(raw: &RawCheck) -> Vec<&'static str> {
         raw.websocket.is_some(),
         raw.sip.is_some(),
         raw.ntp.is_some(),
+        raw.snmp.is_some(),
         raw.steps.is_some(),
     ];
     Kind::ALL.iter().zip(set).filter(|(_, on)| *on).map(|(k, _)| k.as_str()).collect()
@@ -113,6 +114,9 @@ pub(super) fn probe_spec(
     if let Some(sip) = &raw.sip {
         return super::conversations::sip_spec(file, &format!("{path}.sip"), sip, base, errors);
     }
+    if let Some(snmp) = &raw.snmp {
+        return super::snmp::snmp_spec(file, &format!("{path}.snmp"), snmp, base, errors);
+    }
     if let Some(ws) = &raw.websocket {
         return super::conversations::websocket_spec(file, &format!("{path}.websocket"), ws, base, errors);
     }
@@ -132,7 +136,7 @@ pub(super) fn check_target_address(
         Kind::Websocket => super::conversations::check_ws_url(file, path, value, errors),
         Kind::Tcp | Kind::Tls | Kind::Smtp | Kind::Sip => check_address(file, path, value, errors),
         Kind::Icmp => check_host(file, path, value, false, errors),
-        Kind::Dns | Kind::Ntp => check_host(file, path, value, true, errors),
+        Kind::Dns | Kind::Ntp | Kind::Snmp => check_host(file, path, value, true, errors),
         Kind::Exec | Kind::Heartbeat | Kind::Steps => true,
     }
 }

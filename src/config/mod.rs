@@ -19,6 +19,7 @@ mod modules;
 mod raw;
 mod secrets;
 pub mod shard;
+pub mod snmp;
 mod source;
 mod standalone;
 pub mod steps;
@@ -322,6 +323,8 @@ pub enum ProbeSpec {
     Sip(SipSpec),
     /// A time server: offset, stratum, root distance.
     Ntp(NtpSpec),
+    /// An SNMP agent: named values, and interfaces with their rates.
+    Snmp(snmp::SnmpSpec),
     /// A transaction (`steps:`).
     Steps(steps::StepsSpec),
 }
@@ -341,6 +344,7 @@ impl ProbeSpec {
             ProbeSpec::Websocket(_) => Kind::Websocket,
             ProbeSpec::Sip(_) => Kind::Sip,
             ProbeSpec::Ntp(_) => Kind::Ntp,
+            ProbeSpec::Snmp(_) => Kind::Snmp,
             ProbeSpec::Steps(_) => Kind::Steps,
         }
     }

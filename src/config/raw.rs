@@ -236,6 +236,7 @@ pub struct RawCheck {
     pub websocket: Option<RawWebsocket>,
     pub sip: Option<RawSip>,
     pub ntp: Option<RawNtp>,
+    pub snmp: Option<super::snmp::RawSnmp>,
     pub targets: Option<Vec<RawTarget>>,
     pub interval: Option<String>,
     pub timeout: Option<String>,

@@ -21,6 +21,8 @@ pub(super) enum Strength {
     /// A credential for someone else's service (SMTP password, webhook secret): whatever
     /// that service accepts, but not empty and not a placeholder.
     Credential,
+    /// An SNMPv3 authentication or privacy password (RFC 3414 asks for 8 characters).
+    UsmPassword,
 }
 
 impl Strength {
@@ -30,6 +32,7 @@ impl Strength {
             Strength::AdminToken => 24,
             Strength::HeartbeatToken => 16,
             Strength::Credential => 1,
+            Strength::UsmPassword => 8,
         }
     }
 }

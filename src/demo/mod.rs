@@ -1,4 +1,5 @@
-//! `vigil demo`: simulators of the five Lai Chau systems on 127.0.0.1, an embedded
+//! `vigil demo`: simulators of the five Lai Chau systems on 127.0.0.1 (and a commune
+//! switch answering SNMP), an embedded
 //! configuration that monitors them, and a fault schedule so that within two minutes
 //! something goes down (e-meeting), something is slow (documents), a backlog grows
 //! (procedures) and a commune link flaps (Sìn Hồ). Nothing leaves the loopback interface.
@@ -8,6 +9,7 @@
 mod agents;
 mod faults;
 mod sims;
+mod switch;
 mod tls;
 
 use std::future::Future;
@@ -53,6 +55,8 @@ pub enum DemoError {
 pub struct Demo {
     pub app: App,
     pub sims: Simulators,
+    /// The simulated commune switch (SNMP).
+    switch: switch::DemoSwitch,
     agents: agents::Agents,
     /// Folder holding the demo's store.
     pub data_dir: PathBuf,
@@ -74,15 +78,16 @@ impl Demo {
         std::fs::create_dir_all(&data_dir)?;
         std::fs::write(data_dir.join("demo-ca.pem"), ca_pem)?;
         let sims = Simulators::start(Faults::new(speed, timing.slow_delay), tls).await?;
+        let switch = switch::DemoSwitch::start(random_secret()).await?;
         let admin_token = random_secret();
         let tokens: Vec<String> = agents::DEMO_VANTAGES.iter().map(|_| random_secret()).collect();
-        let text = demo_config(&sims, &timing, &data_dir, &format!("http://{listen}"), &admin_token, &tokens);
+        let text = demo_config(&sims, &switch, &timing, &data_dir, &format!("http://{listen}"), &admin_token, &tokens);
         let source = ConfigSource::Text { path: PathBuf::from("demo.yaml"), text, env: Vec::new() };
         let app =
             App::start(source, Overrides { listen: Some(listen), listener: Some(listener), ..Overrides::default() })
                 .await?;
         let agents = agents::Agents::start(listen, sims.faults.clone(), &tokens, &data_dir).await?;
-        Ok(Demo { app, sims, agents, data_dir, admin_token })
+        Ok(Demo { app, sims, switch, agents, data_dir, admin_token })
     }
 
     /// Stops the agents, the monitor, then the simulators.
@@ -90,6 +95,7 @@ impl Demo {
         self.agents.stop().await;
         self.app.shutdown().await;
         self.sims.stop();
+        self.switch.stop();
     }
 }
 
@@ -160,6 +166,7 @@ impl Timing {
 /// The embedded configuration, pointing at the simulators' ports.
 fn demo_config(
     sims: &Simulators,
+    switch: &switch::DemoSwitch,
     timing: &Timing,
     data_dir: &std::path::Path,
     public_url: &str,
@@ -263,7 +270,14 @@ systems:
         conditions: ["[PACKET_LOSS] < 50%"]
         warning_conditions: ["[RTT_AVG] < 100ms"]
         targets:
-{links}"#,
+{links}      - id: commune-switch
+        name: Bộ chuyển mạch xã Sìn Hồ (SNMP)
+        snmp: {{ address: "{switch}", community: "{community}", interfaces: true }}
+        conditions: ["[IF_OPER_STATUS] == up", "[IF_IN_ERRORS_RATE] < 1/s"]
+        warning_conditions: ["[IF_UTILISATION] < 80%"]
+"#,
+        switch = switch.address,
+        community = switch.community,
         store = data_dir.join("vigil.db").display(),
         alert_sink = sims.alert_sink,
         reporting_tls = sims.reporting_tls,

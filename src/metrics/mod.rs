@@ -5,6 +5,7 @@
 //! size: `Metrics::new` registers every metric Vigil exports, one after the other — the list is the contract.
 
 mod echo_histogram;
+mod interface_series;
 mod targets;
 pub mod text;
 

@@ -23,7 +23,7 @@ const RTT_STATS: [&str; 4] = ["min", "avg", "max", "jitter"];
 
 /// The latest readings of one target.
 #[derive(Clone, Debug, PartialEq)]
-struct Readings {
+pub(super) struct Readings {
     up: bool,
     state: State,
     reason: Option<FailureReason>,
@@ -44,6 +44,8 @@ struct Readings {
     perfdata: Vec<(String, String, f64)>,
     /// With `ip: all`: each address of the last run, and whether it was up.
     addresses: Vec<(String, bool)>,
+    /// With the SNMP interfaces mode: the judged interfaces of the last run.
+    pub(super) interfaces: Vec<crate::probe::snmp::Interface>,
 }
 
 impl Default for Readings {
@@ -66,6 +68,7 @@ impl Default for Readings {
             heartbeat_last_seen: None,
             perfdata: Vec::new(),
             addresses: Vec::new(),
+            interfaces: Vec::new(),
         }
     }
 }
@@ -105,14 +108,14 @@ pub struct TargetTable {
 }
 
 /// Receives one sample: its extra label pairs and value.
-type Emit<'a> = dyn FnMut(&[(&str, &str)], f64) + 'a;
+pub(super) type Emit<'a> = dyn FnMut(&[(&str, &str)], f64) + 'a;
 
 /// One family: its name, help, type and the samples a target's readings give.
-struct Family {
-    name: &'static str,
-    help: &'static str,
-    kind: &'static str,
-    samples: fn(&Readings, &mut Emit<'_>),
+pub(super) struct Family {
+    pub(super) name: &'static str,
+    pub(super) help: &'static str,
+    pub(super) kind: &'static str,
+    pub(super) samples: fn(&Readings, &mut Emit<'_>),
 }
 
 /// Emits one unlabelled sample when there is a reading.
@@ -279,7 +282,7 @@ impl TargetTable {
     pub fn encode(&self, out: &mut String) {
         let slots: Vec<Arc<Slot>> = self.slots().values().cloned().collect();
         let readings: Vec<Readings> = slots.iter().map(|s| s.readings().clone()).collect();
-        for family in &FAMILIES {
+        for family in FAMILIES.iter().chain(&super::interface_series::FAMILIES) {
             let mut started = false;
             for (slot, r) in slots.iter().zip(&readings) {
                 (family.samples)(r, &mut |extra, v| {
@@ -335,6 +338,7 @@ impl TargetSeries {
             r.http_status = Some(status);
         }
         // The addresses of this run only: one that no longer resolves leaves the series.
+        r.interfaces = obs.interfaces.iter().filter(|i| i.judged).cloned().collect();
         r.addresses = obs.addresses.iter().map(|a| (a.ip.to_string(), a.health == crate::model::Health::Up)).collect();
         if let Some(not_after) = obs.earliest_not_after() {
             r.tls_not_after = Some(not_after);

@@ -18,6 +18,7 @@ pub mod perfdata;
 mod reaching;
 mod sip;
 mod smtp;
+pub mod snmp;
 mod steps;
 mod tcp;
 pub mod tls;
@@ -31,7 +32,7 @@ use futures_util::FutureExt;
 use serde::Serialize;
 use std::panic::AssertUnwindSafe;
 
-use crate::condition::{self, Condition, Facts, Placeholder, Value};
+use crate::condition::{Condition, Facts, Placeholder, Value};
 use crate::config::{AllowRule, Check, ProbeSpec, Target};
 pub use crate::model::Health;
 
@@ -88,11 +89,14 @@ pub enum FailureReason {
     /// A time server is not synchronized, refused us (kiss-o'-death), or a condition on
     /// its offset, stratum or root distance failed.
     Ntp,
+    /// An SNMP agent refused us (authentication, privacy, an error status), answered
+    /// nonsense, or a condition on an interface failed.
+    Snmp,
 }
 
 impl FailureReason {
     /// Every reason, in documentation order.
-    pub const ALL: [FailureReason; 22] = [
+    pub const ALL: [FailureReason; 23] = [
         FailureReason::Timeout,
         FailureReason::Dns,
         FailureReason::Refused,
@@ -115,6 +119,7 @@ impl FailureReason {
         FailureReason::SmtpReply,
         FailureReason::SipStatus,
         FailureReason::Ntp,
+        FailureReason::Snmp,
     ];
 
     /// The reason code, e.g. `http_status`.
@@ -142,6 +147,7 @@ impl FailureReason {
             FailureReason::SmtpReply => "smtp_reply",
             FailureReason::SipStatus => "sip_status",
             FailureReason::Ntp => "ntp",
+            FailureReason::Snmp => "snmp",
         }
     }
 
@@ -185,6 +191,8 @@ pub struct Observations {
     pub heartbeat_last_seen_ms: Option<i64>,
     /// With `ip: all`: how each address the target resolved to fared.
     pub addresses: Vec<addresses::AddressOutcome>,
+    /// With `snmp: { interfaces: … }`: every interface, its statuses and rates.
+    pub interfaces: Vec<snmp::Interface>,
     /// The response headers, lowercased names, when the spec keeps them (transactions).
     #[serde(skip)]
     pub headers: Vec<(String, String)>,
@@ -231,6 +239,16 @@ impl Facts for Observations {
             Placeholder::NtpStratum => self.ntp.as_ref().map(|n| Value::Number(n.stratum.into())),
             Placeholder::NtpRootDistance => self.ntp.as_ref().map(|n| Value::Duration(n.root_distance)),
             Placeholder::PathMtu => self.icmp.as_ref().and_then(|i| i.path_mtu).map(|m| Value::Number(m.into())),
+            p if snmp::is_interface_placeholder(p) => snmp::interface_value(&self.interfaces, p),
+            Placeholder::IfOperStatus
+            | Placeholder::IfAdminStatus
+            | Placeholder::IfInBps
+            | Placeholder::IfOutBps
+            | Placeholder::IfUtilisation
+            | Placeholder::IfInErrorsRate
+            | Placeholder::IfOutErrorsRate
+            | Placeholder::IfInDiscardsRate
+            | Placeholder::IfOutDiscardsRate => None,
         }
     }
 
@@ -306,6 +324,7 @@ impl ProbeOutcome {
 pub struct Prober {
     tls: tls::TlsContext,
     icmp: icmp::IcmpClients,
+    snmp: snmp::SnmpState,
     heartbeats: std::sync::Arc<heartbeat::HeartbeatBook>,
 }
 
@@ -434,6 +453,7 @@ impl Prober {
             ProbeSpec::Websocket(ws) => Box::pin(websocket::observe(ws, address, &self.tls, reach)).await,
             ProbeSpec::Sip(sip) => Box::pin(sip::observe(sip, address, &self.tls, reach)).await,
             ProbeSpec::Ntp(_) => Box::pin(ntp::observe(address, reach)).await,
+            ProbeSpec::Snmp(spec) => Box::pin(snmp::observe(spec, address, &target.key.id(), &self.snmp, reach)).await,
             ProbeSpec::Steps(flow) => Box::pin(steps::observe(flow, &self.tls, reach)).await,
         }
     }
@@ -524,11 +544,11 @@ pub fn judge(
     warnings: &[Condition],
     duration: Duration,
 ) -> ProbeOutcome {
-    let failed = condition::failures(conditions, &observations);
+    let failed = snmp::failures(conditions, &observations);
     let (health, failed) = if !failed.is_empty() {
         (Health::Down, failed)
     } else {
-        let warned = condition::failures(warnings, &observations);
+        let warned = snmp::failures(warnings, &observations);
         if warned.is_empty() { (Health::Up, warned) } else { (Health::Degraded, warned) }
     };
     let reason = match health {
@@ -565,6 +585,7 @@ fn reason_for(placeholder: Placeholder) -> Option<FailureReason> {
         Placeholder::ExitCode => Some(FailureReason::Exit),
         Placeholder::SipStatus => Some(FailureReason::SipStatus),
         Placeholder::NtpOffset | Placeholder::NtpStratum | Placeholder::NtpRootDistance => Some(FailureReason::Ntp),
+        p if snmp::is_interface_placeholder(p) => Some(FailureReason::Snmp),
         _ => None,
     }
 }

@@ -130,7 +130,7 @@ fn host_of(kind: Kind, address: &str) -> Option<String> {
             _ => address.to_string(),
         },
         Kind::Icmp | Kind::Exec | Kind::Heartbeat | Kind::Steps => address.to_string(),
-        Kind::Ntp => {
+        Kind::Ntp | Kind::Snmp => {
             address.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok()).map_or(address, |(h, _)| h).to_string()
         }
     };
@@ -315,7 +315,7 @@ fn render(kind: Kind, outcome: &ProbeOutcome) -> String {
                 sheet.set("probe_dns_serial", "Returns the serial number of the zone", serial);
             }
         }
-        Kind::Exec | Kind::Heartbeat | Kind::Websocket | Kind::Ntp | Kind::Steps => {}
+        Kind::Exec | Kind::Heartbeat | Kind::Websocket | Kind::Ntp | Kind::Snmp | Kind::Steps => {}
     }
     if let Some(earliest) = obs.earliest_not_after() {
         let earliest = earliest as f64;

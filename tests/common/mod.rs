@@ -8,6 +8,7 @@ pub mod kamailio;
 pub mod nodes;
 pub mod postgres;
 pub mod relay;
+pub mod snmpd;
 #[allow(unused_imports)]
 pub use chrony::Chrony;
 #[allow(unused_imports)]
@@ -18,6 +19,8 @@ pub use nodes::{gauge, start_node, wait_gauge, wait_listening};
 pub use postgres::Postgres;
 #[allow(unused_imports)]
 pub use relay::Relay;
+#[allow(unused_imports)]
+pub use snmpd::Snmpd;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

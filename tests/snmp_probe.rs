@@ -1,0 +1,139 @@
+//! Issue #21, item 7: the `snmp` check against Debian's snmpd in a test namespace with veth
+//! interfaces — v2c and v3 authPriv, a wrong v3 password, the interfaces mode: traffic
+//! pushed over a veth read back as bits per second, an interface brought down.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::snmpd::{COMMUNITY, V3_AUTH, V3_PRIV, V3_USER};
+use common::*;
+use vigil::model::Health;
+use vigil::probe::{FailureReason, ProbeOutcome, Prober};
+
+/// Packets per second and payload bytes of the test traffic; on the veth each is a frame
+/// of payload + UDP 8 + IPv4 20 + Ethernet 14 bytes.
+const PACKETS_PER_SECOND: u64 = 1_000;
+const PAYLOAD: usize = 1_000;
+
+fn checks(agent: &str, veth: &str) -> String {
+    format!(
+        "systems:\n  - id: network\n    checks:\n\
+         \x20     - id: v2c\n        timeout: 3s\n        interval: 10s\n\
+         \x20       snmp: {{ address: \"{agent}\", community: {COMMUNITY}, get: {{ uptime: 1.3.6.1.2.1.1.3.0, name: 1.3.6.1.2.1.1.5.0 }}, walk: {{ descr: 1.3.6.1.2.1.2.2.1.2 }} }}\n\
+         \x20       conditions: [\"[BODY].uptime > 0\", \"[BODY].name == vigil-test-agent\"]\n\
+         \x20     - id: switch\n        timeout: 3s\n        interval: 10s\n\
+         \x20       snmp:\n          address: \"{agent}\"\n          version: 3\n          username: {V3_USER}\n\
+         \x20         auth_protocol: sha\n          auth_password: {V3_AUTH}\n          priv_protocol: aes\n          priv_password: {V3_PRIV}\n\
+         \x20         interfaces: {{ names: [\"port.\", \"{veth}\"], admin_down: true }}\n\
+         \x20       conditions: [\"[IF_OPER_STATUS] == up\", \"[IF_IN_ERRORS_RATE] < 1/s\", \"[IF_UTILISATION] < 80%\"]\n\
+         \x20     - id: wrong-password\n        timeout: 3s\n        interval: 10s\n\
+         \x20       snmp: {{ address: \"{agent}\", version: 3, username: {V3_USER}, auth_password: not-the-password, priv_password: {V3_PRIV}, get: {{ uptime: 1.3.6.1.2.1.1.3.0 }} }}\n"
+    )
+}
+
+/// Every check probed once, by id.
+async fn probe_all(prober: &Prober, config: &vigil::config::Config) -> HashMap<String, ProbeOutcome> {
+    let mut out = HashMap::new();
+    for (_, check, target) in config.targets() {
+        out.insert(check.id.clone(), prober.probe(check, target).await);
+    }
+    out
+}
+
+async fn probe_one(prober: &Prober, config: &vigil::config::Config, id: &str) -> ProbeOutcome {
+    let (_, check, target) = config.targets().find(|(_, c, _)| c.id == id).expect("check");
+    prober.probe(check, target).await
+}
+
+/// UDP datagrams to `to` at a steady pace for `seconds` (a bounded loop), on a thread.
+fn push_traffic(to: String, seconds: u64) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
+        let payload = vec![0x5au8; PAYLOAD];
+        let start = Instant::now();
+        let mut sent = 0;
+        // Ten datagrams every 10 ms, on an absolute schedule: the average rate holds.
+        for tick in 0..seconds * 100 {
+            let due = start + Duration::from_millis(tick * 10);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            for _ in 0..PACKETS_PER_SECOND / 100 {
+                if socket.send_to(&payload, &to).is_ok() {
+                    sent += 1;
+                }
+            }
+        }
+        sent
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2c_v3_rates_and_a_downed_interface_from_a_real_agent() {
+    let ns = Netns::new(7, &[], false);
+    // Two more interfaces inside the namespace, wired to each other.
+    run_ok("ip", "iproute2", &["-n", &ns.name, "link", "add", "port1", "type", "veth", "peer", "name", "port2"]);
+    for port in ["port1", "port2"] {
+        run_ok("ip", "iproute2", &["-n", &ns.name, "link", "set", port, "up"]);
+    }
+    let veth = format!("vg{}x7b", std::process::id() % 60);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = Snmpd::start(dir.path(), Some(&ns.name), &ns.hosts[0], 1161);
+    write_config(dir.path(), &checks(&agent.address, &veth));
+    let config = vigil::config::load(&dir.path().join("vigil.yaml")).expect("config");
+    let prober = Prober::new();
+
+    // v2c and v3 authPriv read the agent; a wrong v3 password is refused, and not shown.
+    let first = probe_all(&prober, &config).await;
+    let v2c = &first["v2c"];
+    assert_eq!(v2c.health, Health::Up, "{}", v2c.message);
+    let body: serde_json::Value =
+        serde_json::from_slice(v2c.observations.body.as_deref().expect("body")).expect("json");
+    assert_eq!(body["name"], "vigil-test-agent");
+    assert_eq!(body["descr"]["1"], "lo", "the walk keyed by index: {body}");
+    assert_eq!(agent.get("1.3.6.1.2.1.2.2.1.2.1").as_deref(), Some("lo"), "net-snmp's own snmpget reads the same");
+    let switch = &first["switch"];
+    assert_eq!(switch.health, Health::Up, "{}", switch.message);
+    let names: Vec<&str> =
+        switch.observations.interfaces.iter().filter(|i| i.judged).map(|i| i.name.as_str()).collect();
+    assert_eq!(names.len(), 3, "port1, port2 and the veth are judged, lo is not: {names:?}");
+    assert!(switch.observations.interfaces.iter().all(|i| i.rates.is_none()), "no rate on a first run");
+    // net-snmp refuses it with an unauthenticated report, which a forger could send too:
+    // no trusted answer came, and the message says what that may mean.
+    let wrong = &first["wrong-password"];
+    assert_eq!((wrong.health, wrong.reason), (Health::Down, Some(FailureReason::Timeout)), "{}", wrong.message);
+    assert!(wrong.message.contains("refused the v3 username or passwords"), "{}", wrong.message);
+    assert!(!wrong.message.contains("not-the-password") && !wrong.message.contains(V3_PRIV), "{}", wrong.message);
+
+    // Traffic over the veth into the namespace: read back as bits per second within 10 %.
+    let traffic = push_traffic(format!("{}:9", ns.hosts[1]), 6);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = probe_one(&prober, &config, "switch").await;
+    assert_eq!(before.health, Health::Up, "{}", before.message);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let during = probe_one(&prober, &config, "switch").await;
+    assert_eq!(during.health, Health::Up, "{}", during.message);
+    let measured = during.observations.interfaces.iter().find(|i| i.name == veth).expect("the veth");
+    let rates = measured.rates.clone().expect("rates on a second run");
+    let expected = (PACKETS_PER_SECOND * (PAYLOAD as u64 + 8 + 20 + 14) * 8) as f64;
+    let in_bps = rates.in_bps.expect("in bps");
+    assert!((in_bps - expected).abs() <= expected * 0.10, "{in_bps:.0} bit/s measured, {expected:.0} sent");
+    assert!(rates.in_errors.is_some_and(|r| r >= 0.0) && rates.out_bps.is_some_and(|r| r >= 0.0), "{rates:?}");
+    eprintln!("measured {in_bps:.0} bit/s for {expected:.0} sent ({:+.2} %)", (in_bps - expected) * 100.0 / expected);
+    let sent = tokio::task::spawn_blocking(move || traffic.join().expect("traffic")).await.expect("join");
+    assert_eq!(sent, 6 * PACKETS_PER_SECOND, "the bounded loop sent every datagram");
+
+    // An interface brought down: the check names it (and its peer, whose link went down).
+    run_ok("ip", "iproute2", &["-n", &ns.name, "link", "set", "port1", "down"]);
+    let down = probe_one(&prober, &config, "switch").await;
+    assert_eq!((down.health, down.reason), (Health::Down, Some(FailureReason::Snmp)), "{}", down.message);
+    assert!(down.message.contains("port1: [IF_OPER_STATUS] (down) == up"), "{}", down.message);
+    assert!(down.message.contains("port2: [IF_OPER_STATUS] ("), "the peer lost its link too: {}", down.message);
+    assert!(!down.message.contains(&format!("{veth}:")), "the veth is fine: {}", down.message);
+    run_ok("ip", "iproute2", &["-n", &ns.name, "link", "set", "port1", "up"]);
+    tokio::time::sleep(Duration::from_millis(500)).await; // the veth pair's carrier comes back
+    let back = probe_one(&prober, &config, "switch").await;
+    assert_eq!(back.health, Health::Up, "{}", back.message);
+    assert!(Path::new(&dir.path().join("snmpd-1161/snmpd.log")).exists());
+}
