@@ -1,6 +1,6 @@
 //! `vigil demo`: simulators of the five Lai Chau systems on 127.0.0.1 (and a commune
-//! switch answering SNMP), an embedded
-//! configuration that monitors them, and a fault schedule so that within two minutes
+//! switch answering SNMP), an embedded configuration that monitors them, and a fault
+//! schedule so that within two minutes
 //! something goes down (e-meeting), something is slow (documents), a backlog grows
 //! (procedures) and a commune link flaps (Sìn Hồ). Nothing leaves the loopback interface.
 //!
