@@ -137,3 +137,101 @@ async fn v2c_v3_rates_and_a_downed_interface_from_a_real_agent() {
     assert_eq!(back.health, Health::Up, "{}", back.message);
     assert!(Path::new(&dir.path().join("snmpd-1161/snmpd.log")).exists());
 }
+
+/// An agent written for the test (async-snmp's, in this process): an endless subtree (every
+/// GETNEXT answers the next number) and an interface whose name is a kilobyte of text with
+/// control characters.
+struct HostileAgent;
+
+const ENDLESS: [u32; 8] = [1, 3, 6, 1, 4, 1, 99999, 1];
+
+impl async_snmp::handler::MibHandler for HostileAgent {
+    fn get<'a>(
+        &'a self,
+        _ctx: &'a async_snmp::handler::RequestContext,
+        oid: &'a async_snmp::Oid,
+    ) -> async_snmp::handler::BoxFuture<'a, async_snmp::handler::HandlerResult<async_snmp::handler::GetResult>> {
+        use async_snmp::handler::GetResult;
+        let uptime = oid.arcs() == [1, 3, 6, 1, 2, 1, 1, 3, 0];
+        Box::pin(async move {
+            Ok(if uptime { GetResult::Value(async_snmp::Value::TimeTicks(100)) } else { GetResult::NoSuchObject })
+        })
+    }
+
+    fn get_next<'a>(
+        &'a self,
+        _ctx: &'a async_snmp::handler::RequestContext,
+        oid: &'a async_snmp::Oid,
+    ) -> async_snmp::handler::BoxFuture<'a, async_snmp::handler::HandlerResult<async_snmp::handler::GetNextResult>>
+    {
+        use async_snmp::handler::GetNextResult;
+        use async_snmp::{Oid, Value, VarBind};
+        let arcs = oid.arcs().to_vec();
+        Box::pin(async move {
+            let next = if arcs.starts_with(&ENDLESS) {
+                let n = arcs.get(ENDLESS.len()).copied().unwrap_or(0);
+                let mut next = ENDLESS.to_vec();
+                next.push(n + 1);
+                Some((next, Value::Integer(n as i32)))
+            } else if arcs.starts_with(&[1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 1])
+                || arcs.starts_with(&[1, 3, 6, 1, 2, 1, 2, 2, 1])
+            {
+                // One row per column: ifIndex 1 only.
+                let column_len = if arcs[6] == 31 { 11 } else { 10 };
+                let column = &arcs[..column_len];
+                let value = match column.last() {
+                    Some(1) if arcs[6] == 31 => {
+                        Value::OctetString(format!("eth0\n\u{1b}[31m{}", "x".repeat(1000)).into())
+                    }
+                    Some(2) => Value::OctetString("eth0".into()),
+                    Some(7 | 8) => Value::Integer(1),
+                    _ => Value::Counter32(5),
+                };
+                (arcs.len() == column_len).then(|| {
+                    let mut next = column.to_vec();
+                    next.push(1);
+                    (next, value)
+                })
+            } else {
+                None
+            };
+            Ok(match next {
+                Some((arcs, value)) => GetNextResult::Value(VarBind::new(Oid::from_slice(&arcs), value)),
+                None => GetNextResult::EndOfMibView,
+            })
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_agent_cannot_flood_the_probe() {
+    let agent = async_snmp::agent::Agent::builder()
+        .bind("127.0.0.1:0")
+        .community(COMMUNITY.as_bytes().to_vec())
+        .handler(async_snmp::Oid::from_slice(&[1, 3, 6, 1]), std::sync::Arc::new(HostileAgent))
+        .allow_all_access()
+        .build()
+        .await
+        .expect("agent");
+    let address = agent.local_addr();
+    tokio::spawn(async move { agent.run().await });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checks = format!(
+        "systems:\n  - id: network\n    checks:\n\
+         \x20     - {{ id: endless, timeout: 20s, interval: 30s, snmp: {{ address: \"{address}\", community: {COMMUNITY}, walk: {{ all: 1.3.6.1.4.1.99999.1 }} }} }}\n\
+         \x20     - {{ id: names, timeout: 5s, interval: 30s, snmp: {{ address: \"{address}\", community: {COMMUNITY}, interfaces: true }}, conditions: [\"[IF_OPER_STATUS] == down\"] }}\n"
+    );
+    write_config(dir.path(), &checks);
+    let config = vigil::config::load(&dir.path().join("vigil.yaml")).expect("config");
+    let prober = Prober::new();
+    let started = Instant::now();
+    let endless = probe_one(&prober, &config, "endless").await;
+    assert_eq!((endless.health, endless.reason), (Health::Down, Some(FailureReason::Snmp)), "{}", endless.message);
+    assert!(endless.message.contains("more than 10000 values"), "{}", endless.message);
+    assert!(started.elapsed() < Duration::from_secs(20), "stopped at the cap, not the timeout");
+    let names = probe_one(&prober, &config, "names").await;
+    let name = &names.observations.interfaces.first().expect("one interface").name;
+    assert!(name.chars().count() <= 128 && !name.chars().any(char::is_control), "cut and cleaned: {name:?}");
+    assert!(names.message.starts_with("eth0"), "the failure names it, cleaned: {}", names.message);
+    assert!(!names.message.contains('\n') && names.message.chars().count() <= 300, "{}", names.message);
+}

@@ -149,6 +149,11 @@ impl Placeholder {
         }
     }
 
+    /// Whether it is read per interface (SNMP's interfaces mode, `[IF_…]`).
+    pub fn is_interface(self) -> bool {
+        self.name().starts_with("IF_")
+    }
+
     fn value_type(self) -> ValueType {
         match self {
             Placeholder::Status

@@ -239,8 +239,7 @@ impl Facts for Observations {
             Placeholder::NtpStratum => self.ntp.as_ref().map(|n| Value::Number(n.stratum.into())),
             Placeholder::NtpRootDistance => self.ntp.as_ref().map(|n| Value::Duration(n.root_distance)),
             Placeholder::PathMtu => self.icmp.as_ref().and_then(|i| i.path_mtu).map(|m| Value::Number(m.into())),
-            p if snmp::is_interface_placeholder(p) => snmp::interface_value(&self.interfaces, p),
-            Placeholder::IfOperStatus
+            p @ (Placeholder::IfOperStatus
             | Placeholder::IfAdminStatus
             | Placeholder::IfInBps
             | Placeholder::IfOutBps
@@ -248,7 +247,7 @@ impl Facts for Observations {
             | Placeholder::IfInErrorsRate
             | Placeholder::IfOutErrorsRate
             | Placeholder::IfInDiscardsRate
-            | Placeholder::IfOutDiscardsRate => None,
+            | Placeholder::IfOutDiscardsRate) => snmp::interface_value(&self.interfaces, p),
         }
     }
 
@@ -585,7 +584,7 @@ fn reason_for(placeholder: Placeholder) -> Option<FailureReason> {
         Placeholder::ExitCode => Some(FailureReason::Exit),
         Placeholder::SipStatus => Some(FailureReason::SipStatus),
         Placeholder::NtpOffset | Placeholder::NtpStratum | Placeholder::NtpRootDistance => Some(FailureReason::Ntp),
-        p if snmp::is_interface_placeholder(p) => Some(FailureReason::Snmp),
+        p if p.is_interface() => Some(FailureReason::Snmp),
         _ => None,
     }
 }

@@ -9,25 +9,9 @@ use crate::probe::Observations;
 
 use super::Interface;
 
-/// Whether the placeholder is read per interface.
-pub(crate) fn is_interface_placeholder(p: Placeholder) -> bool {
-    matches!(
-        p,
-        Placeholder::IfOperStatus
-            | Placeholder::IfAdminStatus
-            | Placeholder::IfInBps
-            | Placeholder::IfOutBps
-            | Placeholder::IfUtilisation
-            | Placeholder::IfInErrorsRate
-            | Placeholder::IfOutErrorsRate
-            | Placeholder::IfInDiscardsRate
-            | Placeholder::IfOutDiscardsRate
-    )
-}
-
 /// Whether the placeholder is a rate (needs two readings).
 fn is_rate(p: Placeholder) -> bool {
-    is_interface_placeholder(p) && !matches!(p, Placeholder::IfOperStatus | Placeholder::IfAdminStatus)
+    p.is_interface() && !matches!(p, Placeholder::IfOperStatus | Placeholder::IfAdminStatus)
 }
 
 /// One interface's value of an `[IF_…]` placeholder.
@@ -71,7 +55,7 @@ struct InterfaceFacts<'a> {
 
 impl Facts for InterfaceFacts<'_> {
     fn value(&self, p: Placeholder) -> Option<Value> {
-        if is_interface_placeholder(p) { one(self.interface, p) } else { self.run.value(p) }
+        if p.is_interface() { one(self.interface, p) } else { self.run.value(p) }
     }
 
     fn body(&self) -> Option<&[u8]> {
@@ -87,7 +71,7 @@ pub(crate) fn failures(conditions: &[Condition], run: &Observations) -> Vec<Fail
         return condition::failures(conditions, run);
     }
     let (per_interface, whole): (Vec<Condition>, Vec<Condition>) =
-        conditions.iter().cloned().partition(|c| c.placeholders().any(is_interface_placeholder));
+        conditions.iter().cloned().partition(|c| c.placeholders().any(Placeholder::is_interface));
     let mut failed = condition::failures(&whole, run);
     let (on_rates, on_state): (Vec<Condition>, Vec<Condition>) =
         per_interface.into_iter().partition(|c| c.placeholders().any(is_rate));

@@ -20,7 +20,7 @@ use async_snmp::{Auth, AuthProtocol, Client, ErrorKind, Oid, PrivProtocol, Retry
 use bytes::Bytes;
 
 pub use interfaces::Interface;
-pub(crate) use judging::{failures, interface_value, is_interface_placeholder};
+pub(crate) use judging::{failures, interface_value};
 pub use rates::{Counter, Rates};
 
 use super::reaching::{addresses, finished};
