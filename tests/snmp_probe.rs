@@ -139,9 +139,12 @@ async fn v2c_v3_rates_and_a_downed_interface_from_a_real_agent() {
 }
 
 /// An agent written for the test (async-snmp's, in this process): an endless subtree (every
-/// GETNEXT answers the next number) and an interface whose name is a kilobyte of text with
-/// control characters.
-struct HostileAgent;
+/// GETNEXT answers the next number), and one interface whose name is a kilobyte of text with
+/// control characters and whose 32-bit octet counter (no 64-bit one) wraps: each read of it
+/// adds 2,000, from 1,000 below 2³².
+struct HostileAgent {
+    reads: std::sync::atomic::AtomicU32,
+}
 
 const ENDLESS: [u32; 8] = [1, 3, 6, 1, 4, 1, 99999, 1];
 
@@ -185,6 +188,10 @@ impl async_snmp::handler::MibHandler for HostileAgent {
                     }
                     Some(2) => Value::OctetString("eth0".into()),
                     Some(7 | 8) => Value::Integer(1),
+                    Some(10) => {
+                        let reads = self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        Value::Counter32((u32::MAX - 999).wrapping_add(reads.wrapping_mul(2_000)))
+                    }
                     _ => Value::Counter32(5),
                 };
                 (arcs.len() == column_len).then(|| {
@@ -208,7 +215,7 @@ async fn a_hostile_agent_cannot_flood_the_probe() {
     let agent = async_snmp::agent::Agent::builder()
         .bind("127.0.0.1:0")
         .community(COMMUNITY.as_bytes().to_vec())
-        .handler(async_snmp::Oid::from_slice(&[1, 3, 6, 1]), std::sync::Arc::new(HostileAgent))
+        .handler(async_snmp::Oid::from_slice(&[1, 3, 6, 1]), std::sync::Arc::new(HostileAgent { reads: 0.into() }))
         .allow_all_access()
         .build()
         .await
@@ -234,4 +241,11 @@ async fn a_hostile_agent_cannot_flood_the_probe() {
     assert!(name.chars().count() <= 128 && !name.chars().any(char::is_control), "cut and cleaned: {name:?}");
     assert!(names.message.starts_with("eth0"), "the failure names it, cleaned: {}", names.message);
     assert!(!names.message.contains('\n') && names.message.chars().count() <= 300, "{}", names.message);
+    // The 32-bit counter wrapped between the two runs: 2,000 octets, not −4 GB nor +16 EB.
+    let between = Instant::now();
+    let wrapped = probe_one(&prober, &config, "names").await;
+    let rates = wrapped.observations.interfaces[0].rates.clone().expect("a rate on the second run");
+    let in_bps = rates.in_bps.expect("in bps");
+    let gap = between.elapsed().as_secs_f64(); // at least the time between the two readings
+    assert!(in_bps > 0.0 && in_bps < 2_000.0 * 8.0 / gap * 100.0, "{in_bps} bit/s across the wrap");
 }
