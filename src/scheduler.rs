@@ -164,7 +164,7 @@ impl Timer {
                 t = ticker.tick() => t,
                 _ = self.wake.notified() => tokio::time::Instant::now(),
             };
-            let _permit = tokio::select! {
+            let permit = tokio::select! {
                 _ = &mut cancelled => return,
                 p = self.permits.acquire() => match p { Ok(p) => p, Err(_) => return },
             };
@@ -173,6 +173,8 @@ impl Timer {
             // Boxed: a probe's future is large, and 10,000 idle timers must not each carry one.
             let probe = Box::pin(self.prober.probe(&self.check, &self.target));
             let outcome = tracing::Instrument::instrument(probe, span).await;
+            // The probe is over: its place goes to the next, not kept while the pipeline is busy.
+            drop(permit);
             let result = ProbeResult { target_id: id.clone(), outcome, finished_ms: self.clock.now_ms(), lag };
             if self.results.send(result).await.is_err() {
                 return;

@@ -461,7 +461,7 @@ async fn open_files_limit_is_raised_and_a_too_low_one_is_named() {
     assert_eq!(soft, hard, "soft open-files limit raised to the hard one");
     assert_ne!(soft, "512");
 
-    // A hard limit below max_concurrent_probes (default 1,024) + 256: a warning names the setting.
+    // A hard limit below max_concurrent_probes (default 4,096) + 256: a warning names the setting.
     let (mut child, lines) = run_with_ulimit(dir.path(), "-n 600");
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut log = String::new();

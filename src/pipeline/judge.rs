@@ -8,7 +8,7 @@ use crate::model::incident::{Decision, Severity};
 use crate::model::{State, TargetState};
 use crate::probe::ProbeOutcome;
 use crate::scheduler::ProbeResult;
-use crate::status::{LastResult, TargetView, system_state};
+use crate::status::{LastResult, TargetView};
 use crate::store::{ChangeRecord, Record, ResultRecord};
 
 /// A target's failing results, held until the parents it depends on (its `depends_on`
@@ -271,13 +271,9 @@ impl Pipeline {
                     stale: false,
                 },
             );
-            if transition.is_some()
-                && !self.shares_store()
-                && let Some(system) = board.config.systems.iter().find(|s| s.id == system_id)
-            {
-                let up = !matches!(system_state(system, &board.targets), State::Down | State::Unreachable);
-                self.metrics.set_system(&system.id, up, system.sla);
-            }
+        }
+        if transition.is_some() && !self.shares_store() {
+            self.changed_systems.insert(system_id);
         }
         let _ = self.events.send(event);
     }
@@ -298,14 +294,14 @@ impl Pipeline {
         };
         // Dependents already unreachable because of this target are listed at once.
         let mut affected: Vec<String> = self
-            .entries
+            .dependents
+            .children(target)
             .iter()
-            .filter(|(_, e)| {
-                e.state.state == State::Unreachable && e.depends_on.iter().chain(&e.depends_on_any).any(|d| d == target)
-            })
-            .map(|(id, _)| id.clone())
+            .filter(|id| self.entries.get(*id).is_some_and(|e| e.state.state == State::Unreachable))
+            .cloned()
             .collect();
         affected.sort();
+        affected.dedup(); // a child may list it in depends_on and depends_on_any
         Some(Opening {
             target: target.to_string(),
             system: entry.system.clone(),

@@ -6,6 +6,7 @@
 
 mod cluster;
 mod judge;
+mod publish;
 mod redundancy;
 mod targets;
 pub mod vantages;
@@ -25,7 +26,7 @@ use crate::delivery::Outlook;
 use crate::metrics::Metrics;
 use crate::model::Clock;
 use crate::model::Health;
-use crate::model::incident::{Incident, Notification, Severity};
+use crate::model::incident::{Incident, Notification};
 use crate::model::{State, TargetState};
 use crate::scheduler::ProbeResult;
 use crate::status::Board;
@@ -114,6 +115,10 @@ pub struct Pipeline {
     configured: bool,
     /// On an agent: when its centre last answered.
     centre_contact: Option<Arc<std::sync::atomic::AtomicI64>>,
+    /// Systems with a target whose state changed since their gauge was last set.
+    changed_systems: std::collections::HashSet<String>,
+    /// Who depends on whom (rebuilt with the entries).
+    dependents: redundancy::Dependents,
 }
 
 /// Why an acknowledgement was refused.
@@ -189,6 +194,8 @@ impl Pipeline {
             started_ms: 0,
             configured: false,
             centre_contact,
+            changed_systems: std::collections::HashSet::new(),
+            dependents: redundancy::Dependents::default(),
         };
         p.started_ms = p.clock.now_ms();
         p.refill_incident_ids();
@@ -225,10 +232,13 @@ impl Pipeline {
         // Results first, so the store sees every record in the order it happened.
         records.splice(0..0, std::mem::take(&mut self.waiting_results));
         let mut releases = Vec::new();
-        let incidents_changed = !effects.is_empty();
+        let mut saved = Vec::new();
         for effect in effects {
             match effect {
-                Effect::Save(i) => records.push(Record::Incident(Box::new(i))),
+                Effect::Save(i) => {
+                    saved.push(i.clone());
+                    records.push(Record::Incident(Box::new(i)));
+                }
                 Effect::Notify(mut n) => {
                     n.node = self.node();
                     records.push(Record::Outbox(Box::new(n.clone())));
@@ -242,27 +252,9 @@ impl Pipeline {
         if !records.is_empty() {
             self.store.send(Record::Batch(records));
         }
-        if incidents_changed {
-            self.publish_incidents();
+        if !saved.is_empty() {
+            self.publish_saved(&saved);
         }
-    }
-
-    /// Updates the open-incident gauges and the board's list.
-    pub(super) fn publish_incidents(&self) {
-        let open: Vec<Incident> = self.engine.open_incidents().cloned().collect();
-        for system in &self.config.systems {
-            for severity in [Severity::Critical, Severity::Warning] {
-                // A helper's or standby's judgement is not an incident: its owner holds that.
-                let n = open
-                    .iter()
-                    .filter(|i| i.system == system.id && i.severity == severity)
-                    .filter(|i| !self.config.helpers.contains_key(&i.target))
-                    .count();
-                self.metrics.incidents_open.with_label_values(&[&system.id, severity.as_str()]).set(n as i64);
-            }
-        }
-        self.outlook.send_modify(|o| o.open_incidents = open.clone());
-        self.board.write().unwrap_or_else(|p| p.into_inner()).open_incidents = open;
     }
 
     pub(super) fn ack(&mut self, id: i64, by: &str, comment: &str) -> Result<Incident, AckError> {
@@ -322,6 +314,7 @@ impl Pipeline {
                     Some(Control::Settle(done)) => {
                         self.tick();
                         self.write_results();
+                        self.publish_systems();
                         self.store.send(Record::Flush(done));
                     }
                     None => control_open = false,
@@ -334,7 +327,10 @@ impl Pipeline {
                         return self.store;
                     }
                 },
-                _ = results_timer.tick() => self.write_results(),
+                _ = results_timer.tick() => {
+                    self.write_results();
+                    self.publish_systems();
+                }
                 _ = ticker.tick() => self.tick(),
                 _ = pruner.tick() => {
                     let before = self.clock.now_ms() - self.config.storage.raw_retention.as_millis() as i64;

@@ -6,9 +6,44 @@
 //! parent of a group to fail opens a critical incident: the root cause, the one page that
 //! lists the unreachable offices.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use super::Pipeline;
+use super::targets::Entry;
+
+/// Who depends on whom, by parent: found in a lookup, not by walking every target on each
+/// transition (at 50,000 targets, 6,000 incidents opening at start walked 3·10⁸ entries).
+#[derive(Debug, Default)]
+pub(super) struct Dependents {
+    /// Parent id → the targets listing it in `depends_on` or `depends_on_any`.
+    children: HashMap<String, Vec<String>>,
+    /// Parent id → the distinct `depends_on_any` groups it belongs to.
+    groups: HashMap<String, Vec<Vec<String>>>,
+}
+
+impl Dependents {
+    /// The index of `entries`.
+    pub(super) fn of(entries: &HashMap<String, Entry>) -> Dependents {
+        let mut index = Dependents::default();
+        for (id, e) in entries {
+            for parent in e.depends_on.iter().chain(&e.depends_on_any) {
+                index.children.entry(parent.clone()).or_default().push(id.clone());
+            }
+            for member in &e.depends_on_any {
+                let groups = index.groups.entry(member.clone()).or_default();
+                if !groups.contains(&e.depends_on_any) {
+                    groups.push(e.depends_on_any.clone());
+                }
+            }
+        }
+        index
+    }
+
+    /// The targets that depend on `parent`.
+    pub(super) fn children(&self, parent: &str) -> &[String] {
+        self.children.get(parent).map_or(&[], Vec::as_slice)
+    }
+}
 
 /// On the incident of a redundant parent whose peers still work (`left`): what is lost,
 /// and what is left.
@@ -36,13 +71,7 @@ impl Pipeline {
     /// still works: those peers (its failure costs redundancy only). None when it is in no
     /// group, or when some group has no other working member left.
     pub(super) fn redundancy_left(&self, target: &str) -> Option<Vec<String>> {
-        let mut groups: Vec<&Vec<String>> =
-            self.entries.values().map(|e| &e.depends_on_any).filter(|g| g.iter().any(|p| p == target)).collect();
-        groups.sort();
-        groups.dedup();
-        if groups.is_empty() {
-            return None;
-        }
+        let groups = self.dependents.groups.get(target)?;
         let mut left = BTreeSet::new();
         for group in groups {
             let working: Vec<&String> = group.iter().filter(|p| *p != target && !self.failing(p)).collect();

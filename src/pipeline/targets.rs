@@ -109,6 +109,7 @@ impl Pipeline {
         for entry in old.values() {
             self.metrics.remove(&entry.metrics);
         }
+        self.dependents = super::redundancy::Dependents::of(&self.entries);
         self.metrics.checks_configured.set(self.entries.len() as i64);
         self.config = config.clone();
         self.reconcile_incidents(&renamed, now);
