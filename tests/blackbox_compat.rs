@@ -282,3 +282,32 @@ async fn probe_endpoint_cannot_be_rebound() {
     assert_eq!(rebound_hits.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing connected to 127.0.0.2");
     app.shutdown().await;
 }
+
+/// blackbox_exporter has no WebSocket prober: `/probe` offers Vigil's `websocket` kind as a
+/// module (e-meeting signalling scraped like any blackbox target), and takes blackbox's
+/// ICMP settings under their own names (`source_ip_address`, `dont_fragment`, `ttl`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_endpoint_offers_websocket_and_blackbox_icmp_settings() {
+    let echo = WsServer::start("echo", None);
+    let refuse = WsServer::start("refuse", None);
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config_with(
+        dir.path(),
+        r#"probe_endpoint: { enabled: true, allow: ["127.0.0.0/8"] }"#,
+        "modules:\n  ws_echo: { websocket: { send: hi }, conditions: [\"[STATUS] == 101\", \"[BODY] == echo: hi\"], timeout: 3s }\n  \
+         icmp_df: { icmp: { count: 1, dont_fragment: true, payload_size: 1200, ttl: 32, source_ip_address: 127.0.0.1 }, timeout: 3s }\nsystems: []\n",
+    );
+    let app = start_daemon(dir.path()).await;
+    let probe = |module: &str, target: String| {
+        format!("http://{}/probe?module={module}&target={}", app.addr(), encode(&target))
+    };
+    let (code, body) = request("GET", &probe("ws_echo", format!("ws://127.0.0.1:{}/", echo.port)), None).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(sample(&body, "probe_success", &[]), Some(1.0), "the echo answers:\n{body}");
+    let (_, body) = request("GET", &probe("ws_echo", format!("ws://127.0.0.1:{}/", refuse.port)), None).await;
+    assert_eq!(sample(&body, "probe_success", &[]), Some(0.0), "an upgrade refused fails:\n{body}");
+    let (_, body) = request("GET", &probe("icmp_df", "127.0.0.1".into()), None).await;
+    assert_eq!(sample(&body, "probe_success", &[]), Some(1.0), "{body}");
+    assert!(sample(&body, "probe_icmp_reply_hop_limit", &[]).is_some(), "{body}");
+    app.shutdown().await;
+}

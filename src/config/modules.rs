@@ -137,11 +137,12 @@ fn module(file: &SourceFile, name: &str, raw: &RawModule, errors: &mut Errors) -
         tls: raw.tls.clone(),
         icmp: raw.icmp.clone(),
         dns: raw.dns.clone(),
+        websocket: raw.websocket.clone(),
         ..RawCheck::default()
     };
     let sections = kinds::sections(&as_check);
     if sections.len() != 1 {
-        errors.at(file, &path, "a module needs exactly one probe section (http, tcp, tls, icmp or dns)");
+        errors.at(file, &path, "a module needs exactly one probe section (http, tcp, tls, icmp, dns or websocket)");
         return None;
     }
     let timeout =

@@ -161,6 +161,8 @@ pub struct RawModule {
     pub tls: Option<RawTlsProbe>,
     pub icmp: Option<RawIcmp>,
     pub dns: Option<RawDns>,
+    /// blackbox_exporter has no WebSocket prober; `/probe` offers Vigil's.
+    pub websocket: Option<RawWebsocket>,
     pub conditions: Vec<String>,
     pub warning_conditions: Vec<String>,
 }
@@ -422,7 +424,9 @@ pub struct RawIcmp {
     pub sizes: Option<Vec<u16>>,
     pub dont_fragment: Option<bool>,
     pub ttl: Option<u32>,
-    /// The address echoes leave from (an IP literal of this host).
+    /// The address echoes leave from (an IP literal of this host); blackbox_exporter's
+    /// `source_ip_address` is the same.
+    #[serde(alias = "source_ip_address")]
     pub source: Option<String>,
     pub dscp: Option<u32>,
 }
