@@ -132,9 +132,16 @@ async fn v2c_v3_rates_and_a_downed_interface_from_a_real_agent() {
     assert!(down.message.contains("port2: [IF_OPER_STATUS] ("), "the peer lost its link too: {}", down.message);
     assert!(!down.message.contains(&format!("{veth}:")), "the veth is fine: {}", down.message);
     run_ok("ip", "iproute2", &["-n", &ns.name, "link", "set", "port1", "up"]);
-    tokio::time::sleep(Duration::from_millis(500)).await; // the veth pair's carrier comes back
-    let back = probe_one(&prober, &config, "switch").await;
-    assert_eq!(back.health, Health::Up, "{}", back.message);
+    // The veth pair's carrier comes back within moments: probed until up, 10 s at most.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let back = probe_one(&prober, &config, "switch").await;
+        if back.health == Health::Up {
+            break;
+        }
+        assert!(Instant::now() < deadline, "up again: {}", back.message);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(Path::new(&dir.path().join("snmpd-1161/snmpd.log")).exists());
 }
 

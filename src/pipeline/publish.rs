@@ -88,35 +88,9 @@ mod tests {
     use super::*;
 
     fn incident(id: i64, target: &str, open: bool) -> Incident {
-        Incident {
-            id,
-            target: target.into(),
-            system: "network".into(),
-            system_name: String::new(),
-            check: "links".into(),
-            check_name: String::new(),
-            target_name: target.into(),
-            kind: "icmp".into(),
-            severity: Severity::Critical,
-            started_ms: 0,
-            detected_ms: 0,
-            resolved_ms: (!open).then_some(1),
-            cause: String::new(),
-            reason: None,
-            failed_conditions: Vec::new(),
-            affected: Vec::new(),
-            ack: None,
-            told: Vec::new(),
-            runbook: None,
-            reminders: 0,
-            escalated: false,
-            last_notified_ms: 0,
-            monitor_blind: false,
-            closed_as: None,
-            why: Vec::new(),
-            vantage: None,
-            cause_class: None,
-        }
+        let mut i = crate::alert::message::test_notification("test", 0).incident;
+        (i.id, i.target, i.resolved_ms) = (id, target.into(), (!open).then_some(1));
+        i
     }
 
     #[test]
