@@ -1,9 +1,10 @@
 //! The secret canary (issue #13): one distinctive value stands in every place a secret can be
 //! configured — admin token, acknowledgement key, SMTP password, a webhook URL's token, an
-//! exec argument, an HTTP header, a URL's userinfo and query, a heartbeat token. The daemon
-//! (`vigil run`, a real process with debug logs) runs with failing deliveries, a reload with
-//! an error and pushed heartbeats; then every page, API answer, metric, log line, store table
-//! and `check-config` output is collected, and the canary must appear in none of them.
+//! exec argument, an HTTP header, a URL's userinfo and query, a heartbeat token, an SNMP
+//! community and SNMPv3 passwords. The daemon (`vigil run`, a real process with debug logs)
+//! runs with failing deliveries, a reload with an error and pushed heartbeats; then every
+//! page, API answer, metric, log line, store table and `check-config` output is collected,
+//! and the canary must appear in none of them.
 
 mod common;
 
@@ -29,6 +30,10 @@ async fn no_secret_reaches_a_page_a_log_an_error_or_the_store() {
     let (admin, ack, smtp_password) = (secret("admin"), secret("ack"), secret("smtp"));
     let (hook_token, argument, header) = (secret("hook"), secret("arg"), secret("header"));
     let (userinfo, query, beat) = (secret("user"), secret("query"), secret("beat"));
+    let (community, auth_key, priv_key) = (secret("community"), secret("snmp-auth"), secret("snmp-priv"));
+    // An SNMP agent that never answers: the checks fail (and log, and store) every run.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let silent_agent = silent.local_addr().expect("addr");
     std::fs::write(dir.path().join("smtp-password"), format!("{smtp_password}\n")).expect("password file");
     let config = format!(
         r#"instance: {{ name: canary, location: test-lab }}
@@ -55,6 +60,10 @@ systems:
         exec: {{ command: [sh, -c, "echo OK", sh, "{argument}"] }}
       - id: backup
         heartbeat: {{ token: "${{VIGIL_HEARTBEAT}}", period: 1h }}
+      - id: switch-v2c
+        snmp: {{ address: "{silent_agent}", community: "{community}", get: {{ uptime: 1.3.6.1.2.1.1.3.0 }} }}
+      - id: switch-v3
+        snmp: {{ address: "{silent_agent}", version: 3, username: vigil, auth_password: "{auth_key}", priv_password: "{priv_key}", interfaces: true }}
 "#,
         db = dir.path().join("vigil.db").display(),
         smtp_port = smtp_down.port(),
