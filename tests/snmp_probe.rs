@@ -146,7 +146,7 @@ async fn v2c_v3_rates_and_a_downed_interface_from_a_real_agent() {
 }
 
 /// An agent written for the test (async-snmp's, in this process): an endless subtree (every
-/// GETNEXT answers the next number), and one interface whose name is a kilobyte of text with
+/// GETNEXT answers the next number), another endless one of kilobyte strings, and one interface whose name is a kilobyte of text with
 /// control characters and whose 32-bit octet counter (no 64-bit one) wraps: each read of it
 /// adds 2,000, from 1,000 below 2³².
 struct HostileAgent {
@@ -154,6 +154,7 @@ struct HostileAgent {
 }
 
 const ENDLESS: [u32; 8] = [1, 3, 6, 1, 4, 1, 99999, 1];
+const BULKY: [u32; 8] = [1, 3, 6, 1, 4, 1, 99999, 2];
 
 impl async_snmp::handler::MibHandler for HostileAgent {
     fn get<'a>(
@@ -183,6 +184,11 @@ impl async_snmp::handler::MibHandler for HostileAgent {
                 let mut next = ENDLESS.to_vec();
                 next.push(n + 1);
                 Some((next, Value::Integer(n as i32)))
+            } else if arcs.starts_with(&BULKY) {
+                let n = arcs.get(BULKY.len()).copied().unwrap_or(0);
+                let mut next = BULKY.to_vec();
+                next.push(n + 1);
+                Some((next, Value::OctetString("y".repeat(1000).into())))
             } else if arcs.starts_with(&[1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 1])
                 || arcs.starts_with(&[1, 3, 6, 1, 2, 1, 2, 2, 1])
             {
@@ -233,6 +239,7 @@ async fn a_hostile_agent_cannot_flood_the_probe() {
     let checks = format!(
         "systems:\n  - id: network\n    checks:\n\
          \x20     - {{ id: endless, timeout: 20s, interval: 30s, snmp: {{ address: \"{address}\", community: {COMMUNITY}, walk: {{ all: 1.3.6.1.4.1.99999.1 }} }} }}\n\
+         \x20     - {{ id: bulky, timeout: 20s, interval: 30s, snmp: {{ address: \"{address}\", community: {COMMUNITY}, walk: {{ big: 1.3.6.1.4.1.99999.2 }} }} }}\n\
          \x20     - {{ id: names, timeout: 5s, interval: 30s, snmp: {{ address: \"{address}\", community: {COMMUNITY}, interfaces: true }}, conditions: [\"[IF_OPER_STATUS] == down\"] }}\n"
     );
     write_config(dir.path(), &checks);
@@ -243,6 +250,10 @@ async fn a_hostile_agent_cannot_flood_the_probe() {
     assert_eq!((endless.health, endless.reason), (Health::Down, Some(FailureReason::Snmp)), "{}", endless.message);
     assert!(endless.message.contains("more than 10000 values"), "{}", endless.message);
     assert!(started.elapsed() < Duration::from_secs(20), "stopped at the cap, not the timeout");
+    // Kilobyte values: the run's walks stop at 1 MiB of them in all, not at 10,000 values.
+    let bulky = probe_one(&prober, &config, "bulky").await;
+    assert_eq!((bulky.health, bulky.reason), (Health::Down, Some(FailureReason::Snmp)), "{}", bulky.message);
+    assert!(bulky.message.contains("more than 1024 KiB of values"), "{}", bulky.message);
     let names = probe_one(&prober, &config, "names").await;
     let name = &names.observations.interfaces.first().expect("one interface").name;
     assert!(name.chars().count() <= 128 && !name.chars().any(char::is_control), "cut and cleaned: {name:?}");

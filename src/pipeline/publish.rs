@@ -44,7 +44,7 @@ impl Pipeline {
     pub(super) fn publish_saved(&self, saved: &[Incident]) {
         let mut board = self.board.write().unwrap_or_else(|p| p.into_inner());
         merge(&mut board.open_incidents, saved);
-        if board.open_incidents.len() != self.engine.open_incidents().count() {
+        if board.open_incidents.len() != self.engine.open_incidents().len() {
             drop(board);
             tracing::debug!("open incidents rebuilt from the engine");
             return self.publish_incidents();

@@ -111,7 +111,7 @@ impl Engine {
     }
 
     /// Every open incident.
-    pub fn open_incidents(&self) -> impl Iterator<Item = &Incident> {
+    pub fn open_incidents(&self) -> impl ExactSizeIterator<Item = &Incident> {
         self.open.values()
     }
 

@@ -5,8 +5,9 @@
 //! Rates need two readings of the counters: a run compares its own with the run before's
 //! (kept per target). The first run, and the first after the agent restarted (its uptime
 //! went back), have no rate yet: conditions on rates wait for the next run rather than
-//! judge a made-up figure. A hostile agent cannot flood the probe: a walk stops at
-//! [`MAX_ROWS`] values, and text read from it is cut and cleaned.
+//! judge a made-up figure. A hostile agent cannot flood the probe: the `walk:` sections of
+//! a run read [`MAX_ROWS`] values and [`MAX_WALK_BYTES`] of them at most in all, an
+//! interface column [`MAX_INTERFACES`] rows, and text read from it is cut and cleaned.
 
 mod interfaces;
 mod judging;
@@ -29,6 +30,10 @@ use crate::config::snmp::{SnmpAuth, SnmpAuthProtocol, SnmpPrivProtocol, SnmpSpec
 
 /// Values one walk may return at most.
 pub const MAX_ROWS: usize = 10_000;
+/// Bytes of values the `walk:` sections of one run may read in all (the `[BODY]`'s size).
+pub const MAX_WALK_BYTES: usize = 1 << 20;
+/// Rows one interface column may have (a chassis has a few thousand interfaces at most).
+pub const MAX_INTERFACES: usize = 4096;
 /// `sysUpTime.0`: a value lower than the last run's means the agent restarted.
 const SYS_UPTIME: &str = "1.3.6.1.2.1.1.3.0";
 /// A reading older than this is not used for a rate (the target was paused, or the check
@@ -38,18 +43,43 @@ const MAX_SAMPLE_AGE: Duration = Duration::from_secs(3600);
 /// The counters each target's last run read, for the next run's rates.
 #[derive(Debug, Default)]
 pub struct SnmpState {
-    samples: Mutex<HashMap<String, rates::Sample>>,
+    samples: Mutex<Samples>,
+}
+
+/// The kept readings, and when the stale ones (targets removed or paused) were last dropped.
+#[derive(Debug, Default)]
+struct Samples {
+    by_target: HashMap<String, rates::Sample>,
+    pruned: Option<Instant>,
 }
 
 impl SnmpState {
     fn take(&self, target: &str) -> Option<rates::Sample> {
-        self.samples.lock().unwrap_or_else(|p| p.into_inner()).remove(target)
+        self.samples.lock().unwrap_or_else(|p| p.into_inner()).by_target.remove(target)
     }
 
+    /// Keeps `sample` for `target`'s next run; once per [`MAX_SAMPLE_AGE`], drops what is too
+    /// old to give a rate (not a walk over every target on each run).
     fn keep(&self, target: &str, sample: rates::Sample) {
         let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
-        samples.retain(|_, s| s.at.elapsed() < MAX_SAMPLE_AGE);
-        samples.insert(target.to_string(), sample);
+        if samples.pruned.is_none_or(|at| at.elapsed() >= MAX_SAMPLE_AGE) {
+            samples.by_target.retain(|_, s| s.at.elapsed() < MAX_SAMPLE_AGE);
+            samples.pruned = Some(Instant::now());
+        }
+        samples.by_target.insert(target.to_string(), sample);
+    }
+}
+
+/// What walks may still read: values, and bytes of them, out of `limit` values.
+struct Budget {
+    limit: usize,
+    values: usize,
+    bytes: usize,
+}
+
+impl Budget {
+    fn new(limit: usize) -> Budget {
+        Budget { limit, values: limit, bytes: MAX_WALK_BYTES }
     }
 }
 
@@ -103,9 +133,10 @@ async fn ask(
             body.insert(name.clone(), json(&vb.value));
         }
     }
+    let mut budget = Budget::new(MAX_ROWS); // for every walk of the run together
     for (name, base) in &spec.walk {
         let base = oid(base);
-        let rows = walk(&client, &base, v3).await?;
+        let rows = walk(&client, &base, v3, &mut budget).await?;
         obs.connected = Some(true);
         let values = rows.iter().map(|(o, v)| (suffix(&base, o), json(v))).collect();
         body.insert(name.clone(), serde_json::Value::Object(values));
@@ -144,7 +175,8 @@ async fn read_table(client: &Client, v3: bool) -> Result<(interfaces::Columns, r
     let uptime = uptime.varbinds.first().and_then(|vb| vb.value.as_u64());
     let walks = interfaces::COLUMNS.iter().map(|(name, base)| async move {
         let base = oid(base);
-        walk(client, &base, v3).await.map(|rows| (*name, base, rows))
+        let mut budget = Budget::new(MAX_INTERFACES);
+        walk(client, &base, v3, &mut budget).await.map(|rows| (*name, base, rows))
     });
     let mut columns = interfaces::Columns::new();
     for walked in futures_util::future::join_all(walks).await {
@@ -157,16 +189,24 @@ async fn read_table(client: &Client, v3: bool) -> Result<(interfaces::Columns, r
     Ok((columns, sample))
 }
 
-/// Every value under `base`, at most [`MAX_ROWS`].
-async fn walk(client: &Client, base: &Oid, v3: bool) -> Result<Vec<(Oid, Value)>, ProbeError> {
+/// Every value under `base`, within what `budget` has left (and taken from it).
+async fn walk(client: &Client, base: &Oid, v3: bool, budget: &mut Budget) -> Result<Vec<(Oid, Value)>, ProbeError> {
     let mut stream = client.walk(base.clone()).map_err(|e| failure(&e, v3, "walk"))?;
     let mut rows = Vec::new();
     while let Some(item) = stream.next().await {
         let vb = item.map_err(|e| failure(&e, v3, "walk"))?;
-        if rows.len() == MAX_ROWS {
-            let message = format!("snmp walk of {base}: more than {MAX_ROWS} values, stopped");
-            return Err(ProbeError::new(FailureReason::Snmp, message));
+        let size = vb.value.as_bytes().map_or(8, <[u8]>::len) + vb.oid.len() * 4;
+        let stopped = if budget.values == 0 {
+            Some(format!("more than {} values", budget.limit))
+        } else if size > budget.bytes {
+            Some(format!("more than {} KiB of values", MAX_WALK_BYTES >> 10))
+        } else {
+            None
+        };
+        if let Some(why) = stopped {
+            return Err(ProbeError::new(FailureReason::Snmp, format!("snmp walk of {base}: {why}, stopped")));
         }
+        (budget.values, budget.bytes) = (budget.values - 1, budget.bytes - size);
         rows.push((vb.oid, vb.value));
     }
     Ok(rows)
