@@ -57,7 +57,7 @@ fn perfdata(c: &mut Criterion) {
 }
 
 fn metrics_encoding(c: &mut Criterion) {
-    let metrics = vigil::metrics::Metrics::new(Some("lai-chau"));
+    let metrics = std::sync::Arc::new(vigil::metrics::Metrics::new(Some("lai-chau")));
     let outcome = ProbeOutcome {
         health: Health::Up,
         reason: None,

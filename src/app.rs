@@ -335,7 +335,6 @@ impl App {
             store_health,
             probe_permits: tokio::sync::Semaphore::new(web::PROBE_CONCURRENCY),
             sessions: Default::default(),
-            metrics_cache: Default::default(),
             heavy: tokio::sync::Semaphore::new(web::HEAVY_AT_ONCE),
             cluster_view: cluster_view.clone(),
         });

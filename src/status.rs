@@ -4,7 +4,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{Value as Json, json};
+mod document;
+
+pub use document::Document;
+use serde_json::Value as Json;
+#[cfg(test)]
+use serde_json::json;
 
 use crate::config::{Config, System};
 use crate::model::incident::Incident;
@@ -32,7 +37,8 @@ pub struct LastResult {
 #[derive(Debug, Clone)]
 pub struct TargetView {
     pub state: TargetState,
-    pub last: Option<LastResult>,
+    /// Shared: the board is cloned for each page and API answer, its results are not.
+    pub last: Option<Arc<LastResult>>,
     /// The target keeps changing state (its notifications pause).
     pub flapping: bool,
     /// No result for more than three intervals: the check has stopped running (a bug the
@@ -184,101 +190,10 @@ impl Board {
         Board { config: view.config.clone(), targets, open_incidents, vantages: self.vantages.clone() }
     }
 
-    /// The JSON document of `/api/v1/status`.
+    /// The JSON document of `/api/v1/status`, as a value (tests, the in-process API).
     pub fn to_json(&self) -> Json {
-        let tz = &self.config.instance.timezone;
-        let systems: Vec<Json> = self
-            .config
-            .systems
-            .iter()
-            .map(|system| {
-                let checks: Vec<Json> = system
-                    .checks
-                    .iter()
-                    .map(|check| {
-                        let targets: Vec<Json> = check
-                            .targets
-                            .iter()
-                            .map(|t| {
-                                let id = t.key.id();
-                                let view = self.targets.get(&id);
-                                let state = view.map_or(State::Unknown, |v| v.state.state);
-                                let combined = combined(&self.config, check, &id, &self.targets, &self.vantages);
-                                json!({
-                                    "combined": combined.map(|c| json!({
-                                        "state": c.state.as_str(),
-                                        "down": c.down,
-                                        "needed": c.needed,
-                                        "observers": c.observers.iter().map(|(n, s)| json!({ "name": n, "state": s.as_str() })).collect::<Vec<_>>(),
-                                    })),
-                                    "id": id,
-                                    "name": t.key.target,
-                                    "state": state.as_str(),
-                                    "flapping": view.is_some_and(|v| v.flapping),
-                                    "stale": view.is_some_and(|v| v.stale),
-                                    "since": view.map(|v| local_time(v.state.since_ms, tz)),
-                                    "last_result": view.and_then(|v| v.last.as_ref()).map(|l| last_json(l, tz)),
-                                })
-                            })
-                            .collect();
-                        json!({
-                            "id": check.id,
-                            "name": check.name,
-                            "kind": check.probe.kind(),
-                            "critical": check.critical,
-                            "depends_on": check.depends_on,
-                            "targets": targets,
-                        })
-                    })
-                    .collect();
-                json!({
-                    "id": system.id,
-                    "name": { "vi": system.name_vi, "en": system.name_en },
-                    "state": system_state(system, &self.targets).as_str(),
-                    "since": system_since(system, &self.targets).map(|ms| local_time(ms, tz)),
-                    "sla_objective": system.sla,
-                    "checks": checks,
-                })
-            })
-            .collect();
-        json!({
-            "instance": {
-                "name": self.config.instance.name,
-                "location": self.config.instance.location,
-                "timezone": self.config.instance.timezone_name,
-            },
-            "systems": systems,
-            "vantages": self.vantages.iter().map(|(name, v)| json!({
-                "name": name,
-                "state": if v.lost { "lost" } else if v.last_seen_ms.is_some() { "connected" } else { "never_seen" },
-                "last_seen": v.last_seen_ms.map(|ms| local_time(ms, tz)),
-                "targets": v.states.iter().map(|(id, (state, since))| json!({
-                    "id": id, "state": state.as_str(), "since": local_time(*since, tz),
-                })).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        })
+        serde_json::to_value(self.document()).unwrap_or_default()
     }
-}
-
-fn last_json(last: &LastResult, tz: &jiff::tz::TimeZone) -> Json {
-    let o = &last.outcome;
-    let obs = &o.observations;
-    json!({
-        "at": local_time(last.at_ms, tz),
-        "health": o.health.as_str(),
-        "reason": o.reason.map(|r| r.code()),
-        "message": o.message,
-        "failed_conditions": o.failed_conditions,
-        "duration_seconds": o.duration.as_secs_f64(),
-        "status_code": obs.status,
-        "ip": obs.ip,
-        "redirects": obs.redirects,
-        "phases": obs.phases.iter().map(|(name, d)| (name.to_string(), d.as_secs_f64())).collect::<HashMap<_, _>>(),
-        "certificates": obs.certificates,
-        "ntp": obs.ntp,
-        "sip_status": obs.sip_status,
-        "addresses": obs.addresses,
-    })
 }
 
 #[cfg(test)]

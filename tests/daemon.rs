@@ -176,6 +176,20 @@ async fn probes_report_states_reasons_and_metrics() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // Issue #22, item 2: a gzip scrape streams (chunked, no length) and unzips to the same
+    // families and series.
+    let (code, heads, zipped) = send_raw("GET", &format!("{base}/metrics"), &[("accept-encoding", "gzip")], "").await;
+    assert_eq!(code, 200);
+    assert_eq!(heads.get("content-encoding").map(String::as_str), Some("gzip"), "{heads:?}");
+    assert_eq!(heads.get("transfer-encoding").map(String::as_str), Some("chunked"), "{heads:?}");
+    assert!(!heads.contains_key("content-length"), "{heads:?}");
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&zipped[..]), &mut unzipped).expect("gzip");
+    let series = |text: &str| -> std::collections::BTreeSet<String> {
+        text.lines().filter(|l| !l.starts_with("process_")).filter_map(|l| l.rsplit_once(' ')).map(|(s, _)| s.to_string()).collect()
+    };
+    assert_eq!(series(&unzipped), series(&metrics), "the same series, zipped or not");
     app.shutdown().await;
 }
 

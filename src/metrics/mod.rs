@@ -10,7 +10,7 @@ mod targets;
 pub mod text;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use prometheus::core::Collector;
 use prometheus::{
@@ -21,7 +21,7 @@ use prometheus::{
 use crate::config::TargetKey;
 use crate::model::State;
 use crate::probe::ProbeOutcome;
-use targets::{TargetSeries, TargetTable};
+use targets::{TableCursor, TargetSeries, TargetTable};
 
 pub const CHECK_UP: &str = "vigil_check_up";
 pub const CHECK_STATE: &str = "vigil_check_state";
@@ -84,8 +84,6 @@ const DURATION_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.
 pub struct Metrics {
     registry: Registry,
     targets: TargetTable,
-    /// Length of the last exposition, to size the next one.
-    last_size: AtomicUsize,
     probe_duration: HistogramVec,
     system_up: IntGaugeVec,
     system_sla: GaugeVec,
@@ -193,7 +191,6 @@ impl Metrics {
         let registry = Registry::new_custom(None, labels).expect("valid constant labels");
         let m = Metrics {
             targets: TargetTable::new(location),
-            last_size: AtomicUsize::new(0),
             probe_duration: register(
                 &registry,
                 HistogramVec::new(
@@ -405,18 +402,29 @@ impl Metrics {
         s.pending.set(pending as i64);
     }
 
-    /// The text exposition of every family.
-    pub fn encode(&self) -> String {
+    /// The text exposition of every family, whole (tests, the report's snapshot); a scrape
+    /// streams it with [`Metrics::exposition`].
+    pub fn encode(self: &Arc<Self>) -> String {
+        let mut out = String::new();
+        let mut exposition = self.exposition();
+        while let Some(chunk) = exposition.next_chunk() {
+            out.push_str(&chunk);
+        }
+        out
+    }
+
+    /// A scrape's exposition, to be read chunk by chunk.
+    pub fn exposition(self: &Arc<Self>) -> Exposition {
+        Exposition { metrics: self.clone(), head_written: false, cursor: TableCursor::default() }
+    }
+
+    /// The instance-wide families (the registry's): small, encoded at once.
+    fn encode_registry(&self) -> String {
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
             tracing::error!(error = %e, "cannot encode metrics");
         }
-        let mut out = String::from_utf8(buf).unwrap_or_default();
-        // Sized like the last exposition: one allocation instead of doubling up to twice the size.
-        out.reserve(self.last_size.load(Ordering::Relaxed) + out.len() / 8);
-        self.targets.encode(&mut out);
-        self.last_size.store(out.len(), Ordering::Relaxed);
-        out
+        String::from_utf8(buf).unwrap_or_default()
     }
 
     /// Adds the series of one target; `perfdata` lists the plugin perfdata labels exported
@@ -462,6 +470,29 @@ impl Metrics {
         for severity in ["critical", "warning"] {
             let _ = self.incidents_open.remove_label_values(&[system, severity]);
         }
+    }
+}
+
+/// The bytes of text a scrape's chunk holds at least (but the last).
+pub const CHUNK_BYTES: usize = 64 * 1024;
+
+/// A scrape in progress: the registry's families, then the per-target ones, [`CHUNK_BYTES`]
+/// at a time.
+pub struct Exposition {
+    metrics: Arc<Metrics>,
+    head_written: bool,
+    cursor: TableCursor,
+}
+
+impl Exposition {
+    /// The next piece of the text, or `None` once all is written.
+    pub fn next_chunk(&mut self) -> Option<String> {
+        let mut out = String::with_capacity(CHUNK_BYTES + 4096);
+        if !std::mem::replace(&mut self.head_written, true) {
+            out = self.metrics.encode_registry();
+        }
+        let more = self.metrics.targets.encode_some(&mut self.cursor, &mut out, CHUNK_BYTES);
+        (more || !out.is_empty()).then_some(out)
     }
 }
 

@@ -10,6 +10,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+mod exposition;
+
+pub use exposition::TableCursor;
+
 use super::echo_histogram::EchoHistogram;
 use super::text;
 use crate::config::TargetKey;
@@ -276,47 +280,6 @@ impl TargetTable {
     /// Removes a target's series.
     pub fn remove(&self, t: &TargetSeries) {
         self.slots().remove(&t.id);
-    }
-
-    /// Appends every family with at least one series.
-    pub fn encode(&self, out: &mut String) {
-        let slots: Vec<Arc<Slot>> = self.slots().values().cloned().collect();
-        let readings: Vec<Readings> = slots.iter().map(|s| s.readings().clone()).collect();
-        for family in FAMILIES.iter().chain(&super::interface_series::FAMILIES) {
-            let mut started = false;
-            for (slot, r) in slots.iter().zip(&readings) {
-                (family.samples)(r, &mut |extra, v| {
-                    if !started {
-                        text::header(out, family.name, family.help, family.kind);
-                        started = true;
-                    }
-                    out.push_str(family.name);
-                    out.push('{');
-                    out.push_str(&slot.labels);
-                    for (name, value) in extra {
-                        text::label(out, false, name, value);
-                    }
-                    out.push_str(&self.location);
-                    out.push_str("} ");
-                    text::value(out, v);
-                    out.push('\n');
-                });
-            }
-        }
-        self.encode_echo_histograms(out, &slots, &readings);
-    }
-
-    /// `vigil_icmp_echo_rtt_seconds`, for the targets that sent echoes.
-    fn encode_echo_histograms(&self, out: &mut String, slots: &[Arc<Slot>], readings: &[Readings]) {
-        let mut started = false;
-        for (slot, r) in slots.iter().zip(readings) {
-            let Some(histogram) = &r.echo_rtts else { continue };
-            if !started {
-                text::header(out, super::ICMP_ECHO_RTT, "Round trip of every echo answered since start.", "histogram");
-                started = true;
-            }
-            histogram.encode(out, super::ICMP_ECHO_RTT, &format!("{}{}", slot.labels, self.location));
-        }
     }
 }
 

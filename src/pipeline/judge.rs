@@ -266,7 +266,7 @@ impl Pipeline {
                 result.target_id,
                 TargetView {
                     state: next,
-                    last: Some(LastResult { at_ms: result.finished_ms, outcome }),
+                    last: Some(std::sync::Arc::new(LastResult { at_ms: result.finished_ms, outcome })),
                     flapping,
                     stale: false,
                 },

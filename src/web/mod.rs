@@ -16,6 +16,7 @@ mod blackbox;
 mod i18n;
 mod ingest;
 mod pages;
+mod scrape;
 mod server;
 mod sessions;
 
@@ -99,8 +100,6 @@ pub struct WebState {
     pub probe_permits: tokio::sync::Semaphore,
     /// Administrator sessions of the status pages, and failed logins.
     pub sessions: sessions::Sessions,
-    /// The last `/metrics` exposition and when it was encoded.
-    pub metrics_cache: tokio::sync::Mutex<Option<(std::time::Instant, Bytes)>>,
     /// Heavy handlers in flight at most ([`HEAVY_AT_ONCE`]).
     pub heavy: tokio::sync::Semaphore,
     /// The whole cluster, on a node sharing its store with one (pages and status show it).
@@ -119,16 +118,26 @@ impl WebState {
     }
 }
 
-/// How old a `/metrics` exposition may be when served again.
-const METRICS_MAX_AGE: Duration = Duration::from_secs(1);
-
 /// `/probe` requests served at once at most.
 pub const PROBE_CONCURRENCY: usize = 64;
 
-type Reply = Response<Full<Bytes>>;
+/// The error a streamed body ends with: the connection is aborted, never ended as if the
+/// body were whole.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An answer's body: whole (pages, the API) or streamed (`/metrics`).
+pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+type Reply = Response<Body>;
+
+/// A whole body.
+pub(crate) fn whole(bytes: Bytes) -> Body {
+    use http_body_util::BodyExt;
+    Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
+}
 
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
-    let mut r = Response::new(Full::new(body.into()));
+    let mut r = Response::new(whole(body.into()));
     *r.status_mut() = status;
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -214,32 +223,18 @@ async fn route(state: &Arc<WebState>, req: Request<Incoming>, peer: SocketAddr) 
     };
     match (req.method(), path.as_str()) {
         (&Method::GET, "/metrics") => {
-            // Encoded at most once a second, and shared: concurrent scrapes (or a flood of
-            // them) wait for one encoding instead of each building 15 MB.
-            let mut cached = state.metrics_cache.lock().await;
-            let body = match &*cached {
-                Some((at, body)) if at.elapsed() < METRICS_MAX_AGE => body.clone(),
-                _ => {
-                    // Encoding 10,000 targets takes a while: off the runtime, so probes keep
-                    // their schedule. On the blocking pool, not `blocking()`: block_in_place
-                    // moves the worker to a new thread each time, and each new thread's
-                    // allocator arena kept ~20 MB more in the scale run.
-                    let metrics = state.metrics.clone();
-                    let text = tokio::task::spawn_blocking(move || metrics.encode()).await.unwrap_or_default();
-                    let body = Bytes::from(text);
-                    *cached = Some((std::time::Instant::now(), body.clone()));
-                    body
-                }
-            };
-            drop(cached);
-            reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body)
+            scrape::metrics(state, scrape::accepts_gzip(req.headers()))
         }
         (&Method::POST, "/api/v1/ingest") => ingest::ingest(state, req).await,
         (&Method::GET, "/api/v1/vantages") => heavy(state, ingest::vantages).await,
         (&Method::GET, "/api/v1/assignment") => ingest::assignment(state, &req),
         (&Method::GET, "/api/v1/status") => {
-            let doc = state.shown_board().to_json();
-            json(&doc)
+            // Off the runtime: at 50,000 targets the document is tens of megabytes.
+            heavy(state, |state| {
+                let body = serde_json::to_vec(&state.shown_board().document()).unwrap_or_default();
+                reply(StatusCode::OK, "application/json", body)
+            })
+            .await
         }
         (&Method::GET, "/-/healthy") => text(StatusCode::OK, "Vigil is healthy."),
         (&Method::GET, "/-/ready") => {

@@ -84,11 +84,7 @@ pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: Cancel
         let state = state.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let state = state.clone();
-            let gzip = req
-                .headers()
-                .get(hyper::header::ACCEPT_ENCODING)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+            let gzip = super::scrape::accepts_gzip(req.headers());
             async move {
                 let answer = async {
                     let r = with_security_headers(route(&state, req, peer).await);
@@ -177,13 +173,16 @@ pub(super) async fn compress(r: Reply) -> Reply {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("text/") || t.starts_with("application/json") || t.starts_with("image/svg"));
-    if !textual {
+    // A streamed body (no length known) is encoded by its producer.
+    let streamed = hyper::body::Body::size_hint(r.body()).exact().is_none()
+        || r.headers().contains_key(hyper::header::CONTENT_ENCODING);
+    if !textual || streamed {
         return r;
     }
     let (mut parts, body) = r.into_parts();
     let bytes = http_body_util::BodyExt::collect(body).await.map(|b| b.to_bytes()).unwrap_or_default();
     if bytes.len() < 1024 {
-        return Response::from_parts(parts, Full::new(bytes));
+        return Response::from_parts(parts, super::whole(bytes));
     }
     // A 10,000-target /metrics is ~15 MB: zip it off the runtime, at the fast level.
     let input = bytes.clone(); // a reference count, not a copy
@@ -198,8 +197,8 @@ pub(super) async fn compress(r: Reply) -> Reply {
             parts.headers.insert(hyper::header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             parts.headers.insert(hyper::header::VARY, HeaderValue::from_static("Accept-Encoding"));
             parts.headers.remove(hyper::header::CONTENT_LENGTH);
-            Response::from_parts(parts, Full::new(Bytes::from(zipped)))
+            Response::from_parts(parts, super::whole(Bytes::from(zipped)))
         }
-        _ => Response::from_parts(parts, Full::new(bytes)),
+        _ => Response::from_parts(parts, super::whole(bytes)),
     }
 }

@@ -734,6 +734,17 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, std::collections::HashMap<String, String>, String) {
+    let (status, heads, bytes) = send_raw(method, url, headers, body).await;
+    (status, heads, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// [`send`], with the body's bytes as they came (still compressed, say).
+pub async fn send_raw(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, std::collections::HashMap<String, String>, Bytes) {
     let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut req = Request::builder().method(method).uri(url);
     for (k, v) in headers {
@@ -747,8 +758,7 @@ pub async fn send(
         .iter()
         .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
         .collect();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    (status, heads, String::from_utf8_lossy(&bytes).into_owned())
+    (status, heads, resp.into_body().collect().await.expect("body").to_bytes())
 }
 
 /// A receiver `team` (one webhook to `hooks`), one route to it (with `extra_route`), and
