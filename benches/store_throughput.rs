@@ -78,7 +78,11 @@ async fn run(rate: usize, window: Duration, retention: Duration) {
                 reason: failing.then_some("timeout"),
                 duration_ms: 2.0 + (i % 97) as f64,
                 message: if failing { "timed out after 5s".into() } else { "HTTP 200".into() },
-                state: TargetState { state: if failing { State::Down } else { State::Up }, since_ms: now_ms, streak: None },
+                state: TargetState {
+                    state: if failing { State::Down } else { State::Up },
+                    since_ms: now_ms,
+                    streak: None,
+                },
                 day_ms,
                 echoes: None,
             }));

@@ -187,7 +187,11 @@ async fn probes_report_states_reasons_and_metrics() {
     let mut unzipped = String::new();
     std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&zipped[..]), &mut unzipped).expect("gzip");
     let series = |text: &str| -> std::collections::BTreeSet<String> {
-        text.lines().filter(|l| !l.starts_with("process_")).filter_map(|l| l.rsplit_once(' ')).map(|(s, _)| s.to_string()).collect()
+        text.lines()
+            .filter(|l| !l.starts_with("process_"))
+            .filter_map(|l| l.rsplit_once(' '))
+            .map(|(s, _)| s.to_string())
+            .collect()
     };
     assert_eq!(series(&unzipped), series(&metrics), "the same series, zipped or not");
     app.shutdown().await;

@@ -25,10 +25,12 @@ pub struct SourceFile {
     pub path: PathBuf,
     /// The text after `${ENV}` substitution.
     pub text: String,
-    /// Where each key path's value starts (its key, for a block collection or no value).
-    positions: HashMap<String, Pos>,
-    /// Where each key itself is written.
-    key_positions: HashMap<String, Pos>,
+    /// The text with markers in place of `${…}` (the author's geometry), indexed on demand.
+    marked: String,
+    /// Where each key path's value starts (its key, for a block collection or no value),
+    /// and where each key itself is written: built the first time an error or a warning
+    /// needs a position (a valid 50,000-target file never pays for it).
+    index: std::sync::OnceLock<Positions>,
     /// Values that named an unset variable (already reported): no error is added about them.
     unresolved: Vec<Pos>,
     /// The unset variables of this file, each at its place.
@@ -56,28 +58,37 @@ impl SourceFile {
     /// Positions are those the author wrote, also on lines where a `${…}` was substituted.
     pub fn from_text(path: &Path, original: &str, env: Lookup<'_>) -> Result<SourceFile, Vec<ConfigError>> {
         let substituted = env::substitute(path, original, env)?;
-        let (positions, key_positions) = index_positions(&substituted.marked);
         Ok(SourceFile {
             path: path.to_path_buf(),
             text: substituted.text,
-            positions,
-            key_positions,
+            marked: substituted.marked,
+            index: std::sync::OnceLock::new(),
             unresolved: substituted.unresolved.into_iter().map(|(line, col)| Pos { line, col }).collect(),
             substitution_errors: substituted.errors,
             from_env: substituted.from_env.into_iter().map(|((line, col), value)| (Pos { line, col }, value)).collect(),
         })
     }
 
+    /// Where each key path's value starts.
+    fn positions(&self) -> &HashMap<String, Pos> {
+        &self.index.get_or_init(|| index_positions(&self.marked)).values
+    }
+
+    /// Where each key is written.
+    fn key_positions(&self) -> &HashMap<String, Pos> {
+        &self.index.get_or_init(|| index_positions(&self.marked)).keys
+    }
+
     /// Whether the value at `key_path` named an unset variable (an error said so already).
     pub fn is_unresolved(&self, key_path: &str) -> bool {
-        self.positions.get(key_path).is_some_and(|pos| self.unresolved.contains(pos))
+        !self.unresolved.is_empty() && self.positions().get(key_path).is_some_and(|pos| self.unresolved.contains(pos))
     }
 
     /// The position of the value at `key_path`, or of its nearest written ancestor.
     pub fn position(&self, key_path: &str) -> Pos {
         let mut path = key_path;
         loop {
-            if let Some(pos) = self.positions.get(path) {
+            if let Some(pos) = self.positions().get(path) {
                 return *pos;
             }
             match parent_path(path) {
@@ -87,13 +98,19 @@ impl SourceFile {
         }
     }
 
+    /// `file:line:col` of the value at `key_path`, as messages name a place.
+    pub fn place(&self, key_path: &str) -> String {
+        let pos = self.position(key_path);
+        format!("{}:{}:{}", self.path.display(), pos.line, pos.col)
+    }
+
     /// An error located at `key_path` in this file. When the value there came from `${…}`,
     /// the message does not quote it.
     pub fn error(&self, key_path: &str, message: impl Into<String>) -> ConfigError {
         let pos = self.position(key_path);
         let mut message: String = message.into();
         if let Some((_, value)) =
-            self.positions.get(key_path).and_then(|p| self.from_env.iter().find(|(at, _)| at == p))
+            self.positions().get(key_path).and_then(|p| self.from_env.iter().find(|(at, _)| at == p))
             && !value.is_empty()
         {
             message = message.replace(value.as_str(), "(the value from the environment)");
@@ -117,7 +134,7 @@ impl SourceFile {
                     .map(|p| {
                         let key = p.rsplit(['.', '[']).next().unwrap_or(p);
                         let mut e = self.error(p, format!("unknown key \"{key}\""));
-                        if let Some(pos) = self.key_positions.get(p) {
+                        if let Some(pos) = self.key_positions().get(p) {
                             (e.line, e.col) = (pos.line, pos.col);
                         }
                         e
@@ -190,7 +207,7 @@ enum Frame {
 
 /// Walks the YAML events and records where each key path's value starts (for a block
 /// collection, the key's own position is kept), and where each key is written.
-fn index_positions(text: &str) -> (HashMap<String, Pos>, HashMap<String, Pos>) {
+fn index_positions(text: &str) -> Positions {
     let mut positions = HashMap::new();
     let mut keys = HashMap::new();
     let mut stack: Vec<Frame> = Vec::new();
@@ -230,7 +247,14 @@ fn index_positions(text: &str) -> (HashMap<String, Pos>, HashMap<String, Pos>) {
             _ => {}
         }
     }
-    (positions, keys)
+    Positions { values: positions, keys }
+}
+
+/// The positions of one file's values and keys, by key path.
+#[derive(Debug)]
+struct Positions {
+    values: HashMap<String, Pos>,
+    keys: HashMap<String, Pos>,
 }
 
 fn next_value_path(stack: &mut [Frame]) -> String {

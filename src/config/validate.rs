@@ -94,16 +94,17 @@ fn load_source(mut root: SourceFile, env: Lookup<'_>) -> Result<Config, ConfigEr
     units.extend(fragments.iter().map(|(f, s)| (f, s.systems.as_slice())));
 
     let mut systems = Vec::new();
-    let mut system_ids: HashMap<String, String> = HashMap::new();
+    let mut system_ids: HashMap<String, (&SourceFile, String)> = HashMap::new();
     let mut pending_deps = Vec::new();
     let mut heartbeat_tokens = HeartbeatTokens::default();
     for (file, raw_systems) in &units {
         for (i, raw_system) in raw_systems.iter().enumerate() {
             let path = format!("systems[{i}]");
             if let Some(system) = system(file, &path, raw_system, &defaults, &mut errors, &mut pending_deps) {
-                let pos = file.position(&format!("{path}.id"));
-                let here = format!("{}:{}:{}", file.path.display(), pos.line, pos.col);
-                if let Some(first) = system_ids.insert(system.id.clone(), here) {
+                // Where a system was defined is looked up only for a duplicate: positions are
+                // indexed on demand.
+                if let Some((first_file, first_path)) = system_ids.insert(system.id.clone(), (file, path.clone())) {
+                    let first = first_file.place(&format!("{first_path}.id"));
                     errors.at(
                         file,
                         &format!("{path}.id"),
@@ -482,29 +483,31 @@ fn defaults(file: &SourceFile, raw: &RawRoot, errors: &mut Errors) -> Defaults {
     }
 }
 
-/// The heartbeat tokens seen so far and where: two heartbeats with one token would both
-/// be fed by one job, and the other job's pushes would be lost ("missed" forever).
+/// The heartbeat tokens seen so far and where (file, key path): two heartbeats with one
+/// token would both be fed by one job, and the other job's pushes would be lost ("missed"
+/// forever).
 #[derive(Default)]
-struct HeartbeatTokens(HashMap<String, String>);
+struct HeartbeatTokens<'a>(HashMap<String, (&'a SourceFile, String)>);
 
-impl HeartbeatTokens {
-    fn check(&mut self, file: &SourceFile, path: &str, raw: &RawSystem, system: &System, errors: &mut Errors) {
-        for (k, raw_check) in raw.checks.iter().enumerate() {
+impl<'a> HeartbeatTokens<'a> {
+    fn check(&mut self, file: &'a SourceFile, path: &str, raw: &RawSystem, system: &System, errors: &mut Errors) {
+        for (k, raw_check) in raw.checks.iter().enumerate().filter(|(_, c)| c.heartbeat.is_some()) {
             let built = system.checks.iter().find(|c| raw_check.id.as_deref() == Some(c.id.as_str()));
             let Some(ProbeSpec::Heartbeat(hb)) = built.map(|c| &c.probe) else {
                 continue;
             };
             let key_path = format!("{path}.checks[{k}].heartbeat.token");
-            let pos = file.position(&key_path);
-            let here = format!("{}:{}:{}", file.path.display(), pos.line, pos.col);
             match self.0.entry(hb.token.expose().to_string()) {
-                Entry::Occupied(first) => errors.at(
-                    file,
-                    &key_path,
-                    format!("the same token as the heartbeat at {}: give each its own", first.get()),
-                ),
+                Entry::Occupied(first) => {
+                    let (first_file, first_path) = first.get();
+                    let message = format!(
+                        "the same token as the heartbeat at {}: give each its own",
+                        first_file.place(first_path)
+                    );
+                    errors.at(file, &key_path, message)
+                }
                 Entry::Vacant(slot) => {
-                    slot.insert(here);
+                    slot.insert((file, key_path));
                 }
             }
         }

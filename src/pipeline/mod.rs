@@ -117,6 +117,8 @@ pub struct Pipeline {
     centre_contact: Option<Arc<std::sync::atomic::AtomicI64>>,
     /// Systems with a target whose state changed since their gauge was last set.
     changed_systems: std::collections::HashSet<String>,
+    /// Incidents saved since the open incidents were last published.
+    unpublished: Vec<Incident>,
     /// Who depends on whom (rebuilt with the entries).
     dependents: redundancy::Dependents,
 }
@@ -195,6 +197,7 @@ impl Pipeline {
             configured: false,
             centre_contact,
             changed_systems: std::collections::HashSet::new(),
+            unpublished: Vec::new(),
             dependents: redundancy::Dependents::default(),
         };
         p.started_ms = p.clock.now_ms();
@@ -252,8 +255,10 @@ impl Pipeline {
         if !records.is_empty() {
             self.store.send(Record::Batch(records));
         }
-        if !saved.is_empty() {
-            self.publish_saved(&saved);
+        self.unpublished.extend(saved);
+        // Beyond a thousand open incidents, published with the next batch (see `publish`).
+        if self.engine.open_incidents().len() <= publish::AT_ONCE_UP_TO {
+            self.publish_saved();
         }
     }
 
@@ -268,6 +273,7 @@ impl Pipeline {
             .ok_or(AckError::NotOpen(id))?;
         tracing::info!(incident = id, by, comment, "incident acknowledged");
         self.apply(effects, Vec::new());
+        self.publish_saved(); // the API answers with the board already showing it
         Ok(incident)
     }
 
@@ -314,6 +320,7 @@ impl Pipeline {
                     Some(Control::Settle(done)) => {
                         self.tick();
                         self.write_results();
+                        self.publish_saved();
                         self.publish_systems();
                         self.store.send(Record::Flush(done));
                     }
@@ -323,12 +330,14 @@ impl Pipeline {
                     Some(r) => self.handle(r),
                     None => {
                         self.write_results();
+                        self.publish_saved();
                         self.record_stop(self.clock.now_ms());
                         return self.store;
                     }
                 },
                 _ = results_timer.tick() => {
                     self.write_results();
+                    self.publish_saved();
                     self.publish_systems();
                 }
                 _ = ticker.tick() => self.tick(),

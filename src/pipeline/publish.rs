@@ -1,12 +1,17 @@
 //! What the pipeline publishes after it judged: the open incidents (for the pages, the API
 //! and delivery) and the open-incident and system gauges — kept cheap at national scale.
 //!
-//! At 50,000 targets thousands of incidents are open, and a start-up opens them one after
-//! another: rebuilding the whole list on every change cloned them all each time
-//! (quadratic), and recomputing a system's state on every transition walked all its
-//! targets. The list is now changed in place by what was saved, and a system's gauge is
-//! recomputed at most once per [`super::RESULTS_EVERY`] for the systems whose targets
+//! At 50,000 targets thousands of incidents are open, and a start-up (or a cut core link)
+//! opens them one after another: rebuilding the whole list on every change cloned them all
+//! each time, and inserting each into the sorted list moved half of it (both quadratic:
+//! with 40,000 targets down at once the pipeline fell minutes behind). What was saved is
+//! now merged in one pass and the gauges counted then: at once while at most
+//! [`AT_ONCE_UP_TO`] incidents are open, beyond that at most once per
+//! [`super::RESULTS_EVERY`] (and at once after an acknowledgement). A system's gauge is
+//! recomputed at most once per [`super::RESULTS_EVERY`], for the systems whose targets
 //! changed.
+
+use std::collections::BTreeMap;
 
 use crate::model::State;
 use crate::model::incident::{Incident, Severity};
@@ -14,20 +19,45 @@ use crate::status::system_state;
 
 use super::Pipeline;
 
-/// Puts `saved` in `open` (sorted by target, as the engine keeps them): an open incident
-/// replaces its former self or joins, a closed one leaves.
+/// Open incidents up to which what is saved is published at once.
+pub(super) const AT_ONCE_UP_TO: usize = 1_000;
+
+/// Puts `saved` (in the order saved) in `open` (sorted by target, as the engine keeps
+/// them), in one pass: an open incident replaces its target's or joins, a closed one
+/// leaves (unless the target's incident is a newer one).
 fn merge(open: &mut Vec<Incident>, saved: &[Incident]) {
+    if saved.is_empty() {
+        return;
+    }
+    let mut by_target: BTreeMap<&str, Vec<&Incident>> = BTreeMap::new();
     for incident in saved {
-        let at = open.binary_search_by(|i| i.target.as_str().cmp(&incident.target));
-        match (at, incident.is_open()) {
-            (Ok(i), true) => open[i] = incident.clone(),
-            (Ok(i), false) if open[i].id == incident.id => {
-                open.remove(i);
+        by_target.entry(incident.target.as_str()).or_default().push(incident);
+    }
+    let settle = |mut current: Option<Incident>, saves: Vec<&Incident>| {
+        for incident in saves {
+            if incident.is_open() {
+                current = Some(incident.clone());
+            } else if current.as_ref().is_some_and(|c| c.id == incident.id) {
+                current = None;
             }
-            (Err(i), true) => open.insert(i, incident.clone()),
-            _ => {}
+        }
+        current
+    };
+    let mut updates = by_target.into_iter().peekable();
+    let mut merged = Vec::with_capacity(open.len() + saved.len());
+    for current in std::mem::take(open) {
+        while let Some((_, saves)) = updates.next_if(|(t, _)| *t < current.target.as_str()) {
+            merged.extend(settle(None, saves));
+        }
+        match updates.next_if(|(t, _)| *t == current.target.as_str()) {
+            Some((_, saves)) => merged.extend(settle(Some(current), saves)),
+            None => merged.push(current),
         }
     }
+    for (_, saves) in updates {
+        merged.extend(settle(None, saves));
+    }
+    *open = merged;
 }
 
 impl Pipeline {
@@ -39,11 +69,15 @@ impl Pipeline {
         self.board.write().unwrap_or_else(|p| p.into_inner()).open_incidents = open;
     }
 
-    /// Updates the open incidents with the incidents just saved; rebuilds them when the
-    /// result would not be the engine's list (a change that was not saved).
-    pub(super) fn publish_saved(&self, saved: &[Incident]) {
+    /// Updates the open incidents with the incidents saved since the last call; rebuilds
+    /// them when the result would not be the engine's list (a change that was not saved).
+    pub(super) fn publish_saved(&mut self) {
+        if self.unpublished.is_empty() {
+            return;
+        }
+        let saved = std::mem::take(&mut self.unpublished);
         let mut board = self.board.write().unwrap_or_else(|p| p.into_inner());
-        merge(&mut board.open_incidents, saved);
+        merge(&mut board.open_incidents, &saved);
         if board.open_incidents.len() != self.engine.open_incidents().len() {
             drop(board);
             tracing::debug!("open incidents rebuilt from the engine");
@@ -51,7 +85,7 @@ impl Pipeline {
         }
         self.count_incidents(&board.open_incidents);
         drop(board);
-        self.outlook.send_modify(|o| merge(&mut o.open_incidents, saved));
+        self.outlook.send_modify(|o| merge(&mut o.open_incidents, &saved));
     }
 
     /// The `vigil_incidents_open` gauges of `open` (counted in one pass).
@@ -106,5 +140,38 @@ mod tests {
         reminded.reminders = 2;
         merge(&mut open, &[reminded]);
         assert_eq!((open.len(), open[1].reminders), (3, 2), "replaced in place");
+    }
+
+    /// One pass over a batch of saves gives what saving them one at a time gave (the
+    /// former binary-search insert), also with several saves of one target in a batch.
+    #[test]
+    fn a_batch_merges_as_its_saves_one_at_a_time() {
+        fn one_at_a_time(open: &mut Vec<Incident>, saved: &[Incident]) {
+            for incident in saved {
+                let at = open.binary_search_by(|i| i.target.as_str().cmp(&incident.target));
+                match (at, incident.is_open()) {
+                    (Ok(i), true) => open[i] = incident.clone(),
+                    (Ok(i), false) if open[i].id == incident.id => {
+                        open.remove(i);
+                    }
+                    (Err(i), true) => open.insert(i, incident.clone()),
+                    _ => {}
+                }
+            }
+        }
+        let mut seed = 7u64;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let (mut batched, mut single) = (Vec::new(), Vec::new());
+        for _ in 0..200 {
+            let saved: Vec<Incident> =
+                (0..next(12)).map(|_| incident(next(6) as i64, &format!("t{}", next(8)), next(3) > 0)).collect();
+            merge(&mut batched, &saved);
+            one_at_a_time(&mut single, &saved);
+            let ids = |v: &[Incident]| v.iter().map(|i| (i.id, i.target.clone())).collect::<Vec<_>>();
+            assert_eq!(ids(&batched), ids(&single), "after {saved:?}");
+        }
     }
 }

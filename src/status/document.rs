@@ -130,7 +130,11 @@ impl Board {
                 targets: v
                     .states
                     .iter()
-                    .map(|(id, (state, since))| VantageTarget { id, state: state.as_str(), since: local_time(*since, tz) })
+                    .map(|(id, (state, since))| VantageTarget {
+                        id,
+                        state: state.as_str(),
+                        since: local_time(*since, tz),
+                    })
                     .collect(),
             })
             .collect();

@@ -222,9 +222,7 @@ async fn route(state: &Arc<WebState>, req: Request<Incoming>, peer: SocketAddr) 
         req
     };
     match (req.method(), path.as_str()) {
-        (&Method::GET, "/metrics") => {
-            scrape::metrics(state, scrape::accepts_gzip(req.headers()))
-        }
+        (&Method::GET, "/metrics") => scrape::metrics(state, scrape::accepts_gzip(req.headers())),
         (&Method::POST, "/api/v1/ingest") => ingest::ingest(state, req).await,
         (&Method::GET, "/api/v1/vantages") => heavy(state, ingest::vantages).await,
         (&Method::GET, "/api/v1/assignment") => ingest::assignment(state, &req),
