@@ -376,3 +376,47 @@ async fn sessions_are_server_side_revocable_and_logins_throttled() {
     assert_eq!(login("the-new-admin-token-0123456789").await.0, 429, "throttled, whatever the token");
     app.shutdown().await;
 }
+
+/// Issue #22, item 4: a storm of 1,200 incidents (more than are published at once, so the
+/// deferred publishing is in play too) keeps the home page small: the newest 50 spelled
+/// out, the total and each system's count shown, under 60 KB compressed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_incidents_keeps_the_home_page_small() {
+    let web = web_server(None).await;
+    web.switch.store(503, Ordering::SeqCst);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let targets: String = (0..1_200)
+        .map(|i| format!("          - {{ name: gw{i:04}, url: \"http://{}/switch?{i}\" }}\n", web.addr))
+        .collect();
+    let systems = format!(
+        "systems:\n  - id: network\n    checks:\n      - id: gateways\n        interval: 5s\n        http: {{}}\n        conditions: [\"[STATUS] == 200\"]\n        targets:\n{targets}  - id: portal\n    checks: [ {{ id: web, http: {{ url: \"http://{}/ok\" }} }} ]\n",
+        web.addr
+    );
+    write_config_with(dir.path(), "", &systems);
+    let app = start_daemon(dir.path()).await;
+    let base = format!("http://{}", app.addr());
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let metrics = get(&format!("{base}/metrics")).await;
+        let open = sample(&metrics, "vigil_incidents_open", &[r#"system="network""#, r#"severity="critical""#]);
+        if open == Some(1_200.0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "1,200 incidents not open in time: {open:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, _, zipped) = send_raw("GET", &format!("{base}/"), &[("accept-encoding", "gzip")], "").await;
+    assert_eq!(code, 200);
+    assert!(zipped.len() < 60 * 1024, "the home page is {} bytes compressed", zipped.len());
+    let (_, _, page) = send("GET", &format!("{base}/"), &[], "").await;
+    assert_eq!(page.matches("<article class=\"incident").count(), 50, "the newest 50 spelled out");
+    assert!(page.contains("(1200)"), "the total is shown");
+    assert!(page.contains("50/1200"), "and how many of it are listed");
+    assert!(page.contains("<a href=\"#incidents\">Sự cố đang mở: 1200</a>"), "the network card counts them");
+    let open: serde_json::Value =
+        serde_json::from_str(&get(&format!("{base}/api/v1/incidents?state=open&limit=1000")).await).expect("json");
+    assert_eq!(open["incidents"].as_array().map(Vec::len), Some(1_000), "the API lists 1,000 at most");
+    assert_eq!(open["total"], 1_200, "and says how many are open");
+    app.shutdown().await;
+    drop(web);
+}

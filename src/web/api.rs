@@ -68,8 +68,9 @@ pub(super) fn incidents(state: &WebState, query: Option<&str>) -> Reply {
         let mut list: Vec<&crate::model::incident::Incident> =
             board.open_incidents.iter().filter(|i| system.as_deref().is_none_or(|s| s == i.system)).collect();
         list.sort_by_key(|i| std::cmp::Reverse(i.id));
+        let total = list.len();
         list.truncate(limit);
-        return json(&serde_json::json!({ "incidents": list }));
+        return json(&serde_json::json!({ "incidents": list, "total": total }));
     }
     match state.reader.incidents(open_only, system.as_deref(), limit) {
         Ok(list) => json(&serde_json::json!({ "incidents": list })),
