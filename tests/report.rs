@@ -349,3 +349,23 @@ async fn report_edges_are_refused_or_no_data() {
         assert!(!out.status.success() && stderr.contains("without a time of day"), "--from {from} --to {to}: {stderr}");
     }
 }
+
+/// Issue #22, item 3: pruning raw results past the retention finds them by their time (an
+/// index), not by reading the whole table — at a national centre's rate the table holds
+/// billions of rows.
+#[tokio::test]
+async fn pruning_finds_old_results_by_an_index() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("vigil.db");
+    let (store, _) = vigil::store::open(path.as_path()).expect("open");
+    store.close().await;
+    let conn = rusqlite::Connection::open(&path).expect("open the file");
+    let plan: Vec<String> = conn
+        .prepare("EXPLAIN QUERY PLAN DELETE FROM results WHERE at_ms < ?1")
+        .expect("plan")
+        .query_map([1_i64], |r| r.get::<_, String>(3))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("plan rows");
+    assert!(plan.iter().any(|p| p.contains("USING INDEX results_by_time")), "{plan:?}");
+}

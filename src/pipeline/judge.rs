@@ -385,28 +385,34 @@ impl Pipeline {
             effects.extend(self.engine.decide(target, t.at_ms, Decision::Unreachable, failing_deps.to_vec()));
         }
         if t.to == State::Down {
-            // Dependents paged just before this root cause failed are taken under it (from
-            // the dependents index: walking every target here made a storm of 40,000
-            // failures quadratic).
-            let mut dependents: Vec<String> = self
-                .dependents
-                .children(target)
-                .iter()
-                .filter(|id| {
-                    self.entries
-                        .get(*id)
-                        .is_some_and(|e| e.state.state == State::Down && e.depends_on.iter().any(|d| d == target))
-                })
-                .cloned()
-                .collect();
-            dependents.sort();
-            dependents.dedup();
-            for dependent in dependents {
-                let taken = self.engine.reattribute(target, &dependent, t.at_ms);
-                if !taken.is_empty() {
-                    effects.extend(taken);
-                    effects.extend(self.engine.add_affected(&[target.to_string()], &dependent));
-                }
+            effects.extend(self.take_dependents_under(target, t.at_ms));
+        }
+        effects
+    }
+
+    /// Dependents paged just before their root cause `target` failed are taken under it
+    /// (found in the dependents index: walking every target here made a storm of 40,000
+    /// failures quadratic).
+    fn take_dependents_under(&mut self, target: &str, at_ms: i64) -> Vec<Effect> {
+        let mut dependents: Vec<String> = self
+            .dependents
+            .children(target)
+            .iter()
+            .filter(|id| {
+                self.entries
+                    .get(*id)
+                    .is_some_and(|e| e.state.state == State::Down && e.depends_on.iter().any(|d| d == target))
+            })
+            .cloned()
+            .collect();
+        dependents.sort();
+        dependents.dedup();
+        let mut effects = Vec::new();
+        for dependent in dependents {
+            let taken = self.engine.reattribute(target, &dependent, at_ms);
+            if !taken.is_empty() {
+                effects.extend(taken);
+                effects.extend(self.engine.add_affected(&[target.to_string()], &dependent));
             }
         }
         effects
