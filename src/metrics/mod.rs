@@ -402,8 +402,8 @@ impl Metrics {
         s.pending.set(pending as i64);
     }
 
-    /// The text exposition of every family, whole (tests, the report's snapshot); a scrape
-    /// streams it with [`Metrics::exposition`].
+    /// The text exposition of every family, whole (benchmarks, tests); a scrape streams it
+    /// with [`Metrics::exposition`].
     pub fn encode(self: &Arc<Self>) -> String {
         let mut out = String::new();
         let mut exposition = self.exposition();

@@ -26,7 +26,7 @@ pub const MAX_PERFDATA_SERIES: usize = 64;
 const RTT_STATS: [&str; 4] = ["min", "avg", "max", "jitter"];
 
 /// The latest readings of one target.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub(super) struct Readings {
     up: bool,
     state: State,
