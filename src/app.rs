@@ -125,7 +125,7 @@ fn owned_part(
 
 /// Targets run as their owner (helpers not counted).
 fn owned_targets(config: &Config) -> usize {
-    config.targets().filter(|(_, _, t)| !config.helpers.contains_key(&t.key.id())).count()
+    config.targets().filter(|(_, _, t)| !config.helpers.contains_key(t.id())).count()
 }
 
 /// Options that override the configuration.

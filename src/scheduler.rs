@@ -114,7 +114,7 @@ impl Scheduler {
                 let check = Arc::new(check.clone());
                 for target in &check.targets {
                     let timer = Timer {
-                        wake: self.on_demand.register(target.key.id()),
+                        wake: self.on_demand.register(target.id().to_string()),
                         check: check.clone(),
                         target: target.clone(),
                         prober: self.prober.clone(),
@@ -150,7 +150,7 @@ struct Timer {
 
 impl Timer {
     async fn run(self) {
-        let id = self.target.key.id();
+        let id = self.target.id().to_string();
         let first = tokio::time::Instant::now() + start_offset(&id, self.check.interval);
         let mut ticker = tokio::time::interval_at(first, self.check.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);

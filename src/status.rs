@@ -122,31 +122,28 @@ pub struct VantageView {
 /// Since when a system is in its state: the latest change among its critical checks'
 /// targets (a non-critical check's change does not move it); None without critical targets.
 pub fn system_since(system: &System, targets: &HashMap<String, TargetView>) -> Option<i64> {
-    system
-        .checks
-        .iter()
-        .filter(|c| c.critical)
-        .flat_map(|c| c.targets.iter())
-        .filter_map(|t| targets.get(&t.key.id()))
-        .map(|v| v.state.since_ms)
-        .max()
+    system_state_since(system, targets).1
 }
 
 /// The state of a system: the worst state among its critical checks' targets
 /// ([`State::severity`]: down > unreachable > degraded > maintenance > unknown > up).
 pub fn system_state(system: &System, targets: &HashMap<String, TargetView>) -> State {
-    let mut worst = State::Up;
-    let mut any = false;
-    for check in system.checks.iter().filter(|c| c.critical) {
-        for t in &check.targets {
-            any = true;
-            let s = targets.get(&t.key.id()).map_or(State::Unknown, |v| v.state.state);
-            if s.severity() > worst.severity() {
-                worst = s;
-            }
+    system_state_since(system, targets).0
+}
+
+/// [`system_state`] and [`system_since`] in one look at each critical target.
+pub fn system_state_since(system: &System, targets: &HashMap<String, TargetView>) -> (State, Option<i64>) {
+    let (mut worst, mut since, mut any) = (State::Up, None, false);
+    for t in system.checks.iter().filter(|c| c.critical).flat_map(|c| c.targets.iter()) {
+        any = true;
+        let view = targets.get(t.id());
+        let s = view.map_or(State::Unknown, |v| v.state.state);
+        if s.severity() > worst.severity() {
+            worst = s;
         }
+        since = since.max(view.map(|v| v.state.since_ms));
     }
-    if any { worst } else { State::Unknown }
+    (if any { worst } else { State::Unknown }, since)
 }
 
 /// Formats Unix milliseconds as RFC 3339 in the given time zone.
@@ -168,7 +165,7 @@ impl Board {
             .config
             .targets()
             .filter_map(|(_, _, t)| {
-                let id = t.key.id();
+                let id = t.id().to_string();
                 let local = self.targets.get(&id);
                 let shown = match view.states.get(&id) {
                     Some(state) if !owned(&id) => Some(TargetView {

@@ -154,6 +154,53 @@ async fn state_changes_and_histories(location: Location) {
     store.close().await;
 }
 
+/// A reader that keeps the histories between reads (SQLite) answers what a fresh reader
+/// reads whole: after appended changes (one older than the newest, one at the same
+/// moment as another), from a later bound, after a rename, and after a change before the
+/// kept bound.
+async fn kept_histories_answer_as_read_whole(location: Location) {
+    let (store, _) = vigil::store::open(&location).expect("open");
+    let kept = Reader::new(&location);
+    let same = |from: i64| {
+        let whole = Reader::new(&location).state_histories(from).unwrap();
+        assert_eq!(kept.state_histories(from).unwrap(), whole, "from {from}");
+        whole
+    };
+    write(
+        &store,
+        vec![change("web/a", T0, State::Unknown, State::Up), change("web/a", T0 + 10, State::Up, State::Down)],
+    )
+    .await;
+    same(T0 - 1);
+    write(
+        &store,
+        vec![
+            change("web/a", T0 + 20, State::Down, State::Up),
+            change("web/a", T0 + 5, State::Up, State::Unknown),
+            change("web/a", T0 + 10, State::Down, State::Degraded),
+            change("web/b", T0 + 30, State::Unknown, State::Up),
+        ],
+    )
+    .await;
+    let all = same(T0 - 1);
+    let a = [
+        (T0, State::Up),
+        (T0 + 5, State::Unknown),
+        (T0 + 10, State::Down),
+        (T0 + 10, State::Degraded),
+        (T0 + 20, State::Up),
+    ];
+    assert_eq!(all["web/a"], (None, a.to_vec()), "in time order, the later written of two at one moment last");
+    let later = same(T0 + 10);
+    assert_eq!(later["web/a"], (Some(State::Degraded), vec![(T0 + 20, State::Up)]));
+    write(&store, vec![Record::Rename { from: "web/a".into(), to: "web/c".into() }]).await;
+    let renamed = same(T0 - 1);
+    assert!(!renamed.contains_key("web/a") && renamed["web/c"].1.len() == 5, "the rename is seen: {renamed:?}");
+    write(&store, vec![change("web/b", T0 - 100, State::Unknown, State::Down)]).await;
+    assert_eq!(same(T0 - 1)["web/b"], (Some(State::Down), vec![(T0 + 30, State::Up)]), "a change before the bound");
+    store.close().await;
+}
+
 async fn incidents_outbox_and_deliveries(location: Location) {
     let (store, restored) = vigil::store::open(&location).expect("open");
     assert_eq!(restored.last_incident_id, 0);
@@ -420,6 +467,7 @@ async fn a_fenced_node_writes_only_what_nobody_else_wrote(location: Location) {
 async fn every_case(mut fresh: impl FnMut(&str) -> Location) {
     results_rollups_and_states(fresh("results")).await;
     state_changes_and_histories(fresh("changes")).await;
+    kept_histories_answer_as_read_whole(fresh("kept")).await;
     incidents_outbox_and_deliveries(fresh("incidents")).await;
     maintenance_exclusions_audit_heartbeats(fresh("admin")).await;
     rename_moves_history_and_prune_keeps_changes(fresh("rename")).await;

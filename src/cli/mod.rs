@@ -284,12 +284,12 @@ async fn notify_test(path: &Path, receiver: &str) -> anyhow::Result<ExitCode> {
 /// `check-config --shard`: the targets the shard owns, and the helpers it watches for them.
 fn print_shard(path: &Path, shard: crate::config::shard::Shard, cfg: config::Config) {
     let cfg = shard.apply(cfg);
-    let owned = cfg.targets().filter(|(_, _, t)| !cfg.helpers.contains_key(&t.key.id())).count();
+    let owned = cfg.targets().filter(|(_, _, t)| !cfg.helpers.contains_key(t.id())).count();
     println!("{}: OK; shard {shard}: {owned} targets, {} helpers", path.display(), cfg.helpers.len());
     for (_, _, t) in cfg.targets() {
-        match cfg.helpers.get(&t.key.id()) {
-            Some(owner) => println!("helper {} (owned by {owner}/{})", t.key.id(), shard.count),
-            None => println!("target {}", t.key.id()),
+        match cfg.helpers.get(t.id()) {
+            Some(owner) => println!("helper {} (owned by {owner}/{})", t.id(), shard.count),
+            None => println!("target {}", t.id()),
         }
     }
 }

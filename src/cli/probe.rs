@@ -90,7 +90,7 @@ pub async fn run(mut args: ProbeArgs) -> anyhow::Result<ExitCode> {
         let (check, prober) = (&check, &prober);
         async move {
             let key = TargetKey { system: "cli".into(), check: "probe".into(), target: "probe".into() };
-            let target = Target { key, address };
+            let target = Target::new(key, address);
             let outcome = prober.probe(check, &target).await;
             (target.address, outcome)
         }

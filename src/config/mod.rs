@@ -23,6 +23,8 @@ pub mod snmp;
 mod source;
 mod standalone;
 pub mod steps;
+mod target;
+pub use target::Target;
 mod validate;
 pub mod vantage;
 
@@ -293,15 +295,6 @@ pub struct Check {
     pub assigned_source: Option<yaml_serde::Value>,
     /// `ip: all`: each address of the target probed on its own.
     pub each_address: Option<addresses::EachAddress>,
-}
-
-/// One target of a check: its identity and the address the probe uses.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub key: TargetKey,
-    /// URL for http, `host:port` for tcp and tls, host for icmp, the server for dns; the
-    /// command line for exec and `heartbeat` for heartbeats.
-    pub address: String,
 }
 
 /// The probe kind and its settings (one `kind: {...}` section of a check).

@@ -97,8 +97,10 @@ pub fn keep_owned_with_standby(
     other_owner: &dyn Fn(&str) -> Option<String>,
     standby: &dyn Fn(&str) -> bool,
 ) -> Config {
-    let parents: BTreeMap<String, Vec<String>> =
-        config.targets().map(|(_, c, t)| (t.key.id(), [&c.depends_on[..], &c.depends_on_any[..]].concat())).collect();
+    let parents: BTreeMap<String, Vec<String>> = config
+        .targets()
+        .map(|(_, c, t)| (t.id().to_string(), [&c.depends_on[..], &c.depends_on_any[..]].concat()))
+        .collect();
     let mut keep: BTreeSet<String> = parents.keys().filter(|id| other_owner(id).is_none()).cloned().collect();
     let mut helpers: BTreeSet<String> =
         parents.keys().filter(|id| !keep.contains(*id) && standby(id)).cloned().collect();
@@ -119,7 +121,7 @@ pub fn keep_owned_with_standby(
         .collect();
     for system in &mut config.systems {
         for check in &mut system.checks {
-            check.targets.retain(|t| keep.contains(&t.key.id()));
+            check.targets.retain(|t| keep.contains(t.id()));
         }
         system.checks.retain(|c| !c.targets.is_empty());
     }
@@ -144,7 +146,7 @@ pub fn node_part(config: Config, live: &[(String, Vec<String>)], node: &str, rep
     let wanted: std::collections::HashMap<String, Vec<String>> = config
         .targets()
         .filter(|(_, c, _)| !c.nodes.is_empty())
-        .map(|(_, c, t)| (t.key.id(), able(&c.nodes)))
+        .map(|(_, c, t)| (t.id().to_string(), able(&c.nodes)))
         .collect();
     let candidates = |id: &str| wanted.get(id).unwrap_or(&all);
     keep_owned_with_standby(
@@ -168,7 +170,7 @@ mod tests {
         let config = crate::config::load_from_text(std::path::Path::new("t.yaml"), &text, &|_| None).expect("config");
         let live = vec![("n1".to_string(), vec!["dc-a".to_string()]), ("n2".to_string(), vec!["dc-b".to_string()])];
         let ids = |c: &Config, check: &str| -> Vec<String> {
-            c.targets().filter(|(_, ch, _)| ch.id == check).map(|(_, _, t)| t.key.id()).collect()
+            c.targets().filter(|(_, ch, _)| ch.id == check).map(|(_, _, t)| t.id().to_string()).collect()
         };
         let (n1, n2) = (node_part(config.clone(), &live, "n1", 1), node_part(config.clone(), &live, "n2", 1));
         assert_eq!(ids(&n1, "local").len(), 20, "every dc-a target runs on the dc-a node");

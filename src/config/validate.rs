@@ -739,11 +739,11 @@ fn targets(
         if raw.is_some() {
             errors.at(file, &format!("{path}.targets"), format!("{kind} checks do not take targets:"));
         }
-        return address.map(|address| vec![Target { key: key(check), address }]).unwrap_or_default();
+        return address.map(|address| vec![Target::new(key(check), address)]).unwrap_or_default();
     };
     let Some(raw) = raw else {
         return match address {
-            Some(address) => vec![Target { key: key(check), address }],
+            Some(address) => vec![Target::new(key(check), address)],
             None => {
                 errors.at(
                     file,
@@ -793,7 +793,7 @@ fn targets(
             continue;
         }
         if valid {
-            out.push(Target { key: key(&name), address: value });
+            out.push(Target::new(key(&name), value));
         }
     }
     out
@@ -806,7 +806,7 @@ fn resolve_uplink(file: &SourceFile, refs: &[String], systems: &[System], errors
         let matched: Vec<String> = systems
             .iter()
             .flat_map(|s| s.checks.iter().map(move |c| (s, c)))
-            .flat_map(|(s, c)| c.targets.iter().map(move |t| (format!("{}/{}", s.id, c.id), t.key.id())))
+            .flat_map(|(s, c)| c.targets.iter().map(move |t| (format!("{}/{}", s.id, c.id), t.id().to_string())))
             .filter(|(check, target)| check == r || target == r)
             .map(|(_, target)| target)
             .collect();
@@ -829,7 +829,7 @@ fn resolve_dependencies(
         for c in &s.checks {
             known.insert(format!("{}/{}", s.id, c.id));
             for t in &c.targets {
-                known.insert(t.key.id());
+                known.insert(t.id().to_string());
             }
         }
     }

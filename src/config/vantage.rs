@@ -188,7 +188,7 @@ pub(super) fn vantages(
             let ids: Vec<String> = systems
                 .iter()
                 .flat_map(|s| s.checks.iter().map(move |c| (s, c)))
-                .flat_map(|(s, c)| c.targets.iter().map(move |t| (format!("{}/{}", s.id, c.id), t.key.id())))
+                .flat_map(|(s, c)| c.targets.iter().map(move |t| (format!("{}/{}", s.id, c.id), t.id().to_string())))
                 .filter(|(check, target)| check == l || target == l)
                 .map(|(_, target)| target)
                 .collect();

@@ -124,7 +124,7 @@ impl Pipeline {
         let new: Vec<String> = config
             .systems
             .iter()
-            .flat_map(|s| s.checks.iter().flat_map(|c| c.targets.iter().map(|t| t.key.id())))
+            .flat_map(|s| s.checks.iter().flat_map(|c| c.targets.iter().map(|t| t.id().to_string())))
             .filter(|id| !config.helpers.contains_key(id) && self.entries.get(id).is_none_or(|e| e.helper))
             .collect();
         if new.is_empty() {

@@ -56,8 +56,8 @@ pub(super) fn expand_dependencies(config: &Config, refs: &[String]) -> Vec<Strin
     for r in refs {
         for (s, c, t) in config.targets() {
             let check_id = format!("{}/{}", s.id, c.id);
-            if &check_id == r || &t.key.id() == r {
-                out.push(t.key.id());
+            if &check_id == r || t.id() == r {
+                out.push(t.id().to_string());
             }
         }
     }
@@ -80,7 +80,7 @@ impl Pipeline {
                 let depends_on = expand_dependencies(&config, &check.depends_on);
                 let depends_on_any = expand_dependencies(&config, &check.depends_on_any);
                 for target in &check.targets {
-                    let id = target.key.id();
+                    let id = target.id().to_string();
                     // What is known under the target's id — or, for a renamed check not yet
                     // known under its new id, under its former one.
                     let known = |x: &str| {

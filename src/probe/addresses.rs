@@ -82,7 +82,7 @@ impl Prober {
                 let pinned_target;
                 let target = match check.probe {
                     ProbeSpec::Icmp(_) => {
-                        pinned_target = Target { address: ip[0].to_string(), ..target.clone() };
+                        pinned_target = Target::new(target.key.clone(), ip[0].to_string());
                         &pinned_target
                     }
                     _ => target,

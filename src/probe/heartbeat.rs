@@ -40,7 +40,7 @@ impl HeartbeatBook {
         let tokens = config
             .targets()
             .filter_map(|(_, check, target)| match &check.probe {
-                ProbeSpec::Heartbeat(hb) => Some((hb.token.expose().to_string(), target.key.id())),
+                ProbeSpec::Heartbeat(hb) => Some((hb.token.expose().to_string(), target.id().to_string())),
                 _ => None,
             })
             .collect();

@@ -447,12 +447,12 @@ impl Prober {
             ProbeSpec::Icmp(icmp) => Box::pin(icmp::observe(icmp, address, check.timeout, &self.icmp)).await,
             ProbeSpec::Dns(dns) => Box::pin(dns::observe(dns, address, check.timeout)).await,
             ProbeSpec::Exec(exec) => Box::pin(exec::observe(exec, check.timeout)).await,
-            ProbeSpec::Heartbeat(hb) => Ok(heartbeat::observe(hb, &target.key.id(), &self.heartbeats)),
+            ProbeSpec::Heartbeat(hb) => Ok(heartbeat::observe(hb, target.id(), &self.heartbeats)),
             ProbeSpec::Smtp(smtp) => Box::pin(smtp::observe(smtp, address, &self.tls, reach)).await,
             ProbeSpec::Websocket(ws) => Box::pin(websocket::observe(ws, address, &self.tls, reach)).await,
             ProbeSpec::Sip(sip) => Box::pin(sip::observe(sip, address, &self.tls, reach)).await,
             ProbeSpec::Ntp(_) => Box::pin(ntp::observe(address, reach)).await,
-            ProbeSpec::Snmp(spec) => Box::pin(snmp::observe(spec, address, &target.key.id(), &self.snmp, reach)).await,
+            ProbeSpec::Snmp(spec) => Box::pin(snmp::observe(spec, address, target.id(), &self.snmp, reach)).await,
             ProbeSpec::Steps(flow) => Box::pin(steps::observe(flow, &self.tls, reach)).await,
         }
     }

@@ -28,6 +28,19 @@ pub struct Accounting {
     pub excluded_ms: i64,
 }
 
+/// Accountings of consecutive periods add up to the accounting of the whole span.
+impl std::iter::Sum for Accounting {
+    fn sum<I: Iterator<Item = Accounting>>(periods: I) -> Accounting {
+        periods.fold(Accounting::default(), |sum, p| Accounting {
+            up_ms: sum.up_ms + p.up_ms,
+            down_ms: sum.down_ms + p.down_ms,
+            maintenance_ms: sum.maintenance_ms + p.maintenance_ms,
+            no_data_ms: sum.no_data_ms + p.no_data_ms,
+            excluded_ms: sum.excluded_ms + p.excluded_ms,
+        })
+    }
+}
+
 impl Accounting {
     /// up / (up + down); None when nothing could be judged.
     pub fn uptime(&self) -> Option<f64> {
@@ -303,14 +316,8 @@ mod tests {
         for (d, got) in days.iter().enumerate() {
             assert_eq!(*got, account(&[&a, &b], bounds[d], bounds[d + 1], now), "day {d}");
         }
-        let sum = days.iter().fold(Accounting::default(), |s, d| Accounting {
-            up_ms: s.up_ms + d.up_ms,
-            down_ms: s.down_ms + d.down_ms,
-            maintenance_ms: s.maintenance_ms + d.maintenance_ms,
-            no_data_ms: s.no_data_ms + d.no_data_ms,
-            excluded_ms: s.excluded_ms + d.excluded_ms,
-        });
-        assert_eq!(sum, account(&[&a, &b], 0, 7 * DAY, now));
+        let sum: Accounting = days.iter().copied().sum();
+        assert_eq!(sum, account(&[&a, &b], 0, 7 * DAY, now), "the pages' uptime is the days' sum");
         assert_eq!(days[0].down_ms, H, "the outage before midnight");
         assert_eq!(days[1].down_ms, 4 * H, "and after it, with the other target's overlap");
     }

@@ -54,38 +54,62 @@ impl Ledger {
     /// Reads what the store knew at `at` about the configured targets over [from, to)
     /// (a few set queries, whatever the number of targets).
     pub fn load(config: &Config, store: &Reader, from: i64, to: i64, at: i64) -> Result<Ledger, StoreError> {
-        let mut all = store.state_histories(from)?;
-        let watched = store.last_watched_all()?;
-        let mut histories = HashMap::new();
-        for (_, check, t) in config.targets() {
-            let id = t.key.id();
-            let (initial, changes) = all.remove(&id).unwrap_or_default();
-            let mut history = History { initial, changes, excluded: Vec::new() };
-            unwatched_tail(&mut history, watched.get(&id).copied(), check.interval, check.timeout, from, at);
-            histories.insert(id, history);
+        let histories = Ledger::histories(config, store, from, at)?;
+        Ledger::with_histories(Some(store), histories, from, to, at)
+    }
+
+    /// What pages that draw bars and uptimes need: the same histories and figures as
+    /// [`Ledger::load`], but [`Ledger::incidents`] holds only the excluded incidents (all
+    /// that the figures need; an incident storm is not read for a bar).
+    pub fn load_figures(config: &Config, store: &Reader, from: i64, to: i64, at: i64) -> Result<Ledger, StoreError> {
+        let histories = Ledger::histories(config, store, from, at)?;
+        let incidents = known_incidents(store.excluded_incidents_between(from, to)?, store, at)?;
+        Ok(Ledger::assemble(histories, incidents, at))
+    }
+
+    /// The configured targets' histories from `from`, as known at `at`.
+    fn histories(config: &Config, store: &Reader, from: i64, at: i64) -> Result<HashMap<String, History>, StoreError> {
+        let mut histories =
+            store.state_histories_as(from, |(initial, changes)| History { initial, changes, excluded: Vec::new() })?;
+        // Only a target silent for longer than its interval and timeout can have an
+        // unwatched tail: those whose last result is older than the shortest of them.
+        let shortest = config.targets().map(|(_, c, _)| (c.interval + c.timeout).as_millis() as i64).min();
+        let stored = store.last_stored_before(at - SILENCE_GRACE_MS - shortest.unwrap_or(0))?;
+        for (_, check, t) in config.targets().filter(|_| !stored.is_empty()) {
+            let Some(last_at) = stored.get(t.id()) else { continue };
+            let history = histories.entry(t.id().to_string()).or_default();
+            // The state the history ended on: its last change, or the state it began in.
+            let last = (*last_at, history.changes.last().map(|(_, s)| *s).or(history.initial));
+            unwatched_tail(history, Some(last), check.interval, check.timeout, from, at);
         }
         if !config.vantages.is_empty() {
             vantage_views(config, store, &mut histories, from, at)?;
         }
-        Ledger::with_histories(Some(store), histories, from, to, at)
+        Ok(histories)
     }
 
     /// A ledger over given histories (from Prometheus, say); incidents and exclusions come
     /// from the store when there is one.
     pub fn with_histories(
         store: Option<&Reader>,
-        mut histories: HashMap<String, History>,
+        histories: HashMap<String, History>,
         from: i64,
         to: i64,
         at: i64,
     ) -> Result<Ledger, StoreError> {
+        let incidents = match store {
+            Some(store) => known_incidents(store.incidents_between(from, to)?, store, at)?,
+            None => Vec::new(),
+        };
+        Ok(Ledger::assemble(histories, incidents, at))
+    }
+
+    /// The ledger of `histories` and `incidents` at `at`: later changes dropped, excluded
+    /// incidents' spans marked on their targets and dependants.
+    fn assemble(mut histories: HashMap<String, History>, incidents: Vec<KnownIncident>, at: i64) -> Ledger {
         for h in histories.values_mut() {
             h.changes.retain(|(t, _)| *t <= at);
         }
-        let incidents = match store {
-            Some(store) => known_incidents(store, from, to, at)?,
-            None => Vec::new(),
-        };
         for k in incidents.iter().filter(|k| k.exclusion.is_some()) {
             let Some(end) = k.incident.resolved_ms else { continue };
             let span = |unreachable_only| Excluded { from_ms: k.incident.started_ms, to_ms: end, unreachable_only };
@@ -98,7 +122,7 @@ impl Ledger {
                 }
             }
         }
-        Ok(Ledger { at, histories, incidents })
+        Ledger { at, histories, incidents }
     }
 
     /// The moment this ledger describes.
@@ -123,6 +147,14 @@ impl Ledger {
     pub fn account_split(&self, ids: &[String], bounds: &[i64]) -> Vec<Accounting> {
         static NOTHING: History = History { initial: None, changes: Vec::new(), excluded: Vec::new() };
         let histories: Vec<&History> = ids.iter().map(|id| self.histories.get(id).unwrap_or(&NOTHING)).collect();
+        super::accounting::account_split(&histories, bounds, self.at)
+    }
+
+    /// [`Ledger::account_split`] of histories already looked up (None: a target without
+    /// history, no data).
+    pub fn account_split_of(&self, histories: &[Option<&History>], bounds: &[i64]) -> Vec<Accounting> {
+        static NOTHING: History = History { initial: None, changes: Vec::new(), excluded: Vec::new() };
+        let histories: Vec<&History> = histories.iter().map(|h| h.unwrap_or(&NOTHING)).collect();
         super::accounting::account_split(&histories, bounds, self.at)
     }
 
@@ -160,7 +192,7 @@ fn vantage_views(
     let mut views = store.vantage_histories(from)?;
     for (_, check, t) in config.targets() {
         for vantage in &check.vantages {
-            let id = format!("{}@{vantage}", t.key.id());
+            let id = format!("{}@{vantage}", t.id());
             let (initial, changes) = views.histories.remove(&id).unwrap_or_default();
             let mut history = History { initial, changes, excluded: Vec::new() };
             let last = history.changes.last().map(|(_, s)| *s).or(history.initial);
@@ -198,11 +230,10 @@ fn unwatched_tail(
     }
 }
 
-/// The incidents overlapping [from, to) as known at `at`.
-fn known_incidents(store: &Reader, from: i64, to: i64, at: i64) -> Result<Vec<KnownIncident>, StoreError> {
+/// `incidents` as known at `at`, with their exclusions.
+fn known_incidents(incidents: Vec<Incident>, store: &Reader, at: i64) -> Result<Vec<KnownIncident>, StoreError> {
     let exclusions = store.exclusions()?;
-    Ok(store
-        .incidents_between(from, to)?
+    Ok(incidents
         .into_iter()
         .filter(|i| i.detected_ms <= at)
         .map(|mut i| {

@@ -239,7 +239,7 @@ fn check_figures(
     ledger: &Ledger,
     span: &Span,
 ) -> Figures {
-    let ids: Vec<String> = c.targets.iter().map(|t| t.key.id()).collect();
+    let ids: Vec<String> = c.targets.iter().map(|t| t.id().to_string()).collect();
     let prefix = format!("{}/{}", s.id, c.id);
     let check_rows: Vec<&IncidentRow> = sys_rows.iter().copied().filter(|r| r.check == prefix).collect();
     let own: Vec<&IncidentRow> = check_rows.iter().copied().filter(|r| r.vantage.is_none()).collect();
@@ -297,8 +297,12 @@ pub fn build_from_ledger(config: &Config, ledger: &Ledger, span: &Span, lang: La
         .iter()
         .map(|s| {
             let name = if lang == Language::Vi { s.name_vi.clone() } else { s.name_en.clone() };
-            let critical: Vec<String> =
-                s.checks.iter().filter(|c| c.critical).flat_map(|c| c.targets.iter().map(|t| t.key.id())).collect();
+            let critical: Vec<String> = s
+                .checks
+                .iter()
+                .filter(|c| c.critical)
+                .flat_map(|c| c.targets.iter().map(|t| t.id().to_string()))
+                .collect();
             let sys_rows: Vec<&IncidentRow> =
                 rows.iter().filter(|r| r.check.split('/').next() == Some(s.id.as_str())).collect();
             let checks = s.checks.iter().map(|c| check_figures(s, c, &sys_rows, ledger, span)).collect();

@@ -27,7 +27,7 @@ pub async fn histories(
     let step_ms = step_ms.max(1000);
     let ids: HashMap<Labels, String> = config
         .targets()
-        .map(|(_, _, t)| ((t.key.system.clone(), t.key.check.clone(), t.key.target.clone()), t.key.id()))
+        .map(|(_, _, t)| ((t.key.system.clone(), t.key.check.clone(), t.key.target.clone()), t.id().to_string()))
         .collect();
     let query = "max by (system, check, target, state) (vigil_check_state == 1)";
     let mut samples: HashMap<&str, Vec<(i64, State)>> = HashMap::new();

@@ -166,7 +166,7 @@ impl Board {
             .targets
             .iter()
             .map(|t| {
-                let id = t.key.id();
+                let id = t.id().to_string();
                 let view = self.targets.get(&id);
                 let combined = combined(&self.config, check, &id, &self.targets, &self.vantages).map(combined_doc);
                 self.target_doc(id, &t.key.target, view, combined)

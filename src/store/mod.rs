@@ -7,6 +7,7 @@
 
 pub mod db;
 mod fence;
+mod histories;
 mod record;
 mod schema;
 mod spool;

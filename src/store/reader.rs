@@ -13,8 +13,7 @@ use super::{AuditRecord, Location, ROLLUP_BUCKETS_MS, StoreError, failed, load_j
 use crate::model::State;
 use crate::model::incident::Incident;
 
-/// A file's (device, inode).
-type FileId = (u64, u64);
+use super::histories::{FileId, HistoryCache};
 
 /// Reads one store through one connection.
 #[derive(Debug)]
@@ -22,6 +21,8 @@ pub struct Reader {
     location: Location,
     /// The open connection and, for a file, the file it was opened on.
     conn: Mutex<Option<(Database, Option<FileId>)>>,
+    /// Every target's state history, kept between reads of a file (see `histories`).
+    histories: HistoryCache,
 }
 
 /// The file at `path` now: (device, inode), if there is one.
@@ -49,7 +50,7 @@ fn open(location: &Location) -> Result<(Database, Option<FileId>), StoreError> {
 impl Reader {
     /// A reader of the store at `location` (nothing is opened yet).
     pub fn new(location: impl Into<Location>) -> Reader {
-        Reader { location: location.into(), conn: Mutex::new(None) }
+        Reader { location: location.into(), conn: Mutex::new(None), histories: HistoryCache::default() }
     }
 
     /// Where the store is.
@@ -61,13 +62,22 @@ impl Reader {
     /// afresh after an error, and when the file at the path is no longer the one it was
     /// opened on (moved, replaced, deleted): a moved store is unreadable, not silently old.
     fn with<T>(&self, f: impl FnOnce(&mut Database) -> Result<T, DbError>) -> Result<T, StoreError> {
+        self.with_file(|db, _| f(db))
+    }
+
+    /// [`Reader::with`], also telling `f` which file the connection reads (None for
+    /// PostgreSQL).
+    fn with_file<T>(
+        &self,
+        f: impl FnOnce(&mut Database, Option<FileId>) -> Result<T, DbError>,
+    ) -> Result<T, StoreError> {
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.location.file().and_then(file_id);
         let (mut db, id) = match guard.take() {
             Some((db, id)) if id == now => (db, id),
             _ => open(&self.location)?,
         };
-        let result = f(&mut db).map_err(failed(&self.location));
+        let result = f(&mut db, id).map_err(failed(&self.location));
         if result.is_ok() {
             *guard = Some((db, id));
         }
@@ -126,6 +136,18 @@ impl Reader {
             load_json(
                 db,
                 "SELECT data FROM incidents WHERE started_ms < ?2 AND (resolved_ms IS NULL OR resolved_ms > ?1) ORDER BY id",
+                &vals![from, to],
+            )
+        })
+    }
+
+    /// Incidents that overlap [from, to) and have been excluded from the SLA, oldest first.
+    pub fn excluded_incidents_between(&self, from: i64, to: i64) -> Result<Vec<Incident>, StoreError> {
+        self.with(|db| {
+            load_json(
+                db,
+                "SELECT data FROM incidents WHERE id IN (SELECT incident_id FROM exclusions)
+                   AND started_ms < ?2 AND (resolved_ms IS NULL OR resolved_ms > ?1) ORDER BY id",
                 &vals![from, to],
             )
         })
@@ -327,38 +349,42 @@ impl Reader {
     }
 
     /// Every target's state history from `from_ms` (see [`Reader::state_history`]), in two
-    /// statements whatever the number of targets.
+    /// statements whatever the number of targets — for a file, only the changes written
+    /// since the last call (see `store::histories`).
     pub fn state_histories(&self, from_ms: i64) -> Result<HashMap<String, StateHistory>, StoreError> {
-        self.with(|db| {
-            let mut out: HashMap<String, StateHistory> = HashMap::new();
-            let initial = db.query(
-                "SELECT target, s FROM (SELECT t.target, (SELECT c.to_state FROM state_changes c WHERE c.target = t.target
-                   AND c.at_ms <= ?1 ORDER BY c.at_ms DESC, c.id DESC LIMIT 1) AS s
-                 FROM (SELECT DISTINCT target FROM state_changes) t) initial WHERE s IS NOT NULL",
-                &vals![from_ms],
-            )?;
-            for row in initial {
-                out.entry(row.text(0)?).or_default().0 = State::from_name(row.str(1)?);
-            }
-            // In index order (target, time): no sort.
-            let rows = db.query(
-                "SELECT target, at_ms, to_state FROM state_changes INDEXED BY state_changes_cover
-                 WHERE at_ms > ?1 ORDER BY target, at_ms, id",
-                &vals![from_ms],
-            )?;
-            for row in rows {
-                if let Some(state) = State::from_name(row.str(2)?) {
-                    out.entry(row.text(0)?).or_default().1.push((row.int(1)?, state));
-                }
-            }
-            Ok(out)
+        self.state_histories_as(from_ms, |h| h)
+    }
+
+    /// Brings the state histories kept from `from_ms` up to date (a file's reader keeps
+    /// them, see `store::histories`; nothing for PostgreSQL), so that the next
+    /// [`Reader::state_histories`] reads only what was written after.
+    pub fn keep_state_histories(&self, from_ms: i64) -> Result<(), StoreError> {
+        self.with_file(|db, file| match file {
+            Some(file) => self.histories.keep(db, file, from_ms),
+            None => Ok(()),
         })
     }
 
-    /// Every target's last result and the state its history ended on (see
-    /// [`Reader::last_watched`]).
-    pub fn last_watched_all(&self) -> Result<HashMap<String, (i64, Option<State>)>, StoreError> {
-        self.with(super::load_watched)
+    /// [`Reader::state_histories`], each made into an `H` by `make` as it is read.
+    pub fn state_histories_as<H>(
+        &self,
+        from_ms: i64,
+        make: impl Fn(StateHistory) -> H,
+    ) -> Result<HashMap<String, H>, StoreError> {
+        self.with_file(|db, file| match file {
+            Some(file) => self.histories.histories(db, file, from_ms, make),
+            None => Ok(super::histories::read_all(db, from_ms)?.into_iter().map(|(t, h)| (t, make(h))).collect()),
+        })
+    }
+
+    /// When each target whose last result is older than `before_ms` had it stored (the
+    /// state a history ended on is the history's own last change).
+    pub fn last_stored_before(&self, before_ms: i64) -> Result<HashMap<String, i64>, StoreError> {
+        let rows =
+            self.rows("SELECT target, updated_ms FROM target_state WHERE updated_ms < ?1", &vals![before_ms], |r| {
+                Ok((r.text(0)?, r.int(1)?))
+            })?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Every target's failure causes since `from_ms` (see [`Reader::failure_causes`]).

@@ -13,6 +13,8 @@ struct Written<'a> {
     /// The keys of the notifications it added to the outbox (not those already there).
     added: Vec<String>,
     fence: FenceCheck<'a>,
+    /// Whether it renamed a target (kept histories are stale once it commits).
+    renamed: bool,
 }
 
 /// Writes `batch` in one transaction (all of it or nothing), through the node's `fence`
@@ -24,11 +26,14 @@ pub(super) fn write_batch(
     fence: Option<&Fence>,
     owned: &mut std::collections::HashSet<String>,
 ) -> Result<Vec<String>, DbError> {
-    let (added, dropped) = db.transaction(|db| {
-        let mut written = Written { added: Vec::new(), fence: FenceCheck::new(fence, owned) };
+    let (added, dropped, renamed) = db.transaction(|db| {
+        let mut written = Written { added: Vec::new(), fence: FenceCheck::new(fence, owned), renamed: false };
         batch.iter().try_for_each(|record| write(db, record, &mut written))?;
-        Ok((written.added, written.fence.dropped))
+        Ok((written.added, written.fence.dropped, written.renamed))
     })?;
+    if renamed {
+        super::histories::renamed();
+    }
     if dropped > 0 {
         tracing::warn!(
             records = dropped,
@@ -146,6 +151,7 @@ fn write(db: &mut Database, record: &Record, written: &mut Written) -> Result<()
         }
         Record::Forwarded(seqs) => super::forward::acknowledged(db, seqs)?,
         Record::Rename { from, to } => {
+            written.renamed = true;
             // The renamed target's rows replace any the new id already has where the key
             // is the target (one row per target, or per target and day).
             for (table, clash) in [

@@ -179,7 +179,7 @@ pub(super) fn history(state: &WebState, check_id: &str, query: Option<&str>) -> 
         Err(e) => return store_unreadable(&e),
     };
     let mut targets = Vec::new();
-    let ids: Vec<String> = check.targets.iter().map(|t| t.key.id()).collect();
+    let ids: Vec<String> = check.targets.iter().map(|t| t.id().to_string()).collect();
     for id in &ids {
         // Up to now what was recorded; after now (a range in the future) no data.
         let seen_to = to.min(now).max(from);

@@ -77,7 +77,7 @@ pub async fn probe(
     let key = TargetKey { system: "probe".into(), check: module.name.clone(), target: host.clone() };
     // HTTP, TCP and TLS connect to the checked addresses of the name, not to a new lookup's.
     let pin = (!checked.is_empty() && host.parse::<IpAddr>().is_err()).then_some((host.as_str(), checked.as_slice()));
-    let outcome = prober.probe_within(&check, &Target { key, address }, Some(rules), pin).await;
+    let outcome = prober.probe_within(&check, &Target::new(key, address), Some(rules), pin).await;
     Ok(render(kind, &outcome))
 }
 

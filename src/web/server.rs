@@ -58,6 +58,7 @@ pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: Cancel
     let graceful = GracefulShutdown::new();
     let state_tls = state.clone();
     let state_tls = &state_tls.tls;
+    let keeper = tokio::spawn(keep_histories(state.clone()));
     let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let clients = Arc::new(std::sync::Mutex::new(HashMap::new()));
     loop {
@@ -123,7 +124,19 @@ pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: Cancel
             }
         }
     }
+    keeper.abort();
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+}
+
+/// Keeps the store's histories that the home page accounts up to date, every
+/// [`super::pages::KEEP_HISTORIES_EVERY`] (see `store::histories`).
+async fn keep_histories(state: Arc<WebState>) {
+    let mut every = tokio::time::interval(super::pages::KEEP_HISTORIES_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        super::heavy(&state, super::pages::keep_histories).await;
+    }
 }
 
 /// Serves one connection for at most [`CONNECTION_LIFETIME`], holding its slots until it ends.

@@ -543,10 +543,10 @@ pub fn check_of(probe: vigil::config::ProbeSpec, timeout: Duration, conditions: 
 
 /// A target for calling the prober directly.
 pub fn target_of(name: &str, address: &str) -> vigil::config::Target {
-    vigil::config::Target {
-        key: vigil::config::TargetKey { system: "s".into(), check: "c".into(), target: name.into() },
-        address: address.into(),
-    }
+    vigil::config::Target::new(
+        vigil::config::TargetKey { system: "s".into(), check: "c".into(), target: name.into() },
+        address.into(),
+    )
 }
 
 /// A real SMTP server (aiosmtpd) on 127.0.0.1 that records every mail; stopped when dropped.

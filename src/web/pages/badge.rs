@@ -34,7 +34,9 @@ pub(super) fn badge(state: &WebState, board: &Board, spec: &str) -> Reply {
                 Ok(l) => l,
                 Err(e) => return super::super::store_unreadable(&e),
             };
-            let uptime = ledger.account(&critical_ids(system), from, now).uptime();
+            let uptime = ledger
+                .account(&critical_targets(system).iter().map(|t| t.id().to_string()).collect::<Vec<_>>(), from, now)
+                .uptime();
             let shown = format_uptime(uptime, lang).unwrap_or_else(|| "–".into());
             let color = match (system.sla, uptime) {
                 (Some(sla), Some(u)) if u >= sla => "#1a7f37",

@@ -40,8 +40,8 @@ pub(super) fn check_page(state: &WebState, req: &Head, board: &Board, id: &str) 
     };
     let mut stored: HashMap<String, Vec<query::StoredResult>> = HashMap::new();
     for t in &check.targets {
-        match state.reader.results(&t.key.id(), now - range.1) {
-            Ok(results) => stored.insert(t.key.id(), results),
+        match state.reader.results(t.id(), now - range.1) {
+            Ok(results) => stored.insert(t.id().to_string(), results),
             Err(e) => return super::super::store_unreadable(&e),
         };
     }
@@ -49,7 +49,7 @@ pub(super) fn check_page(state: &WebState, req: &Head, board: &Board, id: &str) 
         .targets
         .iter()
         .map(|t| {
-            let tid = t.key.id();
+            let tid = t.id().to_string();
             let view = board.targets.get(&tid);
             let st = view.map_or(State::Unknown, |x| x.state.state);
             let (word, icon) = state_word(st, v.lang);

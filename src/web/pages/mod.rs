@@ -165,6 +165,17 @@ fn render(name: &str, ctx: Value) -> Reply {
     }
 }
 
+/// Keeps what the home page accounts (every target's last 90 days) read from the store
+/// (see `store::histories`); the server calls it every [`KEEP_HISTORIES_EVERY`].
+pub(super) fn keep_histories(state: &WebState) {
+    if let Err(e) = overview::keep_recent(state, &state.shown_board()) {
+        tracing::debug!(error = %e, "the home page's histories will be read at the next page");
+    }
+}
+
+/// How often the server brings the kept histories up to date.
+pub(super) const KEEP_HISTORIES_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Handles the pages, badges, static files and form actions; None for other paths.
 pub async fn route(
     state: &Arc<WebState>,

@@ -2,6 +2,7 @@
 //! the [`Ledger`], like every figure), open incidents, maintenance and Vigil's own health.
 
 use super::*;
+use crate::config::Target;
 
 /// Up to this many targets the home page lists every check with its 90-day bar; beyond,
 /// it lists per system only the checks that are not up (the rest are on the system page).
@@ -30,15 +31,6 @@ pub(super) struct Recent {
     causes: HashMap<String, Vec<(i64, String)>>,
 }
 
-impl Recent {
-    /// The uptime of `ids` combined (a system's critical targets, a check's targets) over
-    /// the whole span, formatted for the language.
-    fn uptime(&self, ids: &[String], lang: Language) -> Option<String> {
-        let (Some(&from), Some(&to)) = (self.bounds.first(), self.bounds.last()) else { return None };
-        format_uptime(self.ledger.account(ids, from, to).uptime(), lang)
-    }
-}
-
 /// Reads the last `days` days of every target (a few set queries).
 pub(super) fn recent(state: &WebState, board: &Board, days: u32) -> Result<Recent, StoreError> {
     let now = now_ms();
@@ -46,27 +38,51 @@ pub(super) fn recent(state: &WebState, board: &Board, days: u32) -> Result<Recen
     let (Some(&from), Some(&to)) = (bounds.first(), bounds.last()) else {
         return Ok(Recent { ledger: Ledger::default(), bounds, causes: HashMap::new() });
     };
-    let ledger = Ledger::load(&board.config, &state.reader, from, to, now)?;
+    let ledger = Ledger::load_figures(&board.config, &state.reader, from, to, now)?;
     let causes = state.reader.failure_causes_all(from)?;
     Ok(Recent { ledger, bounds, causes })
 }
 
-/// A system's critical target ids.
-pub(super) fn critical_ids(system: &crate::config::System) -> Vec<String> {
-    system.checks.iter().filter(|c| c.critical).flat_map(|c| c.targets.iter().map(|t| t.key.id())).collect()
+/// Brings the store's kept histories up to what the home page accounts (see
+/// `store::histories`), so that no page pays for reading what was written since the last.
+pub(super) fn keep_recent(state: &WebState, board: &Board) -> Result<(), StoreError> {
+    let bounds = day_bounds(now_ms(), 90, &board.config.instance.timezone);
+    match bounds.first() {
+        Some(&from) => state.reader.keep_state_histories(from),
+        None => Ok(()),
+    }
 }
 
-/// One bar for targets `ids` combined: each cell is the worst state of the day, its
-/// tooltip the date, the state, the downtime (the accounting's) and the day's last cause.
-pub(super) fn bar(recent: &Recent, ids: &[String], lang: Language, tz: &jiff::tz::TimeZone) -> Vec<Value> {
-    if ids.is_empty() {
-        return Vec::new();
+/// A system's critical targets.
+pub(super) fn critical_targets(system: &crate::config::System) -> Vec<&Target> {
+    system.checks.iter().filter(|c| c.critical).flat_map(|c| c.targets.iter()).collect()
+}
+
+/// One bar for `targets` combined (a system's critical targets, a check's targets) and
+/// their uptime over its whole span, formatted for the language: each cell is the worst
+/// state of the day, its tooltip the date, the state, the downtime (the accounting's) and
+/// the day's last cause; the uptime is the days' accountings summed. Each target's
+/// history is looked up once.
+pub(super) fn bar(
+    recent: &Recent,
+    targets: &[&Target],
+    lang: Language,
+    tz: &jiff::tz::TimeZone,
+) -> (Vec<Value>, Option<String>) {
+    if targets.is_empty() {
+        return (Vec::new(), None);
     }
-    let histories: Vec<&crate::report::History> = ids.iter().filter_map(|id| recent.ledger.history(id)).collect();
+    let known: Vec<Option<&crate::report::History>> = targets.iter().map(|t| recent.ledger.history(t.id())).collect();
+    let histories: Vec<&crate::report::History> = known.iter().flatten().copied().collect();
     let worst = worst_per_period(&histories, &recent.bounds, recent.ledger.at());
-    let per_day = recent.ledger.account_split(ids, &recent.bounds);
-    let causes: Vec<&(i64, String)> = ids.iter().filter_map(|id| recent.causes.get(id)).flatten().collect();
-    recent
+    let per_day = recent.ledger.account_split_of(&known, &recent.bounds);
+    let causes: Vec<&(i64, String)> = if recent.causes.is_empty() {
+        Vec::new()
+    } else {
+        targets.iter().filter_map(|t| recent.causes.get(t.id())).flatten().collect()
+    };
+    let whole: crate::report::Accounting = per_day.iter().copied().sum();
+    let cells = recent
         .bounds
         .windows(2)
         .enumerate()
@@ -94,7 +110,8 @@ pub(super) fn bar(recent: &Recent, ids: &[String], lang: Language, tz: &jiff::tz
                 None => json!({ "cls": "", "title": format!("{date}: –") }),
             }
         })
-        .collect()
+        .collect();
+    (cells, format_uptime(whole.uptime(), lang))
 }
 
 /// An uptime as the pages show it: three decimals, a decimal comma in Vietnamese (the
@@ -104,19 +121,25 @@ pub(super) fn format_uptime(uptime: Option<f64>, lang: Language) -> Option<Strin
     Some(if lang == Language::Vi { shown.replace('.', ",") } else { shown })
 }
 
-pub(super) fn check_summary(board: &Board, check: &crate::config::Check, lang: Language) -> (State, String) {
-    let states: Vec<State> = check
-        .targets
-        .iter()
-        .map(|t| board.targets.get(&t.key.id()).map_or(State::Unknown, |v| v.state.state))
-        .collect();
-    let worst = states.iter().copied().max_by_key(|s| s.severity()).unwrap_or(State::Unknown);
-    let up = states.iter().filter(|s| **s == State::Up).count();
-    let summary = match lang {
-        Language::Vi => format!("{up}/{} hoạt động", states.len()),
-        Language::En => format!("{up}/{} up", states.len()),
-    };
-    (worst, summary)
+/// A check's worst target state and how many of its targets are up.
+fn check_state(board: &Board, check: &crate::config::Check) -> (State, usize) {
+    let (mut worst, mut up) = (None::<State>, 0);
+    for t in &check.targets {
+        let s = board.targets.get(t.id()).map_or(State::Unknown, |v| v.state.state);
+        up += usize::from(s == State::Up);
+        if worst.is_none_or(|w| s.severity() > w.severity()) {
+            worst = Some(s);
+        }
+    }
+    (worst.unwrap_or(State::Unknown), up)
+}
+
+/// "3/4 up", in the page's language.
+fn up_summary(up: usize, of: usize, lang: Language) -> String {
+    match lang {
+        Language::Vi => format!("{up}/{of} hoạt động"),
+        Language::En => format!("{up}/{of} up"),
+    }
 }
 
 pub(super) fn since_of(board: &Board, ids: &[String], tz: &jiff::tz::TimeZone) -> String {
@@ -139,11 +162,12 @@ pub(super) fn home(state: &WebState, req: &Head, board: &Board) -> Reply {
     for i in &board.open_incidents {
         *per_system.entry(i.system.as_str()).or_default() += 1;
     }
+    let compact = config.targets().count() > HOME_CHECK_BARS_UP_TO;
     let systems: Vec<Value> = config
         .systems
         .iter()
         .map(|s| {
-            let mut card = system_card(board, &recent, s, &v);
+            let mut card = system_card(board, &recent, s, &v, compact);
             card["incidents"] = json!(per_system.get(s.id.as_str()).copied().unwrap_or(0));
             card
         })
@@ -168,37 +192,36 @@ pub(super) fn home(state: &WebState, req: &Head, board: &Board) -> Reply {
 /// One system on the home page: state, since, 90-day uptime and bar, and its checks — all
 /// of them with their bars on a small instance; only those not up beyond
 /// [`HOME_CHECK_BARS_UP_TO`] targets (a 10,000-check home page would carry 900,000 cells).
-fn system_card(board: &Board, recent: &Recent, s: &crate::config::System, v: &Visitor) -> Value {
+fn system_card(board: &Board, recent: &Recent, s: &crate::config::System, v: &Visitor, compact: bool) -> Value {
     let tz = &board.config.instance.timezone;
-    let compact = board.config.targets().count() > HOME_CHECK_BARS_UP_TO;
-    let st = system_state(s, &board.targets);
+    let (st, since) = crate::status::system_state_since(s, &board.targets);
     let (word, icon) = state_word(st, v.lang);
-    let ids = critical_ids(s);
+    let (system_bar, uptime) = bar(recent, &critical_targets(s), v.lang, tz);
     let (mut listed, mut hidden) = (0, 0);
     let checks: Vec<Value> = s
         .checks
         .iter()
         .filter_map(|c| {
-            let (cs, summary) = check_summary(board, c, v.lang);
+            let (cs, up) = check_state(board, c);
             if compact && (cs == State::Up || listed >= HOME_LISTED_AT_MOST) {
                 hidden += 1;
                 return None;
             }
+            let summary = up_summary(up, c.targets.len(), v.lang);
             listed += 1;
             let (cw, ci) = state_word(cs, v.lang);
-            let cids: Vec<String> = c.targets.iter().map(|t| t.key.id()).collect();
+            let bar = if compact { Vec::new() } else { bar(recent, &c.targets.iter().collect::<Vec<_>>(), v.lang, tz).0 };
             Some(json!({ "id": format!("{}/{}", s.id, c.id), "name": c.name, "state": cs.as_str(), "word": cw, "icon": ci,
-                    "targets": c.targets.len(), "summary": summary,
-                    "bar": if compact { Vec::new() } else { bar(recent, &cids, v.lang, tz) } }))
+                    "targets": c.targets.len(), "summary": summary, "bar": bar }))
         })
         .collect();
     json!({
         "id": s.id,
         "name": if v.lang == Language::Vi { &s.name_vi } else { &s.name_en },
         "state": st.as_str(), "word": word, "icon": icon,
-        "since": crate::status::system_since(s, &board.targets).map(|ms| local(ms, tz)).unwrap_or_default(),
-        "uptime": recent.uptime(&ids, v.lang),
-        "bar": bar(recent, &ids, v.lang, tz),
+        "since": since.map(|ms| local(ms, tz)).unwrap_or_default(),
+        "uptime": uptime,
+        "bar": system_bar,
         "checks": checks,
         "hidden_checks": hidden,
     })
@@ -285,20 +308,21 @@ pub(super) fn system_page(state: &WebState, req: &Head, board: &Board, system: &
     };
     let st = system_state(system, &board.targets);
     let (word, icon) = state_word(st, v.lang);
-    let ids = critical_ids(system);
+    let (system_bar, uptime) = bar(&recent, &critical_targets(system), v.lang, tz);
     let checks: Vec<Value> = system
         .checks
         .iter()
         .map(|c| {
-            let (cs, summary) = check_summary(board, c, v.lang);
+            let (cs, up) = check_state(board, c);
+            let summary = up_summary(up, c.targets.len(), v.lang);
             let (cw, ci) = state_word(cs, v.lang);
-            let ids: Vec<String> = c.targets.iter().map(|t| t.key.id()).collect();
+            let ids: Vec<String> = c.targets.iter().map(|t| t.id().to_string()).collect();
             let seen: Vec<String> = c
                 .targets
                 .iter()
                 .take(SEEN_FROM_LINES)
                 .map(|t| {
-                    let s = super::views::seen_from_sentence(board, c, &t.key.id(), v.lang);
+                    let s = super::views::seen_from_sentence(board, c, t.id(), v.lang);
                     if c.targets.len() > 1 && !s.is_empty() { format!("{}: {s}", t.key.target) } else { s }
                 })
                 .filter(|s| !s.is_empty())
@@ -313,7 +337,7 @@ pub(super) fn system_page(state: &WebState, req: &Head, board: &Board, system: &
         json!({ "refresh": REFRESH_SECONDS, "system": {
             "id": system.id, "name": if v.lang == Language::Vi { &system.name_vi } else { &system.name_en },
             "state": st.as_str(), "word": word, "icon": icon, "sla": system.sla.map(|s| format!("{}%", s * 100.0)),
-            "uptime": recent.uptime(&ids, v.lang), "bar": bar(&recent, &ids, v.lang, tz), "checks": checks,
+            "uptime": uptime, "bar": system_bar, "checks": checks,
         }}),
     );
     render("system.html", ctx)
