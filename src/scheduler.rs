@@ -176,7 +176,8 @@ impl Timer {
             // The probe is over: its place goes to the next, not kept while the pipeline is busy.
             drop(permit);
             let result = ProbeResult { target_id: id.clone(), outcome, finished_ms: self.clock.now_ms(), lag };
-            if self.results.send(result).await.is_err() {
+            // Boxed too: waiting to hand the result on, an idle timer would carry its room.
+            if Box::pin(self.results.send(result)).await.is_err() {
                 return;
             }
             // Test-only: a timer that dies after its first run, for the watchdog's test.
@@ -193,6 +194,28 @@ impl Timer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An idle timer's task is what every target costs between probes: it must not carry
+    /// a probe's future or its result (at 50,000 targets each KB is 50 MB).
+    #[test]
+    fn an_idle_timer_is_small() {
+        let spec = crate::config::TcpSpec { send: None, expect: None, tls: None };
+        let check = Check::standalone("c", crate::config::ProbeSpec::Tcp(spec), Duration::from_secs(1), vec![], vec![]);
+        let key = crate::config::TargetKey { system: "s".into(), check: "c".into(), target: "c".into() };
+        let (results, _) = mpsc::channel(1);
+        let timer = Timer {
+            wake: Arc::default(),
+            check: Arc::new(check),
+            target: Target::new(key, "127.0.0.1:9".into()),
+            prober: Arc::new(Prober::new()),
+            results,
+            permits: Arc::new(Semaphore::new(1)),
+            cancel: CancellationToken::new(),
+            clock: Arc::new(crate::model::SystemClock),
+        };
+        let size = std::mem::size_of_val(&timer.run());
+        assert!(size <= 1024, "a timer's future is {size} bytes");
+    }
 
     #[test]
     fn start_offset_is_stable_and_within_interval() {
