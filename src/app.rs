@@ -341,6 +341,7 @@ impl App {
         let shutdown = CancellationToken::new();
         let web = tokio::spawn(web::serve(listener, web_state.clone(), shutdown.child_token()));
         tracing::info!(%addr, systems = config.systems.len(), targets = config.targets().count(), "vigil is running");
+        crate::memory::give_back_later();
 
         let app_control = control_tx.clone();
         let monthly_task = monthly.task;
@@ -559,6 +560,7 @@ impl ControlLoop {
                 self.metrics.reload_ok.set(1);
                 self.metrics.reload_time.set(now_ms() as f64 / 1000.0);
                 tracing::info!(targets = config.targets().count(), "configuration reloaded");
+                crate::memory::give_back_later();
                 warnings.extend(config.warnings(None).into_iter().map(|w| w.to_string()));
                 for warning in &warnings {
                     tracing::warn!("{warning}");

@@ -24,6 +24,7 @@
 //! - [`pipeline`]: the single consumer of results (targets, judging, watching).
 //! - [`web`]: the hyper server — pages, badges, the API, `/probe`, `/metrics`.
 //! - [`app`]: wiring, reload and shutdown.
+//! - [`memory`]: freed memory given back to the system after a start or a reload.
 //! - [`demo`]: simulated systems on loopback for `vigil demo` and tests.
 //! - [`fuzzing`]: entry points of the fuzz targets (`fuzz/`) and of their corpus replay.
 //! - [`cli`]: the `vigil` command's subcommands.
@@ -40,6 +41,7 @@ pub mod demo;
 pub mod fuzzing;
 pub mod history;
 pub mod http_client;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;
