@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Check, Config, Target};
+use crate::config::Config;
 use crate::model::Clock;
 use crate::probe::{ProbeOutcome, Prober};
 
@@ -104,19 +104,18 @@ impl Scheduler {
 
     /// Replaces the running timers with those of `config`. Probes already running finish
     /// (within their timeout) and still report.
-    pub fn apply(&mut self, config: &Config) {
+    pub fn apply(&mut self, config: &Arc<Config>) {
         self.generation.cancel();
         self.generation = CancellationToken::new();
         // Finished tasks of earlier generations are reaped here; running ones detach.
         while self.tasks.try_join_next().is_some() {}
-        for system in &config.systems {
-            for check in &system.checks {
-                let check = Arc::new(check.clone());
-                for target in &check.targets {
+        for (s, system) in config.systems.iter().enumerate() {
+            for (c, check) in system.checks.iter().enumerate() {
+                for (t, target) in check.targets.iter().enumerate() {
                     let timer = Timer {
                         wake: self.on_demand.register(target.id().to_string()),
-                        check: check.clone(),
-                        target: target.clone(),
+                        config: config.clone(),
+                        place: (s, c, t),
                         prober: self.prober.clone(),
                         results: self.results.clone(),
                         permits: self.permits.clone(),
@@ -139,8 +138,10 @@ impl Scheduler {
 struct Timer {
     /// Wakes the timer for a probe now.
     wake: Arc<tokio::sync::Notify>,
-    check: Arc<Check>,
-    target: Target,
+    /// The configuration it runs in, shared by every timer (nothing of it is copied).
+    config: Arc<Config>,
+    /// Its system's, check's and target's places in `config`.
+    place: (usize, usize, usize),
     prober: Arc<Prober>,
     results: mpsc::Sender<ProbeResult>,
     permits: Arc<Semaphore>,
@@ -150,9 +151,11 @@ struct Timer {
 
 impl Timer {
     async fn run(self) {
-        let id = self.target.id().to_string();
-        let first = tokio::time::Instant::now() + start_offset(&id, self.check.interval);
-        let mut ticker = tokio::time::interval_at(first, self.check.interval);
+        let (s, c, t) = self.place;
+        let Some(check) = self.config.systems.get(s).and_then(|s| s.checks.get(c)) else { return };
+        let Some(target) = check.targets.get(t) else { return };
+        let first = tokio::time::Instant::now() + start_offset(target.id(), check.interval);
+        let mut ticker = tokio::time::interval_at(first, check.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         // One wait for cancellation for the timer's life (one registration with the token,
         // not two per run).
@@ -169,20 +172,21 @@ impl Timer {
                 p = self.permits.acquire() => match p { Ok(p) => p, Err(_) => return },
             };
             let lag = Instant::now().saturating_duration_since(scheduled.into_std());
-            let span = tracing::debug_span!("probe", system = %self.target.key.system, check = %self.target.key.check, target = %self.target.key.target);
+            let span = tracing::debug_span!("probe", system = %target.key.system, check = %target.key.check, target = %target.key.target);
             // Boxed: a probe's future is large, and 10,000 idle timers must not each carry one.
-            let probe = Box::pin(self.prober.probe(&self.check, &self.target));
+            let probe = Box::pin(self.prober.probe(check, target));
             let outcome = tracing::Instrument::instrument(probe, span).await;
             // The probe is over: its place goes to the next, not kept while the pipeline is busy.
             drop(permit);
-            let result = ProbeResult { target_id: id.clone(), outcome, finished_ms: self.clock.now_ms(), lag };
+            let result =
+                ProbeResult { target_id: target.id().to_string(), outcome, finished_ms: self.clock.now_ms(), lag };
             // Boxed too: waiting to hand the result on, an idle timer would carry its room.
             if Box::pin(self.results.send(result)).await.is_err() {
                 return;
             }
             // Test-only: a timer that dies after its first run, for the watchdog's test.
             #[cfg(feature = "fault-injection")]
-            if let crate::config::ProbeSpec::Exec(e) = &self.check.probe
+            if let crate::config::ProbeSpec::Exec(e) = &check.probe
                 && e.command.first().is_some_and(|p| p == "vigil-fault:stop-timer")
             {
                 return;
@@ -199,14 +203,15 @@ mod tests {
     /// a probe's future or its result (at 50,000 targets each KB is 50 MB).
     #[test]
     fn an_idle_timer_is_small() {
-        let spec = crate::config::TcpSpec { send: None, expect: None, tls: None };
-        let check = Check::standalone("c", crate::config::ProbeSpec::Tcp(spec), Duration::from_secs(1), vec![], vec![]);
-        let key = crate::config::TargetKey { system: "s".into(), check: "c".into(), target: "c".into() };
+        let text = "systems:\n  - id: s\n    checks: [ { id: c, tcp: { address: \"127.0.0.1:9\" } } ]\n";
+        let config =
+            crate::config::load_from_text(std::path::Path::new("vigil.yaml"), text, &crate::config::env::process_env)
+                .expect("config");
         let (results, _) = mpsc::channel(1);
         let timer = Timer {
             wake: Arc::default(),
-            check: Arc::new(check),
-            target: Target::new(key, "127.0.0.1:9".into()),
+            config: Arc::new(config),
+            place: (0, 0, 0),
             prober: Arc::new(Prober::new()),
             results,
             permits: Arc::new(Semaphore::new(1)),
