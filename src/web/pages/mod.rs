@@ -168,7 +168,9 @@ fn render(name: &str, ctx: Value) -> Reply {
 /// Keeps what the home page accounts (every target's last 90 days) read from the store
 /// (see `store::histories`); the server calls it every [`KEEP_HISTORIES_EVERY`].
 pub(super) fn keep_histories(state: &WebState) {
-    if let Err(e) = overview::keep_recent(state, &state.shown_board()) {
+    // Only the time zone is needed: no copy of the board.
+    let tz = state.board.read().unwrap_or_else(|p| p.into_inner()).config.instance.timezone.clone();
+    if let Err(e) = overview::keep_recent(state, &tz) {
         tracing::debug!(error = %e, "the home page's histories will be read at the next page");
     }
 }

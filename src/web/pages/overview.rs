@@ -45,8 +45,8 @@ pub(super) fn recent(state: &WebState, board: &Board, days: u32) -> Result<Recen
 
 /// Brings the store's kept histories up to what the home page accounts (see
 /// `store::histories`), so that no page pays for reading what was written since the last.
-pub(super) fn keep_recent(state: &WebState, board: &Board) -> Result<(), StoreError> {
-    let bounds = day_bounds(now_ms(), 90, &board.config.instance.timezone);
+pub(super) fn keep_recent(state: &WebState, tz: &jiff::tz::TimeZone) -> Result<(), StoreError> {
+    let bounds = day_bounds(now_ms(), 90, tz);
     match bounds.first() {
         Some(&from) => state.reader.keep_state_histories(from),
         None => Ok(()),
