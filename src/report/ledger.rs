@@ -142,16 +142,8 @@ impl Ledger {
         account(&histories, from, to, self.at)
     }
 
-    /// The targets `ids` combined over each period between consecutive `bounds` (e.g. the
-    /// days of a bar), in one pass.
-    pub fn account_split(&self, ids: &[String], bounds: &[i64]) -> Vec<Accounting> {
-        static NOTHING: History = History { initial: None, changes: Vec::new(), excluded: Vec::new() };
-        let histories: Vec<&History> = ids.iter().map(|id| self.histories.get(id).unwrap_or(&NOTHING)).collect();
-        super::accounting::account_split(&histories, bounds, self.at)
-    }
-
-    /// [`Ledger::account_split`] of histories already looked up (None: a target without
-    /// history, no data).
+    /// Histories already looked up (None: a target without history, no data) combined over
+    /// each period between consecutive `bounds` (e.g. the days of a bar), in one pass.
     pub fn account_split_of(&self, histories: &[Option<&History>], bounds: &[i64]) -> Vec<Accounting> {
         static NOTHING: History = History { initial: None, changes: Vec::new(), excluded: Vec::new() };
         let histories: Vec<&History> = histories.iter().map(|h| h.unwrap_or(&NOTHING)).collect();
