@@ -226,7 +226,7 @@ mod tests {
         let full = Arc::new(config());
         // This node runs web/pages/a (up now; the store still has it down) and nothing else.
         let mut own = (*full).clone();
-        own.systems[0].checks[0].targets.truncate(1);
+        std::sync::Arc::make_mut(&mut own.systems[0].checks[0]).targets.truncate(1);
         let local = Board {
             config: Arc::new(own),
             targets: HashMap::from([("web/pages/a".to_string(), view(State::Up))]),

@@ -91,3 +91,13 @@ fn cluster_bench_reports_each_node_the_database_and_a_failover() {
         assert!(stdout.contains(figure), "{figure} missing:\n{stdout}");
     }
 }
+
+#[test]
+fn idle_slope_reports_memory_per_idle_check() {
+    let stdout = smoke("idle-slope");
+    for size in ["200", "400"] {
+        assert!(stdout.lines().any(|l| l.trim_start().starts_with(size)), "{size} checks in\n{stdout}");
+    }
+    let slope = stdout.lines().find(|l| l.starts_with("slope")).expect("slope line");
+    assert!(slope.contains("KB a check over a base of"), "{slope}");
+}

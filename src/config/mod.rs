@@ -31,6 +31,7 @@ pub mod vantage;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::model::TargetKey;
@@ -184,7 +185,7 @@ pub struct Config {
 impl Config {
     /// Every check target (the identities that carry state), in configuration order.
     pub fn targets(&self) -> impl Iterator<Item = (&System, &Check, &Target)> {
-        self.systems.iter().flat_map(|s| s.checks.iter().flat_map(move |c| c.targets.iter().map(move |t| (s, c, t))))
+        self.systems.iter().flat_map(|s| s.checks.iter().flat_map(move |c| c.targets.iter().map(move |t| (s, &**c, t))))
     }
 }
 
@@ -259,7 +260,8 @@ pub struct System {
     pub description: Option<String>,
     /// SLA objective as a ratio (0.999 for `99.9%`).
     pub sla: Option<f64>,
-    pub checks: Vec<Check>,
+    /// Its checks, each shared with the pipeline that judges its targets (not copied).
+    pub checks: Vec<Arc<Check>>,
 }
 
 /// A check of a system, already expanded into its targets.

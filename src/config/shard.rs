@@ -121,7 +121,9 @@ pub fn keep_owned_with_standby(
         .collect();
     for system in &mut config.systems {
         for check in &mut system.checks {
-            check.targets.retain(|t| keep.contains(t.id()));
+            if check.targets.iter().any(|t| !keep.contains(t.id())) {
+                std::sync::Arc::make_mut(check).targets.retain(|t| keep.contains(t.id()));
+            }
         }
         system.checks.retain(|c| !c.targets.is_empty());
     }

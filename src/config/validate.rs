@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use std::collections::hash_map::Entry;
@@ -611,7 +612,7 @@ fn system(
                 any: false,
             });
         }
-        checks.push(check);
+        checks.push(Arc::new(check));
     }
     if raw.checks.is_empty() {
         errors.at(file, &format!("{path}.checks"), "a system needs at least one check");
@@ -694,10 +695,11 @@ fn check(
     let (probe, address) = probe_and_address?;
     let id = id?;
     let targets = targets(file, path, system, &id, &probe, address, raw.targets.as_deref(), errors);
-    let mut conditions = conditions;
-    if let (true, Some(default)) = (conditions.is_empty(), kinds::default_condition(probe.kind())) {
-        conditions.push(Condition::parse(default).expect("default condition parses"));
-    }
+    // Exactly as long as it is: a pushed-to vector keeps room for four (768 B a check).
+    let conditions = match (conditions.is_empty(), kinds::default_condition(probe.kind())) {
+        (true, Some(default)) => vec![Condition::parse(default).expect("default condition parses")],
+        _ => conditions,
+    };
     Some(Check {
         name: raw.name.clone().unwrap_or_else(|| id.clone()),
         id,
@@ -861,7 +863,7 @@ fn resolve_dependencies(
                 .find(|s| s.id == dep.system)
                 .and_then(|s| s.checks.iter_mut().find(|c| c.id == dep.check))
             {
-                check.renamed_from = Some(full);
+                Arc::make_mut(check).renamed_from = Some(full);
             }
             continue;
         }
@@ -882,6 +884,7 @@ fn resolve_dependencies(
             .find(|s| s.id == dep.system)
             .and_then(|s| s.checks.iter_mut().find(|c| c.id == dep.check))
         {
+            let check = Arc::make_mut(check);
             if dep.any { check.depends_on_any.push(full) } else { check.depends_on.push(full) }
         }
     }
@@ -900,5 +903,19 @@ mod tests {
         assert!((parse_percent("99.9%").unwrap() - 0.999).abs() < 1e-12);
         assert!(parse_percent("99.9").is_err());
         assert!(parse_percent("120%").is_err());
+    }
+
+    /// What a configured check costs in memory matters at 50,000 of them (bench/idle-slope):
+    /// its default condition is held without spare room, and a copy of the configuration
+    /// (the pipeline's, each reload's) shares its checks instead of copying them.
+    #[test]
+    fn checks_are_held_tightly_and_shared() {
+        let text = "systems:\n  - id: s\n    checks:\n      - { id: db, tcp: { address: \"127.0.0.1:5432\" } }\n";
+        let no_env = |_: &str| None;
+        let config = load_text(Path::new("t.yaml"), text, &no_env).expect("valid");
+        let check = &config.systems[0].checks[0];
+        assert_eq!((check.conditions.len(), check.conditions.capacity()), (1, 1), "the default condition alone");
+        let copy = config.clone();
+        assert!(Arc::ptr_eq(check, &copy.systems[0].checks[0]), "a copy shares the check");
     }
 }

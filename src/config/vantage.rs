@@ -335,6 +335,7 @@ pub(super) fn assign(
                     .find(|s| &s.id == system_id)
                     .and_then(|s| s.checks.iter_mut().find(|c| &c.id == check_id))
                 {
+                    let check = std::sync::Arc::make_mut(check);
                     check.vantages = names;
                     check.quorum = quorum;
                     check.assigned_source = Some(assigned_source(source, check));

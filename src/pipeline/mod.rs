@@ -86,7 +86,9 @@ pub struct Pipeline {
     events: broadcast::Sender<Event>,
     notifications: mpsc::UnboundedSender<Notification>,
     engine: Engine,
-    entries: HashMap<String, Entry>,
+    /// Every target's entry, boxed: the table keeps room for more entries than it holds,
+    /// and a box of room is 8 bytes where an entry is 256.
+    entries: HashMap<String, Box<Entry>>,
     /// States read from the store at start-up, used when a target first appears.
     restored: HashMap<String, TargetState>,
     /// Recent state changes read from the store, replayed into a target's flapping

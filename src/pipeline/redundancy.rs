@@ -23,7 +23,7 @@ pub(super) struct Dependents {
 
 impl Dependents {
     /// The index of `entries`.
-    pub(super) fn of(entries: &HashMap<String, Entry>) -> Dependents {
+    pub(super) fn of(entries: &HashMap<String, Box<Entry>>) -> Dependents {
         let mut index = Dependents::default();
         for (id, e) in entries {
             for parent in e.depends_on.iter().chain(&e.depends_on_any) {

@@ -76,7 +76,7 @@ impl Pipeline {
         let mut renamed: Vec<(String, String)> = Vec::new();
         for system in &config.systems {
             for check in &system.checks {
-                let shared = Arc::new(check.clone());
+                let shared = check.clone();
                 let depends_on = expand_dependencies(&config, &check.depends_on);
                 let depends_on_any = expand_dependencies(&config, &check.depends_on_any);
                 for target in &check.targets {
@@ -151,9 +151,9 @@ impl Pipeline {
         check: &Arc<Check>,
         key: &TargetKey,
         source: &str,
-        previous: Option<Entry>,
+        previous: Option<Box<Entry>>,
         now: i64,
-    ) -> Entry {
+    ) -> Box<Entry> {
         let kind = check.probe.kind();
         let same = source == key.id();
         let last_run_ms = previous.as_ref().map_or(now, |e| e.last_run_ms);
@@ -183,7 +183,7 @@ impl Pipeline {
             self.metrics.remove(&metrics);
         }
         self.metrics.set_state(&metrics, state.state);
-        Entry {
+        Box::new(Entry {
             system: key.system.clone(),
             kind,
             rule: Rule { failure_threshold: check.failure_threshold, success_threshold: check.success_threshold },
@@ -197,7 +197,7 @@ impl Pipeline {
             last_run_ms,
             resume_history,
             helper,
-        }
+        })
     }
 
     /// Keeps the receivers `config` removes for delivery (the resolutions of incidents
