@@ -9,13 +9,7 @@ pub fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     out.push_str("# HELP ");
     out.push_str(name);
     out.push(' ');
-    for c in help.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
+    escape(out, help, b"\\\n");
     out.push_str("\n# TYPE ");
     out.push_str(name);
     out.push(' ');
@@ -30,15 +24,24 @@ pub fn label(out: &mut String, first: bool, name: &str, value: &str) {
     }
     out.push_str(name);
     out.push_str("=\"");
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
+    escape(out, value, b"\\\"\n");
     out.push('"');
+}
+
+/// Appends `text` with each of `special` (ASCII: backslash, newline, maybe the double
+/// quote) escaped; the runs between them are copied whole (most texts have none).
+fn escape(out: &mut String, text: &str, special: &[u8]) {
+    let mut rest = text;
+    while let Some(at) = rest.bytes().position(|b| special.contains(&b)) {
+        out.push_str(&rest[..at]);
+        out.push_str(match rest.as_bytes()[at] {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            _ => "\\n",
+        });
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
 }
 
 /// Appends a sample value: shortest round-trip decimal, `+Inf`, `-Inf` or `NaN`.
@@ -80,6 +83,13 @@ mod tests {
         sample(&mut out, "m", &labels, 1.5);
         sample(&mut out, "m", "", f64::INFINITY);
         assert_eq!(out, "# HELP m a \\\\ b\\nc\n# TYPE m gauge\nm{a=\"x\\\"y\\\\z\\nw\",b=\"ệ\"} 1.5\nm +Inf\n");
+        // Specials first, last, side by side, next to multi-byte characters.
+        let mut edges = String::new();
+        label(&mut edges, true, "e", "\"\\\\\nệ\"ệ\n");
+        assert_eq!(edges, "e=\"\\\"\\\\\\\\\\nệ\\\"ệ\\n\"");
+        let mut plain = String::new();
+        header(&mut plain, "m", "\"quotes\" stay in help", "counter");
+        assert_eq!(plain, "# HELP m \"quotes\" stay in help\n# TYPE m counter\n");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! HTTP(S) probe: one request (following redirects up to the cap), with phases timed,
 //! the body read up to its cap and the peer's certificate captured.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -125,8 +125,8 @@ async fn fetch(
     reach.admit(&host, &addrs)?;
 
     phase = Instant::now();
-    let stream = connect(&addrs, reach.deadline).await?;
-    obs.ip = stream.peer_addr().ok().map(|a| a.ip());
+    let (stream, peer) = connect(&addrs, reach.deadline).await?;
+    obs.ip = Some(peer);
     obs.connected = Some(true);
     obs.phases.push(("connect", phase.elapsed()));
 
@@ -159,14 +159,18 @@ pub(super) async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Pr
     Ok(addrs)
 }
 
-/// Connects to the first address that accepts, giving up at `deadline` (the check's).
-pub(super) async fn connect(addrs: &[SocketAddr], deadline: tokio::time::Instant) -> Result<TcpStream, ProbeError> {
+/// Connects to the first address that accepts, giving up at `deadline` (the check's);
+/// returns the stream and the address it reached.
+pub(super) async fn connect(
+    addrs: &[SocketAddr],
+    deadline: tokio::time::Instant,
+) -> Result<(TcpStream, IpAddr), ProbeError> {
     let mut last = None;
     for addr in addrs {
         match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
-                return Ok(s);
+                return Ok((s, addr.ip()));
             }
             Ok(Err(e)) => last = Some(connect_error(&e)),
             Err(_) => return Err(ProbeError::new(FailureReason::Timeout, format!("connect to {addr}: no answer"))),

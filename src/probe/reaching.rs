@@ -42,8 +42,8 @@ pub(super) async fn connected(
     obs: &mut Observations,
 ) -> Result<TcpStream, ProbeError> {
     let phase = Instant::now();
-    let stream = connect(addrs, reach.deadline).await?;
-    obs.ip = stream.peer_addr().ok().map(|a| a.ip());
+    let (stream, peer) = connect(addrs, reach.deadline).await?;
+    obs.ip = Some(peer);
     obs.connected = Some(true);
     obs.phases.push(("connect", phase.elapsed()));
     Ok(stream)

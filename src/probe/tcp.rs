@@ -67,8 +67,8 @@ async fn connect_and_talk(
     obs.ip = addrs.first().map(|a| a.ip());
     reach.admit(host, &addrs)?;
     phase = Instant::now();
-    let stream = connect(&addrs, reach.deadline).await.map_err(|e| e.with(obs.clone()))?;
-    obs.ip = stream.peer_addr().ok().map(|a| a.ip());
+    let (stream, peer) = connect(&addrs, reach.deadline).await.map_err(|e| e.with(obs.clone()))?;
+    obs.ip = Some(peer);
     obs.connected = Some(true);
     obs.phases.push(("connect", phase.elapsed()));
 

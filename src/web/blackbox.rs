@@ -54,10 +54,15 @@ pub async fn probe(
     let address = if kind == Kind::Http && !target.contains("://") { format!("http://{target}") } else { target };
     let host = host_of(kind, &address)
         .ok_or_else(|| refuse(400, format!("invalid target \"{address}\" for a {kind} module")))?;
-    let mut check = module.check.clone();
-    if let Some(budget) = scrape_budget(scrape_timeout)? {
-        check.timeout = check.timeout.min(budget);
-    }
+    // The module's check as it is, unless the scrape leaves less time than its timeout.
+    let check = match scrape_budget(scrape_timeout)? {
+        Some(budget) if budget < module.check.timeout => {
+            let mut shorter = module.check.clone();
+            shorter.timeout = budget;
+            std::borrow::Cow::Owned(shorter)
+        }
+        _ => std::borrow::Cow::Borrowed(&module.check),
+    };
     let rules = &config.server.probe_endpoint.allow;
     let resolver = config.server.probe_endpoint.resolver;
     let checked = admit(rules, &host, resolver).await?;

@@ -61,6 +61,11 @@ pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: Cancel
     let keeper = tokio::spawn(keep_histories(state.clone()));
     let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let clients = Arc::new(std::sync::Mutex::new(HashMap::new()));
+    let builder = {
+        let mut b = hyper::server::conn::http1::Builder::new();
+        b.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+        b
+    };
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -98,11 +103,6 @@ pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: Cancel
                 Ok::<_, std::convert::Infallible>(r)
             }
         });
-        let builder = {
-            let mut b = hyper::server::conn::http1::Builder::new();
-            b.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
-            b
-        };
         let tls = state_tls.read().unwrap_or_else(|p| p.into_inner()).clone();
         match tls {
             None => {
@@ -111,6 +111,7 @@ pub async fn serve(listener: TcpListener, state: Arc<WebState>, shutdown: Cancel
             }
             Some(acceptor) => {
                 let watcher = graceful.watcher();
+                let builder = builder.clone();
                 tokio::spawn(async move {
                     // The handshake has the time a request's headers have.
                     let stream = match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
