@@ -279,6 +279,11 @@ impl Pipeline {
         Ok(incident)
     }
 
+    /// Whether results, saved incidents or system states wait for the next batch.
+    fn has_waiting(&self) -> bool {
+        !self.waiting_results.is_empty() || !self.unpublished.is_empty() || !self.changed_systems.is_empty()
+    }
+
     /// Sends the waiting plain results to the store.
     pub(super) fn write_results(&mut self) {
         if !self.waiting_results.is_empty() {
@@ -300,7 +305,16 @@ impl Pipeline {
         let mut results_timer = tokio::time::interval(RESULTS_EVERY);
         results_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut control_open = true;
+        let mut was_waiting = false;
         loop {
+            // The batch timer runs only while something waits for it: an idle Vigil is not
+            // woken four times a second (each wake-up costs more than the batch it finds).
+            // The first thing to wait starts a full period.
+            let waiting = self.has_waiting();
+            if waiting && !was_waiting {
+                results_timer.reset();
+            }
+            was_waiting = waiting;
             tokio::select! {
                 biased;
                 cmd = control.recv(), if control_open => match cmd {
@@ -337,7 +351,7 @@ impl Pipeline {
                         return self.store;
                     }
                 },
-                _ = results_timer.tick() => {
+                _ = results_timer.tick(), if waiting => {
                     self.write_results();
                     self.publish_saved();
                     self.publish_systems();

@@ -139,6 +139,8 @@ pub(crate) fn whole(bytes: Bytes) -> Body {
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
     let mut r = Response::new(whole(body.into()));
     *r.status_mut() = status;
+    // Room for these two and the security headers at once (it grew twice per answer).
+    r.headers_mut().reserve(8);
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r

@@ -3,6 +3,7 @@
 //! lifetime), security headers on every answer, gzip for large ones, a graceful drain.
 
 use super::*;
+use hyper::header::{self, HeaderName};
 
 /// Connections served at once at most; beyond, a new one is closed at once.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -158,18 +159,19 @@ where
 /// acknowledgement link's signature sits in its query. (`same-origin`, not `no-referrer`:
 /// with the latter browsers send `Origin: null` on form posts, which the same-site check
 /// of the forms refuses.) Inline styles stay allowed (the self-contained report).
-pub(super) const SECURITY_HEADERS: [(&str, &str); 4] = [
+pub(super) const SECURITY_HEADERS: [(HeaderName, &str); 4] = [
     (
-        "content-security-policy",
+        header::CONTENT_SECURITY_POLICY,
         "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; \
          frame-ancestors 'none'; base-uri 'none'",
     ),
-    ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "same-origin"),
-    ("x-frame-options", "DENY"),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "same-origin"),
+    (header::X_FRAME_OPTIONS, "DENY"),
 ];
 
 pub(super) fn with_security_headers(mut r: Reply) -> Reply {
+    // Named by constants, not parsed from text for every answer.
     for (name, value) in SECURITY_HEADERS {
         r.headers_mut().insert(name, HeaderValue::from_static(value));
     }
