@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -26,6 +27,18 @@ def wait_port(port, what, seconds=30):
         except OSError:
             time.sleep(0.1)
     sys.exit(f"{what} does not listen on 127.0.0.1:{port}")
+
+
+def wait_ready(port, deadline_s=120):
+    """Seconds until Vigil's /-/ready on 127.0.0.1:port answers 200."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < deadline_s:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2).read()
+            return time.perf_counter() - start
+        except OSError:
+            time.sleep(0.02)
+    sys.exit(f"vigil was not ready within {deadline_s} s")
 
 
 def cpu_seconds(pid):
