@@ -41,6 +41,17 @@ def wait_ready(port, deadline_s=120):
     sys.exit(f"vigil was not ready within {deadline_s} s")
 
 
+def stop(proc, seconds=20):
+    """Stops a process this script started: SIGTERM, then SIGKILL if it has not exited
+    within `seconds` (a hung process is never left behind)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def cpu_seconds(pid):
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
